@@ -1,0 +1,238 @@
+//! The configuration model: a TOML file, then `STREAMGATE_<SECTION>__<KEY>` overrides.
+//!
+//! Unknown keys and out-of-range values are errors that name the key; errors in the file
+//! carry its line and column, errors in an override name the variable.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+const ENV_PREFIX: &str = "STREAMGATE_";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub channels: ChannelsConfig,
+    pub stream: StreamConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on; `--listen` overrides it.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// Events kept per channel for resume, rewind and the history API.
+    #[serde(deserialize_with = "at_least_one")]
+    pub history_size: usize,
+    /// Age after which an event leaves history.
+    #[serde(deserialize_with = "at_least_one")]
+    pub history_ttl_s: u64,
+    /// Largest publish request body (one message or a batch), as in Ably.
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_message_bytes: usize,
+    /// Events one connection takes from the hub per write: bounds what a subscriber that
+    /// does not read can hold. A subscriber further behind reads from history.
+    #[serde(deserialize_with = "at_least_one")]
+    pub subscriber_queue: usize,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        ChannelsConfig {
+            history_size: 1000,
+            history_ttl_s: 120,
+            max_message_bytes: 64 * 1024,
+            subscriber_queue: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    /// Idle time after which a stream gets a keepalive comment (or heartbeat event).
+    #[serde(deserialize_with = "at_least_one")]
+    pub keepalive_ms: u64,
+    /// The `retry:` hint sent when the server shuts down: how long clients wait to reconnect.
+    pub retry_ms: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            keepalive_ms: 15_000,
+            retry_ms: 1_000,
+        }
+    }
+}
+
+fn at_least_one<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + PartialOrd + From<u8>,
+{
+    let value = T::deserialize(deserializer)?;
+    if value < T::from(1) {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(value)
+}
+
+/// Why a configuration was refused, ready to print.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads `file` (or the defaults when `None`) and applies the `STREAMGATE_*` variables
+    /// found in `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (origin, text) = match file {
+            Some(path) => (
+                path.to_path_buf(),
+                std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
+                })?,
+            ),
+            None => (PathBuf::from("<defaults>"), String::new()),
+        };
+        // Parsing the text itself gives errors with line and column.
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", origin.display())))?;
+        let mut table: toml::Table = toml::from_str(&text).expect("parsed just above");
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            apply_override(&mut table, path, &value)
+                .map_err(|why| ConfigError(format!("environment variable {name}: {why}")))?;
+            // Re-checking after each override lets an error name the variable that caused it.
+            config = Config::deserialize(table.clone())
+                .map_err(|e| ConfigError(format!("environment variable {name}: {e}")))?;
+        }
+        Ok(config)
+    }
+}
+
+fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> Result<(), String> {
+    let Some((section, key)) = path.split_once("__") else {
+        return Err(format!(
+            "not a config override; name it {ENV_PREFIX}<SECTION>__<KEY>, \
+             e.g. {ENV_PREFIX}CHANNELS__HISTORY_SIZE"
+        ));
+    };
+    let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+    // A value that reads as TOML (a number, a boolean, a quoted string) is taken as such;
+    // anything else is a bare string.
+    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let section_table = table
+        .entry(section.clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match section_table {
+        toml::Value::Table(t) => {
+            t.insert(key, value);
+            Ok(())
+        }
+        _ => Err(format!("[{section}] is not a table")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("streamgate.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_apply_to_an_empty_file() {
+        let c = load_text("", &[]).unwrap();
+        assert_eq!(c.channels.history_size, 1000);
+        assert_eq!(c.channels.history_ttl_s, 120);
+        assert_eq!(c.channels.max_message_bytes, 65536);
+        assert_eq!(c.stream.keepalive_ms, 15000);
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = load_text("[channels]\nhistory_size = 5\nhistroy_ttl_s = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("histroy_ttl_s"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_value_is_named_with_its_line() {
+        let err = load_text("[stream]\n\nkeepalive_ms = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be at least 1"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_win_and_bad_ones_name_the_variable() {
+        let c = load_text(
+            "[channels]\nhistory_size = 5\n",
+            &[("STREAMGATE_CHANNELS__HISTORY_SIZE", "7"), ("PATH", "/bin")],
+        )
+        .unwrap();
+        assert_eq!(c.channels.history_size, 7);
+
+        let err = load_text("", &[("STREAMGATE_CHANNELS__HISTORY_SIZE", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("STREAMGATE_CHANNELS__HISTORY_SIZE"), "{err}");
+
+        let err = load_text("", &[("STREAMGATE_CHANNELS__NOPE", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("STREAMGATE_CHANNELS__NOPE") && err.contains("nope"),
+            "{err}"
+        );
+
+        let err = load_text("", &[("STREAMGATE_LISTEN", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("<SECTION>__<KEY>"), "{err}");
+    }
+}

@@ -1,0 +1,81 @@
+//! `serve --demo`: a built-in, changing stock-ticker API, so a newcomer sees a live stream in
+//! one command. `GET /demo/quotes` answers the current list; every tick the list is also
+//! published on the channel `demo-quotes`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use rand::Rng;
+use serde_json::{Value, json};
+
+use crate::hub::{Hub, NewMessage};
+
+pub const CHANNEL: &str = "demo-quotes";
+const TICK: Duration = Duration::from_secs(1);
+const SYMBOLS: [(&str, f64); 8] = [
+    ("AAPL", 228.0),
+    ("MSFT", 415.0),
+    ("GOOG", 171.0),
+    ("AMZN", 186.0),
+    ("NVDA", 131.0),
+    ("META", 560.0),
+    ("TSLA", 250.0),
+    ("NFLX", 710.0),
+];
+
+type Quotes = Arc<Mutex<Vec<f64>>>;
+
+/// Starts the ticker and returns the demo routes.
+pub fn start(hub: Arc<Hub>) -> Router {
+    let quotes: Quotes = Arc::new(Mutex::new(SYMBOLS.iter().map(|(_, p)| *p).collect()));
+    tokio::spawn(tick(hub, Arc::clone(&quotes)));
+    Router::new()
+        .route("/demo/quotes", get(current))
+        .with_state(quotes)
+}
+
+async fn current(State(quotes): State<Quotes>) -> impl IntoResponse {
+    axum::Json(document(&quotes.lock().unwrap()))
+}
+
+async fn tick(hub: Arc<Hub>, quotes: Quotes) {
+    let mut interval = tokio::time::interval(TICK);
+    loop {
+        interval.tick().await;
+        let doc = {
+            let mut prices = quotes.lock().unwrap();
+            let mut rng = rand::rng();
+            // A random walk on a few symbols per tick, like a real feed between trades.
+            for _ in 0..3 {
+                let i = rng.random_range(0..prices.len());
+                prices[i] = (prices[i] * (1.0 + rng.random_range(-0.01..0.01))).max(1.0);
+            }
+            document(&prices)
+        };
+        hub.publish(
+            CHANNEL,
+            vec![NewMessage {
+                id: None,
+                name: Some("quotes".into()),
+                encoding: None,
+                data: doc,
+            }],
+        );
+    }
+}
+
+fn document(prices: &[f64]) -> Value {
+    let quotes: Vec<Value> = SYMBOLS
+        .iter()
+        .zip(prices)
+        .map(|((symbol, _), price)| {
+            let price: serde_json::Number = format!("{price:.2}").parse().expect("a decimal");
+            json!({ "symbol": symbol, "price": price })
+        })
+        .collect();
+    json!({ "quotes": quotes })
+}

@@ -1,0 +1,102 @@
+//! `POST /channels/{channel}/messages` (publish) and `GET` (history).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::query::Query;
+use super::{ApiError, AppState};
+use crate::auth::Operation;
+use crate::hub::channel::validate_name;
+use crate::sources::publish::parse_body;
+use crate::wire::envelope::{ErrorInfo, codes};
+
+/// Decodes the `{channel}` segment into a valid name.
+fn channel_name(path: Result<Path<String>, PathRejection>) -> Result<String, ErrorInfo> {
+    let Path(name) = path.map_err(|e| ErrorInfo::bad_request(format!("bad channel name: {e}")))?;
+    validate_name(&name)?;
+    Ok(name)
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let channel = channel_name(path)?;
+    let query = Query::parse(query.as_deref());
+    let credential = query.credential(&headers)?;
+    state
+        .auth
+        .authorize(&credential, Operation::Publish, &channel)?;
+    let limit = state.config.channels.max_message_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ErrorInfo::new(
+            codes::TOO_LARGE,
+            format!("message too large: a publish request body may hold at most {limit} bytes"),
+        )
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let messages = parse_body(content_type, &bytes)?;
+    let ids = state.hub.publish(&channel, messages);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "channel": channel, "messageIds": ids })),
+    ))
+}
+
+/// Ably's history query: `limit` (1–1000, default 100), `direction` (`backwards` default),
+/// `start` / `end` (inclusive, ms since the epoch).
+pub async fn history(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let channel = channel_name(path)?;
+    let query = Query::parse(query.as_deref());
+    let credential = query.credential(&headers)?;
+    state
+        .auth
+        .authorize(&credential, Operation::History, &channel)?;
+    let limit: usize = query.number("limit")?.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ErrorInfo::bad_request("limit must be between 1 and 1000").into());
+    }
+    let backwards = match query.get("direction") {
+        None | Some("backwards") => true,
+        Some("forwards") => false,
+        Some(other) => {
+            return Err(ErrorInfo::bad_request(format!(
+                "direction must be forwards or backwards, not {other:?}"
+            ))
+            .into());
+        }
+    };
+    let start: u64 = query.number("start")?.unwrap_or(0);
+    let end: u64 = query.number("end")?.unwrap_or(u64::MAX);
+    if start > end {
+        return Err(ErrorInfo::bad_request("start is after end").into());
+    }
+    let mut events = state
+        .hub
+        .get(&channel)
+        .map(|c| c.retained(state.hub.limits(), crate::hub::now_ms()))
+        .unwrap_or_default();
+    events.retain(|e| (start..=end).contains(&e.message.timestamp));
+    if backwards {
+        events.reverse();
+    }
+    let page: Vec<_> = events.iter().take(limit).map(|e| &e.message).collect();
+    Ok(Json(
+        serde_json::to_value(page).expect("messages serialize"),
+    ))
+}

@@ -1,0 +1,24 @@
+//! Errors before a stream opens: the ErrorInfo's status with body `{"error": ErrorInfo}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::wire::envelope::ErrorInfo;
+
+#[derive(Debug)]
+pub struct ApiError(pub ErrorInfo);
+
+impl From<ErrorInfo> for ApiError {
+    fn from(info: ErrorInfo) -> Self {
+        ApiError(info)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status_code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(serde_json::json!({ "error": self.0 }))).into_response()
+    }
+}

@@ -1,0 +1,60 @@
+//! The HTTP surface: the router and one file per group of endpoints.
+
+mod channels;
+mod error;
+mod health;
+mod query;
+mod stream_params;
+mod streams;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::wire::envelope::{ErrorInfo, codes};
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    pub config: Arc<Config>,
+    pub auth: Arc<Auth>,
+    pub prometheus: PrometheusHandle,
+    /// Flips to `true` when the server shuts down; open streams end on it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/channels/{channel}/messages",
+            get(channels::history).post(channels::publish),
+        )
+        .route("/sse", get(streams::sse))
+        .route("/event-stream", get(streams::event_stream))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ErrorInfo::new(codes::NOT_FOUND, "no such endpoint").into()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ErrorInfo::new(
+        codes::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
+    .into()
+}

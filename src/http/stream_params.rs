@@ -1,0 +1,145 @@
+//! Reading the parameters of `/sse` and `/event-stream` (Ably's SSE API).
+
+use axum::http::HeaderMap;
+
+use super::query::Query;
+use crate::auth::Credential;
+use crate::hub::channel::validate_name;
+use crate::hub::cursor;
+use crate::outlet::Start;
+use crate::wire::envelope::ErrorInfo;
+
+/// A validated streaming request.
+#[derive(Debug)]
+pub struct StreamParams {
+    /// Sorted, unique channel names with where each starts: the order of cursor positions.
+    pub channels: Vec<(String, Start)>,
+    pub enveloped: bool,
+    pub heartbeats: bool,
+    pub credential: Credential,
+}
+
+impl StreamParams {
+    pub fn parse(query: &Query, headers: &HeaderMap, epoch: &str) -> Result<Self, ErrorInfo> {
+        let credential = query.credential(headers)?;
+        let list = query
+            .get("channels")
+            .or_else(|| query.get("channel"))
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| {
+                ErrorInfo::bad_request(
+                    "no channels given; pass channels=name[,name...] (URL-encoded names)",
+                )
+            })?;
+        let separator = query.get("separator").unwrap_or(",");
+        if separator.is_empty() {
+            return Err(ErrorInfo::bad_request("separator must not be empty"));
+        }
+        let rewind = query.get("rewind").map(parse_rewind).transpose()?;
+        let mut channels = list
+            .split(separator)
+            .map(|item| parse_channel(item, rewind))
+            .collect::<Result<Vec<_>, _>>()?;
+        channels.sort_by(|a, b| a.0.cmp(&b.0));
+        channels.dedup_by(|a, b| a.0 == b.0);
+
+        // Resuming wins over rewinding: the client has already seen what rewind would send.
+        if let Some(text) = query.get("lastEvent") {
+            let positions = cursor::parse(text)
+                .ok_or_else(|| {
+                    ErrorInfo::bad_request(format!(
+                        "lastEvent {text:?} is not an event id this server issued"
+                    ))
+                })?
+                .positions;
+            if positions.len() != channels.len() {
+                return Err(ErrorInfo::bad_request(format!(
+                    "lastEvent holds {} positions but the request names {} channels; resume \
+                     with the same channels the id came from",
+                    positions.len(),
+                    channels.len()
+                )));
+            }
+            resume(&mut channels, cursor::parse(text), epoch);
+        } else if let Some(header) = headers.get("last-event-id") {
+            // Browsers send the id back as raw bytes; anything we cannot read as one of our
+            // ids is resumed as an unknown position (a gap notice, then what is retained).
+            let parsed = std::str::from_utf8(header.as_bytes())
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(cursor::parse);
+            if let Some(parsed) = parsed {
+                let parsed = parsed.filter(|c| c.positions.len() == channels.len());
+                resume(&mut channels, parsed, epoch);
+            }
+        }
+        Ok(StreamParams {
+            channels,
+            enveloped: query.flag("enveloped", true)?,
+            heartbeats: query.flag("heartbeats", false)?,
+            credential,
+        })
+    }
+}
+
+/// Sets every channel's start from a cursor of the right length, or to `Unknown`.
+fn resume(channels: &mut [(String, Start)], parsed: Option<cursor::Cursor>, epoch: &str) {
+    match parsed.filter(|c| c.epoch == epoch) {
+        Some(c) => {
+            for ((_, start), p) in channels.iter_mut().zip(c.positions) {
+                *start = Start::After(p);
+            }
+        }
+        None => {
+            for (_, start) in channels.iter_mut() {
+                *start = Start::Unknown;
+            }
+        }
+    }
+}
+
+/// One item of the channel list: `name` or `[?rewind=N]name`.
+fn parse_channel(item: &str, rewind: Option<Start>) -> Result<(String, Start), ErrorInfo> {
+    let (name, start) = match item.strip_prefix("[?") {
+        Some(rest) => {
+            let (params, name) = rest.split_once(']').ok_or_else(|| {
+                ErrorInfo::bad_request(format!("channel qualifier in {item:?} is not closed"))
+            })?;
+            let query = Query::parse(Some(params));
+            let value = match params.split_once('=') {
+                Some(("rewind", _)) => query.get("rewind").unwrap_or_default(),
+                _ => {
+                    return Err(ErrorInfo::bad_request(format!(
+                        "unsupported channel parameters in {item:?}; the only one is rewind"
+                    )));
+                }
+            };
+            (name, parse_rewind(value)?)
+        }
+        None => (item, rewind.unwrap_or(Start::Live)),
+    };
+    validate_name(name)?;
+    Ok((name.to_owned(), start))
+}
+
+/// `rewind` is a count of messages (`10`) or an age (`30s`, `2m`, `1h`).
+fn parse_rewind(value: &str) -> Result<Start, ErrorInfo> {
+    let bad = || {
+        ErrorInfo::bad_request(format!(
+            "rewind must be a number of messages (e.g. 10) or an age (e.g. 30s, 2m), not {value:?}"
+        ))
+    };
+    if let Ok(n) = value.parse::<u64>() {
+        return Ok(Start::Rewind(n));
+    }
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(bad()),
+    };
+    Ok(Start::RewindMs(n.saturating_mul(unit_ms)))
+}

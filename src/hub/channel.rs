@@ -1,0 +1,276 @@
+//! A channel: an ordered, bounded log of events and the set of outlets watching it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use super::event::Event;
+use super::{HistoryLimits, NewMessage};
+use crate::wire::envelope::Message;
+
+/// One channel incarnation.
+///
+/// Positions are contiguous within an incarnation and start above `base`, a hub-wide count
+/// of every event ever published. A channel that was dropped while idle and made again
+/// therefore never reuses a position, so a client holding an old position is told about the
+/// gap instead of silently skipping events.
+#[derive(Debug)]
+pub struct Channel {
+    name: Arc<str>,
+    log: RwLock<Log>,
+    /// Mirror of `Log::head`, so an outlet can see "nothing new" without taking the lock.
+    head: AtomicU64,
+    subscribers: Mutex<Subscribers>,
+}
+
+#[derive(Debug)]
+struct Log {
+    /// Invariant: when not empty, `events[0].seq == floor + 1` and the last seq is `head`.
+    events: VecDeque<Arc<Event>>,
+    head: u64,
+    /// Every event at or below this position has left history.
+    floor: u64,
+    /// Publisher-given message ids still in history, for idempotent publishing.
+    ids: HashMap<String, u64>,
+}
+
+#[derive(Debug, Default)]
+struct Subscribers {
+    next_id: u64,
+    wakers: Vec<(u64, Arc<Notify>)>,
+    /// When the last subscriber left; an idle, empty channel is dropped after the history TTL.
+    idle_since: Option<Instant>,
+}
+
+/// The outcome of reading a channel after a position.
+#[derive(Debug, Default)]
+pub struct Read {
+    /// Events between the position and the first returned one have left history.
+    pub gap: bool,
+    /// The position the events follow: the one asked for, or the floor after a gap.
+    pub from: u64,
+    pub events: Vec<Arc<Event>>,
+}
+
+impl Channel {
+    pub(super) fn new(name: Arc<str>, base: u64) -> Self {
+        Channel {
+            name,
+            log: RwLock::new(Log {
+                events: VecDeque::new(),
+                head: base,
+                floor: base,
+                ids: HashMap::new(),
+            }),
+            head: AtomicU64::new(base),
+            subscribers: Mutex::new(Subscribers {
+                idle_since: Some(Instant::now()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The position of the newest event (the channel's base when none was published).
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Positions a reader may resume from without a gap: `floor..=head`.
+    pub fn bounds(&self) -> (u64, u64) {
+        let log = self.log.read().unwrap();
+        (log.floor, log.head)
+    }
+
+    /// Appends a batch atomically and wakes every subscriber once.
+    ///
+    /// Messages whose publisher-given id is still in history are acknowledged but not
+    /// appended again. `next_id` names messages that came without an id. Returns the ids of
+    /// all messages, in order, and how many events were appended.
+    pub(super) fn publish(
+        &self,
+        batch: Vec<NewMessage>,
+        timestamp: u64,
+        limits: &HistoryLimits,
+        mut next_id: impl FnMut() -> String,
+    ) -> (Vec<String>, usize) {
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut appended = 0;
+        {
+            let mut log = self.log.write().unwrap();
+            for message in batch {
+                if let Some(id) = &message.id
+                    && log.ids.contains_key(id)
+                {
+                    ids.push(id.clone());
+                    continue;
+                }
+                let seq = log.head + 1;
+                let id = match message.id {
+                    Some(id) => {
+                        log.ids.insert(id.clone(), seq);
+                        id
+                    }
+                    None => next_id(),
+                };
+                ids.push(id.clone());
+                let event = Event::new(
+                    seq,
+                    Message {
+                        id,
+                        name: message.name,
+                        timestamp,
+                        encoding: message.encoding,
+                        channel: self.name.to_string(),
+                        data: message.data,
+                    },
+                );
+                log.events.push_back(Arc::new(event));
+                log.head = seq;
+                appended += 1;
+            }
+            log.evict(limits, timestamp);
+            self.head.store(log.head, Ordering::Release);
+        }
+        if appended > 0 {
+            for (_, waker) in &self.subscribers.lock().unwrap().wakers {
+                waker.notify_one();
+            }
+        }
+        (ids, appended)
+    }
+
+    /// Drops events past the age limit; called periodically so idle channels age too.
+    pub(super) fn expire(&self, limits: &HistoryLimits, now_ms: u64) {
+        let mut log = self.log.write().unwrap();
+        log.evict(limits, now_ms);
+    }
+
+    /// Up to `max` events after position `after`.
+    ///
+    /// A position below the floor (events after it have left history) or above the head
+    /// (not a position of this incarnation) reads from the oldest retained event and reports
+    /// the gap.
+    pub fn read_after(&self, after: u64, max: usize) -> Read {
+        let log = self.log.read().unwrap();
+        let (from, gap) = if after < log.floor || after > log.head {
+            (log.floor, true)
+        } else {
+            (after, false)
+        };
+        let start = (from - log.floor) as usize;
+        let end = log.events.len().min(start.saturating_add(max));
+        Read {
+            gap,
+            from,
+            events: log.events.range(start..end).cloned().collect(),
+        }
+    }
+
+    /// Every retained event, oldest first (the history API filters and pages this).
+    pub fn retained(&self, limits: &HistoryLimits, now_ms: u64) -> Vec<Arc<Event>> {
+        let log = self.log.read().unwrap();
+        let oldest = now_ms.saturating_sub(limits.ttl_ms);
+        log.events
+            .iter()
+            .filter(|e| e.message.timestamp >= oldest)
+            .cloned()
+            .collect()
+    }
+
+    /// Registers an outlet's waker; it is woken after every publish until the guard drops.
+    pub fn subscribe(self: &Arc<Self>, waker: Arc<Notify>) -> Subscription {
+        let mut subs = self.subscribers.lock().unwrap();
+        let id = subs.next_id;
+        subs.next_id += 1;
+        subs.wakers.push((id, waker));
+        subs.idle_since = None;
+        Subscription {
+            channel: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// True when nobody watches, nothing is retained, and that has lasted `linger`.
+    pub(super) fn is_disposable(&self, linger: std::time::Duration) -> bool {
+        let subs = self.subscribers.lock().unwrap();
+        let idle_long = subs.idle_since.is_some_and(|t| t.elapsed() >= linger);
+        idle_long && self.log.read().unwrap().events.is_empty()
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.lock().unwrap().wakers.len()
+    }
+}
+
+impl Log {
+    fn evict(&mut self, limits: &HistoryLimits, now_ms: u64) {
+        let oldest = now_ms.saturating_sub(limits.ttl_ms);
+        while let Some(front) = self.events.front() {
+            if self.events.len() <= limits.size && front.message.timestamp >= oldest {
+                break;
+            }
+            let front = self.events.pop_front().expect("front exists");
+            self.floor = front.seq;
+            if self.ids.get(&front.message.id) == Some(&front.seq) {
+                self.ids.remove(&front.message.id);
+            }
+        }
+    }
+}
+
+/// An outlet's registration on a channel; dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    channel: Arc<Channel>,
+    id: u64,
+}
+
+impl Subscription {
+    pub fn channel(&self) -> &Arc<Channel> {
+        &self.channel
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut subs = self.channel.subscribers.lock().unwrap();
+        subs.wakers.retain(|(id, _)| *id != self.id);
+        if subs.wakers.is_empty() {
+            subs.idle_since = Some(Instant::now());
+        }
+    }
+}
+
+/// The longest channel name accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Checks a channel name (after URL-decoding and qualifier removal).
+pub fn validate_name(name: &str) -> Result<(), crate::wire::envelope::ErrorInfo> {
+    use crate::wire::envelope::ErrorInfo;
+    if name.is_empty() {
+        return Err(ErrorInfo::bad_request("channel name is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ErrorInfo::bad_request(format!(
+            "channel name is longer than {MAX_NAME_BYTES} bytes"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ErrorInfo::bad_request(
+            "channel name contains a control character",
+        ));
+    }
+    if name.starts_with('[') {
+        return Err(ErrorInfo::bad_request(format!(
+            "unsupported channel qualifier in {name:?}; the only qualifier is [?rewind=N]name"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The hub: every stream is a channel; sources write into channels, outlets read them.
+//!
+//! Channels are made on first use (a publish or a subscription) and dropped once they have
+//! been idle and empty for the history TTL. The hub stamps each process with an `epoch` so
+//! that a resume id from before a restart is recognised as such.
+
+pub mod channel;
+pub mod cursor;
+pub mod event;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::metrics::Metrics;
+pub use channel::{Channel, Read, Subscription};
+pub use event::Event;
+
+/// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age.
+#[derive(Debug, Clone)]
+pub struct HistoryLimits {
+    pub size: usize,
+    pub ttl_ms: u64,
+}
+
+/// A message as a source hands it to the hub, before it has a position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// A publisher-given id makes the publish idempotent while it is in history.
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub encoding: Option<String>,
+    pub data: Value,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
+    limits: HistoryLimits,
+    epoch: String,
+    /// Every event ever appended in this process; new channels start above it.
+    appended: AtomicU64,
+    /// Names messages published without an id.
+    message_ids: AtomicU64,
+    metrics: Metrics,
+}
+
+impl Hub {
+    pub fn new(limits: HistoryLimits, metrics: Metrics) -> Self {
+        Hub {
+            channels: RwLock::new(HashMap::new()),
+            limits,
+            epoch: cursor::new_epoch(),
+            appended: AtomicU64::new(0),
+            message_ids: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    pub fn limits(&self) -> &HistoryLimits {
+        &self.limits
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Channel>> {
+        self.channels.read().unwrap().get(name).cloned()
+    }
+
+    /// Subscribes `waker` to the channel, making the channel if needed.
+    ///
+    /// Done under the map's read lock so the sweeper cannot drop the channel between the
+    /// lookup and the registration.
+    pub fn subscribe(&self, name: &str, waker: Arc<tokio::sync::Notify>) -> Subscription {
+        self.with_channel(name, |channel| channel.subscribe(waker))
+    }
+
+    /// Publishes a batch to one channel; returns the message ids in order.
+    pub fn publish(&self, name: &str, batch: Vec<NewMessage>) -> Vec<String> {
+        let timestamp = now_ms();
+        self.with_channel(name, |channel| {
+            let (ids, appended) = channel.publish(batch, timestamp, &self.limits, || {
+                let n = self.message_ids.fetch_add(1, Ordering::Relaxed) + 1;
+                format!("{}:{n}", self.epoch)
+            });
+            // Counted inside the map's read lock: see `with_channel`.
+            self.appended.fetch_add(appended as u64, Ordering::Relaxed);
+            self.metrics.published.increment(appended as u64);
+            ids
+        })
+    }
+
+    fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Arc<Channel>) -> T) -> T {
+        {
+            let channels = self.channels.read().unwrap();
+            if let Some(channel) = channels.get(name) {
+                return f(channel);
+            }
+        }
+        let mut channels = self.channels.write().unwrap();
+        let count = channels.len() + usize::from(!channels.contains_key(name));
+        self.metrics.channels.set(count as f64);
+        let channel = channels.entry(Arc::from(name)).or_insert_with(|| {
+            // An older incarnation was dropped under this write lock, after every publish
+            // into it had counted its events in `appended` under the read lock; so each of
+            // its positions is at most `appended` now.
+            let base = self.appended.load(Ordering::Relaxed);
+            Arc::new(Channel::new(Arc::from(name), base))
+        });
+        f(channel)
+    }
+
+    /// Ages history and drops channels that are idle and empty. Run periodically.
+    pub fn sweep(&self) {
+        let now = now_ms();
+        let linger = Duration::from_millis(self.limits.ttl_ms);
+        let mut channels = self.channels.write().unwrap();
+        channels.retain(|_, channel| {
+            channel.expire(&self.limits, now);
+            !channel.is_disposable(linger)
+        });
+        self.metrics.channels.set(channels.len() as f64);
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.channels.read().unwrap().len()
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

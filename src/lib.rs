@@ -1,0 +1,30 @@
+//! # streamgate
+//!
+//! A streaming API gateway: it turns what people already have into live streams over HTTP
+//! standards. One idea holds the code together: **every stream is a channel; sources write
+//! into channels; connections (outlets) read out of them.**
+//!
+//! ## Map
+//! - [`config`]: the TOML model, `STREAMGATE_<SECTION>__<KEY>` overrides, validation.
+//! - [`hub`]: channels (ordered, bounded history, subscriber wakers), resume cursors, the
+//!   event type whose wire encodings are computed once and shared by every subscriber.
+//! - [`sources`]: what writes into channels: HTTP publish today.
+//! - [`outlet`]: one client connection: its positions in its channels, keepalive, batching,
+//!   gap notices. Its queue is the channels' history; it holds only positions.
+//! - [`wire`]: SSE and NDJSON encoding, Ably's `Message` / `ErrorInfo`, and an SSE parser.
+//! - [`http`]: the router and one file per surface (channels, streams, health).
+//! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`) and the allow decision.
+//! - [`metrics`]: Prometheus handles for the hot paths.
+//! - [`server`]: wiring it all up, with graceful shutdown.
+//! - [`demo`]: the built-in changing API behind `serve --demo`.
+
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod outlet;
+pub mod server;
+pub mod sources;
+pub mod wire;

@@ -1,0 +1,227 @@
+//! An outlet: one streaming client connection.
+//!
+//! It owns its subscriptions (a position per channel), its encoder and its keepalive timer.
+//! Its "queue" is the channels' shared history: an outlet holds only positions, is woken after
+//! each publish, and copies at most `batch` events per write. A client that does not read
+//! stops the outlet at its write (TCP backpressure), so it costs its positions plus one batch,
+//! whatever is published meanwhile; when it reads again it continues from history, or is told
+//! about the gap if its position has left history.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::hub::{Hub, Subscription, cursor};
+use crate::wire::envelope::{ErrorInfo, codes};
+use crate::wire::{WireFormat, ndjson, sse};
+
+/// Where a channel's stream starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Only what is published from now on.
+    Live,
+    /// The last `n` retained messages first.
+    Rewind(u64),
+    /// Retained messages at most this many milliseconds old first.
+    RewindMs(u64),
+    /// Exactly after this position (from a resume id).
+    After(u64),
+    /// After a position we cannot place (another process, a foreign id): report a gap and send
+    /// everything retained, which is all newer than what the client saw.
+    Unknown,
+}
+
+/// How the connection writes.
+#[derive(Debug, Clone)]
+pub struct OutletOptions {
+    pub format: WireFormat,
+    pub heartbeats: bool,
+    pub keepalive: Duration,
+    pub batch: usize,
+    pub retry_ms: u64,
+}
+
+struct Sub {
+    subscription: Subscription,
+    cursor: u64,
+    gap_pending: bool,
+}
+
+pub struct Outlet {
+    hub: Arc<Hub>,
+    subs: Vec<Sub>,
+    waker: Arc<Notify>,
+    options: OutletOptions,
+    shutdown: watch::Receiver<bool>,
+    next_keepalive: Instant,
+    /// Which channel the next drain starts at, so a busy channel cannot starve the others.
+    rotate: usize,
+    id: String,
+    finished: bool,
+}
+
+impl Outlet {
+    /// Subscribes to `channels` (names sorted and unique: the cursor's order).
+    pub fn open(
+        hub: Arc<Hub>,
+        channels: &[(String, Start)],
+        options: OutletOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> Outlet {
+        let waker = Arc::new(Notify::new());
+        let subs = channels
+            .iter()
+            .map(|(name, start)| {
+                let subscription = hub.subscribe(name, Arc::clone(&waker));
+                let channel = subscription.channel();
+                let (floor, head) = channel.bounds();
+                let (cursor, gap_pending) = match *start {
+                    Start::Live => (head, false),
+                    Start::Rewind(n) => (head.saturating_sub(n).max(floor), false),
+                    Start::RewindMs(ms) => {
+                        let since = crate::hub::now_ms().saturating_sub(ms);
+                        let first = channel
+                            .retained(hub.limits(), crate::hub::now_ms())
+                            .into_iter()
+                            .find(|e| e.message.timestamp >= since);
+                        (first.map_or(head, |e| e.seq - 1), false)
+                    }
+                    Start::After(p) if p <= head => (p, false),
+                    Start::After(_) | Start::Unknown => (floor, true),
+                };
+                Sub {
+                    subscription,
+                    cursor,
+                    gap_pending,
+                }
+            })
+            .collect();
+        hub.metrics().connections.increment(1.0);
+        let keepalive = options.keepalive;
+        Outlet {
+            hub,
+            subs,
+            waker,
+            options,
+            shutdown,
+            next_keepalive: Instant::now() + keepalive,
+            rotate: 0,
+            id: String::new(),
+            finished: false,
+        }
+    }
+
+    /// The next bytes to write; `None` ends the stream (server shutting down).
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            let mut buf = BytesMut::new();
+            self.drain(&mut buf);
+            if !buf.is_empty() {
+                self.next_keepalive = Instant::now() + self.options.keepalive;
+                return Some(buf.freeze());
+            }
+            tokio::select! {
+                _ = self.waker.notified() => {}
+                _ = tokio::time::sleep_until(self.next_keepalive) => {
+                    self.put_keepalive(&mut buf);
+                    self.next_keepalive = Instant::now() + self.options.keepalive;
+                    return Some(buf.freeze());
+                }
+                _ = self.shutdown.changed() => {
+                    self.finished = true;
+                    if self.options.format.is_sse() {
+                        sse::put_retry(&mut buf, self.options.retry_ms);
+                        return Some(buf.freeze());
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Copies up to one batch of new events from the channels into `buf`.
+    fn drain(&mut self, buf: &mut BytesMut) {
+        let mut budget = self.options.batch;
+        let count = self.subs.len();
+        let mut delivered = 0u64;
+        for k in 0..count {
+            if budget == 0 {
+                break;
+            }
+            let i = (self.rotate + k) % count;
+            let sub = &self.subs[i];
+            let channel = sub.subscription.channel();
+            if !sub.gap_pending && channel.head() <= sub.cursor {
+                continue;
+            }
+            let read = channel.read_after(sub.cursor, budget);
+            let gap = read.gap || sub.gap_pending;
+            if gap {
+                if read.from > sub.cursor && !sub.gap_pending {
+                    self.hub.metrics().drops.increment(read.from - sub.cursor);
+                }
+                let error = ErrorInfo::new(
+                    codes::HISTORY_GAP,
+                    format!(
+                        "history gap on channel {}: messages after the resume position are no \
+                         longer in history; continuing from the oldest retained message",
+                        channel.name()
+                    ),
+                );
+                self.put_event(buf, "error", &error.to_json());
+            }
+            let sub = &mut self.subs[i];
+            sub.gap_pending = false;
+            sub.cursor = read.from;
+            for event in &read.events {
+                self.subs[i].cursor = event.seq;
+                cursor::encode(
+                    self.hub.epoch(),
+                    self.subs.iter().map(|s| s.cursor),
+                    &mut self.id,
+                );
+                let body = event.encoded(self.options.format);
+                if self.options.format.is_sse() {
+                    sse::put_id(buf, &self.id);
+                    buf.extend_from_slice(body);
+                } else {
+                    ndjson::put_message(buf, &self.id, body);
+                }
+            }
+            budget -= read.events.len();
+            delivered += read.events.len() as u64;
+        }
+        self.rotate = (self.rotate + 1) % count.max(1);
+        if delivered > 0 {
+            self.hub.metrics().delivered.increment(delivered);
+        }
+    }
+
+    fn put_event(&self, buf: &mut BytesMut, name: &str, json: &str) {
+        if self.options.format.is_sse() {
+            sse::put_event(buf, name, json);
+        } else {
+            ndjson::put_event(buf, name, json);
+        }
+    }
+
+    fn put_keepalive(&self, buf: &mut BytesMut) {
+        match (self.options.heartbeats, self.options.format.is_sse()) {
+            (true, _) => self.put_event(buf, "heartbeat", "{}"),
+            (false, true) => sse::put_keepalive(buf),
+            (false, false) => ndjson::put_keepalive(buf),
+        }
+    }
+}
+
+impl Drop for Outlet {
+    fn drop(&mut self) {
+        self.hub.metrics().connections.decrement(1.0);
+    }
+}

@@ -1,0 +1,77 @@
+//! Putting the parts together: the hub, its sweeper, the router and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::hub::{HistoryLimits, Hub};
+use crate::metrics::Metrics;
+
+/// How long open connections get to flush after shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves until `stop` resolves, then ends every stream with a `retry:` hint and returns
+/// once the connections have closed (or the grace period ran out).
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    demo: bool,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (metrics, prometheus) = Metrics::install();
+    let hub = Arc::new(Hub::new(
+        HistoryLimits {
+            size: config.channels.history_size,
+            ttl_ms: config.channels.history_ttl_s.saturating_mul(1000),
+        },
+        metrics,
+    ));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let sweeper = tokio::spawn(sweep(Arc::clone(&hub)));
+    let state = AppState {
+        hub: Arc::clone(&hub),
+        config: Arc::new(config),
+        auth: Arc::new(Auth),
+        prometheus,
+        shutdown: shutdown_rx,
+    };
+    let mut app: Router = router(state);
+    if demo {
+        app = app.merge(crate::demo::start(Arc::clone(&hub)));
+    }
+    let (stopped_tx, mut stopped_rx) = watch::channel(false);
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stop.await;
+        tracing::info!("shutting down: telling clients to reconnect");
+        let _ = shutdown_tx.send(true);
+        let _ = stopped_tx.send(true);
+    });
+    let grace = async move {
+        let _ = stopped_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let result = tokio::select! {
+        result = serve => result,
+        _ = grace => {
+            tracing::warn!("connections still open after the grace period; closing them");
+            Ok(())
+        }
+    };
+    sweeper.abort();
+    result
+}
+
+async fn sweep(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        hub.sweep();
+    }
+}

@@ -1,0 +1,3 @@
+//! Sources write into channels. This one is HTTP publish; pollers and relays follow.
+
+pub mod publish;

@@ -1,0 +1,95 @@
+//! Turning a publish request body into messages for the hub.
+//!
+//! A body sent as JSON (`Content-Type: application/json` or `*/*+json`) must be one message
+//! object or a non-empty array of them; a body of any other type is one message whose data
+//! is the body as a string (base64 with `encoding: "base64"` when it is not UTF-8).
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::hub::NewMessage;
+use crate::wire::envelope::ErrorInfo;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireMessage {
+    #[serde(default)]
+    name: Option<String>,
+    data: Value,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+pub fn is_json(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else { return false };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// Parses a publish body. Errors are 40000 with the reason and where it was found.
+pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Vec<NewMessage>, ErrorInfo> {
+    if !is_json(content_type) {
+        let (data, encoding) = match std::str::from_utf8(body) {
+            Ok(text) => (text.to_owned(), None),
+            Err(_) => (
+                base64::engine::general_purpose::STANDARD.encode(body),
+                Some("base64".to_owned()),
+            ),
+        };
+        return Ok(vec![NewMessage {
+            id: None,
+            name: None,
+            encoding,
+            data: Value::String(data),
+        }]);
+    }
+    // Parse to a Value first so syntax errors keep serde's line and column; the shape check
+    // after it gives the field-level reason.
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ErrorInfo::bad_request(format!("request body is not valid JSON: {e}")))?;
+    let messages = match value {
+        Value::Object(_) => vec![message(value)?],
+        Value::Array(items) if !items.is_empty() => {
+            items.into_iter().map(message).collect::<Result<_, _>>()?
+        }
+        Value::Array(_) => {
+            return Err(ErrorInfo::bad_request("the message array is empty"));
+        }
+        _ => {
+            return Err(ErrorInfo::bad_request(
+                "a JSON body must be a message object {\"name\"?, \"data\", \"id\"?, \
+                 \"encoding\"?} or an array of them; send other payloads as text/plain",
+            ));
+        }
+    };
+    Ok(messages)
+}
+
+fn message(value: Value) -> Result<NewMessage, ErrorInfo> {
+    let WireMessage {
+        name,
+        data,
+        id,
+        encoding,
+    } = serde_json::from_value(value)
+        .map_err(|e| ErrorInfo::bad_request(format!("invalid message: {e}")))?;
+    if id.as_deref() == Some("") {
+        return Err(ErrorInfo::bad_request(
+            "invalid message: id must not be empty",
+        ));
+    }
+    Ok(NewMessage {
+        id,
+        name,
+        encoding,
+        data,
+    })
+}

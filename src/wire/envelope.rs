@@ -1,0 +1,62 @@
+//! The JSON shapes clients see: Ably's `Message` and `ErrorInfo`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A published message as it is stored and delivered (Ably's Message object).
+///
+/// Every key is always present (`null` when absent) so clients can rely on the shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub id: String,
+    pub name: Option<String>,
+    /// Milliseconds since the Unix epoch, stamped by the gateway on publish.
+    pub timestamp: u64,
+    pub encoding: Option<String>,
+    pub channel: String,
+    pub data: Value,
+}
+
+/// Ably's ErrorInfo: the body of every error, before a stream opens and inside it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorInfo {
+    pub message: String,
+    pub code: u32,
+    #[serde(rename = "statusCode")]
+    pub status_code: u16,
+    pub href: String,
+}
+
+impl ErrorInfo {
+    /// Builds an error whose HTTP status is the first three digits of the code, as in Ably's
+    /// scheme (40101 → 401, 50300 → 503).
+    pub fn new(code: u32, message: impl Into<String>) -> Self {
+        let status_code = u16::try_from(code / 100).unwrap_or(500);
+        ErrorInfo {
+            message: message.into(),
+            code,
+            status_code,
+            href: format!("https://help.ably.io/error/{code}"),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(codes::BAD_REQUEST, message)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("ErrorInfo always serializes")
+    }
+}
+
+/// The error codes of SPEC.md §2, named.
+pub mod codes {
+    pub const BAD_REQUEST: u32 = 40000;
+    pub const BAD_CREDENTIALS: u32 = 40101;
+    pub const NOT_FOUND: u32 = 40400;
+    pub const METHOD_NOT_ALLOWED: u32 = 40500;
+    pub const HISTORY_GAP: u32 = 40900;
+    pub const TOO_LARGE: u32 = 41300;
+    pub const INTERNAL: u32 = 50000;
+    pub const UNAVAILABLE: u32 = 50300;
+}

@@ -1,0 +1,35 @@
+//! Encodings of events on the wire: SSE and NDJSON, and the JSON envelopes they carry.
+//!
+//! An event's body (everything but the per-connection resume id) is encoded once per
+//! [`WireFormat`] and shared; the outlet only adds the id in front.
+
+pub mod envelope;
+pub mod ndjson;
+pub mod sse;
+pub mod sse_parser;
+
+/// The four ways an event can be written to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    SseEnveloped,
+    SseRaw,
+    NdjsonEnveloped,
+    NdjsonRaw,
+}
+
+impl WireFormat {
+    pub const COUNT: usize = 4;
+
+    pub fn new(sse: bool, enveloped: bool) -> Self {
+        match (sse, enveloped) {
+            (true, true) => WireFormat::SseEnveloped,
+            (true, false) => WireFormat::SseRaw,
+            (false, true) => WireFormat::NdjsonEnveloped,
+            (false, false) => WireFormat::NdjsonRaw,
+        }
+    }
+
+    pub fn is_sse(self) -> bool {
+        matches!(self, WireFormat::SseEnveloped | WireFormat::SseRaw)
+    }
+}
