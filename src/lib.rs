@@ -19,6 +19,7 @@
 //! - [`demo`]: the built-in changing API behind `serve --demo`.
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod http;
