@@ -7,6 +7,8 @@
 //! whatever is published meanwhile; when it reads again it continues from history, or is told
 //! about the gap if its position has left history.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,8 +59,6 @@ pub struct Outlet {
     options: OutletOptions,
     shutdown: watch::Receiver<bool>,
     next_keepalive: Instant,
-    /// Which channel the next drain starts at, so a busy channel cannot starve the others.
-    rotate: usize,
     id: String,
     finished: bool,
 }
@@ -108,7 +108,6 @@ impl Outlet {
             options,
             shutdown,
             next_keepalive: Instant::now() + keepalive,
-            rotate: 0,
             id: String::new(),
             finished: false,
         }
@@ -145,24 +144,19 @@ impl Outlet {
         }
     }
 
-    /// Copies up to one batch of new events from the channels into `buf`.
+    /// Copies up to one batch of new events from the channels into `buf`, interleaving
+    /// channels in publish order.
     fn drain(&mut self, buf: &mut BytesMut) {
-        let mut budget = self.options.batch;
-        let count = self.subs.len();
-        let mut delivered = 0u64;
-        for k in 0..count {
-            if budget == 0 {
-                break;
-            }
-            let i = (self.rotate + k) % count;
+        let budget = self.options.batch;
+        let mut reads = Vec::new();
+        for i in 0..self.subs.len() {
             let sub = &self.subs[i];
             let channel = sub.subscription.channel();
             if !sub.gap_pending && channel.head() <= sub.cursor {
                 continue;
             }
             let read = channel.read_after(sub.cursor, budget);
-            let gap = read.gap || sub.gap_pending;
-            if gap {
+            if read.gap || sub.gap_pending {
                 if read.from > sub.cursor && !sub.gap_pending {
                     self.hub.metrics().drops.increment(read.from - sub.cursor);
                 }
@@ -179,27 +173,43 @@ impl Outlet {
             let sub = &mut self.subs[i];
             sub.gap_pending = false;
             sub.cursor = read.from;
-            for event in &read.events {
-                self.subs[i].cursor = event.seq;
-                cursor::encode(
-                    self.hub.epoch(),
-                    self.subs.iter().map(|s| s.cursor),
-                    &mut self.id,
-                );
-                let body = event.encoded(self.options.format);
-                if self.options.format.is_sse() {
-                    sse::put_id(buf, &self.id);
-                    buf.extend_from_slice(body);
-                } else {
-                    ndjson::put_message(buf, &self.id, body);
-                }
+            if !read.events.is_empty() {
+                reads.push((i, read.events.into_iter()));
             }
-            budget -= read.events.len();
-            delivered += read.events.len() as u64;
         }
-        self.rotate = (self.rotate + 1) % count.max(1);
+        // A k-way merge on the hub-wide order; ties cannot happen.
+        let mut heads: BinaryHeap<Reverse<(u64, usize)>> = reads
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(r, (_, events))| Some(Reverse((events.as_slice().first()?.order, r))))
+            .collect();
+        let mut delivered = 0;
+        while delivered < budget {
+            let Some(Reverse((_, r))) = heads.pop() else {
+                break;
+            };
+            let (i, events) = &mut reads[r];
+            let event = events.next().expect("a queued head has an event");
+            if let Some(next) = events.as_slice().first() {
+                heads.push(Reverse((next.order, r)));
+            }
+            self.subs[*i].cursor = event.seq;
+            cursor::encode(
+                self.hub.epoch(),
+                self.subs.iter().map(|s| s.cursor),
+                &mut self.id,
+            );
+            let body = event.encoded(self.options.format);
+            if self.options.format.is_sse() {
+                sse::put_id(buf, &self.id);
+                buf.extend_from_slice(body);
+            } else {
+                ndjson::put_message(buf, &self.id, body);
+            }
+            delivered += 1;
+        }
         if delivered > 0 {
-            self.hub.metrics().delivered.increment(delivered);
+            self.hub.metrics().delivered.increment(delivered as u64);
         }
     }
 

@@ -45,33 +45,28 @@ impl StreamParams {
 
         // Resuming wins over rewinding: the client has already seen what rewind would send.
         if let Some(text) = query.get("lastEvent") {
-            let positions = cursor::parse(text)
-                .ok_or_else(|| {
-                    ErrorInfo::bad_request(format!(
-                        "lastEvent {text:?} is not an event id this server issued"
-                    ))
-                })?
-                .positions;
-            if positions.len() != channels.len() {
+            let parsed = cursor::parse(text).ok_or_else(|| {
+                ErrorInfo::bad_request(format!(
+                    "lastEvent {text:?} is not an event id this server issued"
+                ))
+            })?;
+            if parsed.positions.len() != channels.len() {
                 return Err(ErrorInfo::bad_request(format!(
                     "lastEvent holds {} positions but the request names {} channels; resume \
                      with the same channels the id came from",
-                    positions.len(),
+                    parsed.positions.len(),
                     channels.len()
                 )));
             }
-            resume(&mut channels, cursor::parse(text), epoch);
-        } else if let Some(header) = headers.get("last-event-id") {
+            resume(&mut channels, Some(parsed), epoch);
+        } else if let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) {
             // Browsers send the id back as raw bytes; anything we cannot read as one of our
             // ids is resumed as an unknown position (a gap notice, then what is retained).
             let parsed = std::str::from_utf8(header.as_bytes())
                 .ok()
-                .filter(|t| !t.is_empty())
-                .map(cursor::parse);
-            if let Some(parsed) = parsed {
-                let parsed = parsed.filter(|c| c.positions.len() == channels.len());
-                resume(&mut channels, parsed, epoch);
-            }
+                .and_then(cursor::parse)
+                .filter(|c| c.positions.len() == channels.len());
+            resume(&mut channels, parsed, epoch);
         }
         Ok(StreamParams {
             channels,

@@ -91,13 +91,15 @@ impl Channel {
     /// Appends a batch atomically and wakes every subscriber once.
     ///
     /// Messages whose publisher-given id is still in history are acknowledged but not
-    /// appended again. `next_id` names messages that came without an id. Returns the ids of
-    /// all messages, in order, and how many events were appended.
+    /// appended again. `next_id` names messages that came without an id; `order` counts
+    /// every event appended in the hub. Returns the ids of all messages, in order, and how
+    /// many events were appended.
     pub(super) fn publish(
         &self,
         batch: Vec<NewMessage>,
         timestamp: u64,
         limits: &HistoryLimits,
+        order: &AtomicU64,
         mut next_id: impl FnMut() -> String,
     ) -> (Vec<String>, usize) {
         let mut ids = Vec::with_capacity(batch.len());
@@ -122,6 +124,7 @@ impl Channel {
                 ids.push(id.clone());
                 let event = Event::new(
                     seq,
+                    order.fetch_add(1, Ordering::Relaxed) + 1,
                     Message {
                         id,
                         name: message.name,

@@ -15,14 +15,18 @@ use crate::wire::{WireFormat, ndjson, sse};
 pub struct Event {
     /// Position in the channel: contiguous within one channel incarnation.
     pub seq: u64,
+    /// Hub-wide publish order, so a connection on several channels can interleave their
+    /// backlogs as they were published.
+    pub order: u64,
     pub message: Message,
     encoded: [OnceLock<Bytes>; WireFormat::COUNT],
 }
 
 impl Event {
-    pub fn new(seq: u64, message: Message) -> Self {
+    pub fn new(seq: u64, order: u64, message: Message) -> Self {
         Event {
             seq,
+            order,
             message,
             encoded: Default::default(),
         }

@@ -88,12 +88,12 @@ impl Hub {
     pub fn publish(&self, name: &str, batch: Vec<NewMessage>) -> Vec<String> {
         let timestamp = now_ms();
         self.with_channel(name, |channel| {
-            let (ids, appended) = channel.publish(batch, timestamp, &self.limits, || {
-                let n = self.message_ids.fetch_add(1, Ordering::Relaxed) + 1;
-                format!("{}:{n}", self.epoch)
-            });
-            // Counted inside the map's read lock: see `with_channel`.
-            self.appended.fetch_add(appended as u64, Ordering::Relaxed);
+            // `appended` is counted inside the map's read lock: see `with_channel`.
+            let (ids, appended) =
+                channel.publish(batch, timestamp, &self.limits, &self.appended, || {
+                    let n = self.message_ids.fetch_add(1, Ordering::Relaxed) + 1;
+                    format!("{}:{n}", self.epoch)
+                });
             self.metrics.published.increment(appended as u64);
             ids
         })

@@ -1,0 +1,228 @@
+//! Shared test support: a real `streamgate` process on a free port, and real clients.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use streamgate::wire::sse_parser::{SseEvent, SseFrame, SseParser};
+
+/// A gateway process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `streamgate serve` with `config` (TOML) on 127.0.0.1 and a free port.
+    pub fn start(config: &str) -> Server {
+        Self::start_with(config, &[])
+    }
+
+    pub fn start_with(config: &str, args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("streamgate.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning streamgate");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("streamgate listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from streamgate: {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Publishes `body` as JSON; asserts 201 and returns the message ids.
+pub async fn publish(server: &Server, channel: &str, body: Value) -> Vec<String> {
+    let resp = client()
+        .post(server.url(&format!("/channels/{channel}/messages")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "publish to {channel}");
+    let v: Value = resp.json().await.unwrap();
+    v["messageIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Asserts an error response: status, ErrorInfo code, and the full ErrorInfo shape.
+pub async fn expect_error(resp: reqwest::Response, status: u16, code: u64) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let body: Value = resp.json().await.expect("error body is JSON");
+    let info = &body["error"];
+    assert_eq!(info["code"], code, "{body}");
+    assert_eq!(info["statusCode"], status, "{body}");
+    assert!(
+        info["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(info["href"].as_str().is_some(), "{body}");
+    body
+}
+
+/// A streaming response read with the crate's WHATWG SSE parser.
+pub struct SseStream {
+    pub response: reqwest::Response,
+    parser: SseParser,
+    frames: VecDeque<SseFrame>,
+}
+
+impl SseStream {
+    pub async fn open(url: &str) -> SseStream {
+        Self::open_with(url, HeaderMap::new()).await
+    }
+
+    pub async fn open_with(url: &str, headers: HeaderMap) -> SseStream {
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(url)
+            .headers(headers)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "opening {url}");
+        SseStream {
+            response,
+            parser: SseParser::new(),
+            frames: VecDeque::new(),
+        }
+    }
+
+    /// The next frame (event or comment); `None` when the stream ended or 10 s passed.
+    pub async fn next_frame(&mut self) -> Option<SseFrame> {
+        self.next_frame_within(Duration::from_secs(10)).await
+    }
+
+    pub async fn next_frame_within(&mut self, wait: Duration) -> Option<SseFrame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                return Some(frame);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            let mut out = Vec::new();
+            self.parser.feed(&chunk, &mut out);
+            self.frames.extend(out);
+        }
+    }
+
+    /// The next event, skipping comments.
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            match self.next_frame().await? {
+                SseFrame::Event(e) => return Some(e),
+                SseFrame::Comment(_) => continue,
+            }
+        }
+    }
+
+    pub async fn events(&mut self, n: usize) -> Vec<SseEvent> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let e = self
+                .next_event()
+                .await
+                .unwrap_or_else(|| panic!("stream ended after {} of {n} events", out.len()));
+            out.push(e);
+        }
+        out
+    }
+
+    /// Asserts nothing arrives for `wait`.
+    pub async fn expect_quiet(&mut self, wait: Duration) {
+        if let Some(frame) = self.next_frame_within(wait).await {
+            panic!("expected no more frames, got {frame:?}");
+        }
+    }
+}
+
+/// The Message envelope of an SSE `message` event.
+pub fn envelope(event: &SseEvent) -> Value {
+    assert_eq!(event.event, "message", "{event:?}");
+    serde_json::from_str(&event.data).unwrap_or_else(|e| panic!("{e}: {:?}", event.data))
+}
