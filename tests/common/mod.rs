@@ -20,10 +20,11 @@ pub struct Server {
 impl Server {
     /// Starts `streamgate serve` with `config` (TOML) on 127.0.0.1 and a free port.
     pub fn start(config: &str) -> Server {
-        Self::start_with(config, &[])
+        Self::start_with(config, &[], &[])
     }
 
-    pub fn start_with(config: &str, args: &[&str]) -> Server {
+    /// Like `start`, with extra `serve` arguments and environment variables.
+    pub fn start_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("streamgate.toml");
         std::fs::write(&path, config).unwrap();
@@ -34,6 +35,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawning streamgate");

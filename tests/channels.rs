@@ -1,0 +1,324 @@
+//! Publish and history over real sockets, and every bad input's ErrorInfo.
+
+mod common;
+
+use common::{Server, SseStream, client, envelope, expect_error, publish};
+use serde_json::{Value, json};
+
+const CONFIG: &str = "[channels]\nmax_message_bytes = 1024\n";
+
+async fn post(
+    server: &Server,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> reqwest::Response {
+    let mut req = client().post(server.url(path)).body(body.to_vec());
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn publish_answers_201_with_channel_and_ids() {
+    let server = Server::start(CONFIG);
+    let resp = post(
+        &server,
+        "/channels/orders/messages",
+        Some("application/json"),
+        br#"[{"data":1},{"data":2,"name":"n"}]"#,
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["channel"], "orders");
+    let ids = body["messageIds"].as_array().unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[tokio::test]
+async fn a_non_json_body_is_one_string_message() {
+    let server = Server::start(CONFIG);
+    let mut stream = SseStream::open(&server.url("/sse?channels=raw")).await;
+    let resp = post(
+        &server,
+        "/channels/raw/messages",
+        Some("text/plain"),
+        b"{not json}\nsecond line",
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    // No content type at all: still raw text.
+    assert_eq!(
+        post(&server, "/channels/raw/messages", None, b"plain")
+            .await
+            .status(),
+        201
+    );
+    // Bytes that are not UTF-8 arrive base64-encoded, saying so.
+    assert_eq!(
+        post(
+            &server,
+            "/channels/raw/messages",
+            Some("application/octet-stream"),
+            b"\xff\x00\x01"
+        )
+        .await
+        .status(),
+        201
+    );
+    let events = stream.events(3).await;
+    assert_eq!(envelope(&events[0])["data"], "{not json}\nsecond line");
+    assert_eq!(envelope(&events[1])["data"], "plain");
+    let binary = envelope(&events[2]);
+    assert_eq!(binary["data"], "/wAB");
+    assert_eq!(binary["encoding"], "base64");
+}
+
+#[tokio::test]
+async fn a_publisher_id_makes_publishing_idempotent() {
+    let server = Server::start(CONFIG);
+    let mut stream = SseStream::open(&server.url("/sse?channels=idem")).await;
+    let first = publish(&server, "idem", json!({"id": "order-42", "data": "once"})).await;
+    let again = publish(
+        &server,
+        "idem",
+        json!([{"id": "order-42", "data": "twice"}, {"data": "next"}]),
+    )
+    .await;
+    assert_eq!(first, ["order-42"]);
+    assert_eq!(again[0], "order-42");
+    let events = stream.events(2).await;
+    assert_eq!(envelope(&events[0])["data"], "once");
+    assert_eq!(envelope(&events[0])["id"], "order-42");
+    assert_eq!(envelope(&events[1])["data"], "next");
+    let history: Vec<Value> = client()
+        .get(server.url("/channels/idem/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2);
+}
+
+#[tokio::test]
+async fn history_pages_by_limit_direction_and_time() {
+    let server = Server::start(CONFIG);
+    for i in 0..5 {
+        publish(&server, "hist", json!({"data": i})).await;
+    }
+    let get = |q: &'static str| {
+        let url = server.url(&format!("/channels/hist/messages{q}"));
+        async move {
+            let resp = client().get(url).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Vec<Value>>().await.unwrap()
+        }
+    };
+    let data = |page: Vec<Value>| page.iter().map(|m| m["data"].clone()).collect::<Vec<_>>();
+    assert_eq!(data(get("").await), [4, 3, 2, 1, 0].map(|i| json!(i)));
+    assert_eq!(data(get("?limit=2").await), [json!(4), json!(3)]);
+    assert_eq!(
+        data(get("?direction=forwards&limit=2").await),
+        [json!(0), json!(1)]
+    );
+    let all = get("?direction=forwards").await;
+    let t = all[2]["timestamp"].as_u64().unwrap();
+    let since = get_owned(
+        &server,
+        &format!("/channels/hist/messages?direction=forwards&start={t}"),
+    )
+    .await;
+    assert!(since.iter().all(|m| m["timestamp"].as_u64().unwrap() >= t));
+    assert!(since.iter().any(|m| m["data"] == 2));
+    let until = get_owned(&server, &format!("/channels/hist/messages?end={}", t - 1)).await;
+    assert!(until.iter().all(|m| m["timestamp"].as_u64().unwrap() < t));
+    // A channel nobody used has an empty history.
+    assert!(
+        get_owned(&server, "/channels/never/messages")
+            .await
+            .is_empty()
+    );
+    // History entries are the same Message objects subscribers get.
+    assert_eq!(all[0]["channel"], "hist");
+    assert!(all[0]["id"].is_string());
+}
+
+async fn get_owned(server: &Server, path: &str) -> Vec<Value> {
+    client()
+        .get(server.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bad_publish_input_gets_its_error_info() {
+    let server = Server::start(CONFIG);
+    let json = Some("application/json");
+    // (path, content type, body, status, code)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, u64);
+    let cases: Vec<Case> = vec![
+        (
+            "/channels/c/messages",
+            json,
+            b"{\"data\": 1".to_vec(),
+            400,
+            40000,
+        ),
+        ("/channels/c/messages", json, b"[]".to_vec(), 400, 40000),
+        ("/channels/c/messages", json, b"42".to_vec(), 400, 40000),
+        (
+            "/channels/c/messages",
+            json,
+            b"{\"name\": \"no data\"}".to_vec(),
+            400,
+            40000,
+        ),
+        (
+            "/channels/c/messages",
+            json,
+            b"{\"data\": 1, \"colour\": 2}".to_vec(),
+            400,
+            40000,
+        ),
+        (
+            "/channels/c/messages",
+            json,
+            b"{\"data\": 1, \"id\": \"\"}".to_vec(),
+            400,
+            40000,
+        ),
+        (
+            "/channels/c/messages",
+            json,
+            b"[{\"data\": 1}, 7]".to_vec(),
+            400,
+            40000,
+        ),
+        (
+            "/channels/c/messages",
+            Some("text/plain"),
+            vec![b'x'; 1025],
+            413,
+            41300,
+        ),
+        (
+            "/channels/c/messages",
+            json,
+            format!("{{\"data\": \"{}\"}}", "y".repeat(2000)).into_bytes(),
+            413,
+            41300,
+        ),
+        (
+            "/channels/%5Bmeta%5Dx/messages",
+            json,
+            b"{\"data\": 1}".to_vec(),
+            400,
+            40000,
+        ),
+        (
+            "/channels/%01/messages",
+            json,
+            b"{\"data\": 1}".to_vec(),
+            400,
+            40000,
+        ),
+        (
+            "/channels/c/messages?key=nocolon",
+            json,
+            b"{\"data\": 1}".to_vec(),
+            401,
+            40101,
+        ),
+    ];
+    for (path, ct, body, status, code) in cases {
+        let resp = post(&server, path, ct, &body).await;
+        let info = expect_error(resp, status, code).await;
+        eprintln!("{path}: {info}");
+    }
+    // Nothing of the refused requests was published.
+    assert!(get_owned(&server, "/channels/c/messages").await.is_empty());
+    // A batch with one bad message publishes none of it.
+    let resp = post(
+        &server,
+        "/channels/c/messages",
+        json,
+        br#"[{"data": 1}, {"nodata": 1}]"#,
+    )
+    .await;
+    expect_error(resp, 400, 40000).await;
+    assert!(get_owned(&server, "/channels/c/messages").await.is_empty());
+    // The message names the offending field.
+    let resp = post(
+        &server,
+        "/channels/c/messages",
+        json,
+        br#"{"data": 1, "colour": 2}"#,
+    )
+    .await;
+    let body = expect_error(resp, 400, 40000).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn bad_stream_and_history_input_gets_its_error_info() {
+    let server = Server::start(CONFIG);
+    let cases: &[(&str, u16, u64)] = &[
+        ("/sse", 400, 40000),
+        ("/sse?channels=", 400, 40000),
+        ("/sse?channel=", 400, 40000),
+        ("/event-stream", 400, 40000),
+        ("/sse?channels=a,,b", 400, 40000),
+        ("/sse?channels=a&rewind=abc", 400, 40000),
+        ("/sse?channels=a&rewind=5x", 400, 40000),
+        ("/sse?channels=a&rewind=-1", 400, 40000),
+        ("/sse?channels=%5Bmeta%5Dlog", 400, 40000),
+        ("/sse?channels=%5B%3Ffoo%3D1%5Dx", 400, 40000),
+        ("/sse?channels=%5B%3Frewind%3D1x", 400, 40000),
+        ("/sse?channels=%5B%3Frewind%3Dz%5Dx", 400, 40000),
+        ("/sse?channels=a&separator=", 400, 40000),
+        ("/sse?channels=a&enveloped=maybe", 400, 40000),
+        ("/sse?channels=a&heartbeats=1", 400, 40000),
+        ("/sse?channels=a&lastEvent=garbage", 400, 40000),
+        ("/sse?channels=a,b&lastEvent=abc123-1", 400, 40000),
+        ("/sse?channels=a&key=nocolon", 401, 40101),
+        ("/channels/a/messages?limit=0", 400, 40000),
+        ("/channels/a/messages?limit=1001", 400, 40000),
+        ("/channels/a/messages?limit=ten", 400, 40000),
+        ("/channels/a/messages?direction=sideways", 400, 40000),
+        ("/channels/a/messages?start=5&end=4", 400, 40000),
+        ("/no/such/endpoint", 404, 40400),
+    ];
+    for (path, status, code) in cases {
+        let resp = client().get(server.url(path)).send().await.unwrap();
+        eprintln!("{path}");
+        expect_error(resp, *status, *code).await;
+    }
+    let long = "n".repeat(300);
+    let resp = client()
+        .get(server.url(&format!("/sse?channels={long}")))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, 40000).await;
+    let resp = client()
+        .delete(server.url("/sse?channels=a"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 405, 40500).await;
+}

@@ -1,0 +1,139 @@
+//! The process: health endpoints, metrics, config checking, graceful shutdown.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, SseStream, client, publish};
+use serde_json::json;
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let server = Server::start("");
+    for path in ["/healthz", "/readyz"] {
+        let resp = client().get(server.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+    let mut stream = SseStream::open(&server.url("/sse?channels=m1,m2")).await;
+    publish(&server, "m1", json!([{"data": 1}, {"data": 2}])).await;
+    stream.events(2).await;
+    let text = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("streamgate_messages_published_total"), 2.0);
+    assert_eq!(value("streamgate_messages_delivered_total"), 2.0);
+    assert_eq!(value("streamgate_connections"), 1.0);
+    assert_eq!(value("streamgate_channels"), 2.0);
+    assert_eq!(value("streamgate_queue_drops_total"), 0.0);
+}
+
+#[tokio::test]
+async fn sigterm_tells_streams_to_retry_and_exits_zero() {
+    let server = Server::start("[stream]\nretry_ms = 2500\n");
+    let mut stream = client()
+        .get(server.url("/sse?channels=bye"))
+        .send()
+        .await
+        .unwrap();
+    publish(&server, "bye", json!({"data": "before"})).await;
+    let waiter = tokio::task::spawn_blocking(move || server.terminate());
+    // Everything up to the end of the stream: the event, then the retry hint, then EOF.
+    let mut seen = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+        .await
+        .expect("stream ends after SIGTERM")
+        .unwrap()
+    {
+        seen.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(seen).unwrap();
+    assert!(text.contains("data: {\"id\""), "{text}");
+    assert!(text.ends_with("retry: 2500\n\n"), "{text}");
+    let status = waiter.await.unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn check_config_accepts_good_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[server]\nlisten = \"127.0.0.1:9999\"\n[channels]\nhistory_size = 10\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["check-config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[channels]\nhistory_size = 10\nhistory_sise = 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["check-config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3") && err.contains("history_sise"),
+        "{err}"
+    );
+
+    // An environment override is checked too, and named.
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["check-config"])
+        .arg(&good)
+        .env("STREAMGATE_STREAM__KEEPALIVE_MS", "-5")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("STREAMGATE_STREAM__KEEPALIVE_MS"), "{err}");
+
+    // serve refuses a bad config the same way instead of starting.
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("history_sise"));
+}
+
+#[tokio::test]
+async fn env_overrides_apply_when_serving() {
+    let server = Server::start_with(
+        "[channels]\nhistory_size = 100\n",
+        &[],
+        &[("STREAMGATE_CHANNELS__HISTORY_SIZE", "3")],
+    );
+    for i in 0..5 {
+        publish(&server, "env", json!({"data": i})).await;
+    }
+    let history: Vec<serde_json::Value> = client()
+        .get(server.url("/channels/env/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 3);
+}
