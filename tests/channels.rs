@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, SseStream, client, envelope, expect_error, publish};
+use common::{Server, SseStream, client, envelope, expect_error, get_json, history, publish};
 use serde_json::{Value, json};
 
 const CONFIG: &str = "[channels]\nmax_message_bytes = 1024\n";
@@ -94,15 +94,7 @@ async fn a_publisher_id_makes_publishing_idempotent() {
     assert_eq!(envelope(&events[0])["data"], "once");
     assert_eq!(envelope(&events[0])["id"], "order-42");
     assert_eq!(envelope(&events[1])["data"], "next");
-    let history: Vec<Value> = client()
-        .get(server.url("/channels/idem/messages"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(history.len(), 2);
+    assert_eq!(history(&server, "idem").await.len(), 2);
 }
 
 #[tokio::test]
@@ -111,52 +103,32 @@ async fn history_pages_by_limit_direction_and_time() {
     for i in 0..5 {
         publish(&server, "hist", json!({"data": i})).await;
     }
-    let get = |q: &'static str| {
-        let url = server.url(&format!("/channels/hist/messages{q}"));
-        async move {
-            let resp = client().get(url).send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.json::<Vec<Value>>().await.unwrap()
-        }
+    let get = |q: String| {
+        let server = &server;
+        async move { get_json::<Vec<Value>>(server, &format!("/channels/hist/messages{q}")).await }
     };
     let data = |page: Vec<Value>| page.iter().map(|m| m["data"].clone()).collect::<Vec<_>>();
-    assert_eq!(data(get("").await), [4, 3, 2, 1, 0].map(|i| json!(i)));
-    assert_eq!(data(get("?limit=2").await), [json!(4), json!(3)]);
     assert_eq!(
-        data(get("?direction=forwards&limit=2").await),
+        data(get(String::new()).await),
+        [4, 3, 2, 1, 0].map(|i| json!(i))
+    );
+    assert_eq!(data(get("?limit=2".into()).await), [json!(4), json!(3)]);
+    assert_eq!(
+        data(get("?direction=forwards&limit=2".into()).await),
         [json!(0), json!(1)]
     );
-    let all = get("?direction=forwards").await;
+    let all = get("?direction=forwards".into()).await;
     let t = all[2]["timestamp"].as_u64().unwrap();
-    let since = get_owned(
-        &server,
-        &format!("/channels/hist/messages?direction=forwards&start={t}"),
-    )
-    .await;
+    let since = get(format!("?direction=forwards&start={t}")).await;
     assert!(since.iter().all(|m| m["timestamp"].as_u64().unwrap() >= t));
     assert!(since.iter().any(|m| m["data"] == 2));
-    let until = get_owned(&server, &format!("/channels/hist/messages?end={}", t - 1)).await;
+    let until = get(format!("?end={}", t - 1)).await;
     assert!(until.iter().all(|m| m["timestamp"].as_u64().unwrap() < t));
     // A channel nobody used has an empty history.
-    assert!(
-        get_owned(&server, "/channels/never/messages")
-            .await
-            .is_empty()
-    );
+    assert!(history(&server, "never").await.is_empty());
     // History entries are the same Message objects subscribers get.
     assert_eq!(all[0]["channel"], "hist");
     assert!(all[0]["id"].is_string());
-}
-
-async fn get_owned(server: &Server, path: &str) -> Vec<Value> {
-    client()
-        .get(server.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -245,7 +217,7 @@ async fn bad_publish_input_gets_its_error_info() {
         eprintln!("{path}: {info}");
     }
     // Nothing of the refused requests was published.
-    assert!(get_owned(&server, "/channels/c/messages").await.is_empty());
+    assert!(history(&server, "c").await.is_empty());
     // A batch with one bad message publishes none of it.
     let resp = post(
         &server,
@@ -255,7 +227,7 @@ async fn bad_publish_input_gets_its_error_info() {
     )
     .await;
     expect_error(resp, 400, 40000).await;
-    assert!(get_owned(&server, "/channels/c/messages").await.is_empty());
+    assert!(history(&server, "c").await.is_empty());
     // The message names the offending field.
     let resp = post(
         &server,

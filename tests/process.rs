@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, SseStream, client, publish};
+use common::{Server, SseStream, client, history, metric, publish};
 use serde_json::json;
 
 #[tokio::test]
@@ -18,26 +18,17 @@ async fn health_readiness_and_metrics() {
     let mut stream = SseStream::open(&server.url("/sse?channels=m1,m2")).await;
     publish(&server, "m1", json!([{"data": 1}, {"data": 2}])).await;
     stream.events(2).await;
-    let text = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
-            .parse()
-            .unwrap()
-    };
-    assert_eq!(value("streamgate_messages_published_total"), 2.0);
-    assert_eq!(value("streamgate_messages_delivered_total"), 2.0);
-    assert_eq!(value("streamgate_connections"), 1.0);
-    assert_eq!(value("streamgate_channels"), 2.0);
-    assert_eq!(value("streamgate_queue_drops_total"), 0.0);
+    assert_eq!(
+        metric(&server, "streamgate_messages_published_total").await,
+        2.0
+    );
+    assert_eq!(
+        metric(&server, "streamgate_messages_delivered_total").await,
+        2.0
+    );
+    assert_eq!(metric(&server, "streamgate_connections").await, 1.0);
+    assert_eq!(metric(&server, "streamgate_channels").await, 2.0);
+    assert_eq!(metric(&server, "streamgate_queue_drops_total").await, 0.0);
 }
 
 #[tokio::test]
@@ -127,13 +118,5 @@ async fn env_overrides_apply_when_serving() {
     for i in 0..5 {
         publish(&server, "env", json!({"data": i})).await;
     }
-    let history: Vec<serde_json::Value> = client()
-        .get(server.url("/channels/env/messages"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(history.len(), 3);
+    assert_eq!(history(&server, "env").await.len(), 3);
 }

@@ -127,6 +127,35 @@ pub async fn publish(server: &Server, channel: &str, body: Value) -> Vec<String>
         .collect()
 }
 
+/// GETs `path` and parses the JSON answer (asserting 200).
+pub async fn get_json<T: serde::de::DeserializeOwned>(server: &Server, path: &str) -> T {
+    let resp = client().get(server.url(path)).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "GET {path}");
+    resp.json().await.unwrap()
+}
+
+/// The history of a channel, newest first.
+pub async fn history(server: &Server, channel: &str) -> Vec<Value> {
+    get_json(server, &format!("/channels/{channel}/messages")).await
+}
+
+/// One sample of the server's Prometheus metrics.
+pub async fn metric(server: &Server, name: &str) -> f64 {
+    let text = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 /// Asserts an error response: status, ErrorInfo code, and the full ErrorInfo shape.
 pub async fn expect_error(resp: reqwest::Response, status: u16, code: u64) -> Value {
     assert_eq!(resp.status().as_u16(), status, "status");
