@@ -36,11 +36,14 @@ enum Command {
     },
     /// Validate a config file (and STREAMGATE_* overrides); exit non-zero with the reason.
     CheckConfig { file: PathBuf },
+    /// Load-test a local pub/sub server: many subscribers, paced publishing, delivery latency.
+    Bench(Box<streamgate::bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench(args) => streamgate::bench::run(*args),
         Command::CheckConfig { file } => match Config::load(Some(&file), std::env::vars()) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -90,7 +93,9 @@ async fn serve(config: Config, demo: bool) -> std::io::Result<()> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     // Printed on stdout so scripts and tests can find a port chosen with `--listen ...:0`.
-    println!("streamgate listening on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    println!("streamgate listening on http://{local}");
+    tracing::info!(addr = %local, "listening");
     streamgate::server::run(config, listener, demo, stop_signal()).await
 }
 

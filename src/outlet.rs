@@ -233,5 +233,6 @@ impl Outlet {
 impl Drop for Outlet {
     fn drop(&mut self) {
         self.hub.metrics().connections.decrement(1.0);
+        tracing::debug!(channels = self.subs.len(), "stream closed");
     }
 }

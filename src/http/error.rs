@@ -17,6 +17,7 @@ impl From<ErrorInfo> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        tracing::debug!(code = self.0.code, message = %self.0.message, "request refused");
         let status =
             StatusCode::from_u16(self.0.status_code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(serde_json::json!({ "error": self.0 }))).into_response()

@@ -51,6 +51,12 @@ async fn open(
             .auth
             .authorize(&params.credential, Operation::Subscribe, channel)?;
     }
+    tracing::debug!(
+        channels = params.channels.len(),
+        sse,
+        enveloped = params.enveloped,
+        "stream opened"
+    );
     let config = &state.config;
     let options = OutletOptions {
         format: WireFormat::new(sse, params.enveloped),
