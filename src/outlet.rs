@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::hub::{Hub, Subscription, cursor};
+use crate::hub::{Channel, ChannelKind, Event, Hub, Subscription, cursor};
 use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::{WireFormat, ndjson, sse};
 
@@ -36,6 +36,29 @@ pub enum Start {
     Unknown,
 }
 
+/// One stream of a connection: a channel, its kind, and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub channel: String,
+    pub kind: ChannelKind,
+    pub start: Start,
+    /// State channels only: send the whole document on every change instead of patches
+    /// (`mode=snapshot`); a slow client gets only the freshest one.
+    pub snapshots_only: bool,
+}
+
+impl StreamSpec {
+    /// A pub/sub channel stream.
+    pub fn log(channel: String, start: Start) -> Self {
+        StreamSpec {
+            channel,
+            kind: ChannelKind::Log,
+            start,
+            snapshots_only: false,
+        }
+    }
+}
+
 /// How the connection writes.
 #[derive(Debug, Clone)]
 pub struct OutletOptions {
@@ -49,7 +72,11 @@ pub struct OutletOptions {
 struct Sub {
     subscription: Subscription,
     cursor: u64,
+    /// Log channels: the position could not be resumed exactly; say so before the backlog.
     gap_pending: bool,
+    /// State channels: send the current state next (new subscriber, lost position).
+    state_pending: bool,
+    snapshots_only: bool,
 }
 
 pub struct Outlet {
@@ -64,38 +91,26 @@ pub struct Outlet {
 }
 
 impl Outlet {
-    /// Subscribes to `channels` (names sorted and unique: the cursor's order).
+    /// Subscribes to `streams` (channel names sorted and unique: the cursor's order).
     pub fn open(
         hub: Arc<Hub>,
-        channels: &[(String, Start)],
+        streams: &[StreamSpec],
         options: OutletOptions,
         shutdown: watch::Receiver<bool>,
     ) -> Outlet {
         let waker = Arc::new(Notify::new());
-        let subs = channels
+        let subs = streams
             .iter()
-            .map(|(name, start)| {
-                let subscription = hub.subscribe(name, Arc::clone(&waker));
-                let channel = subscription.channel();
-                let (floor, head) = channel.bounds();
-                let (cursor, gap_pending) = match *start {
-                    Start::Live => (head, false),
-                    Start::Rewind(n) => (head.saturating_sub(n).max(floor), false),
-                    Start::RewindMs(ms) => {
-                        let since = crate::hub::now_ms().saturating_sub(ms);
-                        let first = channel
-                            .retained(hub.limits(), crate::hub::now_ms())
-                            .into_iter()
-                            .find(|e| e.message.timestamp >= since);
-                        (first.map_or(head, |e| e.seq - 1), false)
-                    }
-                    Start::After(p) if p <= head => (p, false),
-                    Start::After(_) | Start::Unknown => (floor, true),
-                };
+            .map(|spec| {
+                let subscription = hub.subscribe(&spec.channel, spec.kind, Arc::clone(&waker));
+                let (cursor, lost) = start_position(&hub, subscription.channel(), spec.start);
+                let state = subscription.channel().kind() == ChannelKind::State;
                 Sub {
                     subscription,
                     cursor,
-                    gap_pending,
+                    gap_pending: lost && !state,
+                    state_pending: state && (lost || !matches!(spec.start, Start::After(_))),
+                    snapshots_only: spec.snapshots_only,
                 }
             })
             .collect();
@@ -152,10 +167,19 @@ impl Outlet {
         for i in 0..self.subs.len() {
             let sub = &self.subs[i];
             let channel = sub.subscription.channel();
-            if !sub.gap_pending && channel.head() <= sub.cursor {
+            if !sub.gap_pending && !sub.state_pending && channel.head() <= sub.cursor {
+                continue;
+            }
+            if sub.state_pending || sub.snapshots_only {
+                self.send_state(i, buf);
                 continue;
             }
             let read = channel.read_after(sub.cursor, budget);
+            if read.gap && channel.kind() == ChannelKind::State {
+                // State-sync: the freshest document, not the patches that are gone.
+                self.send_state(i, buf);
+                continue;
+            }
             if read.gap || sub.gap_pending {
                 if read.from > sub.cursor && !sub.gap_pending {
                     self.hub.metrics().drops.increment(read.from - sub.cursor);
@@ -193,23 +217,46 @@ impl Outlet {
             if let Some(next) = events.as_slice().first() {
                 heads.push(Reverse((next.order, r)));
             }
-            self.subs[*i].cursor = event.seq;
-            cursor::encode(
-                self.hub.epoch(),
-                self.subs.iter().map(|s| s.cursor),
-                &mut self.id,
-            );
-            let body = event.encoded(self.options.format);
-            if self.options.format.is_sse() {
-                sse::put_id(buf, &self.id);
-                buf.extend_from_slice(body);
-            } else {
-                ndjson::put_message(buf, &self.id, body);
-            }
+            let i = *i;
+            self.put_positioned(buf, i, &event);
             delivered += 1;
         }
         if delivered > 0 {
             self.hub.metrics().delivered.increment(delivered as u64);
+        }
+    }
+
+    /// Writes a state channel's current state (the document, then a newer error) if it is
+    /// newer than what the subscriber has, and moves it to the head.
+    fn send_state(&mut self, i: usize, buf: &mut BytesMut) {
+        let view = self.subs[i].subscription.channel().state_view();
+        let cursor = self.subs[i].cursor;
+        let resync = self.subs[i].state_pending;
+        for event in [view.snapshot, view.error].into_iter().flatten() {
+            if resync || event.seq > cursor {
+                self.put_positioned(buf, i, &event);
+                self.hub.metrics().delivered.increment(1);
+            }
+        }
+        let sub = &mut self.subs[i];
+        sub.cursor = view.head;
+        sub.state_pending = false;
+    }
+
+    /// Writes an event of stream `i` with the connection's cursor after it as its id.
+    fn put_positioned(&mut self, buf: &mut BytesMut, i: usize, event: &Event) {
+        self.subs[i].cursor = event.seq;
+        cursor::encode(
+            self.hub.epoch(),
+            self.subs.iter().map(|s| s.cursor),
+            &mut self.id,
+        );
+        let body = event.encoded(self.options.format);
+        if self.options.format.is_sse() {
+            sse::put_id(buf, &self.id);
+            buf.extend_from_slice(body);
+        } else {
+            ndjson::put_event_with_id(buf, event.name(), &self.id, body);
         }
     }
 
@@ -227,6 +274,28 @@ impl Outlet {
             (false, true) => sse::put_keepalive(buf),
             (false, false) => ndjson::put_keepalive(buf),
         }
+    }
+}
+
+/// Where a new subscription starts, and whether its position was lost (out of history, or
+/// not one of this process's).
+fn start_position(hub: &Hub, channel: &Channel, start: Start) -> (u64, bool) {
+    let (floor, head) = channel.bounds();
+    match start {
+        Start::Live => (head, false),
+        Start::Rewind(n) => (head.saturating_sub(n).max(floor), false),
+        Start::RewindMs(ms) => {
+            let now = crate::hub::now_ms();
+            let since = now.saturating_sub(ms);
+            let first = channel
+                .retained(hub.limits(), now)
+                .into_iter()
+                .find(|e| e.timestamp >= since);
+            (first.map_or(head, |e| e.seq - 1), false)
+        }
+        // Below the floor is found by the first read, which knows how to report it.
+        Start::After(p) if p <= head => (p, false),
+        Start::After(_) | Start::Unknown => (floor, true),
     }
 }
 

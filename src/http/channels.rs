@@ -91,11 +91,15 @@ pub async fn history(
         .get(&channel)
         .map(|c| c.retained(state.hub.limits(), crate::hub::now_ms()))
         .unwrap_or_default();
-    events.retain(|e| (start..=end).contains(&e.message.timestamp));
+    events.retain(|e| (start..=end).contains(&e.timestamp));
     if backwards {
         events.reverse();
     }
-    let page: Vec<_> = events.iter().take(limit).map(|e| &e.message).collect();
+    let page: Vec<_> = events
+        .iter()
+        .filter_map(|e| e.message())
+        .take(limit)
+        .collect();
     Ok(Json(
         serde_json::to_value(page).expect("messages serialize"),
     ))

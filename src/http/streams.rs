@@ -13,7 +13,7 @@ use super::query::Query;
 use super::stream_params::StreamParams;
 use super::{ApiError, AppState};
 use crate::auth::Operation;
-use crate::outlet::{Outlet, OutletOptions};
+use crate::outlet::{Outlet, OutletOptions, StreamSpec};
 use crate::wire::WireFormat;
 
 /// Always Server-Sent Events.
@@ -65,9 +65,14 @@ async fn open(
         batch: config.channels.subscriber_queue,
         retry_ms: config.stream.retry_ms,
     };
+    let streams: Vec<StreamSpec> = params
+        .channels
+        .into_iter()
+        .map(|(channel, start)| StreamSpec::log(channel, start))
+        .collect();
     let outlet = Outlet::open(
         Arc::clone(&state.hub),
-        &params.channels,
+        &streams,
         options,
         state.shutdown.clone(),
     );

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::event::Event;
+use serde_json::Value;
+
+use super::event::{Body, Event, StateKind};
 use super::{HistoryLimits, NewMessage};
 use crate::wire::envelope::Message;
 
@@ -20,10 +22,32 @@ use crate::wire::envelope::Message;
 #[derive(Debug)]
 pub struct Channel {
     name: Arc<str>,
+    kind: ChannelKind,
     log: RwLock<Log>,
     /// Mirror of `Log::head`, so an outlet can see "nothing new" without taking the lock.
     head: AtomicU64,
     subscribers: Mutex<Subscribers>,
+}
+
+/// The two kinds of channel (DESIGN.md): each event stands alone, or events change a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// Pub/sub: a subscriber that fell behind gets the retained events (or a gap notice).
+    Log,
+    /// A polled document: a new or lagging subscriber gets the current document, never a
+    /// pile of stale patches.
+    State,
+}
+
+/// A state channel's current state, read at one instant.
+#[derive(Debug, Default)]
+pub struct StateView {
+    /// The whole document as a `data` event at the position of the change that made it.
+    pub snapshot: Option<Arc<Event>>,
+    /// The latest upstream error, if newer than the snapshot.
+    pub error: Option<Arc<Event>>,
+    /// The channel's head: the view reflects every event up to it.
+    pub head: u64,
 }
 
 #[derive(Debug)]
@@ -35,6 +59,9 @@ struct Log {
     floor: u64,
     /// Publisher-given message ids still in history, for idempotent publishing.
     ids: HashMap<String, u64>,
+    /// State channels: the current document and the latest error (see `StateView`).
+    snapshot: Option<Arc<Event>>,
+    error: Option<Arc<Event>>,
 }
 
 #[derive(Debug, Default)]
@@ -56,14 +83,17 @@ pub struct Read {
 }
 
 impl Channel {
-    pub(super) fn new(name: Arc<str>, base: u64) -> Self {
+    pub(super) fn new(name: Arc<str>, kind: ChannelKind, base: u64) -> Self {
         Channel {
             name,
+            kind,
             log: RwLock::new(Log {
                 events: VecDeque::new(),
                 head: base,
                 floor: base,
                 ids: HashMap::new(),
+                snapshot: None,
+                error: None,
             }),
             head: AtomicU64::new(base),
             subscribers: Mutex::new(Subscribers {
@@ -75,6 +105,10 @@ impl Channel {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn kind(&self) -> ChannelKind {
+        self.kind
     }
 
     /// The position of the newest event (the channel's base when none was published).
@@ -125,14 +159,15 @@ impl Channel {
                 let event = Event::new(
                     seq,
                     order.fetch_add(1, Ordering::Relaxed) + 1,
-                    Message {
+                    timestamp,
+                    Body::Message(Message {
                         id,
                         name: message.name,
                         timestamp,
                         encoding: message.encoding,
                         channel: self.name.to_string(),
                         data: message.data,
-                    },
+                    }),
                 );
                 log.events.push_back(Arc::new(event));
                 log.head = seq;
@@ -142,11 +177,64 @@ impl Channel {
             self.head.store(log.head, Ordering::Release);
         }
         if appended > 0 {
-            for (_, waker) in &self.subscribers.lock().unwrap().wakers {
-                waker.notify_one();
-            }
+            self.wake_all();
         }
         (ids, appended)
+    }
+
+    /// Appends one event to a state channel. `document` is the whole document after a
+    /// `patch` (a `data` event is its own document; an `error` leaves it unchanged).
+    pub(super) fn publish_state(
+        &self,
+        kind: StateKind,
+        data: Value,
+        document: Option<Value>,
+        timestamp: u64,
+        limits: &HistoryLimits,
+        order: &AtomicU64,
+    ) {
+        {
+            let mut log = self.log.write().unwrap();
+            let seq = log.head + 1;
+            let order = order.fetch_add(1, Ordering::Relaxed) + 1;
+            let event = Arc::new(Event::new(seq, order, timestamp, Body::State(kind, data)));
+            match kind {
+                StateKind::Data => log.snapshot = Some(Arc::clone(&event)),
+                StateKind::Patch => {
+                    if let Some(document) = document {
+                        log.snapshot = Some(Arc::new(Event::new(
+                            seq,
+                            order,
+                            timestamp,
+                            Body::State(StateKind::Data, document),
+                        )));
+                    }
+                }
+                StateKind::Error => log.error = Some(Arc::clone(&event)),
+            }
+            log.events.push_back(event);
+            log.head = seq;
+            log.evict(limits, timestamp);
+            self.head.store(seq, Ordering::Release);
+        }
+        self.wake_all();
+    }
+
+    /// The current document and latest newer error, consistent with the head.
+    pub fn state_view(&self) -> StateView {
+        let log = self.log.read().unwrap();
+        let snapshot_seq = log.snapshot.as_ref().map_or(0, |s| s.seq);
+        StateView {
+            snapshot: log.snapshot.clone(),
+            error: log.error.clone().filter(|e| e.seq > snapshot_seq),
+            head: log.head,
+        }
+    }
+
+    fn wake_all(&self) {
+        for (_, waker) in &self.subscribers.lock().unwrap().wakers {
+            waker.notify_one();
+        }
     }
 
     /// Drops events past the age limit; called periodically so idle channels age too.
@@ -182,7 +270,7 @@ impl Channel {
         let oldest = now_ms.saturating_sub(limits.ttl_ms);
         log.events
             .iter()
-            .filter(|e| e.message.timestamp >= oldest)
+            .filter(|e| e.timestamp >= oldest)
             .cloned()
             .collect()
     }
@@ -216,13 +304,15 @@ impl Log {
     fn evict(&mut self, limits: &HistoryLimits, now_ms: u64) {
         let oldest = now_ms.saturating_sub(limits.ttl_ms);
         while let Some(front) = self.events.front() {
-            if self.events.len() <= limits.size && front.message.timestamp >= oldest {
+            if self.events.len() <= limits.size && front.timestamp >= oldest {
                 break;
             }
             let front = self.events.pop_front().expect("front exists");
             self.floor = front.seq;
-            if self.ids.get(&front.message.id) == Some(&front.seq) {
-                self.ids.remove(&front.message.id);
+            if let Some(message) = front.message()
+                && self.ids.get(&message.id) == Some(&front.seq)
+            {
+                self.ids.remove(&message.id);
             }
         }
     }

@@ -3,11 +3,43 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use serde_json::Value;
 
 use crate::wire::envelope::Message;
 use crate::wire::{WireFormat, ndjson, sse};
 
-/// An event as the hub stores it: a position in its channel plus the message.
+/// What an event carries.
+#[derive(Debug)]
+pub enum Body {
+    /// A pub/sub message (Ably's Message object).
+    Message(Message),
+    /// An event of a state channel (a polled document), sent as itself whatever `enveloped`
+    /// says, as Streamdata / AMPLIFY Streams do.
+    State(StateKind, Value),
+}
+
+/// The events of a state channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKind {
+    /// The whole document.
+    Data,
+    /// An RFC 6902 patch from the previous document.
+    Patch,
+    /// The upstream failed; the document is unchanged.
+    Error,
+}
+
+impl StateKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StateKind::Data => "data",
+            StateKind::Patch => "patch",
+            StateKind::Error => "error",
+        }
+    }
+}
+
+/// An event as the hub stores it: a position in its channel plus what it carries.
 ///
 /// The encodings are filled lazily by the first outlet that needs each one and then shared
 /// by every other subscriber, so fan-out never serializes per subscriber.
@@ -18,27 +50,51 @@ pub struct Event {
     /// Hub-wide publish order, so a connection on several channels can interleave their
     /// backlogs as they were published.
     pub order: u64,
-    pub message: Message,
+    /// Milliseconds since the Unix epoch when the hub appended it (history ages by it).
+    pub timestamp: u64,
+    pub body: Body,
     encoded: [OnceLock<Bytes>; WireFormat::COUNT],
 }
 
 impl Event {
-    pub fn new(seq: u64, order: u64, message: Message) -> Self {
+    pub fn new(seq: u64, order: u64, timestamp: u64, body: Body) -> Self {
         Event {
             seq,
             order,
-            message,
+            timestamp,
+            body,
             encoded: Default::default(),
+        }
+    }
+
+    /// The SSE event type / NDJSON `event` member.
+    pub fn name(&self) -> &'static str {
+        match &self.body {
+            Body::Message(_) => "message",
+            Body::State(kind, _) => kind.name(),
+        }
+    }
+
+    pub fn message(&self) -> Option<&Message> {
+        match &self.body {
+            Body::Message(m) => Some(m),
+            Body::State(..) => None,
         }
     }
 
     /// The event's bytes in `format`, without the per-connection `id` (see `wire`).
     pub fn encoded(&self, format: WireFormat) -> &Bytes {
-        self.encoded[format as usize].get_or_init(|| match format {
-            WireFormat::SseEnveloped => sse::message_body(&envelope_json(&self.message)),
-            WireFormat::SseRaw => sse::message_body(&raw_text(&self.message)),
-            WireFormat::NdjsonEnveloped => Bytes::from(envelope_json(&self.message)),
-            WireFormat::NdjsonRaw => ndjson::data_json(&self.message.data),
+        self.encoded[format as usize].get_or_init(|| match (&self.body, format) {
+            (Body::Message(m), WireFormat::SseEnveloped) => {
+                sse::event_body("message", &envelope_json(m))
+            }
+            (Body::Message(m), WireFormat::SseRaw) => sse::event_body("message", &raw_text(m)),
+            (Body::Message(m), WireFormat::NdjsonEnveloped) => Bytes::from(envelope_json(m)),
+            (Body::Message(m), WireFormat::NdjsonRaw) => ndjson::data_json(&m.data),
+            (Body::State(kind, data), f) if f.is_sse() => {
+                sse::event_body(kind.name(), &data.to_string())
+            }
+            (Body::State(_, data), _) => ndjson::data_json(data),
         })
     }
 }
@@ -50,7 +106,7 @@ fn envelope_json(message: &Message) -> String {
 /// The payload of a non-enveloped SSE event: a string as itself, anything else as JSON text.
 fn raw_text(message: &Message) -> String {
     match &message.data {
-        serde_json::Value::String(s) => s.clone(),
+        Value::String(s) => s.clone(),
         other => other.to_string(),
     }
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::metrics::Metrics;
-pub use channel::{Channel, Read, Subscription};
-pub use event::Event;
+pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
+pub use event::{Event, StateKind};
 
 /// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age.
 #[derive(Debug, Clone)]
@@ -80,14 +80,19 @@ impl Hub {
     ///
     /// Done under the map's read lock so the sweeper cannot drop the channel between the
     /// lookup and the registration.
-    pub fn subscribe(&self, name: &str, waker: Arc<tokio::sync::Notify>) -> Subscription {
-        self.with_channel(name, |channel| channel.subscribe(waker))
+    pub fn subscribe(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        waker: Arc<tokio::sync::Notify>,
+    ) -> Subscription {
+        self.with_channel(name, kind, |channel| channel.subscribe(waker))
     }
 
     /// Publishes a batch to one channel; returns the message ids in order.
     pub fn publish(&self, name: &str, batch: Vec<NewMessage>) -> Vec<String> {
         let timestamp = now_ms();
-        self.with_channel(name, |channel| {
+        self.with_channel(name, ChannelKind::Log, |channel| {
             // `appended` is counted inside the map's read lock: see `with_channel`.
             let (ids, appended) =
                 channel.publish(batch, timestamp, &self.limits, &self.appended, || {
@@ -99,7 +104,22 @@ impl Hub {
         })
     }
 
-    fn with_channel<T>(&self, name: &str, f: impl FnOnce(&Arc<Channel>) -> T) -> T {
+    /// Appends an event to a state channel (see `Channel::publish_state`).
+    pub fn publish_state(&self, name: &str, kind: StateKind, data: Value, document: Option<Value>) {
+        self.with_channel(name, ChannelKind::State, |channel| {
+            channel.publish_state(kind, data, document, now_ms(), &self.limits, &self.appended);
+        });
+        self.metrics.published.increment(1);
+    }
+
+    /// Runs `f` on the channel `name`, making it (of `kind`) if needed. A channel's kind is
+    /// fixed when it is made; state channels have names users cannot give (see `http`).
+    fn with_channel<T>(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+        f: impl FnOnce(&Arc<Channel>) -> T,
+    ) -> T {
         {
             let channels = self.channels.read().unwrap();
             if let Some(channel) = channels.get(name) {
@@ -114,7 +134,7 @@ impl Hub {
             // into it had counted its events in `appended` under the read lock; so each of
             // its positions is at most `appended` now.
             let base = self.appended.load(Ordering::Relaxed);
-            Arc::new(Channel::new(Arc::from(name), base))
+            Arc::new(Channel::new(Arc::from(name), kind, base))
         });
         f(channel)
     }

@@ -10,11 +10,13 @@ pub fn data_json(data: &Value) -> Bytes {
     Bytes::from(data.to_string())
 }
 
-/// A `message` line; `data` is the pre-encoded JSON shared by every subscriber.
-pub fn put_message(buf: &mut BytesMut, id: &str, data: &[u8]) {
-    // The id is a cursor (`hub::cursor`): ASCII letters, digits, '-' and '.', so it needs
-    // no JSON escaping.
-    buf.put_slice(b"{\"event\":\"message\",\"id\":\"");
+/// A line for an event with an id; `data` is the pre-encoded JSON shared by every subscriber.
+pub fn put_event_with_id(buf: &mut BytesMut, name: &str, id: &str, data: &[u8]) {
+    // The name is one of ours and the id a cursor (`hub::cursor`): ASCII letters, digits,
+    // '-' and '.', so neither needs JSON escaping.
+    buf.put_slice(b"{\"event\":\"");
+    buf.put_slice(name.as_bytes());
+    buf.put_slice(b"\",\"id\":\"");
     buf.put_slice(id.as_bytes());
     buf.put_slice(b"\",\"data\":");
     buf.put_slice(data);

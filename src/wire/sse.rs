@@ -2,14 +2,16 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// `event: message` plus the text as `data:` lines.
+/// `event: {name}` plus the text as `data:` lines.
 ///
 /// Every line terminator SSE recognises (CRLF, CR, LF) starts a new `data:` line, so a
 /// multi-line payload reaches the client byte-exact (the parser joins lines with LF; a CR or
 /// CRLF in a payload therefore arrives as LF, which is all SSE can carry).
-pub fn message_body(text: &str) -> Bytes {
-    let mut buf = BytesMut::with_capacity(text.len() + 24);
-    buf.put_slice(b"event: message\n");
+pub fn event_body(name: &str, text: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(text.len() + name.len() + 16);
+    buf.put_slice(b"event: ");
+    buf.put_slice(name.as_bytes());
+    buf.put_u8(b'\n');
     put_data_lines(&mut buf, text);
     buf.put_u8(b'\n');
     buf.freeze()
@@ -66,7 +68,7 @@ mod tests {
 
     #[test]
     fn every_line_terminator_starts_a_data_line() {
-        let body = message_body("a\nb\r\nc\rd");
+        let body = event_body("message", "a\nb\r\nc\rd");
         assert_eq!(
             &body[..],
             b"event: message\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
@@ -75,9 +77,9 @@ mod tests {
 
     #[test]
     fn empty_and_trailing_lines_survive() {
-        assert_eq!(&message_body("")[..], b"event: message\ndata: \n\n");
+        assert_eq!(&event_body("message", "")[..], b"event: message\ndata: \n\n");
         assert_eq!(
-            &message_body("x\n")[..],
+            &event_body("message", "x\n")[..],
             b"event: message\ndata: x\ndata: \n\n"
         );
     }
