@@ -17,6 +17,10 @@ pub struct Config {
     pub server: ServerConfig,
     pub channels: ChannelsConfig,
     pub stream: StreamConfig,
+    pub poll: PollConfig,
+    /// Named upstream APIs, streamed at `/apis/{name}/{path}`.
+    #[serde(rename = "api")]
+    pub apis: Vec<ApiConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +86,68 @@ impl Default for StreamConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollConfig {
+    /// URL patterns (`*` matches anything) an ad-hoc `GET /{url}` target must match. Private,
+    /// loopback and link-local addresses also need a pattern naming the host literally.
+    pub allowed_targets: Vec<String>,
+    /// Interval when the request gives no `pollInterval`.
+    #[serde(deserialize_with = "at_least_one")]
+    pub interval_ms: u64,
+    /// Bounds `pollInterval` is clamped to.
+    #[serde(deserialize_with = "at_least_one")]
+    pub min_interval_ms: u64,
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_interval_ms: u64,
+    /// How long one upstream request may take.
+    #[serde(deserialize_with = "at_least_one")]
+    pub timeout_ms: u64,
+    /// Longest wait between attempts while the target keeps failing.
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_backoff_ms: u64,
+    /// How long a poller outlives its last subscriber (a reconnecting client finds it warm).
+    pub linger_ms: u64,
+    /// Largest upstream response body accepted.
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_body_bytes: usize,
+    /// PEM files of extra CAs trusted for upstream TLS.
+    pub extra_ca_files: Vec<PathBuf>,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        PollConfig {
+            allowed_targets: Vec::new(),
+            interval_ms: 5_000,
+            min_interval_ms: 1_000,
+            max_interval_ms: 300_000,
+            timeout_ms: 10_000,
+            max_backoff_ms: 60_000,
+            linger_ms: 5_000,
+            max_body_bytes: 10 * 1024 * 1024,
+            extra_ca_files: Vec::new(),
+        }
+    }
+}
+
+/// A named upstream API: `GET /apis/{name}/{path}` polls `{base_url}/{path}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub name: String,
+    pub base_url: reqwest::Url,
+    /// Headers sent with every poll (credentials, typically); never shown to clients.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Query parameters added to every poll.
+    #[serde(default)]
+    pub query: std::collections::BTreeMap<String, String>,
+    /// This API's polling interval; defaults to `[poll] interval_ms`.
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+}
+
 fn at_least_one<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -136,7 +202,47 @@ impl Config {
             config = Config::deserialize(table.clone())
                 .map_err(|e| ConfigError(format!("environment variable {name}: {e}")))?;
         }
+        config
+            .validate()
+            .map_err(|e| ConfigError(format!("{}: {e}", origin.display())))?;
         Ok(config)
+    }
+}
+
+impl Config {
+    /// Checks that involve several keys (single values are checked while parsing).
+    fn validate(&self) -> Result<(), String> {
+        let poll = &self.poll;
+        if poll.min_interval_ms > poll.max_interval_ms {
+            return Err("[poll] min_interval_ms is larger than max_interval_ms".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for api in &self.apis {
+            if api.name.is_empty() || api.name.contains('/') {
+                return Err(format!(
+                    "[[api]] name {:?} must be non-empty, without '/'",
+                    api.name
+                ));
+            }
+            if !names.insert(api.name.as_str()) {
+                return Err(format!("[[api]] name {:?} is used twice", api.name));
+            }
+            if !matches!(api.base_url.scheme(), "http" | "https") {
+                return Err(format!(
+                    "[[api]] {}: base_url must be http or https",
+                    api.name
+                ));
+            }
+            for header in api.headers.keys() {
+                if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                    return Err(format!(
+                        "[[api]] {}: {header:?} is not a header name",
+                        api.name
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

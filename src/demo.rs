@@ -1,7 +1,9 @@
 //! `serve --demo`: a built-in, changing stock-ticker API, so a newcomer sees a live stream in
-//! one command. `GET /demo/quotes` answers the current list; every tick the list is also
-//! published on the channel `demo-quotes`.
+//! one command. `GET /demo/quotes` answers the current list, and is configured as the API
+//! `demo` (stream it at `/apis/demo/quotes`); every tick the list is also published on the
+//! channel `demo-quotes`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use axum::routing::get;
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::config::{ApiConfig, Config};
 use crate::hub::{Hub, NewMessage};
 
 pub const CHANNEL: &str = "demo-quotes";
@@ -28,6 +31,24 @@ const SYMBOLS: [(&str, f64); 8] = [
 ];
 
 type Quotes = Arc<Mutex<Vec<f64>>>;
+
+/// Adds the API `demo` (this server's `/demo/`) to the config, polled every second.
+pub fn register(config: &mut Config, local: SocketAddr) {
+    // A wildcard listen address is reached on loopback.
+    let ip = match local.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::from([127, 0, 0, 1]),
+        ip if ip.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let base = format!("http://{}/demo", SocketAddr::new(ip, local.port()));
+    config.apis.push(ApiConfig {
+        name: "demo".into(),
+        base_url: base.parse().expect("a socket address makes a valid URL"),
+        headers: Default::default(),
+        query: Default::default(),
+        interval_ms: Some(TICK.as_millis() as u64),
+    });
+}
 
 /// Starts the ticker and returns the demo routes.
 pub fn start(hub: Arc<Hub>) -> Router {

@@ -8,15 +8,19 @@
 //! - [`config`]: the TOML model, `STREAMGATE_<SECTION>__<KEY>` overrides, validation.
 //! - [`hub`]: channels (ordered, bounded history, subscriber wakers), resume cursors, the
 //!   event type whose wire encodings are computed once and shared by every subscriber.
-//! - [`sources`]: what writes into channels: HTTP publish today.
+//! - [`sources`]: what writes into channels: HTTP publish, and pollers that turn a JSON API
+//!   into a state channel (topics, the target policy against SSRF, the upstream client).
 //! - [`outlet`]: one client connection: its positions in its channels, keepalive, batching,
 //!   gap notices. Its queue is the channels' history; it holds only positions.
 //! - [`wire`]: SSE and NDJSON encoding, Ably's `Message` / `ErrorInfo`, and an SSE parser.
-//! - [`http`]: the router and one file per surface (channels, streams, health).
+//! - [`http`]: the router and one file per surface (channels, streams, polls, health).
 //! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`) and the allow decision.
 //! - [`metrics`]: Prometheus handles for the hot paths.
 //! - [`server`]: wiring it all up, with graceful shutdown.
+//! - [`patch`]: the JSON Patch (RFC 6902) diff engine and atomic apply.
 //! - [`demo`]: the built-in changing API behind `serve --demo`.
+//! - [`tail`]: `streamgate tail`, a terminal client that keeps a delta stream's document.
+//! - [`bench`]: `streamgate bench`, the load generator.
 
 pub mod auth;
 pub mod bench;
@@ -26,6 +30,8 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod outlet;
+pub mod patch;
 pub mod server;
 pub mod sources;
+pub mod tail;
 pub mod wire;

@@ -36,14 +36,22 @@ enum Command {
     },
     /// Validate a config file (and STREAMGATE_* overrides); exit non-zero with the reason.
     CheckConfig { file: PathBuf },
+    /// Follow a stream: show a delta stream's live document, or a channel's messages.
+    Tail {
+        /// e.g. http://127.0.0.1:8080/apis/demo/quotes
+        url: String,
+    },
     /// Load-test a local pub/sub server: many subscribers, paced publishing, delivery latency.
     Bench(Box<streamgate::bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS crypto provider for every crate that uses rustls, chosen before any is used.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Command::Bench(args) => streamgate::bench::run(*args),
+        Command::Tail { url } => tail(&url),
         Command::CheckConfig { file } => match Config::load(Some(&file), std::env::vars()) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -76,6 +84,17 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+#[tokio::main]
+async fn tail(url: &str) -> ExitCode {
+    match streamgate::tail::run(url).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streamgate tail: {e}");
+            ExitCode::FAILURE
         }
     }
 }

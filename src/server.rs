@@ -13,6 +13,9 @@ use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::hub::{HistoryLimits, Hub};
 use crate::metrics::Metrics;
+use crate::sources::poller::Pollers;
+use crate::sources::target::TargetPolicy;
+use crate::sources::upstream;
 
 /// How long open connections get to flush after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -33,6 +36,14 @@ pub async fn run(
         },
         metrics,
     ));
+    let mut config = config;
+    if demo {
+        crate::demo::register(&mut config, listener.local_addr()?);
+    }
+    let targets = Arc::new(TargetPolicy::new(&target_patterns(&config)));
+    let client =
+        upstream::client(Arc::clone(&targets), &config.poll).map_err(std::io::Error::other)?;
+    let pollers = Arc::new(Pollers::new(Arc::clone(&hub), client, config.poll.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let sweeper = tokio::spawn(sweep(Arc::clone(&hub)));
     let state = AppState {
@@ -41,6 +52,8 @@ pub async fn run(
         auth: Arc::new(Auth),
         prometheus,
         shutdown: shutdown_rx,
+        pollers,
+        targets,
     };
     let mut app: Router = router(state);
     if demo {
@@ -66,6 +79,18 @@ pub async fn run(
     };
     sweeper.abort();
     result
+}
+
+/// The ad-hoc target patterns plus every configured API's base URL: an API named in the
+/// config is allowed, private address included, and so are redirects within it.
+fn target_patterns(config: &Config) -> Vec<String> {
+    let mut patterns = config.poll.allowed_targets.clone();
+    for api in &config.apis {
+        let base = api.base_url.as_str().trim_end_matches('/');
+        patterns.push(format!("{base}/*"));
+        patterns.push(base.to_owned());
+    }
+    patterns
 }
 
 async fn sweep(hub: Arc<Hub>) {

@@ -80,6 +80,8 @@ pub enum Operation {
     Subscribe,
     Publish,
     History,
+    /// Stream a polled API (the resource is its URL).
+    Poll,
 }
 
 /// Decides what credentials may do. With no keys configured, everything is allowed.

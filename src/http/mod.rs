@@ -3,6 +3,7 @@
 mod channels;
 mod error;
 mod health;
+mod polls;
 mod query;
 mod stream_params;
 mod streams;
@@ -10,6 +11,9 @@ mod streams;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
@@ -17,6 +21,8 @@ use tokio::sync::watch;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::sources::poller::Pollers;
+use crate::sources::target::TargetPolicy;
 use crate::wire::envelope::{ErrorInfo, codes};
 pub use error::ApiError;
 
@@ -29,6 +35,9 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// Flips to `true` when the server shuts down; open streams end on it.
     pub shutdown: watch::Receiver<bool>,
+    pub pollers: Arc<Pollers>,
+    /// What ad-hoc poll targets may be.
+    pub targets: Arc<TargetPolicy>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -38,6 +47,7 @@ pub fn router(state: AppState) -> Router {
             get(channels::history).post(channels::publish),
         )
         .route("/sse", get(streams::sse))
+        .route("/apis/{api}/{*path}", get(polls::named))
         .route("/event-stream", get(streams::event_stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -47,8 +57,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ErrorInfo::new(codes::NOT_FOUND, "no such endpoint").into()
+/// Unrouted requests: an embedded target URL (`GET /https://...`) is a poll; anything else
+/// is not found.
+async fn not_found(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let path = uri.path();
+    if method == Method::GET && (path.starts_with("/http:") || path.starts_with("/https:")) {
+        return polls::adhoc(&state, &uri, &headers).await;
+    }
+    Err(ErrorInfo::new(codes::NOT_FOUND, "no such endpoint").into())
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -19,6 +19,10 @@ impl Query {
         )
     }
 
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -52,7 +56,8 @@ impl Query {
         }
     }
 
-    /// The credential from `key` / `accessToken` and the Authorization header.
+    /// The credential from `key` (or Streamdata's `X-Sd-Token`) / `accessToken` and the
+    /// Authorization header.
     pub fn credential(&self, headers: &HeaderMap) -> Result<Credential, ErrorInfo> {
         let authorization = headers
             .get(header::AUTHORIZATION)
@@ -61,6 +66,10 @@ impl Query {
             .map_err(|_| {
                 ErrorInfo::new(codes::BAD_CREDENTIALS, "Authorization header is not ASCII")
             })?;
-        Credential::from_request(self.get("key"), self.get("accessToken"), authorization)
+        Credential::from_request(
+            self.get("key").or_else(|| self.get("X-Sd-Token")),
+            self.get("accessToken"),
+            authorization,
+        )
     }
 }

@@ -57,22 +57,33 @@ async fn open(
         enveloped = params.enveloped,
         "stream opened"
     );
-    let config = &state.config;
-    let options = OutletOptions {
-        format: WireFormat::new(sse, params.enveloped),
-        heartbeats: params.heartbeats,
-        keepalive: Duration::from_millis(config.stream.keepalive_ms),
-        batch: config.channels.subscriber_queue,
-        retry_ms: config.stream.retry_ms,
-    };
     let streams: Vec<StreamSpec> = params
         .channels
         .into_iter()
         .map(|(channel, start)| StreamSpec::log(channel, start))
         .collect();
+    let format = WireFormat::new(sse, params.enveloped);
+    Ok(respond(&state, &streams, format, params.heartbeats))
+}
+
+/// Opens an outlet on `streams` and answers with its stream, SSE or NDJSON by `format`.
+pub(super) fn respond(
+    state: &AppState,
+    streams: &[StreamSpec],
+    format: WireFormat,
+    heartbeats: bool,
+) -> Response {
+    let config = &state.config;
+    let options = OutletOptions {
+        format,
+        heartbeats,
+        keepalive: Duration::from_millis(config.stream.keepalive_ms),
+        batch: config.channels.subscriber_queue,
+        retry_ms: config.stream.retry_ms,
+    };
     let outlet = Outlet::open(
         Arc::clone(&state.hub),
-        &streams,
+        streams,
         options,
         state.shutdown.clone(),
     );
@@ -80,7 +91,7 @@ async fn open(
         let chunk = outlet.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), outlet))
     }));
-    let content_type = if sse {
+    let content_type = if format.is_sse() {
         "text/event-stream; charset=utf-8"
     } else {
         "application/x-ndjson"
@@ -91,5 +102,5 @@ async fn open(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // nginx and similar proxies buffer responses unless told not to.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }

@@ -17,6 +17,14 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal(pub String);
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 #[derive(Debug, Default)]
 pub struct TargetPolicy {
     patterns: Vec<String>,
@@ -92,10 +100,10 @@ impl Resolve for GuardedResolver {
                 addrs.into_iter().filter(|a| is_public(a.ip())).collect()
             };
             if allowed.is_empty() {
-                return Err(format!(
+                return Err(Box::new(Refusal(format!(
                     "{host} resolves only to private, loopback or link-local addresses"
-                )
-                .into());
+                )))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })

@@ -77,7 +77,10 @@ mod tests {
 
     #[test]
     fn empty_and_trailing_lines_survive() {
-        assert_eq!(&event_body("message", "")[..], b"event: message\ndata: \n\n");
+        assert_eq!(
+            &event_body("message", "")[..],
+            b"event: message\ndata: \n\n"
+        );
         assert_eq!(
             &event_body("message", "x\n")[..],
             b"event: message\ndata: x\ndata: \n\n"

@@ -1,6 +1,8 @@
 //! Shared test support: a real `streamgate` process on a free port, and real clients.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod upstream;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -139,16 +141,21 @@ pub async fn history(server: &Server, channel: &str) -> Vec<Value> {
     get_json(server, &format!("/channels/{channel}/messages")).await
 }
 
-/// One sample of the server's Prometheus metrics.
-pub async fn metric(server: &Server, name: &str) -> f64 {
-    let text = client()
+/// The server's Prometheus metrics page.
+pub async fn metrics_text(server: &Server) -> String {
+    client()
         .get(server.url("/metrics"))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// One sample of the server's Prometheus metrics.
+pub async fn metric(server: &Server, name: &str) -> f64 {
+    let text = metrics_text(server).await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))

@@ -1,0 +1,197 @@
+//! Polled JSON APIs as delta streams (Streamdata.io / AMPLIFY Streams form):
+//! `GET /{target-url}` and `GET /apis/{api}/{path}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
+
+use super::query::Query;
+use super::streams::respond;
+use super::{ApiError, AppState};
+use crate::auth::Operation;
+use crate::hub::{ChannelKind, cursor};
+use crate::outlet::{Start, StreamSpec};
+use crate::sources::topic::Topic;
+use crate::wire::WireFormat;
+use crate::wire::envelope::{ErrorInfo, codes};
+
+/// Query parameters the gateway consumes; all others go to the target.
+const CONSUMED: [&str; 5] = [
+    "X-Sd-Token",
+    "X-Sd-Header",
+    "pollInterval",
+    "mode",
+    "select",
+];
+
+/// `GET /http://...` or `GET /https://...`: an ad-hoc target, checked against the policy.
+pub async fn adhoc(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let raw = &uri.path()[1..];
+    // Some clients and proxies merge the `//` of an embedded URL into one slash.
+    let target = match raw.split_once(":/") {
+        Some((scheme, rest)) if !rest.starts_with('/') => format!("{scheme}://{rest}"),
+        _ => raw.to_owned(),
+    };
+    let mut url: Url = target
+        .parse()
+        .map_err(|e| ErrorInfo::bad_request(format!("the target URL is not valid: {e}")))?;
+    let query = Query::parse(uri.query());
+    set_query(&mut url, forwarded_pairs(&query), &[]);
+    state
+        .targets
+        .check(&url)
+        .map_err(|refusal| ErrorInfo::new(codes::FORBIDDEN, refusal.0))?;
+    let interval = state.config.poll.interval_ms;
+    open(state, url, &query, headers, Vec::new(), interval)
+}
+
+/// `GET /apis/{api}/{path}`: a configured API, with its headers and query injected.
+pub async fn named(
+    State(state): State<AppState>,
+    Path((api, path)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let config = Arc::clone(&state.config);
+    let api = config
+        .apis
+        .iter()
+        .find(|a| a.name == api)
+        .ok_or_else(|| ErrorInfo::new(codes::NOT_FOUND, format!("no API named {api:?}")))?;
+    let mut url = api.base_url.clone();
+    url.path_segments_mut()
+        .map_err(|_| ErrorInfo::bad_request("the API's base URL cannot take a path"))?
+        .pop_if_empty()
+        .extend(path.split('/'));
+    let query = Query::parse(uri.query());
+    let injected: Vec<(String, String)> = api.query.clone().into_iter().collect();
+    set_query(&mut url, forwarded_pairs(&query), &injected);
+    let injected_headers = api
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("checked when loading");
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                ErrorInfo::new(codes::INTERNAL, "an injected header value is not valid")
+            })?;
+            Ok((name, value))
+        })
+        .collect::<Result<Vec<_>, ErrorInfo>>()?;
+    let interval = api.interval_ms.unwrap_or(state.config.poll.interval_ms);
+    open(&state, url, &query, &headers, injected_headers, interval)
+}
+
+/// The request's query pairs the target should see.
+fn forwarded_pairs(query: &Query) -> Vec<(String, String)> {
+    query
+        .pairs()
+        .iter()
+        .filter(|(k, _)| !CONSUMED.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Sets the URL's query to the request's pairs plus `injected` (which win on a clash).
+fn set_query(url: &mut Url, request: Vec<(String, String)>, injected: &[(String, String)]) {
+    let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    pairs.extend(request);
+    pairs.retain(|(k, _)| !injected.iter().any(|(ik, _)| ik == k));
+    pairs.extend(injected.iter().cloned());
+    if pairs.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(&pairs);
+    }
+}
+
+fn open(
+    state: &AppState,
+    url: Url,
+    query: &Query,
+    headers: &HeaderMap,
+    injected: Vec<(HeaderName, HeaderValue)>,
+    default_interval_ms: u64,
+) -> Result<Response, ApiError> {
+    let credential = query.credential(headers)?;
+    state
+        .auth
+        .authorize(&credential, Operation::Poll, url.as_str())?;
+    let poll = &state.config.poll;
+    let interval_ms = query
+        .number::<u64>("pollInterval")?
+        .unwrap_or(default_interval_ms)
+        .clamp(poll.min_interval_ms, poll.max_interval_ms);
+    let snapshots_only = match query.get("mode") {
+        None | Some("patch") => false,
+        Some("snapshot") => true,
+        Some(other) => {
+            return Err(ErrorInfo::bad_request(format!(
+                "mode must be patch or snapshot, not {other:?}"
+            ))
+            .into());
+        }
+    };
+    let select = query.get("select").map(str::to_owned);
+    if select
+        .as_deref()
+        .is_some_and(|s| !s.is_empty() && !s.starts_with('/'))
+    {
+        return Err(ErrorInfo::bad_request("select must be a JSON Pointer such as /items").into());
+    }
+    let mut forwarded = forwarded_headers(query)?;
+    // Injected headers win over forwarded ones of the same name.
+    forwarded.retain(|(name, _)| !injected.iter().any(|(n, _)| n == name));
+    forwarded.extend(injected);
+    let topic = Topic::new(url, forwarded, select, Duration::from_millis(interval_ms));
+    let spec = StreamSpec {
+        channel: topic.channel.clone(),
+        kind: ChannelKind::State,
+        start: resume_start(headers, state.hub.epoch()),
+        snapshots_only,
+    };
+    // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
+    let response = respond(state, &[spec], WireFormat::SseRaw, false);
+    state.pollers.ensure(&topic);
+    Ok(response)
+}
+
+/// `X-Sd-Header=Name: value` parameters (repeatable).
+fn forwarded_headers(query: &Query) -> Result<Vec<(HeaderName, HeaderValue)>, ErrorInfo> {
+    query
+        .pairs()
+        .iter()
+        .filter(|(k, _)| k == "X-Sd-Header")
+        .map(|(_, v)| {
+            let (name, value) = v.split_once(':').ok_or_else(|| {
+                ErrorInfo::bad_request("X-Sd-Header must be written \"Name: value\"")
+            })?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                ErrorInfo::bad_request(format!(
+                    "X-Sd-Header: {:?} is not a header name",
+                    name.trim()
+                ))
+            })?;
+            let value = HeaderValue::from_str(value.trim())
+                .map_err(|_| ErrorInfo::bad_request("X-Sd-Header: the value is not valid"))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// Where a reconnecting client resumes: after the position in its `Last-Event-ID`, or (an
+/// id that is not ours) from a fresh `data` event.
+fn resume_start(headers: &HeaderMap, epoch: &str) -> Start {
+    let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) else {
+        return Start::Live;
+    };
+    std::str::from_utf8(header.as_bytes())
+        .ok()
+        .and_then(cursor::parse)
+        .filter(|c| c.epoch == epoch && c.positions.len() == 1)
+        .map_or(Start::Unknown, |c| Start::After(c.positions[0]))
+}

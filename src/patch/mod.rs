@@ -1,0 +1,143 @@
+//! JSON Patch (RFC 6902): the deltas a polled document's subscribers receive.
+//!
+//! [`diff`] computes the ops turning one version of a document into the next, [`delta`] tells
+//! whether sending them beats resending the document, [`parse`] reads a received patch and
+//! [`apply`] applies one, all or nothing. Patches are [`json_patch::Patch`] values, so they serialize to the standard JSON
+//! form and any RFC 6902 implementation can apply them.
+//!
+//! ## Map
+//! - `value.rs`: the recursive walk, the depth limit, whole replacements.
+//! - `object.rs`: members by key.
+//! - `array.rs`: trimming, hashing and aligning elements; choosing a plan.
+//! - `moves.rs`: removed and added elements that become `move`s.
+//! - `gaps.rs`: elements edited in place between kept ones, and the slot layout.
+//! - `emit.rs`: indices that stay right as ops apply one after another.
+//! - `hash.rs`: the structural hash used to align and match elements.
+//! - `ops.rs`, `size.rs`: ops under construction and their exact byte sizes.
+//! - `pointer.rs`: JSON Pointer building (`~0`/`~1` escaping) and array indices.
+//! - `apply.rs`, `equal.rs`: atomic application; the diff's and `test`'s equalities.
+//!
+//! ## What a diff looks like
+//! - Minimal where it matters for feeds: an insert at the head of a list is one `add`, a
+//!   removal one `remove`, an element that moved one `move`, a changed field of a list item
+//!   one `replace` of that field. Every choice compares serialized sizes, and a container is
+//!   replaced whole when that is no larger than its edits.
+//! - Never a `test` or `copy` op.
+//! - Numbers are compared by their exact text (`serde_json`'s `arbitrary_precision`): `1.0`
+//!   and `1` are different values, so a change of spelling is sent as a `replace`, and every
+//!   number reaches clients digit for digit.
+//! - Objects compare regardless of member order, as JSON defines them; a reordering alone is
+//!   no change.
+//! - Moves are found among the elements of one array (a re-sorted list, an item that moved
+//!   and changed); a value that moves to another container is removed and added.
+//! - Structure is followed to a depth of [`MAX_DEPTH`]; deeper, values that differ are
+//!   replaced whole. Parsed documents never go deeper (`serde_json` stops at 128).
+//! - Work is linear in the size of the documents (times their depth) for the changes feeds
+//!   make; alternatives that may be thrown away (another pairing, a positional plan) draw on
+//!   a fixed budget per diff, so no input makes it explode.
+
+mod apply;
+mod array;
+mod emit;
+mod equal;
+mod gaps;
+mod hash;
+mod moves;
+mod object;
+mod ops;
+mod parse;
+mod pointer;
+mod size;
+mod value;
+
+pub use apply::{PatchError, PatchErrorKind, apply};
+pub use json_patch::{Patch, PatchOperation};
+pub use parse::parse;
+pub use value::MAX_DEPTH;
+
+use serde_json::Value;
+
+use ops::Ops;
+use pointer::Path;
+use value::Effort;
+
+/// The ops turning `old` into `new`.
+pub fn diff(old: &Value, new: &Value) -> Patch {
+    ops(old, new).into_patch()
+}
+
+/// What to send subscribers after the document changed from `old` to `new`.
+#[derive(Debug)]
+pub enum Delta {
+    /// This patch, which serializes no larger than the new document. It is empty when the
+    /// documents are equal.
+    Patch(Patch),
+    /// The new document itself: the patch would be larger.
+    Snapshot,
+}
+
+/// Diffs `old` and `new` and chooses between the patch and a snapshot by their serialized
+/// sizes. The patch's size is known from the diff, and the document is measured only up to
+/// that size, so choosing costs almost nothing beyond the diff.
+pub fn delta(old: &Value, new: &Value) -> Delta {
+    let ops = ops(old, new);
+    let snapshot_smaller = ops
+        .patch_len()
+        .checked_sub(1)
+        .is_some_and(|limit| size::value_within(new, limit).is_some());
+    if snapshot_smaller {
+        Delta::Snapshot
+    } else {
+        Delta::Patch(ops.into_patch())
+    }
+}
+
+fn ops(old: &Value, new: &Value) -> Ops {
+    let mut ops = Ops::default();
+    value::diff(old, new, &Path::ROOT, 0, &Effort::new(), &mut ops);
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn item() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            (0u8..4).prop_map(Value::from),
+            "[a~/\"\\\\\u{1}é]{0,4}".prop_map(Value::from),
+            ((0u8..4), "[a-c/~]{0,2}").prop_map(|(id, s)| serde_json::json!({"id": id, s: [id]})),
+        ]
+    }
+
+    /// The diff's running size is exactly the serialized size of the patch it builds.
+    fn exact_size(old: &Value, new: &Value) -> Result<(), TestCaseError> {
+        let ops = ops(old, new);
+        let expected = ops.patch_len();
+        let text = serde_json::to_string(&ops.into_patch()).unwrap();
+        prop_assert_eq!(expected, text.len(), "{}", text);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn sizes_are_exact(
+            old in prop::collection::vec(item(), 0..12),
+            picks in prop::collection::vec((any::<prop::sample::Index>(), item(), 0u8..3), 0..12),
+        ) {
+            let new: Vec<Value> = picks
+                .into_iter()
+                .map(|(index, fresh, kind)| match (kind, old.is_empty()) {
+                    (0, false) => index.get(&old).clone(),
+                    _ => fresh,
+                })
+                .collect();
+            let (old, new) = (Value::from(old), Value::from(new));
+            exact_size(&old, &new)?;
+            exact_size(&serde_json::json!({"a/~": [old.clone()]}), &serde_json::json!({"a/~": [new]}))?;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Pairing elements that left one place of an array with elements that arrived at another,
+//! so they travel as a `move` instead of a `remove` and an `add` of the whole value.
+//!
+//! Two passes run over the elements the alignment did not keep:
+//! - equal values (a re-sorted list): the pair costs one `move`;
+//! - objects sharing members that few other objects share (an item that moved and changed
+//!   a field, e.g. re-sorted by a price that changed): the pair costs a `move` plus the edit
+//!   between the two, and is kept only when that is smaller than a `remove` and an `add`.
+//!
+//! Where the pairs' moves go, and the indices they use, is [`super::emit`]'s business.
+
+use std::collections::HashMap;
+
+use super::array::Span;
+use super::equal::identical;
+use super::hash;
+use super::size;
+
+/// A member shared by more old objects than this says little about which one an object came
+/// from (think `"currency": "USD"`), and is not used to find candidates.
+const CROWDED: usize = 4;
+
+/// What became of an element of the span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Nothing yet: an old element is removed, a new one added.
+    Free,
+    /// Kept by the alignment, unchanged and in order.
+    Kept,
+    /// One side of the pair with this index.
+    Paired(usize),
+}
+
+/// An old element that becomes a new one, by a move, an edit, or both.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Pair {
+    pub(super) old: usize,
+    pub(super) new: usize,
+}
+
+/// The fates of all elements of a span.
+pub(super) struct Matching {
+    pub(super) old: Vec<Fate>,
+    pub(super) new: Vec<Fate>,
+    pub(super) pairs: Vec<Pair>,
+}
+
+impl Matching {
+    pub(super) fn new(old: usize, new: usize) -> Self {
+        Matching {
+            old: vec![Fate::Free; old],
+            new: vec![Fate::Free; new],
+            pairs: Vec::new(),
+        }
+    }
+
+    pub(super) fn keep(&mut self, old: usize, new: usize) {
+        self.old[old] = Fate::Kept;
+        self.new[new] = Fate::Kept;
+    }
+
+    pub(super) fn pair(&mut self, old: usize, new: usize) {
+        self.old[old] = Fate::Paired(self.pairs.len());
+        self.new[new] = Fate::Paired(self.pairs.len());
+        self.pairs.push(Pair { old, new });
+    }
+
+    fn free_old(&self) -> impl Iterator<Item = usize> + '_ {
+        free(&self.old)
+    }
+
+    fn free_new(&self) -> impl Iterator<Item = usize> + '_ {
+        free(&self.new)
+    }
+}
+
+fn free(fates: &[Fate]) -> impl Iterator<Item = usize> + '_ {
+    (0..fates.len()).filter(|&i| fates[i] == Fate::Free)
+}
+
+/// Pairs free new elements with free old elements of equal value, the first of each first.
+pub(super) fn pair_equal(span: &Span, old_hashes: &[u64], new_hashes: &[u64], m: &mut Matching) {
+    let mut left: HashMap<u64, Vec<usize>> = HashMap::new();
+    for a in m.free_old().collect::<Vec<_>>().into_iter().rev() {
+        left.entry(old_hashes[a]).or_default().push(a);
+    }
+    if left.is_empty() {
+        return;
+    }
+    let arrived: Vec<usize> = m.free_new().collect();
+    for b in arrived {
+        let Some(candidates) = left.get_mut(&new_hashes[b]) else {
+            continue;
+        };
+        if let Some(at) = candidates
+            .iter()
+            .rposition(|&a| identical(&span.old[a], &span.new[b]))
+        {
+            let a = candidates.remove(at);
+            m.pair(a, b);
+        }
+    }
+}
+
+/// Pairs free new objects with the free old object sharing the most distinctive members,
+/// when a move and an edit are smaller than a remove and an add.
+pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
+    let mut by_member: HashMap<u64, Vec<usize>> = HashMap::new();
+    for a in m.free_old() {
+        if let Some(members) = span.old[a].as_object() {
+            for (key, value) in members {
+                by_member
+                    .entry(hash::member(key, value))
+                    .or_default()
+                    .push(a);
+            }
+        }
+    }
+    if by_member.is_empty() {
+        return;
+    }
+    let arrived: Vec<usize> = m.free_new().collect();
+    for b in arrived {
+        if !span.effort.spare() {
+            return;
+        }
+        let Some(members) = span.new[b].as_object() else {
+            continue;
+        };
+        let mut votes: HashMap<usize, usize> = HashMap::new();
+        for (key, value) in members {
+            let Some(olds) = by_member.get(&hash::member(key, value)) else {
+                continue;
+            };
+            if olds.len() <= CROWDED {
+                for &a in olds.iter().filter(|&&a| m.old[a] == Fate::Free) {
+                    *votes.entry(a).or_default() += 1;
+                }
+            }
+        }
+        let best = votes
+            .into_iter()
+            .max_by_key(|&(a, count)| (count, usize::MAX - a.abs_diff(b), usize::MAX - a));
+        let Some((a, _)) = best else {
+            continue;
+        };
+        let path = span.index_len(b);
+        let moved = size::MOVE + 2 * path + 1 + span.edit_len(a, b, b);
+        let resent = (size::REMOVE + path + 1) + (size::ADD + path + 1) + span.new_len(b);
+        if moved < resent {
+            m.pair(a, b);
+        }
+    }
+}

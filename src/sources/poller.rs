@@ -1,0 +1,334 @@
+//! Pollers: one per topic, turning a JSON API into a state channel of `data` and `patch`
+//! events.
+//!
+//! A poller starts with the first subscriber of its topic and stops once the topic has had
+//! no subscriber for `[poll] linger_ms`. It requests the target once per interval however
+//! many clients watch, conditionally (ETag / Last-Modified), and diffs each new document
+//! against the last. A failing target gives subscribers an `error` event (once per distinct
+//! failure) and is retried with exponential backoff and jitter; when it recovers, patches
+//! resume from the last good document.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::target::Refusal;
+use super::topic::Topic;
+use crate::config::PollConfig;
+use crate::hub::{Hub, StateKind, now_ms};
+use crate::patch::{Delta, delta};
+
+/// Status codes of `error` events for failures that are not an HTTP status.
+pub mod status {
+    /// The connection failed (refused, reset, DNS).
+    pub const CONNECT: u16 = 2000;
+    /// TLS failed (untrusted, expired or mismatched certificate).
+    pub const TLS: u16 = 2001;
+    pub const TIMEOUT: u16 = 2002;
+    pub const NOT_JSON: u16 = 2003;
+    pub const TOO_LARGE: u16 = 2004;
+    /// The target (after DNS or a redirect) is not allowed.
+    pub const REFUSED: u16 = 2005;
+}
+
+/// Why a poll failed, as subscribers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    status: u16,
+    cause: &'static str,
+    message: String,
+}
+
+/// The running pollers, by state channel name.
+pub struct Pollers {
+    hub: Arc<Hub>,
+    client: reqwest::Client,
+    config: PollConfig,
+    running: Mutex<HashMap<String, Arc<AtomicU64>>>,
+}
+
+impl Pollers {
+    pub fn new(hub: Arc<Hub>, client: reqwest::Client, config: PollConfig) -> Self {
+        Pollers {
+            hub,
+            client,
+            config,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Makes sure the topic is being polled; call after subscribing to its channel. A
+    /// shorter interval than the running poller's takes effect from its next poll.
+    pub fn ensure(self: &Arc<Self>, topic: &Topic) {
+        let interval_ms = topic.interval.as_millis() as u64;
+        let mut running = self.running.lock().unwrap();
+        if let Some(interval) = running.get(&topic.channel) {
+            interval.fetch_min(interval_ms, Ordering::Relaxed);
+            return;
+        }
+        let interval = Arc::new(AtomicU64::new(interval_ms));
+        running.insert(topic.channel.clone(), Arc::clone(&interval));
+        tokio::spawn(Arc::clone(self).run(topic.clone(), interval));
+    }
+
+    /// How many topics are being polled.
+    pub fn count(&self) -> usize {
+        self.running.lock().unwrap().len()
+    }
+
+    async fn run(self: Arc<Self>, topic: Topic, interval: Arc<AtomicU64>) {
+        let session = format!("{:016x}", rand::rng().random::<u64>());
+        tracing::debug!(session, "poller started");
+        let mut state = PollState::default();
+        loop {
+            let failures_before = state.failures;
+            match self.poll(&topic, &mut state).await {
+                Ok(()) => state.failures = 0,
+                Err(failure) => {
+                    state.failures += 1;
+                    if state.last_failure.as_ref() != Some(&failure) || failures_before == 0 {
+                        self.publish_error(&topic, &failure, &session);
+                        state.last_failure = Some(failure);
+                    }
+                }
+            }
+            if state.failures == 0 {
+                state.last_failure = None;
+            }
+            let delay = self.delay(interval.load(Ordering::Relaxed), state.failures);
+            if !self
+                .wait(&topic.channel, delay, &mut state.idle_since)
+                .await
+            {
+                tracing::debug!(session, "poller stopped: no subscribers");
+                return;
+            }
+        }
+    }
+
+    /// The wait before the next poll: the interval, or backoff while the target fails.
+    fn delay(&self, interval_ms: u64, failures: u32) -> Duration {
+        if failures == 0 {
+            return Duration::from_millis(interval_ms);
+        }
+        let backoff = interval_ms
+            .saturating_mul(1u64 << failures.min(20))
+            .min(self.config.max_backoff_ms.max(interval_ms));
+        // "Equal jitter": half fixed, half random, so failing pollers do not move in step.
+        let half = backoff / 2;
+        Duration::from_millis(half + rand::rng().random_range(0..=half))
+    }
+
+    /// Sleeps `delay`, watching the subscribers; false once the topic has been without
+    /// subscribers for the linger time (the poller is then deregistered). `idle_since`
+    /// carries the idle time across waits.
+    async fn wait(&self, channel: &str, delay: Duration, idle_since: &mut Option<Instant>) -> bool {
+        const SLICE: Duration = Duration::from_millis(100);
+        let linger = Duration::from_millis(self.config.linger_ms);
+        let deadline = Instant::now() + delay;
+        loop {
+            if self.watched(channel) {
+                *idle_since = None;
+            } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= linger {
+                let mut running = self.running.lock().unwrap();
+                // Re-checked under the registry lock: `ensure` runs after subscribing.
+                if !self.watched(channel) {
+                    running.remove(channel);
+                    return false;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            tokio::time::sleep((deadline - now).min(SLICE)).await;
+        }
+    }
+
+    fn watched(&self, channel: &str) -> bool {
+        self.hub
+            .get(channel)
+            .is_some_and(|c| c.subscriber_count() > 0)
+    }
+
+    /// One request; publishes `data` or `patch` when the document changed.
+    async fn poll(&self, topic: &Topic, state: &mut PollState) -> Result<(), Failure> {
+        let mut request = self
+            .client
+            .get(topic.url.clone())
+            .header(ACCEPT, "application/json")
+            .timeout(Duration::from_millis(self.config.timeout_ms));
+        for (name, value) in &topic.headers {
+            request = request.header(name, value);
+        }
+        if state.document.is_some() {
+            if let Some(etag) = &state.etag {
+                request = request.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &state.last_modified {
+                request = request.header(IF_MODIFIED_SINCE, modified);
+            }
+        }
+        let mut response = request.send().await.map_err(classify)?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED && state.document.is_some() {
+            return Ok(());
+        }
+        if !status.is_success() {
+            return Err(Failure {
+                status: status.as_u16(),
+                cause: "status",
+                message: format!("the target answered {status}"),
+            });
+        }
+        let etag = response.headers().get(ETAG).cloned();
+        let last_modified = response.headers().get(LAST_MODIFIED).cloned();
+        let body = read_capped(&mut response, self.config.max_body_bytes).await?;
+        let mut document: Value = serde_json::from_slice(&body).map_err(|e| Failure {
+            status: status::NOT_JSON,
+            cause: "parse",
+            message: format!("the target's body is not JSON: {e}"),
+        })?;
+        if let Some(pointer) = &topic.select {
+            document = document.pointer(pointer).cloned().unwrap_or(Value::Null);
+        }
+        state.etag = etag;
+        state.last_modified = last_modified;
+        self.publish_document(topic, state, document);
+        Ok(())
+    }
+
+    fn publish_document(&self, topic: &Topic, state: &mut PollState, document: Value) {
+        let channel = &topic.channel;
+        match &state.document {
+            Some(old) if *old == document => return,
+            Some(old) => match delta(old, &document) {
+                Delta::Patch(patch) => {
+                    let patch = serde_json::to_value(patch).expect("a patch serializes");
+                    self.hub.publish_state(
+                        channel,
+                        StateKind::Patch,
+                        patch,
+                        Some(document.clone()),
+                    );
+                }
+                Delta::Snapshot => {
+                    self.hub
+                        .publish_state(channel, StateKind::Data, document.clone(), None);
+                }
+            },
+            None => {
+                self.hub
+                    .publish_state(channel, StateKind::Data, document.clone(), None);
+            }
+        }
+        state.document = Some(document);
+    }
+
+    fn publish_error(&self, topic: &Topic, failure: &Failure, session: &str) {
+        tracing::debug!(
+            status = failure.status,
+            cause = failure.cause,
+            "poll failed"
+        );
+        let error = json!({
+            "status": failure.status,
+            "cause": failure.cause,
+            "message": failure.message,
+            "timestamp": now_ms(),
+            "sessionId": session,
+        });
+        self.hub
+            .publish_state(&topic.channel, StateKind::Error, error, None);
+    }
+}
+
+#[derive(Default)]
+struct PollState {
+    document: Option<Value>,
+    etag: Option<HeaderValue>,
+    last_modified: Option<HeaderValue>,
+    failures: u32,
+    last_failure: Option<Failure>,
+    /// Since when the topic has had no subscriber.
+    idle_since: Option<Instant>,
+}
+
+/// Reads the body, refusing more than `max` bytes (announced or actual).
+async fn read_capped(response: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, Failure> {
+    let too_large = || Failure {
+        status: status::TOO_LARGE,
+        cause: "size",
+        message: format!("the target's body is larger than {max} bytes ([poll] max_body_bytes)"),
+    };
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Sorts a request error into the statuses subscribers see. The message never includes the
+/// URL: its query may hold credentials.
+fn classify(error: reqwest::Error) -> Failure {
+    if let Some(refusal) = chain(&error).find_map(|e| e.downcast_ref::<Refusal>()) {
+        return Failure {
+            status: status::REFUSED,
+            cause: "refused",
+            message: refusal.0.clone(),
+        };
+    }
+    if let Some(tls) = chain(&error).find_map(|e| e.downcast_ref::<rustls::Error>()) {
+        return Failure {
+            status: status::TLS,
+            cause: "tls",
+            message: format!("TLS with the target failed: {tls}"),
+        };
+    }
+    if error.is_timeout() {
+        return Failure {
+            status: status::TIMEOUT,
+            cause: "timeout",
+            message: "the target did not answer in time ([poll] timeout_ms)".into(),
+        };
+    }
+    // The innermost cause says what happened ("Connection refused", "dns error: ...").
+    let root = chain(&error)
+        .last()
+        .expect("the chain starts with the error");
+    Failure {
+        status: status::CONNECT,
+        cause: "connect",
+        message: format!("cannot reach the target: {root}"),
+    }
+}
+
+/// Every error in `error`'s chain, looking inside `io::Error`s too (their `source` skips the
+/// error they wrap, and connectors nest them).
+fn chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut next = Some(error);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static))
+            .or_else(|| current.source());
+        Some(current)
+    })
+}

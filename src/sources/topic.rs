@@ -1,0 +1,108 @@
+//! Topics: what makes two poll requests "the same", so they share one poller.
+//!
+//! A topic is the method, the target URL normalized (scheme and host lower-cased, default
+//! port dropped, query pairs sorted, fragment dropped), the forwarded headers (names
+//! lower-cased, sorted) and the selected part. Same topic, same state channel, one upstream
+//! request per interval.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
+
+/// Everything a poller needs to know about its upstream.
+#[derive(Debug, Clone)]
+pub struct Topic {
+    /// The state channel's name: `[poll]` and the topic key. Users cannot subscribe to it by
+    /// name because channel names may not start with `[`.
+    pub channel: String,
+    pub url: Url,
+    /// Forwarded and injected headers, sorted by name.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A JSON Pointer: stream only that part of the document.
+    pub select: Option<String>,
+    pub interval: Duration,
+}
+
+impl Topic {
+    pub fn new(
+        mut url: Url,
+        mut headers: Vec<(HeaderName, HeaderValue)>,
+        select: Option<String>,
+        interval: Duration,
+    ) -> Topic {
+        url.set_fragment(None);
+        let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        if pairs.is_empty() {
+            url.set_query(None);
+        } else {
+            pairs.sort();
+            url.query_pairs_mut().clear().extend_pairs(&pairs);
+        }
+        headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1)));
+        let mut channel = format!("[poll]GET {url}");
+        for (name, value) in &headers {
+            write!(
+                channel,
+                "\n{name}: {}",
+                String::from_utf8_lossy(value.as_bytes())
+            )
+            .expect("writing to a String cannot fail");
+        }
+        if let Some(select) = &select {
+            write!(channel, "\nselect {select}").expect("writing to a String cannot fail");
+        }
+        Topic {
+            channel,
+            url,
+            headers,
+            select,
+            interval,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(url: &str, headers: &[(&str, &str)]) -> Topic {
+        Topic::new(
+            url.parse().unwrap(),
+            headers
+                .iter()
+                .map(|(n, v)| (n.parse().unwrap(), HeaderValue::from_str(v).unwrap()))
+                .collect(),
+            None,
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn equivalent_requests_share_a_topic() {
+        let a = topic(
+            "HTTPS://Api.Example.com:443/q?b=2&a=1#frag",
+            &[("X-B", "2"), ("x-a", "1")],
+        );
+        let b = topic(
+            "https://api.example.com/q?a=1&b=2",
+            &[("x-a", "1"), ("x-b", "2")],
+        );
+        assert_eq!(a.channel, b.channel);
+        assert_eq!(a.url.as_str(), "https://api.example.com/q?a=1&b=2");
+    }
+
+    #[test]
+    fn different_requests_do_not() {
+        let base = topic("https://api.example.com/q?a=1", &[]);
+        for other in [
+            topic("https://api.example.com/q?a=2", &[]),
+            topic("https://api.example.com/r?a=1", &[]),
+            topic("http://api.example.com/q?a=1", &[]),
+            topic("https://api.example.com/q?a=1", &[("x-a", "1")]),
+        ] {
+            assert_ne!(base.channel, other.channel);
+        }
+    }
+}

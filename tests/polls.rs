@@ -1,0 +1,428 @@
+//! Polled JSON APIs as delta streams, against a real upstream HTTP server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::upstream::{Behaviour, Upstream};
+use common::{Server, SseStream, expect_error};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+use streamgate::wire::sse_parser::SseEvent;
+
+/// A gateway that may poll loopback upstreams quickly.
+fn gateway(extra: &str) -> Server {
+    Server::start(&format!(
+        "[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\ninterval_ms = 100\n\
+         min_interval_ms = 50\nlinger_ms = 300\ntimeout_ms = 2000\nmax_backoff_ms = 400\n{extra}"
+    ))
+}
+
+fn poll_url(server: &Server, upstream: &Upstream, path: &str) -> String {
+    server.url(&format!("/{}", upstream.url(path)))
+}
+
+/// A subscriber's view of the document: a `data` event replaces it, a `patch` event is
+/// applied with the `json-patch` crate (independent of the gateway's diff).
+struct Follower {
+    stream: SseStream,
+    document: Option<Value>,
+    last_id: String,
+    kinds: Vec<String>,
+}
+
+impl Follower {
+    async fn open(url: &str) -> Follower {
+        Self::open_with(url, HeaderMap::new()).await
+    }
+
+    async fn open_with(url: &str, headers: HeaderMap) -> Follower {
+        let stream = SseStream::open_with(url, headers).await;
+        assert_eq!(
+            stream.response.headers()["content-type"],
+            "text/event-stream; charset=utf-8"
+        );
+        Follower {
+            stream,
+            document: None,
+            last_id: String::new(),
+            kinds: Vec::new(),
+        }
+    }
+
+    /// Applies the next event; returns it.
+    async fn step(&mut self) -> SseEvent {
+        let event = self.stream.next_event().await.expect("an event");
+        assert!(!event.id.is_empty(), "every event has an id: {event:?}");
+        self.last_id = event.id.clone();
+        self.kinds.push(event.event.clone());
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        match event.event.as_str() {
+            "data" => self.document = Some(data),
+            "patch" => {
+                // Parsed by the gateway's reader (which keeps big numbers), applied by the
+                // `json-patch` crate: independent of the diff that made it.
+                let patch = streamgate::patch::parse(&data).unwrap();
+                let doc = self.document.as_mut().expect("a patch after a data event");
+                json_patch::patch(doc, &patch).expect("the patch applies");
+            }
+            "error" => {}
+            other => panic!("unexpected event {other}"),
+        }
+        event
+    }
+
+    /// Follows events until the document equals `expected`.
+    async fn until(&mut self, expected: &Value) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.document.as_ref() != Some(expected) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "document never became {expected}; it is {:?}",
+                self.document
+            );
+            self.step().await;
+        }
+    }
+
+    /// The next event must be an error; returns its data.
+    async fn error(&mut self) -> Value {
+        let event = self.step().await;
+        assert_eq!(event.event, "error", "{event:?}");
+        serde_json::from_str(&event.data).unwrap()
+    }
+}
+
+fn quotes(n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| json!({"symbol": format!("S{i:04}"), "price": 100 + i, "volume": i * 7}))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn every_change_shape_reaches_subscribers_exactly() {
+    let upstream = Upstream::start(json!({"items": quotes(50), "meta": {"v": 1}})).await;
+    let server = gateway("");
+    let url = poll_url(&server, &upstream, "/quotes");
+    let mut first = Follower::open(&url).await;
+    let mut second = Follower::open(&url).await;
+    first.until(&upstream.document()).await;
+    second.until(&upstream.document()).await;
+    assert_eq!(first.kinds[0], "data");
+
+    let mut doc = upstream.document();
+    type Step = Box<dyn Fn(&mut Value)>;
+    let steps: Vec<Step> = vec![
+        // A field changes inside a list item.
+        Box::new(|d| d["items"][3]["price"] = json!(999)),
+        // An item is inserted at the head.
+        Box::new(|d| {
+            d["items"]
+                .as_array_mut()
+                .unwrap()
+                .insert(0, json!({"symbol": "NEW", "price": 1}))
+        }),
+        // The tail is dropped.
+        Box::new(|d| {
+            d["items"].as_array_mut().unwrap().pop();
+        }),
+        // The list is re-sorted.
+        Box::new(|d| d["items"].as_array_mut().unwrap().reverse()),
+        // Keys come and go, types change, numbers stay digit-exact.
+        Box::new(|d| {
+            d["meta"] = json!({"v": "two", "big": serde_json::from_str::<Value>("123456789012345678901234567").unwrap()});
+            d["added"] = json!([1, [2, {"a~b/c": null}]]);
+        }),
+        Box::new(|d| {
+            d.as_object_mut().unwrap().remove("added");
+            d["meta"]["dec"] = serde_json::from_str("0.100000000000000000000001").unwrap();
+        }),
+        // Everything at once is a snapshot, not a huge patch.
+        Box::new(|d| *d = json!({"replaced": true})),
+    ];
+    for step in steps {
+        step(&mut doc);
+        upstream.set(doc.clone());
+        first.until(&doc).await;
+        second.until(&doc).await;
+    }
+    assert!(
+        first.kinds.iter().filter(|k| *k == "patch").count() >= 5,
+        "{:?}",
+        first.kinds
+    );
+    // The last change replaced the whole document: a data event, not a patch.
+    assert_eq!(first.kinds.last().unwrap(), "data");
+    // The big numbers came through digit-exact in raw text too.
+    assert!(first.document.is_some());
+}
+
+#[tokio::test]
+async fn fifty_subscribers_cause_one_upstream_request_per_interval() {
+    let upstream = Upstream::start(json!({"n": 0})).await;
+    let server = gateway("");
+    let url = format!(
+        "{}?pollInterval=200",
+        poll_url(&server, &upstream, "/shared")
+    );
+    let mut followers = Vec::new();
+    for _ in 0..50 {
+        let mut f = Follower::open(&url).await;
+        f.until(&json!({"n": 0})).await;
+        followers.push(f);
+    }
+    let before = upstream.requests();
+    let started = tokio::time::Instant::now();
+    for n in 1..=5 {
+        upstream.set(json!({"n": n}));
+        for f in &mut followers {
+            f.until(&json!({"n": n})).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let elapsed = started.elapsed().as_millis() as u64;
+    let requests = upstream.requests() - before;
+    let most = elapsed / 200 + 2;
+    assert!(
+        requests <= most,
+        "{requests} upstream requests in {elapsed} ms for 50 subscribers (at most {most})"
+    );
+    assert!(requests >= 3, "{requests}");
+
+    // Polling stops after the last subscriber leaves (linger 300 ms).
+    drop(followers);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let stopped_at = upstream.requests();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        upstream.requests(),
+        stopped_at,
+        "polling went on with no subscriber"
+    );
+}
+
+#[tokio::test]
+async fn unchanged_documents_are_revalidated_with_etags() {
+    let mut doc = json!({"same": true, "items": quotes(20)});
+    let upstream = Upstream::start(doc.clone()).await;
+    let server = gateway("");
+    let mut f = Follower::open(&poll_url(&server, &upstream, "/etag")).await;
+    f.until(&doc).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        upstream.not_modified() >= 2,
+        "the gateway never sent If-None-Match"
+    );
+    // Nothing was sent while the upstream said 304.
+    f.stream.expect_quiet(Duration::from_millis(100)).await;
+    doc["same"] = json!(false);
+    upstream.set(doc.clone());
+    f.until(&doc).await;
+    assert_eq!(f.kinds, ["data", "patch"]);
+}
+
+#[tokio::test]
+async fn failures_are_error_events_and_the_stream_recovers() {
+    let upstream = Upstream::start(json!({"ok": 1, "list": quotes(20)})).await;
+    let server = gateway("");
+    let mut f = Follower::open(&poll_url(&server, &upstream, "/flaky")).await;
+    f.until(&upstream.document()).await;
+
+    let cases = [
+        (Behaviour::Status(503), 503),
+        (Behaviour::NotJson, 2003),
+        (Behaviour::Slow(Duration::from_secs(3)), 2002),
+    ];
+    for (told, (behaviour, status)) in cases.into_iter().enumerate() {
+        upstream.behave(behaviour.clone());
+        let error = f.error().await;
+        assert_eq!(error["status"], status, "{behaviour:?}: {error}");
+        for key in ["cause", "message", "sessionId"] {
+            assert!(
+                error[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{key}: {error}"
+            );
+        }
+        assert!(error["timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+        upstream.behave(Behaviour::Serve);
+        upstream.set(json!({"ok": status, "list": quotes(20)}));
+        f.until(&upstream.document()).await;
+        // Recovery resumes with a patch from the last good document, not a new snapshot.
+        assert_eq!(f.kinds.last().unwrap(), "patch", "{:?}", f.kinds);
+        let errors = f.kinds.iter().filter(|k| *k == "error").count();
+        assert_eq!(errors, told + 1, "a failure is told once: {:?}", f.kinds);
+    }
+}
+
+#[tokio::test]
+async fn oversized_and_unreachable_targets_are_error_events() {
+    let upstream = Upstream::start(json!({"blob": "x".repeat(5000)})).await;
+    let server = gateway("max_body_bytes = 1000\n");
+    let mut f = Follower::open(&poll_url(&server, &upstream, "/big")).await;
+    assert_eq!(f.error().await["status"], 2004);
+
+    // Nothing listens on this port.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let mut f = Follower::open(&server.url(&format!("/http://127.0.0.1:{port}/gone"))).await;
+    assert_eq!(f.error().await["status"], 2000);
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_with_the_missed_patches() {
+    let doc = |n: u64| json!({"n": n, "keep": quotes(20)});
+    let upstream = Upstream::start(doc(0)).await;
+    let server = gateway("");
+    let url = poll_url(&server, &upstream, "/resume");
+    // A second subscriber keeps the topic alive while the first is away.
+    let mut keeper = Follower::open(&url).await;
+    let mut f = Follower::open(&url).await;
+    f.until(&upstream.document()).await;
+    upstream.set(doc(1));
+    f.until(&upstream.document()).await;
+    let id = f.last_id.clone();
+    let seen = f.document.clone().unwrap();
+    drop(f);
+    for n in 2..=3 {
+        upstream.set(doc(n));
+        keeper.until(&upstream.document()).await;
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(&id).unwrap());
+    let mut resumed = Follower::open_with(&url, headers).await;
+    resumed.document = Some(seen);
+    resumed.until(&upstream.document()).await;
+    assert_eq!(resumed.kinds, ["patch", "patch"], "missed patches only");
+
+    // An id that is not ours gets a fresh snapshot.
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_static("nope"));
+    let mut fresh = Follower::open_with(&url, headers).await;
+    fresh.until(&upstream.document()).await;
+    assert_eq!(fresh.kinds, ["data"]);
+}
+
+#[tokio::test]
+async fn snapshot_mode_sends_whole_documents() {
+    let upstream = Upstream::start(json!({"items": quotes(20)})).await;
+    let server = gateway("");
+    let mut f = Follower::open(&format!(
+        "{}?mode=snapshot",
+        poll_url(&server, &upstream, "/snap")
+    ))
+    .await;
+    f.until(&upstream.document()).await;
+    let mut doc = upstream.document();
+    doc["items"][0]["price"] = json!(1);
+    upstream.set(doc.clone());
+    f.until(&doc).await;
+    assert!(f.kinds.iter().all(|k| k == "data"), "{:?}", f.kinds);
+}
+
+#[tokio::test]
+async fn headers_are_forwarded_and_injected_secrets_stay_hidden() {
+    let upstream = Upstream::start(json!({"v": 1})).await;
+    let server = gateway(&format!(
+        "[[api]]\nname = \"secretive\"\nbase_url = \"{}/v1\"\ninterval_ms = 100\n\
+         headers = {{ Authorization = \"Bearer s3cr3t-header\" }}\n\
+         query = {{ apikey = \"s3cr3t-query\" }}\n",
+        upstream.url("")
+    ));
+    // Ad hoc: X-Sd-Header is forwarded, consumed parameters are not.
+    let mut f = Follower::open(&format!(
+        "{}?a=1&X-Sd-Header=X-Trace%3A%20abc&pollInterval=100&mode=patch&X-Sd-Token=k%3As",
+        poll_url(&server, &upstream, "/plain")
+    ))
+    .await;
+    f.until(&json!({"v": 1})).await;
+    let (headers, query) = upstream.last_request("/plain");
+    assert_eq!(headers["x-trace"], "abc");
+    assert_eq!(query.as_deref(), Some("a=1"));
+
+    // Configured API: injected header and query reach the upstream...
+    let url = server.url("/apis/secretive/items?page=2");
+    let mut api = Follower::open(&url).await;
+    api.until(&json!({"v": 1})).await;
+    let (headers, query) = upstream.last_request("/v1/items");
+    assert_eq!(headers["authorization"], "Bearer s3cr3t-header");
+    let query = query.unwrap();
+    assert!(
+        query.contains("apikey=s3cr3t-query") && query.contains("page=2"),
+        "{query}"
+    );
+    // ...and never reach clients, not even in errors.
+    upstream.behave(Behaviour::Status(500));
+    let error = api.error().await;
+    let mut seen = error.to_string();
+    upstream.behave(Behaviour::Slow(Duration::from_secs(3)));
+    seen.push_str(&api.error().await.to_string());
+    let headers = format!("{:?}", api.stream.response.headers());
+    for secret in ["s3cr3t-header", "s3cr3t-query"] {
+        assert!(
+            !seen.contains(secret) && !headers.contains(secret),
+            "{secret} leaked: {seen}"
+        );
+    }
+    let metrics = common::metrics_text(&server).await;
+    assert!(!metrics.contains("s3cr3t"), "secret in metrics");
+}
+
+#[tokio::test]
+async fn targets_outside_the_policy_are_refused() {
+    let upstream = Upstream::start(json!({"private": true})).await;
+    let port = upstream.addr.port();
+    let client = common::client();
+
+    // No pattern at all: refused before the stream opens.
+    let strict = Server::start("");
+    let resp = client
+        .get(strict.url(&format!("/http://127.0.0.1:{port}/x")))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 403, 40300).await;
+
+    // A wildcard host does not let a literal loopback address through...
+    let wildcard = Server::start(&format!(
+        "[poll]\nallowed_targets = [\"http://*:{port}/*\"]\ninterval_ms = 100\nmin_interval_ms = 50\n"
+    ));
+    let resp = client
+        .get(wildcard.url(&format!("/http://127.0.0.1:{port}/x")))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 403, 40300).await;
+    // ...nor a name that resolves to one (checked after DNS).
+    let mut f = Follower::open(&wildcard.url(&format!("/http://localhost:{port}/x"))).await;
+    let error = f.error().await;
+    assert_eq!(error["status"], 2005, "{error}");
+
+    // A redirect from an allowed target to a private address is refused too.
+    let inner = Upstream::start_on("127.0.0.2:0", json!({"secret": 1})).await;
+    upstream.behave(Behaviour::Redirect(inner.url("/admin")));
+    let server = gateway("");
+    let mut f = Follower::open(&poll_url(&server, &upstream, "/redirect")).await;
+    let error = f.error().await;
+    assert_eq!(error["status"], 2005, "{error}");
+    assert_eq!(inner.requests(), 0, "the private target was reached");
+
+    // Bad parameters are request errors.
+    for bad in [
+        "?pollInterval=soon",
+        "?mode=fast",
+        "?select=items",
+        "?X-Sd-Header=nocolon",
+    ] {
+        let resp = client
+            .get(format!("{}{bad}", poll_url(&server, &upstream, "/x")))
+            .send()
+            .await
+            .unwrap();
+        expect_error(resp, 400, 40000).await;
+    }
+    let resp = client.get(server.url("/apis/none/x")).send().await.unwrap();
+    expect_error(resp, 404, 40400).await;
+}
