@@ -50,10 +50,14 @@ pub struct ChannelsConfig {
     /// Largest publish request body (one message or a batch), as in Ably.
     #[serde(deserialize_with = "at_least_one")]
     pub max_message_bytes: usize,
-    /// Events one connection takes from the hub per write: bounds what a subscriber that
-    /// does not read can hold. A subscriber further behind reads from history.
+    /// How many events a subscriber may fall behind while it is not reading. Past it, a
+    /// delta stream sends one fresh snapshot instead of the stale patches, and a pub/sub
+    /// stream applies `overflow`. A backlog the client asked for (rewind, resume) is exempt.
     #[serde(deserialize_with = "at_least_one")]
     pub subscriber_queue: usize,
+    /// What a pub/sub stream does past `subscriber_queue`: `"skip"` the oldest with an
+    /// in-band notice, or `"disconnect"` with an in-band error.
+    pub overflow: crate::outlet::Overflow,
 }
 
 impl Default for ChannelsConfig {
@@ -62,7 +66,8 @@ impl Default for ChannelsConfig {
             history_size: 1000,
             history_ttl_s: 120,
             max_message_bytes: 64 * 1024,
-            subscriber_queue: 256,
+            subscriber_queue: 1000,
+            overflow: crate::outlet::Overflow::Skip,
         }
     }
 }
@@ -75,6 +80,9 @@ pub struct StreamConfig {
     pub keepalive_ms: u64,
     /// The `retry:` hint sent when the server shuts down: how long clients wait to reconnect.
     pub retry_ms: u64,
+    /// Channels and polled streams one connection may carry.
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_streams_per_connection: usize,
 }
 
 impl Default for StreamConfig {
@@ -82,6 +90,7 @@ impl Default for StreamConfig {
         StreamConfig {
             keepalive_ms: 15_000,
             retry_ms: 1_000,
+            max_streams_per_connection: 1000,
         }
     }
 }

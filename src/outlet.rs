@@ -59,6 +59,16 @@ impl StreamSpec {
     }
 }
 
+/// What happens to a pub/sub stream whose client falls behind by more than its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overflow {
+    /// Skip the oldest events, keeping the newest queue's worth, with an in-band notice.
+    Skip,
+    /// End the stream with an in-band error; the client reconnects and resumes.
+    Disconnect,
+}
+
 /// How the connection writes.
 #[derive(Debug, Clone)]
 pub struct OutletOptions {
@@ -66,6 +76,9 @@ pub struct OutletOptions {
     pub heartbeats: bool,
     pub keepalive: Duration,
     pub batch: usize,
+    /// How far a stream may fall behind while the client is not reading (see `Overflow`).
+    pub queue: u64,
+    pub overflow: Overflow,
     pub retry_ms: u64,
 }
 
@@ -77,6 +90,9 @@ struct Sub {
     /// State channels: send the current state next (new subscriber, lost position).
     state_pending: bool,
     snapshots_only: bool,
+    /// Sending a backlog the client asked for (rewind, resume): exempt from overflow until it
+    /// reaches the head.
+    replaying: bool,
 }
 
 pub struct Outlet {
@@ -111,6 +127,7 @@ impl Outlet {
                     gap_pending: lost && !state,
                     state_pending: state && (lost || !matches!(spec.start, Start::After(_))),
                     snapshots_only: spec.snapshots_only,
+                    replaying: spec.start != Start::Live,
                 }
             })
             .collect();
@@ -130,13 +147,16 @@ impl Outlet {
 
     /// The next bytes to write; `None` ends the stream (server shutting down).
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        let mut after_write = true;
         loop {
             if self.finished {
                 return None;
             }
             let mut buf = BytesMut::new();
-            self.drain(&mut buf);
-            if !buf.is_empty() {
+            // Lag that built up while the previous chunk was being written is the client's
+            // slowness; lag found after waking up is a burst, sent in batches.
+            self.drain(&mut buf, std::mem::take(&mut after_write));
+            if self.finished || !buf.is_empty() {
                 self.next_keepalive = Instant::now() + self.options.keepalive;
                 return Some(buf.freeze());
             }
@@ -161,15 +181,52 @@ impl Outlet {
 
     /// Copies up to one batch of new events from the channels into `buf`, interleaving
     /// channels in publish order.
-    fn drain(&mut self, buf: &mut BytesMut) {
+    fn drain(&mut self, buf: &mut BytesMut, after_write: bool) {
         let budget = self.options.batch;
         let mut reads = Vec::new();
         for i in 0..self.subs.len() {
-            let sub = &self.subs[i];
-            let channel = sub.subscription.channel();
-            if !sub.gap_pending && !sub.state_pending && channel.head() <= sub.cursor {
-                continue;
+            let sub = &mut self.subs[i];
+            let channel = Arc::clone(sub.subscription.channel());
+            let head = channel.head();
+            if head <= sub.cursor {
+                sub.replaying = false;
+                if !sub.gap_pending && !sub.state_pending {
+                    continue;
+                }
             }
+            let lag = head.saturating_sub(sub.cursor);
+            if after_write && !sub.replaying && lag > self.options.queue {
+                self.hub.metrics().drops.increment(lag - self.options.queue);
+                if channel.kind() == ChannelKind::State {
+                    // State-sync: one fresh document instead of the stale patches.
+                    self.subs[i].state_pending = true;
+                } else if self.options.overflow == Overflow::Disconnect {
+                    let error = ErrorInfo::new(
+                        codes::OVERFLOW_DISCONNECT,
+                        format!(
+                            "the client fell {lag} messages behind on channel {}; \
+                             reconnect with the last event id to resume",
+                            channel.name()
+                        ),
+                    );
+                    self.put_event(buf, "error", &error.to_json());
+                    self.finished = true;
+                    return;
+                } else {
+                    let skipped = lag - self.options.queue;
+                    let notice = ErrorInfo::new(
+                        codes::OVERFLOW_SKIPPED,
+                        format!(
+                            "skipped {skipped} messages on channel {}: the client read too \
+                             slowly to keep up",
+                            channel.name()
+                        ),
+                    );
+                    self.put_event(buf, "error", &notice.to_json());
+                    self.subs[i].cursor = head - self.options.queue;
+                }
+            }
+            let sub = &self.subs[i];
             if sub.state_pending || sub.snapshots_only {
                 self.send_state(i, buf);
                 continue;

@@ -381,3 +381,23 @@ async fn ndjson_resumes_like_sse() {
         .collect();
     assert_eq!(data, [json!(2), json!(3)]);
 }
+
+#[tokio::test]
+async fn too_many_streams_on_one_connection_is_a_clear_error() {
+    let server = Server::start("[stream]\nmax_streams_per_connection = 3\n");
+    let resp = common::client()
+        .get(server.url("/sse?channels=a,b,c,d"))
+        .send()
+        .await
+        .unwrap();
+    let body = common::expect_error(resp, 400, 40000).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_streams_per_connection"),
+        "{body}"
+    );
+    // At the limit is fine.
+    SseStream::open(&server.url("/sse?channels=a,b,c")).await;
+}

@@ -80,9 +80,10 @@ pub struct BenchArgs {
     /// ephemeral ports).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub source_addrs: u8,
-    /// The server's process id: report its memory (VmRSS) and CPU time.
-    #[arg(long)]
-    pub pid: Option<u32>,
+    /// The server's process id: report its memory (VmRSS) and CPU time. For a server made of
+    /// several processes, repeat it or separate ids with commas: their figures are summed.
+    #[arg(long = "pid", value_name = "PID", value_delimiter = ',')]
+    pub pids: Vec<u32>,
     /// After the last publish, wait at most this long for deliveries still on their way.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub settle_ms: u64,
@@ -163,7 +164,7 @@ impl Settings {
                     .to_owned(),
             );
         }
-        if let Some(pid) = args.pid {
+        for &pid in &args.pids {
             procfs::check(pid)?;
         }
         if args.source_addrs > 1 && !subscribe.addr.is_ipv4() {

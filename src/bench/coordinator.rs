@@ -81,7 +81,7 @@ struct Run<'a> {
 /// Runs the whole benchmark and reports; `Err` only when it could not start.
 pub async fn run(settings: &Settings) -> Result<(Report, Outcome), String> {
     let args = &settings.args;
-    let pid = args.pid;
+    let pids = &args.pids;
     let start = Instant::now();
     let deadline = start + settings.timeout;
     let shares = shares(args.subscribers, settings.per_process);
@@ -95,7 +95,7 @@ pub async fn run(settings: &Settings) -> Result<(Report, Outcome), String> {
         last_progress: start,
         expected: None,
         subscribers_at_publish: 0,
-        rss_before: pid.and_then(procfs::rss_kib),
+        rss_before: procfs::rss_kib_total(pids),
         rss_connected: None,
         cpu_before: None,
         cpu_after: None,
@@ -115,8 +115,8 @@ pub async fn run(settings: &Settings) -> Result<(Report, Outcome), String> {
     let timed_out = tokio::time::timeout_at(deadline, run.phases())
         .await
         .is_err();
-    if let (Some(pid), Some(_), None) = (pid, run.cpu_before, run.cpu_after) {
-        run.cpu_after = procfs::cpu_micros(pid);
+    if let (Some(_), None) = (run.cpu_before, run.cpu_after) {
+        run.cpu_after = procfs::cpu_micros_total(pids);
     }
     Ok(run.finish(shares.len() as u64, timed_out).await)
 }
@@ -133,13 +133,13 @@ impl Run<'_> {
         }
         let idle = if args.hold_secs > 0 {
             settings.hold
-        } else if args.pid.is_some() {
+        } else if !args.pids.is_empty() {
             IDLE_BEFORE_MEASURING
         } else {
             Duration::ZERO
         };
         self.wait(Some(Instant::now() + idle), |_| false).await;
-        self.rss_connected = args.pid.and_then(procfs::rss_kib);
+        self.rss_connected = procfs::rss_kib_total(&args.pids);
         if args.messages == 0 {
             return;
         }
@@ -154,7 +154,7 @@ impl Run<'_> {
         let progress = self.progress();
         self.subscribers_at_publish = progress.connected.saturating_sub(progress.dropped);
         self.expected = Some(args.messages.saturating_mul(self.subscribers_at_publish));
-        self.cpu_before = args.pid.and_then(procfs::cpu_micros);
+        self.cpu_before = procfs::cpu_micros_total(&args.pids);
         let pace = Pace {
             messages: args.messages,
             rate: args.rate,
@@ -174,7 +174,7 @@ impl Run<'_> {
         self.expected = Some(expected);
         let settle = Instant::now() + settings.settle;
         self.wait(Some(settle), |p| p.received >= expected).await;
-        self.cpu_after = args.pid.and_then(procfs::cpu_micros);
+        self.cpu_after = procfs::cpu_micros_total(&args.pids);
     }
 
     /// Polls the counters until `done` says so or `until` passes, printing progress.
@@ -311,7 +311,7 @@ impl Run<'_> {
                 .map(|s| received as f64 / s),
             latency_us: Latency::of(&summary.latency),
             publish_latency_us: Latency::of(&self.published.round_trip.snapshot()),
-            server: args.pid.map(|pid| self.server(pid, &progress, received)),
+            server: (!args.pids.is_empty()).then(|| self.server(&progress, received)),
             bench_rss_kib: summary.rss_kib,
             timed_out,
             errors,
@@ -319,17 +319,18 @@ impl Run<'_> {
         (report, outcome)
     }
 
-    fn server(&self, pid: u32, progress: &Progress, received: u64) -> Server {
+    fn server(&self, progress: &Progress, received: u64) -> Server {
+        let pids = &self.settings.args.pids;
         let cpu_us = self
             .cpu_before
             .zip(self.cpu_after)
             .map(|(before, after)| after.saturating_sub(before));
         let open = progress.connected.saturating_sub(progress.dropped);
         Server {
-            pid,
+            pids: pids.clone(),
             rss_before_kib: self.rss_before,
             rss_connected_kib: self.rss_connected,
-            rss_end_kib: procfs::rss_kib(pid),
+            rss_end_kib: procfs::rss_kib_total(pids),
             kib_per_connection: self
                 .rss_before
                 .zip(self.rss_connected)

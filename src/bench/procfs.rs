@@ -29,6 +29,23 @@ pub fn cpu_micros(pid: u32) -> Option<u64> {
     Some((user + system) * 1_000_000 / TICKS_PER_SECOND)
 }
 
+/// Resident memory of all `pids` together; `None` if any of them is gone.
+pub fn rss_kib_total(pids: &[u32]) -> Option<u64> {
+    total(pids, rss_kib)
+}
+
+/// CPU time of all `pids` together; `None` if any of them is gone.
+pub fn cpu_micros_total(pids: &[u32]) -> Option<u64> {
+    total(pids, cpu_micros)
+}
+
+fn total(pids: &[u32], read: impl Fn(u32) -> Option<u64>) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| read(pid)).sum()
+}
+
 /// Checks that `pid` can be read before a run relies on it.
 pub fn check(pid: u32) -> Result<(), String> {
     match (rss_kib(pid), cpu_micros(pid)) {
@@ -51,5 +68,9 @@ mod tests {
         assert!(cpu_micros(pid).is_some());
         assert!(check(pid).is_ok());
         assert!(check(u32::MAX).is_err());
+        assert_eq!(rss_kib_total(&[]), None);
+        assert_eq!(rss_kib_total(&[pid, u32::MAX]), None);
+        let one = cpu_micros_total(&[pid]).unwrap();
+        assert!(cpu_micros_total(&[pid, pid]).unwrap() >= 2 * one);
     }
 }

@@ -91,7 +91,8 @@ impl Latency {
 /// The server process, from `/proc/PID`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Server {
-    pub pid: u32,
+    /// The server's processes; memory and CPU are their sums.
+    pub pids: Vec<u32>,
     pub rss_before_kib: Option<u64>,
     /// After every subscriber connected and the connections sat idle.
     pub rss_connected_kib: Option<u64>,
@@ -195,7 +196,12 @@ impl Report {
                     opt(server.rss_before_kib, mib),
                     opt(server.rss_connected_kib, mib),
                     opt(server.rss_end_kib, mib),
-                    server.pid
+                    server
+                        .pids
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join("+")
                 ),
             );
             line(

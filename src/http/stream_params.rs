@@ -20,7 +20,12 @@ pub struct StreamParams {
 }
 
 impl StreamParams {
-    pub fn parse(query: &Query, headers: &HeaderMap, epoch: &str) -> Result<Self, ErrorInfo> {
+    pub fn parse(
+        query: &Query,
+        headers: &HeaderMap,
+        epoch: &str,
+        max_streams: usize,
+    ) -> Result<Self, ErrorInfo> {
         let credential = query.credential(headers)?;
         let list = query
             .get("channels")
@@ -42,6 +47,13 @@ impl StreamParams {
             .collect::<Result<Vec<_>, _>>()?;
         channels.sort_by(|a, b| a.0.cmp(&b.0));
         channels.dedup_by(|a, b| a.0 == b.0);
+        if channels.len() > max_streams {
+            return Err(ErrorInfo::bad_request(format!(
+                "{} channels on one connection; at most {max_streams} are allowed \
+                 ([stream] max_streams_per_connection)",
+                channels.len()
+            )));
+        }
 
         // Resuming wins over rewinding: the client has already seen what rewind would send.
         if let Some(text) = query.get("lastEvent") {

@@ -16,6 +16,9 @@ use crate::auth::Operation;
 use crate::outlet::{Outlet, OutletOptions, StreamSpec};
 use crate::wire::WireFormat;
 
+/// Events taken from the hub for one write at most: bounds the memory one write holds.
+const WRITE_BATCH: usize = 256;
+
 /// Always Server-Sent Events.
 pub async fn sse(
     state: State<AppState>,
@@ -45,7 +48,12 @@ async fn open(
     sse: bool,
 ) -> Result<Response, ApiError> {
     let query = Query::parse(query.as_deref());
-    let params = StreamParams::parse(&query, &headers, state.hub.epoch())?;
+    let params = StreamParams::parse(
+        &query,
+        &headers,
+        state.hub.epoch(),
+        state.config.stream.max_streams_per_connection,
+    )?;
     for (channel, _) in &params.channels {
         state
             .auth
@@ -78,7 +86,9 @@ pub(super) fn respond(
         format,
         heartbeats,
         keepalive: Duration::from_millis(config.stream.keepalive_ms),
-        batch: config.channels.subscriber_queue,
+        batch: config.channels.subscriber_queue.min(WRITE_BATCH),
+        queue: config.channels.subscriber_queue as u64,
+        overflow: config.channels.overflow,
         retry_ms: config.stream.retry_ms,
     };
     let outlet = Outlet::open(

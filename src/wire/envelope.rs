@@ -57,6 +57,10 @@ pub mod codes {
     pub const NOT_FOUND: u32 = 40400;
     pub const METHOD_NOT_ALLOWED: u32 = 40500;
     pub const HISTORY_GAP: u32 = 40900;
+    /// A slow client's pub/sub stream skipped messages (`[channels] overflow = "skip"`).
+    pub const OVERFLOW_SKIPPED: u32 = 40910;
+    /// A slow client's stream was ended (`[channels] overflow = "disconnect"`).
+    pub const OVERFLOW_DISCONNECT: u32 = 40920;
     pub const TOO_LARGE: u32 = 41300;
     pub const INTERNAL: u32 = 50000;
     pub const UNAVAILABLE: u32 = 50300;
