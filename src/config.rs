@@ -83,6 +83,10 @@ pub struct StreamConfig {
     /// Channels and polled streams one connection may carry.
     #[serde(deserialize_with = "at_least_one")]
     pub max_streams_per_connection: usize,
+    /// Entries a server-kept cursor remembers per connection (stream changes and deliveries,
+    /// about 24 bytes each): how far back such a connection resumes exactly.
+    #[serde(deserialize_with = "at_least_one")]
+    pub journal_entries: usize,
 }
 
 impl Default for StreamConfig {
@@ -91,6 +95,7 @@ impl Default for StreamConfig {
             keepalive_ms: 15_000,
             retry_ms: 1_000,
             max_streams_per_connection: 1000,
+            journal_entries: 10_000,
         }
     }
 }

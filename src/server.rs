@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::hub::{HistoryLimits, Hub};
 use crate::metrics::Metrics;
+use crate::outlet::registry::Connections;
 use crate::sources::poller::Pollers;
 use crate::sources::target::TargetPolicy;
 use crate::sources::upstream;
@@ -45,7 +46,9 @@ pub async fn run(
         upstream::client(Arc::clone(&targets), &config.poll).map_err(std::io::Error::other)?;
     let pollers = Arc::new(Pollers::new(Arc::clone(&hub), client, config.poll.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let sweeper = tokio::spawn(sweep(Arc::clone(&hub)));
+    let connections = Arc::new(Connections::default());
+    let keep = Duration::from_secs(config.channels.history_ttl_s);
+    let sweeper = tokio::spawn(sweep(Arc::clone(&hub), Arc::clone(&connections), keep));
     let state = AppState {
         hub: Arc::clone(&hub),
         config: Arc::new(config),
@@ -54,6 +57,7 @@ pub async fn run(
         shutdown: shutdown_rx,
         pollers,
         targets,
+        connections,
     };
     let mut app: Router = router(state);
     if demo {
@@ -93,10 +97,12 @@ fn target_patterns(config: &Config) -> Vec<String> {
     patterns
 }
 
-async fn sweep(hub: Arc<Hub>) {
+/// Ages history, drops idle channels, and forgets connections closed longer than `keep`.
+async fn sweep(hub: Arc<Hub>, connections: Arc<Connections>, keep: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         hub.sweep();
+        connections.sweep(keep);
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: the router and one file per group of endpoints.
 
 mod channels;
+mod connections;
 mod error;
 mod health;
 mod polls;
@@ -14,13 +15,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::outlet::registry::Connections;
 use crate::sources::poller::Pollers;
 use crate::sources::target::TargetPolicy;
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -36,6 +38,8 @@ pub struct AppState {
     /// Flips to `true` when the server shuts down; open streams end on it.
     pub shutdown: watch::Receiver<bool>,
     pub pollers: Arc<Pollers>,
+    /// Connections addressable by id (dynamic ones, and those with server-kept cursors).
+    pub connections: Arc<Connections>,
     /// What ad-hoc poll targets may be.
     pub targets: Arc<TargetPolicy>,
 }
@@ -48,6 +52,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/sse", get(streams::sse))
         .route("/apis/{api}/{*path}", get(polls::named))
+        .route("/connections/{id}", get(connections::list))
+        .route("/connections/{id}/subscriptions", post(connections::add))
+        .route(
+            "/connections/{id}/subscriptions/{stream}",
+            delete(connections::remove),
+        )
         .route("/event-stream", get(streams::event_stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

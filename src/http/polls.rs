@@ -31,7 +31,15 @@ const CONSUMED: [&str; 5] = [
 
 /// `GET /http://...` or `GET /https://...`: an ad-hoc target, checked against the policy.
 pub async fn adhoc(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let raw = &uri.path()[1..];
+    let query = Query::parse(uri.query());
+    let url = adhoc_target(state, &uri.path()[1..], &query)?;
+    let interval = state.config.poll.interval_ms;
+    open(state, url, &query, headers, Vec::new(), interval)
+}
+
+/// The URL an ad-hoc target names, with the request's forwarded parameters, checked against
+/// the target policy.
+pub(super) fn adhoc_target(state: &AppState, raw: &str, query: &Query) -> Result<Url, ErrorInfo> {
     // Some clients and proxies merge the `//` of an embedded URL into one slash.
     let target = match raw.split_once(":/") {
         Some((scheme, rest)) if !rest.starts_with('/') => format!("{scheme}://{rest}"),
@@ -40,14 +48,12 @@ pub async fn adhoc(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<R
     let mut url: Url = target
         .parse()
         .map_err(|e| ErrorInfo::bad_request(format!("the target URL is not valid: {e}")))?;
-    let query = Query::parse(uri.query());
-    set_query(&mut url, forwarded_pairs(&query), &[]);
+    set_query(&mut url, forwarded_pairs(query), &[]);
     state
         .targets
         .check(&url)
         .map_err(|refusal| ErrorInfo::new(codes::FORBIDDEN, refusal.0))?;
-    let interval = state.config.poll.interval_ms;
-    open(state, url, &query, headers, Vec::new(), interval)
+    Ok(url)
 }
 
 /// `GET /apis/{api}/{path}`: a configured API, with its headers and query injected.
@@ -117,6 +123,32 @@ fn open(
     injected: Vec<(HeaderName, HeaderValue)>,
     default_interval_ms: u64,
 ) -> Result<Response, ApiError> {
+    let (spec, topic) = stream(
+        state,
+        url,
+        query,
+        headers,
+        injected,
+        default_interval_ms,
+        resume_start(headers, state.hub.epoch()),
+    )?;
+    // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
+    let response = respond(state, &[spec], WireFormat::SseRaw, false, None);
+    state.pollers.ensure(&topic);
+    Ok(response)
+}
+
+/// The stream of a polled URL and the topic its poller needs (ensure the poller after
+/// subscribing). The stream's name is the target URL, as sent to the target.
+pub(super) fn stream(
+    state: &AppState,
+    url: Url,
+    query: &Query,
+    headers: &HeaderMap,
+    injected: Vec<(HeaderName, HeaderValue)>,
+    default_interval_ms: u64,
+    start: Start,
+) -> Result<(StreamSpec, Topic), ErrorInfo> {
     let credential = query.credential(headers)?;
     state
         .auth
@@ -132,8 +164,7 @@ fn open(
         Some(other) => {
             return Err(ErrorInfo::bad_request(format!(
                 "mode must be patch or snapshot, not {other:?}"
-            ))
-            .into());
+            )));
         }
     };
     let select = query.get("select").map(str::to_owned);
@@ -141,7 +172,9 @@ fn open(
         .as_deref()
         .is_some_and(|s| !s.is_empty() && !s.starts_with('/'))
     {
-        return Err(ErrorInfo::bad_request("select must be a JSON Pointer such as /items").into());
+        return Err(ErrorInfo::bad_request(
+            "select must be a JSON Pointer such as /items",
+        ));
     }
     let mut forwarded = forwarded_headers(query)?;
     // Injected headers win over forwarded ones of the same name.
@@ -149,15 +182,13 @@ fn open(
     forwarded.extend(injected);
     let topic = Topic::new(url, forwarded, select, Duration::from_millis(interval_ms));
     let spec = StreamSpec {
+        name: topic.stream.to_string(),
         channel: topic.channel.clone(),
         kind: ChannelKind::State,
-        start: resume_start(headers, state.hub.epoch()),
+        start,
         snapshots_only,
     };
-    // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
-    let response = respond(state, &[spec], WireFormat::SseRaw, false);
-    state.pollers.ensure(&topic);
-    Ok(response)
+    Ok((spec, topic))
 }
 
 /// `X-Sd-Header=Name: value` parameters (repeatable).

@@ -17,6 +17,14 @@ pub struct StreamParams {
     pub enveloped: bool,
     pub heartbeats: bool,
     pub credential: Credential,
+    /// `dynamic=true`: announce the connection id and accept stream changes.
+    pub dynamic: bool,
+    /// A server-kept cursor to resume (from `lastEvent` or `Last-Event-ID`); the caller
+    /// restores the connection's streams from its journal.
+    pub token: Option<cursor::Token>,
+    /// The resume id came from `lastEvent` (a request error if it cannot be honoured), not
+    /// from a browser's header (then a gap notice).
+    pub token_from_query: bool,
 }
 
 impl StreamParams {
@@ -27,15 +35,31 @@ impl StreamParams {
         max_streams: usize,
     ) -> Result<Self, ErrorInfo> {
         let credential = query.credential(headers)?;
+        let dynamic = query.flag("dynamic", false)?;
+        let header_id = headers
+            .get("last-event-id")
+            .filter(|h| !h.is_empty())
+            .map(|h| std::str::from_utf8(h.as_bytes()).ok());
+        let token = match (query.get("lastEvent"), header_id) {
+            (Some(text), _) => cursor::parse_token(text).map(|t| (t, true)),
+            (None, Some(Some(text))) => cursor::parse_token(text).map(|t| (t, false)),
+            _ => None,
+        };
         let list = query
             .get("channels")
             .or_else(|| query.get("channel"))
-            .filter(|l| !l.is_empty())
-            .ok_or_else(|| {
-                ErrorInfo::bad_request(
-                    "no channels given; pass channels=name[,name...] (URL-encoded names)",
-                )
-            })?;
+            .filter(|l| !l.is_empty());
+        // A dynamic connection may start empty; a resumed one gets its streams back.
+        let list = match list {
+            Some(list) => list,
+            None if dynamic || token.is_some() => "",
+            None => {
+                return Err(ErrorInfo::bad_request(
+                    "no channels given; pass channels=name[,name...] (URL-encoded names), \
+                     or dynamic=true to add streams later",
+                ));
+            }
+        };
         let separator = query.get("separator").unwrap_or(",");
         if separator.is_empty() {
             return Err(ErrorInfo::bad_request("separator must not be empty"));
@@ -43,6 +67,7 @@ impl StreamParams {
         let rewind = query.get("rewind").map(parse_rewind).transpose()?;
         let mut channels = list
             .split(separator)
+            .filter(|_| !list.is_empty())
             .map(|item| parse_channel(item, rewind))
             .collect::<Result<Vec<_>, _>>()?;
         channels.sort_by(|a, b| a.0.cmp(&b.0));
@@ -56,7 +81,9 @@ impl StreamParams {
         }
 
         // Resuming wins over rewinding: the client has already seen what rewind would send.
-        if let Some(text) = query.get("lastEvent") {
+        if token.is_some() {
+            // Resumed from the connection's journal by the caller.
+        } else if let Some(text) = query.get("lastEvent") {
             let parsed = cursor::parse(text).ok_or_else(|| {
                 ErrorInfo::bad_request(format!(
                     "lastEvent {text:?} is not an event id this server issued"
@@ -80,11 +107,15 @@ impl StreamParams {
                 .filter(|c| c.positions.len() == channels.len());
             resume(&mut channels, parsed, epoch);
         }
+        let (token, token_from_query) = token.map_or((None, false), |(t, q)| (Some(t), q));
         Ok(StreamParams {
             channels,
             enveloped: query.flag("enveloped", true)?,
             heartbeats: query.flag("heartbeats", false)?,
             credential,
+            dynamic,
+            token,
+            token_from_query,
         })
     }
 }

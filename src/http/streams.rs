@@ -12,9 +12,12 @@ use axum::response::{IntoResponse, Response};
 use super::query::Query;
 use super::stream_params::StreamParams;
 use super::{ApiError, AppState};
+use crate::auth::Credential;
 use crate::auth::Operation;
-use crate::outlet::{Outlet, OutletOptions, StreamSpec};
+use crate::hub::cursor;
+use crate::outlet::{Link, Outlet, OutletOptions, Start, StreamSpec};
 use crate::wire::WireFormat;
+use crate::wire::envelope::ErrorInfo;
 
 /// Events taken from the hub for one write at most: bounds the memory one write holds.
 const WRITE_BATCH: usize = 256;
@@ -65,13 +68,84 @@ async fn open(
         enveloped = params.enveloped,
         "stream opened"
     );
-    let streams: Vec<StreamSpec> = params
+    let mut streams: Vec<StreamSpec> = params
         .channels
         .into_iter()
         .map(|(channel, start)| StreamSpec::log(channel, start))
         .collect();
     let format = WireFormat::new(sse, params.enveloped);
-    Ok(respond(&state, &streams, format, params.heartbeats))
+    let link = if params.dynamic || params.token.is_some() || streams.len() > INLINE_STREAMS {
+        Some(link(
+            &state,
+            params.token,
+            params.token_from_query,
+            params.credential,
+            params.dynamic,
+            &mut streams,
+        )?)
+    } else {
+        None
+    };
+    Ok(respond(&state, &streams, format, params.heartbeats, link))
+}
+
+/// Connections with more streams than this, or dynamic ones, get server-kept cursors: an id
+/// holding every position would grow with the streams.
+const INLINE_STREAMS: usize = 16;
+
+/// Registers a connection with a server-kept cursor. Resuming with a token restores the
+/// streams its connection had at that event (and requested streams it lacked are added).
+fn link(
+    state: &AppState,
+    token: Option<cursor::Token>,
+    token_from_query: bool,
+    credential: Credential,
+    announce: bool,
+    streams: &mut Vec<StreamSpec>,
+) -> Result<Link, ErrorInfo> {
+    let registry = &state.connections;
+    let journal = token.as_ref().and_then(|t| {
+        (t.epoch == state.hub.epoch())
+            .then(|| registry.journal(&t.connection, &credential))
+            .flatten()
+    });
+    let mut restored = Vec::new();
+    let mut resume = None;
+    match (token, journal) {
+        (Some(token), Some(journal)) => {
+            let (resumed, lost) = journal.lock().unwrap().restart(token.entry);
+            for (index, r) in resumed {
+                let start = match (lost, r.position) {
+                    (true, _) => Start::Unknown,
+                    (false, Some(p)) => Start::After(p),
+                    (false, None) => Start::Live,
+                };
+                streams.retain(|s| s.name != r.spec.name);
+                restored.push((index, StreamSpec { start, ..r.spec }));
+            }
+            resume = Some(token.connection);
+        }
+        (Some(_), None) if token_from_query => {
+            return Err(ErrorInfo::bad_request(
+                "lastEvent names a connection this server no longer knows; connect afresh",
+            ));
+        }
+        // A browser's reconnect with an id we cannot place: a gap notice on every stream.
+        (Some(_), None) => {
+            for spec in streams.iter_mut() {
+                spec.start = Start::Unknown;
+            }
+        }
+        (None, _) => {}
+    }
+    let capacity = state.config.stream.journal_entries;
+    let registration = registry.register(credential, capacity, resume.as_deref());
+    Ok(Link {
+        registry: Arc::clone(registry),
+        registration,
+        announce,
+        restored,
+    })
 }
 
 /// Opens an outlet on `streams` and answers with its stream, SSE or NDJSON by `format`.
@@ -80,6 +154,7 @@ pub(super) fn respond(
     streams: &[StreamSpec],
     format: WireFormat,
     heartbeats: bool,
+    link: Option<Link>,
 ) -> Response {
     let config = &state.config;
     let options = OutletOptions {
@@ -90,12 +165,14 @@ pub(super) fn respond(
         queue: config.channels.subscriber_queue as u64,
         overflow: config.channels.overflow,
         retry_ms: config.stream.retry_ms,
+        max_streams: config.stream.max_streams_per_connection,
     };
     let outlet = Outlet::open(
         Arc::clone(&state.hub),
         streams,
         options,
         state.shutdown.clone(),
+        link,
     );
     let body = Body::from_stream(futures_util::stream::unfold(outlet, |mut outlet| async {
         let chunk = outlet.next_chunk().await?;

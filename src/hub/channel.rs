@@ -39,6 +39,17 @@ pub enum ChannelKind {
     State,
 }
 
+/// One change of a state channel (see `Channel::publish_state`).
+#[derive(Debug)]
+pub struct StateUpdate<'a> {
+    pub kind: StateKind,
+    /// What multiplexed connections call the stream.
+    pub stream: &'a Arc<str>,
+    pub data: Value,
+    /// The whole document after a `patch`.
+    pub document: Option<Value>,
+}
+
 /// A state channel's current state, read at one instant.
 #[derive(Debug, Default)]
 pub struct StateView {
@@ -186,18 +197,27 @@ impl Channel {
     /// `patch` (a `data` event is its own document; an `error` leaves it unchanged).
     pub(super) fn publish_state(
         &self,
-        kind: StateKind,
-        data: Value,
-        document: Option<Value>,
+        update: StateUpdate<'_>,
         timestamp: u64,
         limits: &HistoryLimits,
         order: &AtomicU64,
     ) {
+        let StateUpdate {
+            kind,
+            stream,
+            data,
+            document,
+        } = update;
         {
             let mut log = self.log.write().unwrap();
             let seq = log.head + 1;
             let order = order.fetch_add(1, Ordering::Relaxed) + 1;
-            let event = Arc::new(Event::new(seq, order, timestamp, Body::State(kind, data)));
+            let event = Arc::new(Event::new(
+                seq,
+                order,
+                timestamp,
+                Body::State(kind, data, Arc::clone(stream)),
+            ));
             match kind {
                 StateKind::Data => log.snapshot = Some(Arc::clone(&event)),
                 StateKind::Patch => {
@@ -206,7 +226,7 @@ impl Channel {
                             seq,
                             order,
                             timestamp,
-                            Body::State(StateKind::Data, document),
+                            Body::State(StateKind::Data, document, Arc::clone(stream)),
                         )));
                     }
                 }

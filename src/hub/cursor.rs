@@ -31,6 +31,35 @@ pub fn encode(epoch: &str, positions: impl IntoIterator<Item = u64>, out: &mut S
     }
 }
 
+/// A server-kept cursor: `{epoch}-c{connection}.{entry}`, the connection's journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub epoch: String,
+    pub connection: String,
+    pub entry: u64,
+}
+
+/// Writes the token for `entry` of `connection` into `out` (cleared first).
+pub fn encode_token(epoch: &str, connection: &str, entry: u64, out: &mut String) {
+    out.clear();
+    write!(out, "{epoch}-c{connection}.{entry}").expect("writing to a String cannot fail");
+}
+
+/// Parses a server-kept cursor; `None` when the text is not one.
+pub fn parse_token(text: &str) -> Option<Token> {
+    let (epoch, rest) = text.split_once('-')?;
+    let (connection, entry) = rest.strip_prefix('c')?.split_once('.')?;
+    let valid = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !valid(epoch) || !valid(connection) {
+        return None;
+    }
+    Some(Token {
+        epoch: epoch.to_owned(),
+        connection: connection.to_owned(),
+        entry: entry.parse().ok()?,
+    })
+}
+
 /// A cursor read back from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -70,6 +99,17 @@ mod tests {
                 positions: vec![0, 41, 7]
             })
         );
+    }
+
+    #[test]
+    fn tokens_round_trip_and_are_not_cursors() {
+        let mut out = String::new();
+        encode_token("k3x9ab", "q1w2e3", 42, &mut out);
+        assert_eq!(out, "k3x9ab-cq1w2e3.42");
+        let token = parse_token(&out).unwrap();
+        assert_eq!((token.connection.as_str(), token.entry), ("q1w2e3", 42));
+        assert_eq!(parse(&out), None);
+        assert_eq!(parse_token("k3x9ab-1.2"), None);
     }
 
     #[test]

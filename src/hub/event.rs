@@ -1,6 +1,6 @@
 //! One event in a channel's log, with its wire encodings computed once and shared.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -13,9 +13,10 @@ use crate::wire::{WireFormat, ndjson, sse};
 pub enum Body {
     /// A pub/sub message (Ably's Message object).
     Message(Message),
-    /// An event of a state channel (a polled document), sent as itself whatever `enveloped`
-    /// says, as Streamdata / AMPLIFY Streams do.
-    State(StateKind, Value),
+    /// An event of a state channel (a polled document): sent as itself to a connection that
+    /// carries only it (as Streamdata / AMPLIFY Streams do), and as `{"channel", "data"}`
+    /// (`channel` naming the stream) to an enveloped, multiplexed connection.
+    State(StateKind, Value, Arc<str>),
 }
 
 /// The events of a state channel.
@@ -71,7 +72,7 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match &self.body {
             Body::Message(_) => "message",
-            Body::State(kind, _) => kind.name(),
+            Body::State(kind, ..) => kind.name(),
         }
     }
 
@@ -91,12 +92,22 @@ impl Event {
             (Body::Message(m), WireFormat::SseRaw) => sse::event_body("message", &raw_text(m)),
             (Body::Message(m), WireFormat::NdjsonEnveloped) => Bytes::from(envelope_json(m)),
             (Body::Message(m), WireFormat::NdjsonRaw) => ndjson::data_json(&m.data),
-            (Body::State(kind, data), f) if f.is_sse() => {
+            (Body::State(kind, data, stream), WireFormat::SseEnveloped) => {
+                sse::event_body(kind.name(), &state_envelope(stream, data))
+            }
+            (Body::State(kind, data, _), WireFormat::SseRaw) => {
                 sse::event_body(kind.name(), &data.to_string())
             }
-            (Body::State(_, data), _) => ndjson::data_json(data),
+            (Body::State(_, data, stream), WireFormat::NdjsonEnveloped) => {
+                Bytes::from(state_envelope(stream, data))
+            }
+            (Body::State(_, data, _), WireFormat::NdjsonRaw) => ndjson::data_json(data),
         })
     }
+}
+
+fn state_envelope(stream: &str, data: &Value) -> String {
+    serde_json::json!({ "channel": stream, "data": data }).to_string()
 }
 
 fn envelope_json(message: &Message) -> String {

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::metrics::Metrics;
-pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
+pub use channel::{Channel, ChannelKind, Read, StateUpdate, StateView, Subscription};
 pub use event::{Event, StateKind};
 
 /// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age.
@@ -104,10 +104,24 @@ impl Hub {
         })
     }
 
-    /// Appends an event to a state channel (see `Channel::publish_state`).
-    pub fn publish_state(&self, name: &str, kind: StateKind, data: Value, document: Option<Value>) {
+    /// Appends an event to a state channel (see `Channel::publish_state`); `stream` is the
+    /// name multiplexed connections show for it.
+    pub fn publish_state(
+        &self,
+        name: &str,
+        stream: &Arc<str>,
+        kind: StateKind,
+        data: Value,
+        document: Option<Value>,
+    ) {
         self.with_channel(name, ChannelKind::State, |channel| {
-            channel.publish_state(kind, data, document, now_ms(), &self.limits, &self.appended);
+            let update = StateUpdate {
+                kind,
+                stream,
+                data,
+                document,
+            };
+            channel.publish_state(update, now_ms(), &self.limits, &self.appended);
         });
         self.metrics.published.increment(1);
     }

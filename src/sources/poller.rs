@@ -214,19 +214,30 @@ impl Pollers {
                     let patch = serde_json::to_value(patch).expect("a patch serializes");
                     self.hub.publish_state(
                         channel,
+                        &topic.stream,
                         StateKind::Patch,
                         patch,
                         Some(document.clone()),
                     );
                 }
                 Delta::Snapshot => {
-                    self.hub
-                        .publish_state(channel, StateKind::Data, document.clone(), None);
+                    self.hub.publish_state(
+                        channel,
+                        &topic.stream,
+                        StateKind::Data,
+                        document.clone(),
+                        None,
+                    );
                 }
             },
             None => {
-                self.hub
-                    .publish_state(channel, StateKind::Data, document.clone(), None);
+                self.hub.publish_state(
+                    channel,
+                    &topic.stream,
+                    StateKind::Data,
+                    document.clone(),
+                    None,
+                );
             }
         }
         state.document = Some(document);
@@ -246,7 +257,7 @@ impl Pollers {
             "sessionId": session,
         });
         self.hub
-            .publish_state(&topic.channel, StateKind::Error, error, None);
+            .publish_state(&topic.channel, &topic.stream, StateKind::Error, error, None);
     }
 }
 

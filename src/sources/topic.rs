@@ -6,6 +6,7 @@
 //! request per interval.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -17,6 +18,8 @@ pub struct Topic {
     /// The state channel's name: `[poll]` and the topic key. Users cannot subscribe to it by
     /// name because channel names may not start with `[`.
     pub channel: String,
+    /// What multiplexed connections call the stream: the target URL.
+    pub stream: Arc<str>,
     pub url: Url,
     /// Forwarded and injected headers, sorted by name.
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -55,6 +58,7 @@ impl Topic {
         }
         Topic {
             channel,
+            stream: Arc::from(url.as_str()),
             url,
             headers,
             select,

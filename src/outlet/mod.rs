@@ -16,9 +16,16 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+pub mod journal;
+pub mod registry;
+
+use std::sync::Mutex;
+
 use crate::hub::{Channel, ChannelKind, Event, Hub, Subscription, cursor};
 use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::{WireFormat, ndjson, sse};
+use journal::Journal;
+use registry::{Connections, Control, Registration};
 
 /// Where a channel's stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +46,9 @@ pub enum Start {
 /// One stream of a connection: a channel, its kind, and where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSpec {
+    /// What the client calls the stream (to remove it): the channel's name, or a polled
+    /// API's URL.
+    pub name: String,
     pub channel: String,
     pub kind: ChannelKind,
     pub start: Start,
@@ -51,6 +61,7 @@ impl StreamSpec {
     /// A pub/sub channel stream.
     pub fn log(channel: String, start: Start) -> Self {
         StreamSpec {
+            name: channel.clone(),
             channel,
             kind: ChannelKind::Log,
             start,
@@ -80,9 +91,14 @@ pub struct OutletOptions {
     pub queue: u64,
     pub overflow: Overflow,
     pub retry_ms: u64,
+    /// Streams a dynamic connection may hold.
+    pub max_streams: usize,
 }
 
 struct Sub {
+    name: String,
+    /// The stream's index in the connection's journal, when it has one.
+    journal_index: u32,
     subscription: Subscription,
     cursor: u64,
     /// Log channels: the position could not be resumed exactly; say so before the backlog.
@@ -104,49 +120,146 @@ pub struct Outlet {
     next_keepalive: Instant,
     id: String,
     finished: bool,
+    /// For connections with server-kept cursors: their id, journal and control line.
+    link: Option<Link>,
+    /// Written before anything else (the `connected` event of a dynamic connection).
+    greeting: Option<Bytes>,
+}
+
+/// A connection's entry in the registry.
+pub struct Link {
+    pub registry: Arc<Connections>,
+    pub registration: Registration,
+    /// Dynamic connections announce their id with `event: connected`.
+    pub announce: bool,
+    /// Streams restored from the journal on resume, with their journal indices.
+    pub restored: Vec<(u32, StreamSpec)>,
 }
 
 impl Outlet {
-    /// Subscribes to `streams` (channel names sorted and unique: the cursor's order).
+    /// Subscribes to `streams` (channel names sorted and unique: the cursor's order). With
+    /// a `link`, event ids are server-kept tokens and streams can change while it is open.
     pub fn open(
         hub: Arc<Hub>,
         streams: &[StreamSpec],
         options: OutletOptions,
         shutdown: watch::Receiver<bool>,
+        mut link: Option<Link>,
     ) -> Outlet {
         let waker = Arc::new(Notify::new());
-        let subs = streams
-            .iter()
-            .map(|spec| {
-                let subscription = hub.subscribe(&spec.channel, spec.kind, Arc::clone(&waker));
-                let (cursor, lost) = start_position(&hub, subscription.channel(), spec.start);
-                let state = subscription.channel().kind() == ChannelKind::State;
-                Sub {
-                    subscription,
-                    cursor,
-                    gap_pending: lost && !state,
-                    state_pending: state && (lost || !matches!(spec.start, Start::After(_))),
-                    snapshots_only: spec.snapshots_only,
-                    replaying: spec.start != Start::Live,
-                }
-            })
-            .collect();
-        hub.metrics().connections.increment(1.0);
-        let keepalive = options.keepalive;
-        Outlet {
-            hub,
-            subs,
+        let greeting = link.as_ref().filter(|l| l.announce).map(|l| {
+            let json = serde_json::json!({ "connectionId": l.registration.id }).to_string();
+            let mut buf = BytesMut::new();
+            if options.format.is_sse() {
+                sse::put_event(&mut buf, "connected", &json);
+            } else {
+                ndjson::put_event(&mut buf, "connected", &json);
+            }
+            buf.freeze()
+        });
+        let restored = link
+            .as_mut()
+            .map(|l| std::mem::take(&mut l.restored))
+            .unwrap_or_default();
+        let mut outlet = Outlet {
+            hub: Arc::clone(&hub),
+            subs: Vec::with_capacity(streams.len()),
             waker,
+            next_keepalive: Instant::now() + options.keepalive,
             options,
             shutdown,
-            next_keepalive: Instant::now() + keepalive,
             id: String::new(),
             finished: false,
+            link,
+            greeting,
+        };
+        for (index, spec) in restored {
+            outlet.add(spec, Some(index));
+        }
+        for spec in streams {
+            outlet.add(spec.clone(), None);
+        }
+        hub.metrics().connections.increment(1.0);
+        outlet
+    }
+
+    /// Subscribes one more stream (already in the journal at `journal_index`, or new).
+    fn add(&mut self, spec: StreamSpec, journal_index: Option<u32>) {
+        let hub = &self.hub;
+        let subscription = hub.subscribe(&spec.channel, spec.kind, Arc::clone(&self.waker));
+        let (cursor, lost) = start_position(hub, subscription.channel(), spec.start);
+        let state = subscription.channel().kind() == ChannelKind::State;
+        let state_pending = state && (lost || !matches!(spec.start, Start::After(_)));
+        let journal_index = match (journal_index, self.journal()) {
+            (Some(index), _) => index,
+            (None, Some(j)) => {
+                let position = (!state_pending).then_some(cursor);
+                j.lock().unwrap().add(spec.clone(), position)
+            }
+            (None, None) => 0,
+        };
+        self.subs.push(Sub {
+            name: spec.name,
+            journal_index,
+            subscription,
+            cursor,
+            gap_pending: lost && !state,
+            state_pending,
+            snapshots_only: spec.snapshots_only,
+            replaying: spec.start != Start::Live,
+        });
+    }
+
+    fn journal(&self) -> Option<&Arc<Mutex<Journal>>> {
+        self.link.as_ref().map(|l| &l.registration.journal)
+    }
+
+    /// Applies a change asked through the registry.
+    fn control(&mut self, control: Control) {
+        match control {
+            Control::Add(spec, reply) => {
+                let result = if self.subs.iter().any(|s| s.name == spec.name) {
+                    Err(ErrorInfo::bad_request(format!(
+                        "the connection already carries {:?}",
+                        spec.name
+                    )))
+                } else if self.subs.len() >= self.options.max_streams {
+                    Err(ErrorInfo::bad_request(format!(
+                        "the connection carries {} streams already, the most allowed \
+                         ([stream] max_streams_per_connection)",
+                        self.subs.len()
+                    )))
+                } else {
+                    self.add(spec, None);
+                    Ok(())
+                };
+                let _ = reply.send(result);
+            }
+            Control::Remove(name, reply) => {
+                let result = match self.subs.iter().position(|s| s.name == name) {
+                    Some(i) => {
+                        let sub = self.subs.remove(i);
+                        if let Some(j) = self.journal() {
+                            j.lock().unwrap().remove(sub.journal_index);
+                        }
+                        Ok(())
+                    }
+                    None => Err(ErrorInfo::new(
+                        codes::NOT_FOUND,
+                        format!("the connection carries no stream {name:?}"),
+                    )),
+                };
+                let _ = reply.send(result);
+            }
+            Control::Close => self.finished = true,
         }
     }
 
     /// The next bytes to write; `None` ends the stream (server shutting down).
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(greeting) = self.greeting.take() {
+            return Some(greeting);
+        }
         let mut after_write = true;
         loop {
             if self.finished {
@@ -160,8 +273,20 @@ impl Outlet {
                 self.next_keepalive = Instant::now() + self.options.keepalive;
                 return Some(buf.freeze());
             }
+            let control = async {
+                match self.link.as_mut() {
+                    Some(link) => link.registration.control.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.waker.notified() => {}
+                control = control => {
+                    // A closed control line means the registry forgot us: nothing to apply.
+                    if let Some(control) = control {
+                        self.control(control);
+                    }
+                }
                 _ = tokio::time::sleep_until(self.next_keepalive) => {
                     self.put_keepalive(&mut buf);
                     self.next_keepalive = Instant::now() + self.options.keepalive;
@@ -303,11 +428,22 @@ impl Outlet {
     /// Writes an event of stream `i` with the connection's cursor after it as its id.
     fn put_positioned(&mut self, buf: &mut BytesMut, i: usize, event: &Event) {
         self.subs[i].cursor = event.seq;
-        cursor::encode(
-            self.hub.epoch(),
-            self.subs.iter().map(|s| s.cursor),
-            &mut self.id,
-        );
+        match &self.link {
+            Some(link) => {
+                let entry = link
+                    .registration
+                    .journal
+                    .lock()
+                    .unwrap()
+                    .delivered(self.subs[i].journal_index, event.seq);
+                cursor::encode_token(self.hub.epoch(), &link.registration.id, entry, &mut self.id);
+            }
+            None => cursor::encode(
+                self.hub.epoch(),
+                self.subs.iter().map(|s| s.cursor),
+                &mut self.id,
+            ),
+        }
         let body = event.encoded(self.options.format);
         if self.options.format.is_sse() {
             sse::put_id(buf, &self.id);
@@ -358,6 +494,11 @@ fn start_position(hub: &Hub, channel: &Channel, start: Start) -> (u64, bool) {
 
 impl Drop for Outlet {
     fn drop(&mut self) {
+        if let Some(link) = &self.link {
+            let registration = &link.registration;
+            link.registry
+                .closed(&registration.id, registration.generation);
+        }
         self.hub.metrics().connections.decrement(1.0);
         tracing::debug!(channels = self.subs.len(), "stream closed");
     }

@@ -1,0 +1,158 @@
+//! The connections a client can address: by id, to change their streams, and to resume.
+//!
+//! An entry lives while its connection is open and for the history TTL after, so a client
+//! that reconnects with a server-kept cursor finds its journal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot};
+
+use super::StreamSpec;
+use super::journal::Journal;
+use crate::auth::Credential;
+use crate::wire::envelope::ErrorInfo;
+
+/// A change asked of a live connection; the outlet answers on the oneshot.
+#[derive(Debug)]
+pub enum Control {
+    Add(StreamSpec, oneshot::Sender<Result<(), ErrorInfo>>),
+    Remove(String, oneshot::Sender<Result<(), ErrorInfo>>),
+    /// Another connection resumed this one: end this stream.
+    Close,
+}
+
+#[derive(Debug)]
+struct Entry {
+    journal: Arc<Mutex<Journal>>,
+    credential: Credential,
+    control: Option<mpsc::Sender<Control>>,
+    /// When the connection closed; `None` while it is open.
+    closed_at: Option<Instant>,
+    /// Which registration holds the entry now (a resume takes it over).
+    generation: u64,
+}
+
+/// What a connection gets when it registers.
+pub struct Registration {
+    pub id: String,
+    pub generation: u64,
+    pub journal: Arc<Mutex<Journal>>,
+    pub control: mpsc::Receiver<Control>,
+}
+
+#[derive(Debug, Default)]
+pub struct Connections {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl Connections {
+    /// Registers a connection under a new id, or takes over `resume` (an id whose journal the
+    /// caller already read), closing the connection that held it.
+    pub fn register(
+        &self,
+        credential: Credential,
+        journal_capacity: usize,
+        resume: Option<&str>,
+    ) -> Registration {
+        let (tx, rx) = mpsc::channel(16);
+        let mut entries = self.entries.lock().unwrap();
+        if let Some(id) = resume
+            && let Some(entry) = entries.get_mut(id)
+        {
+            if let Some(old) = entry.control.replace(tx) {
+                let _ = old.try_send(Control::Close);
+            }
+            entry.closed_at = None;
+            entry.credential = credential;
+            entry.generation += 1;
+            return Registration {
+                id: id.to_owned(),
+                generation: entry.generation,
+                journal: Arc::clone(&entry.journal),
+                control: rx,
+            };
+        }
+        let id = new_id();
+        let journal = Arc::new(Mutex::new(Journal::new(journal_capacity)));
+        entries.insert(
+            id.clone(),
+            Entry {
+                journal: Arc::clone(&journal),
+                credential,
+                control: Some(tx),
+                closed_at: None,
+                generation: 0,
+            },
+        );
+        Registration {
+            id,
+            generation: 0,
+            journal,
+            control: rx,
+        }
+    }
+
+    /// The journal of a connection, open or recently closed, for the credential that opened
+    /// it (a resume id alone does not let anyone take a connection over).
+    pub fn journal(&self, id: &str, credential: &Credential) -> Option<Arc<Mutex<Journal>>> {
+        let entries = self.entries.lock().unwrap();
+        entries
+            .get(id)
+            .filter(|e| e.credential == *credential)
+            .map(|e| Arc::clone(&e.journal))
+    }
+
+    /// The control line of an open connection, if `credential` is the one that opened it.
+    pub fn control(
+        &self,
+        id: &str,
+        credential: &Credential,
+    ) -> Result<(mpsc::Sender<Control>, Arc<Mutex<Journal>>), ErrorInfo> {
+        let entries = self.entries.lock().unwrap();
+        let not_found = || {
+            ErrorInfo::new(
+                crate::wire::envelope::codes::NOT_FOUND,
+                format!("no open connection {id:?}"),
+            )
+        };
+        let entry = entries.get(id).ok_or_else(not_found)?;
+        if entry.credential != *credential {
+            return Err(ErrorInfo::new(
+                crate::wire::envelope::codes::NOT_PERMITTED,
+                "only the connection's own credentials may change it",
+            ));
+        }
+        let control = entry.control.clone().ok_or_else(not_found)?;
+        Ok((control, Arc::clone(&entry.journal)))
+    }
+
+    /// Marks a connection closed, unless another has taken it over since.
+    pub fn closed(&self, id: &str, generation: u64) {
+        let mut entries = self.entries.lock().unwrap();
+        if let Some(entry) = entries.get_mut(id)
+            && entry.generation == generation
+        {
+            entry.control = None;
+            entry.closed_at = Some(Instant::now());
+        }
+    }
+
+    /// Forgets connections closed for longer than `keep`.
+    pub fn sweep(&self, keep: Duration) {
+        let mut entries = self.entries.lock().unwrap();
+        entries.retain(|_, e| e.closed_at.is_none_or(|t| t.elapsed() < keep));
+    }
+}
+
+/// Connection ids: 12 base-36 characters, unguessable enough that knowing one is not how a
+/// client gets in (credentials are checked too).
+fn new_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..12)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}

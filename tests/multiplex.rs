@@ -1,0 +1,278 @@
+//! Many streams over one connection: server-kept resume ids, dynamic add and remove, and
+//! pub/sub channels mixed with polled delta streams.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::upstream::Upstream;
+use common::{Server, SseStream, client, envelope, expect_error, publish};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+use streamgate::wire::sse_parser::SseEvent;
+
+/// Channel name and payload of each message event.
+fn messages(events: &[SseEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            let m = envelope(e);
+            (
+                m["channel"].as_str().unwrap().into(),
+                m["data"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_streams_resume_exactly_after_a_disconnect() {
+    const STREAMS: usize = 2000;
+    let server = Server::start(
+        "[stream]\nmax_streams_per_connection = 2000\nkeepalive_ms = 60000\n\
+         [channels]\nhistory_size = 10\n",
+    );
+    let names: Vec<String> = (0..STREAMS).map(|i| format!("s{i}")).collect();
+    let url = server.url(&format!("/sse?channels={}", names.join(",")));
+    let mut stream = SseStream::open(&url).await;
+    for name in &names {
+        publish(&server, name, json!({"data": format!("{name}-0")})).await;
+    }
+    let first = stream.events(STREAMS).await;
+    let got = messages(&first);
+    let expected: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), format!("{n}-0")))
+        .collect();
+    assert_eq!(got, expected, "every stream delivered, in publish order");
+    // The resume id stays short whatever the number of streams.
+    assert!(first.iter().all(|e| e.id.len() < 40), "{}", first[0].id);
+
+    // Disconnect halfway through a second round, then resume from the last id seen.
+    for name in &names {
+        publish(&server, name, json!({"data": format!("{name}-1")})).await;
+    }
+    let seen = stream.events(STREAMS / 2).await;
+    let last = seen.last().unwrap().id.clone();
+    drop(stream);
+    for name in &names {
+        publish(&server, name, json!({"data": format!("{name}-2")})).await;
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(&last).unwrap());
+    let mut resumed = SseStream::open_with(&url, headers).await;
+    let rest = messages(&resumed.events(STREAMS / 2 + STREAMS).await);
+    let mut expected: Vec<(String, String)> = names[STREAMS / 2..]
+        .iter()
+        .map(|n| (n.clone(), format!("{n}-1")))
+        .collect();
+    expected.extend(names.iter().map(|n| (n.clone(), format!("{n}-2"))));
+    assert_eq!(rest, expected, "nothing lost, nothing repeated");
+    resumed.expect_quiet(Duration::from_millis(300)).await;
+}
+
+/// Opens a dynamic connection; returns it and its id.
+async fn dynamic(server: &Server, query: &str) -> (SseStream, String) {
+    let mut stream = SseStream::open(&server.url(&format!("/sse?dynamic=true{query}"))).await;
+    let connected = stream.next_event().await.unwrap();
+    assert_eq!(connected.event, "connected");
+    assert!(
+        connected.id.is_empty(),
+        "the greeting is not a resume point"
+    );
+    let data: Value = serde_json::from_str(&connected.data).unwrap();
+    (stream, data["connectionId"].as_str().unwrap().to_owned())
+}
+
+async fn add(server: &Server, id: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(server.url(&format!("/connections/{id}/subscriptions")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_added_and_removed_while_events_flow() {
+    let server = Server::start("[stream]\nkeepalive_ms = 60000\n");
+    let (mut stream, id) = dynamic(&server, "").await;
+    for channel in ["a", "b"] {
+        let resp = add(&server, &id, json!({"channel": channel})).await;
+        assert_eq!(resp.status(), 201);
+    }
+    // Events flow on a and b while b is removed and c added.
+    for i in 0..50 {
+        publish(&server, "a", json!({"data": format!("a-{i}")})).await;
+        if i < 20 {
+            publish(&server, "b", json!({"data": format!("b-{i}")})).await;
+        }
+        if i == 20 {
+            let resp = client()
+                .delete(server.url(&format!("/connections/{id}/subscriptions/b")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 204);
+            publish(&server, "b", json!({"data": "b-after-removal"})).await;
+            assert_eq!(
+                add(&server, &id, json!({"channel": "c"})).await.status(),
+                201
+            );
+        }
+        if i > 20 {
+            publish(&server, "c", json!({"data": format!("c-{i}")})).await;
+        }
+    }
+    let got = messages(&stream.events(50 + 20 + 29).await);
+    let of = |ch: &str| -> Vec<String> {
+        got.iter()
+            .filter(|(c, _)| c == ch)
+            .map(|(_, d)| d.clone())
+            .collect()
+    };
+    assert_eq!(
+        of("a"),
+        (0..50).map(|i| format!("a-{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        of("b"),
+        (0..20).map(|i| format!("b-{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        of("c"),
+        (21..50).map(|i| format!("c-{i}")).collect::<Vec<_>>()
+    );
+    stream.expect_quiet(Duration::from_millis(300)).await;
+
+    let listed: Value = client()
+        .get(server.url(&format!("/connections/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stream"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "c"]);
+}
+
+#[tokio::test]
+async fn only_the_connections_credentials_may_change_it() {
+    let server = Server::start("");
+    let (_stream, id) = dynamic(&server, "&key=app%3As3cret").await;
+    let url = server.url(&format!("/connections/{id}/subscriptions"));
+    let other = client()
+        .post(format!("{url}?key=other%3Asecret"))
+        .json(&json!({"channel": "x"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(other, 401, 40160).await;
+    let anonymous = client()
+        .post(&url)
+        .json(&json!({"channel": "x"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(anonymous, 401, 40160).await;
+    let own = client()
+        .post(format!("{url}?key=app%3As3cret"))
+        .json(&json!({"channel": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 201);
+    // Bad requests.
+    for body in [
+        json!({}),
+        json!({"channel": "x", "poll": "http://a/"}),
+        json!({"chanel": "x"}),
+    ] {
+        let resp = client()
+            .post(format!("{url}?key=app%3As3cret"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_error(resp, 400, 40000).await;
+    }
+    let twice = client()
+        .post(format!("{url}?key=app%3As3cret"))
+        .json(&json!({"channel": "x"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(twice, 400, 40000).await;
+    let missing = client()
+        .delete(server.url(&format!(
+            "/connections/{id}/subscriptions/nope?key=app%3As3cret"
+        )))
+        .send()
+        .await
+        .unwrap();
+    expect_error(missing, 404, 40400).await;
+    let unknown = client()
+        .get(server.url("/connections/nosuchid"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(unknown, 404, 40400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_delta_streams_share_a_connection_and_resume_together() {
+    let items: Vec<u32> = (0..100).collect();
+    let upstream = Upstream::start(json!({"v": 0, "items": items})).await;
+    let server = Server::start(
+        "[stream]\nkeepalive_ms = 60000\n[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\n\
+         interval_ms = 50\nmin_interval_ms = 50\n",
+    );
+    let (mut stream, id) = dynamic(&server, "&channels=news").await;
+    let target = upstream.url("/doc");
+    let resp = add(&server, &id, json!({"poll": target})).await;
+    assert_eq!(resp.status(), 201);
+    let added: Value = resp.json().await.unwrap();
+    let poll_name = added["stream"].as_str().unwrap().to_owned();
+    // The poll's first event names its stream.
+    let data = stream.next_event().await.unwrap();
+    assert_eq!(data.event, "data");
+    let body: Value = serde_json::from_str(&data.data).unwrap();
+    assert_eq!(body["channel"], poll_name.as_str());
+    assert_eq!(body["data"]["v"], 0);
+    publish(&server, "news", json!({"data": "n1"})).await;
+    let n1 = stream.next_event().await.unwrap();
+    assert_eq!(envelope(&n1)["data"], "n1");
+    drop(stream);
+
+    // While away: a message and a document change.
+    publish(&server, "news", json!({"data": "n2"})).await;
+    upstream.set(json!({"v": 1, "items": items}));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // Resume with the last id: same connection, same streams, exactly what was missed.
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(&n1.id).unwrap());
+    let mut resumed = SseStream::open_with(&server.url("/sse?dynamic=true"), headers).await;
+    let connected = resumed.next_event().await.unwrap();
+    let again: Value = serde_json::from_str(&connected.data).unwrap();
+    assert_eq!(again["connectionId"], id.as_str());
+    let mut by_kind: HashMap<String, Value> = HashMap::new();
+    for _ in 0..2 {
+        let e = resumed.next_event().await.unwrap();
+        by_kind.insert(e.event.clone(), serde_json::from_str(&e.data).unwrap());
+    }
+    assert_eq!(by_kind["message"]["data"], "n2");
+    // A document change while away: resumed after the poll's position, so a patch.
+    assert_eq!(by_kind["patch"]["channel"], poll_name.as_str());
+    assert_eq!(
+        by_kind["patch"]["data"],
+        json!([{"op": "replace", "path": "/v", "value": 1}])
+    );
+}
