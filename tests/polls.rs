@@ -426,3 +426,44 @@ async fn targets_outside_the_policy_are_refused() {
     let resp = client.get(server.url("/apis/none/x")).send().await.unwrap();
     expect_error(resp, 404, 40400).await;
 }
+
+#[tokio::test]
+async fn selected_parts_share_one_poller_and_stay_exact() {
+    let mut doc = json!({"items": quotes(30), "meta": {"page": 1, "tags": ["a", "b"]}});
+    let upstream = Upstream::start(doc.clone()).await;
+    let server = gateway("");
+    let base = poll_url(&server, &upstream, "/parts");
+    let url = |q: &str| format!("{base}?pollInterval=200{q}");
+    let mut whole = Follower::open(&url("")).await;
+    let mut items = Follower::open(&url("&select=/items")).await;
+    let mut tags = Follower::open(&url("&select=/meta/tags")).await;
+    let select = |d: &Value, p: &str| d.pointer(p).cloned().unwrap();
+    whole.until(&doc).await;
+    items.until(&select(&doc, "/items")).await;
+    tags.until(&select(&doc, "/meta/tags")).await;
+    let before = upstream.requests();
+    let started = tokio::time::Instant::now();
+    for n in 0..4 {
+        doc["items"][n]["price"] = json!(1000 + n);
+        doc["meta"]["tags"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, json!(format!("t{n}")));
+        upstream.set(doc.clone());
+        whole.until(&doc).await;
+        // Each part, patched on its own, equals the part of the whole document.
+        items.until(&select(&doc, "/items")).await;
+        tags.until(&select(&doc, "/meta/tags")).await;
+    }
+    let elapsed = started.elapsed().as_millis() as u64;
+    let requests = upstream.requests() - before;
+    assert!(
+        requests <= elapsed / 200 + 2,
+        "{requests} upstream requests in {elapsed} ms for three parts of one topic"
+    );
+    assert!(
+        items.kinds.iter().any(|k| k == "patch"),
+        "{:?}",
+        items.kinds
+    );
+}

@@ -82,7 +82,7 @@ pub async fn add(
     };
     let name = spec.name.clone();
     let kind = spec.kind;
-    ask(&control, |reply| Control::Add(spec, reply)).await?;
+    ask(&control, |reply| Control::Add(Box::new(spec), reply)).await?;
     // After the outlet subscribed, so a stopping poller sees the subscriber.
     if let Some(topic) = topic {
         state.pollers.ensure(&topic);

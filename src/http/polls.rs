@@ -187,6 +187,7 @@ pub(super) fn stream(
         kind: ChannelKind::State,
         start,
         snapshots_only,
+        topic: Some(topic.clone()),
     };
     Ok((spec, topic))
 }

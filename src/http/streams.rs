@@ -86,7 +86,17 @@ async fn open(
     } else {
         None
     };
-    Ok(respond(&state, &streams, format, params.heartbeats, link))
+    // Restored polled streams need their pollers again, once the outlet has subscribed.
+    let topics: Vec<_> = link
+        .iter()
+        .flat_map(|l| &l.restored)
+        .filter_map(|(_, spec)| spec.topic.clone())
+        .collect();
+    let response = respond(&state, &streams, format, params.heartbeats, link);
+    for topic in &topics {
+        state.pollers.ensure(topic);
+    }
+    Ok(response)
 }
 
 /// Connections with more streams than this, or dynamic ones, get server-kept cursors: an id

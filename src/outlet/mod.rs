@@ -55,6 +55,8 @@ pub struct StreamSpec {
     /// State channels only: send the whole document on every change instead of patches
     /// (`mode=snapshot`); a slow client gets only the freshest one.
     pub snapshots_only: bool,
+    /// A polled stream's topic, so a resumed connection can restart its poller.
+    pub topic: Option<crate::sources::topic::Topic>,
 }
 
 impl StreamSpec {
@@ -66,6 +68,7 @@ impl StreamSpec {
             kind: ChannelKind::Log,
             start,
             snapshots_only: false,
+            topic: None,
         }
     }
 }
@@ -230,7 +233,7 @@ impl Outlet {
                         self.subs.len()
                     )))
                 } else {
-                    self.add(spec, None);
+                    self.add(*spec, None);
                     Ok(())
                 };
                 let _ = reply.send(result);

@@ -18,7 +18,7 @@ use crate::wire::envelope::ErrorInfo;
 /// A change asked of a live connection; the outlet answers on the oneshot.
 #[derive(Debug)]
 pub enum Control {
-    Add(StreamSpec, oneshot::Sender<Result<(), ErrorInfo>>),
+    Add(Box<StreamSpec>, oneshot::Sender<Result<(), ErrorInfo>>),
     Remove(String, oneshot::Sender<Result<(), ErrorInfo>>),
     /// Another connection resumed this one: end this stream.
     Close,

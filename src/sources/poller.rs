@@ -46,12 +46,29 @@ struct Failure {
     message: String,
 }
 
-/// The running pollers, by state channel name.
+/// The running pollers, by topic key.
 pub struct Pollers {
     hub: Arc<Hub>,
     client: reqwest::Client,
     config: PollConfig,
-    running: Mutex<HashMap<String, Arc<AtomicU64>>>,
+    running: Mutex<HashMap<String, Arc<Running>>>,
+}
+
+/// What a running poller shares with `ensure`.
+#[derive(Default)]
+struct Running {
+    interval_ms: AtomicU64,
+    /// The selected parts being streamed: `(select, channel, stream name)`.
+    projections: Mutex<Vec<Projection>>,
+}
+
+#[derive(Clone)]
+struct Projection {
+    select: Option<String>,
+    channel: String,
+    stream: Arc<str>,
+    /// Since when nobody watches it; dropped after the linger.
+    idle_since: Option<Instant>,
 }
 
 impl Pollers {
@@ -66,35 +83,64 @@ impl Pollers {
 
     /// Makes sure the topic is being polled; call after subscribing to its channel. A
     /// shorter interval than the running poller's takes effect from its next poll.
+    /// Selected parts of one topic share its poller: one request serves them all.
     pub fn ensure(self: &Arc<Self>, topic: &Topic) {
         let interval_ms = topic.interval.as_millis() as u64;
+        let projection = Projection {
+            select: topic.select.clone(),
+            channel: topic.channel.clone(),
+            stream: Arc::clone(&topic.stream),
+            idle_since: None,
+        };
         let mut running = self.running.lock().unwrap();
-        if let Some(interval) = running.get(&topic.channel) {
-            interval.fetch_min(interval_ms, Ordering::Relaxed);
+        if let Some(shared) = running.get(&topic.key) {
+            shared.interval_ms.fetch_min(interval_ms, Ordering::Relaxed);
+            let mut projections = shared.projections.lock().unwrap();
+            match projections
+                .iter_mut()
+                .find(|p| p.channel == projection.channel)
+            {
+                Some(known) => known.idle_since = None,
+                None => projections.push(projection),
+            }
             return;
         }
-        let interval = Arc::new(AtomicU64::new(interval_ms));
-        running.insert(topic.channel.clone(), Arc::clone(&interval));
-        tokio::spawn(Arc::clone(self).run(topic.clone(), interval));
+        let shared = Arc::new(Running {
+            interval_ms: AtomicU64::new(interval_ms),
+            projections: Mutex::new(vec![projection]),
+        });
+        running.insert(topic.key.clone(), Arc::clone(&shared));
+        tokio::spawn(Arc::clone(self).run(topic.clone(), shared));
     }
 
-    /// How many topics are being polled.
-    pub fn count(&self) -> usize {
-        self.running.lock().unwrap().len()
-    }
-
-    async fn run(self: Arc<Self>, topic: Topic, interval: Arc<AtomicU64>) {
+    async fn run(self: Arc<Self>, topic: Topic, shared: Arc<Running>) {
         let session = format!("{:016x}", rand::rng().random::<u64>());
         tracing::debug!(session, "poller started");
         let mut state = PollState::default();
         loop {
             let failures_before = state.failures;
+            let projections = shared.projections.lock().unwrap().clone();
             match self.poll(&topic, &mut state).await {
-                Ok(()) => state.failures = 0,
+                Ok(fresh) => {
+                    state.failures = 0;
+                    if let Some(document) = fresh {
+                        state.whole = Some(document);
+                    }
+                    // Also on a 304: a part asked for since the last change needs its first
+                    // document.
+                    if let Some(whole) = state.whole.take() {
+                        for projection in &projections {
+                            self.publish_projection(projection, &mut state, &whole);
+                        }
+                        state.whole = Some(whole);
+                    }
+                }
                 Err(failure) => {
                     state.failures += 1;
                     if state.last_failure.as_ref() != Some(&failure) || failures_before == 0 {
-                        self.publish_error(&topic, &failure, &session);
+                        for projection in &projections {
+                            self.publish_error(projection, &failure, &session);
+                        }
                         state.last_failure = Some(failure);
                     }
                 }
@@ -102,14 +148,16 @@ impl Pollers {
             if state.failures == 0 {
                 state.last_failure = None;
             }
-            let delay = self.delay(interval.load(Ordering::Relaxed), state.failures);
-            if !self
-                .wait(&topic.channel, delay, &mut state.idle_since)
-                .await
-            {
+            let delay = self.delay(shared.interval_ms.load(Ordering::Relaxed), state.failures);
+            if !self.wait(&topic.key, &shared, delay, &mut state).await {
                 tracing::debug!(session, "poller stopped: no subscribers");
                 return;
             }
+            // A dropped part starts afresh (with a `data` event) if it is asked for again.
+            let projections = shared.projections.lock().unwrap();
+            state
+                .documents
+                .retain(|channel, _| projections.iter().any(|p| p.channel == *channel));
         }
     }
 
@@ -126,21 +174,27 @@ impl Pollers {
         Duration::from_millis(half + rand::rng().random_range(0..=half))
     }
 
-    /// Sleeps `delay`, watching the subscribers; false once the topic has been without
-    /// subscribers for the linger time (the poller is then deregistered). `idle_since`
-    /// carries the idle time across waits.
-    async fn wait(&self, channel: &str, delay: Duration, idle_since: &mut Option<Instant>) -> bool {
+    /// Sleeps `delay`, watching the subscribers: a selected part nobody watches is dropped
+    /// (it starts afresh if asked for again); false once the whole topic has been without
+    /// subscribers for the linger time (the poller is then deregistered).
+    async fn wait(
+        &self,
+        key: &str,
+        shared: &Running,
+        delay: Duration,
+        state: &mut PollState,
+    ) -> bool {
         const SLICE: Duration = Duration::from_millis(100);
         let linger = Duration::from_millis(self.config.linger_ms);
         let deadline = Instant::now() + delay;
         loop {
-            if self.watched(channel) {
-                *idle_since = None;
-            } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= linger {
+            if self.watched(shared, linger) {
+                state.idle_since = None;
+            } else if state.idle_since.get_or_insert_with(Instant::now).elapsed() >= linger {
                 let mut running = self.running.lock().unwrap();
                 // Re-checked under the registry lock: `ensure` runs after subscribing.
-                if !self.watched(channel) {
-                    running.remove(channel);
+                if !self.watched(shared, linger) {
+                    running.remove(key);
                     return false;
                 }
             }
@@ -152,14 +206,28 @@ impl Pollers {
         }
     }
 
-    fn watched(&self, channel: &str) -> bool {
-        self.hub
-            .get(channel)
-            .is_some_and(|c| c.subscriber_count() > 0)
+    /// Whether anyone watches the topic; drops the selected parts nobody has watched for
+    /// the linger time (one part lingers like the whole topic does).
+    fn watched(&self, shared: &Running, linger: Duration) -> bool {
+        let mut projections = shared.projections.lock().unwrap();
+        let mut watched = false;
+        projections.retain_mut(|p| {
+            let subscribed = self
+                .hub
+                .get(&p.channel)
+                .is_some_and(|c| c.subscriber_count() > 0);
+            watched |= subscribed;
+            if subscribed {
+                p.idle_since = None;
+                return true;
+            }
+            p.idle_since.get_or_insert_with(Instant::now).elapsed() < linger
+        });
+        watched
     }
 
-    /// One request; publishes `data` or `patch` when the document changed.
-    async fn poll(&self, topic: &Topic, state: &mut PollState) -> Result<(), Failure> {
+    /// One request; the new document, or `None` when the target says it is unchanged.
+    async fn poll(&self, topic: &Topic, state: &mut PollState) -> Result<Option<Value>, Failure> {
         let mut request = self
             .client
             .get(topic.url.clone())
@@ -168,7 +236,7 @@ impl Pollers {
         for (name, value) in &topic.headers {
             request = request.header(name, value);
         }
-        if state.document.is_some() {
+        if state.whole.is_some() {
             if let Some(etag) = &state.etag {
                 request = request.header(IF_NONE_MATCH, etag);
             }
@@ -178,8 +246,8 @@ impl Pollers {
         }
         let mut response = request.send().await.map_err(classify)?;
         let status = response.status();
-        if status == StatusCode::NOT_MODIFIED && state.document.is_some() {
-            return Ok(());
+        if status == StatusCode::NOT_MODIFIED && state.whole.is_some() {
+            return Ok(None);
         }
         if !status.is_success() {
             return Err(Failure {
@@ -191,30 +259,33 @@ impl Pollers {
         let etag = response.headers().get(ETAG).cloned();
         let last_modified = response.headers().get(LAST_MODIFIED).cloned();
         let body = read_capped(&mut response, self.config.max_body_bytes).await?;
-        let mut document: Value = serde_json::from_slice(&body).map_err(|e| Failure {
+        let document: Value = serde_json::from_slice(&body).map_err(|e| Failure {
             status: status::NOT_JSON,
             cause: "parse",
             message: format!("the target's body is not JSON: {e}"),
         })?;
-        if let Some(pointer) = &topic.select {
-            document = document.pointer(pointer).cloned().unwrap_or(Value::Null);
-        }
         state.etag = etag;
         state.last_modified = last_modified;
-        self.publish_document(topic, state, document);
-        Ok(())
+        Ok(Some(document))
     }
 
-    fn publish_document(&self, topic: &Topic, state: &mut PollState, document: Value) {
-        let channel = &topic.channel;
-        match &state.document {
+    /// Publishes a selected part's change (`data` or `patch`), diffed against that part's
+    /// previous value: subscribers of one part share the work.
+    fn publish_projection(&self, projection: &Projection, state: &mut PollState, whole: &Value) {
+        let document = match &projection.select {
+            Some(pointer) => whole.pointer(pointer).cloned().unwrap_or(Value::Null),
+            None => whole.clone(),
+        };
+        let (channel, stream) = (&projection.channel, &projection.stream);
+        let previous = state.documents.get(channel);
+        match previous {
             Some(old) if *old == document => return,
             Some(old) => match delta(old, &document) {
                 Delta::Patch(patch) => {
                     let patch = serde_json::to_value(patch).expect("a patch serializes");
                     self.hub.publish_state(
                         channel,
-                        &topic.stream,
+                        stream,
                         StateKind::Patch,
                         patch,
                         Some(document.clone()),
@@ -223,7 +294,7 @@ impl Pollers {
                 Delta::Snapshot => {
                     self.hub.publish_state(
                         channel,
-                        &topic.stream,
+                        stream,
                         StateKind::Data,
                         document.clone(),
                         None,
@@ -231,19 +302,14 @@ impl Pollers {
                 }
             },
             None => {
-                self.hub.publish_state(
-                    channel,
-                    &topic.stream,
-                    StateKind::Data,
-                    document.clone(),
-                    None,
-                );
+                self.hub
+                    .publish_state(channel, stream, StateKind::Data, document.clone(), None);
             }
         }
-        state.document = Some(document);
+        state.documents.insert(channel.clone(), document);
     }
 
-    fn publish_error(&self, topic: &Topic, failure: &Failure, session: &str) {
+    fn publish_error(&self, projection: &Projection, failure: &Failure, session: &str) {
         tracing::debug!(
             status = failure.status,
             cause = failure.cause,
@@ -256,14 +322,18 @@ impl Pollers {
             "timestamp": now_ms(),
             "sessionId": session,
         });
+        let (channel, stream) = (&projection.channel, &projection.stream);
         self.hub
-            .publish_state(&topic.channel, &topic.stream, StateKind::Error, error, None);
+            .publish_state(channel, stream, StateKind::Error, error, None);
     }
 }
 
 #[derive(Default)]
 struct PollState {
-    document: Option<Value>,
+    /// The last document of each selected part, by channel.
+    documents: HashMap<String, Value>,
+    /// The last whole document: later polls may be conditional.
+    whole: Option<Value>,
     etag: Option<HeaderValue>,
     last_modified: Option<HeaderValue>,
     failures: u32,

@@ -1,9 +1,9 @@
 //! Topics: what makes two poll requests "the same", so they share one poller.
 //!
 //! A topic is the method, the target URL normalized (scheme and host lower-cased, default
-//! port dropped, query pairs sorted, fragment dropped), the forwarded headers (names
-//! lower-cased, sorted) and the selected part. Same topic, same state channel, one upstream
-//! request per interval.
+//! port dropped, query pairs sorted, fragment dropped) and the forwarded headers (names
+//! lower-cased, sorted). Same topic, one poller, one upstream request per interval. Each
+//! selected part (`select`) of a topic is a state channel of its own, fed by that poller.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -13,12 +13,14 @@ use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 
 /// Everything a poller needs to know about its upstream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topic {
-    /// The state channel's name: `[poll]` and the topic key. Users cannot subscribe to it by
-    /// name because channel names may not start with `[`.
+    /// The topic key: `[poll]`, the method and URL, the headers. Users cannot subscribe to
+    /// it by name because channel names may not start with `[`.
+    pub key: String,
+    /// The state channel of this topic's selected part: the key, and the pointer if any.
     pub channel: String,
-    /// What multiplexed connections call the stream: the target URL.
+    /// What multiplexed connections call the stream: the target URL (and `#` the pointer).
     pub stream: Arc<str>,
     pub url: Url,
     /// Forwarded and injected headers, sorted by name.
@@ -44,21 +46,19 @@ impl Topic {
             url.query_pairs_mut().clear().extend_pairs(&pairs);
         }
         headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1)));
-        let mut channel = format!("[poll]GET {url}");
+        let mut key = format!("[poll]GET {url}");
         for (name, value) in &headers {
-            write!(
-                channel,
-                "\n{name}: {}",
-                String::from_utf8_lossy(value.as_bytes())
-            )
-            .expect("writing to a String cannot fail");
+            let value = String::from_utf8_lossy(value.as_bytes());
+            write!(key, "\n{name}: {value}").expect("writing to a String cannot fail");
         }
-        if let Some(select) = &select {
-            write!(channel, "\nselect {select}").expect("writing to a String cannot fail");
-        }
+        let (channel, stream) = match &select {
+            Some(select) => (format!("{key}\nselect {select}"), format!("{url}#{select}")),
+            None => (key.clone(), url.to_string()),
+        };
         Topic {
+            key,
             channel,
-            stream: Arc::from(url.as_str()),
+            stream: Arc::from(stream),
             url,
             headers,
             select,
@@ -94,6 +94,7 @@ mod tests {
             &[("x-a", "1"), ("x-b", "2")],
         );
         assert_eq!(a.channel, b.channel);
+        assert_eq!(a.key, b.key);
         assert_eq!(a.url.as_str(), "https://api.example.com/q?a=1&b=2");
     }
 
@@ -108,5 +109,15 @@ mod tests {
         ] {
             assert_ne!(base.channel, other.channel);
         }
+    }
+
+    #[test]
+    fn selected_parts_share_the_topic_but_not_the_channel() {
+        let whole = topic("https://api.example.com/q", &[]);
+        let mut part = topic("https://api.example.com/q", &[]);
+        part = Topic::new(part.url, part.headers, Some("/items".into()), part.interval);
+        assert_eq!(whole.key, part.key);
+        assert_ne!(whole.channel, part.channel);
+        assert_ne!(whole.stream, part.stream);
     }
 }
