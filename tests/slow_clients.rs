@@ -89,3 +89,46 @@ async fn a_slow_pubsub_reader_is_disconnected_when_configured() {
     let info: Value = serde_json::from_str(&last.data).unwrap();
     assert_eq!(info["code"], 40920, "{info}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_paused_readers_cost_bounded_memory() {
+    const READERS: usize = 1000;
+    const MESSAGES: usize = 400;
+    let server = Server::start("[channels]\nhistory_size = 100\n[stream]\nkeepalive_ms = 60000\n");
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut paused = Vec::with_capacity(READERS);
+    for _ in 0..READERS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        // A small window, so what the server cannot send stays in the server.
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        stream
+            .write_all(
+                format!("GET /sse?channels=heavy HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+        paused.push(stream);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = server.rss_kib();
+    // 400 × 16 KiB = 6.4 MiB published; buffered for each paused reader it would be 6 GiB.
+    let payload = "z".repeat(16 * 1024);
+    let mut reader = SseStream::open(&server.url("/sse?channels=heavy")).await;
+    for i in 0..MESSAGES {
+        publish(&server, "heavy", json!({"data": format!("{i}:{payload}")})).await;
+        reader.events(1).await;
+    }
+    let growth_mib = server.rss_kib().saturating_sub(before) / 1024;
+    eprintln!("{READERS} paused readers: server RSS grew by {growth_mib} MiB");
+    // Per paused reader: one write chunk (64 KiB and an event) plus what the HTTP layer
+    // buffers before it stops asking for more (up to ~400 KiB), whatever is published;
+    // buffering the 6.4 MiB for each would be 6 GiB.
+    let bound = READERS * 512 / 1024;
+    assert!(
+        growth_mib < bound as u64,
+        "server grew by {growth_mib} MiB (bound {bound})"
+    );
+    drop(paused);
+}

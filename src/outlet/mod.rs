@@ -27,6 +27,9 @@ use crate::wire::{WireFormat, ndjson, sse};
 use journal::Journal;
 use registry::{Connections, Control, Registration};
 
+/// A write stops taking events past this many bytes (one event always fits).
+const WRITE_BYTES: usize = 64 * 1024;
+
 /// Where a channel's stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -393,7 +396,9 @@ impl Outlet {
             .filter_map(|(r, (_, events))| Some(Reverse((events.as_slice().first()?.order, r))))
             .collect();
         let mut delivered = 0;
-        while delivered < budget {
+        // Bounded in bytes too: the chunk is this connection's own copy, held while its
+        // client is not reading.
+        while delivered < budget && buf.len() < WRITE_BYTES {
             let Some(Reverse((_, r))) = heads.pop() else {
                 break;
             };
