@@ -45,14 +45,14 @@ pub async fn add(
             "the body must be {{\"channel\": name}} or {{\"poll\": url}}: {e}"
         ))
     })?;
-    let (spec, topic) = match (add.channel, add.poll) {
+    let spec = match (add.channel, add.poll) {
         (Some(channel), None) => {
             validate_name(&channel)?;
             state
                 .auth
                 .authorize(&credential, Operation::Subscribe, &channel)?;
             let start = add.rewind.map_or(Start::Live, Start::Rewind);
-            (StreamSpec::log(channel, start), None)
+            StreamSpec::log(channel, start)
         }
         (None, Some(poll)) => {
             let url: reqwest::Url = poll
@@ -63,7 +63,7 @@ pub async fn add(
             target.set_query(None);
             let target = polls::adhoc_target(&state, target.as_str(), &poll_query)?;
             let interval = state.config.poll.interval_ms;
-            let (spec, topic) = polls::stream(
+            polls::stream(
                 &state,
                 target,
                 &poll_query,
@@ -71,8 +71,7 @@ pub async fn add(
                 Vec::new(),
                 interval,
                 Start::Live,
-            )?;
-            (spec, Some(topic))
+            )?
         }
         _ => {
             return Err(
@@ -80,8 +79,7 @@ pub async fn add(
             );
         }
     };
-    let name = spec.name.clone();
-    let kind = spec.kind;
+    let (name, kind, topic) = (spec.name.clone(), spec.kind, spec.topic.clone());
     ask(&control, |reply| Control::Add(Box::new(spec), reply)).await?;
     // After the outlet subscribed, so a stopping poller sees the subscriber.
     if let Some(topic) = topic {

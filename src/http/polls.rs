@@ -123,7 +123,7 @@ fn open(
     injected: Vec<(HeaderName, HeaderValue)>,
     default_interval_ms: u64,
 ) -> Result<Response, ApiError> {
-    let (spec, topic) = stream(
+    let spec = stream(
         state,
         url,
         query,
@@ -132,13 +132,14 @@ fn open(
         default_interval_ms,
         resume_start(headers, state.hub.epoch()),
     )?;
+    let topic = spec.topic.clone().expect("a polled stream has a topic");
     // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
     let response = respond(state, &[spec], WireFormat::SseRaw, false, None);
     state.pollers.ensure(&topic);
     Ok(response)
 }
 
-/// The stream of a polled URL and the topic its poller needs (ensure the poller after
+/// The stream of a polled URL, with the topic its poller needs (ensure the poller after
 /// subscribing). The stream's name is the target URL, as sent to the target.
 pub(super) fn stream(
     state: &AppState,
@@ -148,7 +149,7 @@ pub(super) fn stream(
     injected: Vec<(HeaderName, HeaderValue)>,
     default_interval_ms: u64,
     start: Start,
-) -> Result<(StreamSpec, Topic), ErrorInfo> {
+) -> Result<StreamSpec, ErrorInfo> {
     let credential = query.credential(headers)?;
     state
         .auth
@@ -181,15 +182,14 @@ pub(super) fn stream(
     forwarded.retain(|(name, _)| !injected.iter().any(|(n, _)| n == name));
     forwarded.extend(injected);
     let topic = Topic::new(url, forwarded, select, Duration::from_millis(interval_ms));
-    let spec = StreamSpec {
+    Ok(StreamSpec {
         name: topic.stream.to_string(),
         channel: topic.channel.clone(),
         kind: ChannelKind::State,
         start,
         snapshots_only,
-        topic: Some(topic.clone()),
-    };
-    Ok((spec, topic))
+        topic: Some(topic),
+    })
 }
 
 /// `X-Sd-Header=Name: value` parameters (repeatable).
