@@ -7,9 +7,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use streamgate::config::Config;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     version,
