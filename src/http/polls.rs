@@ -16,7 +16,7 @@ use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::hub::{ChannelKind, cursor};
 use crate::outlet::{Start, StreamSpec};
-use crate::sources::topic::Topic;
+use crate::sources::topic::{Topic, set_query_pairs};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
 
@@ -108,11 +108,7 @@ fn set_query(url: &mut Url, request: Vec<(String, String)>, injected: &[(String,
     pairs.extend(request);
     pairs.retain(|(k, _)| !injected.iter().any(|(ik, _)| ik == k));
     pairs.extend(injected.iter().cloned());
-    if pairs.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(&pairs);
-    }
+    set_query_pairs(url, &pairs);
 }
 
 fn open(

@@ -39,12 +39,8 @@ impl Topic {
     ) -> Topic {
         url.set_fragment(None);
         let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        if pairs.is_empty() {
-            url.set_query(None);
-        } else {
-            pairs.sort();
-            url.query_pairs_mut().clear().extend_pairs(&pairs);
-        }
+        pairs.sort();
+        set_query_pairs(&mut url, &pairs);
         headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1)));
         let mut key = format!("[poll]GET {url}");
         for (name, value) in &headers {
@@ -64,6 +60,15 @@ impl Topic {
             select,
             interval,
         }
+    }
+}
+
+/// Replaces the URL's query with `pairs` (none: no `?` at all, so equal URLs stay equal).
+pub fn set_query_pairs(url: &mut Url, pairs: &[(String, String)]) {
+    if pairs.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
     }
 }
 
