@@ -123,14 +123,17 @@ impl Pollers {
             match self.poll(&topic, &mut state).await {
                 Ok(fresh) => {
                     state.failures = 0;
+                    let changed = fresh.is_some();
                     if let Some(document) = fresh {
                         state.whole = Some(document);
                     }
-                    // Also on a 304: a part asked for since the last change needs its first
-                    // document.
+                    // On a 304 only a part asked for since the last change has anything to
+                    // send (its first document); the others would compare equal.
                     if let Some(whole) = state.whole.take() {
                         for projection in &projections {
-                            self.publish_projection(projection, &mut state, &whole);
+                            if changed || !state.documents.contains_key(&projection.channel) {
+                                self.publish_projection(projection, &mut state, &whole);
+                            }
                         }
                         state.whole = Some(whole);
                     }
