@@ -164,10 +164,6 @@ impl Hub {
         });
         self.metrics.channels.set(channels.len() as f64);
     }
-
-    pub fn channel_count(&self) -> usize {
-        self.channels.read().unwrap().len()
-    }
 }
 
 pub fn now_ms() -> u64 {
