@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+mod relay;
+pub use relay::{RelayConfig, RelayMode, Route};
+
 const ENV_PREFIX: &str = "STREAMGATE_";
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -21,6 +24,9 @@ pub struct Config {
     /// Named upstream APIs, streamed at `/apis/{name}/{path}`.
     #[serde(rename = "api")]
     pub apis: Vec<ApiConfig>,
+    /// Upstream SSE servers, relayed under their listen paths.
+    #[serde(rename = "relay")]
+    pub relays: Vec<RelayConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -254,6 +260,21 @@ impl Config {
                         api.name
                     ));
                 }
+            }
+        }
+        let mut relay_names = std::collections::HashSet::new();
+        let mut paths = std::collections::HashMap::new();
+        for relay in &self.relays {
+            relay.validate()?;
+            if !relay_names.insert(relay.name.as_str()) {
+                return Err(format!("[[relay]] name {:?} is used twice", relay.name));
+            }
+            if let Some(other) = paths.insert(relay.path(), relay.name.as_str()) {
+                return Err(format!(
+                    "[[relay]] {} and {other} both listen on {}",
+                    relay.name,
+                    relay.path()
+                ));
             }
         }
         Ok(())

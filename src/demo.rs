@@ -1,20 +1,24 @@
 //! `serve --demo`: a built-in, changing stock-ticker API, so a newcomer sees a live stream in
 //! one command. `GET /demo/quotes` answers the current list, and is configured as the API
 //! `demo` (stream it at `/apis/demo/quotes`); every tick the list is also published on the
-//! channel `demo-quotes`.
+//! channel `demo-quotes`, and sent as an SSE event by `GET /demo/ticks`, an upstream SSE
+//! server that the shared relay `demo` fronts at `/relays/demo/ticks`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use rand::Rng;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
-use crate::config::{ApiConfig, Config};
+use crate::config::{ApiConfig, Config, RelayConfig};
 use crate::hub::{Hub, NewMessage};
 
 pub const CHANNEL: &str = "demo-quotes";
@@ -32,6 +36,9 @@ const SYMBOLS: [(&str, f64); 8] = [
 
 type Quotes = Arc<Mutex<Vec<f64>>>;
 
+/// Each tick as an SSE event, for `/demo/ticks` streams.
+type Ticks = broadcast::Sender<bytes::Bytes>;
+
 /// Adds the API `demo` (this server's `/demo/`) to the config, polled every second.
 pub fn register(config: &mut Config, local: SocketAddr) {
     // A wildcard listen address is reached on loopback.
@@ -41,6 +48,10 @@ pub fn register(config: &mut Config, local: SocketAddr) {
         ip => ip,
     };
     let base = format!("http://{}/demo", SocketAddr::new(ip, local.port()));
+    let relay = format!("name = 'demo'\nlisten_path = '/relays/demo'\nupstream = '{base}'");
+    config
+        .relays
+        .push(toml::from_str::<RelayConfig>(&relay).expect("the demo relay is valid"));
     config.apis.push(ApiConfig {
         name: "demo".into(),
         base_url: base.parse().expect("a socket address makes a valid URL"),
@@ -53,19 +64,38 @@ pub fn register(config: &mut Config, local: SocketAddr) {
 /// Starts the ticker and returns the demo routes.
 pub fn start(hub: Arc<Hub>) -> Router {
     let quotes: Quotes = Arc::new(Mutex::new(SYMBOLS.iter().map(|(_, p)| *p).collect()));
-    tokio::spawn(tick(hub, Arc::clone(&quotes)));
+    let (ticks, _) = broadcast::channel(16);
+    tokio::spawn(tick(hub, Arc::clone(&quotes), ticks.clone()));
     Router::new()
         .route("/demo/quotes", get(current))
         .with_state(quotes)
+        .route("/demo/ticks", get(stream_ticks).with_state(ticks))
+}
+
+/// An upstream SSE server: one `tick` event per tick, from now on.
+async fn stream_ticks(State(ticks): State<Ticks>) -> impl IntoResponse {
+    let events = futures_util::stream::unfold(ticks.subscribe(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => return Some((Ok::<_, std::convert::Infallible>(event), rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(events),
+    )
 }
 
 async fn current(State(quotes): State<Quotes>) -> impl IntoResponse {
     axum::Json(document(&quotes.lock().unwrap()))
 }
 
-async fn tick(hub: Arc<Hub>, quotes: Quotes) {
+async fn tick(hub: Arc<Hub>, quotes: Quotes, ticks: Ticks) {
     let mut interval = tokio::time::interval(TICK);
-    loop {
+    for n in 1u64.. {
         interval.tick().await;
         let doc = {
             let mut prices = quotes.lock().unwrap();
@@ -77,6 +107,10 @@ async fn tick(hub: Arc<Hub>, quotes: Quotes) {
             }
             document(&prices)
         };
+        // Nobody streaming the ticks is not an error.
+        let _ = ticks.send(bytes::Bytes::from(format!(
+            "id: {n}\nevent: tick\ndata: {doc}\n\n"
+        )));
         hub.publish(
             CHANNEL,
             vec![NewMessage {

@@ -15,6 +15,7 @@ use crate::hub::{HistoryLimits, Hub};
 use crate::metrics::Metrics;
 use crate::outlet::registry::Connections;
 use crate::sources::poller::Pollers;
+use crate::sources::relay::Relays;
 use crate::sources::target::TargetPolicy;
 use crate::sources::upstream;
 
@@ -44,7 +45,12 @@ pub async fn run(
     let targets = Arc::new(TargetPolicy::new(&target_patterns(&config)));
     let client =
         upstream::client(Arc::clone(&targets), &config.poll).map_err(std::io::Error::other)?;
-    let pollers = Arc::new(Pollers::new(Arc::clone(&hub), client, config.poll.clone()));
+    let pollers = Arc::new(Pollers::new(
+        Arc::clone(&hub),
+        client.clone(),
+        config.poll.clone(),
+    ));
+    let relays = Arc::new(Relays::new(Arc::clone(&hub), client.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(Connections::default());
     let keep = Duration::from_secs(config.channels.history_ttl_s);
@@ -56,6 +62,8 @@ pub async fn run(
         prometheus,
         shutdown: shutdown_rx,
         pollers,
+        relays,
+        client,
         targets,
         connections,
     };
@@ -85,12 +93,15 @@ pub async fn run(
     result
 }
 
-/// The ad-hoc target patterns plus every configured API's base URL: an API named in the
-/// config is allowed, private address included, and so are redirects within it.
+/// The ad-hoc target patterns plus every configured API's and relay's base URL: an upstream
+/// named in the config is allowed, private address included, and so are redirects within it.
 fn target_patterns(config: &Config) -> Vec<String> {
     let mut patterns = config.poll.allowed_targets.clone();
-    for api in &config.apis {
-        let base = api.base_url.as_str().trim_end_matches('/');
+    let bases = config.apis.iter().map(|a| &a.base_url);
+    for base in bases.chain(config.relays.iter().map(|r| &r.upstream)) {
+        let mut base = base.clone();
+        base.set_query(None);
+        let base = base.as_str().trim_end_matches('/');
         patterns.push(format!("{base}/*"));
         patterns.push(base.to_owned());
     }

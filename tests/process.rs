@@ -120,3 +120,20 @@ async fn env_overrides_apply_when_serving() {
     }
     assert_eq!(history(&server, "env").await.len(), 3);
 }
+
+#[tokio::test]
+async fn the_demo_serves_a_delta_stream_a_channel_and_a_relay() {
+    let server = Server::start_with("", &["--demo"], &[]);
+    let mut quotes = SseStream::open(&server.url("/apis/demo/quotes")).await;
+    let first = quotes.next_event().await.expect("the document");
+    assert_eq!(first.event, "data");
+    let document: serde_json::Value = serde_json::from_str(&first.data).unwrap();
+    assert_eq!(document["quotes"].as_array().map(Vec::len), Some(8));
+    let mut channel = SseStream::open(&server.url("/sse?channels=demo-quotes")).await;
+    assert_eq!(channel.next_event().await.expect("a tick").event, "message");
+    let mut relayed = SseStream::open(&server.url("/relays/demo/ticks")).await;
+    let tick = relayed.next_event().await.expect("a relayed tick");
+    assert_eq!(tick.event, "tick");
+    let document: serde_json::Value = serde_json::from_str(&tick.data).unwrap();
+    assert_eq!(document["quotes"].as_array().map(Vec::len), Some(8));
+}

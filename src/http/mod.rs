@@ -4,16 +4,18 @@ mod channels;
 mod connections;
 mod error;
 mod health;
+mod passthrough;
 mod polls;
 mod query;
+mod relays;
 mod stream_params;
 mod streams;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -24,6 +26,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::outlet::registry::Connections;
 use crate::sources::poller::Pollers;
+use crate::sources::relay::Relays;
 use crate::sources::target::TargetPolicy;
 use crate::wire::envelope::{ErrorInfo, codes};
 pub use error::ApiError;
@@ -38,6 +41,10 @@ pub struct AppState {
     /// Flips to `true` when the server shuts down; open streams end on it.
     pub shutdown: watch::Receiver<bool>,
     pub pollers: Arc<Pollers>,
+    /// Shared relays' upstream connections.
+    pub relays: Arc<Relays>,
+    /// The client for every upstream request (polls and relays).
+    pub client: reqwest::Client,
     /// Connections addressable by id (dynamic ones, and those with server-kept cursors).
     pub connections: Arc<Connections>,
     /// What ad-hoc poll targets may be.
@@ -67,17 +74,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Unrouted requests: an embedded target URL (`GET /https://...`) is a poll; anything else
-/// is not found.
-async fn not_found(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let path = uri.path();
-    if method == Method::GET && (path.starts_with("/http:") || path.starts_with("/https:")) {
-        return polls::adhoc(&state, &uri, &headers).await;
+/// Unrouted requests: a path under a relay's listen path goes to the relay (relays are not
+/// routes, so the admin API can change them while serving); an embedded target URL
+/// (`GET /https://...`) is a poll; anything else is not found.
+async fn not_found(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let config = Arc::clone(&state.config);
+    if let Some((relay, listen)) = relays::find(&config.relays, request.uri().path()) {
+        return relays::serve(&state, relay, &listen, request).await;
+    }
+    let path = request.uri().path();
+    if request.method() == Method::GET
+        && (path.starts_with("/http:") || path.starts_with("/https:"))
+    {
+        return polls::adhoc(&state, request.uri(), request.headers()).await;
     }
     Err(ErrorInfo::new(codes::NOT_FOUND, "no such endpoint").into())
 }

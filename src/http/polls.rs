@@ -211,9 +211,9 @@ fn forwarded_headers(query: &Query) -> Result<Vec<(HeaderName, HeaderValue)>, Er
         .collect()
 }
 
-/// Where a reconnecting client resumes: after the position in its `Last-Event-ID`, or (an
+/// Where a reconnecting client of a single-stream endpoint resumes: after the position in its `Last-Event-ID`, or (an
 /// id that is not ours) from a fresh `data` event.
-fn resume_start(headers: &HeaderMap, epoch: &str) -> Start {
+pub(super) fn resume_start(headers: &HeaderMap, epoch: &str) -> Start {
     let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) else {
         return Start::Live;
     };

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use serde_json::Value;
 
-use super::event::{Body, Event, StateKind};
+use super::event::{Body, Event, Relayed, StateKind};
 use super::{HistoryLimits, NewMessage};
 use crate::wire::envelope::Message;
 
@@ -158,30 +158,24 @@ impl Channel {
                     ids.push(id.clone());
                     continue;
                 }
-                let seq = log.head + 1;
                 let id = match message.id {
                     Some(id) => {
+                        let seq = log.head + 1;
                         log.ids.insert(id.clone(), seq);
                         id
                     }
                     None => next_id(),
                 };
                 ids.push(id.clone());
-                let event = Event::new(
-                    seq,
-                    order.fetch_add(1, Ordering::Relaxed) + 1,
+                let body = Body::Message(Message {
+                    id,
+                    name: message.name,
                     timestamp,
-                    Body::Message(Message {
-                        id,
-                        name: message.name,
-                        timestamp,
-                        encoding: message.encoding,
-                        channel: self.name.to_string(),
-                        data: message.data,
-                    }),
-                );
-                log.events.push_back(Arc::new(event));
-                log.head = seq;
+                    encoding: message.encoding,
+                    channel: self.name.to_string(),
+                    data: message.data,
+                });
+                log.push(body, timestamp, order);
                 appended += 1;
             }
             log.evict(limits, timestamp);
@@ -210,34 +204,52 @@ impl Channel {
         } = update;
         {
             let mut log = self.log.write().unwrap();
-            let seq = log.head + 1;
-            let order = order.fetch_add(1, Ordering::Relaxed) + 1;
-            let event = Arc::new(Event::new(
-                seq,
-                order,
-                timestamp,
+            let event = log.push(
                 Body::State(kind, data, Arc::clone(stream)),
-            ));
+                timestamp,
+                order,
+            );
             match kind {
-                StateKind::Data => log.snapshot = Some(Arc::clone(&event)),
+                StateKind::Data => log.snapshot = Some(event),
                 StateKind::Patch => {
                     if let Some(document) = document {
                         log.snapshot = Some(Arc::new(Event::new(
-                            seq,
-                            order,
+                            event.seq,
+                            event.order,
                             timestamp,
                             Body::State(StateKind::Data, document, Arc::clone(stream)),
                         )));
                     }
                 }
-                StateKind::Error => log.error = Some(Arc::clone(&event)),
+                StateKind::Error => log.error = Some(event),
             }
-            log.events.push_back(event);
-            log.head = seq;
             log.evict(limits, timestamp);
-            self.head.store(seq, Ordering::Release);
+            self.head.store(log.head, Ordering::Release);
         }
         self.wake_all();
+    }
+
+    /// Appends an event relayed from an upstream SSE server.
+    pub(super) fn publish_relayed(
+        &self,
+        relayed: Relayed,
+        timestamp: u64,
+        limits: &HistoryLimits,
+        order: &AtomicU64,
+    ) {
+        {
+            let mut log = self.log.write().unwrap();
+            log.push(Body::Relayed(relayed), timestamp, order);
+            log.evict(limits, timestamp);
+            self.head.store(log.head, Ordering::Release);
+        }
+        self.wake_all();
+    }
+
+    /// What `f` finds in the newest retained event it finds anything in.
+    pub fn find_newest<T>(&self, f: impl Fn(&Event) -> Option<T>) -> Option<T> {
+        let log = self.log.read().unwrap();
+        log.events.iter().rev().find_map(|e| f(e))
     }
 
     /// The current document and latest newer error, consistent with the head.
@@ -321,6 +333,16 @@ impl Channel {
 }
 
 impl Log {
+    /// Appends one event at the next position.
+    fn push(&mut self, body: Body, timestamp: u64, order: &AtomicU64) -> Arc<Event> {
+        let seq = self.head + 1;
+        let order = order.fetch_add(1, Ordering::Relaxed) + 1;
+        let event = Arc::new(Event::new(seq, order, timestamp, body));
+        self.events.push_back(Arc::clone(&event));
+        self.head = seq;
+        event
+    }
+
     fn evict(&mut self, limits: &HistoryLimits, now_ms: u64) {
         let oldest = now_ms.saturating_sub(limits.ttl_ms);
         while let Some(front) = self.events.front() {

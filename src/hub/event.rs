@@ -17,6 +17,22 @@ pub enum Body {
     /// carries only it (as Streamdata / AMPLIFY Streams do), and as `{"channel", "data"}`
     /// (`channel` naming the stream) to an enveloped, multiplexed connection.
     State(StateKind, Value, Arc<str>),
+    /// An event relayed from an upstream SSE server.
+    Relayed(Relayed),
+}
+
+/// An upstream SSE event as the relay received it: sent to a connection that carries only
+/// it exactly as the upstream wrote it (type and data), and as `{"channel", "data"}` to an
+/// enveloped one, like a state channel's events.
+#[derive(Debug)]
+pub struct Relayed {
+    /// The SSE event type (`message` when the upstream gave none).
+    pub event: String,
+    pub data: String,
+    /// The upstream's id for it, kept to resume the upstream; clients get gateway ids.
+    pub upstream_id: Option<String>,
+    /// What enveloped connections call the stream.
+    pub stream: Arc<str>,
 }
 
 /// The events of a state channel.
@@ -69,17 +85,25 @@ impl Event {
     }
 
     /// The SSE event type / NDJSON `event` member.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         match &self.body {
             Body::Message(_) => "message",
             Body::State(kind, ..) => kind.name(),
+            Body::Relayed(r) => &r.event,
         }
     }
 
     pub fn message(&self) -> Option<&Message> {
         match &self.body {
             Body::Message(m) => Some(m),
-            Body::State(..) => None,
+            Body::State(..) | Body::Relayed(_) => None,
+        }
+    }
+
+    pub fn relayed(&self) -> Option<&Relayed> {
+        match &self.body {
+            Body::Relayed(r) => Some(r),
+            Body::Message(_) | Body::State(..) => None,
         }
     }
 
@@ -102,12 +126,24 @@ impl Event {
                 Bytes::from(state_envelope(stream, data))
             }
             (Body::State(_, data, _), WireFormat::NdjsonRaw) => ndjson::data_json(data),
+            (Body::Relayed(r), WireFormat::SseRaw) => sse::event_body(&r.event, &r.data),
+            (Body::Relayed(r), WireFormat::SseEnveloped) => {
+                sse::event_body(&r.event, &relayed_envelope(r))
+            }
+            (Body::Relayed(r), WireFormat::NdjsonEnveloped) => Bytes::from(relayed_envelope(r)),
+            (Body::Relayed(r), WireFormat::NdjsonRaw) => {
+                ndjson::data_json(&Value::String(r.data.clone()))
+            }
         })
     }
 }
 
 fn state_envelope(stream: &str, data: &Value) -> String {
     serde_json::json!({ "channel": stream, "data": data }).to_string()
+}
+
+fn relayed_envelope(relayed: &Relayed) -> String {
+    serde_json::json!({ "channel": &*relayed.stream, "data": &relayed.data }).to_string()
 }
 
 fn envelope_json(message: &Message) -> String {

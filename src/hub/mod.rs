@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::metrics::Metrics;
 pub use channel::{Channel, ChannelKind, Read, StateUpdate, StateView, Subscription};
-pub use event::{Event, StateKind};
+pub use event::{Event, Relayed, StateKind};
 
 /// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age.
 #[derive(Debug, Clone)]
@@ -122,6 +122,14 @@ impl Hub {
                 document,
             };
             channel.publish_state(update, now_ms(), &self.limits, &self.appended);
+        });
+        self.metrics.published.increment(1);
+    }
+
+    /// Appends an event relayed from an upstream SSE server to a (log) channel.
+    pub fn publish_relayed(&self, name: &str, relayed: Relayed) {
+        self.with_channel(name, ChannelKind::Log, |channel| {
+            channel.publish_relayed(relayed, now_ms(), &self.limits, &self.appended);
         });
         self.metrics.published.increment(1);
     }

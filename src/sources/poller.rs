@@ -16,35 +16,14 @@ use std::time::Duration;
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
-use super::target::Refusal;
+use super::failure::{Failure, backoff, classify, status};
 use super::topic::Topic;
 use crate::config::PollConfig;
-use crate::hub::{Hub, StateKind, now_ms};
+use crate::hub::{Hub, StateKind};
 use crate::patch::{Delta, delta};
-
-/// Status codes of `error` events for failures that are not an HTTP status.
-pub mod status {
-    /// The connection failed (refused, reset, DNS).
-    pub const CONNECT: u16 = 2000;
-    /// TLS failed (untrusted, expired or mismatched certificate).
-    pub const TLS: u16 = 2001;
-    pub const TIMEOUT: u16 = 2002;
-    pub const NOT_JSON: u16 = 2003;
-    pub const TOO_LARGE: u16 = 2004;
-    /// The target (after DNS or a redirect) is not allowed.
-    pub const REFUSED: u16 = 2005;
-}
-
-/// Why a poll failed, as subscribers see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Failure {
-    status: u16,
-    cause: &'static str,
-    message: String,
-}
 
 /// The running pollers, by topic key.
 pub struct Pollers {
@@ -151,7 +130,11 @@ impl Pollers {
             if state.failures == 0 {
                 state.last_failure = None;
             }
-            let delay = self.delay(shared.interval_ms.load(Ordering::Relaxed), state.failures);
+            let delay = backoff(
+                shared.interval_ms.load(Ordering::Relaxed),
+                state.failures,
+                self.config.max_backoff_ms,
+            );
             if !self.wait(&topic.key, &shared, delay, &mut state).await {
                 tracing::debug!(session, "poller stopped: no subscribers");
                 return;
@@ -162,19 +145,6 @@ impl Pollers {
                 .documents
                 .retain(|channel, _| projections.iter().any(|p| p.channel == *channel));
         }
-    }
-
-    /// The wait before the next poll: the interval, or backoff while the target fails.
-    fn delay(&self, interval_ms: u64, failures: u32) -> Duration {
-        if failures == 0 {
-            return Duration::from_millis(interval_ms);
-        }
-        let backoff = interval_ms
-            .saturating_mul(1u64 << failures.min(20))
-            .min(self.config.max_backoff_ms.max(interval_ms));
-        // "Equal jitter": half fixed, half random, so failing pollers do not move in step.
-        let half = backoff / 2;
-        Duration::from_millis(half + rand::rng().random_range(0..=half))
     }
 
     /// Sleeps `delay`, watching the subscribers: a selected part nobody watches is dropped
@@ -253,11 +223,7 @@ impl Pollers {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(Failure {
-                status: status.as_u16(),
-                cause: "status",
-                message: format!("the target answered {status}"),
-            });
+            return Err(Failure::status(status));
         }
         let etag = response.headers().get(ETAG).cloned();
         let last_modified = response.headers().get(LAST_MODIFIED).cloned();
@@ -318,13 +284,7 @@ impl Pollers {
             cause = failure.cause,
             "poll failed"
         );
-        let error = json!({
-            "status": failure.status,
-            "cause": failure.cause,
-            "message": failure.message,
-            "timestamp": now_ms(),
-            "sessionId": session,
-        });
+        let error = failure.to_json(session);
         let (channel, stream) = (&projection.channel, &projection.stream);
         self.hub
             .publish_state(channel, stream, StateKind::Error, error, None);
@@ -363,56 +323,4 @@ async fn read_capped(response: &mut reqwest::Response, max: usize) -> Result<Vec
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// Sorts a request error into the statuses subscribers see. The message never includes the
-/// URL: its query may hold credentials.
-fn classify(error: reqwest::Error) -> Failure {
-    if let Some(refusal) = chain(&error).find_map(|e| e.downcast_ref::<Refusal>()) {
-        return Failure {
-            status: status::REFUSED,
-            cause: "refused",
-            message: refusal.0.clone(),
-        };
-    }
-    if let Some(tls) = chain(&error).find_map(|e| e.downcast_ref::<rustls::Error>()) {
-        return Failure {
-            status: status::TLS,
-            cause: "tls",
-            message: format!("TLS with the target failed: {tls}"),
-        };
-    }
-    if error.is_timeout() {
-        return Failure {
-            status: status::TIMEOUT,
-            cause: "timeout",
-            message: "the target did not answer in time ([poll] timeout_ms)".into(),
-        };
-    }
-    // The innermost cause says what happened ("Connection refused", "dns error: ...").
-    let root = chain(&error)
-        .last()
-        .expect("the chain starts with the error");
-    Failure {
-        status: status::CONNECT,
-        cause: "connect",
-        message: format!("cannot reach the target: {root}"),
-    }
-}
-
-/// Every error in `error`'s chain, looking inside `io::Error`s too (their `source` skips the
-/// error they wrap, and connectors nest them).
-fn chain<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
-    let mut next = Some(error);
-    std::iter::from_fn(move || {
-        let current = next?;
-        next = current
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|inner| inner as &(dyn std::error::Error + 'static))
-            .or_else(|| current.source());
-        Some(current)
-    })
 }

@@ -12,11 +12,21 @@ pub fn data_json(data: &Value) -> Bytes {
 
 /// A line for an event with an id; `data` is the pre-encoded JSON shared by every subscriber.
 pub fn put_event_with_id(buf: &mut BytesMut, name: &str, id: &str, data: &[u8]) {
-    // The name is one of ours and the id a cursor (`hub::cursor`): ASCII letters, digits,
-    // '-' and '.', so neither needs JSON escaping.
-    buf.put_slice(b"{\"event\":\"");
-    buf.put_slice(name.as_bytes());
-    buf.put_slice(b"\",\"id\":\"");
+    // The id is a cursor (`hub::cursor`): ASCII letters, digits, '-' and '.', so it needs no
+    // JSON escaping. The name is ours, or a relayed upstream's event type, which may.
+    buf.put_slice(b"{\"event\":");
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        buf.put_u8(b'"');
+        buf.put_slice(name.as_bytes());
+        buf.put_u8(b'"');
+    } else {
+        let quoted = serde_json::to_string(name).expect("a string serializes");
+        buf.put_slice(quoted.as_bytes());
+    }
+    buf.put_slice(b",\"id\":\"");
     buf.put_slice(id.as_bytes());
     buf.put_slice(b"\",\"data\":");
     buf.put_slice(data);

@@ -1,6 +1,7 @@
 //! Shared test support: a real `streamgate` process on a free port, and real clients.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod sse_upstream;
 pub mod upstream;
 
 use std::collections::VecDeque;
@@ -161,6 +162,15 @@ pub async fn metric(server: &Server, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
         .parse()
         .unwrap()
+}
+
+/// Waits until `check` holds, for up to 10 s.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Asserts an error response: status, ErrorInfo code, and the full ErrorInfo shape.

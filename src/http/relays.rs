@@ -1,0 +1,155 @@
+//! Upstream SSE servers under their listen paths (SPEC.md §4): `shared` relays subscribe the
+//! client to the topic's channel; `passthrough` relays proxy the request 1:1.
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use reqwest::header::{HeaderName, HeaderValue};
+
+use super::passthrough;
+use super::polls::resume_start;
+use super::query::Query;
+use super::streams::respond;
+use super::{ApiError, AppState};
+use crate::auth::Operation;
+use crate::config::{RelayConfig, RelayMode, Route};
+use crate::hub::ChannelKind;
+use crate::outlet::StreamSpec;
+use crate::sources::relay::RelayTopic;
+use crate::sources::topic::set_query_pairs;
+use crate::wire::WireFormat;
+use crate::wire::envelope::{ErrorInfo, codes};
+
+/// Query parameters the gateway consumes (credentials); all others go upstream.
+const CONSUMED: [&str; 3] = ["key", "accessToken", "X-Sd-Token"];
+
+/// The relay whose listen path holds `path` (the longest one, if they nest), with the rest
+/// of the path after it.
+pub fn find<'a>(relays: &'a [RelayConfig], path: &str) -> Option<(&'a RelayConfig, String)> {
+    relays
+        .iter()
+        .filter_map(|relay| {
+            let listen = relay.path();
+            relay.rest(&listen, path)?;
+            Some((relay, listen))
+        })
+        .max_by_key(|(_, listen)| listen.len())
+}
+
+/// Serves a request under `relay`'s listen path.
+pub async fn serve(
+    state: &AppState,
+    relay: &RelayConfig,
+    listen: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let path = request.uri().path();
+    let rest = relay
+        .rest(listen, path)
+        .expect("found under the listen path");
+    let route = relay.route(listen, rest).ok_or_else(|| {
+        ErrorInfo::new(
+            codes::NOT_FOUND,
+            format!("relay {:?} has no topic {rest:?}", relay.name),
+        )
+    })?;
+    let query = Query::parse(request.uri().query());
+    let credential = query.credential(request.headers())?;
+    let resource = format!("{}/{}", relay.name, route.topic);
+    state
+        .auth
+        .authorize(&credential, Operation::Subscribe, &resource)?;
+    let upstream = upstream_url(route.upstream.clone(), &query);
+    let injected = injected_headers(relay)?;
+    let forwarded = forwarded_headers(relay, request.headers());
+    match relay.mode {
+        RelayMode::Passthrough => {
+            passthrough::proxy(state, relay, upstream, injected, forwarded, request).await
+        }
+        RelayMode::Shared if request.method() != Method::GET => Err(ErrorInfo::new(
+            codes::METHOD_NOT_ALLOWED,
+            "a shared relay is subscribed to with GET",
+        )
+        .into()),
+        RelayMode::Shared => Ok(shared(
+            state, relay, &route, upstream, injected, forwarded, &request,
+        )),
+    }
+}
+
+/// Subscribes the client to the topic's channel and makes sure the topic is relayed.
+fn shared(
+    state: &AppState,
+    relay: &RelayConfig,
+    route: &Route,
+    upstream: reqwest::Url,
+    injected: Vec<(HeaderName, HeaderValue)>,
+    forwarded: Vec<(HeaderName, HeaderValue)>,
+    request: &Request,
+) -> Response {
+    let topic = RelayTopic::new(relay, &route.topic, upstream, injected, forwarded);
+    let spec = StreamSpec {
+        name: topic.stream.to_string(),
+        channel: topic.channel.clone(),
+        kind: ChannelKind::Log,
+        start: resume_start(request.headers(), state.hub.epoch()),
+        snapshots_only: false,
+        topic: None,
+    };
+    // The outlet subscribes before the relay is ensured, so a stopping relay sees it.
+    let response = respond(state, &[spec], WireFormat::SseRaw, false, None);
+    state.relays.ensure(&topic);
+    response
+}
+
+/// The upstream URL with the client's query (less the gateway's own parameters) added.
+fn upstream_url(mut url: reqwest::Url, query: &Query) -> reqwest::Url {
+    let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    pairs.extend(
+        query
+            .pairs()
+            .iter()
+            .filter(|(k, _)| !CONSUMED.contains(&k.as_str()))
+            .cloned(),
+    );
+    set_query_pairs(&mut url, &pairs);
+    url
+}
+
+/// The relay's configured upstream headers.
+fn injected_headers(relay: &RelayConfig) -> Result<Vec<(HeaderName, HeaderValue)>, ErrorInfo> {
+    relay
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("checked when loading");
+            // The value may be a secret: never echo it.
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                ErrorInfo::new(
+                    codes::INTERNAL,
+                    format!(
+                        "relay {:?}: an injected header value is not valid",
+                        relay.name
+                    ),
+                )
+            })?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// The client's headers named in the relay's `forward_headers`.
+fn forwarded_headers(relay: &RelayConfig, headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    relay
+        .forward_headers
+        .iter()
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+        .flat_map(|name| {
+            headers
+                .get_all(&name)
+                .iter()
+                .map(move |value| (name.clone(), value.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

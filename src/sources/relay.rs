@@ -1,0 +1,376 @@
+//! Shared relays: one upstream SSE connection per topic, fanned out through a log channel.
+//!
+//! A relay starts with the first subscriber of its topic and stops once the topic has had no
+//! subscriber for the relay's linger time. Upstream events keep their type and data; their
+//! upstream ids are kept (in the events and in the relay) to resume the upstream with
+//! `Last-Event-ID`, while clients get gateway ids and resume from the channel's history like
+//! on any channel. When the upstream fails or ends its stream, subscribers get an `error`
+//! event (their streams stay open) and the relay reconnects after the upstream's `retry:`
+//! time, backing off while it keeps failing.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::{Response, Url};
+use tokio::time::Instant;
+
+use super::failure::{Failure, backoff, classify, status};
+use crate::config::RelayConfig;
+use crate::hub::{Hub, Relayed};
+use crate::wire::sse_parser::{SseFrame, SseParser};
+
+/// The reconnection delay until the upstream sends `retry:`.
+const DEFAULT_RETRY_MS: u64 = 1_000;
+/// Upstream ids remembered to drop events an upstream sends again when resumed.
+const RECENT_IDS: usize = 1024;
+/// How often a relay looks whether anyone still watches its topic.
+const WATCH_SLICE: Duration = Duration::from_millis(100);
+
+/// Everything a relay needs to know about its upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayTopic {
+    /// The log channel: `[relay]`, the relay's name, the upstream URL and the forwarded
+    /// headers. Users cannot subscribe to it by name (channel names may not start with `[`).
+    pub channel: String,
+    /// What enveloped connections call the stream: `{relay}/{topic}`.
+    pub stream: Arc<str>,
+    pub url: Url,
+    /// Injected headers, then forwarded ones.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub linger: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub max_backoff_ms: u64,
+}
+
+impl RelayTopic {
+    /// `forwarded` are the client's headers the relay passes on: they make the topic, so
+    /// clients that send different values share nothing. `injected` headers are the same
+    /// for every client of the relay and stay out of the channel name.
+    pub fn new(
+        relay: &RelayConfig,
+        topic: &str,
+        mut url: Url,
+        injected: Vec<(HeaderName, HeaderValue)>,
+        mut forwarded: Vec<(HeaderName, HeaderValue)>,
+    ) -> RelayTopic {
+        url.set_fragment(None);
+        let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        pairs.sort();
+        super::topic::set_query_pairs(&mut url, &pairs);
+        forwarded.retain(|(name, _)| !injected.iter().any(|(n, _)| n == name));
+        forwarded.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1)));
+        let mut channel = format!("[relay]{} GET {url}", relay.name);
+        for (name, value) in &forwarded {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            write!(channel, "\n{name}: {value}").expect("writing to a String cannot fail");
+        }
+        let mut headers = injected;
+        headers.extend(forwarded);
+        RelayTopic {
+            channel,
+            stream: Arc::from(format!("{}/{topic}", relay.name)),
+            url,
+            headers,
+            linger: Duration::from_millis(relay.linger_ms),
+            idle_timeout: relay.idle_timeout_ms.map(Duration::from_millis),
+            max_backoff_ms: relay.max_backoff_ms,
+        }
+    }
+}
+
+/// The running relays, by channel.
+pub struct Relays {
+    hub: Arc<Hub>,
+    client: reqwest::Client,
+    running: Mutex<HashSet<String>>,
+}
+
+/// How one upstream connection ended.
+enum Ended {
+    /// Nobody has watched the topic for the linger time: the relay stops.
+    Unwatched,
+    /// The upstream failed or closed; the relay reconnects. `connected` when the upstream
+    /// had accepted the stream (the wait is then the plain retry time).
+    Lost { failure: Failure, connected: bool },
+}
+
+/// What a relay remembers across upstream connections.
+struct Session {
+    id: String,
+    /// The upstream's last event id: sent as `Last-Event-ID` on reconnection.
+    last_id: Option<String>,
+    retry_ms: u64,
+    failures: u32,
+    last_failure: Option<Failure>,
+    /// Since when nobody watches the topic.
+    idle_since: Option<Instant>,
+    /// Upstream ids relayed lately, oldest first, to drop what an upstream sends again.
+    recent: VecDeque<String>,
+    recent_set: HashSet<String>,
+    /// Set on resuming: events whose id was already relayed are dropped until a new one.
+    replaying: bool,
+}
+
+impl Relays {
+    pub fn new(hub: Arc<Hub>, client: reqwest::Client) -> Self {
+        Relays {
+            hub,
+            client,
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Makes sure the topic is relayed; call after subscribing to its channel.
+    pub fn ensure(self: &Arc<Self>, topic: &RelayTopic) {
+        let mut running = self.running.lock().unwrap();
+        if running.insert(topic.channel.clone()) {
+            tokio::spawn(Arc::clone(self).run(topic.clone()));
+        }
+    }
+
+    async fn run(self: Arc<Self>, topic: RelayTopic) {
+        // A topic relayed before (its channel still has history) resumes where it stopped.
+        let last_id = self
+            .hub
+            .get(&topic.channel)
+            .and_then(|c| c.find_newest(|e| e.relayed().and_then(|r| r.upstream_id.clone())));
+        let mut session = Session {
+            id: format!("{:016x}", rand::rng().random::<u64>()),
+            replaying: last_id.is_some(),
+            last_id,
+            retry_ms: DEFAULT_RETRY_MS.min(topic.max_backoff_ms),
+            failures: 0,
+            last_failure: None,
+            idle_since: None,
+            recent: VecDeque::new(),
+            recent_set: HashSet::new(),
+        };
+        tracing::debug!(session = session.id, "relay started");
+        'relay: loop {
+            let (failure, connected) = match self.connect(&topic, &mut session).await {
+                Ended::Unwatched => break,
+                Ended::Lost { failure, connected } => (failure, connected),
+            };
+            if connected {
+                session.failures = 0;
+                session.last_failure = None;
+            }
+            session.failures += 1;
+            let delay = backoff(session.retry_ms, session.failures - 1, topic.max_backoff_ms);
+            if session.last_failure.as_ref() != Some(&failure) {
+                self.publish_error(&topic, &failure, &session, delay);
+                session.last_failure = Some(failure);
+            }
+            let deadline = Instant::now() + delay;
+            while Instant::now() < deadline {
+                if self.unwatched(&topic, &mut session) {
+                    break 'relay;
+                }
+                tokio::time::sleep_until(deadline.min(Instant::now() + WATCH_SLICE)).await;
+            }
+            session.replaying = session.last_id.is_some();
+        }
+        tracing::debug!(session = session.id, "relay stopped: no subscribers");
+    }
+
+    /// One upstream connection, relayed until it ends or nobody watches.
+    async fn connect(&self, topic: &RelayTopic, session: &mut Session) -> Ended {
+        let mut request = self
+            .client
+            .get(topic.url.clone())
+            .header(ACCEPT, "text/event-stream")
+            .header(CACHE_CONTROL, "no-cache");
+        for (name, value) in &topic.headers {
+            request = request.header(name, value);
+        }
+        if let Some(id) = session.last_id.as_deref()
+            // Sent as the raw UTF-8 bytes, as browsers send a non-ASCII id.
+            && let Ok(value) = HeaderValue::from_bytes(id.as_bytes())
+        {
+            request = request.header("last-event-id", value);
+        }
+        let mut send = std::pin::pin!(request.send());
+        let mut response = loop {
+            tokio::select! {
+                sent = &mut send => match sent {
+                    Ok(response) => break response,
+                    Err(e) => return lost(classify(e), false),
+                },
+                _ = tokio::time::sleep(WATCH_SLICE) => {
+                    if self.unwatched(topic, session) {
+                        return Ended::Unwatched;
+                    }
+                }
+            }
+        };
+        if let Err(failure) = check(&response) {
+            return lost(failure, false);
+        }
+        let mut parser = SseParser::new();
+        let mut frames = Vec::new();
+        let mut previous_id = String::new();
+        let mut heard = Instant::now();
+        loop {
+            let chunk = tokio::select! {
+                chunk = response.chunk() => chunk,
+                _ = tokio::time::sleep(WATCH_SLICE) => {
+                    if self.unwatched(topic, session) {
+                        return Ended::Unwatched;
+                    }
+                    if topic.idle_timeout.is_some_and(|t| heard.elapsed() >= t) {
+                        return lost(Failure {
+                            status: status::TIMEOUT,
+                            cause: "idle",
+                            message: "the upstream sent nothing for the relay's idle_timeout_ms"
+                                .into(),
+                        }, true);
+                    }
+                    continue;
+                }
+            };
+            let chunk = match chunk {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    return lost(
+                        Failure {
+                            status: status::CLOSED,
+                            cause: "closed",
+                            message: "the upstream ended its event stream".into(),
+                        },
+                        true,
+                    );
+                }
+                Err(e) => return lost(classify(e), true),
+            };
+            heard = Instant::now();
+            parser.feed(&chunk, &mut frames);
+            for frame in frames.drain(..) {
+                let SseFrame::Event(event) = frame else {
+                    continue;
+                };
+                if let Some(retry) = event.retry {
+                    session.retry_ms = retry.min(topic.max_backoff_ms);
+                }
+                // The parser reports the last event id buffer, which persists across events:
+                // an event has an id of its own when it differs from the one before.
+                let fresh_id = event.id != previous_id;
+                previous_id.clone_from(&event.id);
+                let upstream_id = (!event.id.is_empty()).then(|| event.id.clone());
+                if fresh_id && let Some(id) = &upstream_id {
+                    if session.replaying && session.recent_set.contains(id) {
+                        continue;
+                    }
+                    session.replaying = false;
+                    session.remember(id);
+                }
+                session.last_id.clone_from(&upstream_id);
+                self.hub.publish_relayed(
+                    &topic.channel,
+                    Relayed {
+                        event: event.event,
+                        data: event.data,
+                        upstream_id,
+                        stream: Arc::clone(&topic.stream),
+                    },
+                );
+            }
+        }
+    }
+
+    /// True once nobody has watched the topic for its linger time; the relay is then
+    /// deregistered (checked under the registry lock, as `ensure` runs after subscribing).
+    fn unwatched(&self, topic: &RelayTopic, session: &mut Session) -> bool {
+        let watched = || {
+            self.hub
+                .get(&topic.channel)
+                .is_some_and(|c| c.subscriber_count() > 0)
+        };
+        if watched() {
+            session.idle_since = None;
+            return false;
+        }
+        if session
+            .idle_since
+            .get_or_insert_with(Instant::now)
+            .elapsed()
+            < topic.linger
+        {
+            return false;
+        }
+        let mut running = self.running.lock().unwrap();
+        if watched() {
+            session.idle_since = None;
+            return false;
+        }
+        running.remove(&topic.channel);
+        true
+    }
+
+    fn publish_error(
+        &self,
+        topic: &RelayTopic,
+        failure: &Failure,
+        session: &Session,
+        delay: Duration,
+    ) {
+        tracing::debug!(
+            status = failure.status,
+            cause = failure.cause,
+            "relay upstream lost"
+        );
+        let mut error = failure.to_json(&session.id);
+        error["retryMs"] = (delay.as_millis() as u64).into();
+        self.hub.publish_relayed(
+            &topic.channel,
+            Relayed {
+                event: "error".into(),
+                data: error.to_string(),
+                upstream_id: None,
+                stream: Arc::clone(&topic.stream),
+            },
+        );
+    }
+}
+
+impl Session {
+    fn remember(&mut self, id: &str) {
+        if self.recent_set.insert(id.to_owned()) {
+            self.recent.push_back(id.to_owned());
+            if self.recent.len() > RECENT_IDS
+                && let Some(old) = self.recent.pop_front()
+            {
+                self.recent_set.remove(&old);
+            }
+        }
+    }
+}
+
+fn lost(failure: Failure, connected: bool) -> Ended {
+    Ended::Lost { failure, connected }
+}
+
+/// An upstream answer is an event stream: a success status and `text/event-stream`.
+fn check(response: &Response) -> Result<(), Failure> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Failure::status(status));
+    }
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("text/event-stream") {
+        return Err(Failure {
+            status: status::NOT_SSE,
+            cause: "not-sse",
+            message: format!("the upstream answered {content_type:?}, not text/event-stream"),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! Shared relays (SPEC.md §4) against a real upstream SSE server: one upstream connection
+//! for every subscriber, upstream resume with `Last-Event-ID`, client resume from gateway
+//! history, and the WPT parsing vectors relayed intact.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sse_upstream::{SseUpstream, wpt_vectors};
+use common::upstream::Upstream;
+use common::{Server, SseStream, client, eventually, expect_error};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use streamgate::wire::sse_parser::SseEvent;
+
+/// A gateway with one shared relay named `market` in front of `upstream`.
+fn gateway(upstream: &SseUpstream, extra: &str) -> Server {
+    Server::start(&format!(
+        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n\
+         linger_ms = 200\nmax_backoff_ms = 300\n{extra}",
+        upstream.url("/")
+    ))
+}
+
+/// The next event that is not an `error`, checking it has a gateway id.
+async fn next_relayed(stream: &mut SseStream) -> SseEvent {
+    loop {
+        let event = stream.next_event().await.expect("an event");
+        if event.event != "error" {
+            assert!(!event.id.is_empty(), "every event has an id: {event:?}");
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_subscribers_share_one_upstream_connection() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream, "");
+    let url = server.url("/market/quotes?symbol=ACME");
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        streams.push(SseStream::open(&url).await);
+    }
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    for i in 0..3 {
+        upstream.send("quote", &format!("{{\"n\":{i}}}\nsecond line"));
+    }
+    for stream in &mut streams {
+        for i in 0..3 {
+            let event = next_relayed(stream).await;
+            assert_eq!(event.event, "quote");
+            assert_eq!(event.data, format!("{{\"n\":{i}}}\nsecond line"));
+        }
+    }
+    let requests = upstream.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "one upstream request for 200 subscribers"
+    );
+    assert_eq!(requests[0].path, "/quotes");
+    assert_eq!(requests[0].query.as_deref(), Some("symbol=ACME"));
+    assert_eq!(requests[0].headers["accept"], "text/event-stream");
+    // The last subscriber leaves: the upstream connection closes after the linger.
+    drop(streams);
+    eventually("the upstream connection closed", || {
+        upstream.open_streams() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn upstream_death_is_resumed_with_last_event_id_without_gap_or_duplicate() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream, "");
+    let url = server.url("/market/ticks");
+    let mut early = SseStream::open(&url).await;
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    for n in 1..=3 {
+        upstream.send("tick", &n.to_string());
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(next_relayed(&mut early).await.data);
+    }
+    upstream.stop();
+    // Subscribers are told in-band; their streams stay open.
+    let error = early.next_event().await.expect("an error event");
+    assert_eq!(error.event, "error", "{error:?}");
+    let info: Value = serde_json::from_str(&error.data).unwrap();
+    assert!(
+        info["status"].is_u64() && info["message"].is_string(),
+        "{info}"
+    );
+    assert!(info["retryMs"].is_u64(), "{info}");
+    // Events the upstream has while the gateway cannot reach it come with the resume.
+    upstream.send("tick", "4");
+    upstream.send("tick", "5");
+    let upstream = upstream.restart().await;
+    for _ in 0..2 {
+        seen.push(next_relayed(&mut early).await.data);
+    }
+    upstream.send("tick", "6");
+    seen.push(next_relayed(&mut early).await.data);
+    assert_eq!(seen, ["1", "2", "3", "4", "5", "6"]);
+    let resumed: Vec<_> = upstream
+        .requests()
+        .iter()
+        .filter_map(|r| r.last_event_id())
+        .collect();
+    assert_eq!(resumed.first().map(Vec::as_slice), Some(&b"3"[..]));
+    early.expect_quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_resends_the_resumed_event_causes_no_duplicate() {
+    let upstream = SseUpstream::start().await;
+    upstream.resume_inclusively();
+    let server = gateway(&upstream, "");
+    let mut stream = SseStream::open(&server.url("/market/ticks")).await;
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    upstream.send("tick", "1");
+    upstream.send("tick", "2");
+    let mut seen = vec![
+        next_relayed(&mut stream).await.data,
+        next_relayed(&mut stream).await.data,
+    ];
+    upstream.stop();
+    upstream.send("tick", "3");
+    let upstream = upstream.restart().await;
+    seen.push(next_relayed(&mut stream).await.data);
+    assert_eq!(
+        seen,
+        ["1", "2", "3"],
+        "event 2 came again upstream, not to clients"
+    );
+    let resumed = upstream.requests().last().unwrap().last_event_id();
+    assert_eq!(resumed.as_deref(), Some(&b"2"[..]));
+}
+
+#[tokio::test]
+async fn a_relay_restarted_for_a_returning_client_resumes_the_upstream() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream, "");
+    let url = server.url("/market/ticks");
+    let mut stream = SseStream::open(&url).await;
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    upstream.send("tick", "1");
+    let first = next_relayed(&mut stream).await;
+    drop(stream);
+    // Nobody watches: the relay stops after its linger, and the upstream moves on.
+    eventually("the relay stopped", || upstream.open_streams() == 0).await;
+    upstream.send("tick", "2");
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(&first.id).unwrap());
+    let mut back = SseStream::open_with(&url, headers).await;
+    assert_eq!(
+        next_relayed(&mut back).await.data,
+        "2",
+        "nothing lost meanwhile"
+    );
+    let resumed = upstream.requests().last().unwrap().last_event_id();
+    assert_eq!(resumed.as_deref(), Some(&b"1"[..]));
+}
+
+#[tokio::test]
+async fn clients_resume_from_gateway_history() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream, "");
+    let url = server.url("/market/ticks");
+    let mut watcher = SseStream::open(&url).await;
+    let mut leaver = SseStream::open(&url).await;
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    upstream.send("tick", "1");
+    upstream.send("tick", "2");
+    next_relayed(&mut leaver).await;
+    let second = next_relayed(&mut leaver).await;
+    assert_eq!(second.data, "2");
+    drop(leaver);
+    upstream.send("tick", "3");
+    upstream.send("tick", "4");
+    for _ in 0..4 {
+        next_relayed(&mut watcher).await;
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(&second.id).unwrap());
+    let mut back = SseStream::open_with(&url, headers).await;
+    let missed: Vec<String> = vec![
+        next_relayed(&mut back).await.data,
+        next_relayed(&mut back).await.data,
+    ];
+    assert_eq!(missed, ["3", "4"]);
+    back.expect_quiet(Duration::from_millis(300)).await;
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "the upstream is not asked again"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_headers_make_topics_and_injected_headers_stay_upstream() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(
+        &upstream,
+        "forward_headers = [\"x-tenant\"]\nheaders = { authorization = \"Bearer upstream-secret\" }",
+    );
+    let url = server.url("/market/ticks?key=app:secret&region=eu");
+    let open = |tenant: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-tenant", HeaderValue::from_static(tenant));
+            headers.insert("x-private", HeaderValue::from_static("not forwarded"));
+            SseStream::open_with(&url, headers).await
+        }
+    };
+    let mut a1 = open("a").await;
+    let mut a2 = open("a").await;
+    let mut b = open("b").await;
+    eventually("two upstream connections", || upstream.open_streams() == 2).await;
+    upstream.send("tick", "1");
+    for stream in [&mut a1, &mut a2, &mut b] {
+        assert_eq!(next_relayed(stream).await.data, "1");
+    }
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 2);
+    let mut tenants: Vec<_> = requests
+        .iter()
+        .map(|r| r.headers["x-tenant"].to_str().unwrap().to_owned())
+        .collect();
+    tenants.sort();
+    assert_eq!(tenants, ["a", "b"]);
+    for request in &requests {
+        assert_eq!(request.headers["authorization"], "Bearer upstream-secret");
+        assert!(request.headers.get("x-private").is_none());
+        // The gateway's credential is not passed on; the rest of the query is.
+        assert_eq!(request.query.as_deref(), Some("region=eu"));
+    }
+}
+
+#[tokio::test]
+async fn topics_map_paths_and_bad_requests_are_explained() {
+    let upstream = SseUpstream::start().await;
+    let server = Server::start(&format!(
+        "[[relay]]\nname = \"news\"\nlisten_path = \"/news/{{version}}\"\nversion = \"v2\"\n\
+         upstream = \"{}\"\ntopics = {{ top = \"/feeds/top\", \"region/*\" = \"/feeds/r/*\" }}\n\
+         linger_ms = 200",
+        upstream.url("/base")
+    ));
+    let mut top = SseStream::open(&server.url("/news/v2/top")).await;
+    let mut eu = SseStream::open(&server.url("/news/v2/region/eu")).await;
+    eventually("two upstream connections", || upstream.open_streams() == 2).await;
+    let mut paths: Vec<_> = upstream.requests().into_iter().map(|r| r.path).collect();
+    paths.sort();
+    assert_eq!(paths, ["/base/feeds/r/eu", "/base/feeds/top"]);
+    upstream.send("story", "x");
+    assert_eq!(next_relayed(&mut top).await.event, "story");
+    assert_eq!(next_relayed(&mut eu).await.event, "story");
+
+    let http = client();
+    let resp = http
+        .get(server.url("/news/v2/sports"))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(resp, 404, 40400).await;
+    assert!(body.to_string().contains("sports"), "{body}");
+    let resp = http.get(server.url("/news/v1/top")).send().await.unwrap();
+    expect_error(resp, 404, 40400).await;
+    let resp = http.post(server.url("/news/v2/top")).send().await.unwrap();
+    expect_error(resp, 405, 40500).await;
+}
+
+#[tokio::test]
+async fn failing_upstreams_are_error_events_once_per_failure() {
+    let upstream = SseUpstream::start().await;
+    // Nothing listens on the upstream's port once it stops.
+    upstream.stop();
+    let json_api = Upstream::start(serde_json::json!({"not": "sse"})).await;
+    let server = gateway(
+        &upstream,
+        &format!(
+            "[[relay]]\nname = \"json\"\nlisten_path = \"/json\"\nupstream = \"{}\"\n\
+             max_backoff_ms = 300",
+            json_api.url("/")
+        ),
+    );
+    for (path, status, cause) in [
+        ("/market/ticks", 2000, "connect"),
+        ("/json/doc", 2007, "not-sse"),
+    ] {
+        let mut stream = SseStream::open(&server.url(path)).await;
+        let error = stream.next_event().await.expect("an error event");
+        assert_eq!(error.event, "error");
+        let info: Value = serde_json::from_str(&error.data).unwrap();
+        assert_eq!(info["status"], status, "{info}");
+        assert_eq!(info["cause"], cause, "{info}");
+        // The relay keeps trying, but the same failure is not repeated to subscribers.
+        stream.expect_quiet(Duration::from_millis(800)).await;
+    }
+    assert!(json_api.requests() >= 2, "the relay retries");
+}
+
+#[tokio::test]
+async fn wpt_vectors_arrive_intact_through_a_shared_relay() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream, "");
+    let vectors = wpt_vectors();
+    let mut streams = Vec::new();
+    for (i, vector) in vectors.iter().enumerate() {
+        upstream.script(&format!("/v{i}"), vector.body.as_bytes());
+        streams.push(SseStream::open(&server.url(&format!("/market/v{i}"))).await);
+    }
+    for (vector, stream) in vectors.iter().zip(&mut streams) {
+        let name = &vector.name;
+        for expected in &vector.expected {
+            let got = next_relayed(stream).await;
+            assert_eq!(
+                (&got.event, &got.data),
+                (&expected.event, &expected.data),
+                "vector {name}"
+            );
+        }
+        // The upstream ended the stream: subscribers hear of it, nothing else.
+        let closed = stream.next_event().await.expect("an error event");
+        assert_eq!(closed.event, "error", "vector {name}: {closed:?}");
+    }
+    // Each topic is resumed upstream with the last id its stream left in effect.
+    for (i, vector) in vectors.iter().enumerate() {
+        let name = &vector.name;
+        let path = format!("/v{i}");
+        eventually(&format!("vector {name} reconnected"), || {
+            upstream
+                .requests()
+                .iter()
+                .filter(|r| r.path == path)
+                .count()
+                >= 2
+        })
+        .await;
+        let resume = upstream
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .nth(1)
+            .unwrap()
+            .last_event_id();
+        let last = &vector.expected.last().unwrap().last_event_id;
+        let want = (!last.is_empty()).then(|| last.as_bytes().to_vec());
+        assert_eq!(resume, want, "vector {name}");
+    }
+}
