@@ -8,12 +8,15 @@
 //! - [`config`]: the TOML model, `STREAMGATE_<SECTION>__<KEY>` overrides, validation.
 //! - [`hub`]: channels (ordered, bounded history, subscriber wakers), resume cursors, the
 //!   event type whose wire encodings are computed once and shared by every subscriber.
-//! - [`sources`]: what writes into channels: HTTP publish, and pollers that turn a JSON API
-//!   into a state channel (topics, the target policy against SSRF, the upstream client).
+//! - [`sources`]: what writes into channels: HTTP publish, pollers that turn a JSON API
+//!   into a state channel, relays that share one upstream SSE connection per topic through a
+//!   log channel (topics, failures as in-band errors, the target policy against SSRF, the
+//!   upstream client).
 //! - [`outlet`]: one client connection: its positions in its channels, keepalive, batching,
 //!   gap notices. Its queue is the channels' history; it holds only positions.
-//! - [`wire`]: SSE and NDJSON encoding, Ably's `Message` / `ErrorInfo`, and an SSE parser.
-//! - [`http`]: the router and one file per surface (channels, streams, polls, health).
+//! - [`wire`]: SSE and NDJSON encoding, Ably's `Message` / `ErrorInfo`, an SSE parser, YAML.
+//! - [`http`]: the router and one file per surface (channels, streams, polls, relays and
+//!   passthrough, connections, the AsyncAPI document, health).
 //! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`) and the allow decision.
 //! - [`metrics`]: Prometheus handles for the hot paths.
 //! - [`server`]: wiring it all up, with graceful shutdown.

@@ -1,5 +1,6 @@
 //! The HTTP surface: the router and one file per group of endpoints.
 
+mod asyncapi;
 mod channels;
 mod connections;
 mod error;
@@ -69,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/asyncapi.json", get(asyncapi::json))
+        .route("/asyncapi.yaml", get(asyncapi::yaml))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -1,4 +1,5 @@
-//! Encodings of events on the wire: SSE and NDJSON, and the JSON envelopes they carry.
+//! Encodings of events on the wire: SSE and NDJSON, and the JSON envelopes they carry (plus
+//! YAML, for documents served as YAML).
 //!
 //! An event's body (everything but the per-connection resume id) is encoded once per
 //! [`WireFormat`] and shared; the outlet only adds the id in front.
@@ -7,6 +8,7 @@ pub mod envelope;
 pub mod ndjson;
 pub mod sse;
 pub mod sse_parser;
+pub mod yaml;
 
 /// The four ways an event can be written to a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
