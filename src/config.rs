@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+mod auth;
 mod relay;
+pub use auth::{AuthConfig, CapabilityMap, KeyConfig};
 pub use relay::{RelayConfig, RelayMode, Route};
 
 const ENV_PREFIX: &str = "STREAMGATE_";
@@ -27,6 +29,10 @@ pub struct Config {
     /// Upstream SSE servers, relayed under their listen paths.
     #[serde(rename = "relay")]
     pub relays: Vec<RelayConfig>,
+    /// API keys and what they may do.
+    #[serde(rename = "key")]
+    pub keys: Vec<KeyConfig>,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +268,15 @@ impl Config {
                 }
             }
         }
+        let mut key_names = std::collections::HashSet::new();
+        for key in &self.keys {
+            key.validate()?;
+            if !key_names.insert(key.name.as_str()) {
+                return Err(format!("[[key]] name {:?} is used twice", key.name));
+            }
+        }
+        crate::auth::Capabilities::parse(&self.auth.anonymous)
+            .map_err(|e| format!("[auth] anonymous: {e}"))?;
         let mut relay_names = std::collections::HashSet::new();
         let mut paths = std::collections::HashMap::new();
         for relay in &self.relays {

@@ -17,7 +17,8 @@
 //! - [`wire`]: SSE and NDJSON encoding, Ably's `Message` / `ErrorInfo`, an SSE parser, YAML.
 //! - [`http`]: the router and one file per surface (channels, streams, polls, relays and
 //!   passthrough, connections, the AsyncAPI document, health).
-//! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`) and the allow decision.
+//! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`), API keys and JWTs, and
+//!   capabilities: who may do what on which channel, API or relay.
 //! - [`metrics`]: Prometheus handles for the hot paths.
 //! - [`server`]: wiring it all up, with graceful shutdown.
 //! - [`patch`]: the JSON Patch (RFC 6902) diff engine and atomic apply.

@@ -49,16 +49,25 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Bench(args) => streamgate::bench::run(*args),
         Command::Tail { url } => tail(&url),
-        Command::CheckConfig { file } => match Config::load(Some(&file), std::env::vars()) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
+        Command::CheckConfig { file } => {
+            // The token keys' files are read too: a config that cannot serve is not ok.
+            let checked = Config::load(Some(&file), std::env::vars())
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    streamgate::auth::Auth::new(&config)
+                        .map_err(|e| format!("{}: {e}", file.display()))
+                });
+            match checked {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Serve {
             config,
             listen,

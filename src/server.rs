@@ -51,6 +51,7 @@ pub async fn run(
         config.poll.clone(),
     ));
     let relays = Arc::new(Relays::new(Arc::clone(&hub), client.clone()));
+    let auth = Arc::new(Auth::new(&config).map_err(std::io::Error::other)?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(Connections::default());
     let keep = Duration::from_secs(config.channels.history_ttl_s);
@@ -58,7 +59,7 @@ pub async fn run(
     let state = AppState {
         hub: Arc::clone(&hub),
         config: Arc::new(config),
-        auth: Arc::new(Auth),
+        auth,
         prometheus,
         shutdown: shutdown_rx,
         pollers,

@@ -199,7 +199,7 @@ fn random_bytes_in_random_chunks_never_panic() {
         let body: Vec<u8> = (0..2048)
             .map(|_| {
                 let r = rng.next();
-                if r % 3 == 0 {
+                if r.is_multiple_of(3) {
                     r as u8
                 } else {
                     INTERESTING[(r >> 8) as usize % INTERESTING.len()]

@@ -1,12 +1,25 @@
-//! Credentials and the decision whether they allow an operation on a channel.
+//! Credentials and the decision whether they allow an operation on a resource (SPEC.md §6).
 //!
 //! Until keys are configured every request is allowed; credentials are still parsed so a
-//! malformed one is reported rather than silently ignored.
+//! malformed one is reported rather than silently ignored. Secrets and tokens are never
+//! shown: not in errors, and not in `Debug` output (which logs may use).
 
+mod capability;
+mod token;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+pub use capability::{Capabilities, Operation};
+use token::TokenKeys;
+pub use token::expired as token_expired;
+
+use crate::config::Config;
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// What a request presented.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     Anonymous,
     /// An API key `name:secret` (the `key` parameter or HTTP Basic).
@@ -60,6 +73,16 @@ impl Credential {
     }
 }
 
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Anonymous => f.write_str("Anonymous"),
+            Credential::Key { name, .. } => write!(f, "Key({name}:<redacted>)"),
+            Credential::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
+}
+
 fn parse_key(key: &str) -> Result<Credential, ErrorInfo> {
     match key.split_once(':') {
         Some((name, secret)) if !name.is_empty() && !secret.is_empty() => Ok(Credential::Key {
@@ -74,27 +97,147 @@ fn parse_key(key: &str) -> Result<Credential, ErrorInfo> {
     }
 }
 
-/// What a credential asks to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Subscribe,
-    Publish,
-    History,
-    /// Stream a polled API (the resource is its URL).
-    Poll,
+/// Decides what credentials may do.
+pub struct Auth {
+    /// False when no key or token key is configured: everything is allowed.
+    enabled: bool,
+    /// Each key's secret and capabilities, by name.
+    keys: HashMap<String, (String, Arc<Capabilities>)>,
+    /// What requests without a credential may do; `None` refuses them.
+    anonymous: Option<Arc<Capabilities>>,
+    tokens: TokenKeys,
 }
 
-/// Decides what credentials may do. With no keys configured, everything is allowed.
-#[derive(Debug, Default)]
-pub struct Auth;
+/// Who a request is, once its credential is checked, and what it may do.
+#[derive(Debug, Clone, Default)]
+pub struct Principal {
+    /// Every set must allow an operation (a token's own, and the key's that signed it).
+    /// None at all: everything is allowed.
+    capabilities: Vec<Arc<Capabilities>>,
+    /// When the token presented expires (milliseconds since the Unix epoch).
+    pub expires_at_ms: Option<u64>,
+    /// The key's name, or a token's client id: what rate limits count by.
+    pub name: Option<String>,
+}
 
 impl Auth {
+    /// Builds the decision from the config, reading the token keys' files.
+    pub fn new(config: &Config) -> Result<Auth, String> {
+        let mut keys = HashMap::new();
+        let mut capabilities = HashMap::new();
+        for key in &config.keys {
+            let caps = Arc::new(
+                Capabilities::parse(&key.capabilities)
+                    .map_err(|e| format!("[[key]] {}: capabilities: {e}", key.name))?,
+            );
+            capabilities.insert(key.name.clone(), Arc::clone(&caps));
+            keys.insert(key.name.clone(), (key.secret.clone(), caps));
+        }
+        let anonymous = (!config.auth.anonymous.is_empty())
+            .then(|| Capabilities::parse(&config.auth.anonymous))
+            .transpose()
+            .map_err(|e| format!("[auth] anonymous: {e}"))?
+            .map(Arc::new);
+        Ok(Auth {
+            enabled: config.auth.enabled(&config.keys),
+            keys,
+            anonymous,
+            tokens: TokenKeys::load(&config.auth, &config.keys, &capabilities)?,
+        })
+    }
+
+    /// Checks the credential: who it is and what it may do.
+    pub fn principal(&self, credential: &Credential) -> Result<Principal, ErrorInfo> {
+        if !self.enabled {
+            return Ok(Principal::default());
+        }
+        match credential {
+            Credential::Anonymous => match &self.anonymous {
+                Some(caps) => Ok(Principal {
+                    capabilities: vec![Arc::clone(caps)],
+                    ..Principal::default()
+                }),
+                None => Err(ErrorInfo::new(
+                    codes::BAD_CREDENTIALS,
+                    "credentials are required: an API key (key=name:secret, HTTP Basic or \
+                     X-Sd-Token) or a token (accessToken= or Authorization: Bearer)",
+                )),
+            },
+            Credential::Key { name, secret } => match self.keys.get(name) {
+                Some((expected, caps)) if same_secret(expected, secret) => Ok(Principal {
+                    capabilities: vec![Arc::clone(caps)],
+                    expires_at_ms: None,
+                    name: Some(name.clone()),
+                }),
+                // Neither the name nor the secret is echoed: either may be mistyped secret.
+                _ => Err(ErrorInfo::new(
+                    codes::BAD_CREDENTIALS,
+                    "the API key is not valid",
+                )),
+            },
+            Credential::Token(token) => {
+                let verified = self.tokens.verify(token)?;
+                let mut capabilities = vec![Arc::new(verified.capabilities)];
+                let mut name = verified.client_id;
+                if let Some((key, caps)) = verified.key {
+                    capabilities.push(caps);
+                    name = name.or(Some(key));
+                }
+                let principal = Principal {
+                    capabilities,
+                    expires_at_ms: Some(verified.expires_at_ms),
+                    name,
+                };
+                principal.check_expiry()?;
+                Ok(principal)
+            }
+        }
+    }
+
+    /// Checks the credential and that it allows `operation` on `resource`.
     pub fn authorize(
         &self,
-        _credential: &Credential,
-        _operation: Operation,
-        _channel: &str,
-    ) -> Result<(), ErrorInfo> {
-        Ok(())
+        credential: &Credential,
+        operation: Operation,
+        resource: &str,
+    ) -> Result<Principal, ErrorInfo> {
+        let principal = self.principal(credential)?;
+        principal.check(operation, resource)?;
+        Ok(principal)
     }
+}
+
+impl Principal {
+    /// Whether this principal may perform `operation` on `resource` (now: an expired token
+    /// may do nothing).
+    pub fn check(&self, operation: Operation, resource: &str) -> Result<(), ErrorInfo> {
+        self.check_expiry()?;
+        if self
+            .capabilities
+            .iter()
+            .all(|caps| caps.allows(operation, resource))
+        {
+            return Ok(());
+        }
+        Err(ErrorInfo::new(
+            codes::NOT_PERMITTED,
+            format!(
+                "the credential does not allow {} on {resource:?}",
+                operation.name()
+            ),
+        ))
+    }
+
+    fn check_expiry(&self) -> Result<(), ErrorInfo> {
+        match self.expires_at_ms {
+            Some(at) if at <= crate::hub::now_ms() => Err(token::expired()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same_secret(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

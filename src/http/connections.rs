@@ -63,11 +63,11 @@ pub async fn add(
             target.set_query(None);
             let target = polls::adhoc_target(&state, target.as_str(), &poll_query)?;
             let interval = state.config.poll.interval_ms;
+            polls::authorize(&state, target.as_str(), &poll_query, &headers)?;
             polls::stream(
                 &state,
                 target,
                 &poll_query,
-                &headers,
                 Vec::new(),
                 interval,
                 Start::Live,

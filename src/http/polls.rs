@@ -13,7 +13,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use super::query::Query;
 use super::streams::respond;
 use super::{ApiError, AppState};
-use crate::auth::Operation;
+use crate::auth::{Operation, Principal};
 use crate::hub::{ChannelKind, cursor};
 use crate::outlet::{Start, StreamSpec};
 use crate::sources::topic::{Topic, set_query_pairs};
@@ -34,7 +34,8 @@ pub async fn adhoc(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<R
     let query = Query::parse(uri.query());
     let url = adhoc_target(state, &uri.path()[1..], &query)?;
     let interval = state.config.poll.interval_ms;
-    open(state, url, &query, headers, Vec::new(), interval)
+    let resource = url.to_string();
+    open(state, url, &resource, &query, headers, Vec::new(), interval)
 }
 
 /// The URL an ad-hoc target names, with the request's forwarded parameters, checked against
@@ -89,7 +90,16 @@ pub async fn named(
         })
         .collect::<Result<Vec<_>, ErrorInfo>>()?;
     let interval = api.interval_ms.unwrap_or(state.config.poll.interval_ms);
-    open(&state, url, &query, &headers, injected_headers, interval)
+    let resource = format!("api:{}", api.name);
+    open(
+        &state,
+        url,
+        &resource,
+        &query,
+        &headers,
+        injected_headers,
+        interval,
+    )
 }
 
 /// The request's query pairs the target should see.
@@ -114,42 +124,51 @@ fn set_query(url: &mut Url, request: Vec<(String, String)>, injected: &[(String,
 fn open(
     state: &AppState,
     url: Url,
+    resource: &str,
     query: &Query,
     headers: &HeaderMap,
     injected: Vec<(HeaderName, HeaderValue)>,
     default_interval_ms: u64,
 ) -> Result<Response, ApiError> {
+    let principal = authorize(state, resource, query, headers)?;
     let spec = stream(
         state,
         url,
         query,
-        headers,
         injected,
         default_interval_ms,
         resume_start(headers, state.hub.epoch()),
     )?;
     let topic = spec.topic.clone().expect("a polled stream has a topic");
     // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
-    let response = respond(state, &[spec], WireFormat::SseRaw, false, None);
+    let expires = principal.expires_at_ms;
+    let response = respond(state, &[spec], WireFormat::SseRaw, false, None, expires);
     state.pollers.ensure(&topic);
     Ok(response)
 }
 
+/// Checks that the request's credential may poll `resource` (a URL, or `api:{name}`).
+pub(super) fn authorize(
+    state: &AppState,
+    resource: &str,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<Principal, ErrorInfo> {
+    let credential = query.credential(headers)?;
+    state.auth.authorize(&credential, Operation::Poll, resource)
+}
+
 /// The stream of a polled URL, with the topic its poller needs (ensure the poller after
-/// subscribing). The stream's name is the target URL, as sent to the target.
+/// subscribing); authorize first. The stream's name is the target URL, as sent to the
+/// target.
 pub(super) fn stream(
     state: &AppState,
     url: Url,
     query: &Query,
-    headers: &HeaderMap,
     injected: Vec<(HeaderName, HeaderValue)>,
     default_interval_ms: u64,
     start: Start,
 ) -> Result<StreamSpec, ErrorInfo> {
-    let credential = query.credential(headers)?;
-    state
-        .auth
-        .authorize(&credential, Operation::Poll, url.as_str())?;
     let poll = &state.config.poll;
     let interval_ms = query
         .number::<u64>("pollInterval")?

@@ -12,7 +12,7 @@ use super::query::Query;
 use super::streams::respond;
 use super::{ApiError, AppState};
 use crate::auth::Operation;
-use crate::config::{RelayConfig, RelayMode, Route};
+use crate::config::{RelayConfig, RelayMode};
 use crate::hub::ChannelKind;
 use crate::outlet::StreamSpec;
 use crate::sources::relay::RelayTopic;
@@ -55,8 +55,8 @@ pub async fn serve(
     })?;
     let query = Query::parse(request.uri().query());
     let credential = query.credential(request.headers())?;
-    let resource = format!("{}/{}", relay.name, route.topic);
-    state
+    let resource = format!("relay:{}/{}", relay.name, route.topic);
+    let principal = state
         .auth
         .authorize(&credential, Operation::Subscribe, &resource)?;
     let upstream = upstream_url(route.upstream.clone(), &query);
@@ -71,23 +71,21 @@ pub async fn serve(
             "a shared relay is subscribed to with GET",
         )
         .into()),
-        RelayMode::Shared => Ok(shared(
-            state, relay, &route, upstream, injected, forwarded, &request,
-        )),
+        RelayMode::Shared => {
+            let topic = RelayTopic::new(relay, &route.topic, upstream, injected, forwarded);
+            let expires = principal.expires_at_ms;
+            Ok(shared(state, topic, &request, expires))
+        }
     }
 }
 
 /// Subscribes the client to the topic's channel and makes sure the topic is relayed.
 fn shared(
     state: &AppState,
-    relay: &RelayConfig,
-    route: &Route,
-    upstream: reqwest::Url,
-    injected: Vec<(HeaderName, HeaderValue)>,
-    forwarded: Vec<(HeaderName, HeaderValue)>,
+    topic: RelayTopic,
     request: &Request,
+    expires_at_ms: Option<u64>,
 ) -> Response {
-    let topic = RelayTopic::new(relay, &route.topic, upstream, injected, forwarded);
     let spec = StreamSpec {
         name: topic.stream.to_string(),
         channel: topic.channel.clone(),
@@ -97,7 +95,14 @@ fn shared(
         topic: None,
     };
     // The outlet subscribes before the relay is ensured, so a stopping relay sees it.
-    let response = respond(state, &[spec], WireFormat::SseRaw, false, None);
+    let response = respond(
+        state,
+        &[spec],
+        WireFormat::SseRaw,
+        false,
+        None,
+        expires_at_ms,
+    );
     state.relays.ensure(&topic);
     response
 }

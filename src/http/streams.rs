@@ -57,10 +57,9 @@ async fn open(
         state.hub.epoch(),
         state.config.stream.max_streams_per_connection,
     )?;
+    let principal = state.auth.principal(&params.credential)?;
     for (channel, _) in &params.channels {
-        state
-            .auth
-            .authorize(&params.credential, Operation::Subscribe, channel)?;
+        principal.check(Operation::Subscribe, channel)?;
     }
     tracing::debug!(
         channels = params.channels.len(),
@@ -92,7 +91,8 @@ async fn open(
         .flat_map(|l| &l.restored)
         .filter_map(|(_, spec)| spec.topic.clone())
         .collect();
-    let response = respond(&state, &streams, format, params.heartbeats, link);
+    let expires = principal.expires_at_ms;
+    let response = respond(&state, &streams, format, params.heartbeats, link, expires);
     for topic in &topics {
         state.pollers.ensure(topic);
     }
@@ -165,6 +165,7 @@ pub(super) fn respond(
     format: WireFormat,
     heartbeats: bool,
     link: Option<Link>,
+    expires_at_ms: Option<u64>,
 ) -> Response {
     let config = &state.config;
     let options = OutletOptions {
@@ -176,6 +177,7 @@ pub(super) fn respond(
         overflow: config.channels.overflow,
         retry_ms: config.stream.retry_ms,
         max_streams: config.stream.max_streams_per_connection,
+        expires_at_ms,
     };
     let outlet = Outlet::open(
         Arc::clone(&state.hub),

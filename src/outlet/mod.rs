@@ -99,6 +99,9 @@ pub struct OutletOptions {
     pub retry_ms: u64,
     /// Streams a dynamic connection may hold.
     pub max_streams: usize,
+    /// When the credential's token expires (milliseconds since the Unix epoch): the stream
+    /// ends then with error 40142.
+    pub expires_at_ms: Option<u64>,
 }
 
 struct Sub {
@@ -124,6 +127,8 @@ pub struct Outlet {
     options: OutletOptions,
     shutdown: watch::Receiver<bool>,
     next_keepalive: Instant,
+    /// When the token the connection was opened with expires.
+    expires: Option<Instant>,
     id: String,
     finished: bool,
     /// For connections with server-kept cursors: their id, journal and control line.
@@ -172,6 +177,9 @@ impl Outlet {
             subs: Vec::with_capacity(streams.len()),
             waker,
             next_keepalive: Instant::now() + options.keepalive,
+            expires: options.expires_at_ms.map(|at| {
+                Instant::now() + Duration::from_millis(at.saturating_sub(crate::hub::now_ms()))
+            }),
             options,
             shutdown,
             id: String::new(),
@@ -296,6 +304,13 @@ impl Outlet {
                 _ = tokio::time::sleep_until(self.next_keepalive) => {
                     self.put_keepalive(&mut buf);
                     self.next_keepalive = Instant::now() + self.options.keepalive;
+                    return Some(buf.freeze());
+                }
+                _ = tokio::time::sleep_until(self.expires.unwrap_or(self.next_keepalive)),
+                    if self.expires.is_some() => {
+                    self.finished = true;
+                    let error = crate::auth::token_expired();
+                    self.put_event(&mut buf, "error", &error.to_json());
                     return Some(buf.freeze());
                 }
                 _ = self.shutdown.changed() => {

@@ -53,6 +53,7 @@ impl ErrorInfo {
 pub mod codes {
     pub const BAD_REQUEST: u32 = 40000;
     pub const BAD_CREDENTIALS: u32 = 40101;
+    pub const TOKEN_EXPIRED: u32 = 40142;
     pub const NOT_PERMITTED: u32 = 40160;
     pub const FORBIDDEN: u32 = 40300;
     pub const NOT_FOUND: u32 = 40400;

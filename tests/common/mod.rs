@@ -17,7 +17,8 @@ use streamgate::wire::sse_parser::{SseEvent, SseFrame, SseParser};
 pub struct Server {
     child: Child,
     pub base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    log: Option<tempfile::NamedTempFile>,
 }
 
 impl Server {
@@ -28,6 +29,29 @@ impl Server {
 
     /// Like `start`, with extra `serve` arguments and environment variables.
     pub fn start_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::spawn(config, args, env, Stdio::inherit())
+    }
+
+    /// Like `start`, logging everything (`RUST_LOG=trace`) to a file `logs()` reads.
+    pub fn start_logged(config: &str) -> Server {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut server = Self::spawn(
+            config,
+            &[],
+            &[("RUST_LOG", "trace")],
+            Stdio::from(log.reopen().unwrap()),
+        );
+        server.log = Some(log);
+        server
+    }
+
+    /// What the server logged (see `start_logged`).
+    pub fn logs(&self) -> String {
+        let log = self.log.as_ref().expect("started with start_logged");
+        std::fs::read_to_string(log.path()).unwrap()
+    }
+
+    fn spawn(config: &str, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("streamgate.toml");
         std::fs::write(&path, config).unwrap();
@@ -40,6 +64,7 @@ impl Server {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("spawning streamgate");
         let mut line = String::new();
@@ -54,8 +79,14 @@ impl Server {
         Server {
             child,
             base,
-            _dir: dir,
+            dir,
+            log: None,
         }
+    }
+
+    /// The folder holding the server's config file (for files the config names).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,60 @@
+//! `[[key]]` and `[auth]`: who may do what (SPEC.md §6).
+//!
+//! With no key and no token key configured, everything is allowed (a gateway on a trusted
+//! network, or in development). Once any is configured, every request needs a credential,
+//! unless `[auth] anonymous` grants capabilities to requests without one.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Capabilities: resource pattern (`*` matches any run of characters) → operations
+/// (`subscribe`, `publish`, `history`, `poll`, `admin`, or `*` for all).
+pub type CapabilityMap = BTreeMap<String, Vec<String>>;
+
+/// An API key: presented as `name:secret` (HTTP Basic, `key=`, `X-Sd-Token`), or used to
+/// sign HS256 tokens that name it in their `kid` header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub name: String,
+    pub secret: String,
+    pub capabilities: CapabilityMap,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Capabilities of requests that present no credential, once keys are configured.
+    pub anonymous: CapabilityMap,
+    /// PEM public keys (RSA or EC) that verify RS256 / ES256 tokens.
+    pub public_key_files: Vec<PathBuf>,
+    /// A JWKS file of public keys for RS256 / ES256 tokens, chosen by the token's `kid`.
+    pub jwks_file: Option<PathBuf>,
+}
+
+impl AuthConfig {
+    /// Whether any credential can be checked: then requests without one are limited to
+    /// `anonymous`.
+    pub fn enabled(&self, keys: &[KeyConfig]) -> bool {
+        !keys.is_empty() || !self.public_key_files.is_empty() || self.jwks_file.is_some()
+    }
+}
+
+impl KeyConfig {
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.contains(':') {
+            return Err(format!(
+                "[[key]] name {:?} must be non-empty, without ':'",
+                self.name
+            ));
+        }
+        if self.secret.is_empty() {
+            return Err(format!("[[key]] {}: secret is empty", self.name));
+        }
+        crate::auth::Capabilities::parse(&self.capabilities)
+            .map_err(|e| format!("[[key]] {}: capabilities: {e}", self.name))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,335 @@
+//! Keys, tokens and capabilities (SPEC.md §6), over real requests: every credential form,
+//! accepted and refused, capability patterns per operation, token expiry mid-stream.
+
+mod common;
+
+use std::time::Duration;
+
+use common::upstream::Upstream;
+use common::{Server, SseStream, client, expect_error};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+const KEYS: &str = r#"
+[[key]]
+name = "app"
+secret = "app-secret-1"
+capabilities = { "orders:*" = ["subscribe", "publish"], "audit" = ["history"], "api:prices" = ["poll"], "relay:market/*" = ["subscribe"] }
+
+[[key]]
+name = "ops"
+secret = "ops-secret-2"
+capabilities = { "*" = ["*"] }
+"#;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An HS256 token signed with `secret`, naming key `kid`.
+fn hs256(kid: &str, secret: &str, claims: Value) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn get(url: &str, headers: HeaderMap) -> reqwest::Response {
+    client().get(url).headers(headers).send().await.unwrap()
+}
+
+/// Opens a stream and reads its first bytes: a stream that opened answers 200.
+async fn status_of_stream(url: &str, headers: HeaderMap) -> u16 {
+    let response = get(url, headers).await;
+    response.status().as_u16()
+}
+
+fn bearer(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    h
+}
+
+fn basic(user: &str, password: &str) -> HeaderMap {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut h = HeaderMap::new();
+    h.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+    );
+    h
+}
+
+#[tokio::test]
+async fn every_key_form_is_accepted_and_bad_ones_refused() {
+    let server = Server::start(KEYS);
+    let sse = |query: &str| server.url(&format!("/sse?channels=orders:1{query}"));
+    // Accepted: key=, X-Sd-Token=, HTTP Basic.
+    assert_eq!(
+        status_of_stream(&sse("&key=app:app-secret-1"), HeaderMap::new()).await,
+        200
+    );
+    assert_eq!(
+        status_of_stream(&sse("&X-Sd-Token=app:app-secret-1"), HeaderMap::new()).await,
+        200
+    );
+    assert_eq!(
+        status_of_stream(&sse(""), basic("app", "app-secret-1")).await,
+        200
+    );
+    // Refused: none, wrong secret, unknown key, malformed key, unknown scheme.
+    for (query, headers) in [
+        ("", HeaderMap::new()),
+        ("&key=app:wrong", HeaderMap::new()),
+        ("&key=nobody:app-secret-1", HeaderMap::new()),
+        ("&key=app-secret-1", HeaderMap::new()),
+        ("", basic("app", "nope")),
+    ] {
+        let resp = get(&sse(query), headers).await;
+        let body = expect_error(resp, 401, 40101).await;
+        assert!(!body.to_string().contains("secret-1"), "{body}");
+    }
+    let mut digest = HeaderMap::new();
+    digest.insert(AUTHORIZATION, HeaderValue::from_static("Digest x"));
+    expect_error(get(&sse(""), digest).await, 401, 40101).await;
+}
+
+#[tokio::test]
+async fn capabilities_are_checked_per_operation_and_pattern() {
+    let upstream = Upstream::start(json!({"p": 1})).await;
+    let relay_upstream = Upstream::start(json!({})).await;
+    let server = Server::start(&format!(
+        "{KEYS}\n[[api]]\nname = \"prices\"\nbase_url = \"{}\"\n\
+         [[api]]\nname = \"other\"\nbase_url = \"{}\"\n\
+         [[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n\
+         [[relay]]\nname = \"news\"\nlisten_path = \"/news\"\nupstream = \"{}\"\n",
+        upstream.url("/"),
+        upstream.url("/"),
+        relay_upstream.url("/"),
+        relay_upstream.url("/"),
+    ));
+    let app = "key=app:app-secret-1";
+    let http = client();
+    // publish: orders:* yes, audit no.
+    let publish = |channel: &str| {
+        http.post(server.url(&format!("/channels/{channel}/messages?{app}")))
+            .json(&json!({"data": 1}))
+            .send()
+    };
+    assert_eq!(publish("orders:eu").await.unwrap().status(), 201);
+    expect_error(publish("audit").await.unwrap(), 401, 40160).await;
+    // history: audit yes, orders no.
+    let history = |channel: &str| {
+        http.get(server.url(&format!("/channels/{channel}/messages?{app}")))
+            .send()
+    };
+    assert_eq!(history("audit").await.unwrap().status(), 200);
+    expect_error(history("orders:eu").await.unwrap(), 401, 40160).await;
+    // subscribe: every channel of a connection must be allowed.
+    let ok = server.url(&format!("/sse?channels=orders:a,orders:b&{app}"));
+    assert_eq!(status_of_stream(&ok, HeaderMap::new()).await, 200);
+    let mixed = server.url(&format!("/sse?channels=orders:a,audit&{app}"));
+    let body = expect_error(get(&mixed, HeaderMap::new()).await, 401, 40160).await;
+    assert!(body.to_string().contains("audit"), "{body}");
+    // poll: the API prices, not other, not an ad-hoc URL.
+    let poll = server.url(&format!("/apis/prices/doc?{app}"));
+    assert_eq!(status_of_stream(&poll, HeaderMap::new()).await, 200);
+    let other = server.url(&format!("/apis/other/doc?{app}"));
+    expect_error(get(&other, HeaderMap::new()).await, 401, 40160).await;
+    // relays: market topics, not news.
+    let market = server.url(&format!("/market/ticks?{app}"));
+    assert_eq!(status_of_stream(&market, HeaderMap::new()).await, 200);
+    let news = server.url(&format!("/news/ticks?{app}"));
+    expect_error(get(&news, HeaderMap::new()).await, 401, 40160).await;
+    // A key with "*": everything.
+    let ops = server.url("/sse?channels=audit,anything&key=ops:ops-secret-2");
+    assert_eq!(status_of_stream(&ops, HeaderMap::new()).await, 200);
+}
+
+#[tokio::test]
+async fn anonymous_requests_get_only_what_auth_anonymous_grants() {
+    let server = Server::start(&format!(
+        "{KEYS}\n[auth]\nanonymous = {{ \"public:*\" = [\"subscribe\"] }}\n"
+    ));
+    let url = server.url("/sse?channels=public:news");
+    assert_eq!(status_of_stream(&url, HeaderMap::new()).await, 200);
+    let resp = client()
+        .post(server.url("/channels/public:news/messages"))
+        .json(&json!({"data": 1}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 401, 40160).await;
+    let private = server.url("/sse?channels=orders:1");
+    expect_error(get(&private, HeaderMap::new()).await, 401, 40160).await;
+}
+
+#[tokio::test]
+async fn hs256_tokens_carry_capabilities_within_their_keys() {
+    let server = Server::start(KEYS);
+    let exp = now() + 600;
+    let narrow = hs256(
+        "app",
+        "app-secret-1",
+        json!({"exp": exp, "iat": now(), "capability": {"orders:*": ["subscribe"]}}),
+    );
+    let url = |channel: &str| server.url(&format!("/sse?channels={channel}"));
+    // Bearer and accessToken= both carry it.
+    assert_eq!(
+        status_of_stream(&url("orders:1"), bearer(&narrow)).await,
+        200
+    );
+    let with_param = format!("{}&accessToken={narrow}", url("orders:1"));
+    assert_eq!(status_of_stream(&with_param, HeaderMap::new()).await, 200);
+    // The token allows less than its key: no publish.
+    let resp = client()
+        .post(server.url("/channels/orders:1/messages"))
+        .headers(bearer(&narrow))
+        .json(&json!({"data": 1}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 401, 40160).await;
+    // A token cannot grant more than the key that signed it; the claim may be a string.
+    let greedy = hs256(
+        "app",
+        "app-secret-1",
+        json!({"exp": exp, "x-ably-capability": "{\"*\":[\"*\"]}"}),
+    );
+    assert_eq!(
+        status_of_stream(&url("orders:2"), bearer(&greedy)).await,
+        200
+    );
+    expect_error(get(&url("elsewhere"), bearer(&greedy)).await, 401, 40160).await;
+    // Refused: wrong secret, unknown kid, no kid, no capability, not a JWT.
+    let claims = json!({"exp": exp, "capability": {"*": ["*"]}});
+    let mut no_kid = Header::new(Algorithm::HS256);
+    no_kid.kid = None;
+    let no_kid =
+        jsonwebtoken::encode(&no_kid, &claims, &EncodingKey::from_secret(b"app-secret-1")).unwrap();
+    for token in [
+        hs256("app", "wrong", claims.clone()),
+        hs256("nobody", "app-secret-1", claims.clone()),
+        no_kid,
+        hs256("app", "app-secret-1", json!({"exp": exp})),
+        "not-a-token".to_owned(),
+    ] {
+        expect_error(get(&url("orders:1"), bearer(&token)).await, 401, 40101).await;
+    }
+    // Expired before connecting: 40142.
+    let old = hs256(
+        "app",
+        "app-secret-1",
+        json!({"exp": now() - 10, "capability": {"*": ["*"]}}),
+    );
+    expect_error(get(&url("orders:1"), bearer(&old)).await, 401, 40142).await;
+}
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_verify_with_pem_files_and_jwks() {
+    let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let jwks_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rsa_pem = dir.path().join("rsa.pem");
+    std::fs::write(&rsa_pem, rsa.public_key_pem()).unwrap();
+    let ec_pem = dir.path().join("ec.pem");
+    std::fs::write(&ec_pem, ec.public_key_pem()).unwrap();
+    let jwks_signer = EncodingKey::from_ec_pem(jwks_key.serialize_pem().as_bytes()).unwrap();
+    let mut jwk =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&jwks_signer, Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some("k1".into());
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::to_string(&json!({"keys": [jwk]})).unwrap(),
+    )
+    .unwrap();
+    let server = Server::start(&format!(
+        "[auth]\npublic_key_files = [{:?}, {:?}]\njwks_file = {:?}\n",
+        rsa_pem, ec_pem, jwks
+    ));
+    let claims = json!({"exp": now() + 600, "capability": {"feed": ["subscribe"]}});
+    let sign = |alg: Algorithm, kid: Option<&str>, key: &EncodingKey| {
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    };
+    let rs = sign(
+        Algorithm::RS256,
+        None,
+        &EncodingKey::from_rsa_pem(rsa.serialize_pem().as_bytes()).unwrap(),
+    );
+    let es = sign(
+        Algorithm::ES256,
+        None,
+        &EncodingKey::from_ec_pem(ec.serialize_pem().as_bytes()).unwrap(),
+    );
+    let from_jwks = sign(Algorithm::ES256, Some("k1"), &jwks_signer);
+    let url = server.url("/sse?channels=feed");
+    for token in [&rs, &es, &from_jwks] {
+        assert_eq!(status_of_stream(&url, bearer(token)).await, 200);
+    }
+    // The capability still applies; a key nobody configured is refused.
+    let other = server.url("/sse?channels=other");
+    expect_error(get(&other, bearer(&rs)).await, 401, 40160).await;
+    let stranger = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let forged = sign(
+        Algorithm::ES256,
+        None,
+        &EncodingKey::from_ec_pem(stranger.serialize_pem().as_bytes()).unwrap(),
+    );
+    expect_error(get(&url, bearer(&forged)).await, 401, 40101).await;
+    // No credential at all, with only token keys configured.
+    expect_error(get(&url, HeaderMap::new()).await, 401, 40101).await;
+}
+
+#[tokio::test]
+async fn an_expiring_token_ends_its_stream_with_40142() {
+    let server = Server::start(KEYS);
+    let exp = now() + 2;
+    let token = hs256(
+        "app",
+        "app-secret-1",
+        json!({"exp": exp, "capability": {"orders:*": ["subscribe"]}}),
+    );
+    let url = server.url(&format!("/sse?channels=orders:1&accessToken={token}"));
+    let mut stream = SseStream::open(&url).await;
+    let resp = client()
+        .post(server.url("/channels/orders:1/messages?key=ops:ops-secret-2"))
+        .json(&json!({"data": "before"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let message = stream.next_event().await.expect("the message");
+    assert_eq!(message.event, "message");
+    let error = stream.next_event().await.expect("an error at expiry");
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(at_ms >= exp * 1000, "not before the token expired");
+    assert_eq!(error.event, "error", "{error:?}");
+    let info: Value = serde_json::from_str(&error.data).unwrap();
+    assert_eq!(info["code"], 40142, "{info}");
+    assert!(
+        stream
+            .next_frame_within(Duration::from_secs(2))
+            .await
+            .is_none(),
+        "the stream ends after the error"
+    );
+}
