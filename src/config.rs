@@ -10,8 +10,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 mod auth;
+mod http;
+mod limits;
 mod relay;
 pub use auth::{AuthConfig, CapabilityMap, KeyConfig};
+pub use http::HttpConfig;
+pub use limits::LimitsConfig;
 pub use relay::{RelayConfig, RelayMode, Route};
 
 const ENV_PREFIX: &str = "STREAMGATE_";
@@ -33,6 +37,8 @@ pub struct Config {
     #[serde(rename = "key")]
     pub keys: Vec<KeyConfig>,
     pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub http: HttpConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,7 +164,7 @@ impl Default for PollConfig {
 }
 
 /// A named upstream API: `GET /apis/{name}/{path}` polls `{base_url}/{path}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub name: String,
@@ -170,7 +176,7 @@ pub struct ApiConfig {
     #[serde(default)]
     pub query: std::collections::BTreeMap<String, String>,
     /// This API's polling interval; defaults to `[poll] interval_ms`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_ms: Option<u64>,
 }
 
@@ -236,8 +242,24 @@ impl Config {
 }
 
 impl Config {
+    /// The ad-hoc target patterns plus every configured API's and relay's base URL: an
+    /// upstream named in the config is allowed, private address included, and so are
+    /// redirects within it.
+    pub fn target_patterns(&self) -> Vec<String> {
+        let mut patterns = self.poll.allowed_targets.clone();
+        let bases = self.apis.iter().map(|a| &a.base_url);
+        for base in bases.chain(self.relays.iter().map(|r| &r.upstream)) {
+            let mut base = base.clone();
+            base.set_query(None);
+            let base = base.as_str().trim_end_matches('/');
+            patterns.push(format!("{base}/*"));
+            patterns.push(base.to_owned());
+        }
+        patterns
+    }
+
     /// Checks that involve several keys (single values are checked while parsing).
-    fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         let poll = &self.poll;
         if poll.min_interval_ms > poll.max_interval_ms {
             return Err("[poll] min_interval_ms is larger than max_interval_ms".into());
@@ -277,6 +299,7 @@ impl Config {
         }
         crate::auth::Capabilities::parse(&self.auth.anonymous)
             .map_err(|e| format!("[auth] anonymous: {e}"))?;
+        self.limits.validate()?;
         let mut relay_names = std::collections::HashSet::new();
         let mut paths = std::collections::HashMap::new();
         for relay in &self.relays {

@@ -6,6 +6,8 @@
 //!
 //! ## Map
 //! - [`config`]: the TOML model, `STREAMGATE_<SECTION>__<KEY>` overrides, validation.
+//! - [`catalog`]: the APIs, relays and keys the admin API changes while serving, stored
+//!   next to the config file.
 //! - [`hub`]: channels (ordered, bounded history, subscriber wakers), resume cursors, the
 //!   event type whose wire encodings are computed once and shared by every subscriber.
 //! - [`sources`]: what writes into channels: HTTP publish, pollers that turn a JSON API
@@ -16,11 +18,13 @@
 //!   gap notices. Its queue is the channels' history; it holds only positions.
 //! - [`wire`]: SSE and NDJSON encoding, Ably's `Message` / `ErrorInfo`, an SSE parser, YAML.
 //! - [`http`]: the router and one file per surface (channels, streams, polls, relays and
-//!   passthrough, connections, the AsyncAPI document, health).
+//!   passthrough, connections, the AsyncAPI document, health), and the request limits and
+//!   CORS layered around them.
 //! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`), API keys and JWTs, and
 //!   capabilities: who may do what on which channel, API or relay.
 //! - [`metrics`]: Prometheus handles for the hot paths.
-//! - [`server`]: wiring it all up, with graceful shutdown.
+//! - [`server`]: wiring it all up: the accept loop with its connection limits, graceful
+//!   shutdown.
 //! - [`patch`]: the JSON Patch (RFC 6902) diff engine and atomic apply.
 //! - [`demo`]: the built-in changing API behind `serve --demo`.
 //! - [`tail`]: `streamgate tail`, a terminal client that keeps a delta stream's document.
@@ -28,6 +32,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod http;

@@ -73,7 +73,8 @@ fn main() -> ExitCode {
             listen,
             demo,
         } => {
-            let mut config = match Config::load(config.as_deref(), std::env::vars()) {
+            let config_file = config;
+            let mut config = match Config::load(config_file.as_deref(), std::env::vars()) {
                 Ok(config) => config,
                 Err(e) => {
                     eprintln!("{e}");
@@ -83,7 +84,10 @@ fn main() -> ExitCode {
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
-            match serve(config, demo) {
+            let store = config_file
+                .as_deref()
+                .map(streamgate::catalog::Catalog::store_path);
+            match serve(config, demo, store) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("streamgate: {e}");
@@ -106,7 +110,11 @@ async fn tail(url: &str) -> ExitCode {
 }
 
 #[tokio::main]
-async fn serve(config: Config, demo: bool) -> std::io::Result<()> {
+async fn serve(
+    config: Config,
+    demo: bool,
+    store: Option<std::path::PathBuf>,
+) -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -121,7 +129,7 @@ async fn serve(config: Config, demo: bool) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     println!("streamgate listening on http://{local}");
     tracing::info!(addr = %local, "listening");
-    streamgate::server::run(config, listener, demo, stop_signal()).await
+    streamgate::server::run(config, listener, demo, store, stop_signal()).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

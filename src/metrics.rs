@@ -46,6 +46,14 @@ impl Metrics {
                     "streamgate_queue_drops_total",
                     "Messages a slow subscriber missed because they left history first"
                 );
+                describe_counter!(
+                    "streamgate_limit_refusals_total",
+                    "Connections and requests refused by a limit (SPEC.md §6), by limit"
+                );
+                // Every series exists from the start, so a dashboard sees 0, not nothing.
+                for limit in Limit::ALL {
+                    limit.counter().increment(0);
+                }
                 handle
             })
             .clone();
@@ -57,5 +65,55 @@ impl Metrics {
             drops: counter!("streamgate_queue_drops_total"),
         };
         (metrics, handle)
+    }
+}
+
+/// A limit of SPEC.md §6 that refuses connections or requests: the `limit` label of
+/// `streamgate_limit_refusals_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `[limits] max_connections`.
+    Connections,
+    /// `[limits] max_connections_per_ip`.
+    ConnectionsPerIp,
+    /// `[limits] publish_rate_per_key` / `publish_burst`.
+    PublishRate,
+    /// `[stream] max_streams_per_connection`.
+    StreamsPerConnection,
+    /// `[limits] max_header_bytes`.
+    HeaderSize,
+    /// `[limits] max_body_bytes`, and `[channels] max_message_bytes` for a publish.
+    BodySize,
+}
+
+impl Limit {
+    const ALL: [Limit; 6] = [
+        Limit::Connections,
+        Limit::ConnectionsPerIp,
+        Limit::PublishRate,
+        Limit::StreamsPerConnection,
+        Limit::HeaderSize,
+        Limit::BodySize,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Limit::Connections => "connections",
+            Limit::ConnectionsPerIp => "connections_per_ip",
+            Limit::PublishRate => "publish_rate",
+            Limit::StreamsPerConnection => "streams_per_connection",
+            Limit::HeaderSize => "header_size",
+            Limit::BodySize => "body_size",
+        }
+    }
+
+    fn counter(self) -> Counter {
+        counter!("streamgate_limit_refusals_total", "limit" => self.label())
+    }
+
+    /// Counts one refusal. Refusals are rare next to deliveries, so the registry lookup
+    /// this does is not worth a cached handle.
+    pub fn refused(self) {
+        self.counter().increment(1);
     }
 }

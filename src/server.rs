@@ -1,6 +1,10 @@
-//! Putting the parts together: the hub, its sweeper, the router and graceful shutdown.
+//! Putting the parts together: the hub, its sweeper, the router, the accept loop and
+//! graceful shutdown.
+
+mod accept;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
+use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::http::limits::{self, PublishRate};
 use crate::http::{AppState, router};
 use crate::hub::{HistoryLimits, Hub};
 use crate::metrics::Metrics;
@@ -28,6 +34,7 @@ pub async fn run(
     config: Config,
     listener: TcpListener,
     demo: bool,
+    store: Option<PathBuf>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (metrics, prometheus) = Metrics::install();
@@ -39,10 +46,14 @@ pub async fn run(
         metrics,
     ));
     let mut config = config;
+    // The demo's entries point at this process: they are not for the admin store.
+    let store = if demo { None } else { store };
     if demo {
         crate::demo::register(&mut config, listener.local_addr()?);
     }
-    let targets = Arc::new(TargetPolicy::new(&target_patterns(&config)));
+    let catalog = Arc::new(Catalog::open(config, store).map_err(std::io::Error::other)?);
+    let config = catalog.config();
+    let targets = Arc::new(TargetPolicy::new(&config.target_patterns()));
     let client =
         upstream::client(Arc::clone(&targets), &config.poll).map_err(std::io::Error::other)?;
     let pollers = Arc::new(Pollers::new(
@@ -56,9 +67,11 @@ pub async fn run(
     let connections = Arc::new(Connections::default());
     let keep = Duration::from_secs(config.channels.history_ttl_s);
     let sweeper = tokio::spawn(sweep(Arc::clone(&hub), Arc::clone(&connections), keep));
+    let publish_rate = Arc::new(PublishRate::new(&config));
     let state = AppState {
         hub: Arc::clone(&hub),
-        config: Arc::new(config),
+        config,
+        catalog,
         auth,
         prometheus,
         shutdown: shutdown_rx,
@@ -67,13 +80,16 @@ pub async fn run(
         client,
         targets,
         connections,
+        publish_rate,
     };
+    let config = Arc::clone(&state.config);
     let mut app: Router = router(state);
     if demo {
         app = app.merge(crate::demo::start(Arc::clone(&hub)));
     }
+    let app = limits::apply(app, &config);
     let (stopped_tx, mut stopped_rx) = watch::channel(false);
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = accept::serve(listener, app, &config.limits, async move {
         stop.await;
         tracing::info!("shutting down: telling clients to reconnect");
         let _ = shutdown_tx.send(true);
@@ -83,30 +99,14 @@ pub async fn run(
         let _ = stopped_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    let result = tokio::select! {
-        result = serve => result,
-        _ = grace => {
+    tokio::select! {
+        () = serve => {}
+        () = grace => {
             tracing::warn!("connections still open after the grace period; closing them");
-            Ok(())
         }
-    };
-    sweeper.abort();
-    result
-}
-
-/// The ad-hoc target patterns plus every configured API's and relay's base URL: an upstream
-/// named in the config is allowed, private address included, and so are redirects within it.
-fn target_patterns(config: &Config) -> Vec<String> {
-    let mut patterns = config.poll.allowed_targets.clone();
-    let bases = config.apis.iter().map(|a| &a.base_url);
-    for base in bases.chain(config.relays.iter().map(|r| &r.upstream)) {
-        let mut base = base.clone();
-        base.set_query(None);
-        let base = base.as_str().trim_end_matches('/');
-        patterns.push(format!("{base}/*"));
-        patterns.push(base.to_owned());
     }
-    patterns
+    sweeper.abort();
+    Ok(())
 }
 
 /// Ages history, drops idle channels, and forgets connections closed longer than `keep`.

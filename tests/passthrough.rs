@@ -126,3 +126,21 @@ async fn an_unreachable_upstream_is_a_503() {
     let body = expect_error(resp, 503, 50300).await;
     assert!(!body.to_string().contains("upstream-secret"), "{body}");
 }
+
+#[tokio::test]
+async fn shutdown_ends_passthrough_streams_instead_of_waiting_for_them() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream);
+    let mut stream = SseStream::open(&server.url("/live/feed")).await;
+    eventually("the upstream request", || upstream.open_streams() == 1).await;
+    let started = std::time::Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    // The shutdown grace period is 5 s: an open passthrough stream must not use it up.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(stream.next_frame().await.is_none(), "the stream ended");
+}

@@ -97,8 +97,12 @@ fn parse_key(key: &str) -> Result<Credential, ErrorInfo> {
     }
 }
 
-/// Decides what credentials may do.
+/// Decides what credentials may do; reloaded as a whole when the admin API changes keys.
 pub struct Auth {
+    rules: std::sync::RwLock<Arc<Rules>>,
+}
+
+struct Rules {
     /// False when no key or token key is configured: everything is allowed.
     enabled: bool,
     /// Each key's secret and capabilities, by name.
@@ -123,6 +127,39 @@ pub struct Principal {
 impl Auth {
     /// Builds the decision from the config, reading the token keys' files.
     pub fn new(config: &Config) -> Result<Auth, String> {
+        Ok(Auth {
+            rules: std::sync::RwLock::new(Arc::new(Rules::new(config)?)),
+        })
+    }
+
+    /// Applies `config`'s keys from now on; on an error the old rules stay.
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        let rules = Rules::new(config)?;
+        *self.rules.write().unwrap() = Arc::new(rules);
+        Ok(())
+    }
+
+    /// Checks the credential: who it is and what it may do.
+    pub fn principal(&self, credential: &Credential) -> Result<Principal, ErrorInfo> {
+        let rules = Arc::clone(&self.rules.read().unwrap());
+        rules.principal(credential)
+    }
+
+    /// Checks the credential and that it allows `operation` on `resource`.
+    pub fn authorize(
+        &self,
+        credential: &Credential,
+        operation: Operation,
+        resource: &str,
+    ) -> Result<Principal, ErrorInfo> {
+        let principal = self.principal(credential)?;
+        principal.check(operation, resource)?;
+        Ok(principal)
+    }
+}
+
+impl Rules {
+    fn new(config: &Config) -> Result<Rules, String> {
         let mut keys = HashMap::new();
         let mut capabilities = HashMap::new();
         for key in &config.keys {
@@ -138,7 +175,7 @@ impl Auth {
             .transpose()
             .map_err(|e| format!("[auth] anonymous: {e}"))?
             .map(Arc::new);
-        Ok(Auth {
+        Ok(Rules {
             enabled: config.auth.enabled(&config.keys),
             keys,
             anonymous,
@@ -146,8 +183,7 @@ impl Auth {
         })
     }
 
-    /// Checks the credential: who it is and what it may do.
-    pub fn principal(&self, credential: &Credential) -> Result<Principal, ErrorInfo> {
+    fn principal(&self, credential: &Credential) -> Result<Principal, ErrorInfo> {
         if !self.enabled {
             return Ok(Principal::default());
         }
@@ -192,18 +228,6 @@ impl Auth {
                 Ok(principal)
             }
         }
-    }
-
-    /// Checks the credential and that it allows `operation` on `resource`.
-    pub fn authorize(
-        &self,
-        credential: &Credential,
-        operation: Operation,
-        resource: &str,
-    ) -> Result<Principal, ErrorInfo> {
-        let principal = self.principal(credential)?;
-        principal.check(operation, resource)?;
-        Ok(principal)
     }
 }
 

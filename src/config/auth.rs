@@ -15,7 +15,7 @@ pub type CapabilityMap = BTreeMap<String, Vec<String>>;
 
 /// An API key: presented as `name:secret` (HTTP Basic, `key=`, `X-Sd-Token`), or used to
 /// sign HS256 tokens that name it in their `kid` header.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     pub name: String,

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Paths the gateway's own endpoints use; a relay may not hide them.
 const RESERVED: [&str; 12] = [
@@ -26,7 +26,7 @@ const RESERVED: [&str; 12] = [
     "/.well-known",
 ];
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RelayMode {
     /// One upstream connection per topic, fanned out through a channel with history.
@@ -36,7 +36,7 @@ pub enum RelayMode {
     Passthrough,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
     pub name: String,
@@ -48,10 +48,10 @@ pub struct RelayConfig {
     #[serde(default = "yes")]
     pub strip_listen_path: bool,
     /// Fills `{version}` in the listen path, or is appended to it as a last segment.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Topic name (or `prefix*`) → upstream path (with `*` for the matched rest).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<BTreeMap<String, String>>,
     /// Headers sent upstream on every request (credentials, typically); never shown to
     /// clients.
@@ -69,7 +69,7 @@ pub struct RelayConfig {
     pub linger_ms: u64,
     /// Reconnect (shared) or end the response (passthrough) when the upstream has sent
     /// nothing, not even a comment, for this long. None: wait for as long as it takes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_ms: Option<u64>,
     /// Longest wait between reconnection attempts while the upstream keeps failing; also
     /// caps the upstream's `retry:`.

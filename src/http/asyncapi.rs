@@ -21,7 +21,8 @@ use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::yaml::to_yaml;
 
 pub async fn json(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    let doc = document(&state.config, &host(&headers, &uri, &state.config));
+    let config = state.catalog.config();
+    let doc = document(&config, &host(&headers, &uri, &config));
     match serde_json::to_string_pretty(&doc) {
         Ok(text) => respond("application/json", text),
         Err(e) => super::ApiError::from(ErrorInfo::new(
@@ -33,7 +34,8 @@ pub async fn json(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -
 }
 
 pub async fn yaml(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    let doc = document(&state.config, &host(&headers, &uri, &state.config));
+    let config = state.catalog.config();
+    let doc = document(&config, &host(&headers, &uri, &config));
     respond("application/yaml", to_yaml(&doc))
 }
 

@@ -1,17 +1,20 @@
 //! `POST /channels/{channel}/messages` (publish) and `GET` (history).
 
-use axum::Json;
+use std::net::SocketAddr;
+
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use super::query::Query;
 use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::hub::channel::validate_name;
+use crate::metrics::Limit;
 use crate::sources::publish::parse_body;
 use crate::wire::envelope::{ErrorInfo, codes};
 
@@ -22,21 +25,29 @@ fn channel_name(path: Result<Path<String>, PathRejection>) -> Result<String, Err
     Ok(name)
 }
 
+/// The client's address is there when served by `server`; it is what an anonymous
+/// publisher's rate is counted by.
 pub async fn publish(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let channel = channel_name(path)?;
     let query = Query::parse(query.as_deref());
     let credential = query.credential(&headers)?;
-    state
+    let principal = state
         .auth
         .authorize(&credential, Operation::Publish, &channel)?;
     let limit = state.config.channels.max_message_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let e = e.into_inner();
+        if !e.is::<http_body_util::LengthLimitError>() {
+            return ErrorInfo::bad_request(format!("the request body could not be read: {e}"));
+        }
+        Limit::BodySize.refused();
         ErrorInfo::new(
             codes::TOO_LARGE,
             format!("message too large: a publish request body may hold at most {limit} bytes"),
@@ -46,11 +57,20 @@ pub async fn publish(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let messages = parse_body(content_type, &bytes)?;
+    let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let allowed = state
+        .publish_rate
+        .check(principal.name.as_deref(), address, messages.len());
+    if let Err(refused) = allowed {
+        // Not an ApiError: a refusal to come back later carries a Retry-After header.
+        return Ok(refused.into_response());
+    }
     let ids = state.hub.publish(&channel, messages);
     Ok((
         StatusCode::CREATED,
         Json(json!({ "channel": channel, "messageIds": ids })),
-    ))
+    )
+        .into_response())
 }
 
 /// Ably's history query: `limit` (1–1000, default 100), `direction` (`backwards` default),

@@ -1,10 +1,12 @@
 //! The HTTP surface: the router and one file per group of endpoints.
 
+mod admin;
 mod asyncapi;
 mod channels;
 mod connections;
 mod error;
 mod health;
+pub mod limits;
 mod passthrough;
 mod polls;
 mod query;
@@ -23,6 +25,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::outlet::registry::Connections;
@@ -36,7 +39,10 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Arc<Hub>,
+    /// The static parts of the config (APIs, relays and keys: see `catalog`).
     pub config: Arc<Config>,
+    /// The APIs, relays and keys as the admin API leaves them.
+    pub catalog: Arc<Catalog>,
     pub auth: Arc<Auth>,
     pub prometheus: PrometheusHandle,
     /// Flips to `true` when the server shuts down; open streams end on it.
@@ -50,6 +56,8 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     /// What ad-hoc poll targets may be.
     pub targets: Arc<TargetPolicy>,
+    /// `[limits] publish_rate_per_key`, per publisher.
+    pub publish_rate: Arc<limits::PublishRate>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -70,6 +78,13 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/admin/openapi.json", get(admin::openapi))
+        .route("/admin/stats", get(admin::stats))
+        .route("/admin/{kind}", get(admin::list).post(admin::create))
+        .route(
+            "/admin/{kind}/{name}",
+            get(admin::get).put(admin::put).delete(admin::delete),
+        )
         .route("/asyncapi.json", get(asyncapi::json))
         .route("/asyncapi.yaml", get(asyncapi::yaml))
         .fallback(not_found)
@@ -81,7 +96,7 @@ pub fn router(state: AppState) -> Router {
 /// routes, so the admin API can change them while serving); an embedded target URL
 /// (`GET /https://...`) is a poll; anything else is not found.
 async fn not_found(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let config = Arc::clone(&state.config);
+    let config = state.catalog.config();
     if let Some((relay, listen)) = relays::find(&config.relays, request.uri().path()) {
         return relays::serve(&state, relay, &listen, request).await;
     }

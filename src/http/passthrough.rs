@@ -92,7 +92,12 @@ pub async fn proxy(
     }
     // nginx and similar proxies in front of the gateway buffer responses unless told not to.
     response_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    let chunks = upstream_response.bytes_stream();
+    // At shutdown the response ends, so the process does not wait on an endless stream.
+    let mut shutdown = state.shutdown.clone();
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stopped| *stopped).await;
+    };
+    let chunks = upstream_response.bytes_stream().take_until(stopping);
     let body = match relay.idle_timeout_ms {
         Some(ms) => Body::from_stream(idle_limited(chunks, Duration::from_millis(ms))),
         None => Body::from_stream(chunks),

@@ -1,7 +1,6 @@
 //! Polled JSON APIs as delta streams (Streamdata.io / AMPLIFY Streams form):
 //! `GET /{target-url}` and `GET /apis/{api}/{path}`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -20,8 +19,11 @@ use crate::sources::topic::{Topic, set_query_pairs};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
 
-/// Query parameters the gateway consumes; all others go to the target.
-const CONSUMED: [&str; 5] = [
+/// Query parameters the gateway consumes; all others go to the target. `key` and
+/// `accessToken` are the gateway's own credentials: they never reach a target.
+const CONSUMED: [&str; 7] = [
+    "key",
+    "accessToken",
     "X-Sd-Token",
     "X-Sd-Header",
     "pollInterval",
@@ -64,7 +66,7 @@ pub async fn named(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let config = Arc::clone(&state.config);
+    let config = state.catalog.config();
     let api = config
         .apis
         .iter()

@@ -73,6 +73,7 @@ impl StreamParams {
         channels.sort_by(|a, b| a.0.cmp(&b.0));
         channels.dedup_by(|a, b| a.0 == b.0);
         if channels.len() > max_streams {
+            crate::metrics::Limit::StreamsPerConnection.refused();
             return Err(ErrorInfo::bad_request(format!(
                 "{} channels on one connection; at most {max_streams} are allowed \
                  ([stream] max_streams_per_connection)",

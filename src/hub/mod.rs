@@ -45,7 +45,20 @@ pub struct Hub {
     appended: AtomicU64,
     /// Names messages published without an id.
     message_ids: AtomicU64,
+    /// Open outlets (streaming connections), for the admin stats.
+    outlets: AtomicU64,
     metrics: Metrics,
+}
+
+/// One channel, as the admin stats show it.
+#[derive(Debug, serde::Serialize)]
+pub struct ChannelStats {
+    pub name: String,
+    pub kind: &'static str,
+    /// The newest position.
+    pub head: u64,
+    pub retained: u64,
+    pub subscribers: usize,
 }
 
 impl Hub {
@@ -56,6 +69,7 @@ impl Hub {
             epoch: cursor::new_epoch(),
             appended: AtomicU64::new(0),
             message_ids: AtomicU64::new(0),
+            outlets: AtomicU64::new(0),
             metrics,
         }
     }
@@ -70,6 +84,50 @@ impl Hub {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Counts an outlet opening (`1`) or closing (`-1`).
+    pub fn count_outlet(&self, delta: i8) {
+        if delta > 0 {
+            self.outlets.fetch_add(1, Ordering::Relaxed);
+            self.metrics.connections.increment(1.0);
+        } else {
+            self.outlets.fetch_sub(1, Ordering::Relaxed);
+            self.metrics.connections.decrement(1.0);
+        }
+    }
+
+    pub fn outlets(&self) -> u64 {
+        self.outlets.load(Ordering::Relaxed)
+    }
+
+    /// Every channel in memory. The names of polled and relayed channels are cut to their
+    /// first line, without the URL's query: the rest may hold forwarded credentials.
+    pub fn channel_stats(&self) -> Vec<ChannelStats> {
+        let channels = self.channels.read().unwrap();
+        let mut stats: Vec<ChannelStats> = channels
+            .values()
+            .map(|c| {
+                let name = c.name();
+                let shown = match name.starts_with('[') {
+                    true => name.split(['\n', '?']).next().unwrap_or(name),
+                    false => name,
+                };
+                let (floor, head) = c.bounds();
+                ChannelStats {
+                    name: shown.to_owned(),
+                    kind: match c.kind() {
+                        ChannelKind::Log => "log",
+                        ChannelKind::State => "state",
+                    },
+                    head,
+                    retained: head - floor,
+                    subscribers: c.subscriber_count(),
+                }
+            })
+            .collect();
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        stats
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Channel>> {

@@ -193,7 +193,7 @@ impl Outlet {
         for spec in streams {
             outlet.add(spec.clone(), None);
         }
-        hub.metrics().connections.increment(1.0);
+        hub.count_outlet(1);
         outlet
     }
 
@@ -238,6 +238,7 @@ impl Outlet {
                         spec.name
                     )))
                 } else if self.subs.len() >= self.options.max_streams {
+                    crate::metrics::Limit::StreamsPerConnection.refused();
                     Err(ErrorInfo::bad_request(format!(
                         "the connection carries {} streams already, the most allowed \
                          ([stream] max_streams_per_connection)",
@@ -522,7 +523,7 @@ impl Drop for Outlet {
             link.registry
                 .closed(&registration.id, registration.generation);
         }
-        self.hub.metrics().connections.decrement(1.0);
+        self.hub.count_outlet(-1);
         tracing::debug!(channels = self.subs.len(), "stream closed");
     }
 }

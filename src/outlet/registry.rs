@@ -49,6 +49,11 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// Connections known by id: open ones, and closed ones still resumable.
+    pub fn count(&self) -> usize {
+        self.entries.lock().unwrap().len()
+    }
+
     /// Registers a connection under a new id, or takes over `resume` (an id whose journal the
     /// caller already read), closing the connection that held it.
     pub fn register(

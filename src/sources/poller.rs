@@ -33,9 +33,14 @@ pub struct Pollers {
     running: Mutex<HashMap<String, Arc<Running>>>,
 }
 
-/// What a running poller shares with `ensure`.
+/// What a running poller shares with `ensure` and the stats.
 #[derive(Default)]
 struct Running {
+    /// The target without its query, for the stats.
+    url: String,
+    /// Requests made, and the last answer's status (304 unchanged, 2000+ a failure).
+    requests: AtomicU64,
+    last_status: AtomicU64,
     interval_ms: AtomicU64,
     /// The selected parts being streamed: `(select, channel, stream name)`.
     projections: Mutex<Vec<Projection>>,
@@ -85,11 +90,39 @@ impl Pollers {
             return;
         }
         let shared = Arc::new(Running {
+            url: super::target::redact(&topic.url),
             interval_ms: AtomicU64::new(interval_ms),
             projections: Mutex::new(vec![projection]),
+            ..Running::default()
         });
         running.insert(topic.key.clone(), Arc::clone(&shared));
         tokio::spawn(Arc::clone(self).run(topic.clone(), shared));
+    }
+
+    /// The running pollers, for the admin stats.
+    pub fn stats(&self) -> Vec<serde_json::Value> {
+        let running = self.running.lock().unwrap();
+        let mut stats: Vec<serde_json::Value> = running
+            .values()
+            .map(|r| {
+                let projections = r.projections.lock().unwrap();
+                let subscribers: usize = projections
+                    .iter()
+                    .filter_map(|p| self.hub.get(&p.channel))
+                    .map(|c| c.subscriber_count())
+                    .sum();
+                serde_json::json!({
+                    "url": r.url,
+                    "intervalMs": r.interval_ms.load(Ordering::Relaxed),
+                    "parts": projections.len(),
+                    "subscribers": subscribers,
+                    "requests": r.requests.load(Ordering::Relaxed),
+                    "lastStatus": r.last_status.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        stats.sort_by(|a, b| a["url"].as_str().cmp(&b["url"].as_str()));
+        stats
     }
 
     async fn run(self: Arc<Self>, topic: Topic, shared: Arc<Running>) {
@@ -99,7 +132,15 @@ impl Pollers {
         loop {
             let failures_before = state.failures;
             let projections = shared.projections.lock().unwrap().clone();
-            match self.poll(&topic, &mut state).await {
+            let outcome = self.poll(&topic, &mut state).await;
+            let status = match &outcome {
+                Ok(Some(_)) => 200,
+                Ok(None) => 304,
+                Err(failure) => u64::from(failure.status),
+            };
+            shared.requests.fetch_add(1, Ordering::Relaxed);
+            shared.last_status.store(status, Ordering::Relaxed);
+            match outcome {
                 Ok(fresh) => {
                     state.failures = 0;
                     let changed = fresh.is_some();

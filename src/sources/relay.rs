@@ -8,8 +8,9 @@
 //! event (their streams stay open) and the relay reconnects after the upstream's `retry:`
 //! time, backing off while it keeps failing.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,7 +87,20 @@ impl RelayTopic {
 pub struct Relays {
     hub: Arc<Hub>,
     client: reqwest::Client,
-    running: Mutex<HashSet<String>>,
+    running: Mutex<HashMap<String, Arc<RelayStats>>>,
+}
+
+/// What a running relay shows in the admin stats.
+#[derive(Default)]
+struct RelayStats {
+    stream: String,
+    /// The upstream URL without its query.
+    url: String,
+    connects: AtomicU64,
+    events: AtomicU64,
+    connected: AtomicBool,
+    /// The last failure's status (0: none yet).
+    last_failure: AtomicU64,
 }
 
 /// How one upstream connection ended.
@@ -120,19 +134,47 @@ impl Relays {
         Relays {
             hub,
             client,
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
         }
     }
 
     /// Makes sure the topic is relayed; call after subscribing to its channel.
     pub fn ensure(self: &Arc<Self>, topic: &RelayTopic) {
         let mut running = self.running.lock().unwrap();
-        if running.insert(topic.channel.clone()) {
-            tokio::spawn(Arc::clone(self).run(topic.clone()));
+        if !running.contains_key(&topic.channel) {
+            let stats = Arc::new(RelayStats {
+                stream: topic.stream.to_string(),
+                url: super::target::redact(&topic.url),
+                ..RelayStats::default()
+            });
+            running.insert(topic.channel.clone(), Arc::clone(&stats));
+            tokio::spawn(Arc::clone(self).run(topic.clone(), stats));
         }
     }
 
-    async fn run(self: Arc<Self>, topic: RelayTopic) {
+    /// The running relays, for the admin stats.
+    pub fn stats(&self) -> Vec<serde_json::Value> {
+        let running = self.running.lock().unwrap();
+        let mut stats: Vec<serde_json::Value> = running
+            .iter()
+            .map(|(channel, r)| {
+                let subscribers = self.hub.get(channel).map_or(0, |c| c.subscriber_count());
+                serde_json::json!({
+                    "stream": r.stream,
+                    "url": r.url,
+                    "connected": r.connected.load(Ordering::Relaxed),
+                    "connects": r.connects.load(Ordering::Relaxed),
+                    "events": r.events.load(Ordering::Relaxed),
+                    "lastFailure": r.last_failure.load(Ordering::Relaxed),
+                    "subscribers": subscribers,
+                })
+            })
+            .collect();
+        stats.sort_by(|a, b| a["stream"].as_str().cmp(&b["stream"].as_str()));
+        stats
+    }
+
+    async fn run(self: Arc<Self>, topic: RelayTopic, stats: Arc<RelayStats>) {
         // A topic relayed before (its channel still has history) resumes where it stopped.
         let last_id = self
             .hub
@@ -151,10 +193,15 @@ impl Relays {
         };
         tracing::debug!(session = session.id, "relay started");
         'relay: loop {
-            let (failure, connected) = match self.connect(&topic, &mut session).await {
+            let ended = self.connect(&topic, &mut session, &stats).await;
+            stats.connected.store(false, Ordering::Relaxed);
+            let (failure, connected) = match ended {
                 Ended::Unwatched => break,
                 Ended::Lost { failure, connected } => (failure, connected),
             };
+            stats
+                .last_failure
+                .store(u64::from(failure.status), Ordering::Relaxed);
             if connected {
                 session.failures = 0;
                 session.last_failure = None;
@@ -178,7 +225,12 @@ impl Relays {
     }
 
     /// One upstream connection, relayed until it ends or nobody watches.
-    async fn connect(&self, topic: &RelayTopic, session: &mut Session) -> Ended {
+    async fn connect(
+        &self,
+        topic: &RelayTopic,
+        session: &mut Session,
+        stats: &RelayStats,
+    ) -> Ended {
         let mut request = self
             .client
             .get(topic.url.clone())
@@ -210,6 +262,8 @@ impl Relays {
         if let Err(failure) = check(&response) {
             return lost(failure, false);
         }
+        stats.connects.fetch_add(1, Ordering::Relaxed);
+        stats.connected.store(true, Ordering::Relaxed);
         let mut parser = SseParser::new();
         let mut frames = Vec::new();
         let mut previous_id = String::new();
@@ -268,6 +322,7 @@ impl Relays {
                     session.remember(id);
                 }
                 session.last_id.clone_from(&upstream_id);
+                stats.events.fetch_add(1, Ordering::Relaxed);
                 self.hub.publish_relayed(
                     &topic.channel,
                     Relayed {

@@ -63,7 +63,15 @@ pub mod codes {
     pub const OVERFLOW_SKIPPED: u32 = 40910;
     /// A slow client's stream was ended (`[channels] overflow = "disconnect"`).
     pub const OVERFLOW_DISCONNECT: u32 = 40920;
+    /// An admin entry of that name exists.
+    pub const CONFLICT: u32 = 40930;
     pub const TOO_LARGE: u32 = 41300;
+    /// A key published faster than `[limits] publish_rate_per_key` allows.
+    pub const RATE_LIMITED: u32 = 42910;
+    /// A request head larger than `[limits] max_header_bytes`.
+    pub const HEADERS_TOO_LARGE: u32 = 43100;
     pub const INTERNAL: u32 = 50000;
     pub const UNAVAILABLE: u32 = 50300;
+    /// A connection over `[limits] max_connections` or `max_connections_per_ip`.
+    pub const TOO_MANY_CONNECTIONS: u32 = 50301;
 }

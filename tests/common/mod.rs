@@ -51,10 +51,27 @@ impl Server {
         std::fs::read_to_string(log.path()).unwrap()
     }
 
+    /// Stops this process and starts another on the same config file and folder (with
+    /// whatever the first left there).
+    pub fn restart(mut self) -> Server {
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Self::spawn_in(dir, &[], &[], Stdio::inherit())
+    }
+
     fn spawn(config: &str, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("streamgate.toml"), config).unwrap();
+        Self::spawn_in(dir, args, env, stderr)
+    }
+
+    fn spawn_in(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Server {
         let path = dir.path().join("streamgate.toml");
-        std::fs::write(&path, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_streamgate"))
             .arg("serve")
             .arg("--config")

@@ -1,0 +1,316 @@
+//! The admin API under `/admin/` (SPEC.md §6): the APIs, relays and keys of the catalog
+//! (list, read, create, replace, delete), live stats, and its OpenAPI document. Every request
+//! needs the `admin` capability on the resource `admin`.
+//!
+//! Secrets are shown redacted (`"<redacted>"`): key secrets, and the values of injected
+//! headers and query parameters. Sending an entry back with a redacted value keeps the
+//! stored one, so a client can read, edit and write an entry without knowing its secrets.
+
+mod openapi;
+mod stats;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+pub use openapi::openapi;
+pub use stats::stats;
+
+use super::query::Query;
+use super::{ApiError, AppState};
+use crate::auth::Operation;
+use crate::catalog::{Entries, Refused};
+use crate::wire::envelope::{ErrorInfo, codes};
+
+/// What stands for a secret in what the admin API shows.
+const REDACTED: &str = "<redacted>";
+
+/// The kinds of catalog entries, as they appear in paths.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Apis,
+    Relays,
+    Keys,
+}
+
+impl Kind {
+    fn parse(text: &str) -> Result<Kind, ErrorInfo> {
+        match text {
+            "apis" => Ok(Kind::Apis),
+            "relays" => Ok(Kind::Relays),
+            "keys" => Ok(Kind::Keys),
+            other => Err(ErrorInfo::new(
+                codes::NOT_FOUND,
+                format!("no admin collection {other:?}; there are apis, relays and keys"),
+            )),
+        }
+    }
+
+    fn list(self, entries: &Entries) -> Vec<Value> {
+        let list = match self {
+            Kind::Apis => serde_json::to_value(&entries.apis),
+            Kind::Relays => serde_json::to_value(&entries.relays),
+            Kind::Keys => serde_json::to_value(&entries.keys),
+        };
+        match list.expect("catalog entries serialize") {
+            Value::Array(items) => items,
+            _ => unreachable!("a Vec serializes as an array"),
+        }
+    }
+
+    fn set(self, entries: &mut Entries, list: Vec<Value>) -> Result<(), String> {
+        let list = Value::Array(list);
+        let why = |e: serde_json::Error| format!("the entry is not valid: {e}");
+        match self {
+            Kind::Apis => entries.apis = serde_json::from_value(list).map_err(why)?,
+            Kind::Relays => entries.relays = serde_json::from_value(list).map_err(why)?,
+            Kind::Keys => entries.keys = serde_json::from_value(list).map_err(why)?,
+        }
+        Ok(())
+    }
+
+    /// The members of an entry that hold secrets: a string, or an object of strings.
+    fn secret_members(self) -> &'static [&'static str] {
+        match self {
+            Kind::Apis => &["headers", "query"],
+            Kind::Relays => &["headers"],
+            Kind::Keys => &["secret"],
+        }
+    }
+
+    fn redact(self, mut entry: Value) -> Value {
+        for member in self.secret_members() {
+            match entry.get_mut(*member) {
+                Some(Value::Object(values)) => {
+                    for value in values.values_mut() {
+                        *value = Value::String(REDACTED.into());
+                    }
+                }
+                Some(value @ Value::String(_)) => *value = Value::String(REDACTED.into()),
+                _ => {}
+            }
+        }
+        entry
+    }
+
+    /// Puts the stored secrets back where `entry` has the redacted placeholder.
+    fn unredact(self, entry: &mut Value, stored: Option<&Value>) -> Result<(), String> {
+        for member in self.secret_members() {
+            let old = stored.and_then(|s| s.get(*member));
+            match entry.get_mut(*member) {
+                Some(Value::Object(values)) => {
+                    for (name, value) in values.iter_mut() {
+                        if value == REDACTED {
+                            *value = old
+                                .and_then(|o| o.get(name))
+                                .cloned()
+                                .ok_or_else(|| missing(member))?;
+                        }
+                    }
+                }
+                Some(value) if value == REDACTED => {
+                    *value = old.cloned().ok_or_else(|| missing(member))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn missing(member: &str) -> String {
+    format!("{member}: \"{REDACTED}\" stands for a stored value, and there is none; give the value")
+}
+
+fn name_of(entry: &Value) -> Option<&str> {
+    entry.get("name").and_then(Value::as_str)
+}
+
+/// Checks the admin capability.
+fn admit(state: &AppState, query: Option<&str>, headers: &HeaderMap) -> Result<(), ErrorInfo> {
+    let credential = Query::parse(query).credential(headers)?;
+    state
+        .auth
+        .authorize(&credential, Operation::Admin, "admin")
+        .map(drop)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit(&state, query.as_deref(), &headers)?;
+    let kind = Kind::parse(&kind)?;
+    let items: Vec<Value> = kind
+        .list(&state.catalog.entries())
+        .into_iter()
+        .map(|e| kind.redact(e))
+        .collect();
+    Ok(Json(items).into_response())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit(&state, query.as_deref(), &headers)?;
+    let kind = Kind::parse(&kind)?;
+    let entry = kind
+        .list(&state.catalog.entries())
+        .into_iter()
+        .find(|e| name_of(e) == Some(name.as_str()))
+        .ok_or_else(|| not_found(kind, &name))?;
+    Ok(Json(kind.redact(entry)).into_response())
+}
+
+/// `POST /admin/{kind}`: adds an entry; its name must be new.
+pub async fn create(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admit(&state, query.as_deref(), &headers)?;
+    let kind = Kind::parse(&kind)?;
+    let mut entry = entry_from(&body)?;
+    let name = name_of(&entry)
+        .ok_or_else(|| ErrorInfo::bad_request("the entry needs a \"name\""))?
+        .to_owned();
+    kind.unredact(&mut entry, None)
+        .map_err(ErrorInfo::bad_request)?;
+    let mut conflict = false;
+    change(&state, kind, |list| {
+        if list.iter().any(|e| name_of(e) == Some(name.as_str())) {
+            conflict = true;
+            return Err(format!("{name:?} exists; PUT replaces it"));
+        }
+        list.push(entry.clone());
+        Ok(())
+    })
+    .map_err(|e| match conflict {
+        true => ErrorInfo::new(codes::CONFLICT, e.message),
+        false => e,
+    })?;
+    Ok((StatusCode::CREATED, Json(kind.redact(entry))).into_response())
+}
+
+/// `PUT /admin/{kind}/{name}`: creates or replaces the entry.
+pub async fn put(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admit(&state, query.as_deref(), &headers)?;
+    let kind = Kind::parse(&kind)?;
+    let mut entry = entry_from(&body)?;
+    match name_of(&entry) {
+        None => {
+            entry["name"] = Value::String(name.clone());
+        }
+        Some(given) if given != name => {
+            return Err(ErrorInfo::bad_request(format!(
+                "the entry's name {given:?} differs from the path's {name:?}"
+            ))
+            .into());
+        }
+        Some(_) => {}
+    }
+    let mut created = false;
+    let mut stored_entry = entry.clone();
+    change(&state, kind, |list| {
+        let position = list.iter().position(|e| name_of(e) == Some(name.as_str()));
+        kind.unredact(&mut stored_entry, position.map(|i| &list[i]))?;
+        match position {
+            Some(i) => list[i] = stored_entry.clone(),
+            None => {
+                created = true;
+                list.push(stored_entry.clone());
+            }
+        }
+        Ok(())
+    })?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(kind.redact(stored_entry))).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit(&state, query.as_deref(), &headers)?;
+    let kind = Kind::parse(&kind)?;
+    let mut absent = false;
+    change(&state, kind, |list| {
+        let before = list.len();
+        list.retain(|e| name_of(e) != Some(name.as_str()));
+        absent = list.len() == before;
+        match absent {
+            true => Err(String::new()),
+            false => Ok(()),
+        }
+    })
+    .map_err(|e| match absent {
+        true => not_found(kind, &name),
+        false => e,
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Applies a change to one kind's list through the catalog.
+fn change(
+    state: &AppState,
+    kind: Kind,
+    edit: impl FnOnce(&mut Vec<Value>) -> Result<(), String>,
+) -> Result<(), ErrorInfo> {
+    state
+        .catalog
+        .change(&state.auth, &state.targets, |entries| {
+            let mut list = kind.list(entries);
+            edit(&mut list)?;
+            kind.set(entries, list)
+        })
+        .map_err(|refused| match refused {
+            Refused::Invalid(why) => ErrorInfo::bad_request(why),
+            Refused::Store(why) => {
+                tracing::error!("admin change not stored: {why}");
+                ErrorInfo::new(
+                    codes::INTERNAL,
+                    format!("the change was not stored, so it was not made: {why}"),
+                )
+            }
+        })
+}
+
+fn entry_from(body: &[u8]) -> Result<Value, ErrorInfo> {
+    let entry: Value = serde_json::from_slice(body)
+        .map_err(|e| ErrorInfo::bad_request(format!("the body is not JSON: {e}")))?;
+    if !entry.is_object() {
+        return Err(ErrorInfo::bad_request("the body must be a JSON object"));
+    }
+    Ok(entry)
+}
+
+fn not_found(kind: Kind, name: &str) -> ErrorInfo {
+    let kind = match kind {
+        Kind::Apis => "API",
+        Kind::Relays => "relay",
+        Kind::Keys => "key",
+    };
+    ErrorInfo::new(codes::NOT_FOUND, format!("no {kind} named {name:?}"))
+}

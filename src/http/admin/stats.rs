@@ -1,0 +1,32 @@
+//! `GET /admin/stats`: what the gateway is doing now: channels, upstream topics (pollers and
+//! relays), connections.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::admit;
+use crate::http::{ApiError, AppState};
+
+pub async fn stats(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit(&state, query.as_deref(), &headers)?;
+    let hub = &state.hub;
+    Ok(Json(json!({
+        "channels": hub.channel_stats(),
+        "topics": {
+            "polls": state.pollers.stats(),
+            "relays": state.relays.stats(),
+        },
+        "connections": {
+            "open": hub.outlets(),
+            "resumable": state.connections.count(),
+        },
+    }))
+    .into_response())
+}

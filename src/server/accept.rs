@@ -1,0 +1,280 @@
+//! The accept loop: admits client connections within `[limits] max_connections` and
+//! `max_connections_per_ip`, answers the ones over a limit with a 503, and serves the rest
+//! with hyper, its own header limits set above `[limits] max_header_bytes` so the gateway's
+//! check (a JSON 431, see `http::limits`) is the one clients meet.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, header};
+use axum::response::IntoResponse;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::config::LimitsConfig;
+use crate::http::ApiError;
+use crate::metrics::Limit;
+use crate::wire::envelope::{ErrorInfo, codes};
+
+/// hyper's own default for the HTTP/1 read buffer, which must hold a whole request head.
+const HYPER_DEFAULT_BUF: usize = 8192 + 4096 * 100;
+/// hyper's own default for the HTTP/2 header list size.
+const HYPER_DEFAULT_HEADER_LIST: usize = 16 * 1024;
+/// Refused connections being answered at once; past it a refused connection is just closed,
+/// so a flood of them costs no more than this many small tasks.
+const REFUSALS_IN_FLIGHT: usize = 256;
+/// How long a refused client gets to send its request and read the answer.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener` until `stop` resolves, then stops accepting, lets every
+/// connection finish its requests (open streams end on the server's own shutdown signal),
+/// and returns once all have closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: &LimitsConfig,
+    stop: impl Future<Output = ()>,
+) {
+    let admission = Arc::new(Admission::new(limits));
+    let builder = builder(limits);
+    let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // An IPv4 client on a dual-stack socket counts as its IPv4 address.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let admitted = match admission.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                refuse(stream, refusal, &refusals);
+                continue;
+            }
+        };
+        // Handlers that need the client's address read it as axum's `ConnectInfo`.
+        let service = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!("connection from {peer} ended: {e}");
+            }
+            drop(admitted);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// How long a request head may take to arrive.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// hyper's limits on a request head, set above the gateway's own so that a head a little
+/// too large gets the gateway's JSON answer; only a far larger one meets hyper's bare 431.
+/// (hyper also refuses more than 100 header fields in an HTTP/1 request, whatever their size.)
+fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let head = limits.max_header_bytes.saturating_mul(2);
+    // A client that opens a connection and trickles its request head (slowloris) would
+    // otherwise hold a connection slot for ever.
+    builder
+        .http1()
+        .max_buf_size(head.max(HYPER_DEFAULT_BUF))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().max_header_list_size(
+        u32::try_from(head.max(HYPER_DEFAULT_HEADER_LIST)).unwrap_or(u32::MAX),
+    );
+    builder
+}
+
+/// As `axum::serve` does: a connection that failed before it was accepted is skipped; any
+/// other error (out of file descriptors, typically) is logged and retried a second later,
+/// when connections may have closed.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accept error: {e}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Why a connection was refused: the limit, and what to tell the client.
+struct Refusal {
+    limit: Limit,
+    message: String,
+}
+
+/// Answers a refused connection's first request with a 503 ErrorInfo and closes it, or
+/// just closes it when too many refusals are being answered already.
+fn refuse(stream: TcpStream, refusal: Refusal, in_flight: &Arc<Semaphore>) {
+    refusal.limit.refused();
+    tracing::debug!(limit = ?refusal.limit, "connection refused");
+    let Ok(permit) = Arc::clone(in_flight).try_acquire_owned() else {
+        return;
+    };
+    let info = ErrorInfo::new(codes::TOO_MANY_CONNECTIONS, refusal.message);
+    let service = hyper::service::service_fn(move |_request: Request<Incoming>| {
+        let mut response = ApiError(info.clone()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        async move { Ok::<_, Infallible>(response) }
+    });
+    tokio::spawn(async move {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1.keep_alive(false);
+        let connection = http1.serve_connection(TokioIo::new(stream), service);
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, connection).await;
+        drop(permit);
+    });
+}
+
+/// The open connections, counted against the limits.
+struct Admission {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+impl Admission {
+    fn new(limits: &LimitsConfig) -> Admission {
+        Admission {
+            max_total: limits.max_connections,
+            max_per_ip: limits.max_connections_per_ip,
+            open: Mutex::default(),
+        }
+    }
+
+    /// Counts a new connection from `ip`, or says which limit it would exceed.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Refusal> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.total >= self.max_total {
+            return Err(Refusal {
+                limit: Limit::Connections,
+                message: format!(
+                    "the gateway has {} connections open, the most it accepts \
+                     ([limits] max_connections); try again shortly",
+                    open.total
+                ),
+            });
+        }
+        let from_ip = open.by_ip.entry(ip).or_default();
+        if *from_ip >= self.max_per_ip {
+            return Err(Refusal {
+                limit: Limit::ConnectionsPerIp,
+                message: format!(
+                    "{from_ip} connections from your address are open, the most allowed \
+                     ([limits] max_connections_per_ip); close one, or share one connection \
+                     between streams"
+                ),
+            });
+        }
+        *from_ip += 1;
+        open.total += 1;
+        Ok(Admitted {
+            admission: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+/// One admitted connection; it stops counting when dropped.
+struct Admitted {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self
+            .admission
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        open.total -= 1;
+        if let Some(n) = open.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(total: usize, per_ip: usize) -> Arc<Admission> {
+        Arc::new(Admission::new(&LimitsConfig {
+            max_connections: total,
+            max_connections_per_ip: per_ip,
+            ..LimitsConfig::default()
+        }))
+    }
+
+    #[test]
+    fn counts_per_address_and_in_total_and_forgets_closed_ones() {
+        let admission = admission(3, 2);
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let a1 = admission.admit(a).ok().unwrap();
+        let _a2 = admission.admit(a).ok().unwrap();
+        let refused = admission.admit(a).err().unwrap();
+        assert_eq!(refused.limit, Limit::ConnectionsPerIp);
+        let _b1 = admission.admit(b).ok().unwrap();
+        let refused = admission.admit(b).err().unwrap();
+        assert_eq!(refused.limit, Limit::Connections);
+        drop(a1);
+        assert!(admission.admit(b).is_ok());
+        assert!(!admission.open.lock().unwrap().by_ip.is_empty());
+    }
+
+    #[test]
+    fn an_address_with_no_connection_is_forgotten() {
+        let admission = admission(10, 10);
+        drop(admission.admit([10, 0, 0, 1].into()).ok().unwrap());
+        let open = admission.open.lock().unwrap();
+        assert_eq!(open.total, 0);
+        assert!(open.by_ip.is_empty());
+    }
+}

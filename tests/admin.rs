@@ -1,0 +1,261 @@
+//! The admin API (SPEC.md §6): CRUD of APIs, relays and keys that takes effect at once and
+//! survives a restart, live stats, its OpenAPI document, and who may use it.
+
+mod common;
+
+use common::sse_upstream::SseUpstream;
+use common::upstream::Upstream;
+use common::{Server, SseStream, client, eventually, expect_error};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "key=root:root-secret";
+
+fn config() -> String {
+    r#"
+[[key]]
+name = "root"
+secret = "root-secret"
+capabilities = { "*" = ["*"] }
+
+[[key]]
+name = "reader"
+secret = "reader-secret"
+capabilities = { "*" = ["subscribe", "poll"] }
+"#
+    .to_owned()
+}
+
+async fn admin(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = client().request(method, server.url(&format!("{path}?{ADMIN}")));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn apis_change_at_once_and_survive_a_restart() {
+    let upstream = Upstream::start(json!({"price": 1})).await;
+    let server = Server::start(&config());
+    let api = json!({
+        "name": "prices",
+        "base_url": upstream.url("/v1"),
+        "headers": {"authorization": "Bearer upstream-token-1"},
+        "query": {"apikey": "q-secret-1"},
+    });
+    let resp = admin(
+        &server,
+        reqwest::Method::POST,
+        "/admin/apis",
+        Some(api.clone()),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let shown: Value = resp.json().await.unwrap();
+    assert_eq!(shown["headers"]["authorization"], "<redacted>");
+    assert_eq!(shown["query"]["apikey"], "<redacted>");
+    // In effect at once: the API streams, with the injected header and query.
+    let url = server.url("/apis/prices/doc?key=reader:reader-secret");
+    let mut stream = SseStream::open(&url).await;
+    assert_eq!(
+        stream.next_event().await.expect("the document").event,
+        "data"
+    );
+    let (headers, query) = upstream.last_request("/v1/doc");
+    assert_eq!(headers["authorization"], "Bearer upstream-token-1");
+    assert_eq!(query.as_deref(), Some("apikey=q-secret-1"));
+    drop(stream);
+    // The same name again is a conflict; a bad entry is explained.
+    let again = admin(&server, reqwest::Method::POST, "/admin/apis", Some(api)).await;
+    expect_error(again, 409, 40930).await;
+    let bad = json!({"name": "broken", "base_url": "ftp://x/"});
+    let resp = admin(&server, reqwest::Method::POST, "/admin/apis", Some(bad)).await;
+    let body = expect_error(resp, 400, 40000).await;
+    assert!(body.to_string().contains("http or https"), "{body}");
+    // Read, edit with the redacted secrets sent back, write: the secrets are kept.
+    let mut entry: Value = admin(&server, reqwest::Method::GET, "/admin/apis/prices", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    entry["interval_ms"] = json!(1500);
+    let resp = admin(
+        &server,
+        reqwest::Method::PUT,
+        "/admin/apis/prices",
+        Some(entry),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // The store beside the config file holds the real values.
+    let store = std::fs::read_to_string(server.dir().join("streamgate.admin.toml")).unwrap();
+    assert!(
+        store.contains("upstream-token-1") && store.contains("interval_ms = 1500"),
+        "{store}"
+    );
+
+    let server = server.restart();
+    let list: Value = admin(&server, reqwest::Method::GET, "/admin/apis", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["name"], "prices");
+    assert_eq!(list[0]["interval_ms"], 1500);
+    let url = server.url("/apis/prices/doc?key=reader:reader-secret");
+    let mut stream = SseStream::open(&url).await;
+    assert_eq!(
+        stream.next_event().await.expect("the document").event,
+        "data"
+    );
+    assert_eq!(
+        upstream.last_request("/v1/doc").0["authorization"],
+        "Bearer upstream-token-1",
+        "the stored secret survived the restart"
+    );
+    drop(stream);
+    let resp = admin(&server, reqwest::Method::DELETE, "/admin/apis/prices", None).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let gone = client().get(&url).send().await.unwrap();
+    expect_error(gone, 404, 40400).await;
+    let resp = admin(&server, reqwest::Method::DELETE, "/admin/apis/prices", None).await;
+    expect_error(resp, 404, 40400).await;
+}
+
+#[tokio::test]
+async fn keys_and_relays_change_at_once() {
+    let sse = SseUpstream::start().await;
+    let server = Server::start(&config());
+    let sub = |key: &str| server.url(&format!("/sse?channels=room&key={key}"));
+    expect_error(
+        client().get(sub("new:new-secret")).send().await.unwrap(),
+        401,
+        40101,
+    )
+    .await;
+    let key =
+        json!({"name": "new", "secret": "new-secret", "capabilities": {"room": ["subscribe"]}});
+    let resp = admin(&server, reqwest::Method::PUT, "/admin/keys/new", Some(key)).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let shown: Value = resp.json().await.unwrap();
+    assert_eq!(shown["secret"], "<redacted>");
+    assert_eq!(
+        client()
+            .get(sub("new:new-secret"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // A new key without its secret cannot be made from the placeholder.
+    let ghost = json!({"name": "ghost", "secret": "<redacted>", "capabilities": {}});
+    let resp = admin(&server, reqwest::Method::POST, "/admin/keys", Some(ghost)).await;
+    expect_error(resp, 400, 40000).await;
+    let resp = admin(&server, reqwest::Method::DELETE, "/admin/keys/new", None).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    expect_error(
+        client().get(sub("new:new-secret")).send().await.unwrap(),
+        401,
+        40101,
+    )
+    .await;
+
+    let relay = json!({"name": "live", "listen_path": "/live", "upstream": sse.url("/")});
+    let resp = admin(&server, reqwest::Method::POST, "/admin/relays", Some(relay)).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let mut stream = SseStream::open(&server.url("/live/feed?key=reader:reader-secret")).await;
+    eventually("the relay connected", || sse.open_streams() == 1).await;
+    sse.send("tick", "1");
+    assert_eq!(stream.next_event().await.expect("a tick").data, "1");
+    // A relay that would hide the gateway's own endpoints is refused.
+    let bad = json!({"name": "bad", "listen_path": "/channels", "upstream": sse.url("/")});
+    let resp = admin(&server, reqwest::Method::POST, "/admin/relays", Some(bad)).await;
+    expect_error(resp, 400, 40000).await;
+
+    let stats: Value = admin(&server, reqwest::Method::GET, "/admin/stats", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let relays = stats["topics"]["relays"].as_array().unwrap();
+    assert_eq!(relays.len(), 1, "{stats}");
+    assert_eq!(relays[0]["stream"], "live/feed");
+    assert_eq!(relays[0]["connected"], true);
+    assert_eq!(relays[0]["events"], 1);
+    assert_eq!(relays[0]["subscribers"], 1);
+    assert!(
+        stats["connections"]["open"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    assert!(
+        stats["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"].as_str().unwrap().starts_with("[relay]live")),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn only_the_admin_capability_may_use_it_and_its_document_is_public() {
+    let server = Server::start(&config());
+    let http = client();
+    let no_key = http.get(server.url("/admin/apis")).send().await.unwrap();
+    expect_error(no_key, 401, 40101).await;
+    let reader = http
+        .get(server.url("/admin/keys?key=reader:reader-secret"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(reader, 401, 40160).await;
+    let keys: Value = admin(&server, reqwest::Method::GET, "/admin/keys", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    assert!(!keys.to_string().contains("root-secret"), "{keys}");
+    let unknown = admin(&server, reqwest::Method::GET, "/admin/widgets", None).await;
+    expect_error(unknown, 404, 40400).await;
+
+    let doc: Value = http
+        .get(server.url("/admin/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    // Every documented operation exists: answered (with some status) but never 405.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|m| *m != "parameters")
+        {
+            let concrete = path.replace("{kind}", "apis").replace("{name}", "x");
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let resp = admin(&server, method.clone(), &concrete, Some(json!({}))).await;
+            assert_ne!(
+                resp.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {concrete}"
+            );
+            let body = resp.text().await.unwrap();
+            assert!(
+                !body.contains("no such endpoint"),
+                "{method} {concrete}: {body}"
+            );
+        }
+    }
+}
