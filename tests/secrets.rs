@@ -1,6 +1,6 @@
 //! Secrets never leak: key secrets, presented credentials, tokens and the headers and query
-//! injected upstream appear in no response (bodies or headers) and in no log line, even at
-//! the most verbose log level.
+//! injected upstream appear in no response (bodies or headers, the admin API's included)
+//! and in no log line, even at the most verbose log level.
 
 mod common;
 
@@ -101,6 +101,14 @@ headers = {{ authorization = "Bearer {relay_header}" }}
         format!("/channels/c1/messages?{wrong}"),
         format!("/sse?channels=c1&accessToken={token}x"),
         format!("/channels/c1/messages?{key}"),
+        format!("/admin/apis?{key}"),
+        format!("/admin/apis/prices?{key}"),
+        format!("/admin/relays?{key}"),
+        format!("/admin/keys?{key}"),
+        format!("/admin/keys/app?{key}"),
+        format!("/admin/stats?{key}"),
+        format!("/admin/apis?{wrong}"),
+        "/admin/openapi.json".to_owned(),
         "/asyncapi.json".to_owned(),
         "/asyncapi.yaml".to_owned(),
         "/metrics".to_owned(),
@@ -110,6 +118,23 @@ headers = {{ authorization = "Bearer {relay_header}" }}
         seen.push(format!("{:?}", resp.headers()));
         seen.push(resp.text().await.unwrap());
     }
+    // An admin round trip: read an entry with its secrets redacted, write it back.
+    let entry: serde_json::Value = http
+        .get(server.url(&format!("/admin/apis/prices?{key}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let put = http
+        .put(server.url(&format!("/admin/apis/prices?{key}")))
+        .json(&entry)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    seen.push(put.text().await.unwrap());
     let direct = http
         .get(server.url(&format!("/direct/feed?{key}")))
         .send()
