@@ -98,9 +98,6 @@ pub struct StreamConfig {
     pub keepalive_ms: u64,
     /// The `retry:` hint sent when the server shuts down: how long clients wait to reconnect.
     pub retry_ms: u64,
-    /// Channels and polled streams one connection may carry.
-    #[serde(deserialize_with = "at_least_one")]
-    pub max_streams_per_connection: usize,
     /// Entries a server-kept cursor remembers per connection (stream changes and deliveries,
     /// about 24 bytes each): how far back such a connection resumes exactly.
     #[serde(deserialize_with = "at_least_one")]
@@ -112,7 +109,6 @@ impl Default for StreamConfig {
         StreamConfig {
             keepalive_ms: 15_000,
             retry_ms: 1_000,
-            max_streams_per_connection: 1000,
             journal_entries: 10_000,
         }
     }

@@ -78,7 +78,7 @@ pub enum Limit {
     ConnectionsPerIp,
     /// `[limits] publish_rate_per_key` / `publish_burst`.
     PublishRate,
-    /// `[stream] max_streams_per_connection`.
+    /// `[limits] max_streams_per_connection`.
     StreamsPerConnection,
     /// `[limits] max_header_bytes`.
     HeaderSize,

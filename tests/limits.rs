@@ -294,7 +294,9 @@ async fn a_body_over_max_body_bytes_is_a_json_413_and_publish_keeps_its_own_limi
 
 #[tokio::test]
 async fn too_many_streams_on_a_connection_is_refused_and_counted() {
-    let server = Server::start(&format!("{QUICK}max_streams_per_connection = 2\n"));
+    let server = Server::start(&format!(
+        "{QUICK}[limits]\nmax_streams_per_connection = 2\n"
+    ));
     let resp = client()
         .get(server.url("/sse?channels=a,b,c"))
         .send()

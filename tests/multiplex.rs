@@ -30,7 +30,7 @@ fn messages(events: &[SseEvent]) -> Vec<(String, String)> {
 async fn two_thousand_streams_resume_exactly_after_a_disconnect() {
     const STREAMS: usize = 2000;
     let server = Server::start(
-        "[stream]\nmax_streams_per_connection = 2000\nkeepalive_ms = 60000\n\
+        "[limits]\nmax_streams_per_connection = 2000\n[stream]\nkeepalive_ms = 60000\n\
          [channels]\nhistory_size = 10\n",
     );
     let names: Vec<String> = (0..STREAMS).map(|i| format!("s{i}")).collect();

@@ -384,7 +384,7 @@ async fn ndjson_resumes_like_sse() {
 
 #[tokio::test]
 async fn too_many_streams_on_one_connection_is_a_clear_error() {
-    let server = Server::start("[stream]\nmax_streams_per_connection = 3\n");
+    let server = Server::start("[limits]\nmax_streams_per_connection = 3\n");
     let resp = common::client()
         .get(server.url("/sse?channels=a,b,c,d"))
         .send()

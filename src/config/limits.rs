@@ -1,9 +1,8 @@
 //! `[limits]`: what one client, one key or the whole gateway may use (SPEC.md §6).
 //!
 //! Exceeding a limit is a clear error (an ErrorInfo with its own status and code, see
-//! docs/LIMITS.md), counted in `streamgate_limit_refusals_total`, never a crash. The limit on
-//! channels per connection stays `[stream] max_streams_per_connection`, and the largest
-//! publish body `[channels] max_message_bytes`.
+//! docs/LIMITS.md), counted in `streamgate_limit_refusals_total`, never a crash. The largest
+//! publish body stays `[channels] max_message_bytes`.
 
 use std::num::NonZeroU32;
 
@@ -40,6 +39,9 @@ pub struct LimitsConfig {
     /// max_message_bytes`) and what a passthrough relay streams on.
     #[serde(deserialize_with = "at_least_one")]
     pub max_body_bytes: usize,
+    /// Channels and polled streams one connection may carry.
+    #[serde(deserialize_with = "at_least_one")]
+    pub max_streams_per_connection: usize,
 }
 
 impl Default for LimitsConfig {
@@ -51,6 +53,7 @@ impl Default for LimitsConfig {
             publish_burst: None,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1024 * 1024,
+            max_streams_per_connection: 1000,
         }
     }
 }

@@ -76,7 +76,7 @@ impl StreamParams {
             crate::metrics::Limit::StreamsPerConnection.refused();
             return Err(ErrorInfo::bad_request(format!(
                 "{} channels on one connection; at most {max_streams} are allowed \
-                 ([stream] max_streams_per_connection)",
+                 ([limits] max_streams_per_connection)",
                 channels.len()
             )));
         }

@@ -55,7 +55,7 @@ async fn open(
         &query,
         &headers,
         state.hub.epoch(),
-        state.config.stream.max_streams_per_connection,
+        state.config.limits.max_streams_per_connection,
     )?;
     let principal = state.auth.principal(&params.credential)?;
     for (channel, _) in &params.channels {
@@ -176,7 +176,7 @@ pub(super) fn respond(
         queue: config.channels.subscriber_queue as u64,
         overflow: config.channels.overflow,
         retry_ms: config.stream.retry_ms,
-        max_streams: config.stream.max_streams_per_connection,
+        max_streams: config.limits.max_streams_per_connection,
         expires_at_ms,
     };
     let outlet = Outlet::open(

@@ -241,7 +241,7 @@ impl Outlet {
                     crate::metrics::Limit::StreamsPerConnection.refused();
                     Err(ErrorInfo::bad_request(format!(
                         "the connection carries {} streams already, the most allowed \
-                         ([stream] max_streams_per_connection)",
+                         ([limits] max_streams_per_connection)",
                         self.subs.len()
                     )))
                 } else {
