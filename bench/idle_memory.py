@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Memory per idle connection by state: accepted only, after one answered request, on an idle
 SSE stream. Usage: idle_memory.py PORT PID none|healthz|sse N (raw sockets; reads VmRSS)."""
 import socket, sys, time, os

@@ -2,7 +2,7 @@
 """Per-stream memory of one connection carrying many streams.
 
 Usage: stream_memory.py PID PORT   (a streamgate started with
-[stream] max_streams_per_connection >= 2000 listening on 127.0.0.1:PORT)
+[limits] max_streams_per_connection >= 2000 listening on 127.0.0.1:PORT)
 
 Opens 20 connections of 2,000 streams each, first on new channels (a channel per stream),
 then on 2,000 shared channels, and reports the server's RSS growth per stream.
