@@ -11,8 +11,9 @@ mod stats;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -129,22 +130,27 @@ fn name_of(entry: &Value) -> Option<&str> {
     entry.get("name").and_then(Value::as_str)
 }
 
-/// Checks the admin capability.
-fn admit(state: &AppState, query: Option<&str>, headers: &HeaderMap) -> Result<(), ErrorInfo> {
-    let credential = Query::parse(query).credential(headers)?;
-    state
-        .auth
-        .authorize(&credential, Operation::Admin, "admin")
-        .map(drop)
+/// A request whose credential has the admin capability: taking it as an argument makes a
+/// handler admin-only.
+pub struct Admitted;
+
+impl FromRequestParts<AppState> for Admitted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential = Query::parse(parts.uri.query()).credential(&parts.headers)?;
+        state
+            .auth
+            .authorize(&credential, Operation::Admin, "admin")?;
+        Ok(Admitted)
+    }
 }
 
 pub async fn list(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    _: Admitted,
 ) -> Result<Response, ApiError> {
-    admit(&state, query.as_deref(), &headers)?;
     let kind = Kind::parse(&kind)?;
     let items: Vec<Value> = kind
         .list(&state.catalog.entries())
@@ -157,10 +163,8 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    _: Admitted,
 ) -> Result<Response, ApiError> {
-    admit(&state, query.as_deref(), &headers)?;
     let kind = Kind::parse(&kind)?;
     let entry = kind
         .list(&state.catalog.entries())
@@ -174,11 +178,9 @@ pub async fn get(
 pub async fn create(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    _: Admitted,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    admit(&state, query.as_deref(), &headers)?;
     let kind = Kind::parse(&kind)?;
     let mut entry = entry_from(&body)?;
     let name = name_of(&entry)
@@ -206,11 +208,9 @@ pub async fn create(
 pub async fn put(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    _: Admitted,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    admit(&state, query.as_deref(), &headers)?;
     let kind = Kind::parse(&kind)?;
     let mut entry = entry_from(&body)?;
     match name_of(&entry) {
@@ -250,10 +250,8 @@ pub async fn put(
 pub async fn delete(
     State(state): State<AppState>,
     Path((kind, name)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    _: Admitted,
 ) -> Result<Response, ApiError> {
-    admit(&state, query.as_deref(), &headers)?;
     let kind = Kind::parse(&kind)?;
     let mut absent = false;
     change(&state, kind, |list| {

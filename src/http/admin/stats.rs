@@ -2,20 +2,14 @@
 //! relays), connections.
 
 use axum::Json;
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::admit;
+use super::Admitted;
 use crate::http::{ApiError, AppState};
 
-pub async fn stats(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    admit(&state, query.as_deref(), &headers)?;
+pub async fn stats(State(state): State<AppState>, _: Admitted) -> Result<Response, ApiError> {
     let hub = &state.hub;
     Ok(Json(json!({
         "channels": hub.channel_stats(),
