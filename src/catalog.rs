@@ -93,12 +93,13 @@ impl Catalog {
         change(&mut entries).map_err(Refused::Invalid)?;
         entries.clone().apply_to(&mut config);
         config.validate().map_err(Refused::Invalid)?;
-        // Builds the key rules first: a key file that cannot be read refuses the change.
-        Auth::new(&config).map_err(Refused::Invalid)?;
+        // Builds the key rules first: a key file that cannot be read refuses the change, and
+        // nothing can fail after the store is written.
+        let rules = Auth::new(&config).map_err(Refused::Invalid)?;
         if let Some(path) = &self.store {
             write_store(path, &entries).map_err(Refused::Store)?;
         }
-        auth.reload(&config).map_err(Refused::Invalid)?;
+        auth.adopt(rules);
         targets.replace(&config.target_patterns());
         *self.current.write().unwrap() = Arc::new(config);
         Ok(())

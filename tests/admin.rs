@@ -174,6 +174,27 @@ async fn keys_and_relays_change_at_once() {
     eventually("the relay connected", || sse.open_streams() == 1).await;
     sse.send("tick", "1");
     assert_eq!(stream.next_event().await.expect("a tick").data, "1");
+    // A stored secret does not follow an entry to another upstream.
+    let secret = json!({"name": "live", "listen_path": "/live", "upstream": sse.url("/"),
+        "headers": {"authorization": "Bearer relay-secret"}});
+    let resp = admin(
+        &server,
+        reqwest::Method::PUT,
+        "/admin/relays/live",
+        Some(secret),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let moved = json!({"name": "live", "listen_path": "/live", "upstream": "http://127.0.0.2:9/",
+        "headers": {"authorization": "<redacted>"}});
+    let resp = admin(
+        &server,
+        reqwest::Method::PUT,
+        "/admin/relays/live",
+        Some(moved),
+    )
+    .await;
+    expect_error(resp, 400, 40000).await;
     // A relay that would hide the gateway's own endpoints is refused.
     let bad = json!({"name": "bad", "listen_path": "/channels", "upstream": sse.url("/")});
     let resp = admin(&server, reqwest::Method::POST, "/admin/relays", Some(bad)).await;

@@ -352,3 +352,78 @@ async fn wpt_vectors_arrive_intact_through_a_shared_relay() {
         assert_eq!(resume, want, "vector {name}");
     }
 }
+
+/// The status line and headers of a GET sent byte for byte as given.
+async fn raw_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn paths_cannot_climb_out_and_queries_cannot_override_the_relay() {
+    let upstream = SseUpstream::start().await;
+    let server = Server::start(&format!(
+        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\n\
+         upstream = \"{}\"\nlinger_ms = 200\n",
+        upstream.url("/feeds/?tenant=acme")
+    ));
+    // Sent as written: HTTP clients would resolve the dot segments themselves.
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    for path in [
+        "/market/a/../../admin",
+        "/market/a/%2e%2e/%2e%2e/admin",
+        "/market/a/%2E%2e/x",
+        "/market/./x",
+        "/market/a%2fb",
+        "/market/a%5Cb",
+    ] {
+        let head = raw_get(&addr, path).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{path}: {head}");
+    }
+    let mut stream = SseStream::open(&server.url("/market/ticks?tenant=other&x=1")).await;
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1, "nothing else reached the upstream");
+    assert_eq!(seen[0].path, "/feeds/ticks");
+    assert_eq!(seen[0].query.as_deref(), Some("tenant=acme&x=1"));
+    upstream.send("tick", "1");
+    assert_eq!(next_relayed(&mut stream).await.data, "1");
+}
+
+#[tokio::test]
+async fn a_relay_stops_after_its_last_subscriber_even_while_the_upstream_is_busy() {
+    let upstream = std::sync::Arc::new(SseUpstream::start().await);
+    let server = gateway(&upstream, "");
+    let mut stream = SseStream::open(&server.url("/market/ticks")).await;
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    let ticker = {
+        let upstream = std::sync::Arc::clone(&upstream);
+        tokio::spawn(async move {
+            loop {
+                upstream.send("tick", "x");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    next_relayed(&mut stream).await;
+    drop(stream);
+    eventually("the relay stopped", || upstream.open_streams() == 0).await;
+    ticker.abort();
+}
+
+#[tokio::test]
+async fn an_endless_upstream_event_is_cut_at_max_event_bytes() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream, "max_event_bytes = 4096");
+    upstream.script("/huge", &vec![b'x'; 64 * 1024]);
+    let mut stream = SseStream::open(&server.url("/market/huge")).await;
+    let error = stream.next_event().await.expect("an error event");
+    assert_eq!(error.event, "error");
+    let info: Value = serde_json::from_str(&error.data).unwrap();
+    assert_eq!(info["status"], 2004, "{info}");
+}

@@ -120,7 +120,8 @@ pub struct Principal {
     capabilities: Vec<Arc<Capabilities>>,
     /// When the token presented expires (milliseconds since the Unix epoch).
     pub expires_at_ms: Option<u64>,
-    /// The key's name, or a token's client id: what rate limits count by.
+    /// What rate limits count by: the key's name (also for the HS256 tokens it signed), or
+    /// `token:{clientId}` for other tokens.
     pub name: Option<String>,
 }
 
@@ -132,11 +133,10 @@ impl Auth {
         })
     }
 
-    /// Applies `config`'s keys from now on; on an error the old rules stay.
-    pub fn reload(&self, config: &Config) -> Result<(), String> {
-        let rules = Rules::new(config)?;
-        *self.rules.write().unwrap() = Arc::new(rules);
-        Ok(())
+    /// Applies `other`'s rules from now on (built beforehand, so this cannot fail).
+    pub fn adopt(&self, other: Auth) {
+        let rules = other.rules.into_inner().unwrap();
+        *self.rules.write().unwrap() = rules;
     }
 
     /// Checks the credential: who it is and what it may do.
@@ -214,11 +214,16 @@ impl Rules {
             Credential::Token(token) => {
                 let verified = self.tokens.verify(token)?;
                 let mut capabilities = vec![Arc::new(verified.capabilities)];
-                let mut name = verified.client_id;
-                if let Some((key, caps)) = verified.key {
-                    capabilities.push(caps);
-                    name = name.or(Some(key));
-                }
+                // What rate limits count by: the signing key for HS256 tokens (whoever holds
+                // the key could mint any client id), else the token's client id, kept apart
+                // from key names.
+                let name = match verified.key {
+                    Some((key, caps)) => {
+                        capabilities.push(caps);
+                        Some(key)
+                    }
+                    None => verified.client_id.map(|id| format!("token:{id}")),
+                };
                 let principal = Principal {
                     capabilities,
                     expires_at_ms: Some(verified.expires_at_ms),

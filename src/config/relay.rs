@@ -73,8 +73,18 @@ pub struct RelayConfig {
     pub idle_timeout_ms: Option<u64>,
     /// Longest wait between reconnection attempts while the upstream keeps failing; also
     /// caps the upstream's `retry:`.
-    #[serde(default = "default_max_backoff_ms")]
+    #[serde(
+        default = "default_max_backoff_ms",
+        deserialize_with = "super::at_least_one"
+    )]
     pub max_backoff_ms: u64,
+    /// Largest upstream event (shared mode); a larger one drops the upstream connection
+    /// with an `error` event, status 2004.
+    #[serde(
+        default = "default_max_event_bytes",
+        deserialize_with = "super::at_least_one"
+    )]
+    pub max_event_bytes: usize,
 }
 
 fn yes() -> bool {
@@ -87,6 +97,10 @@ fn default_linger_ms() -> u64 {
 
 fn default_max_backoff_ms() -> u64 {
     30_000
+}
+
+fn default_max_event_bytes() -> usize {
+    1024 * 1024
 }
 
 /// Where a request under a relay's listen path goes.

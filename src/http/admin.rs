@@ -97,8 +97,23 @@ impl Kind {
         entry
     }
 
-    /// Puts the stored secrets back where `entry` has the redacted placeholder.
+    /// The member naming where the secrets are sent.
+    fn destination(self) -> Option<&'static str> {
+        match self {
+            Kind::Apis => Some("base_url"),
+            Kind::Relays => Some("upstream"),
+            Kind::Keys => None,
+        }
+    }
+
+    /// Puts the stored secrets back where `entry` has the redacted placeholder. Not when the
+    /// entry now points elsewhere: a stored secret must not be sent to a new host by
+    /// someone who never saw it.
     fn unredact(self, entry: &mut Value, stored: Option<&Value>) -> Result<(), String> {
+        let moved = self.destination().is_some_and(|member| {
+            stored.is_some_and(|stored| stored.get(member) != entry.get(member))
+        });
+        let stored = if moved { None } else { stored };
         for member in self.secret_members() {
             let old = stored.and_then(|s| s.get(*member));
             match entry.get_mut(*member) {
@@ -123,7 +138,10 @@ impl Kind {
 }
 
 fn missing(member: &str) -> String {
-    format!("{member}: \"{REDACTED}\" stands for a stored value, and there is none; give the value")
+    format!(
+        "{member}: \"{REDACTED}\" stands for a stored value, and there is none for this \
+         entry and destination; give the value"
+    )
 }
 
 fn name_of(entry: &Value) -> Option<&str> {

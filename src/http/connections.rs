@@ -63,7 +63,10 @@ pub async fn add(
             target.set_query(None);
             let target = polls::adhoc_target(&state, target.as_str(), &poll_query)?;
             let interval = state.config.poll.interval_ms;
-            polls::authorize(&state, target.as_str(), &poll_query, &headers)?;
+            // The connection's credential, like a channel added to it.
+            state
+                .auth
+                .authorize(&credential, Operation::Poll, target.as_str())?;
             polls::stream(
                 &state,
                 target,

@@ -39,12 +39,14 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+type Headers = Vec<(HeaderName, HeaderValue)>;
+
 pub async fn proxy(
     state: &AppState,
     relay: &RelayConfig,
     upstream: reqwest::Url,
-    injected: Vec<(HeaderName, HeaderValue)>,
-    forwarded: Vec<(HeaderName, HeaderValue)>,
+    (injected, forwarded): (Headers, Headers),
+    expires_at_ms: Option<u64>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
@@ -92,10 +94,23 @@ pub async fn proxy(
     }
     // nginx and similar proxies in front of the gateway buffer responses unless told not to.
     response_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    // At shutdown the response ends, so the process does not wait on an endless stream.
+    // At shutdown the response ends, so the process does not wait on an endless stream;
+    // so does it when the credential's token expires.
     let mut shutdown = state.shutdown.clone();
     let stopping = async move {
-        let _ = shutdown.wait_for(|stopped| *stopped).await;
+        let expiry = async {
+            match expires_at_ms {
+                Some(at) => {
+                    let left = at.saturating_sub(crate::hub::now_ms());
+                    tokio::time::sleep(Duration::from_millis(left)).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.wait_for(|stopped| *stopped) => {}
+            _ = expiry => {}
+        }
     };
     let chunks = upstream_response.bytes_stream().take_until(stopping);
     let body = match relay.idle_timeout_ms {

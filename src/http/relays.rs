@@ -47,6 +47,7 @@ pub async fn serve(
     let rest = relay
         .rest(listen, path)
         .expect("found under the listen path");
+    check_rest(rest)?;
     let route = relay.route(listen, rest).ok_or_else(|| {
         ErrorInfo::new(
             codes::NOT_FOUND,
@@ -60,11 +61,24 @@ pub async fn serve(
         .auth
         .authorize(&credential, Operation::Subscribe, &resource)?;
     let upstream = upstream_url(route.upstream.clone(), &query);
+    // The relay's own upstream is allowed; this catches a path that left its base anyway.
+    if !upstream
+        .path()
+        .starts_with(relay.upstream.path().trim_end_matches('/'))
+    {
+        return Err(ErrorInfo::bad_request("the path leaves the relay's upstream").into());
+    }
+    state
+        .targets
+        .check(&upstream)
+        .map_err(|refusal| ErrorInfo::new(codes::FORBIDDEN, refusal.0))?;
     let injected = injected_headers(relay)?;
     let forwarded = forwarded_headers(relay, request.headers());
     match relay.mode {
         RelayMode::Passthrough => {
-            passthrough::proxy(state, relay, upstream, injected, forwarded, request).await
+            let expires = principal.expires_at_ms;
+            let headers = (injected, forwarded);
+            passthrough::proxy(state, relay, upstream, headers, expires, request).await
         }
         RelayMode::Shared if request.method() != Method::GET => Err(ErrorInfo::new(
             codes::METHOD_NOT_ALLOWED,
@@ -107,14 +121,33 @@ fn shared(
     response
 }
 
-/// The upstream URL with the client's query (less the gateway's own parameters) added.
+/// Refuses a topic path that could climb out of the relay's upstream path or its topics:
+/// a `.` or `..` segment (the URL parser resolves them, `%2e` spelled too) or an encoded
+/// slash or backslash, which upstreams may decode into a separator.
+fn check_rest(rest: &str) -> Result<(), ErrorInfo> {
+    let lower = rest.to_ascii_lowercase();
+    let dots = lower.split('/').any(|segment| {
+        let segment = segment.replace("%2e", ".");
+        segment == "." || segment == ".."
+    });
+    if dots || lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
+        return Err(ErrorInfo::bad_request(
+            "a relay path may not hold . or .. segments or encoded slashes",
+        ));
+    }
+    Ok(())
+}
+
+/// The upstream URL with the client's query (less the gateway's own parameters) added. A
+/// parameter the relay's `upstream` URL sets is the relay's: the client cannot add another.
 fn upstream_url(mut url: reqwest::Url, query: &Query) -> reqwest::Url {
     let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let configured: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
     pairs.extend(
         query
             .pairs()
             .iter()
-            .filter(|(k, _)| !CONSUMED.contains(&k.as_str()))
+            .filter(|(k, _)| !CONSUMED.contains(&k.as_str()) && !configured.contains(k))
             .cloned(),
     );
     set_query_pairs(&mut url, &pairs);

@@ -26,6 +26,9 @@ use crate::wire::sse_parser::{SseFrame, SseParser};
 
 /// The reconnection delay until the upstream sends `retry:`.
 const DEFAULT_RETRY_MS: u64 = 1_000;
+/// The shortest reconnection delay, whatever the upstream's `retry:` says: an upstream that
+/// asks for 0 and closes at once must not be hammered.
+const MIN_RETRY_MS: u64 = 100;
 /// Upstream ids remembered to drop events an upstream sends again when resumed.
 const RECENT_IDS: usize = 1024;
 /// How often a relay looks whether anyone still watches its topic.
@@ -45,6 +48,7 @@ pub struct RelayTopic {
     pub linger: Duration,
     pub idle_timeout: Option<Duration>,
     pub max_backoff_ms: u64,
+    pub max_event_bytes: usize,
 }
 
 impl RelayTopic {
@@ -79,6 +83,7 @@ impl RelayTopic {
             linger: Duration::from_millis(relay.linger_ms),
             idle_timeout: relay.idle_timeout_ms.map(Duration::from_millis),
             max_backoff_ms: relay.max_backoff_ms,
+            max_event_bytes: relay.max_event_bytes,
         }
     }
 }
@@ -184,7 +189,7 @@ impl Relays {
             id: format!("{:016x}", rand::rng().random::<u64>()),
             replaying: last_id.is_some(),
             last_id,
-            retry_ms: DEFAULT_RETRY_MS.min(topic.max_backoff_ms),
+            retry_ms: DEFAULT_RETRY_MS.clamp(MIN_RETRY_MS, topic.max_backoff_ms),
             failures: 0,
             last_failure: None,
             idle_since: None,
@@ -245,6 +250,10 @@ impl Relays {
         {
             request = request.header("last-event-id", value);
         }
+        // One timer for the whole connection: a sleep made anew on every turn of the loop
+        // would never fire while the upstream keeps sending.
+        let mut watch = tokio::time::interval(WATCH_SLICE);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut send = std::pin::pin!(request.send());
         let mut response = loop {
             tokio::select! {
@@ -252,7 +261,7 @@ impl Relays {
                     Ok(response) => break response,
                     Err(e) => return lost(classify(e), false),
                 },
-                _ = tokio::time::sleep(WATCH_SLICE) => {
+                _ = watch.tick() => {
                     if self.unwatched(topic, session) {
                         return Ended::Unwatched;
                     }
@@ -268,10 +277,13 @@ impl Relays {
         let mut frames = Vec::new();
         let mut previous_id = String::new();
         let mut heard = Instant::now();
+        // Bytes read since the last event: an upstream line or event that never ends must
+        // not grow the parser's buffers without bound.
+        let mut pending = 0usize;
         loop {
             let chunk = tokio::select! {
                 chunk = response.chunk() => chunk,
-                _ = tokio::time::sleep(WATCH_SLICE) => {
+                _ = watch.tick() => {
                     if self.unwatched(topic, session) {
                         return Ended::Unwatched;
                     }
@@ -302,12 +314,26 @@ impl Relays {
             };
             heard = Instant::now();
             parser.feed(&chunk, &mut frames);
+            let dispatched = frames.iter().any(|f| matches!(f, SseFrame::Event(_)));
+            pending = if dispatched { 0 } else { pending + chunk.len() };
+            if pending > topic.max_event_bytes {
+                return lost(
+                    Failure {
+                        status: status::TOO_LARGE,
+                        cause: "size",
+                        message: "the upstream sent an event larger than the relay's \
+                                  max_event_bytes"
+                            .into(),
+                    },
+                    true,
+                );
+            }
             for frame in frames.drain(..) {
                 let SseFrame::Event(event) = frame else {
                     continue;
                 };
                 if let Some(retry) = event.retry {
-                    session.retry_ms = retry.min(topic.max_backoff_ms);
+                    session.retry_ms = retry.clamp(MIN_RETRY_MS, topic.max_backoff_ms);
                 }
                 // The parser reports the last event id buffer, which persists across events:
                 // an event has an id of its own when it differs from the one before.
