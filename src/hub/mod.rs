@@ -110,12 +110,12 @@ impl Hub {
             .map(|c| {
                 let name = c.name();
                 let shown = match name.starts_with('[') {
-                    true => name.split(['\n', '?']).next().unwrap_or(name),
-                    false => name,
+                    true => without_userinfo(name.split(['\n', '?']).next().unwrap_or(name)),
+                    false => name.to_owned(),
                 };
                 let (floor, head) = c.bounds();
                 ChannelStats {
-                    name: shown.to_owned(),
+                    name: shown,
                     kind: match c.kind() {
                         ChannelKind::Log => "log",
                         ChannelKind::State => "state",
@@ -232,9 +232,40 @@ impl Hub {
     }
 }
 
+/// `text` with the `user:password@` of a URL in it removed.
+fn without_userinfo(text: &str) -> String {
+    match text.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => text.to_owned(),
+            }
+        }
+        None => text.to_owned(),
+    }
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn userinfo_is_cut_from_shown_urls() {
+        let cut = super::without_userinfo;
+        assert_eq!(
+            cut("[poll]GET https://u:p@h.io/a@b"),
+            "[poll]GET https://h.io/a@b"
+        );
+        assert_eq!(
+            cut("[poll]GET https://h.io/a@b"),
+            "[poll]GET https://h.io/a@b"
+        );
+        assert_eq!(cut("plain"), "plain");
+    }
 }
