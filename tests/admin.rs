@@ -185,6 +185,13 @@ async fn keys_and_relays_change_at_once() {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::OK);
+    // New subscribers get a connection made with the new headers; the old one runs on.
+    let mut second = SseStream::open(&server.url("/live/feed?key=reader:reader-secret")).await;
+    eventually("a second upstream connection", || sse.open_streams() == 2).await;
+    let last = sse.requests().last().unwrap().headers.clone();
+    assert_eq!(last["authorization"], "Bearer relay-secret");
+    sse.send("tick", "2");
+    assert_eq!(second.next_event().await.expect("a tick").data, "2");
     let moved = json!({"name": "live", "listen_path": "/live", "upstream": "http://127.0.0.2:9/",
         "headers": {"authorization": "<redacted>"}});
     let resp = admin(
@@ -206,11 +213,19 @@ async fn keys_and_relays_change_at_once() {
         .await
         .unwrap();
     let relays = stats["topics"]["relays"].as_array().unwrap();
-    assert_eq!(relays.len(), 1, "{stats}");
-    assert_eq!(relays[0]["stream"], "live/feed");
-    assert_eq!(relays[0]["connected"], true);
-    assert_eq!(relays[0]["events"], 1);
-    assert_eq!(relays[0]["subscribers"], 1);
+    // The connection made before the headers changed, and the one made after.
+    assert_eq!(relays.len(), 2, "{stats}");
+    let mut events: Vec<u64> = relays
+        .iter()
+        .map(|r| r["events"].as_u64().unwrap())
+        .collect();
+    events.sort();
+    assert_eq!(events, [1, 2], "{stats}");
+    for relay in relays {
+        assert_eq!(relay["stream"], "live/feed");
+        assert_eq!(relay["connected"], true);
+        assert_eq!(relay["subscribers"], 1);
+    }
     assert!(
         stats["connections"]["open"].as_u64().unwrap() >= 1,
         "{stats}"

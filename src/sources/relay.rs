@@ -70,9 +70,17 @@ impl RelayTopic {
         forwarded.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1)));
         let mut channel = format!("[relay]{} GET {url}", relay.name);
         for (name, value) in &forwarded {
-            let value = String::from_utf8_lossy(value.as_bytes());
+            // Escaped, so that different byte values never make the same topic.
+            let value = value.as_bytes().escape_ascii();
             write!(channel, "\n{name}: {value}").expect("writing to a String cannot fail");
         }
+        // A relay whose injected headers change (through the admin API) gets new topics, so
+        // new subscribers are not served by a connection made with the old headers. Only a
+        // digest of them is in the name: the values are secrets.
+        let mut digest = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&injected, &mut digest);
+        let digest = std::hash::Hasher::finish(&digest);
+        write!(channel, "\ninjected {digest:016x}").expect("writing to a String cannot fail");
         let mut headers = injected;
         headers.extend(forwarded);
         RelayTopic {
