@@ -277,14 +277,7 @@ impl Config {
                     api.name
                 ));
             }
-            for header in api.headers.keys() {
-                if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                    return Err(format!(
-                        "[[api]] {}: {header:?} is not a header name",
-                        api.name
-                    ));
-                }
-            }
+            check_headers(&api.headers).map_err(|e| format!("[[api]] {}: {e}", api.name))?;
         }
         let mut key_names = std::collections::HashSet::new();
         for key in &self.keys {
@@ -313,6 +306,39 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Injected headers as requests carry them; the config was checked with `check_headers`.
+pub fn header_list(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .expect("checked when loading");
+            let value =
+                reqwest::header::HeaderValue::from_str(value).expect("checked when loading");
+            (name, value)
+        })
+        .collect()
+}
+
+/// Checks injected headers: valid names, and values a request can carry. A value is never
+/// shown in the message: it may be a secret.
+fn check_headers(headers: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    for (name, value) in headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!("{name:?} is not a header name"));
+        }
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            return Err(format!(
+                "the value of header {name:?} is not valid (visible ASCII, spaces and tabs \
+                 only)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> Result<(), String> {

@@ -5,7 +5,7 @@ mod common;
 
 use common::sse_upstream::SseUpstream;
 use common::upstream::Upstream;
-use common::{Server, SseStream, client, eventually, expect_error};
+use common::{Server, SseStream, client, eventually, expect_error, get_json};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -262,14 +262,7 @@ async fn only_the_admin_capability_may_use_it_and_its_document_is_public() {
     let unknown = admin(&server, reqwest::Method::GET, "/admin/widgets", None).await;
     expect_error(unknown, 404, 40400).await;
 
-    let doc: Value = http
-        .get(server.url("/admin/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = get_json(&server, "/admin/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     // Every documented operation exists: answered (with some status) but never 405.
     for (path, item) in doc["paths"].as_object().unwrap() {

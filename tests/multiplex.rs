@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::upstream::Upstream;
-use common::{Server, SseStream, client, envelope, expect_error, publish};
+use common::{Server, SseStream, client, envelope, expect_error, get_json, publish};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use streamgate::wire::sse_parser::SseEvent;
@@ -146,14 +146,7 @@ async fn streams_are_added_and_removed_while_events_flow() {
     );
     stream.expect_quiet(Duration::from_millis(300)).await;
 
-    let listed: Value = client()
-        .get(server.url(&format!("/connections/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&server, &format!("/connections/{id}")).await;
     let names: Vec<&str> = listed["streams"]
         .as_array()
         .unwrap()

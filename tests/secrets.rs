@@ -6,7 +6,7 @@ mod common;
 
 use common::sse_upstream::SseUpstream;
 use common::upstream::Upstream;
-use common::{Server, SseStream, client, eventually};
+use common::{Server, SseStream, client, eventually, get_json};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
@@ -119,14 +119,7 @@ headers = {{ authorization = "Bearer {relay_header}" }}
         seen.push(resp.text().await.unwrap());
     }
     // An admin round trip: read an entry with its secrets redacted, write it back.
-    let entry: serde_json::Value = http
-        .get(server.url(&format!("/admin/apis/prices?{key}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let entry: serde_json::Value = get_json(&server, &format!("/admin/apis/prices?{key}")).await;
     let put = http
         .put(server.url(&format!("/admin/apis/prices?{key}")))
         .json(&entry)

@@ -223,7 +223,8 @@ impl RelayConfig {
                 ));
             }
         }
-        for header in self.headers.keys().chain(&self.forward_headers) {
+        super::check_headers(&self.headers).map_err(|e| format!("[[relay]] {name}: {e}"))?;
+        for header in &self.forward_headers {
             if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
                 return Err(format!("[[relay]] {name}: {header:?} is not a header name"));
             }
@@ -305,6 +306,10 @@ mod tests {
             (
                 "listen_path = '/a'\nheaders = { 'a b' = 'c' }",
                 "not a header name",
+            ),
+            (
+                "listen_path = '/a'\nheaders = { a = \"x\\ny\" }",
+                "value of header \"a\" is not valid",
             ),
         ] {
             let r = relay(&format!("name = 'r'\nupstream = 'http://up/'\n{text}"));

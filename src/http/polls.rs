@@ -13,9 +13,10 @@ use super::query::Query;
 use super::streams::respond;
 use super::{ApiError, AppState};
 use crate::auth::{Operation, Principal};
+use crate::config::header_list;
 use crate::hub::{ChannelKind, cursor};
 use crate::outlet::{Start, StreamSpec};
-use crate::sources::topic::{Topic, set_query_pairs};
+use crate::sources::topic::{Topic, merge_query};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
 
@@ -51,7 +52,7 @@ pub(super) fn adhoc_target(state: &AppState, raw: &str, query: &Query) -> Result
     let mut url: Url = target
         .parse()
         .map_err(|e| ErrorInfo::bad_request(format!("the target URL is not valid: {e}")))?;
-    set_query(&mut url, forwarded_pairs(query), &[]);
+    merge_query(&mut url, forwarded_pairs(query), &[]);
     state
         .targets
         .check(&url)
@@ -79,18 +80,8 @@ pub async fn named(
         .extend(path.split('/'));
     let query = Query::parse(uri.query());
     let injected: Vec<(String, String)> = api.query.clone().into_iter().collect();
-    set_query(&mut url, forwarded_pairs(&query), &injected);
-    let injected_headers = api
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            let name = HeaderName::from_bytes(name.as_bytes()).expect("checked when loading");
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                ErrorInfo::new(codes::INTERNAL, "an injected header value is not valid")
-            })?;
-            Ok((name, value))
-        })
-        .collect::<Result<Vec<_>, ErrorInfo>>()?;
+    merge_query(&mut url, forwarded_pairs(&query), &injected);
+    let injected_headers = header_list(&api.headers);
     let interval = api.interval_ms.unwrap_or(state.config.poll.interval_ms);
     let resource = format!("api:{}", api.name);
     open(
@@ -112,15 +103,6 @@ fn forwarded_pairs(query: &Query) -> Vec<(String, String)> {
         .filter(|(k, _)| !CONSUMED.contains(&k.as_str()))
         .cloned()
         .collect()
-}
-
-/// Sets the URL's query to the request's pairs plus `injected` (which win on a clash).
-fn set_query(url: &mut Url, request: Vec<(String, String)>, injected: &[(String, String)]) {
-    let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    pairs.extend(request);
-    pairs.retain(|(k, _)| !injected.iter().any(|(ik, _)| ik == k));
-    pairs.extend(injected.iter().cloned());
-    set_query_pairs(url, &pairs);
 }
 
 fn open(

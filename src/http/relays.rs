@@ -12,11 +12,11 @@ use super::query::Query;
 use super::streams::respond;
 use super::{ApiError, AppState};
 use crate::auth::Operation;
-use crate::config::{RelayConfig, RelayMode};
+use crate::config::{RelayConfig, RelayMode, header_list};
 use crate::hub::ChannelKind;
 use crate::outlet::StreamSpec;
 use crate::sources::relay::RelayTopic;
-use crate::sources::topic::set_query_pairs;
+use crate::sources::topic::merge_query;
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
 
@@ -72,7 +72,7 @@ pub async fn serve(
         .targets
         .check(&upstream)
         .map_err(|refusal| ErrorInfo::new(codes::FORBIDDEN, refusal.0))?;
-    let injected = injected_headers(relay)?;
+    let injected = header_list(&relay.headers);
     let forwarded = forwarded_headers(relay, request.headers());
     match relay.mode {
         RelayMode::Passthrough => {
@@ -138,42 +138,17 @@ fn check_rest(rest: &str) -> Result<(), ErrorInfo> {
     Ok(())
 }
 
-/// The upstream URL with the client's query (less the gateway's own parameters) added. A
-/// parameter the relay's `upstream` URL sets is the relay's: the client cannot add another.
+/// The upstream URL with the client's query (less the gateway's own parameters) added; a
+/// parameter the relay's `upstream` URL sets stays the relay's (see `merge_query`).
 fn upstream_url(mut url: reqwest::Url, query: &Query) -> reqwest::Url {
-    let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    let configured: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
-    pairs.extend(
-        query
-            .pairs()
-            .iter()
-            .filter(|(k, _)| !CONSUMED.contains(&k.as_str()) && !configured.contains(k))
-            .cloned(),
-    );
-    set_query_pairs(&mut url, &pairs);
-    url
-}
-
-/// The relay's configured upstream headers.
-fn injected_headers(relay: &RelayConfig) -> Result<Vec<(HeaderName, HeaderValue)>, ErrorInfo> {
-    relay
-        .headers
+    let request = query
+        .pairs()
         .iter()
-        .map(|(name, value)| {
-            let name = HeaderName::from_bytes(name.as_bytes()).expect("checked when loading");
-            // The value may be a secret: never echo it.
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                ErrorInfo::new(
-                    codes::INTERNAL,
-                    format!(
-                        "relay {:?}: an injected header value is not valid",
-                        relay.name
-                    ),
-                )
-            })?;
-            Ok((name, value))
-        })
-        .collect()
+        .filter(|(k, _)| !CONSUMED.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    merge_query(&mut url, request, &[]);
+    url
 }
 
 /// The client's headers named in the relay's `forward_headers`.

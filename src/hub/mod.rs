@@ -86,15 +86,14 @@ impl Hub {
         &self.metrics
     }
 
-    /// Counts an outlet opening (`1`) or closing (`-1`).
-    pub fn count_outlet(&self, delta: i8) {
-        if delta > 0 {
-            self.outlets.fetch_add(1, Ordering::Relaxed);
-            self.metrics.connections.increment(1.0);
-        } else {
-            self.outlets.fetch_sub(1, Ordering::Relaxed);
-            self.metrics.connections.decrement(1.0);
-        }
+    pub fn outlet_opened(&self) {
+        self.outlets.fetch_add(1, Ordering::Relaxed);
+        self.metrics.connections.increment(1.0);
+    }
+
+    pub fn outlet_closed(&self) {
+        self.outlets.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.connections.decrement(1.0);
     }
 
     pub fn outlets(&self) -> u64 {

@@ -193,7 +193,7 @@ impl Outlet {
         for spec in streams {
             outlet.add(spec.clone(), None);
         }
-        hub.count_outlet(1);
+        hub.outlet_opened();
         outlet
     }
 
@@ -523,7 +523,7 @@ impl Drop for Outlet {
             link.registry
                 .closed(&registration.id, registration.generation);
         }
-        self.hub.count_outlet(-1);
+        self.hub.outlet_closed();
         tracing::debug!(channels = self.subs.len(), "stream closed");
     }
 }

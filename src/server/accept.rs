@@ -95,7 +95,7 @@ pub async fn serve(
 }
 
 /// How long a request head may take to arrive.
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// hyper's limits on a request head, set above the gateway's own so that a head a little
 /// too large gets the gateway's JSON answer; only a far larger one meets hyper's bare 431.

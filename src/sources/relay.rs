@@ -62,18 +62,9 @@ impl RelayTopic {
         injected: Vec<(HeaderName, HeaderValue)>,
         mut forwarded: Vec<(HeaderName, HeaderValue)>,
     ) -> RelayTopic {
-        url.set_fragment(None);
-        let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        pairs.sort();
-        super::topic::set_query_pairs(&mut url, &pairs);
         forwarded.retain(|(name, _)| !injected.iter().any(|(n, _)| n == name));
-        forwarded.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1)));
-        let mut channel = format!("[relay]{} GET {url}", relay.name);
-        for (name, value) in &forwarded {
-            // Escaped, so that different byte values never make the same topic.
-            let value = value.as_bytes().escape_ascii();
-            write!(channel, "\n{name}: {value}").expect("writing to a String cannot fail");
-        }
+        let prefix = format!("[relay]{} ", relay.name);
+        let mut channel = super::topic::canonical(&prefix, &mut url, &mut forwarded);
         // A relay whose injected headers change (through the admin API) gets new topics, so
         // new subscribers are not served by a connection made with the old headers. Only a
         // digest of them is in the name: the values are secrets.

@@ -37,16 +37,7 @@ impl Topic {
         select: Option<String>,
         interval: Duration,
     ) -> Topic {
-        url.set_fragment(None);
-        let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        pairs.sort();
-        set_query_pairs(&mut url, &pairs);
-        headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1)));
-        let mut key = format!("[poll]GET {url}");
-        for (name, value) in &headers {
-            let value = String::from_utf8_lossy(value.as_bytes());
-            write!(key, "\n{name}: {value}").expect("writing to a String cannot fail");
-        }
+        let key = canonical("[poll]", &mut url, &mut headers);
         let (channel, stream) = match &select {
             Some(select) => (format!("{key}\nselect {select}"), format!("{url}#{select}")),
             None => (key.clone(), url.to_string()),
@@ -61,6 +52,38 @@ impl Topic {
             interval,
         }
     }
+}
+
+/// Puts a request in canonical form (fragment dropped, query pairs and headers sorted) and
+/// returns its key: `{prefix}GET {url}`, then a `name: value` line per header, the value's
+/// bytes escaped so that different values never make the same key.
+pub fn canonical(prefix: &str, url: &mut Url, headers: &mut [(HeaderName, HeaderValue)]) -> String {
+    url.set_fragment(None);
+    let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    pairs.sort();
+    set_query_pairs(url, &pairs);
+    headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then(a.1.cmp(&b.1)));
+    let mut key = format!("{prefix}GET {url}");
+    for (name, value) in headers.iter() {
+        let value = value.as_bytes().escape_ascii();
+        write!(key, "\n{name}: {value}").expect("writing to a String cannot fail");
+    }
+    key
+}
+
+/// Adds a client's query `pairs` to the URL's own query and then `injected` ones. The
+/// URL's and the injected parameters are the gateway's: a client pair with one of their
+/// names is dropped, so a client can never repeat (and on servers that read the last value,
+/// override) a parameter the config sets.
+pub fn merge_query(url: &mut Url, request: Vec<(String, String)>, injected: &[(String, String)]) {
+    let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let fixed = |k: &String| {
+        pairs.iter().any(|(own, _)| own == k) || injected.iter().any(|(ik, _)| ik == k)
+    };
+    let request: Vec<(String, String)> = request.into_iter().filter(|(k, _)| !fixed(k)).collect();
+    pairs.extend(request);
+    pairs.extend(injected.iter().cloned());
+    set_query_pairs(url, &pairs);
 }
 
 /// Replaces the URL's query with `pairs` (none: no `?` at all, so equal URLs stay equal).
@@ -114,6 +137,30 @@ mod tests {
         ] {
             assert_ne!(base.channel, other.channel);
         }
+    }
+
+    #[test]
+    fn configured_query_parameters_cannot_be_repeated_by_clients() {
+        let mut url: Url = "https://api.example.com/q?token=S".parse().unwrap();
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let request = vec![pair("token", "mine"), pair("key", "c"), pair("x", "1")];
+        merge_query(&mut url, request, &[pair("key", "injected")]);
+        assert_eq!(url.query(), Some("token=S&x=1&key=injected"));
+    }
+
+    #[test]
+    fn header_bytes_that_are_not_utf8_still_make_different_topics() {
+        let with = |byte: u8| {
+            let value = HeaderValue::from_bytes(&[b'a', byte]).unwrap();
+            let header = ("x-a".parse().unwrap(), value);
+            Topic::new(
+                "https://api.example.com/q".parse().unwrap(),
+                vec![header],
+                None,
+                Duration::from_secs(1),
+            )
+        };
+        assert_ne!(with(0xfe).key, with(0xff).key);
     }
 
     #[test]
