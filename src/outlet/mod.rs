@@ -315,12 +315,14 @@ impl Outlet {
                     return Some(buf.freeze());
                 }
                 _ = self.shutdown.changed() => {
+                    // What was published before the shutdown goes out first: a publish and
+                    // the shutdown signal may wake the outlet together.
+                    self.drain(&mut buf, false);
                     self.finished = true;
                     if self.options.format.is_sse() {
                         sse::put_retry(&mut buf, self.options.retry_ms);
-                        return Some(buf.freeze());
                     }
-                    return None;
+                    return (!buf.is_empty()).then(|| buf.freeze());
                 }
             }
         }
