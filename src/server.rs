@@ -2,6 +2,9 @@
 //! graceful shutdown.
 
 mod accept;
+mod head;
+mod http1;
+mod rewind;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -270,6 +270,15 @@ impl Outlet {
         }
     }
 
+    /// When the outlet must write without being woken: the next keepalive, or the token's
+    /// expiry if that comes first.
+    fn next_deadline(&self) -> Instant {
+        match self.expires {
+            Some(at) => at.min(self.next_keepalive),
+            None => self.next_keepalive,
+        }
+    }
+
     /// The next bytes to write; `None` ends the stream (server shutting down).
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(greeting) = self.greeting.take() {
@@ -288,6 +297,7 @@ impl Outlet {
                 self.next_keepalive = Instant::now() + self.options.keepalive;
                 return Some(buf.freeze());
             }
+            let deadline = self.next_deadline();
             let control = async {
                 match self.link.as_mut() {
                     Some(link) => link.registration.control.recv().await,
@@ -302,16 +312,16 @@ impl Outlet {
                         self.control(control);
                     }
                 }
-                _ = tokio::time::sleep_until(self.next_keepalive) => {
-                    self.put_keepalive(&mut buf);
-                    self.next_keepalive = Instant::now() + self.options.keepalive;
-                    return Some(buf.freeze());
-                }
-                _ = tokio::time::sleep_until(self.expires.unwrap_or(self.next_keepalive)),
-                    if self.expires.is_some() => {
-                    self.finished = true;
-                    let error = crate::auth::token_expired();
-                    self.put_event(&mut buf, "error", &error.to_json());
+                // One timer for both deadlines: every idle connection carries it.
+                _ = tokio::time::sleep_until(deadline) => {
+                    if self.expires.is_some_and(|at| at <= Instant::now()) {
+                        self.finished = true;
+                        let error = crate::auth::token_expired();
+                        self.put_event(&mut buf, "error", &error.to_json());
+                    } else {
+                        self.put_keepalive(&mut buf);
+                        self.next_keepalive = Instant::now() + self.options.keepalive;
+                    }
                     return Some(buf.freeze());
                 }
                 _ = self.shutdown.changed() => {

@@ -1,7 +1,8 @@
 //! The accept loop: admits client connections within `[limits] max_connections` and
 //! `max_connections_per_ip`, answers the ones over a limit with a 503, and serves the rest
-//! with hyper, its own header limits set above `[limits] max_header_bytes` so the gateway's
-//! check (a JSON 431, see `http::limits`) is the one clients meet.
+//! (`server::http1`, handing some to hyper), the head limits set above `[limits]
+//! max_header_bytes` so the gateway's check (a JSON 431, see `http::limits`) is the one
+//! clients meet.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -11,17 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, header};
 use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tower::ServiceExt;
+use tokio::sync::{Semaphore, watch};
+
+use super::http1;
 
 use crate::config::LimitsConfig;
 use crate::http::ApiError;
@@ -48,9 +47,14 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) {
     let admission = Arc::new(Admission::new(limits));
-    let builder = builder(limits);
+    let shared = Arc::new(http1::Shared {
+        app,
+        hyper: builder(limits),
+        max_head: max_head(limits),
+    });
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a receiver: they stop on `true`, and the sender sees them gone.
+    let (stopping, stopped) = watch::channel(false);
     let mut stop = std::pin::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -72,46 +76,46 @@ pub async fn serve(
                 continue;
             }
         };
-        // Handlers that need the client's address read it as axum's `ConnectInfo`.
-        let service = app
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = http1::serve(Arc::clone(&shared), stream, peer, stopped.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::trace!("connection from {peer} ended: {e}");
-            }
+            connection.await;
             drop(admitted);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stopping.send(true);
+    drop(stopped);
+    stopping.closed().await;
 }
 
-/// How long a request head may take to arrive.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request head read, set above the gateway's own limit so that a head a little
+/// too large gets the gateway's JSON answer; only a far larger one meets a bare 431.
+/// (More than 100 header fields in an HTTP/1 request are refused too, whatever their size.)
+fn max_head(limits: &LimitsConfig) -> usize {
+    limits
+        .max_header_bytes
+        .saturating_mul(2)
+        .max(HYPER_DEFAULT_BUF)
+}
 
-/// hyper's limits on a request head, set above the gateway's own so that a head a little
-/// too large gets the gateway's JSON answer; only a far larger one meets hyper's bare 431.
-/// (hyper also refuses more than 100 header fields in an HTTP/1 request, whatever their size.)
+/// hyper, for the connections handed to it, with the same head limits.
 fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    let head = limits.max_header_bytes.saturating_mul(2);
     // A client that opens a connection and trickles its request head (slowloris) would
     // otherwise hold a connection slot for ever.
     builder
         .http1()
-        .max_buf_size(head.max(HYPER_DEFAULT_BUF))
+        .max_buf_size(max_head(limits))
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(http1::HEADER_READ_TIMEOUT);
     builder.http2().max_header_list_size(
-        u32::try_from(head.max(HYPER_DEFAULT_HEADER_LIST)).unwrap_or(u32::MAX),
+        u32::try_from(
+            limits
+                .max_header_bytes
+                .saturating_mul(2)
+                .max(HYPER_DEFAULT_HEADER_LIST),
+        )
+        .unwrap_or(u32::MAX),
     );
     builder
 }
