@@ -23,8 +23,9 @@
 //! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`), API keys and JWTs, and
 //!   capabilities: who may do what on which channel, API or relay.
 //! - [`metrics`]: Prometheus handles for the hot paths.
-//! - [`server`]: wiring it all up: the accept loop with its connection limits, graceful
-//!   shutdown.
+//! - [`server`]: wiring it all up: the accept loop with its connection limits, the own
+//!   HTTP/1 loop that writes streams straight to their sockets (hyper serves requests with
+//!   a body and HTTP/2), graceful shutdown.
 //! - [`patch`]: the JSON Patch (RFC 6902) diff engine and atomic apply.
 //! - [`demo`]: the built-in changing API behind `serve --demo`.
 //! - [`tail`]: `streamgate tail`, a terminal client that keeps a delta stream's document.

@@ -35,6 +35,8 @@ impl Response {
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The version of the last status line read.
+    version: String,
 }
 
 impl Conn {
@@ -43,6 +45,7 @@ impl Conn {
         Conn {
             stream: TcpStream::connect(addr).await.unwrap(),
             buf: Vec::new(),
+            version: String::new(),
         }
     }
 
@@ -83,7 +86,8 @@ impl Conn {
         let head = String::from_utf8(self.take_until(b"\r\n\r\n").await).unwrap();
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap();
-        assert!(status_line.starts_with("HTTP/1.1 "), "{status_line}");
+        assert!(status_line.starts_with("HTTP/1."), "{status_line}");
+        self.version = status_line[..8].to_string();
         let status = status_line[9..12].parse().unwrap();
         let headers = lines
             .map(|line| {
@@ -144,6 +148,7 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     conn.send(
         b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\
           HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /sse?channels=h HTTP/1.1\r\nHost: x\r\n\r\n\
           GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
     )
     .await;
@@ -153,6 +158,14 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     let head = conn.response(true).await;
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("3"), "{head:?}");
+    // A stream's length is not known: a HEAD answer must not claim one.
+    let stream_head = conn.response(true).await;
+    assert_eq!(stream_head.status, 200);
+    assert_eq!(
+        stream_head.header("content-length"),
+        None,
+        "{stream_head:?}"
+    );
     let missing = conn.response(false).await;
     assert_eq!(missing.status, 404);
     // Still open: one more request on the same connection.
@@ -208,6 +221,7 @@ async fn http_1_0_gets_a_body_delimited_by_the_close() {
     conn.send(b"GET /healthz HTTP/1.0\r\n\r\n").await;
     let response = conn.response(false).await;
     assert_eq!(response.body, b"ok\n");
+    assert_eq!(conn.version, "HTTP/1.0");
     assert_eq!(response.header("connection"), Some("close"));
     assert!(conn.closed().await);
 
@@ -234,6 +248,12 @@ async fn bad_and_oversized_heads_are_refused_and_closed() {
     let mut conn = Conn::open(&server).await;
     conn.send(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n").await;
     assert_eq!(conn.response(false).await.status, 400);
+    assert!(conn.closed().await);
+
+    let mut conn = Conn::open(&server).await;
+    let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(70_000));
+    conn.send(long.as_bytes()).await;
+    assert_eq!(conn.response(false).await.status, 414);
     assert!(conn.closed().await);
 
     let mut conn = Conn::open(&server).await;
@@ -302,4 +322,38 @@ async fn http2_with_prior_knowledge_still_works() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("over h2"), "{text}");
     assert!(text.ends_with("\n2"), "{text}");
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_before_the_answer_drops_the_request() {
+    // An upstream that accepts and never answers: the passthrough handler waits on it.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::start(&format!(
+        "[[relay]]\nname = \"mute\"\nlisten_path = \"/mute\"\n\
+         upstream = \"http://{}/up\"\nmode = \"passthrough\"\n",
+        upstream.local_addr().unwrap()
+    ));
+    let mut conn = Conn::open(&server).await;
+    conn.send(b"GET /mute/feed HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let (mut upstream_side, _) = tokio::time::timeout(Duration::from_secs(10), upstream.accept())
+        .await
+        .expect("the gateway calls the upstream")
+        .unwrap();
+    drop(conn);
+    // The gateway drops the waiting request, and with it the upstream connection.
+    let mut sink = vec![0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match upstream_side.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the upstream connection outlived its client"
+    );
 }

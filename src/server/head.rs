@@ -9,6 +9,8 @@ use bytes::BytesMut;
 pub const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Header fields a request may have, as hyper allows.
 const MAX_HEADERS: usize = 100;
+/// The longest request target the `http` crate's `Uri` holds.
+const MAX_URI: usize = u16::MAX as usize - 1;
 
 /// What the bytes read so far hold.
 // Returned once per request and matched at once: boxing the request would only add an
@@ -46,6 +48,9 @@ pub fn parse(buf: &[u8]) -> Parsed {
         }
         Err(_) => return Parsed::Bad(StatusCode::BAD_REQUEST),
     };
+    if head.path.is_some_and(|path| path.len() > MAX_URI) {
+        return Parsed::Bad(StatusCode::URI_TOO_LONG);
+    }
     match request(&head) {
         Some(request) => Parsed::Request { len, request },
         None => Parsed::Bad(StatusCode::BAD_REQUEST),
@@ -122,13 +127,19 @@ pub enum Framing {
 /// `Connection` fields the server owns.
 pub fn write_response(
     out: &mut BytesMut,
+    version: Version,
     status: StatusCode,
     headers: &HeaderMap,
     framing: Framing,
     length: Option<u64>,
     keep_alive: bool,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
+    // An HTTP/1.0 client is answered in its own version, as hyper does.
+    out.extend_from_slice(if version == Version::HTTP_10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
     out.extend_from_slice(status.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
@@ -154,6 +165,13 @@ pub fn write_response(
     if !keep_alive {
         field(out, b"connection", b"close");
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Adds `Connection: close` to a head `write_response` wrote with keep-alive.
+pub fn mark_closing(out: &mut BytesMut) {
+    out.truncate(out.len() - b"\r\n".len());
+    field(out, b"connection", b"close");
     out.extend_from_slice(b"\r\n");
 }
 
@@ -293,6 +311,7 @@ mod tests {
         let mut out = BytesMut::new();
         write_response(
             &mut out,
+            Version::HTTP_11,
             StatusCode::OK,
             &headers,
             Framing::Length(5),

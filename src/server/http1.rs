@@ -126,6 +126,17 @@ struct Answer {
     keep_alive: bool,
 }
 
+impl Answer {
+    /// This answer with `Connection: close` when `closing`.
+    fn closing_if(mut self, closing: bool) -> Answer {
+        if closing && self.keep_alive {
+            self.keep_alive = false;
+            head::mark_closing(&mut self.head);
+        }
+        self
+    }
+}
+
 /// Reads the next request head and answers it (or refuses it).
 async fn next_step(
     shared: &Shared,
@@ -142,7 +153,13 @@ async fn next_step(
     .unwrap_or(Next::Close);
     match next {
         // Boxed: a connection waiting for its next request keeps no room for this.
-        Next::Request(request) => Step::Answer(Box::pin(answer(&shared.app, request, peer)).await),
+        Next::Request(request) => {
+            match Box::pin(answer(&shared.app, stream, request, peer)).await {
+                // During a shutdown the connection closes after this response: say so.
+                Some(answer) => Step::Answer(answer.closing_if(*stop.borrow())),
+                None => Step::Close,
+            }
+        }
         Next::HandOver => Step::HandOver,
         Next::Refuse(status) => {
             let _ = refuse(stream, status).await;
@@ -152,19 +169,38 @@ async fn next_step(
     }
 }
 
-/// Runs `request` through the router; returns what `serve` writes.
-async fn answer(app: &Router, request: Request<()>, peer: SocketAddr) -> Answer {
+/// Runs `request` through the router, and returns what `serve` writes; None when the
+/// client closed the connection before the answer was ready (the handler is dropped then,
+/// with whatever it was waiting on, as hyper does).
+async fn answer(
+    app: &Router,
+    stream: &TcpStream,
+    request: Request<()>,
+    peer: SocketAddr,
+) -> Option<Answer> {
     let keep_alive = head::keeps_alive(request.version(), request.headers());
     let version = request.version();
     let head_only = request.method() == Method::HEAD;
     let mut request = request.map(|()| Body::empty());
     request.extensions_mut().insert(ConnectInfo(peer));
-    let response = app
-        .clone()
-        .oneshot(request)
-        .await
-        .unwrap_or_else(|never| match never {});
-    response_head(response, head_only, version, keep_alive)
+    let response = app.clone().oneshot(request);
+    let mut response = std::pin::pin!(response);
+    let mut probe = [0u8; 1];
+    let mut watch_close = true;
+    let response = loop {
+        tokio::select! {
+            biased;
+            response = response.as_mut() => break response.unwrap_or_else(|never| match never {}),
+            peeked = std::future::poll_fn(|cx| {
+                stream.poll_peek(cx, &mut tokio::io::ReadBuf::new(&mut probe))
+            }), if watch_close => match peeked {
+                Ok(0) | Err(_) => return None,
+                // A pipelined request: it waits its turn.
+                Ok(_) => watch_close = false,
+            },
+        }
+    };
+    Some(response_head(response, head_only, version, keep_alive))
 }
 
 /// Reads until `buf` holds a whole request head, and takes the head out of it when this
@@ -186,12 +222,14 @@ async fn next_request(
                 }
                 Parsed::Request { len, request } => {
                     buf.advance(len);
-                    // Let the head's buffer go: an idle stream keeps no read buffer.
-                    *buf = if buf.is_empty() {
-                        BytesMut::new()
-                    } else {
-                        BytesMut::from(&buf[..])
-                    };
+                    // Let the head's buffer go: an idle stream keeps no read buffer. A
+                    // small rest (pipelined requests) moves to a buffer of its own; a large
+                    // one stays where it is until the requests in it have been taken.
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    } else if buf.len() <= FIRST_READ {
+                        *buf = BytesMut::from(&buf[..]);
+                    }
                     return Next::Request(request);
                 }
             }
@@ -239,7 +277,13 @@ fn response_head(
         .headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    let length = declared.or(http_body::Body::size_hint(&body).exact());
+    // A HEAD answer's body is always empty: only a declared length is the real one.
+    let hinted = if head_only {
+        None
+    } else {
+        http_body::Body::size_hint(&body).exact()
+    };
+    let length = declared.or(hinted);
     let no_body_allowed = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
@@ -250,14 +294,11 @@ fn response_head(
         None => Framing::Close,
     };
     keep_alive &= framing != Framing::Close;
-    let length_field = if status.is_informational() || status == StatusCode::NO_CONTENT {
-        None
-    } else {
-        length
-    };
+    let length_field = if no_body_allowed { None } else { length };
     let mut out = BytesMut::with_capacity(256);
     head::write_response(
         &mut out,
+        version,
         status,
         &parts.headers,
         framing,

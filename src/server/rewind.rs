@@ -32,6 +32,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
         let n = self.prefix.len().min(buf.remaining());
         buf.put_slice(&self.prefix[..n]);
         self.prefix.advance(n);
+        if self.prefix.is_empty() {
+            // Advancing keeps the allocation; the connection should not, for its whole life.
+            self.prefix = Bytes::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
