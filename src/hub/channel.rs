@@ -5,12 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use tokio::sync::Notify;
-
 use serde_json::Value;
 
 use super::event::{Body, Event, Relayed, StateKind};
-use super::{HistoryLimits, NewMessage};
+use super::{HistoryLimits, NewMessage, Wake};
 use crate::wire::envelope::Message;
 
 /// One channel incarnation.
@@ -78,7 +76,7 @@ struct Log {
 #[derive(Debug, Default)]
 struct Subscribers {
     next_id: u64,
-    wakers: Vec<(u64, Arc<Notify>)>,
+    wakers: Vec<(u64, Arc<Wake>)>,
     /// When the last subscriber left; an idle, empty channel is dropped after the history TTL.
     idle_since: Option<Instant>,
 }
@@ -265,7 +263,7 @@ impl Channel {
 
     fn wake_all(&self) {
         for (_, waker) in &self.subscribers.lock().unwrap().wakers {
-            waker.notify_one();
+            waker.wake();
         }
     }
 
@@ -308,7 +306,7 @@ impl Channel {
     }
 
     /// Registers an outlet's waker; it is woken after every publish until the guard drops.
-    pub fn subscribe(self: &Arc<Self>, waker: Arc<Notify>) -> Subscription {
+    pub fn subscribe(self: &Arc<Self>, waker: Arc<Wake>) -> Subscription {
         let mut subs = self.subscribers.lock().unwrap();
         let id = subs.next_id;
         subs.next_id += 1;

@@ -7,6 +7,7 @@
 pub mod channel;
 pub mod cursor;
 pub mod event;
+pub mod wake;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,7 @@ use serde_json::Value;
 use crate::metrics::Metrics;
 pub use channel::{Channel, ChannelKind, Read, StateUpdate, StateView, Subscription};
 pub use event::{Event, Relayed, StateKind};
+pub use wake::Wake;
 
 /// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age.
 #[derive(Debug, Clone)]
@@ -137,12 +139,7 @@ impl Hub {
     ///
     /// Done under the map's read lock so the sweeper cannot drop the channel between the
     /// lookup and the registration.
-    pub fn subscribe(
-        &self,
-        name: &str,
-        kind: ChannelKind,
-        waker: Arc<tokio::sync::Notify>,
-    ) -> Subscription {
+    pub fn subscribe(&self, name: &str, kind: ChannelKind, waker: Arc<Wake>) -> Subscription {
         self.with_channel(name, kind, |channel| channel.subscribe(waker))
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub mod journal;
@@ -21,7 +21,7 @@ pub mod registry;
 
 use std::sync::Mutex;
 
-use crate::hub::{Channel, ChannelKind, Event, Hub, Subscription, cursor};
+use crate::hub::{Channel, ChannelKind, Event, Hub, Subscription, Wake, cursor};
 use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::{WireFormat, ndjson, sse};
 use journal::Journal;
@@ -123,7 +123,7 @@ struct Sub {
 pub struct Outlet {
     hub: Arc<Hub>,
     subs: Vec<Sub>,
-    waker: Arc<Notify>,
+    waker: Arc<Wake>,
     options: OutletOptions,
     shutdown: watch::Receiver<bool>,
     next_keepalive: Instant,
@@ -157,7 +157,7 @@ impl Outlet {
         shutdown: watch::Receiver<bool>,
         mut link: Option<Link>,
     ) -> Outlet {
-        let waker = Arc::new(Notify::new());
+        let waker = Arc::new(Wake::default());
         let greeting = link.as_ref().filter(|l| l.announce).map(|l| {
             let json = serde_json::json!({ "connectionId": l.registration.id }).to_string();
             let mut buf = BytesMut::new();
@@ -305,7 +305,7 @@ impl Outlet {
                 }
             };
             tokio::select! {
-                _ = self.waker.notified() => {}
+                () = self.waker.woken() => {}
                 control = control => {
                     // A closed control line means the registry forgot us: nothing to apply.
                     if let Some(control) = control {
