@@ -185,19 +185,17 @@ async fn answer(
     request.extensions_mut().insert(ConnectInfo(peer));
     let response = app.clone().oneshot(request);
     let mut response = std::pin::pin!(response);
-    let mut probe = [0u8; 1];
     let mut watch_close = true;
     let response = loop {
         tokio::select! {
             biased;
             response = response.as_mut() => break response.unwrap_or_else(|never| match never {}),
-            peeked = std::future::poll_fn(|cx| {
-                stream.poll_peek(cx, &mut tokio::io::ReadBuf::new(&mut probe))
-            }), if watch_close => match peeked {
-                Ok(0) | Err(_) => return None,
-                // A pipelined request: it waits its turn.
-                Ok(_) => watch_close = false,
-            },
+            closed = client_closed(stream), if watch_close => {
+                if closed {
+                    return None;
+                }
+                watch_close = false;
+            }
         }
     };
     Some(response_head(response, head_only, version, keep_alive))
@@ -324,24 +322,19 @@ async fn write_body(
 ) -> io::Result<bool> {
     let mut written: u64 = 0;
     let mut watch_close = true;
-    let mut probe = [0u8; 1];
     loop {
         let frame = if pending.is_empty() {
             tokio::select! {
                 biased;
                 frame = body.frame() => frame,
-                // `poll_peek`, not `peek`: it keeps no waiter in this (long-lived) state.
-                peeked = std::future::poll_fn(|cx| {
-                    stream.poll_peek(cx, &mut tokio::io::ReadBuf::new(&mut probe))
-                }), if watch_close => match peeked {
-                    Ok(0) | Err(_) => return Ok(false),
-                    // The client sent its next request already: it waits its turn, and
-                    // a closed connection shows up at the next write instead.
-                    Ok(_) => {
-                        watch_close = false;
-                        continue;
+                closed = client_closed(stream), if watch_close => {
+                    if closed {
+                        return Ok(false);
                     }
-                },
+                    // A closed connection shows up at the next write instead.
+                    watch_close = false;
+                    continue;
+                }
             }
         } else {
             // A response ready at once (most that are not streams) goes out in one write.
@@ -400,6 +393,17 @@ async fn write_body(
         }
         pending = Bytes::new();
     }
+}
+
+/// Resolves with true when the client has closed its end, with false when it sent bytes
+/// (its next request, pipelined: it waits its turn, and is not consumed).
+async fn client_closed(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    // `poll_peek`, not `peek`: it keeps no waiter in the (long-lived) state it is part of.
+    let peeked =
+        std::future::poll_fn(|cx| stream.poll_peek(cx, &mut tokio::io::ReadBuf::new(&mut probe)))
+            .await;
+    !matches!(peeked, Ok(n) if n > 0)
 }
 
 /// Writes all of `bufs`, however many writes the socket takes.
