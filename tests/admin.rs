@@ -288,3 +288,54 @@ async fn only_the_admin_capability_may_use_it_and_its_document_is_public() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_resumed_connection_is_checked_against_the_keys_as_they_are_now() {
+    let server = Server::start(&config());
+    let key =
+        |caps: Value| json!({"name": "mover", "secret": "mover-secret", "capabilities": caps});
+    let resp = admin(
+        &server,
+        reqwest::Method::PUT,
+        "/admin/keys/mover",
+        Some(key(json!({"a": ["subscribe"], "b": ["subscribe"]}))),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let url = server.url("/sse?dynamic=true&channels=a,b&key=mover:mover-secret");
+    let mut stream = SseStream::open(&url).await;
+    assert_eq!(stream.next_event().await.unwrap().event, "connected");
+    let resp = client()
+        .post(server.url(&format!("/channels/b/messages?{ADMIN}")))
+        .json(&json!({"data": "first"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let seen = stream.next_event().await.unwrap();
+    drop(stream);
+    let resume = || {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("last-event-id", seen.id.parse().unwrap());
+        client()
+            .get(server.url("/sse?dynamic=true&key=mover:mover-secret"))
+            .headers(headers)
+            .send()
+    };
+    // The same keys: the connection resumes.
+    let resumed = resume().await.unwrap();
+    assert_eq!(resumed.status(), StatusCode::OK);
+    drop(resumed);
+    // The key loses channel b: the connection that carried it does not come back with it.
+    let resp = admin(
+        &server,
+        reqwest::Method::PUT,
+        "/admin/keys/mover",
+        Some(key(json!({"a": ["subscribe"]}))),
+    )
+    .await;
+    assert!(resp.status().is_success(), "{:?}", resp.status());
+    let body = expect_error(resume().await.unwrap(), 401, 40160).await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"b\""), "{message}");
+}

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// What a request presented.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Credential {
     Anonymous,
     /// An API key `name:secret` (the `key` parameter or HTTP Basic).
@@ -30,6 +30,27 @@ pub enum Credential {
     /// A token (`accessToken` or `Authorization: Bearer`).
     Token(String),
 }
+
+/// Secrets and tokens compare in constant time: the connection registry compares a
+/// presented credential with the one that opened a connection.
+impl PartialEq for Credential {
+    fn eq(&self, other: &Credential) -> bool {
+        match (self, other) {
+            (Credential::Anonymous, Credential::Anonymous) => true,
+            (
+                Credential::Key { name, secret },
+                Credential::Key {
+                    name: other_name,
+                    secret: other_secret,
+                },
+            ) => (name == other_name) & same_secret(secret, other_secret),
+            (Credential::Token(token), Credential::Token(other)) => same_secret(token, other),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Credential {}
 
 impl Credential {
     /// Reads a credential from the `key` / `accessToken` parameters and the `Authorization`
@@ -269,4 +290,29 @@ impl Principal {
 fn same_secret(expected: &str, given: &str) -> bool {
     let (a, b) = (expected.as_bytes(), given.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, secret: &str) -> Credential {
+        Credential::Key {
+            name: name.into(),
+            secret: secret.into(),
+        }
+    }
+
+    #[test]
+    fn credentials_are_equal_only_when_every_part_is() {
+        assert!(key("a", "s3cret") == key("a", "s3cret"));
+        assert!(key("a", "s3cret") != key("a", "s3creT"));
+        assert!(key("a", "s3cret") != key("b", "s3cret"));
+        assert!(key("a", "s") != key("a", "s3cret"));
+        assert!(Credential::Token("t.k.n".into()) == Credential::Token("t.k.n".into()));
+        assert!(Credential::Token("t.k.n".into()) != Credential::Token("t.k.x".into()));
+        assert!(Credential::Token("a:s".into()) != key("a", "s"));
+        assert!(Credential::Anonymous == Credential::Anonymous);
+        assert!(Credential::Anonymous != Credential::Token(String::new()));
+    }
 }

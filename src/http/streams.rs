@@ -85,6 +85,14 @@ async fn open(
     } else {
         None
     };
+    // A resumed connection's streams are checked like new ones: the keys may have changed
+    // since it was opened.
+    for (_, spec) in link.iter().flat_map(|l| &l.restored) {
+        match &spec.topic {
+            Some(topic) => principal.check(Operation::Poll, topic.url.as_str())?,
+            None => principal.check(Operation::Subscribe, &spec.channel)?,
+        }
+    }
     // Restored polled streams need their pollers again, once the outlet has subscribed.
     let topics: Vec<_> = link
         .iter()
