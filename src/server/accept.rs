@@ -67,6 +67,11 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
+        // Every write is a whole response part or a batch of events: Nagle's algorithm
+        // would only hold a stream's next event back until the previous one is acked.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set for {peer}: {e}");
+        }
         // An IPv4 client on a dual-stack socket counts as its IPv4 address.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let admitted = match admission.admit(peer.ip()) {
