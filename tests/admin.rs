@@ -339,3 +339,49 @@ async fn a_resumed_connection_is_checked_against_the_keys_as_they_are_now() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("\"b\""), "{message}");
 }
+
+#[tokio::test]
+async fn a_resumed_poll_is_checked_as_it_was_asked_for() {
+    let upstream = Upstream::start(json!({"v": 0})).await;
+    let server = Server::start(&format!(
+        "{}\n[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\n",
+        config()
+    ));
+    // The capability names the query in the client's order; the topic keeps it sorted.
+    let pattern = format!("{}?z=1*", upstream.url("/doc"));
+    let key = json!({"name": "poller", "secret": "poller-secret",
+        "capabilities": {"a": ["subscribe"], pattern: ["poll"]}});
+    let resp = admin(
+        &server,
+        reqwest::Method::PUT,
+        "/admin/keys/poller",
+        Some(key),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let credential = "key=poller:poller-secret";
+    let mut stream =
+        SseStream::open(&server.url(&format!("/sse?dynamic=true&channels=a&{credential}"))).await;
+    let connected = stream.next_event().await.unwrap();
+    let id: Value = serde_json::from_str(&connected.data).unwrap();
+    let id = id["connectionId"].as_str().unwrap().to_owned();
+    let resp = client()
+        .post(server.url(&format!("/connections/{id}/subscriptions?{credential}")))
+        .json(&json!({"poll": format!("{}?z=1&a=2", upstream.url("/doc"))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let data = stream.next_event().await.unwrap();
+    assert_eq!(data.event, "data");
+    drop(stream);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("last-event-id", data.id.parse().unwrap());
+    let resumed = client()
+        .get(server.url(&format!("/sse?dynamic=true&{credential}")))
+        .headers(headers)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), StatusCode::OK);
+}

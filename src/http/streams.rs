@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use super::query::Query;
 use super::stream_params::StreamParams;
 use super::{ApiError, AppState};
-use crate::auth::Credential;
 use crate::auth::Operation;
+use crate::auth::{Credential, Principal};
 use crate::hub::cursor;
 use crate::outlet::{Link, Outlet, OutletOptions, Start, StreamSpec};
 use crate::wire::WireFormat;
@@ -79,20 +79,13 @@ async fn open(
             params.token,
             params.token_from_query,
             params.credential,
+            &principal,
             params.dynamic,
             &mut streams,
         )?)
     } else {
         None
     };
-    // A resumed connection's streams are checked like new ones: the keys may have changed
-    // since it was opened.
-    for (_, spec) in link.iter().flat_map(|l| &l.restored) {
-        match &spec.topic {
-            Some(topic) => principal.check(Operation::Poll, topic.url.as_str())?,
-            None => principal.check(Operation::Subscribe, &spec.channel)?,
-        }
-    }
     // Restored polled streams need their pollers again, once the outlet has subscribed.
     let topics: Vec<_> = link
         .iter()
@@ -118,6 +111,7 @@ fn link(
     token: Option<cursor::Token>,
     token_from_query: bool,
     credential: Credential,
+    principal: &Principal,
     announce: bool,
     streams: &mut Vec<StreamSpec>,
 ) -> Result<Link, ErrorInfo> {
@@ -131,7 +125,20 @@ fn link(
     let mut resume = None;
     match (token, journal) {
         (Some(token), Some(journal)) => {
-            let (resumed, lost) = journal.lock().unwrap().restart(token.entry);
+            let mut journal = journal.lock().unwrap();
+            // A resumed connection's streams are checked like new ones (the keys may have
+            // changed since it was opened), before anything changes: a refused resume
+            // leaves the connection it names as it was.
+            let at = journal
+                .at(token.entry)
+                .unwrap_or_else(|| journal.earliest());
+            for r in &at {
+                match &r.spec.topic {
+                    Some(topic) => principal.check(Operation::Poll, &topic.requested)?,
+                    None => principal.check(Operation::Subscribe, &r.spec.channel)?,
+                }
+            }
+            let (resumed, lost) = journal.restart(token.entry);
             for (index, r) in resumed {
                 let start = match (lost, r.position) {
                     (true, _) => Start::Unknown,

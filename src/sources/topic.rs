@@ -23,6 +23,9 @@ pub struct Topic {
     /// What multiplexed connections call the stream: the target URL (and `#` the pointer).
     pub stream: Arc<str>,
     pub url: Url,
+    /// The URL as it was asked for, before the canonical form: what an ad-hoc poll's
+    /// capability was checked against, and is checked against again on a resume.
+    pub requested: Arc<str>,
     /// Forwarded and injected headers, sorted by name.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// A JSON Pointer: stream only that part of the document.
@@ -37,6 +40,7 @@ impl Topic {
         select: Option<String>,
         interval: Duration,
     ) -> Topic {
+        let requested = Arc::from(url.as_str());
         let key = canonical("[poll]", &mut url, &mut headers);
         let (channel, stream) = match &select {
             Some(select) => (format!("{key}\nselect {select}"), format!("{url}#{select}")),
@@ -47,6 +51,7 @@ impl Topic {
             channel,
             stream: Arc::from(stream),
             url,
+            requested,
             headers,
             select,
             interval,
