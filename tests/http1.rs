@@ -357,3 +357,38 @@ async fn a_client_that_leaves_before_the_answer_drops_the_request() {
         "the upstream connection outlived its client"
     );
 }
+
+#[tokio::test]
+async fn requests_sent_before_a_half_close_are_still_answered() {
+    // An upstream that answers after a pause, behind a passthrough relay: the first request
+    // is still being worked on when the client's end has closed.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = upstream.accept().await.unwrap();
+        let mut head = vec![0u8; 4096];
+        let _ = socket.read(&mut head).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = socket
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\nlate",
+            )
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let server = Server::start(&format!(
+        "[[relay]]\nname = \"slow\"\nlisten_path = \"/slow\"\n\
+         upstream = \"http://{addr}/up\"\nmode = \"passthrough\"\n"
+    ));
+    let mut conn = Conn::open(&server).await;
+    conn.send(
+        b"GET /slow/x HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    conn.stream.shutdown().await.unwrap();
+    // The first is answered although the client's end closed while it was worked on (the
+    // last may be dropped at the end of its input, as hyper does without half-close).
+    let first = conn.response(false).await;
+    assert_eq!((first.status, first.body.as_slice()), (200, &b"late"[..]));
+}

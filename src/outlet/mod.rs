@@ -306,12 +306,13 @@ impl Outlet {
             };
             tokio::select! {
                 () = self.waker.woken() => {}
-                control = control => {
-                    // A closed control line means the registry forgot us: nothing to apply.
-                    if let Some(control) = control {
-                        self.control(control);
-                    }
-                }
+                control = control => match control {
+                    Some(control) => self.control(control),
+                    // The registry dropped this connection's control line: a resume of the
+                    // same connection took it over (its `Close` did not fit the queue).
+                    // Waiting on the closed line again would return at once, for ever.
+                    None => self.finished = true,
+                },
                 // One timer for both deadlines: every idle connection carries it.
                 _ = tokio::time::sleep_until(deadline) => {
                     if self.expires.is_some_and(|at| at <= Instant::now()) {

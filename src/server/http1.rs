@@ -91,11 +91,16 @@ pub async fn serve(
                 .await
                 .map(|()| true)
         } else {
+            // With a pipelined request already read, the client's end of the connection is
+            // not watched: it may have sent its requests and closed its sending side, and
+            // is still owed the answers (hyper does the same).
+            let watch_close = buf.is_empty();
             write_body(
                 &mut stream,
                 answer.head.freeze(),
                 answer.body,
                 answer.framing,
+                watch_close,
             )
             .await
         };
@@ -154,7 +159,8 @@ async fn next_step(
     match next {
         // Boxed: a connection waiting for its next request keeps no room for this.
         Next::Request(request) => {
-            match Box::pin(answer(&shared.app, stream, request, peer)).await {
+            let watch_close = buf.is_empty();
+            match Box::pin(answer(&shared.app, stream, request, peer, watch_close)).await {
                 // During a shutdown the connection closes after this response: say so.
                 Some(answer) => Step::Answer(answer.closing_if(*stop.borrow())),
                 None => Step::Close,
@@ -171,12 +177,13 @@ async fn next_step(
 
 /// Runs `request` through the router, and returns what `serve` writes; None when the
 /// client closed the connection before the answer was ready (the handler is dropped then,
-/// with whatever it was waiting on, as hyper does).
+/// with whatever it was waiting on, as hyper does). Only watched when `watch_close`.
 async fn answer(
     app: &Router,
     stream: &TcpStream,
     request: Request<()>,
     peer: SocketAddr,
+    mut watch_close: bool,
 ) -> Option<Answer> {
     let keep_alive = head::keeps_alive(request.version(), request.headers());
     let version = request.version();
@@ -185,7 +192,6 @@ async fn answer(
     request.extensions_mut().insert(ConnectInfo(peer));
     let response = app.clone().oneshot(request);
     let mut response = std::pin::pin!(response);
-    let mut watch_close = true;
     let response = loop {
         tokio::select! {
             biased;
@@ -319,9 +325,9 @@ async fn write_body(
     mut pending: Bytes,
     mut body: Body,
     framing: Framing,
+    mut watch_close: bool,
 ) -> io::Result<bool> {
     let mut written: u64 = 0;
-    let mut watch_close = true;
     loop {
         let frame = if pending.is_empty() {
             tokio::select! {
