@@ -385,3 +385,54 @@ async fn a_resumed_poll_is_checked_as_it_was_asked_for() {
         .unwrap();
     assert_eq!(resumed.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_relay_upstream_query_is_redacted_and_kept_when_sent_back() {
+    let sse = SseUpstream::start().await;
+    let server = Server::start(&config());
+    let upstream = format!("{}?token=q-secret&x=1", sse.url("/up"));
+    let relay = json!({"name": "q", "listen_path": "/q", "upstream": upstream});
+    let resp = admin(&server, reqwest::Method::POST, "/admin/relays", Some(relay)).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let shown: Value = resp.json().await.unwrap();
+    let listed = admin(&server, reqwest::Method::GET, "/admin/relays", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for text in [shown.to_string(), listed] {
+        assert!(!text.contains("q-secret"), "{text}");
+        assert!(text.contains("token=%3Credacted%3E"), "{text}");
+    }
+    // Read, edit something else, write back: the stored secret stays.
+    let mut edited = shown.clone();
+    edited["idle_timeout_ms"] = json!(60000);
+    let resp = admin(
+        &server,
+        reqwest::Method::PUT,
+        "/admin/relays/q",
+        Some(edited),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let _stream = SseStream::open(&server.url("/q/feed?key=reader:reader-secret")).await;
+    eventually("the relay connected", || sse.open_streams() == 1).await;
+    let seen = sse.requests().last().unwrap().query.clone().unwrap();
+    assert!(seen.contains("token=q-secret"), "{seen}");
+    // Pointed elsewhere, the placeholder stands for nothing.
+    let mut moved = shown;
+    moved["upstream"] = json!(
+        moved["upstream"]
+            .as_str()
+            .unwrap()
+            .replace("127.0.0.1", "127.0.0.2")
+    );
+    let resp = admin(
+        &server,
+        reqwest::Method::PUT,
+        "/admin/relays/q",
+        Some(moved),
+    )
+    .await;
+    expect_error(resp, 400, 40000).await;
+}

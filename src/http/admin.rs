@@ -2,12 +2,13 @@
 //! (list, read, create, replace, delete), live stats, and its OpenAPI document. Every request
 //! needs the `admin` capability on the resource `admin`.
 //!
-//! Secrets are shown redacted (`"<redacted>"`): key secrets, and the values of injected
-//! headers and query parameters. Sending an entry back with a redacted value keeps the
+//! Secrets are shown redacted (`"<redacted>"`): key secrets, the values of injected
+//! headers and query parameters, and the query values of a relay's upstream URL. Sending an entry back with a redacted value keeps the
 //! stored one, so a client can read, edit and write an entry without knowing its secrets.
 
 mod openapi;
 mod stats;
+mod upstream_query;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -94,6 +95,12 @@ impl Kind {
                 _ => {}
             }
         }
+        if let Kind::Relays = self
+            && let Some(Value::String(upstream)) = entry.get_mut("upstream")
+            && let Some(redacted) = upstream_query::redact(upstream)
+        {
+            *upstream = redacted;
+        }
         entry
     }
 
@@ -110,6 +117,16 @@ impl Kind {
     /// entry now points elsewhere: a stored secret must not be sent to a new host by
     /// someone who never saw it.
     fn unredact(self, entry: &mut Value, stored: Option<&Value>) -> Result<(), String> {
+        if let Kind::Relays = self
+            && let Some(Value::String(upstream)) = entry.get_mut("upstream")
+        {
+            let old = stored
+                .and_then(|s| s.get("upstream"))
+                .and_then(Value::as_str);
+            if let Some(restored) = upstream_query::unredact(upstream, old)? {
+                *upstream = restored;
+            }
+        }
         let moved = self.destination().is_some_and(|member| {
             stored.is_some_and(|stored| stored.get(member) != entry.get(member))
         });
