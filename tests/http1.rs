@@ -392,3 +392,22 @@ async fn requests_sent_before_a_half_close_are_still_answered() {
     let first = conn.response(false).await;
     assert_eq!((first.status, first.body.as_slice()), (200, &b"late"[..]));
 }
+
+#[tokio::test]
+async fn a_stream_with_a_large_pipelined_rest_still_streams() {
+    let server = Server::start("");
+    let mut conn = Conn::open(&server).await;
+    let mut bytes = b"GET /sse?channels=rest HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    for _ in 0..100 {
+        bytes.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    conn.send(&bytes).await;
+    let (status, _) = conn.head().await;
+    assert_eq!(status, 200);
+    publish(&server, "rest", json!({"data": "through"})).await;
+    let mut text = String::new();
+    while !text.contains("\"through\"") {
+        let chunk = conn.chunk().await.expect("the stream goes on");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}

@@ -95,6 +95,13 @@ pub async fn serve(
             // not watched: it may have sent its requests and closed its sending side, and
             // is still owed the answers (hyper does the same).
             let watch_close = buf.is_empty();
+            if matches!(answer.framing, Framing::Chunked | Framing::Close) && buf.len() > FIRST_READ
+            {
+                // A large pipelined rest is left in the whole read buffer (see
+                // `next_request`); a body of unknown length, a stream, may take for ever:
+                // the rest moves to a buffer of its own size meanwhile.
+                buf = BytesMut::from(&buf[..]);
+            }
             write_body(
                 &mut stream,
                 answer.head.freeze(),
