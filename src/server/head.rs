@@ -168,13 +168,6 @@ pub fn write_response(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Adds `Connection: close` to a head `write_response` wrote with keep-alive.
-pub fn mark_closing(out: &mut BytesMut) {
-    out.truncate(out.len() - b"\r\n".len());
-    field(out, b"connection", b"close");
-    out.extend_from_slice(b"\r\n");
-}
-
 fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");

@@ -138,17 +138,6 @@ struct Answer {
     keep_alive: bool,
 }
 
-impl Answer {
-    /// This answer with `Connection: close` when `closing`.
-    fn closing_if(mut self, closing: bool) -> Answer {
-        if closing && self.keep_alive {
-            self.keep_alive = false;
-            head::mark_closing(&mut self.head);
-        }
-        self
-    }
-}
-
 /// Reads the next request head and answers it (or refuses it).
 async fn next_step(
     shared: &Shared,
@@ -167,9 +156,9 @@ async fn next_step(
         // Boxed: a connection waiting for its next request keeps no room for this.
         Next::Request(request) => {
             let watch_close = buf.is_empty();
-            match Box::pin(answer(&shared.app, stream, request, peer, watch_close)).await {
-                // During a shutdown the connection closes after this response: say so.
-                Some(answer) => Step::Answer(answer.closing_if(*stop.borrow())),
+            let answered = answer(&shared.app, stream, request, peer, watch_close, stop);
+            match Box::pin(answered).await {
+                Some(answer) => Step::Answer(answer),
                 None => Step::Close,
             }
         }
@@ -191,6 +180,7 @@ async fn answer(
     request: Request<()>,
     peer: SocketAddr,
     mut watch_close: bool,
+    stop: &watch::Receiver<bool>,
 ) -> Option<Answer> {
     let keep_alive = head::keeps_alive(request.version(), request.headers());
     let version = request.version();
@@ -211,6 +201,8 @@ async fn answer(
             }
         }
     };
+    // During a shutdown the connection closes after this response: its head says so.
+    let keep_alive = keep_alive && !*stop.borrow();
     Some(response_head(response, head_only, version, keep_alive))
 }
 
