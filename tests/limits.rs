@@ -25,20 +25,8 @@ fn client_from(last: u8) -> reqwest::Client {
 
 /// One `streamgate_limit_refusals_total` sample, read through `via`.
 async fn refusals(via: &reqwest::Client, server: &Server, limit: &str) -> f64 {
-    let text = via
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let name = format!("streamgate_limit_refusals_total{{limit=\"{limit}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&name))
-        .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
-        .parse()
-        .unwrap()
+    let name = format!("streamgate_limit_refusals_total{{limit=\"{limit}\"}}");
+    common::metric_via(via, server, &name).await
 }
 
 async fn publish_via(via: &reqwest::Client, server: &Server, channel: &str, data: Value) -> u16 {

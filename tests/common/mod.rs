@@ -192,8 +192,12 @@ pub async fn history(server: &Server, channel: &str) -> Vec<Value> {
 
 /// The server's Prometheus metrics page.
 pub async fn metrics_text(server: &Server) -> String {
-    client()
-        .get(server.url("/metrics"))
+    metrics_text_via(&client(), server).await
+}
+
+/// The metrics page, read with `via` (a client bound to a given source address).
+pub async fn metrics_text_via(via: &reqwest::Client, server: &Server) -> String {
+    via.get(server.url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -204,7 +208,12 @@ pub async fn metrics_text(server: &Server) -> String {
 
 /// One sample of the server's Prometheus metrics.
 pub async fn metric(server: &Server, name: &str) -> f64 {
-    let text = metrics_text(server).await;
+    metric_via(&client(), server, name).await
+}
+
+/// One sample of the metrics, read with `via`.
+pub async fn metric_via(via: &reqwest::Client, server: &Server, name: &str) -> f64 {
+    let text = metrics_text_via(via, server).await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
