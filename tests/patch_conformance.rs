@@ -15,7 +15,7 @@ const ENABLED_RECORDS: usize = 108;
 
 fn records(name: &str) -> Vec<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/json-patch-tests")
+        .join("tests/fixtures/json-patch-tests")
         .join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("conformance suite missing at {}: {e}", path.display()));

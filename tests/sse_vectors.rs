@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use streamgate::wire::sse_parser::{SseEvent, SseFrame, SseParser};
 
-/// The shared file holds exactly this many vectors; checking the count catches a truncated
+/// The vendored file holds exactly this many vectors; checking the count catches a truncated
 /// or partially parsed file that would otherwise pass by testing less.
 const VECTOR_COUNT: usize = 20;
 
@@ -34,7 +34,7 @@ struct Expected {
 }
 
 fn vectors_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/sse-vectors/vectors.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sse-vectors/vectors.json")
 }
 
 fn load_vectors() -> Vec<Vector> {

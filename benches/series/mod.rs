@@ -7,7 +7,7 @@
 //! - `quotes_sorted`: the same, re-sorted by price each tick, so the changed quotes move.
 //! - `news`: a 100-item feed; each tick one to three items arrive at the head and as many
 //!   leave at the tail.
-//! - `tweets`: a 40-status window sliding over `../shared/corpus/twitter.json`, newer statuses
+//! - `tweets`: a 40-status window sliding over `tests/fixtures/corpus/twitter.json`, newer statuses
 //!   arriving at the head.
 
 use std::path::PathBuf;
@@ -171,7 +171,7 @@ fn news(ticks: usize) -> Vec<Value> {
 /// The statuses of the twitter corpus. Panics when the corpus is missing: measurements on
 /// another document would not be comparable.
 pub fn twitter_statuses() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/twitter.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus/twitter.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("corpus missing at {}: {e}", path.display()));
     let corpus: Map<String, Value> = serde_json::from_str(&text).expect("twitter.json parses");

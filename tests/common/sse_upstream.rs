@@ -205,7 +205,7 @@ async fn answer(
         .unwrap()
 }
 
-/// One byte-level SSE vector (`../shared/sse-vectors`).
+/// One byte-level SSE vector (`tests/fixtures/sse-vectors`).
 #[derive(Debug, serde::Deserialize)]
 pub struct Vector {
     pub name: String,
@@ -227,7 +227,7 @@ pub struct Expected {
 pub fn wpt_vectors() -> Vec<Vector> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/sse-vectors/vectors.json"
+        "/tests/fixtures/sse-vectors/vectors.json"
     );
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("SSE vectors are required at {path}: {e}"));
