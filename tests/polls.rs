@@ -467,3 +467,59 @@ async fn selected_parts_share_one_poller_and_stay_exact() {
         items.kinds
     );
 }
+
+#[tokio::test]
+async fn select_pointers_are_checked_and_a_missing_part_is_told() {
+    let mut doc = json!({"items": [1, 2], "a~b": {"c/d": "escaped"}});
+    let upstream = Upstream::start(doc.clone()).await;
+    let server = gateway("");
+    let base = format!(
+        "{}?pollInterval=100",
+        poll_url(&server, &upstream, "/select")
+    );
+    let client = reqwest::Client::new();
+    // A malformed pointer (`~` not followed by 0 or 1) is a request error, not a stream.
+    for bad in ["/a~2", "/a~", "/items~/0", "items"] {
+        let resp = client
+            .get(format!("{base}&select={}", urlencode(bad)))
+            .send()
+            .await
+            .unwrap();
+        expect_error(resp, 400, 40000).await;
+    }
+    // Escapes are read as RFC 6901 says.
+    let mut escaped = Follower::open(&format!("{base}&select=/a~0b/c~1d")).await;
+    escaped.until(&json!("escaped")).await;
+
+    // A part that is not there yet: an error event saying so (never `data: null`), once,
+    // then the part as `data` as soon as it exists.
+    let mut missing = Follower::open(&format!("{base}&select=/later")).await;
+    let error = missing.error().await;
+    assert_eq!(error["status"], 2008, "{error}");
+    assert_eq!(error["cause"], "select", "{error}");
+    doc["items"] = json!([1, 2, 3]);
+    upstream.set(doc.clone());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    doc["later"] = json!({"here": true});
+    upstream.set(doc.clone());
+    let event = missing.step().await;
+    assert_eq!(
+        event.event, "data",
+        "told once, then data: {:?}",
+        missing.kinds
+    );
+    assert_eq!(missing.document, Some(json!({"here": true})));
+
+    // A part that goes away is told again, and comes back as `data`.
+    doc.as_object_mut().unwrap().remove("later");
+    upstream.set(doc.clone());
+    assert_eq!(missing.error().await["status"], 2008);
+    doc["later"] = json!([]);
+    upstream.set(doc.clone());
+    assert_eq!(missing.step().await.event, "data");
+    assert_eq!(missing.document, Some(json!([])));
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}

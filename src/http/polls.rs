@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use json_patch::jsonptr::Pointer;
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 
@@ -168,13 +169,10 @@ pub(super) fn stream(
         }
     };
     let select = query.get("select").map(str::to_owned);
-    if select
-        .as_deref()
-        .is_some_and(|s| !s.is_empty() && !s.starts_with('/'))
-    {
-        return Err(ErrorInfo::bad_request(
-            "select must be a JSON Pointer such as /items",
-        ));
+    if let Some(Err(e)) = select.as_deref().map(Pointer::parse) {
+        return Err(ErrorInfo::bad_request(format!(
+            "select must be a JSON Pointer such as /items (`~` only as ~0 or ~1): {e}"
+        )));
     }
     let mut forwarded = forwarded_headers(query)?;
     // Injected headers win over forwarded ones of the same name.

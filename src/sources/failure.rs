@@ -21,6 +21,8 @@ pub mod status {
     pub const CLOSED: u16 = 2006;
     /// A relayed upstream answered with something other than `text/event-stream`.
     pub const NOT_SSE: u16 = 2007;
+    /// The part a poll's `select` pointer names is not in the target's document (yet).
+    pub const SELECT_MISSING: u16 = 2008;
 }
 
 /// Why a request failed, as subscribers see it.
@@ -38,6 +40,17 @@ impl Failure {
             status: status.as_u16(),
             cause: "status",
             message: format!("the target answered {status}"),
+        }
+    }
+
+    /// The `select` pointer matches nothing in the target's document.
+    pub fn select_missing(pointer: &str) -> Failure {
+        Failure {
+            status: status::SELECT_MISSING,
+            cause: "select",
+            message: format!(
+                "the target's document has nothing at {pointer:?} (select); data follows once it does"
+            ),
         }
     }
 

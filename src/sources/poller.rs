@@ -8,7 +8,7 @@
 //! failure) and is retried with exponential backoff and jitter; when it recovers, patches
 //! resume from the last good document.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -152,7 +152,7 @@ impl Pollers {
                     if let Some(whole) = state.whole.take() {
                         for projection in &projections {
                             if changed || !state.documents.contains_key(&projection.channel) {
-                                self.publish_projection(projection, &mut state, &whole);
+                                self.publish_projection(projection, &mut state, &whole, &session);
                             }
                         }
                         state.whole = Some(whole);
@@ -182,9 +182,9 @@ impl Pollers {
             }
             // A dropped part starts afresh (with a `data` event) if it is asked for again.
             let projections = shared.projections.lock().unwrap();
-            state
-                .documents
-                .retain(|channel, _| projections.iter().any(|p| p.channel == *channel));
+            let asked = |channel: &String| projections.iter().any(|p| p.channel == *channel);
+            state.documents.retain(|channel, _| asked(channel));
+            state.missing.retain(asked);
         }
     }
 
@@ -281,12 +281,30 @@ impl Pollers {
 
     /// Publishes a selected part's change (`data` or `patch`), diffed against that part's
     /// previous value: subscribers of one part share the work.
-    fn publish_projection(&self, projection: &Projection, state: &mut PollState, whole: &Value) {
+    fn publish_projection(
+        &self,
+        projection: &Projection,
+        state: &mut PollState,
+        whole: &Value,
+        session: &str,
+    ) {
+        let (channel, stream) = (&projection.channel, &projection.stream);
         let document = match &projection.select {
-            Some(pointer) => whole.pointer(pointer).cloned().unwrap_or(Value::Null),
+            Some(pointer) => match whole.pointer(pointer) {
+                Some(part) => part.clone(),
+                None => {
+                    // Told once; the part starts afresh with `data` once it exists.
+                    state.documents.remove(channel);
+                    if state.missing.insert(channel.clone()) {
+                        let failure = Failure::select_missing(pointer);
+                        self.publish_error(projection, &failure, session);
+                    }
+                    return;
+                }
+            },
             None => whole.clone(),
         };
-        let (channel, stream) = (&projection.channel, &projection.stream);
+        state.missing.remove(channel);
         let previous = state.documents.get(channel);
         match previous {
             Some(old) if *old == document => return,
@@ -336,6 +354,9 @@ impl Pollers {
 struct PollState {
     /// The last document of each selected part, by channel.
     documents: HashMap<String, Value>,
+    /// The selected parts whose pointer matched nothing in the last document, by channel:
+    /// their subscribers have been told so.
+    missing: HashSet<String>,
     /// The last whole document: later polls may be conditional.
     whole: Option<Value>,
     etag: Option<HeaderValue>,
