@@ -12,6 +12,7 @@ use reqwest::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
 
 use crate::patch;
+use crate::wire::json;
 use crate::wire::sse_parser::{SseEvent, SseParser};
 
 /// Follows `url` until interrupted; returns only when the URL is unusable.
@@ -81,7 +82,7 @@ impl View {
 
     /// Shows one event; false when a patch could not be applied.
     fn show(&mut self, event: &SseEvent) -> bool {
-        let data = || serde_json::from_str::<Value>(&event.data);
+        let data = || json::parse(event.data.as_bytes());
         match event.event.as_str() {
             "data" => match data() {
                 Ok(document) => self.document = Some(document),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Paths the gateway's own endpoints use; a relay may not hide them.
-const RESERVED: [&str; 12] = [
+const RESERVED: [&str; 13] = [
     "/channels",
     "/sse",
     "/event-stream",
@@ -23,6 +23,7 @@ const RESERVED: [&str; 12] = [
     "/asyncapi.json",
     "/asyncapi.yaml",
     "/admin",
+    "/docs",
     "/.well-known",
 ];
 

@@ -120,7 +120,7 @@ pub async fn history(
         .filter_map(|e| e.message())
         .take(limit)
         .collect();
-    Ok(Json(
-        serde_json::to_value(page).expect("messages serialize"),
-    ))
+    // Serialized as they are (not through a `Value`, which would respell numbers).
+    let body = serde_json::to_vec(&page).expect("messages serialize");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }

@@ -4,6 +4,7 @@ mod admin;
 mod asyncapi;
 mod channels;
 mod connections;
+mod docs;
 mod error;
 mod health;
 pub mod limits;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/asyncapi.json", get(asyncapi::json))
         .route("/asyncapi.yaml", get(asyncapi::yaml))
+        .route("/docs/errors", get(docs::errors))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

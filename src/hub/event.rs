@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::wire::envelope::Message;
@@ -138,12 +139,29 @@ impl Event {
     }
 }
 
+/// `{"channel", "data"}`: how an enveloped connection carries a stream that is not pub/sub.
+/// Serialized straight from the borrowed parts (`json!` would copy `data` through
+/// `to_value`, which respells numbers).
+#[derive(Serialize)]
+struct StreamEnvelope<'a, T: Serialize> {
+    channel: &'a str,
+    data: &'a T,
+}
+
 fn state_envelope(stream: &str, data: &Value) -> String {
-    serde_json::json!({ "channel": stream, "data": data }).to_string()
+    let envelope = StreamEnvelope {
+        channel: stream,
+        data,
+    };
+    serde_json::to_string(&envelope).expect("an envelope always serializes")
 }
 
 fn relayed_envelope(relayed: &Relayed) -> String {
-    serde_json::json!({ "channel": &*relayed.stream, "data": &relayed.data }).to_string()
+    let envelope = StreamEnvelope {
+        channel: &relayed.stream,
+        data: &relayed.data,
+    };
+    serde_json::to_string(&envelope).expect("an envelope always serializes")
 }
 
 fn envelope_json(message: &Message) -> String {

@@ -52,7 +52,7 @@ mod value;
 
 pub use apply::{PatchError, PatchErrorKind, apply};
 pub use json_patch::{Patch, PatchOperation};
-pub use parse::parse;
+pub use parse::{parse, to_json};
 pub use value::MAX_DEPTH;
 
 use serde_json::Value;

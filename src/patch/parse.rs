@@ -1,15 +1,17 @@
-//! Reading a patch from its JSON form.
+//! A patch's JSON form, read and written.
 //!
 //! Built by hand rather than through `serde`: `json-patch`'s operations are an internally
 //! tagged enum, and serde buffers such enums in a form that cannot hold arbitrary-precision
-//! numbers, so a 30-digit integer in a `value` would be refused.
+//! numbers, so a 30-digit integer in a `value` would be refused; and `serde_json::to_value`
+//! respells numbers (`1E5` becomes `1e+5`), where a patch must carry them as the document has
+//! them.
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{
     AddOperation, CopyOperation, MoveOperation, Patch, PatchOperation, RemoveOperation,
     ReplaceOperation, TestOperation,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Reads an array of RFC 6902 operations (a received `patch` event, say). The error names
 /// the operation and what is wrong with it.
@@ -22,6 +24,29 @@ pub fn parse(ops: &Value) -> Result<Patch, String> {
         .map(|(i, op)| operation(op).map_err(|e| format!("operation {i}: {e}")))
         .collect::<Result<_, _>>()
         .map(Patch)
+}
+
+/// The JSON form of `patch` (an array of operation objects), its values moved, not copied.
+pub fn to_json(patch: Patch) -> Value {
+    let op = |name: &str, path: PointerBuf| {
+        let mut members = Map::new();
+        members.insert("op".into(), Value::String(name.into()));
+        members.insert("path".into(), Value::String(path.as_str().into()));
+        members
+    };
+    let with = |mut members: Map<String, Value>, key: &str, value: Value| {
+        members.insert(key.into(), value);
+        Value::Object(members)
+    };
+    let ops = patch.0.into_iter().map(|operation| match operation {
+        PatchOperation::Add(o) => with(op("add", o.path), "value", o.value),
+        PatchOperation::Remove(o) => Value::Object(op("remove", o.path)),
+        PatchOperation::Replace(o) => with(op("replace", o.path), "value", o.value),
+        PatchOperation::Move(o) => with(op("move", o.path), "from", o.from.as_str().into()),
+        PatchOperation::Copy(o) => with(op("copy", o.path), "from", o.from.as_str().into()),
+        PatchOperation::Test(o) => with(op("test", o.path), "value", o.value),
+    });
+    Value::Array(ops.collect())
 }
 
 fn operation(op: &Value) -> Result<PatchOperation, String> {
@@ -68,6 +93,13 @@ fn operation(op: &Value) -> Result<PatchOperation, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_op_writes_back_as_it_was_read() {
+        let text = r#"[{"op":"add","path":"/a~1b","value":[1E5,-0,1e400]},{"op":"remove","path":"/r"},{"op":"replace","path":"/0","value":{"x":2.50E-3}},{"op":"move","path":"/m","from":"/f~0"},{"op":"copy","path":"/c","from":"/d"},{"op":"test","path":"","value":null}]"#;
+        let read = parse(&crate::wire::json::parse(text.as_bytes()).unwrap()).unwrap();
+        assert_eq!(to_json(read).to_string(), text);
+    }
 
     #[test]
     fn big_numbers_and_every_op_parse() {

@@ -23,7 +23,8 @@ use super::failure::{Failure, backoff, classify, status};
 use super::topic::Topic;
 use crate::config::PollConfig;
 use crate::hub::{Hub, StateKind};
-use crate::patch::{Delta, delta};
+use crate::patch::{self, Delta, delta};
+use crate::wire::json;
 
 /// The running pollers, by topic key.
 pub struct Pollers {
@@ -269,7 +270,7 @@ impl Pollers {
         let etag = response.headers().get(ETAG).cloned();
         let last_modified = response.headers().get(LAST_MODIFIED).cloned();
         let body = read_capped(&mut response, self.config.max_body_bytes).await?;
-        let document: Value = serde_json::from_slice(&body).map_err(|e| Failure {
+        let document = json::parse(&body).map_err(|e| Failure {
             status: status::NOT_JSON,
             cause: "parse",
             message: format!("the target's body is not JSON: {e}"),
@@ -310,7 +311,7 @@ impl Pollers {
             Some(old) if *old == document => return,
             Some(old) => match delta(old, &document) {
                 Delta::Patch(patch) => {
-                    let patch = serde_json::to_value(patch).expect("a patch serializes");
+                    let patch = patch::to_json(patch);
                     self.hub.publish_state(
                         channel,
                         stream,

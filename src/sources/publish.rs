@@ -5,23 +5,14 @@
 //! is the body as a string (base64 with `encoding: "base64"` when it is not UTF-8).
 
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::hub::NewMessage;
 use crate::wire::envelope::ErrorInfo;
+use crate::wire::json;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireMessage {
-    #[serde(default)]
-    name: Option<String>,
-    data: Value,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    encoding: Option<String>,
-}
+/// The members a message object may have.
+const MEMBERS: &str = "name, data, id, encoding";
 
 pub fn is_json(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return false };
@@ -51,9 +42,9 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Vec<NewMess
             data: Value::String(data),
         }]);
     }
-    // Parse to a Value first so syntax errors keep serde's line and column; the shape check
-    // after it gives the field-level reason.
-    let value: Value = serde_json::from_slice(body)
+    // Parse to a Value first so syntax errors keep their line and column; the shape check
+    // after it gives the field-level reason. Numbers keep the text they were sent as.
+    let value = json::parse(body)
         .map_err(|e| ErrorInfo::bad_request(format!("request body is not valid JSON: {e}")))?;
     let messages = match value {
         Value::Object(_) => vec![message(value)?],
@@ -74,17 +65,26 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Vec<NewMess
 }
 
 fn message(value: Value) -> Result<NewMessage, ErrorInfo> {
-    let WireMessage {
-        name,
-        data,
-        id,
-        encoding,
-    } = serde_json::from_value(value)
-        .map_err(|e| ErrorInfo::bad_request(format!("invalid message: {e}")))?;
+    let invalid = |reason: String| ErrorInfo::bad_request(format!("invalid message: {reason}"));
+    let Value::Object(mut members) = value else {
+        return Err(invalid(format!("a message is an object with {MEMBERS}")));
+    };
+    let mut text = |field: &str| match members.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(invalid(format!("{field} must be a string"))),
+    };
+    let (name, id, encoding) = (text("name")?, text("id")?, text("encoding")?);
+    let data = members
+        .remove("data")
+        .ok_or_else(|| invalid("missing field `data`".into()))?;
+    if let Some(field) = members.keys().next() {
+        return Err(invalid(format!(
+            "unknown field `{field}`, expected one of {MEMBERS}"
+        )));
+    }
     if id.as_deref() == Some("") {
-        return Err(ErrorInfo::bad_request(
-            "invalid message: id must not be empty",
-        ));
+        return Err(invalid("id must not be empty".into()));
     }
     Ok(NewMessage {
         id,

@@ -29,14 +29,15 @@ pub struct ErrorInfo {
 
 impl ErrorInfo {
     /// Builds an error whose HTTP status is the first three digits of the code, as in Ably's
-    /// scheme (40101 → 401, 50300 → 503).
+    /// scheme (40101 → 401, 50300 → 503), pointing at the code's entry in the error reference
+    /// the gateway serves (`docs/ERRORS.md`).
     pub fn new(code: u32, message: impl Into<String>) -> Self {
         let status_code = u16::try_from(code / 100).unwrap_or(500);
         ErrorInfo {
             message: message.into(),
             code,
             status_code,
-            href: format!("https://help.ably.io/error/{code}"),
+            href: format!("/docs/errors#{code}"),
         }
     }
 
@@ -49,7 +50,7 @@ impl ErrorInfo {
     }
 }
 
-/// The error codes of SPEC.md §2, named.
+/// The error codes, named; `docs/ERRORS.md` says what each means.
 pub mod codes {
     pub const BAD_REQUEST: u32 = 40000;
     pub const BAD_CREDENTIALS: u32 = 40101;

@@ -1,10 +1,11 @@
 //! Encodings of events on the wire: SSE and NDJSON, and the JSON envelopes they carry (plus
-//! YAML, for documents served as YAML).
+//! YAML, for documents served as YAML), and the JSON reader that keeps numbers as sent.
 //!
 //! An event's body (everything but the per-connection resume id) is encoded once per
 //! [`WireFormat`] and shared; the outlet only adds the id in front.
 
 pub mod envelope;
+pub mod json;
 pub mod ndjson;
 pub mod sse;
 pub mod sse_parser;

@@ -1,0 +1,393 @@
+//! Reading JSON that comes in (published messages, polled documents) with every number kept
+//! as the exact text it arrived as.
+//!
+//! `serde_json` with `arbitrary_precision` keeps a number's digits but rewrites its exponent
+//! (`1E5` and `1e5` become `1e+5`), and its typed deserializers turn `-0` into `0`. A gateway
+//! must hand on what it was given, so this reader builds the same `serde_json::Value` (objects
+//! in document order, later duplicate members replacing earlier ones, at most 128 levels deep
+//! as `serde_json` allows) but makes each number from its own text.
+
+use std::fmt;
+
+use serde_json::{Map, Number, Value};
+
+/// How deep arrays and objects may nest; deeper input is refused (as `serde_json` does), so
+/// what is read can be walked recursively without running out of stack.
+const MAX_DEPTH: usize = 128;
+
+/// Why the input is not JSON, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    what: &'static str,
+    line: usize,
+    column: usize,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {} column {}",
+            self.what, self.line, self.column
+        )
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// Parses one JSON text (surrounding whitespace allowed) into a `Value` whose numbers are
+/// exactly as written.
+pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
+    let mut reader = Reader { input, at: 0 };
+    if let Err(e) = std::str::from_utf8(input) {
+        reader.at = e.valid_up_to();
+        return Err(reader.error("invalid UTF-8"));
+    }
+    let value = reader.value(0)?;
+    reader.skip_whitespace();
+    if reader.at < input.len() {
+        return Err(reader.error("trailing characters"));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    /// Valid UTF-8 (checked before reading).
+    input: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn error(&self, what: &'static str) -> JsonError {
+        let before = &self.input[..self.at.min(self.input.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        // Columns count characters, not bytes, as editors do.
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        JsonError { what, line, column }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.at).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+        self.skip_whitespace();
+        match self.peek() {
+            None => Err(self.error("EOF while parsing a value")),
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => Ok(Value::String(self.string()?)),
+            Some(b't') => self.literal("true", Value::Bool(true)),
+            Some(b'f') => self.literal("false", Value::Bool(false)),
+            Some(b'n') => self.literal("null", Value::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("expected value")),
+        }
+    }
+
+    fn literal(&mut self, text: &str, value: Value) -> Result<Value, JsonError> {
+        if self.input[self.at..].starts_with(text.as_bytes()) {
+            self.at += text.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected value"))
+        }
+    }
+
+    fn enter(&mut self, depth: usize) -> Result<(), JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("recursion limit exceeded"));
+        }
+        self.at += 1;
+        self.skip_whitespace();
+        Ok(())
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
+        self.enter(depth)?;
+        let mut items = Vec::new();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            items.push(self.value(depth)?);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(Value::Array(items));
+                }
+                None => return Err(self.error("EOF while parsing a list")),
+                Some(_) => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+        self.enter(depth)?;
+        let mut members = Map::new();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(Value::Object(members));
+        }
+        loop {
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b'"') => {}
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("key must be a string")),
+            }
+            let key = self.string()?;
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(self.error("expected `:`"));
+            }
+            self.at += 1;
+            let value = self.value(depth)?;
+            members.insert(key, value);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(Value::Object(members));
+                }
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// A string, the reader at its opening quote.
+    fn string(&mut self) -> Result<String, JsonError> {
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            // Copy the run up to the next quote, backslash or control character at once.
+            let run = self.input[self.at..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let Some(len) = run else {
+                self.at = self.input.len();
+                return Err(self.error("EOF while parsing a string"));
+            };
+            let text = &self.input[self.at..self.at + len];
+            // The input is valid UTF-8 and the run stops only at ASCII bytes.
+            out.push_str(std::str::from_utf8(text).expect("checked UTF-8"));
+            self.at += len;
+            match self.input[self.at] {
+                b'"' => {
+                    self.at += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    self.at += 1;
+                    self.escape(&mut out)?;
+                }
+                _ => return Err(self.error("control character in a string")),
+            }
+        }
+    }
+
+    /// One escape, the reader just after its backslash.
+    fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
+        let Some(byte) = self.peek() else {
+            return Err(self.error("EOF while parsing a string"));
+        };
+        self.at += 1;
+        let c = match byte {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let first = self.hex4()?;
+                let code = if (0xD800..0xDC00).contains(&first) {
+                    if !self.input[self.at..].starts_with(b"\\u") {
+                        return Err(self.error("lone leading surrogate in hex escape"));
+                    }
+                    self.at += 2;
+                    let second = self.hex4()?;
+                    if !(0xDC00..0xE000).contains(&second) {
+                        return Err(self.error("lone leading surrogate in hex escape"));
+                    }
+                    0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+                } else {
+                    first
+                };
+                char::from_u32(code).ok_or_else(|| self.error("lone trailing surrogate"))?
+            }
+            _ => {
+                self.at -= 1;
+                return Err(self.error("invalid escape"));
+            }
+        };
+        out.push(c);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self
+            .input
+            .get(self.at..self.at + 4)
+            .ok_or_else(|| self.error("EOF while parsing a string"))?;
+        let mut code = 0;
+        for &d in digits {
+            let nibble = (d as char)
+                .to_digit(16)
+                .ok_or_else(|| self.error("invalid \\u escape"))?;
+            code = code * 16 + nibble;
+        }
+        self.at += 4;
+        Ok(code)
+    }
+
+    /// A number, kept as its text: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    fn number(&mut self) -> Result<Value, JsonError> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.error("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            self.required_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            self.required_digits()?;
+        }
+        if let Some(b'0'..=b'9') = self.peek() {
+            // A second digit after a leading zero.
+            return Err(self.error("invalid number"));
+        }
+        let text = std::str::from_utf8(&self.input[start..self.at]).expect("ASCII");
+        Ok(Value::Number(Number::from_string_unchecked(
+            text.to_owned(),
+        )))
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn required_digits(&mut self) -> Result<(), JsonError> {
+        if !matches!(self.peek(), Some(b'0'..=b'9')) {
+            return Err(self.error("invalid number"));
+        }
+        self.digits();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_their_text() {
+        for text in [
+            "0",
+            "-0",
+            "-0.0",
+            "1E5",
+            "1e5",
+            "1e+5",
+            "1E-05",
+            "1e400",
+            "-1.50e-3",
+            "12345678901234567890123456",
+            "0.1000000000000000000000001",
+        ] {
+            let value = parse(text.as_bytes()).unwrap();
+            assert_eq!(serde_json::to_string(&value).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn reads_what_serde_json_reads() {
+        let text = r#" {"a": [1, -2.5, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"],
+            "b": {}, "c": [], "a": "last wins", "é": "ü"} "#;
+        let ours = parse(text.as_bytes()).unwrap();
+        let theirs: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(ours, theirs);
+        assert_eq!(
+            ours.as_object().unwrap().keys().collect::<Vec<_>>(),
+            theirs.as_object().unwrap().keys().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn refuses_what_serde_json_refuses() {
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        let deepest_allowed = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse(deepest_allowed.as_bytes()).is_ok());
+        for bad in [
+            "",
+            " ",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "-",
+            "+1",
+            "NaN",
+            "[1,]",
+            "{\"a\":1,}",
+            "{a:1}",
+            "\"\\x\"",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\u{1}\"",
+            "\"open",
+            "[1 2]",
+            "tru",
+            "nul",
+            "1 2",
+            "{\"a\" 1}",
+            &deep,
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad:?} was accepted");
+            assert!(
+                serde_json::from_str::<Value>(bad).is_err(),
+                "{bad:?} is JSON after all"
+            );
+        }
+        assert!(parse(b"\"\xff\"").is_err());
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let e = parse(b"{\n  \"a\": tru\n}").unwrap_err();
+        assert_eq!(e.to_string(), "expected value at line 2 column 8");
+    }
+}
