@@ -294,3 +294,65 @@ async fn bad_stream_and_history_input_gets_its_error_info() {
         .unwrap();
     expect_error(resp, 405, 40500).await;
 }
+
+#[tokio::test]
+async fn names_that_are_not_utf8_are_refused_everywhere() {
+    let server = Server::start(CONFIG);
+    for query in [
+        "channels=a%FF",
+        "channel=a%FE",
+        "channels=ok,b%FF",
+        "channels=%5B%3Frewind%3D1%5Da%FF",
+        "channels=a,b&separator=%FF",
+        "dynamic=true&channels=a%FF",
+    ] {
+        let resp = client()
+            .get(server.url(&format!("/sse?{query}")))
+            .send()
+            .await
+            .unwrap();
+        let info = expect_error(resp, 400, 40000).await;
+        eprintln!("{query}: {info}");
+    }
+    let path = "/channels/a%FF/messages";
+    let resp = post(&server, path, Some("application/json"), b"{\"data\": 1}").await;
+    expect_error(resp, 400, 40000).await;
+    let resp = client().get(server.url(path)).send().await.unwrap();
+    expect_error(resp, 400, 40000).await;
+
+    // A dynamic connection's paths and subscription body.
+    let mut stream = SseStream::open(&server.url("/sse?dynamic=true")).await;
+    let connected = stream.next_event().await.unwrap();
+    let data: Value = serde_json::from_str(&connected.data).unwrap();
+    let id = data["connectionId"].as_str().unwrap();
+    let resp = client()
+        .delete(server.url(&format!("/connections/{id}/subscriptions/a%FF")))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, 40000).await;
+    let resp = client()
+        .get(server.url("/connections/a%FF"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, 40000).await;
+    let subscriptions = format!("/connections/{id}/subscriptions");
+    let json = Some("application/json");
+    for body in [
+        &b"{\"channel\": \"a\xff\"}"[..],
+        br#"{"channel": "a\udcff"}"#,
+    ] {
+        let resp = post(&server, &subscriptions, json, body).await;
+        expect_error(resp, 400, 40000).await;
+    }
+    // U+FFFD itself, sent as its UTF-8 bytes, is a name like any other.
+    let resp = post(
+        &server,
+        "/channels/a%EF%BF%BD/messages",
+        json,
+        b"{\"data\": 1}",
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+}

@@ -19,8 +19,8 @@ use crate::sources::publish::parse_body;
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Decodes the `{channel}` segment into a valid name.
-fn channel_name(path: Result<Path<String>, PathRejection>) -> Result<String, ErrorInfo> {
-    let Path(name) = path.map_err(|e| ErrorInfo::bad_request(format!("bad channel name: {e}")))?;
+fn channel_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(name) = path?;
     validate_name(&name)?;
     Ok(name)
 }
