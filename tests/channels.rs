@@ -294,3 +294,141 @@ async fn bad_stream_and_history_input_gets_its_error_info() {
         .unwrap();
     expect_error(resp, 405, 40500).await;
 }
+
+#[tokio::test]
+async fn a_publisher_cannot_give_an_id_the_gateway_gives() {
+    let server = Server::start(CONFIG);
+    let assigned = publish(&server, "forge", json!({"data": "assigned"})).await;
+    let (epoch, n) = assigned[0]
+        .split_once(':')
+        .expect("a gateway id is {epoch}:{n}");
+    let forged = format!("{epoch}:{}", n.parse::<u64>().unwrap() + 1);
+    let body = json!({"id": forged, "data": "forged"}).to_string();
+    let resp = post(
+        &server,
+        "/channels/forge/messages",
+        Some("application/json"),
+        body.as_bytes(),
+    )
+    .await;
+    let refused = expect_error(resp, 400, 40000).await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{epoch}:")),
+        "{refused}"
+    );
+    // The id the forger aimed at goes to the next message without one, and only to it.
+    let next = publish(&server, "forge", json!({"data": "next"})).await;
+    assert_eq!(next[0], forged);
+    let ids: Vec<Value> = history(&server, "forge")
+        .await
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(forged), json!(assigned[0])]);
+    // Other ids with a colon remain the publisher's own (Ably's libraries make such ids).
+    let own = publish(&server, "forge", json!({"id": "aGVsbG8:0", "data": "own"})).await;
+    assert_eq!(own, ["aGVsbG8:0"]);
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_history_is_refused() {
+    let server = Server::start("[channels]\nhistory_size = 3\n");
+    let mut stream = SseStream::open(&server.url("/sse?channels=big")).await;
+    let batch: Vec<Value> = (0..4).map(|i| json!({"data": i})).collect();
+    let body = json!(batch).to_string();
+    let resp = post(
+        &server,
+        "/channels/big/messages",
+        Some("application/json"),
+        body.as_bytes(),
+    )
+    .await;
+    let refused = expect_error(resp, 400, 40000).await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("history_size = 3"),
+        "{refused}"
+    );
+    assert!(history(&server, "big").await.is_empty());
+    // A batch that fits reaches the live subscriber whole, without a gap notice.
+    publish(
+        &server,
+        "big",
+        json!([{"data": 0}, {"data": 1}, {"data": 2}]),
+    )
+    .await;
+    let data: Vec<Value> = stream
+        .events(3)
+        .await
+        .iter()
+        .map(|e| envelope(e)["data"].clone())
+        .collect();
+    assert_eq!(data, [json!(0), json!(1), json!(2)]);
+}
+
+#[tokio::test]
+async fn names_that_are_not_utf8_are_refused_everywhere() {
+    let server = Server::start(CONFIG);
+    for query in [
+        "channels=a%FF",
+        "channel=a%FE",
+        "channels=ok,b%FF",
+        "channels=%5B%3Frewind%3D1%5Da%FF",
+        "channels=a,b&separator=%FF",
+        "dynamic=true&channels=a%FF",
+    ] {
+        let resp = client()
+            .get(server.url(&format!("/sse?{query}")))
+            .send()
+            .await
+            .unwrap();
+        let info = expect_error(resp, 400, 40000).await;
+        eprintln!("{query}: {info}");
+    }
+    let path = "/channels/a%FF/messages";
+    let resp = post(&server, path, Some("application/json"), b"{\"data\": 1}").await;
+    expect_error(resp, 400, 40000).await;
+    let resp = client().get(server.url(path)).send().await.unwrap();
+    expect_error(resp, 400, 40000).await;
+
+    // A dynamic connection's paths and subscription body.
+    let mut stream = SseStream::open(&server.url("/sse?dynamic=true")).await;
+    let connected = stream.next_event().await.unwrap();
+    let data: Value = serde_json::from_str(&connected.data).unwrap();
+    let id = data["connectionId"].as_str().unwrap();
+    let resp = client()
+        .delete(server.url(&format!("/connections/{id}/subscriptions/a%FF")))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, 40000).await;
+    let resp = client()
+        .get(server.url("/connections/a%FF"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, 40000).await;
+    let subscriptions = format!("/connections/{id}/subscriptions");
+    let json = Some("application/json");
+    for body in [
+        &b"{\"channel\": \"a\xff\"}"[..],
+        br#"{"channel": "a\udcff"}"#,
+    ] {
+        let resp = post(&server, &subscriptions, json, body).await;
+        expect_error(resp, 400, 40000).await;
+    }
+    // U+FFFD itself, sent as its UTF-8 bytes, is a name like any other.
+    let resp = post(
+        &server,
+        "/channels/a%EF%BF%BD/messages",
+        json,
+        b"{\"data\": 1}",
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+}

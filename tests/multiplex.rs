@@ -269,3 +269,84 @@ async fn channels_and_delta_streams_share_a_connection_and_resume_together() {
         json!([{"op": "replace", "path": "/v", "value": 1}])
     );
 }
+
+/// The ErrorInfo of an `event: error`.
+fn error_info(event: &SseEvent) -> Value {
+    assert_eq!(event.event, "error", "{event:?}");
+    serde_json::from_str(&event.data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_come_back_after_a_restart_are_told_their_streams_are_gone() {
+    let server = Server::start("[stream]\nkeepalive_ms = 60000\n");
+    let (mut stream, id) = dynamic(&server, "").await;
+    assert_eq!(
+        add(&server, &id, json!({"channel": "news"})).await.status(),
+        201
+    );
+    publish(&server, "news", json!({"data": "n1"})).await;
+    let dynamic_id = stream.next_event().await.unwrap().id;
+    drop(stream);
+    // A connection with more streams than fit in an id also has a server-kept one.
+    let names: Vec<String> = (0..17).map(|i| format!("s{i}")).collect();
+    let many_url = server.url(&format!("/sse?channels={}", names.join(",")));
+    let mut many = SseStream::open(&many_url).await;
+    publish(&server, "s0", json!({"data": "s0"})).await;
+    let many_id = many.next_event().await.unwrap().id;
+    drop(many);
+
+    let base = server.base.clone();
+    let server = server.restart();
+    assert_eq!(server.base, base, "clients come back to the same address");
+    let last_event = |id: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("last-event-id", HeaderValue::from_str(id).unwrap());
+        headers
+    };
+
+    // EventSource's reconnect: told first, then given its new connection id.
+    let url = server.url("/sse?dynamic=true");
+    let mut resumed = SseStream::open_with(&url, last_event(&dynamic_id)).await;
+    let told = error_info(&resumed.next_event().await.unwrap());
+    assert_eq!(told["code"], 40410, "{told}");
+    assert_eq!(told["statusCode"], 404, "{told}");
+    let connected = resumed.next_event().await.unwrap();
+    assert_eq!(connected.event, "connected");
+    let data: Value = serde_json::from_str(&connected.data).unwrap();
+    let new_id = data["connectionId"].as_str().unwrap();
+    assert_ne!(new_id, id);
+    // Subscribing again on the new connection works.
+    assert_eq!(
+        add(&server, new_id, json!({"channel": "news"}))
+            .await
+            .status(),
+        201
+    );
+    publish(&server, "news", json!({"data": "n2"})).await;
+    assert_eq!(envelope(&resumed.next_event().await.unwrap())["data"], "n2");
+
+    // The many-stream connection is told too, then gets a gap notice on each channel.
+    let mut resumed = SseStream::open_with(&many_url, last_event(&many_id)).await;
+    let told = error_info(&resumed.next_event().await.unwrap());
+    assert_eq!(told["code"], 40410, "{told}");
+    for event in resumed.events(names.len()).await {
+        assert_eq!(error_info(&event)["code"], 40900);
+    }
+
+    // Without channels or dynamic=true there is nothing to carry: an error, not an empty
+    // stream that never ends.
+    let resp = client()
+        .get(server.url("/sse"))
+        .headers(last_event(&dynamic_id))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 404, 40410).await;
+    // lastEvent says the same, before the stream.
+    let resp = client()
+        .get(server.url(&format!("/sse?dynamic=true&lastEvent={dynamic_id}")))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 404, 40410).await;
+}

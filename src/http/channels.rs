@@ -15,12 +15,12 @@ use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::hub::channel::validate_name;
 use crate::metrics::Limit;
-use crate::sources::publish::parse_body;
+use crate::sources::publish::{check_batch, parse_body};
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Decodes the `{channel}` segment into a valid name.
-fn channel_name(path: Result<Path<String>, PathRejection>) -> Result<String, ErrorInfo> {
-    let Path(name) = path.map_err(|e| ErrorInfo::bad_request(format!("bad channel name: {e}")))?;
+fn channel_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(name) = path?;
     validate_name(&name)?;
     Ok(name)
 }
@@ -57,6 +57,7 @@ pub async fn publish(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let messages = parse_body(content_type, &bytes)?;
+    check_batch(&messages, &state.hub)?;
     let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let allowed = state
         .publish_rate

@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -32,11 +33,12 @@ struct Add {
 
 pub async fn add(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    let Path(id) = path?;
     let query = Query::parse(query.as_deref());
     let credential = query.credential(&headers)?;
     let (control, _) = state.connections.control(&id, &credential)?;
@@ -96,10 +98,11 @@ pub async fn add(
 
 pub async fn remove(
     State(state): State<AppState>,
-    Path((id, stream)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    let Path((id, stream)) = path?;
     let credential = Query::parse(query.as_deref()).credential(&headers)?;
     let (control, _) = state.connections.control(&id, &credential)?;
     ask(&control, |reply| Control::Remove(stream, reply)).await?;
@@ -108,10 +111,11 @@ pub async fn remove(
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
+    let Path(id) = path?;
     let credential = Query::parse(query.as_deref()).credential(&headers)?;
     let (_, journal) = state.connections.control(&id, &credential)?;
     let streams: Vec<_> = journal

@@ -1,6 +1,7 @@
 //! Errors before a stream opens: the ErrorInfo's status with body `{"error": ErrorInfo}`.
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -12,6 +13,18 @@ pub struct ApiError(pub ErrorInfo);
 impl From<ErrorInfo> for ApiError {
     fn from(info: ErrorInfo) -> Self {
         ApiError(info)
+    }
+}
+
+/// A path whose segments axum could not decode (most often: not UTF-8 once percent-decoded),
+/// taken as `Result<Path<_>, PathRejection>` so the client gets an ErrorInfo, not plain text.
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ErrorInfo::bad_request(format!(
+            "{}; a name in the path is its UTF-8 bytes, percent-encoded",
+            rejection.body_text()
+        ))
+        .into()
     }
 }
 

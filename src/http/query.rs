@@ -8,23 +8,49 @@ use crate::wire::envelope::{ErrorInfo, codes};
 
 /// A request's query pairs, percent-decoded; a repeated key's last value wins.
 #[derive(Debug, Default)]
-pub struct Query(Vec<(String, String)>);
+pub struct Query {
+    pairs: Vec<(String, String)>,
+    /// The pairs whose key or value is not UTF-8 once percent-decoded: `pairs` holds them
+    /// with U+FFFD in place of the bad bytes, so `text` can refuse them.
+    not_utf8: Vec<usize>,
+}
 
 impl Query {
+    /// Decodes as `application/x-www-form-urlencoded` (`+` is a space).
     pub fn parse(raw: Option<&str>) -> Query {
-        Query(
-            form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        let mut query = Query::default();
+        for piece in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = piece.split_once('=').unwrap_or((piece, ""));
+            let ((key, key_ok), (value, value_ok)) = (decode(key), decode(value));
+            if !(key_ok && value_ok) {
+                query.not_utf8.push(query.pairs.len());
+            }
+            query.pairs.push((key, value));
+        }
+        query
+    }
+
+    /// A value that names something (a channel): different bytes must not become one name,
+    /// so a value that is not UTF-8 once percent-decoded is refused, not read lossily.
+    pub fn text(&self, key: &str) -> Result<Option<&str>, ErrorInfo> {
+        let Some(i) = self.pairs.iter().rposition(|(k, _)| k == key) else {
+            return Ok(None);
+        };
+        if self.not_utf8.contains(&i) {
+            return Err(ErrorInfo::bad_request(format!(
+                "{key} is not UTF-8 once percent-decoded; percent-encode the UTF-8 bytes of \
+                 the text"
+            )));
+        }
+        Ok(Some(&self.pairs[i].1))
     }
 
     pub fn pairs(&self) -> &[(String, String)] {
-        &self.0
+        &self.pairs
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
+        self.pairs
             .iter()
             .rev()
             .find(|(k, _)| k == key)
@@ -71,5 +97,15 @@ impl Query {
             self.get("accessToken"),
             authorization,
         )
+    }
+}
+
+/// One percent-decoded component, and whether it was UTF-8 (if not, decoded lossily).
+fn decode(component: &str) -> (String, bool) {
+    let spaced = component.replace('+', " ");
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, true),
+        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
     }
 }

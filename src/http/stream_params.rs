@@ -46,8 +46,8 @@ impl StreamParams {
             _ => None,
         };
         let list = query
-            .get("channels")
-            .or_else(|| query.get("channel"))
+            .text("channels")?
+            .or(query.text("channel")?)
             .filter(|l| !l.is_empty());
         // A dynamic connection may start empty; a resumed one gets its streams back.
         let list = match list {
@@ -60,7 +60,7 @@ impl StreamParams {
                 ));
             }
         };
-        let separator = query.get("separator").unwrap_or(",");
+        let separator = query.text("separator")?.unwrap_or(",");
         if separator.is_empty() {
             return Err(ErrorInfo::bad_request("separator must not be empty"));
         }

@@ -17,7 +17,7 @@ use crate::auth::{Credential, Principal};
 use crate::hub::cursor;
 use crate::outlet::{Link, Outlet, OutletOptions, Start, StreamSpec};
 use crate::wire::WireFormat;
-use crate::wire::envelope::ErrorInfo;
+use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Events taken from the hub for one write at most: bounds the memory one write holds.
 const WRITE_BATCH: usize = 256;
@@ -123,6 +123,7 @@ fn link(
     });
     let mut restored = Vec::new();
     let mut resume = None;
+    let mut notice = None;
     match (token, journal) {
         (Some(token), Some(journal)) => {
             let mut journal = journal.lock().unwrap();
@@ -150,13 +151,16 @@ fn link(
             }
             resume = Some(token.connection);
         }
-        (Some(_), None) if token_from_query => {
-            return Err(ErrorInfo::bad_request(
-                "lastEvent names a connection this server no longer knows; connect afresh",
-            ));
+        (Some(_), None) if token_from_query => return Err(unknown_connection("lastEvent")),
+        // Nothing to resume and nothing asked for: not an empty stream that never ends.
+        (Some(_), None) if streams.is_empty() && !announce => {
+            return Err(unknown_connection("Last-Event-ID"));
         }
-        // A browser's reconnect with an id we cannot place: a gap notice on every stream.
+        // A browser's reconnect with an id we cannot place: it is told in-band that the
+        // connection's streams are gone (before a dynamic connection's new id), and every
+        // stream it asks for again gets a gap notice.
         (Some(_), None) => {
+            notice = Some(unknown_connection("Last-Event-ID"));
             for spec in streams.iter_mut() {
                 spec.start = Start::Unknown;
             }
@@ -169,8 +173,20 @@ fn link(
         registry: Arc::clone(registry),
         registration,
         announce,
+        notice,
         restored,
     })
+}
+
+/// A server-kept resume id (from `source`) whose connection this process does not know.
+fn unknown_connection(source: &str) -> ErrorInfo {
+    ErrorInfo::new(
+        codes::UNKNOWN_CONNECTION,
+        format!(
+            "{source} names a connection this server no longer knows (it restarted, or the \
+             connection expired); its streams are gone: subscribe to them again"
+        ),
+    )
 }
 
 /// Opens an outlet on `streams` and answers with its stream, SSE or NDJSON by `format`.

@@ -143,6 +143,13 @@ impl Hub {
         self.with_channel(name, kind, |channel| channel.subscribe(waker))
     }
 
+    /// Whether `id` is in the form this process gives messages published without one
+    /// (`{epoch}:{n}`): a publisher may not give such an id, or two messages could share it.
+    pub fn reserves_id(&self, id: &str) -> bool {
+        id.strip_prefix(self.epoch.as_str())
+            .is_some_and(|rest| rest.starts_with(':'))
+    }
+
     /// Publishes a batch to one channel; returns the message ids in order.
     pub fn publish(&self, name: &str, batch: Vec<NewMessage>) -> Vec<String> {
         let timestamp = now_ms();

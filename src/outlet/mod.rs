@@ -133,7 +133,8 @@ pub struct Outlet {
     finished: bool,
     /// For connections with server-kept cursors: their id, journal and control line.
     link: Option<Link>,
-    /// Written before anything else (the `connected` event of a dynamic connection).
+    /// Written before anything else: why a resume failed, and a dynamic connection's
+    /// `connected` event.
     greeting: Option<Bytes>,
 }
 
@@ -143,6 +144,8 @@ pub struct Link {
     pub registration: Registration,
     /// Dynamic connections announce their id with `event: connected`.
     pub announce: bool,
+    /// Sent first, as `event: error`: why the connection resumed is not this one.
+    pub notice: Option<ErrorInfo>,
     /// Streams restored from the journal on resume, with their journal indices.
     pub restored: Vec<(u32, StreamSpec)>,
 }
@@ -158,16 +161,18 @@ impl Outlet {
         mut link: Option<Link>,
     ) -> Outlet {
         let waker = Arc::new(Wake::default());
-        let greeting = link.as_ref().filter(|l| l.announce).map(|l| {
-            let json = serde_json::json!({ "connectionId": l.registration.id }).to_string();
+        let greeting = link.as_ref().map(|l| {
             let mut buf = BytesMut::new();
-            if options.format.is_sse() {
-                sse::put_event(&mut buf, "connected", &json);
-            } else {
-                ndjson::put_event(&mut buf, "connected", &json);
+            if let Some(notice) = &l.notice {
+                put_event(options.format, &mut buf, "error", &notice.to_json());
+            }
+            if l.announce {
+                let json = serde_json::json!({ "connectionId": l.registration.id });
+                put_event(options.format, &mut buf, "connected", &json.to_string());
             }
             buf.freeze()
         });
+        let greeting = greeting.filter(|g| !g.is_empty());
         let restored = link
             .as_mut()
             .map(|l| std::mem::take(&mut l.restored))
@@ -491,11 +496,7 @@ impl Outlet {
     }
 
     fn put_event(&self, buf: &mut BytesMut, name: &str, json: &str) {
-        if self.options.format.is_sse() {
-            sse::put_event(buf, name, json);
-        } else {
-            ndjson::put_event(buf, name, json);
-        }
+        put_event(self.options.format, buf, name, json);
     }
 
     fn put_keepalive(&self, buf: &mut BytesMut) {
@@ -504,6 +505,15 @@ impl Outlet {
             (false, true) => sse::put_keepalive(buf),
             (false, false) => ndjson::put_keepalive(buf),
         }
+    }
+}
+
+/// Writes an event without an id (not a resume point) in `format`.
+fn put_event(format: WireFormat, buf: &mut BytesMut, name: &str, json: &str) {
+    if format.is_sse() {
+        sse::put_event(buf, name, json);
+    } else {
+        ndjson::put_event(buf, name, json);
     }
 }
 

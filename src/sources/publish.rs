@@ -7,7 +7,7 @@
 use base64::Engine;
 use serde_json::Value;
 
-use crate::hub::NewMessage;
+use crate::hub::{Hub, NewMessage};
 use crate::wire::envelope::ErrorInfo;
 use crate::wire::json;
 
@@ -62,6 +62,32 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Vec<NewMess
         }
     };
     Ok(messages)
+}
+
+/// Refuses a batch the hub must not take: one larger than a channel's history (its own live
+/// subscribers would find its first messages already gone), or one giving an id in the
+/// gateway's own form (see `Hub::reserves_id`).
+pub fn check_batch(messages: &[NewMessage], hub: &Hub) -> Result<(), ErrorInfo> {
+    let size = hub.limits().size;
+    if messages.len() > size {
+        return Err(ErrorInfo::bad_request(format!(
+            "a batch of {} messages is more than a channel keeps ([channels] history_size = \
+             {size}); publish at most {size} messages per request",
+            messages.len()
+        )));
+    }
+    if let Some(id) = messages
+        .iter()
+        .filter_map(|m| m.id.as_deref())
+        .find(|id| hub.reserves_id(id))
+    {
+        return Err(ErrorInfo::bad_request(format!(
+            "invalid message: id {id:?} is in the form the gateway gives messages published \
+             without an id ({epoch}:n); choose an id that does not start with \"{epoch}:\"",
+            epoch = hub.epoch()
+        )));
+    }
+    Ok(())
 }
 
 fn message(value: Value) -> Result<NewMessage, ErrorInfo> {

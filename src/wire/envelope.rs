@@ -58,6 +58,9 @@ pub mod codes {
     pub const NOT_PERMITTED: u32 = 40160;
     pub const FORBIDDEN: u32 = 40300;
     pub const NOT_FOUND: u32 = 40400;
+    /// A resume id names a connection this process does not know (it restarted, or the
+    /// connection expired): its streams are gone and must be subscribed again.
+    pub const UNKNOWN_CONNECTION: u32 = 40410;
     pub const METHOD_NOT_ALLOWED: u32 = 40500;
     pub const HISTORY_GAP: u32 = 40900;
     /// A slow client's pub/sub stream skipped messages (`[channels] overflow = "skip"`).

@@ -51,22 +51,24 @@ impl Server {
         std::fs::read_to_string(log.path()).unwrap()
     }
 
-    /// Stops this process and starts another on the same config file and folder (with
-    /// whatever the first left there).
+    /// Stops this process and starts another on the same address, config file and folder
+    /// (with whatever the first left there), as clients see a restart.
     pub fn restart(mut self) -> Server {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let listen = self.base.trim_start_matches("http://").to_owned();
         drop(self);
-        Self::spawn_in(dir, &[], &[], Stdio::inherit())
+        Self::spawn_in(dir, &listen, &[], &[], Stdio::inherit())
     }
 
     fn spawn(config: &str, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("streamgate.toml"), config).unwrap();
-        Self::spawn_in(dir, args, env, stderr)
+        Self::spawn_in(dir, "127.0.0.1:0", args, env, stderr)
     }
 
     fn spawn_in(
         dir: tempfile::TempDir,
+        listen: &str,
         args: &[&str],
         env: &[(&str, &str)],
         stderr: Stdio,
@@ -76,7 +78,7 @@ impl Server {
             .arg("serve")
             .arg("--config")
             .arg(&path)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
