@@ -467,3 +467,17 @@ async fn selected_parts_share_one_poller_and_stay_exact() {
         items.kinds
     );
 }
+
+#[tokio::test]
+async fn gateway_parameters_never_reach_the_target() {
+    let upstream = Upstream::start(json!({"v": 1})).await;
+    let server = gateway("");
+    let mut f = Follower::open(&format!(
+        "{}?a=1&lastEvent=x&rewind=2&heartbeats=false&enveloped=false&b=2",
+        poll_url(&server, &upstream, "/plain")
+    ))
+    .await;
+    f.until(&json!({"v": 1})).await;
+    let (_, query) = upstream.last_request("/plain");
+    assert_eq!(query.as_deref(), Some("a=1&b=2"));
+}
