@@ -144,3 +144,13 @@ async fn shutdown_ends_passthrough_streams_instead_of_waiting_for_them() {
     );
     assert!(stream.next_frame().await.is_none(), "the stream ended");
 }
+
+#[tokio::test]
+async fn the_query_goes_upstream_less_the_gateways_own_parameters() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream);
+    let path = "/live/feed?x=1&lastEvent=7&rewind=2&heartbeats=true&enveloped=false&y=2";
+    let _stream = SseStream::open(&server.url(path)).await;
+    eventually("the upstream request", || upstream.open_streams() == 1).await;
+    assert_eq!(upstream.requests()[0].query.as_deref(), Some("x=1&y=2"));
+}

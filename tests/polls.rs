@@ -523,3 +523,17 @@ async fn select_pointers_are_checked_and_a_missing_part_is_told() {
 fn urlencode(text: &str) -> String {
     text.bytes().map(|b| format!("%{b:02X}")).collect()
 }
+
+#[tokio::test]
+async fn gateway_parameters_never_reach_the_target() {
+    let upstream = Upstream::start(json!({"v": 1})).await;
+    let server = gateway("");
+    let mut f = Follower::open(&format!(
+        "{}?a=1&lastEvent=x&rewind=2&heartbeats=false&enveloped=false&b=2",
+        poll_url(&server, &upstream, "/plain")
+    ))
+    .await;
+    f.until(&json!({"v": 1})).await;
+    let (_, query) = upstream.last_request("/plain");
+    assert_eq!(query.as_deref(), Some("a=1&b=2"));
+}

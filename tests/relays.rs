@@ -36,7 +36,7 @@ async fn next_relayed(stream: &mut SseStream) -> SseEvent {
 #[tokio::test]
 async fn two_hundred_subscribers_share_one_upstream_connection() {
     let upstream = SseUpstream::start().await;
-    let server = gateway(&upstream, "");
+    let server = gateway(&upstream, "forward_query = [\"symbol\"]");
     let url = server.url("/market/quotes?symbol=ACME");
     let mut streams = Vec::new();
     for _ in 0..200 {
@@ -204,7 +204,8 @@ async fn forwarded_headers_make_topics_and_injected_headers_stay_upstream() {
     let upstream = SseUpstream::start().await;
     let server = gateway(
         &upstream,
-        "forward_headers = [\"x-tenant\"]\nheaders = { authorization = \"Bearer upstream-secret\" }",
+        "forward_headers = [\"x-tenant\"]\nforward_query = [\"region\"]\n\
+         headers = { authorization = \"Bearer upstream-secret\" }",
     );
     let url = server.url("/market/ticks?key=app:secret&region=eu");
     let open = |tenant: &'static str| {
@@ -369,7 +370,7 @@ async fn paths_cannot_climb_out_and_queries_cannot_override_the_relay() {
     let upstream = SseUpstream::start().await;
     let server = Server::start(&format!(
         "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\n\
-         upstream = \"{}\"\nlinger_ms = 200\n",
+         upstream = \"{}\"\nlinger_ms = 200\nforward_query = [\"tenant\", \"x\"]\n",
         upstream.url("/feeds/?tenant=acme")
     ));
     // Sent as written: HTTP clients would resolve the dot segments themselves.
@@ -426,4 +427,154 @@ async fn an_endless_upstream_event_is_cut_at_max_event_bytes() {
     assert_eq!(error.event, "error");
     let info: Value = serde_json::from_str(&error.data).unwrap();
     assert_eq!(info["status"], 2004, "{info}");
+}
+
+#[tokio::test]
+async fn upstream_secrets_stay_out_of_notices() {
+    let upstream = SseUpstream::start().await;
+    let server = Server::start(&format!(
+        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n\
+         headers = {{ x-api-key = \"header-s3cret\" }}\nlinger_ms = 200\n",
+        upstream.url("/?token=query-s3cret")
+    ));
+    // An id the gateway cannot place: the stream starts with a gap notice naming the stream.
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_static("bogus"));
+    let mut stream = SseStream::open_with(&server.url("/market/ticks"), headers).await;
+    let notice = stream.next_event().await.expect("a gap notice");
+    let info: Value = serde_json::from_str(&notice.data).unwrap();
+    assert_eq!(info["code"], 40900, "{info}");
+    let message = info["message"].as_str().unwrap();
+    assert!(message.contains("market/ticks"), "{message}");
+    for secret in ["query-s3cret", "header-s3cret", "127.0.0.1"] {
+        assert!(!message.contains(secret), "{secret} leaked: {message}");
+    }
+}
+
+#[tokio::test]
+async fn gateway_parameters_resume_and_rewind_without_reaching_the_upstream() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream, "");
+    let mut first = SseStream::open(&server.url("/market/ticks")).await;
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    for n in 1..=3 {
+        upstream.send("tick", &n.to_string());
+    }
+    let one = next_relayed(&mut first).await;
+    // All three are in history before the others open.
+    next_relayed(&mut first).await;
+    next_relayed(&mut first).await;
+    let path = format!(
+        "/market/ticks?lastEvent={}&heartbeats=true&enveloped=false&rewind=5",
+        one.id
+    );
+    let mut resumed = SseStream::open(&server.url(&path)).await;
+    let mut rewound = SseStream::open(&server.url("/market/ticks?rewind=2")).await;
+    for stream in [&mut resumed, &mut rewound] {
+        let got = [next_relayed(stream).await, next_relayed(stream).await];
+        assert_eq!([&*got[0].data, &*got[1].data], ["2", "3"]);
+    }
+    // Enveloped on request: the stream's name and the upstream's data.
+    let mut enveloped = SseStream::open(&server.url("/market/ticks?rewind=1&enveloped=true")).await;
+    let envelope: Value = serde_json::from_str(&next_relayed(&mut enveloped).await.data).unwrap();
+    assert_eq!(
+        envelope,
+        serde_json::json!({"channel": "market/ticks", "data": "3"})
+    );
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 1, "one upstream connection: {requests:?}");
+    assert_eq!(requests[0].query, None);
+
+    let http = client();
+    for bad in ["lastEvent=nope", "rewind=soon", "heartbeats=yes"] {
+        let resp = http
+            .get(server.url(&format!("/market/ticks?{bad}")))
+            .send()
+            .await
+            .unwrap();
+        expect_error(resp, 400, 40000).await;
+    }
+}
+
+#[tokio::test]
+async fn only_forward_query_parameters_make_shared_topics() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream, "forward_query = [\"symbol\"]");
+    let mut acme = SseStream::open(&server.url("/market/quotes?symbol=ACME")).await;
+    let _other = SseStream::open(&server.url("/market/quotes?symbol=OTHER")).await;
+    eventually("two upstream connections", || upstream.open_streams() == 2).await;
+    let http = client();
+    for query in ["symbol=ACME&_=1700000000", "cache=no", "SYMBOL=ACME"] {
+        let resp = http
+            .get(server.url(&format!("/market/quotes?{query}")))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_error(resp, 400, 40000).await;
+        assert!(body.to_string().contains("forward_query"), "{body}");
+    }
+    upstream.send("quote", "1");
+    assert_eq!(next_relayed(&mut acme).await.data, "1");
+    let mut queries: Vec<_> = upstream.requests().into_iter().map(|r| r.query).collect();
+    queries.sort();
+    assert_eq!(
+        queries,
+        [
+            Some("symbol=ACME".to_owned()),
+            Some("symbol=OTHER".to_owned())
+        ]
+    );
+
+    // Without forward_query, a relay takes no query at all.
+    let plain = gateway(&upstream, "");
+    let resp = http
+        .get(plain.url("/market/quotes?symbol=ACME"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, 40000).await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_at_once_is_backed_off_and_told_once() {
+    let upstream = SseUpstream::start().await;
+    upstream.script_every_time("/flaky", b"id: 1\nretry: 0\ndata: hi\n\n");
+    // The default max_backoff_ms: the upstream's retry: 0 is floored, not obeyed.
+    let server = Server::start(&format!(
+        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n",
+        upstream.url("/")
+    ));
+    let mut stream = SseStream::open(&server.url("/market/flaky")).await;
+    assert_eq!(next_relayed(&mut stream).await.data, "hi");
+    let closed = stream.next_event().await.expect("an error event");
+    assert_eq!(closed.event, "error");
+    let info: Value = serde_json::from_str(&closed.data).unwrap();
+    assert_eq!(info["status"], 2006, "{info}");
+    // Each reconnection ends the same way and relays nothing new: nothing more is said,
+    // and the upstream is not asked again and again.
+    stream.expect_quiet(Duration::from_millis(1500)).await;
+    let asked = upstream.requests().len();
+    assert!(asked <= 3, "{asked} upstream requests in 1.5 s");
+}
+
+#[tokio::test]
+async fn upstream_failures_do_not_push_events_out_of_history() {
+    let upstream = SseUpstream::start().await;
+    let server = gateway(&upstream, "[channels]\nhistory_size = 1\n");
+    let url = server.url("/market/ticks");
+    let mut watcher = SseStream::open(&url).await;
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    upstream.send("tick", "1");
+    let one = next_relayed(&mut watcher).await;
+    upstream.send("tick", "2");
+    next_relayed(&mut watcher).await;
+    upstream.stop();
+    let error = watcher.next_event().await.expect("an error event");
+    assert_eq!(error.event, "error");
+    // Resuming after event 1: event 2 is still in history, no gap notice.
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(&one.id).unwrap());
+    let mut back = SseStream::open_with(&url, headers).await;
+    let next = back.next_event().await.expect("an event");
+    assert_eq!((&*next.event, &*next.data), ("tick", "2"), "{next:?}");
 }

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::query::GATEWAY_PARAMETERS;
+
 /// Paths the gateway's own endpoints use; a relay may not hide them.
 const RESERVED: [&str; 13] = [
     "/channels",
@@ -63,6 +65,12 @@ pub struct RelayConfig {
     /// values get different upstream connections.
     #[serde(default)]
     pub forward_headers: Vec<String>,
+    /// Shared mode: the client's query parameters passed upstream (case-sensitive names).
+    /// Their values are part of the topic; any other parameter is refused, so a client
+    /// cannot open upstream connections of its own by varying the query. Passthrough relays
+    /// pass the whole query on, as a proxy does.
+    #[serde(default)]
+    pub forward_query: Vec<String>,
     #[serde(default)]
     pub mode: RelayMode,
     /// How long a shared upstream connection outlives its last subscriber.
@@ -225,6 +233,18 @@ impl RelayConfig {
             }
         }
         super::check_headers(&self.headers).map_err(|e| format!("[[relay]] {name}: {e}"))?;
+        let gateway_own = |p: &String| GATEWAY_PARAMETERS.contains(&p.as_str());
+        if let Some(param) = self
+            .forward_query
+            .iter()
+            .find(|p| p.is_empty() || gateway_own(p))
+        {
+            return Err(format!(
+                "[[relay]] {name}: forward_query {param:?} is empty or one of the gateway's own \
+                 parameters ({}), which never go upstream",
+                GATEWAY_PARAMETERS.join(", ")
+            ));
+        }
         for header in &self.forward_headers {
             if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
                 return Err(format!("[[relay]] {name}: {header:?} is not a header name"));
@@ -303,6 +323,10 @@ mod tests {
             (
                 "listen_path = '/a'\ntopics = { x = 'y' }",
                 "must start with '/'",
+            ),
+            (
+                "listen_path = '/a'\nforward_query = ['lastEvent']",
+                "gateway's own",
             ),
             (
                 "listen_path = '/a'\nheaders = { 'a b' = 'c' }",

@@ -16,6 +16,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use super::query::GATEWAY_PARAMETERS;
 use crate::config::{ApiConfig, Config, RelayConfig, RelayMode};
 use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::yaml::to_yaml;
@@ -368,7 +369,7 @@ impl Doc {
                          topic, fanned out to every subscriber, reconnected with \
                          `Last-Event-ID` and honouring `retry:`. Events keep their type and \
                          data and get gateway ids: clients resume from the gateway's history \
-                         with `Last-Event-ID`. When the upstream fails, an `error` event says \
+                         with `lastEvent` or `Last-Event-ID`. When the upstream fails, an `error` event says \
                          so and the stream stays open.{forwarded}",
                         relay.name
                     ),
@@ -414,8 +415,7 @@ impl Doc {
                             "method": "GET",
                             "query": {
                                 "type": "object",
-                                "description": "Every parameter but the credentials (`key`, \
-                                    `accessToken`, `X-Sd-Token`) is passed upstream.",
+                                "description": relay_query(relay),
                                 "properties": {},
                                 "additionalProperties": true,
                             },
@@ -425,6 +425,28 @@ impl Doc {
                 }),
             );
         }
+    }
+}
+
+/// Which of a client's query parameters a relay passes upstream.
+fn relay_query(relay: &RelayConfig) -> String {
+    let own: Vec<String> = GATEWAY_PARAMETERS
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect();
+    let own = own.join(", ");
+    match relay.mode {
+        RelayMode::Passthrough => {
+            format!("Every parameter but the gateway's own ({own}) is passed upstream.")
+        }
+        RelayMode::Shared if relay.forward_query.is_empty() => {
+            format!("The gateway's own parameters only ({own}); any other is refused.")
+        }
+        RelayMode::Shared => format!(
+            "Passed upstream, each value a topic of its own: {}. Besides the gateway's own \
+             parameters ({own}), any other is refused.",
+            relay.forward_query.join(", ")
+        ),
     }
 }
 

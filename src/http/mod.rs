@@ -10,7 +10,7 @@ mod health;
 pub mod limits;
 mod passthrough;
 mod polls;
-mod query;
+pub(crate) mod query;
 mod relays;
 mod stream_params;
 mod streams;

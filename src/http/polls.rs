@@ -21,18 +21,6 @@ use crate::sources::topic::{Topic, merge_query};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
 
-/// Query parameters the gateway consumes; all others go to the target. `key` and
-/// `accessToken` are the gateway's own credentials: they never reach a target.
-const CONSUMED: [&str; 7] = [
-    "key",
-    "accessToken",
-    "X-Sd-Token",
-    "X-Sd-Header",
-    "pollInterval",
-    "mode",
-    "select",
-];
-
 /// `GET /http://...` or `GET /https://...`: an ad-hoc target, checked against the policy.
 pub async fn adhoc(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Response, ApiError> {
     let query = Query::parse(uri.query());
@@ -53,7 +41,7 @@ pub(super) fn adhoc_target(state: &AppState, raw: &str, query: &Query) -> Result
     let mut url: Url = target
         .parse()
         .map_err(|e| ErrorInfo::bad_request(format!("the target URL is not valid: {e}")))?;
-    merge_query(&mut url, forwarded_pairs(query), &[]);
+    merge_query(&mut url, query.upstream_pairs(), &[]);
     state
         .targets
         .check(&url)
@@ -81,7 +69,7 @@ pub async fn named(
         .extend(path.split('/'));
     let query = Query::parse(uri.query());
     let injected: Vec<(String, String)> = api.query.clone().into_iter().collect();
-    merge_query(&mut url, forwarded_pairs(&query), &injected);
+    merge_query(&mut url, query.upstream_pairs(), &injected);
     let injected_headers = header_list(&api.headers);
     let interval = api.interval_ms.unwrap_or(state.config.poll.interval_ms);
     let resource = format!("api:{}", api.name);
@@ -94,16 +82,6 @@ pub async fn named(
         injected_headers,
         interval,
     )
-}
-
-/// The request's query pairs the target should see.
-fn forwarded_pairs(query: &Query) -> Vec<(String, String)> {
-    query
-        .pairs()
-        .iter()
-        .filter(|(k, _)| !CONSUMED.contains(&k.as_str()))
-        .cloned()
-        .collect()
 }
 
 fn open(

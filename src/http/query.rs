@@ -6,6 +6,23 @@ use axum::http::{HeaderMap, header};
 use crate::auth::Credential;
 use crate::wire::envelope::{ErrorInfo, codes};
 
+/// The gateway's own query parameters, the same on every surface: credentials, resume and
+/// stream form (Ably's), and polling (Streamdata's). A poll or relay consumes them: they
+/// never go upstream, whatever the surface makes of them.
+pub const GATEWAY_PARAMETERS: [&str; 11] = [
+    "key",
+    "accessToken",
+    "X-Sd-Token",
+    "lastEvent",
+    "rewind",
+    "enveloped",
+    "heartbeats",
+    "X-Sd-Header",
+    "pollInterval",
+    "mode",
+    "select",
+];
+
 /// A request's query pairs, percent-decoded; a repeated key's last value wins.
 #[derive(Debug, Default)]
 pub struct Query {
@@ -47,6 +64,15 @@ impl Query {
 
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
+    }
+
+    /// The pairs that are not the gateway's own (`GATEWAY_PARAMETERS`): what may go upstream.
+    pub fn upstream_pairs(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .filter(|(k, _)| !GATEWAY_PARAMETERS.contains(&k.as_str()))
+            .cloned()
+            .collect()
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {

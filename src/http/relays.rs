@@ -9,19 +9,17 @@ use reqwest::header::{HeaderName, HeaderValue};
 use super::passthrough;
 use super::polls::resume_start;
 use super::query::Query;
+use super::stream_params::parse_rewind;
 use super::streams::respond;
 use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::config::{RelayConfig, RelayMode, header_list};
-use crate::hub::ChannelKind;
-use crate::outlet::StreamSpec;
+use crate::hub::{ChannelKind, cursor};
+use crate::outlet::{Start, StreamSpec};
 use crate::sources::relay::RelayTopic;
 use crate::sources::topic::merge_query;
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
-
-/// Query parameters the gateway consumes (credentials); all others go upstream.
-const CONSUMED: [&str; 3] = ["key", "accessToken", "X-Sd-Token"];
 
 /// The relay whose listen path holds `path` (the longest one, if they nest), with the rest
 /// of the path after it.
@@ -60,7 +58,7 @@ pub async fn serve(
     let principal = state
         .auth
         .authorize(&credential, Operation::Subscribe, &resource)?;
-    let upstream = upstream_url(route.upstream.clone(), &query);
+    let upstream = upstream_url(relay, route.upstream.clone(), &query)?;
     // The relay's own upstream is allowed; this catches a path that left its base anyway.
     if !upstream
         .path()
@@ -88,37 +86,60 @@ pub async fn serve(
         RelayMode::Shared => {
             let topic = RelayTopic::new(relay, &route.topic, upstream, injected, forwarded);
             let expires = principal.expires_at_ms;
-            Ok(shared(state, topic, &request, expires))
+            shared(state, topic, &query, request.headers(), expires)
         }
     }
 }
 
-/// Subscribes the client to the topic's channel and makes sure the topic is relayed.
+/// Subscribes the client to the topic's channel and makes sure the topic is relayed. The
+/// stream takes the parameters of `/sse` that fit one stream: `lastEvent`, `rewind`,
+/// `enveloped` (default false: events as the upstream wrote them) and `heartbeats`.
 fn shared(
     state: &AppState,
     topic: RelayTopic,
-    request: &Request,
+    query: &Query,
+    headers: &HeaderMap,
     expires_at_ms: Option<u64>,
-) -> Response {
+) -> Result<Response, ApiError> {
+    let format = WireFormat::new(true, query.flag("enveloped", false)?);
+    let heartbeats = query.flag("heartbeats", false)?;
     let spec = StreamSpec {
         name: topic.stream.to_string(),
         channel: topic.channel.clone(),
         kind: ChannelKind::Log,
-        start: resume_start(request.headers(), state.hub.epoch()),
+        start: start(query, headers, state.hub.epoch())?,
         snapshots_only: false,
         topic: None,
     };
     // The outlet subscribes before the relay is ensured, so a stopping relay sees it.
-    let response = respond(
-        state,
-        &[spec],
-        WireFormat::SseRaw,
-        false,
-        None,
-        expires_at_ms,
-    );
+    let response = respond(state, &[spec], format, heartbeats, None, expires_at_ms);
     state.relays.ensure(&topic);
-    response
+    Ok(response)
+}
+
+/// Where a subscriber starts: after `lastEvent` (an id this stream sent, else a request
+/// error), after the `Last-Event-ID` header (a gap notice when it cannot be placed), with
+/// `rewind`, or live. Resuming wins over rewinding, as on `/sse`.
+fn start(query: &Query, headers: &HeaderMap, epoch: &str) -> Result<Start, ErrorInfo> {
+    if let Some(text) = query.get("lastEvent") {
+        let cursor = cursor::parse(text)
+            .filter(|c| c.positions.len() == 1)
+            .ok_or_else(|| {
+                ErrorInfo::bad_request(format!(
+                    "lastEvent {text:?} is not an event id of this stream; resume with the id \
+                     of the last event received"
+                ))
+            })?;
+        return Ok(match cursor.epoch == epoch {
+            true => Start::After(cursor.positions[0]),
+            // From before a restart: what is retained, after a gap notice.
+            false => Start::Unknown,
+        });
+    }
+    match (resume_start(headers, epoch), query.get("rewind")) {
+        (Start::Live, Some(rewind)) => parse_rewind(rewind),
+        (start, _) => Ok(start),
+    }
 }
 
 /// Refuses a topic path that could climb out of the relay's upstream path or its topics:
@@ -139,16 +160,29 @@ fn check_rest(rest: &str) -> Result<(), ErrorInfo> {
 }
 
 /// The upstream URL with the client's query (less the gateway's own parameters) added; a
-/// parameter the relay's `upstream` URL sets stays the relay's (see `merge_query`).
-fn upstream_url(mut url: reqwest::Url, query: &Query) -> reqwest::Url {
-    let request = query
-        .pairs()
-        .iter()
-        .filter(|(k, _)| !CONSUMED.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    merge_query(&mut url, request, &[]);
-    url
+/// parameter the relay's `upstream` URL sets stays the relay's (see `merge_query`). A shared
+/// relay takes only the parameters of its `forward_query`: each value makes a topic, with
+/// an upstream connection of its own.
+fn upstream_url(
+    relay: &RelayConfig,
+    mut url: reqwest::Url,
+    query: &Query,
+) -> Result<reqwest::Url, ErrorInfo> {
+    let pairs = query.upstream_pairs();
+    if relay.mode == RelayMode::Shared
+        && let Some((name, _)) = pairs.iter().find(|(k, _)| !relay.forward_query.contains(k))
+    {
+        let allowed = match relay.forward_query.is_empty() {
+            true => "takes no query parameter".to_owned(),
+            false => format!("takes only {}", relay.forward_query.join(", ")),
+        };
+        return Err(ErrorInfo::bad_request(format!(
+            "relay {:?} {allowed} (its forward_query); leave out the query parameter {name:?}",
+            relay.name
+        )));
+    }
+    merge_query(&mut url, pairs, &[]);
+    Ok(url)
 }
 
 /// The client's headers named in the relay's `forward_headers`.

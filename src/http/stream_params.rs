@@ -162,7 +162,7 @@ fn parse_channel(item: &str, rewind: Option<Start>) -> Result<(String, Start), E
 }
 
 /// `rewind` is a count of messages (`10`) or an age (`30s`, `2m`, `1h`).
-fn parse_rewind(value: &str) -> Result<Start, ErrorInfo> {
+pub(super) fn parse_rewind(value: &str) -> Result<Start, ErrorInfo> {
     let bad = || {
         ErrorInfo::bad_request(format!(
             "rewind must be a number of messages (e.g. 10) or an age (e.g. 30s, 2m), not {value:?}"

@@ -63,6 +63,8 @@ pub struct StateView {
 struct Log {
     /// Invariant: when not empty, `events[0].seq == floor + 1` and the last seq is `head`.
     events: VecDeque<Arc<Event>>,
+    /// How many of `events` are relay notices (see `Relayed::notice`).
+    notices: usize,
     head: u64,
     /// Every event at or below this position has left history.
     floor: u64,
@@ -98,6 +100,7 @@ impl Channel {
             kind,
             log: RwLock::new(Log {
                 events: VecDeque::new(),
+                notices: 0,
                 head: base,
                 floor: base,
                 ids: HashMap::new(),
@@ -336,18 +339,22 @@ impl Log {
         let seq = self.head + 1;
         let order = order.fetch_add(1, Ordering::Relaxed) + 1;
         let event = Arc::new(Event::new(seq, order, timestamp, body));
+        self.notices += usize::from(is_notice(&event));
         self.events.push_back(Arc::clone(&event));
         self.head = seq;
         event
     }
 
+    /// Drops the oldest events past the age limit or beyond `history_size` events that are
+    /// not relay notices.
     fn evict(&mut self, limits: &HistoryLimits, now_ms: u64) {
         let oldest = now_ms.saturating_sub(limits.ttl_ms);
         while let Some(front) = self.events.front() {
-            if self.events.len() <= limits.size && front.timestamp >= oldest {
+            if self.events.len() - self.notices <= limits.size && front.timestamp >= oldest {
                 break;
             }
             let front = self.events.pop_front().expect("front exists");
+            self.notices -= usize::from(is_notice(&front));
             self.floor = front.seq;
             if let Some(message) = front.message()
                 && self.ids.get(&message.id) == Some(&front.seq)
@@ -356,6 +363,10 @@ impl Log {
             }
         }
     }
+}
+
+fn is_notice(event: &Event) -> bool {
+    event.relayed().is_some_and(|r| r.notice)
 }
 
 /// An outlet's registration on a channel; dropping it unsubscribes.

@@ -34,6 +34,9 @@ pub struct Relayed {
     pub upstream_id: Option<String>,
     /// What enveloped connections call the stream.
     pub stream: Arc<str>,
+    /// The gateway's own `error` event about the upstream, not an upstream event: it does
+    /// not count against `history_size`, so failures never push events out of history.
+    pub notice: bool,
 }
 
 /// The events of a state channel.

@@ -105,6 +105,8 @@ pub struct OutletOptions {
 }
 
 struct Sub {
+    /// What the client calls the stream, also in notices: a relay's or poll's channel name
+    /// holds the upstream URL and headers, which may carry secrets.
     name: String,
     /// The stream's index in the connection's journal, when it has one.
     journal_index: u32,
@@ -371,7 +373,7 @@ impl Outlet {
                         format!(
                             "the client fell {lag} messages behind on channel {}; \
                              reconnect with the last event id to resume",
-                            channel.name()
+                            self.subs[i].name
                         ),
                     );
                     self.put_event(buf, "error", &error.to_json());
@@ -384,7 +386,7 @@ impl Outlet {
                         format!(
                             "skipped {skipped} messages on channel {}: the client read too \
                              slowly to keep up",
-                            channel.name()
+                            self.subs[i].name
                         ),
                     );
                     self.put_event(buf, "error", &notice.to_json());
@@ -411,7 +413,7 @@ impl Outlet {
                     format!(
                         "history gap on channel {}: messages after the resume position are no \
                          longer in history; continuing from the oldest retained message",
-                        channel.name()
+                        sub.name
                     ),
                 );
                 self.put_event(buf, "error", &error.to_json());

@@ -10,8 +10,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -26,13 +27,17 @@ use crate::wire::sse_parser::{SseFrame, SseParser};
 
 /// The reconnection delay until the upstream sends `retry:`.
 const DEFAULT_RETRY_MS: u64 = 1_000;
-/// The shortest reconnection delay, whatever the upstream's `retry:` says: an upstream that
-/// asks for 0 and closes at once must not be hammered.
-const MIN_RETRY_MS: u64 = 100;
+/// The shortest reconnection delay, whatever the upstream's `retry:` says (unless the
+/// relay's `max_backoff_ms` is shorter): an upstream that asks for 0 and closes at once
+/// must not be hammered.
+const MIN_RETRY_MS: u64 = 1_000;
 /// Upstream ids remembered to drop events an upstream sends again when resumed.
 const RECENT_IDS: usize = 1024;
 /// How often a relay looks whether anyone still watches its topic.
 const WATCH_SLICE: Duration = Duration::from_millis(100);
+
+/// The key of the injected headers' digest in topic names (SipHash with random keys).
+static DIGEST_KEY: LazyLock<RandomState> = LazyLock::new(RandomState::new);
 
 /// Everything a relay needs to know about its upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +72,9 @@ impl RelayTopic {
         let mut channel = super::topic::canonical(&prefix, &mut url, &mut forwarded);
         // A relay whose injected headers change (through the admin API) gets new topics, so
         // new subscribers are not served by a connection made with the old headers. Only a
-        // digest of them is in the name: the values are secrets.
-        let mut digest = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&injected, &mut digest);
-        let digest = std::hash::Hasher::finish(&digest);
+        // digest of them is in the name, keyed with the process's random key: the values
+        // are secrets, and an unkeyed digest would let a weak one be guessed offline.
+        let digest = DIGEST_KEY.hash_one(&injected);
         write!(channel, "\ninjected {digest:016x}").expect("writing to a String cannot fail");
         let mut headers = injected;
         headers.extend(forwarded);
@@ -84,6 +88,12 @@ impl RelayTopic {
             max_backoff_ms: relay.max_backoff_ms,
             max_event_bytes: relay.max_event_bytes,
         }
+    }
+
+    /// The reconnection delay for an asked `retry:`: at least `MIN_RETRY_MS`, at most
+    /// `max_backoff_ms` (which wins: the operator's word).
+    fn retry_ms(&self, asked: u64) -> u64 {
+        asked.max(MIN_RETRY_MS).min(self.max_backoff_ms)
     }
 }
 
@@ -111,9 +121,10 @@ struct RelayStats {
 enum Ended {
     /// Nobody has watched the topic for the linger time: the relay stops.
     Unwatched,
-    /// The upstream failed or closed; the relay reconnects. `connected` when the upstream
-    /// had accepted the stream (the wait is then the plain retry time).
-    Lost { failure: Failure, connected: bool },
+    /// The upstream failed or closed; the relay reconnects. `relayed` when the connection
+    /// relayed an event: only then is the upstream well again (the wait is the plain retry
+    /// time, and failures are told anew). One that closes at once keeps backing off.
+    Lost { failure: Failure, relayed: bool },
 }
 
 /// What a relay remembers across upstream connections.
@@ -122,8 +133,11 @@ struct Session {
     /// The upstream's last event id: sent as `Last-Event-ID` on reconnection.
     last_id: Option<String>,
     retry_ms: u64,
+    /// Consecutive failures: the backoff's exponent.
     failures: u32,
-    last_failure: Option<Failure>,
+    /// Failures told to subscribers since the upstream last relayed an event: each
+    /// distinct one is told once.
+    told: Vec<Failure>,
     /// Since when nobody watches the topic.
     idle_since: Option<Instant>,
     /// Upstream ids relayed lately, oldest first, to drop what an upstream sends again.
@@ -188,9 +202,9 @@ impl Relays {
             id: format!("{:016x}", rand::rng().random::<u64>()),
             replaying: last_id.is_some(),
             last_id,
-            retry_ms: DEFAULT_RETRY_MS.clamp(MIN_RETRY_MS, topic.max_backoff_ms),
+            retry_ms: topic.retry_ms(DEFAULT_RETRY_MS),
             failures: 0,
-            last_failure: None,
+            told: Vec::new(),
             idle_since: None,
             recent: VecDeque::new(),
             recent_set: HashSet::new(),
@@ -199,22 +213,22 @@ impl Relays {
         'relay: loop {
             let ended = self.connect(&topic, &mut session, &stats).await;
             stats.connected.store(false, Ordering::Relaxed);
-            let (failure, connected) = match ended {
+            let (failure, relayed) = match ended {
                 Ended::Unwatched => break,
-                Ended::Lost { failure, connected } => (failure, connected),
+                Ended::Lost { failure, relayed } => (failure, relayed),
             };
             stats
                 .last_failure
                 .store(u64::from(failure.status), Ordering::Relaxed);
-            if connected {
+            if relayed {
                 session.failures = 0;
-                session.last_failure = None;
+                session.told.clear();
             }
             session.failures += 1;
             let delay = backoff(session.retry_ms, session.failures - 1, topic.max_backoff_ms);
-            if session.last_failure.as_ref() != Some(&failure) {
+            if !session.told.contains(&failure) {
                 self.publish_error(&topic, &failure, &session, delay);
-                session.last_failure = Some(failure);
+                session.told.push(failure);
             }
             let deadline = Instant::now() + delay;
             while Instant::now() < deadline {
@@ -270,6 +284,7 @@ impl Relays {
         if let Err(failure) = check(&response) {
             return lost(failure, false);
         }
+        let mut relayed = false;
         stats.connects.fetch_add(1, Ordering::Relaxed);
         stats.connected.store(true, Ordering::Relaxed);
         let mut parser = SseParser::new();
@@ -292,7 +307,7 @@ impl Relays {
                             cause: "idle",
                             message: "the upstream sent nothing for the relay's idle_timeout_ms"
                                 .into(),
-                        }, true);
+                        }, relayed);
                     }
                     continue;
                 }
@@ -306,10 +321,10 @@ impl Relays {
                             cause: "closed",
                             message: "the upstream ended its event stream".into(),
                         },
-                        true,
+                        relayed,
                     );
                 }
-                Err(e) => return lost(classify(e), true),
+                Err(e) => return lost(classify(e), relayed),
             };
             heard = Instant::now();
             parser.feed(&chunk, &mut frames);
@@ -324,7 +339,7 @@ impl Relays {
                                   max_event_bytes"
                             .into(),
                     },
-                    true,
+                    relayed,
                 );
             }
             for frame in frames.drain(..) {
@@ -332,7 +347,7 @@ impl Relays {
                     continue;
                 };
                 if let Some(retry) = event.retry {
-                    session.retry_ms = retry.clamp(MIN_RETRY_MS, topic.max_backoff_ms);
+                    session.retry_ms = topic.retry_ms(retry);
                 }
                 // The parser reports the last event id buffer, which persists across events:
                 // an event has an id of its own when it differs from the one before.
@@ -347,6 +362,7 @@ impl Relays {
                     session.remember(id);
                 }
                 session.last_id.clone_from(&upstream_id);
+                relayed = true;
                 stats.events.fetch_add(1, Ordering::Relaxed);
                 self.hub.publish_relayed(
                     &topic.channel,
@@ -355,6 +371,7 @@ impl Relays {
                         data: event.data,
                         upstream_id,
                         stream: Arc::clone(&topic.stream),
+                        notice: false,
                     },
                 );
             }
@@ -411,6 +428,7 @@ impl Relays {
                 data: error.to_string(),
                 upstream_id: None,
                 stream: Arc::clone(&topic.stream),
+                notice: true,
             },
         );
     }
@@ -429,8 +447,8 @@ impl Session {
     }
 }
 
-fn lost(failure: Failure, connected: bool) -> Ended {
-    Ended::Lost { failure, connected }
+fn lost(failure: Failure, relayed: bool) -> Ended {
+    Ended::Lost { failure, relayed }
 }
 
 /// An upstream answer is an event stream: a success status and `text/event-stream`.

@@ -42,6 +42,8 @@ struct Inner {
     seen: Vec<Seen>,
     /// Bodies served once on a path (then the response ends); later requests stream live.
     scripts: HashMap<String, Bytes>,
+    /// Bodies served on every request for a path (then the response ends).
+    repeated: HashMap<String, Bytes>,
     /// Resume from the `Last-Event-ID` event itself rather than after it, as some servers do.
     inclusive_resume: bool,
 }
@@ -123,6 +125,16 @@ impl SseUpstream {
             .insert(path.to_owned(), body);
     }
 
+    /// Serves `body` on every request for `path`, each response ending after it.
+    pub fn script_every_time(&self, path: &str, body: &[u8]) {
+        let body = Bytes::copy_from_slice(body);
+        self.inner
+            .lock()
+            .unwrap()
+            .repeated
+            .insert(path.to_owned(), body);
+    }
+
     /// Resumes from the `Last-Event-ID` event itself (sending it again) from now on.
     pub fn resume_inclusively(&self) {
         self.inner.lock().unwrap().inclusive_resume = true;
@@ -176,7 +188,8 @@ async fn answer(
             query: uri.query().map(str::to_owned),
             headers: headers.clone(),
         });
-        if let Some(body) = inner.scripts.remove(uri.path()) {
+        let scripted = inner.scripts.remove(uri.path());
+        if let Some(body) = scripted.or_else(|| inner.repeated.get(uri.path()).cloned()) {
             let _ = tx.send(Ok(body));
             drop(tx);
         } else {
