@@ -68,7 +68,7 @@ impl Query {
 
     /// The pairs that are not the gateway's own (`GATEWAY_PARAMETERS`): what may go upstream.
     pub fn upstream_pairs(&self) -> Vec<(String, String)> {
-        self.0
+        self.pairs
             .iter()
             .filter(|(k, _)| !GATEWAY_PARAMETERS.contains(&k.as_str()))
             .cloned()
