@@ -1,7 +1,7 @@
 //! Credentials and the decision whether they allow an operation on a resource (SPEC.md §6).
 //!
-//! Until keys are configured every request is allowed; credentials are still parsed so a
-//! malformed one is reported rather than silently ignored. Secrets and tokens are never
+//! Until keys are configured every request is allowed; credentials are always parsed, keys
+//! and tokens alike, so a malformed one is reported rather than silently ignored. Secrets and tokens are never
 //! shown: not in errors, and not in `Debug` output (which logs may use).
 
 mod capability;
@@ -64,14 +64,14 @@ impl Credential {
             return parse_key(key);
         }
         if let Some(token) = access_token {
-            return Ok(Credential::Token(token.to_owned()));
+            return Credential::token(token);
         }
         let Some(header) = authorization else {
             return Ok(Credential::Anonymous);
         };
         let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
-            Ok(Credential::Token(value.trim().to_owned()))
+            Credential::token(value.trim())
         } else if scheme.eq_ignore_ascii_case("basic") {
             use base64::Engine;
             let decoded = base64::engine::general_purpose::STANDARD
@@ -91,6 +91,13 @@ impl Credential {
                 "unsupported Authorization scheme; use Basic (an API key) or Bearer (a token)",
             ))
         }
+    }
+
+    /// A token in the form of a JWT, with or without keys configured (its signature and
+    /// claims are checked only when they are).
+    fn token(token: &str) -> Result<Credential, ErrorInfo> {
+        token::header(token)?;
+        Ok(Credential::Token(token.to_owned()))
     }
 }
 
