@@ -3,8 +3,13 @@
 //! The config file gives the first catalog. Every change through the admin API is checked
 //! as a whole config would be, written to the store next to the config file
 //! (`{name}.admin.toml`: once it exists, its entries replace the config file's), and then
-//! takes effect at once: new requests see the new catalog, and the key rules and target
-//! policy are rebuilt. Streams already open keep running until their clients leave.
+//! takes effect at once: new requests see the new catalog, and the key rules are rebuilt.
+//! Streams already open keep running until their clients leave.
+//!
+//! The admin API cannot widen what the gateway may reach: every API's `base_url` and relay's
+//! `upstream` must pass the target policy of the config file (its `[poll] allowed_targets`
+//! and its own `[[api]]` and `[[relay]]` upstreams), as an ad-hoc poll target must. Nor can it
+//! turn itself off: a change that leaves no credential with the `admin` capability is refused.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -51,8 +56,13 @@ impl Catalog {
         config_file.with_file_name(format!("{stem}.admin.toml"))
     }
 
-    /// The config with the store's entries (when the store exists) in place of the file's.
-    pub fn open(mut config: Config, store: Option<PathBuf>) -> Result<Catalog, String> {
+    /// The config with the store's entries (when the store exists) in place of the file's;
+    /// `targets` is the config file's target policy.
+    pub fn open(
+        mut config: Config,
+        store: Option<PathBuf>,
+        targets: &TargetPolicy,
+    ) -> Result<Catalog, String> {
         if let Some(path) = store.as_deref().filter(|p| p.exists()) {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -61,6 +71,7 @@ impl Catalog {
             entries.apply_to(&mut config);
             config
                 .validate()
+                .and_then(|()| check_upstreams(&config, targets))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(Catalog {
@@ -79,8 +90,9 @@ impl Catalog {
         Entries::of(&self.config())
     }
 
-    /// Applies `change` to the entries: checked, stored, then in effect for `auth` and
-    /// `targets`. Nothing changes when any step fails.
+    /// Applies `change` to the entries: checked (also against `targets`, the config file's
+    /// target policy), stored, then in effect for `auth`. Nothing changes when any step
+    /// fails.
     pub fn change(
         &self,
         auth: &Auth,
@@ -93,14 +105,21 @@ impl Catalog {
         change(&mut entries).map_err(Refused::Invalid)?;
         entries.clone().apply_to(&mut config);
         config.validate().map_err(Refused::Invalid)?;
+        check_upstreams(&config, targets).map_err(Refused::Invalid)?;
         // Builds the key rules first: a key file that cannot be read refuses the change, and
         // nothing can fail after the store is written.
         let rules = Auth::new(&config).map_err(Refused::Invalid)?;
+        if !rules.admin_enabled() {
+            return Err(Refused::Invalid(
+                "the change leaves no key with the admin capability, which would turn the \
+                 admin API off; keep or add one"
+                    .into(),
+            ));
+        }
         if let Some(path) = &self.store {
             write_store(path, &entries).map_err(Refused::Store)?;
         }
         auth.adopt(rules);
-        targets.replace(&config.target_patterns());
         *self.current.write().unwrap() = Arc::new(config);
         Ok(())
     }
@@ -120,6 +139,30 @@ impl Entries {
         config.relays = self.relays;
         config.keys = self.keys;
     }
+}
+
+/// Checks that every API's and relay's upstream (its query aside: it does not choose the
+/// destination) is one the target policy allows.
+fn check_upstreams(config: &Config, targets: &TargetPolicy) -> Result<(), String> {
+    let apis = config
+        .apis
+        .iter()
+        .map(|api| ("[[api]]", &api.name, "base_url", &api.base_url));
+    let relays = config
+        .relays
+        .iter()
+        .map(|relay| ("[[relay]]", &relay.name, "upstream", &relay.upstream));
+    for (table, name, member, url) in apis.chain(relays) {
+        let mut url = url.clone();
+        url.set_query(None);
+        targets.check(&url).map_err(|refusal| {
+            format!(
+                "{table} {name}: {member}: {refusal}; what the admin API adds may reach only \
+                 what the config file allows (its [poll] allowed_targets, [[api]] and [[relay]])"
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Writes the store atomically (a reader never sees half a file), readable only by the

@@ -54,9 +54,10 @@ pub async fn run(
     if demo {
         crate::demo::register(&mut config, listener.local_addr()?);
     }
-    let catalog = Arc::new(Catalog::open(config, store).map_err(std::io::Error::other)?);
-    let config = catalog.config();
+    // The config file's policy: the admin API's changes are held to it, never widen it.
     let targets = Arc::new(TargetPolicy::new(&config.target_patterns()));
+    let catalog = Arc::new(Catalog::open(config, store, &targets).map_err(std::io::Error::other)?);
+    let config = catalog.config();
     let client =
         upstream::client(Arc::clone(&targets), &config.poll).map_err(std::io::Error::other)?;
     let pollers = Arc::new(Pollers::new(
@@ -66,6 +67,12 @@ pub async fn run(
     ));
     let relays = Arc::new(Relays::new(Arc::clone(&hub), client.clone()));
     let auth = Arc::new(Auth::new(&config).map_err(std::io::Error::other)?);
+    if !config.auth.enabled(&config.keys) {
+        tracing::info!(
+            "no [[key]] and no token key configured: every request is allowed and the admin \
+             API is off; add a [[key]] to require credentials"
+        );
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(Connections::default());
     let keep = Duration::from_secs(config.channels.history_ttl_s);

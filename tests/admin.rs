@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 
 const ADMIN: &str = "key=root:root-secret";
 
-fn config() -> String {
-    r#"
+const KEYS: &str = r#"
 [[key]]
 name = "root"
 secret = "root-secret"
@@ -22,8 +21,12 @@ capabilities = { "*" = ["*"] }
 name = "reader"
 secret = "reader-secret"
 capabilities = { "*" = ["subscribe", "poll"] }
-"#
-    .to_owned()
+"#;
+
+/// The keys, and a target policy that lets the admin API point at the tests' loopback
+/// upstreams.
+fn config() -> String {
+    format!("{KEYS}\n[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\n")
 }
 
 async fn admin(
@@ -343,10 +346,7 @@ async fn a_resumed_connection_is_checked_against_the_keys_as_they_are_now() {
 #[tokio::test]
 async fn a_resumed_poll_is_checked_as_it_was_asked_for() {
     let upstream = Upstream::start(json!({"v": 0})).await;
-    let server = Server::start(&format!(
-        "{}\n[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\n",
-        config()
-    ));
+    let server = Server::start(&config());
     // The capability names the query in the client's order; the topic keeps it sorted.
     let pattern = format!("{}?z=1*", upstream.url("/doc"));
     let key = json!({"name": "poller", "secret": "poller-secret",
@@ -435,4 +435,81 @@ async fn a_relay_upstream_query_is_redacted_and_kept_when_sent_back() {
     )
     .await;
     expect_error(resp, 400, 40000).await;
+}
+
+#[tokio::test]
+async fn the_admin_api_is_off_until_a_credential_may_use_it() {
+    let upstream = Upstream::start(json!({"inside": true})).await;
+    let keyless = Server::start_logged("");
+    let api = json!({"name": "inside", "base_url": upstream.url("/")});
+    let resp = client()
+        .post(keyless.url("/admin/apis"))
+        .json(&api)
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(resp, 403, 40300).await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("[[key]]"), "{message}");
+    let resp = client()
+        .get(keyless.url("/apis/inside/doc"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 404, 40400).await;
+    assert_eq!(upstream.requests(), 0);
+    eventually("a start-up line says there are no keys", || {
+        keyless.logs().contains("every request is allowed")
+    })
+    .await;
+    // Keys, but none with the admin capability: still off.
+    let readers = Server::start(&KEYS.replace(r#""*" = ["*"]"#, r#""*" = ["subscribe"]"#));
+    let resp = client()
+        .get(readers.url(&format!("/admin/keys?{ADMIN}")))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 403, 40300).await;
+    // Nor can a change turn it off by removing the last key that may use it.
+    let server = Server::start(&config());
+    let resp = admin(&server, reqwest::Method::DELETE, "/admin/keys/root", None).await;
+    let body = expect_error(resp, 400, 40000).await;
+    assert!(body.to_string().contains("admin"), "{body}");
+}
+
+#[tokio::test]
+async fn what_it_adds_is_held_to_the_config_files_target_policy() {
+    let upstream = Upstream::start(json!({"inside": true})).await;
+    let port = upstream.addr.port();
+    let server = Server::start(&format!(
+        "{KEYS}\n[poll]\nallowed_targets = [\"http://*:{port}/*\"]\n\
+         [[api]]\nname = \"own\"\nbase_url = \"{}\"\n",
+        upstream.url("/v1")
+    ));
+    // A private address no pattern names, as an API or as a relay.
+    let api = json!({"name": "inside", "base_url": format!("http://127.0.0.2:{port}/")});
+    let resp = admin(&server, reqwest::Method::POST, "/admin/apis", Some(api)).await;
+    let body = expect_error(resp, 400, 40000).await;
+    assert!(body.to_string().contains("allowed_targets"), "{body}");
+    let relay = json!({"name": "meta", "listen_path": "/meta",
+        "upstream": format!("http://169.254.169.254:{port}/latest")});
+    let resp = admin(&server, reqwest::Method::POST, "/admin/relays", Some(relay)).await;
+    expect_error(resp, 400, 40000).await;
+    // A name the pattern allows is taken, but its private addresses are refused when
+    // resolved, as for an ad-hoc target: adding it does not make the host trusted.
+    let local = json!({"name": "local", "base_url": format!("http://localhost:{port}/")});
+    let resp = admin(&server, reqwest::Method::POST, "/admin/apis", Some(local)).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let mut stream = SseStream::open(&server.url(&format!("/apis/local/doc?{ADMIN}"))).await;
+    let event = stream.next_event().await.expect("an event");
+    assert_eq!(event.event, "error", "{event:?}");
+    let error: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(error["status"], 2005, "{error}");
+    assert_eq!(upstream.requests(), 0, "the private address was reached");
+    // Where the config file's own API points is allowed.
+    let copy = json!({"name": "copy", "base_url": upstream.url("/v1")});
+    let resp = admin(&server, reqwest::Method::POST, "/admin/apis", Some(copy)).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let mut stream = SseStream::open(&server.url(&format!("/apis/copy/doc?{ADMIN}"))).await;
+    assert_eq!(stream.next_event().await.expect("an event").event, "data");
 }

@@ -89,6 +89,11 @@ async fn every_key_form_is_accepted_and_bad_ones_refused() {
         status_of_stream(&sse(""), basic("app", "app-secret-1")).await,
         200
     );
+    // The X-Sd-Token header, as CORS allows browsers to send it.
+    assert_eq!(
+        status_of_stream(&sse(""), sd_token("app:app-secret-1")).await,
+        200
+    );
     // Refused: none, wrong secret, unknown key, malformed key, unknown scheme.
     for (query, headers) in [
         ("", HeaderMap::new()),
@@ -96,6 +101,7 @@ async fn every_key_form_is_accepted_and_bad_ones_refused() {
         ("&key=nobody:app-secret-1", HeaderMap::new()),
         ("&key=app-secret-1", HeaderMap::new()),
         ("", basic("app", "nope")),
+        ("", sd_token("app:wrong-secret-1")),
     ] {
         let resp = get(&sse(query), headers).await;
         let body = expect_error(resp, 401, 40101).await;
@@ -104,6 +110,47 @@ async fn every_key_form_is_accepted_and_bad_ones_refused() {
     let mut digest = HeaderMap::new();
     digest.insert(AUTHORIZATION, HeaderValue::from_static("Digest x"));
     expect_error(get(&sse(""), digest).await, 401, 40101).await;
+}
+
+fn sd_token(key: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-sd-token", HeaderValue::from_str(key).unwrap());
+    h
+}
+
+#[tokio::test]
+async fn without_keys_malformed_credentials_are_refused_alike_and_well_formed_ones_pass() {
+    let server = Server::start("");
+    let sse = |query: &str| server.url(&format!("/sse?channels=orders:1{query}"));
+    for (query, headers) in [
+        ("&key=nocolon", HeaderMap::new()),
+        ("&accessToken=garbage", HeaderMap::new()),
+        ("&accessToken=", HeaderMap::new()),
+        ("", bearer("garbage")),
+        ("", sd_token("nocolon")),
+    ] {
+        let resp = get(&sse(query), headers.clone()).await;
+        let body = expect_error(resp, 401, 40101).await;
+        assert!(!body.to_string().contains("garbage"), "{body}");
+    }
+    // Nothing checks a signature or a secret here, but the forms are right.
+    let token = hs256(
+        "anyone",
+        "any-secret",
+        json!({"exp": now() + 60, "capability": {}}),
+    );
+    for (query, headers) in [
+        ("&key=a:b".to_owned(), HeaderMap::new()),
+        (format!("&accessToken={token}"), HeaderMap::new()),
+        (String::new(), bearer(&token)),
+        (String::new(), sd_token("a:b")),
+    ] {
+        assert_eq!(
+            status_of_stream(&sse(&query), headers).await,
+            200,
+            "{query}"
+        );
+    }
 }
 
 #[tokio::test]

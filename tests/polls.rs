@@ -537,3 +537,65 @@ async fn gateway_parameters_never_reach_the_target() {
     let (_, query) = upstream.last_request("/plain");
     assert_eq!(query.as_deref(), Some("a=1&b=2"));
 }
+
+#[tokio::test]
+async fn x_sd_header_cannot_route_or_frame_the_request_nor_replace_injected_headers() {
+    let upstream = Upstream::start(json!({"v": 1})).await;
+    let server = gateway(&format!(
+        "[[api]]\nname = \"secretive\"\nbase_url = \"{}/v1\"\n\
+         headers = {{ Authorization = \"Bearer s3cr3t-header\" }}\n",
+        upstream.url("")
+    ));
+    let client = common::client();
+    let with_header = |base: &str, header: &str| {
+        reqwest::Url::parse_with_params(base, [("X-Sd-Header", header)]).unwrap()
+    };
+    let adhoc = poll_url(&server, &upstream, "/x");
+    let api = server.url("/apis/secretive/x");
+    for (header, name) in [
+        ("Host: internal.example", "host"),
+        ("content-length: 0", "content-length"),
+        ("Transfer-Encoding: chunked", "transfer-encoding"),
+        ("Connection: close", "connection"),
+        ("Upgrade: h2c", "upgrade"),
+        ("TE: trailers", "te"),
+        ("Trailer: x", "trailer"),
+        ("Keep-Alive: timeout=5", "keep-alive"),
+        ("Proxy-Authorization: Basic eDp5", "proxy-authorization"),
+        ("Proxy-Anything: 1", "proxy-anything"),
+    ] {
+        for base in [&adhoc, &api] {
+            let resp = client.get(with_header(base, header)).send().await.unwrap();
+            let body = expect_error(resp, 400, 40000).await;
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(name), "{header} on {base}: {message}");
+        }
+    }
+    // The API's own secret header cannot be replaced by the client's.
+    let resp = client
+        .get(with_header(&api, "Authorization: Bearer mine"))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(resp, 400, 40000).await;
+    assert!(body.to_string().contains("authorization"), "{body}");
+
+    // The same rule on a stream added to a dynamic connection.
+    let mut stream = SseStream::open(&server.url("/sse?dynamic=true")).await;
+    let connected: Value = serde_json::from_str(&stream.next_event().await.unwrap().data).unwrap();
+    let id = connected["connectionId"].as_str().unwrap();
+    let poll = with_header(&upstream.url("/x"), "Host: internal.example");
+    let resp = client
+        .post(server.url(&format!("/connections/{id}/subscriptions")))
+        .json(&json!({ "poll": poll.as_str() }))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(resp, 400, 40000).await;
+    assert!(body.to_string().contains("host"), "{body}");
+    assert_eq!(
+        upstream.requests(),
+        0,
+        "a refused header reached the upstream"
+    );
+}

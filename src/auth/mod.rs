@@ -1,8 +1,9 @@
 //! Credentials and the decision whether they allow an operation on a resource (SPEC.md §6).
 //!
-//! Until keys are configured every request is allowed; credentials are still parsed so a
-//! malformed one is reported rather than silently ignored. Secrets and tokens are never
-//! shown: not in errors, and not in `Debug` output (which logs may use).
+//! Until keys are configured every request is allowed, except the admin API: it needs a
+//! credential that may have the `admin` capability. Credentials are always parsed, keys and
+//! tokens alike, so a malformed one is reported rather than silently ignored. Secrets and
+//! tokens are never shown: not in errors, and not in `Debug` output (which logs may use).
 
 mod capability;
 mod token;
@@ -64,14 +65,14 @@ impl Credential {
             return parse_key(key);
         }
         if let Some(token) = access_token {
-            return Ok(Credential::Token(token.to_owned()));
+            return Credential::token(token);
         }
         let Some(header) = authorization else {
             return Ok(Credential::Anonymous);
         };
         let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
-            Ok(Credential::Token(value.trim().to_owned()))
+            Credential::token(value.trim())
         } else if scheme.eq_ignore_ascii_case("basic") {
             use base64::Engine;
             let decoded = base64::engine::general_purpose::STANDARD
@@ -91,6 +92,13 @@ impl Credential {
                 "unsupported Authorization scheme; use Basic (an API key) or Bearer (a token)",
             ))
         }
+    }
+
+    /// A token in the form of a JWT, with or without keys configured (its signature and
+    /// claims are checked only when they are).
+    fn token(token: &str) -> Result<Credential, ErrorInfo> {
+        token::header(token)?;
+        Ok(Credential::Token(token.to_owned()))
     }
 }
 
@@ -118,6 +126,9 @@ fn parse_key(key: &str) -> Result<Credential, ErrorInfo> {
     }
 }
 
+/// The resource the admin API's capability is checked on.
+pub const ADMIN_RESOURCE: &str = "admin";
+
 /// Decides what credentials may do; reloaded as a whole when the admin API changes keys.
 pub struct Auth {
     rules: std::sync::RwLock<Arc<Rules>>,
@@ -126,6 +137,9 @@ pub struct Auth {
 struct Rules {
     /// False when no key or token key is configured: everything is allowed.
     enabled: bool,
+    /// Whether some credential may have the `admin` capability: a key that has it, or a
+    /// token key (its tokens say what they may do). Without one the admin API is off.
+    admin: bool,
     /// Each key's secret and capabilities, by name.
     keys: HashMap<String, (String, Arc<Capabilities>)>,
     /// What requests without a credential may do; `None` refuses them.
@@ -158,6 +172,11 @@ impl Auth {
     pub fn adopt(&self, other: Auth) {
         let rules = other.rules.into_inner().unwrap();
         *self.rules.write().unwrap() = rules;
+    }
+
+    /// Whether the admin API is on: some credential may have the `admin` capability.
+    pub fn admin_enabled(&self) -> bool {
+        self.rules.read().unwrap().admin
     }
 
     /// Checks the credential: who it is and what it may do.
@@ -196,8 +215,13 @@ impl Rules {
             .transpose()
             .map_err(|e| format!("[auth] anonymous: {e}"))?
             .map(Arc::new);
+        let admin = config.auth.token_keys()
+            || capabilities
+                .values()
+                .any(|caps| caps.allows(Operation::Admin, ADMIN_RESOURCE));
         Ok(Rules {
             enabled: config.auth.enabled(&config.keys),
+            admin,
             keys,
             anonymous,
             tokens: TokenKeys::load(&config.auth, &config.keys, &capabilities)?,

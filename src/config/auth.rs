@@ -1,7 +1,8 @@
 //! `[[key]]` and `[auth]`: who may do what (SPEC.md §6).
 //!
 //! With no key and no token key configured, everything is allowed (a gateway on a trusted
-//! network, or in development). Once any is configured, every request needs a credential,
+//! network, or in development) but the admin API, which stays off until some credential may
+//! have the `admin` capability. Once any is configured, every request needs a credential,
 //! unless `[auth] anonymous` grants capabilities to requests without one.
 
 use std::collections::BTreeMap;
@@ -38,7 +39,12 @@ impl AuthConfig {
     /// Whether any credential can be checked: then requests without one are limited to
     /// `anonymous`.
     pub fn enabled(&self, keys: &[KeyConfig]) -> bool {
-        !keys.is_empty() || !self.public_key_files.is_empty() || self.jwks_file.is_some()
+        !keys.is_empty() || self.token_keys()
+    }
+
+    /// Whether public keys verify RS256 / ES256 tokens.
+    pub fn token_keys(&self) -> bool {
+        !self.public_key_files.is_empty() || self.jwks_file.is_some()
     }
 }
 

@@ -1,6 +1,8 @@
 //! The admin API under `/admin/` (SPEC.md §6): the APIs, relays and keys of the catalog
 //! (list, read, create, replace, delete), live stats, and its OpenAPI document. Every request
-//! needs the `admin` capability on the resource `admin`.
+//! needs the `admin` capability on the resource `admin`; until some credential may have it,
+//! the admin API is off. What it adds may reach only upstreams the config file allows
+//! (see `catalog`).
 //!
 //! Secrets are shown redacted (`"<redacted>"`): key secrets, the values of injected
 //! headers and query parameters, and the query values of a relay's upstream URL. Sending an entry back with a redacted value keeps the
@@ -23,7 +25,7 @@ pub use stats::stats;
 
 use super::query::Query;
 use super::{ApiError, AppState};
-use crate::auth::Operation;
+use crate::auth::{ADMIN_RESOURCE, Operation};
 use crate::catalog::{Entries, Refused};
 use crate::wire::envelope::{ErrorInfo, codes};
 
@@ -173,10 +175,21 @@ impl FromRequestParts<AppState> for Admitted {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Off by default: with no keys every other request is allowed, and an open admin API
+        // would let anyone add an API or relay.
+        if !state.auth.admin_enabled() {
+            return Err(ErrorInfo::new(
+                codes::FORBIDDEN,
+                "the admin API is off: turn it on by configuring a [[key]] with the admin \
+                 capability, e.g. capabilities = { admin = [\"admin\"] }, or token keys \
+                 ([auth] public_key_files or jwks_file)",
+            )
+            .into());
+        }
         let credential = Query::parse(parts.uri.query()).credential(&parts.headers)?;
         state
             .auth
-            .authorize(&credential, Operation::Admin, "admin")?;
+            .authorize(&credential, Operation::Admin, ADMIN_RESOURCE)?;
         Ok(Admitted)
     }
 }

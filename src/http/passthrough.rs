@@ -28,7 +28,7 @@ const ALWAYS_FORWARDED: [HeaderName; 4] = [
 ];
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, not to the message.
-const HOP_BY_HOP: [HeaderName; 8] = [
+pub(super) const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,

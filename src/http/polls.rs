@@ -8,8 +8,9 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use json_patch::jsonptr::Pointer;
 use reqwest::Url;
-use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::header::{self, HeaderName, HeaderValue};
 
+use super::passthrough::HOP_BY_HOP;
 use super::query::Query;
 use super::streams::respond;
 use super::{ApiError, AppState};
@@ -152,9 +153,7 @@ pub(super) fn stream(
             "select must be a JSON Pointer such as /items (`~` only as ~0 or ~1): {e}"
         )));
     }
-    let mut forwarded = forwarded_headers(query)?;
-    // Injected headers win over forwarded ones of the same name.
-    forwarded.retain(|(name, _)| !injected.iter().any(|(n, _)| n == name));
+    let mut forwarded = forwarded_headers(query, &injected)?;
     forwarded.extend(injected);
     let topic = Topic::new(url, forwarded, select, Duration::from_millis(interval_ms));
     Ok(StreamSpec {
@@ -167,8 +166,14 @@ pub(super) fn stream(
     })
 }
 
-/// `X-Sd-Header=Name: value` parameters (repeatable).
-fn forwarded_headers(query: &Query) -> Result<Vec<(HeaderName, HeaderValue)>, ErrorInfo> {
+/// `X-Sd-Header=Name: value` parameters (repeatable), for every polled stream (a request's
+/// own, or one added to a dynamic connection). A client may not set a header the gateway
+/// injects (the API's secrets must go where the config says), nor one that routes or frames
+/// the request: `Host` would send the injected secrets to a virtual host no pattern names.
+fn forwarded_headers(
+    query: &Query,
+    injected: &[(HeaderName, HeaderValue)],
+) -> Result<Vec<(HeaderName, HeaderValue)>, ErrorInfo> {
     query
         .pairs()
         .iter()
@@ -183,11 +188,30 @@ fn forwarded_headers(query: &Query) -> Result<Vec<(HeaderName, HeaderValue)>, Er
                     name.trim()
                 ))
             })?;
+            if injected.iter().any(|(n, _)| *n == name) {
+                return Err(ErrorInfo::bad_request(format!(
+                    "X-Sd-Header: {name} is set by the gateway for this API; remove it"
+                )));
+            }
+            if is_reserved(&name) {
+                return Err(ErrorInfo::bad_request(format!(
+                    "X-Sd-Header: {name} cannot be set: Host, Content-Length, hop-by-hop and \
+                     Proxy-* headers are the gateway's; remove it"
+                )));
+            }
             let value = HeaderValue::from_str(value.trim())
                 .map_err(|_| ErrorInfo::bad_request("X-Sd-Header: the value is not valid"))?;
             Ok((name, value))
         })
         .collect()
+}
+
+/// Headers that route or frame the upstream request.
+fn is_reserved(name: &HeaderName) -> bool {
+    *name == header::HOST
+        || *name == header::CONTENT_LENGTH
+        || HOP_BY_HOP.contains(name)
+        || name.as_str().starts_with("proxy-")
 }
 
 /// Where a reconnecting client of a single-stream endpoint resumes: after the position in its `Last-Event-ID`, or (an

@@ -1,7 +1,7 @@
 //! Query-string and header reading shared by the endpoints, with errors that name the
 //! parameter.
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 
 use crate::auth::Credential;
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -108,21 +108,27 @@ impl Query {
         }
     }
 
-    /// The credential from `key` (or Streamdata's `X-Sd-Token`) / `accessToken` and the
-    /// Authorization header.
+    /// The credential from `key` (or Streamdata's `X-Sd-Token`) / `accessToken`, else the
+    /// `X-Sd-Token` header, else the Authorization header: parameters win over headers.
     pub fn credential(&self, headers: &HeaderMap) -> Result<Credential, ErrorInfo> {
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str())
-            .transpose()
-            .map_err(|_| {
-                ErrorInfo::new(codes::BAD_CREDENTIALS, "Authorization header is not ASCII")
-            })?;
-        Credential::from_request(
-            self.get("key").or_else(|| self.get("X-Sd-Token")),
-            self.get("accessToken"),
-            authorization,
-        )
+        let ascii = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.to_str())
+                .transpose()
+                .map_err(|_| {
+                    ErrorInfo::new(
+                        codes::BAD_CREDENTIALS,
+                        format!("{name} header is not ASCII"),
+                    )
+                })
+        };
+        let key = self.get("key").or_else(|| self.get("X-Sd-Token"));
+        let (key, access_token) = match (key, self.get("accessToken")) {
+            (None, None) => (ascii("X-Sd-Token")?, None),
+            given => given,
+        };
+        Credential::from_request(key, access_token, ascii("Authorization")?)
     }
 }
 

@@ -25,14 +25,11 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
-/// The allowed patterns; replaced as a whole when the admin API changes APIs or relays.
+/// The allowed patterns: the config file's, fixed for the life of the process. The admin
+/// API does not change them: what it adds is checked against them (see `catalog`), so it
+/// cannot widen what the gateway may reach.
 #[derive(Debug, Default)]
 pub struct TargetPolicy {
-    rules: std::sync::RwLock<Arc<Rules>>,
-}
-
-#[derive(Debug, Default)]
-struct Rules {
     patterns: Vec<String>,
     /// Hosts a pattern names without a wildcard: their private addresses are allowed.
     explicit_hosts: HashSet<String>,
@@ -40,26 +37,15 @@ struct Rules {
 
 impl TargetPolicy {
     pub fn new(patterns: &[String]) -> Self {
-        let policy = TargetPolicy::default();
-        policy.replace(patterns);
-        policy
-    }
-
-    /// Allows `patterns` from now on (requests already made are not affected).
-    pub fn replace(&self, patterns: &[String]) {
         let explicit_hosts = patterns
             .iter()
             .filter_map(|p| pattern_host(p))
             .filter(|h| !h.contains('*'))
             .collect();
-        *self.rules.write().unwrap() = Arc::new(Rules {
+        TargetPolicy {
             patterns: patterns.to_vec(),
             explicit_hosts,
-        });
-    }
-
-    fn rules(&self) -> Arc<Rules> {
-        Arc::clone(&self.rules.read().unwrap())
+        }
     }
 
     /// Checks a URL before it is requested (also each redirect's URL).
@@ -71,8 +57,7 @@ impl TargetPolicy {
             )));
         }
         let text = url.as_str();
-        let rules = self.rules();
-        if !rules.patterns.iter().any(|p| glob_match(p, text)) {
+        if !self.patterns.iter().any(|p| glob_match(p, text)) {
             return Err(Refusal(format!(
                 "target {} is not allowed: it matches no [poll] allowed_targets pattern",
                 redact(url)
@@ -86,7 +71,7 @@ impl TargetPolicy {
         };
         if let Some(ip) = ip
             && !is_public(ip)
-            && !rules.explicit_hosts.contains(host)
+            && !self.explicit_hosts.contains(host)
         {
             return Err(Refusal(format!(
                 "target address {ip} is private, loopback or link-local; allow it with a \
@@ -97,7 +82,7 @@ impl TargetPolicy {
     }
 
     fn allows_private(&self, host: &str) -> bool {
-        self.rules().explicit_hosts.contains(host)
+        self.explicit_hosts.contains(host)
     }
 }
 

@@ -36,7 +36,9 @@ fn document() -> Value {
             "description": "Changes the APIs, relays and keys while the gateway serves; \
                 changes take effect at once and are stored next to the config file. Secrets \
                 are shown as \"<redacted>\"; sending that placeholder back keeps the stored \
-                value. Every operation needs the `admin` capability on the resource `admin`.",
+                value. Every operation needs the `admin` capability on the resource `admin`; until \
+                some credential may have it (a key with it, or token keys), every operation \
+                is 403 (40300).",
         },
         "security": [{ "basic": [] }, { "bearer": [] }, { "key": [] }],
         "paths": {
