@@ -48,7 +48,7 @@ impl Metrics {
                 );
                 describe_counter!(
                     "streamgate_limit_refusals_total",
-                    "Connections and requests refused by a limit (SPEC.md §6), by limit"
+                    "Connections and requests refused by a limit, by limit"
                 );
                 // Every series exists from the start, so a dashboard sees 0, not nothing.
                 for limit in Limit::ALL {
@@ -68,7 +68,7 @@ impl Metrics {
     }
 }
 
-/// A limit of SPEC.md §6 that refuses connections or requests: the `limit` label of
+/// A limit that refuses connections or requests: the `limit` label of
 /// `streamgate_limit_refusals_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {

@@ -1,4 +1,4 @@
-//! The admin API (SPEC.md §6): CRUD of APIs, relays and keys that takes effect at once and
+//! The admin API: CRUD of APIs, relays and keys that takes effect at once and
 //! survives a restart, live stats, its OpenAPI document, and who may use it.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Keys, tokens and capabilities (SPEC.md §6), over real requests: every credential form,
+//! Keys, tokens and capabilities, over real requests: every credential form,
 //! accepted and refused, capability patterns per operation, token expiry mid-stream.
 
 mod common;

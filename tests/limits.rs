@@ -1,4 +1,4 @@
-//! Limits and CORS (SPEC.md §6, docs/LIMITS.md) against the real binary: each limit exceeded
+//! Limits and CORS (docs/LIMITS.md) against the real binary: each limit exceeded
 //! once, with its status, code and metric, and the server serving normally afterwards.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Passthrough relays (SPEC.md §4): a 1:1 streaming proxy that flushes every event at once,
+//! Passthrough relays: a 1:1 streaming proxy that flushes every event at once,
 //! passes status and headers back, and closes the upstream when the client leaves.
 
 mod common;

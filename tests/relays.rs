@@ -1,4 +1,4 @@
-//! Shared relays (SPEC.md §4) against a real upstream SSE server: one upstream connection
+//! Shared relays against a real upstream SSE server: one upstream connection
 //! for every subscriber, upstream resume with `Last-Event-ID`, client resume from gateway
 //! history, and the WPT parsing vectors relayed intact.
 

@@ -1,4 +1,4 @@
-//! Credentials and the decision whether they allow an operation on a resource (SPEC.md §6).
+//! Credentials and the decision whether they allow an operation on a resource.
 //!
 //! Until keys are configured every request is allowed, except the admin API: it needs a
 //! credential that may have the `admin` capability. Credentials are always parsed, keys and

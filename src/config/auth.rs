@@ -1,4 +1,4 @@
-//! `[[key]]` and `[auth]`: who may do what (SPEC.md §6).
+//! `[[key]]` and `[auth]`: who may do what.
 //!
 //! With no key and no token key configured, everything is allowed (a gateway on a trusted
 //! network, or in development) but the admin API, which stays off until some credential may

@@ -1,4 +1,4 @@
-//! `[http]`: how the gateway answers browsers (SPEC.md §6, CORS).
+//! `[http]`: how the gateway answers browsers (CORS).
 
 use serde::{Deserialize, Deserializer};
 

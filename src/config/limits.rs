@@ -1,4 +1,4 @@
-//! `[limits]`: what one client, one key or the whole gateway may use (SPEC.md §6).
+//! `[limits]`: what one client, one key or the whole gateway may use.
 //!
 //! Exceeding a limit is a clear error (an ErrorInfo with its own status and code, see
 //! docs/LIMITS.md), counted in `streamgate_limit_refusals_total`, never a crash. The largest

@@ -1,4 +1,4 @@
-//! `[[relay]]`: upstream SSE servers fronted by the gateway (SPEC.md §4).
+//! `[[relay]]`: upstream SSE servers fronted by the gateway.
 //!
 //! A relay is reached under its listen path (with `{version}` filled in, as WSO2 writes
 //! versioned contexts). What follows the listen path names a topic; `topics` maps topic

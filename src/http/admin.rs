@@ -1,4 +1,4 @@
-//! The admin API under `/admin/` (SPEC.md §6): the APIs, relays and keys of the catalog
+//! The admin API under `/admin/`: the APIs, relays and keys of the catalog
 //! (list, read, create, replace, delete), live stats, and its OpenAPI document. Every request
 //! needs the `admin` capability on the resource `admin`; until some credential may have it,
 //! the admin API is off. What it adds may reach only upstreams the config file allows

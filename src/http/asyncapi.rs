@@ -153,7 +153,7 @@ impl Doc {
         self.operations.insert(op_id, op);
     }
 
-    /// SPEC §2: publish and subscribe on named channels.
+    /// Channels: publish and subscribe on named channels.
     fn pubsub(&mut self) {
         let id = self.channel(
             "channels",
@@ -248,7 +248,7 @@ impl Doc {
         );
     }
 
-    /// SPEC §3: a configured `[[api]]`, polled at `/apis/{name}/{path}`.
+    /// A configured `[[api]]`, polled at `/apis/{name}/{path}`.
     fn api(&mut self, api: &ApiConfig, config: &Config) {
         let interval = api.interval_ms.unwrap_or(config.poll.interval_ms);
         self.polled(
@@ -273,7 +273,7 @@ impl Doc {
         );
     }
 
-    /// SPEC §3: ad-hoc polling of `GET /{target-url}`, when targets are allowed.
+    /// Ad-hoc polling of `GET /{target-url}`, when targets are allowed.
     fn adhoc(&mut self, config: &Config) {
         let allowed: Vec<String> = config
             .poll
@@ -317,7 +317,7 @@ impl Doc {
         );
     }
 
-    /// SPEC §4: one channel per topic of a `[[relay]]`.
+    /// One channel per topic of a `[[relay]]`.
     fn relay(&mut self, relay: &RelayConfig) {
         let listen = relay.path();
         let topics: Vec<(String, String)> = match &relay.topics {

@@ -1,4 +1,4 @@
-//! Limits on requests (SPEC.md §6) and CORS, as layers around the router, plus the publish
+//! Limits on requests and CORS, as layers around the router, plus the publish
 //! rate limiter the publish handler asks. Connection limits are counted where connections
 //! are accepted (`server::accept`); the channels per connection where streams are added.
 //!

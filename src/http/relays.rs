@@ -1,4 +1,4 @@
-//! Upstream SSE servers under their listen paths (SPEC.md §4): `shared` relays subscribe the
+//! Upstream SSE servers under their listen paths: `shared` relays subscribe the
 //! client to the topic's channel; `passthrough` relays proxy the request 1:1.
 
 use axum::extract::Request;
