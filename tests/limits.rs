@@ -280,6 +280,149 @@ async fn a_body_over_max_body_bytes_is_a_json_413_and_publish_keeps_its_own_limi
     assert_eq!(refusals(&client(), &server, "body_size").await, 3.0);
 }
 
+/// The status and ErrorInfo answered on a raw connection that sent `head` and then, while
+/// the answer is awaited, `trickle` one byte every 200 ms (so the body never ends in time).
+async fn answer_while_trickling(server: &Server, head: &str, trickle: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.base.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut read, mut write) = stream.into_split();
+    write.write_all(head.as_bytes()).await.unwrap();
+    let trickle = trickle.to_vec();
+    let trickler = tokio::spawn(async move {
+        for byte in trickle {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write.write_all(&[byte]).await.is_err() {
+                return;
+            }
+        }
+        // Held open, the body unfinished.
+        std::future::pending::<()>().await;
+    });
+    let mut answer = Vec::new();
+    let split = loop {
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if answer.len() >= end + 4 + length {
+                break end;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), read.read(&mut chunk))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed without an answer: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&chunk[..n]);
+    };
+    trickler.abort();
+    let status = String::from_utf8_lossy(&answer[9..12]).parse().unwrap();
+    let body = serde_json::from_slice(&answer[split + 4..]).unwrap();
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_refused_before_it_is_sent() {
+    let server = Server::start(&format!(
+        "{QUICK}[limits]\nmax_body_bytes = 100\n[channels]\nmax_message_bytes = 300\n"
+    ));
+    for (path, length, setting) in [
+        ("/channels/a/messages", 301, "[channels] max_message_bytes"),
+        ("/admin/apis", 101, "[limits] max_body_bytes"),
+    ] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+             content-length: {length}\r\n\r\n"
+        );
+        let (status, body) = answer_while_trickling(&server, &head, b"").await;
+        assert_eq!(status, 413, "{path}: {body}");
+        assert_eq!(body["error"]["code"], 41300, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(setting), "{message}");
+    }
+    assert_eq!(refusals(&client(), &server, "body_size").await, 2.0);
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_at_the_read_timeout() {
+    let server = Server::start(&format!("{QUICK}[limits]\nread_timeout_ms = 1000\n"));
+    let mut stream = SseStream::open(&server.url("/sse?channels=t")).await;
+    let head = |framing: &str| {
+        format!(
+            "POST /channels/t/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+             {framing}\r\n\r\n"
+        )
+    };
+    // A byte every 200 ms: the body never stops arriving, and never ends in time.
+    let body = json!({ "data": "d".repeat(100) }).to_string();
+    let length = head(&format!("content-length: {}", body.len()));
+    let chunked = head("transfer-encoding: chunked");
+    let chunks = body
+        .bytes()
+        .flat_map(|byte| [b'1', b'\r', b'\n', byte, b'\r', b'\n'])
+        .collect::<Vec<u8>>();
+    for (head, trickle) in [(length, body.as_bytes()), (chunked, &chunks[..])] {
+        let (status, answer) = answer_while_trickling(&server, &head, trickle).await;
+        assert_eq!(status, 408, "{answer}");
+        assert_eq!(answer["error"]["code"], 40800, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("read_timeout_ms"), "{message}");
+    }
+    assert_eq!(refusals(&client(), &server, "body_timeout").await, 2.0);
+    // Nothing of either was published; a body sent at once is.
+    publish(&server, "t", json!({ "data": "whole" })).await;
+    assert_eq!(next_data(&mut stream).await, json!("whole"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_sent_in_tiny_chunks_hold_no_more_than_their_bytes() {
+    use tokio::io::AsyncWriteExt;
+    const BODIES: usize = 20;
+    let server = Server::start("");
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let before = server.rss_kib();
+    let mut senders = Vec::new();
+    for _ in 0..BODIES {
+        let addr = addr.clone();
+        senders.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            stream
+                .write_all(
+                    b"POST /channels/tiny/messages HTTP/1.1\r\nHost: x\r\n\
+                      content-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n",
+                )
+                .await
+                .unwrap();
+            // One byte per chunk, each in a packet of its own: the server reads each apart.
+            for _ in 0..750 {
+                stream.write_all(b"1\r\nx\r\n").await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            stream
+        }));
+    }
+    let mut held = Vec::new();
+    for sender in senders {
+        held.push(sender.await.unwrap());
+    }
+    let growth_mib = server.rss_kib().saturating_sub(before) / 1024;
+    eprintln!("{BODIES} bodies of 750 one-byte chunks: server RSS grew by {growth_mib} MiB");
+    // 15 000 bytes of bodies in all; each piece keeping the read buffer it came in (8 KiB
+    // and more) alive would be over 100 MiB.
+    assert!(growth_mib < 32, "server grew by {growth_mib} MiB");
+    drop(held);
+}
+
 #[tokio::test]
 async fn too_many_streams_on_a_connection_is_refused_and_counted() {
     let server = Server::start(&format!(
