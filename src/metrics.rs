@@ -86,12 +86,14 @@ pub enum Limit {
     BodySize,
     /// `[limits] read_timeout_ms`, for a request body.
     BodyTimeout,
+    /// `[limits] max_body_buffer_bytes`.
+    BodyBuffer,
     /// `[limits] write_timeout_ms`: a connection closed because its client read nothing.
     WriteTimeout,
 }
 
 impl Limit {
-    const ALL: [Limit; 8] = [
+    const ALL: [Limit; 9] = [
         Limit::Connections,
         Limit::ConnectionsPerIp,
         Limit::PublishRate,
@@ -99,6 +101,7 @@ impl Limit {
         Limit::HeaderSize,
         Limit::BodySize,
         Limit::BodyTimeout,
+        Limit::BodyBuffer,
         Limit::WriteTimeout,
     ];
 
@@ -111,6 +114,7 @@ impl Limit {
             Limit::HeaderSize => "header_size",
             Limit::BodySize => "body_size",
             Limit::BodyTimeout => "body_timeout",
+            Limit::BodyBuffer => "body_buffer",
             Limit::WriteTimeout => "write_timeout",
         }
     }

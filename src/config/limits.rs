@@ -40,6 +40,9 @@ pub struct LimitsConfig {
     /// max_message_bytes`) and what a passthrough relay streams on.
     #[serde(deserialize_with = "at_least_one")]
     pub max_body_bytes: usize,
+    /// Bytes of request bodies the gateway holds at once, over all requests being read or
+    /// handled (a passthrough relay's streamed body excepted).
+    pub max_body_buffer_bytes: usize,
     /// Channels and polled streams one connection may carry.
     #[serde(deserialize_with = "at_least_one")]
     pub max_streams_per_connection: usize,
@@ -62,6 +65,7 @@ impl Default for LimitsConfig {
             publish_burst: None,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1024 * 1024,
+            max_body_buffer_bytes: 64 * 1024 * 1024,
             max_streams_per_connection: 1000,
             read_timeout_ms: 30_000,
             write_timeout_ms: 60_000,
