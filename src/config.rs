@@ -289,6 +289,18 @@ impl Config {
         crate::auth::Capabilities::parse(&self.auth.anonymous)
             .map_err(|e| format!("[auth] anonymous: {e}"))?;
         self.limits.validate()?;
+        let largest_body = self
+            .limits
+            .max_body_bytes
+            .max(self.channels.max_message_bytes);
+        if self.limits.max_body_buffer_bytes < largest_body {
+            return Err(format!(
+                "[limits] max_body_buffer_bytes ({}) is smaller than the largest body an \
+                 endpoint takes ({largest_body}, [limits] max_body_bytes or [channels] \
+                 max_message_bytes): raise it, or lower those",
+                self.limits.max_body_buffer_bytes
+            ));
+        }
         let mut relay_names = std::collections::HashSet::new();
         let mut paths = std::collections::HashMap::new();
         for relay in &self.relays {

@@ -48,7 +48,7 @@ impl Metrics {
                 );
                 describe_counter!(
                     "streamgate_limit_refusals_total",
-                    "Connections and requests refused by a limit, by limit"
+                    "Connections and requests refused or closed by a limit, by limit"
                 );
                 // Every series exists from the start, so a dashboard sees 0, not nothing.
                 for limit in Limit::ALL {
@@ -84,16 +84,25 @@ pub enum Limit {
     HeaderSize,
     /// `[limits] max_body_bytes`, and `[channels] max_message_bytes` for a publish.
     BodySize,
+    /// `[limits] read_timeout_ms`, for a request body.
+    BodyTimeout,
+    /// `[limits] max_body_buffer_bytes`.
+    BodyBuffer,
+    /// `[limits] write_timeout_ms`: a connection closed because its client read nothing.
+    WriteTimeout,
 }
 
 impl Limit {
-    const ALL: [Limit; 6] = [
+    const ALL: [Limit; 9] = [
         Limit::Connections,
         Limit::ConnectionsPerIp,
         Limit::PublishRate,
         Limit::StreamsPerConnection,
         Limit::HeaderSize,
         Limit::BodySize,
+        Limit::BodyTimeout,
+        Limit::BodyBuffer,
+        Limit::WriteTimeout,
     ];
 
     fn label(self) -> &'static str {
@@ -104,6 +113,9 @@ impl Limit {
             Limit::StreamsPerConnection => "streams_per_connection",
             Limit::HeaderSize => "header_size",
             Limit::BodySize => "body_size",
+            Limit::BodyTimeout => "body_timeout",
+            Limit::BodyBuffer => "body_buffer",
+            Limit::WriteTimeout => "write_timeout",
         }
     }
 

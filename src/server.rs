@@ -5,6 +5,7 @@ mod accept;
 mod head;
 mod http1;
 mod rewind;
+mod write_deadline;
 
 use std::future::Future;
 use std::path::PathBuf;

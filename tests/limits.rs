@@ -280,6 +280,185 @@ async fn a_body_over_max_body_bytes_is_a_json_413_and_publish_keeps_its_own_limi
     assert_eq!(refusals(&client(), &server, "body_size").await, 3.0);
 }
 
+/// The status and ErrorInfo of the answer read from `read`, or None when none came
+/// `within`.
+async fn answer_within(
+    read: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: Duration,
+) -> Option<(u16, Value)> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut answer = Vec::new();
+    let split = loop {
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if answer.len() >= end + 4 + length {
+                break end;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, read.read(&mut chunk))
+            .await
+            .ok()?
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed without an answer: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&chunk[..n]);
+    };
+    let status = String::from_utf8_lossy(&answer[9..12]).parse().unwrap();
+    let body = serde_json::from_slice(&answer[split + 4..]).unwrap();
+    Some((status, body))
+}
+
+/// The status and ErrorInfo answered on a raw connection that sent `head` and then, while
+/// the answer is awaited, `trickle` one byte every 200 ms (so the body never ends in time).
+async fn answer_while_trickling(server: &Server, head: &str, trickle: &[u8]) -> (u16, Value) {
+    use tokio::io::AsyncWriteExt;
+    let addr = server.base.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut read, mut write) = stream.into_split();
+    write.write_all(head.as_bytes()).await.unwrap();
+    let trickle = trickle.to_vec();
+    let trickler = tokio::spawn(async move {
+        for byte in trickle {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write.write_all(&[byte]).await.is_err() {
+                return;
+            }
+        }
+        // Held open, the body unfinished.
+        std::future::pending::<()>().await;
+    });
+    let answer = answer_within(&mut read, Duration::from_secs(10))
+        .await
+        .expect("an answer within 10 s");
+    trickler.abort();
+    answer
+}
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_refused_before_it_is_sent() {
+    let server = Server::start(&format!(
+        "{QUICK}[limits]\nmax_body_bytes = 100\n[channels]\nmax_message_bytes = 300\n"
+    ));
+    for (path, length, setting) in [
+        ("/channels/a/messages", 301, "[channels] max_message_bytes"),
+        ("/admin/apis", 101, "[limits] max_body_bytes"),
+    ] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+             content-length: {length}\r\n\r\n"
+        );
+        let (status, body) = answer_while_trickling(&server, &head, b"").await;
+        assert_eq!(status, 413, "{path}: {body}");
+        assert_eq!(body["error"]["code"], 41300, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(setting), "{message}");
+    }
+    assert_eq!(refusals(&client(), &server, "body_size").await, 2.0);
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_at_the_read_timeout() {
+    let server = Server::start(&format!("{QUICK}[limits]\nread_timeout_ms = 1000\n"));
+    let mut stream = SseStream::open(&server.url("/sse?channels=t")).await;
+    let head = |framing: &str| {
+        format!(
+            "POST /channels/t/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+             {framing}\r\n\r\n"
+        )
+    };
+    // A byte every 200 ms: the body never stops arriving, and never ends in time.
+    let body = json!({ "data": "d".repeat(100) }).to_string();
+    let length = head(&format!("content-length: {}", body.len()));
+    let chunked = head("transfer-encoding: chunked");
+    let chunks = body
+        .bytes()
+        .flat_map(|byte| [b'1', b'\r', b'\n', byte, b'\r', b'\n'])
+        .collect::<Vec<u8>>();
+    for (head, trickle) in [(length, body.as_bytes()), (chunked, &chunks[..])] {
+        let (status, answer) = answer_while_trickling(&server, &head, trickle).await;
+        assert_eq!(status, 408, "{answer}");
+        assert_eq!(answer["error"]["code"], 40800, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("read_timeout_ms"), "{message}");
+    }
+    assert_eq!(refusals(&client(), &server, "body_timeout").await, 2.0);
+    // Nothing of either was published; a body sent at once is.
+    publish(&server, "t", json!({ "data": "whole" })).await;
+    assert_eq!(next_data(&mut stream).await, json!("whole"));
+}
+
+#[tokio::test]
+async fn bodies_held_unfinished_share_a_bounded_buffer() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(&format!(
+        "{QUICK}[limits]\nmax_body_bytes = 1000\nmax_body_buffer_bytes = 100000\n[channels]\nmax_message_bytes = 65536\n"
+    ));
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let body = json!({ "data": "b".repeat(59_000) }).to_string();
+    let request = format!(
+        "POST /channels/held/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{}",
+        body.len(),
+        &body[..body.len() - 1]
+    );
+    // Two publishers send all of their body but its last byte, and hold it: the two do not
+    // fit in the buffer together.
+    let held = (0..2).map(|_| {
+        let (addr, request) = (addr.clone(), request.clone());
+        tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let answer = answer_within(&mut stream, Duration::from_secs(3)).await;
+            (answer, stream)
+        })
+    });
+    let mut answers = Vec::new();
+    let mut streams = Vec::new();
+    for task in held.collect::<Vec<_>>() {
+        let (answer, stream) = task.await.unwrap();
+        answers.extend(answer);
+        streams.push(stream);
+    }
+    assert_eq!(answers.len(), 1, "one held body is refused: {answers:?}");
+    let (status, info) = &answers[0];
+    assert_eq!(*status, 503, "{info}");
+    assert_eq!(info["error"]["code"], 50300, "{info}");
+    let message = info["error"]["message"].as_str().unwrap();
+    assert!(message.contains("max_body_buffer_bytes"), "{message}");
+    assert_eq!(refusals(&client(), &server, "body_buffer").await, 1.0);
+    // What is left takes a small publish; once the held body's client is gone, a large
+    // one fits again.
+    publish(&server, "held", json!({ "data": "small" })).await;
+    drop(streams);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = client()
+            .post(server.url("/channels/held/messages"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 201);
+}
+
 #[tokio::test]
 async fn too_many_streams_on_a_connection_is_refused_and_counted() {
     let server = Server::start(&format!(
@@ -455,6 +634,11 @@ fn bad_limits_and_origins_are_named() {
     let err = config_error("[limits]\nmax_connections = 0\n");
     assert!(
         err.contains("max_connections") && err.contains("at least 1"),
+        "{err}"
+    );
+    let err = config_error("[limits]\nmax_body_buffer_bytes = 1000\n");
+    assert!(
+        err.contains("max_body_buffer_bytes") && err.contains("max_body_bytes"),
         "{err}"
     );
     let err = config_error("[limits]\npublish_burst = 5\n");

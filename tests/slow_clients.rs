@@ -4,6 +4,8 @@
 mod common;
 
 use common::upstream::Upstream;
+use std::time::Duration;
+
 use common::{Server, SseStream, publish};
 use serde_json::{Value, json};
 
@@ -131,4 +133,119 @@ async fn a_thousand_paused_readers_cost_bounded_memory() {
         "server grew by {growth_mib} MiB (bound {bound})"
     );
     drop(paused);
+}
+
+/// Opens a connection that sends `request` and then never reads, with a small receive
+/// window, so what the server writes soon stays in the server's socket.
+async fn never_reading(addr: &str, request: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Whether the server has closed `stream`: what it holds is read, then the end (or the
+/// reset) must come within 5 s.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await;
+        match read {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn write_timeouts(server: &Server) -> f64 {
+    common::metric(
+        server,
+        "streamgate_limit_refusals_total{limit=\"write_timeout\"}",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_cut_off_after_the_write_timeout() {
+    let server = Server::start("[limits]\nwrite_timeout_ms = 1000\n");
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // One stream written by the server's own loop; one served by hyper, which takes a
+    // connection at its first request with a body.
+    let subscribe = "GET /sse?channels=flood HTTP/1.1\r\nHost: x\r\n\r\n";
+    let body = json!({ "data": "first" }).to_string();
+    let publish_first = format!(
+        "POST /channels/other/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}{subscribe}",
+        body.len()
+    );
+    let mut own = never_reading(&addr, subscribe).await;
+    let mut handed_over = never_reading(&addr, &publish_first).await;
+    // 300 × 32 KiB: more than the sockets' buffers on both sides hold.
+    let payload = "f".repeat(32 * 1024);
+    for i in 0..300 {
+        publish(
+            &server,
+            "flood",
+            json!({ "data": format!("{i}:{payload}") }),
+        )
+        .await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while write_timeouts(&server).await < 2.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both never-reading clients cut off within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        closed_by_server(&mut own).await,
+        "own loop's stream still open"
+    );
+    assert!(
+        closed_by_server(&mut handed_over).await,
+        "hyper's stream still open"
+    );
+    assert_eq!(write_timeouts(&server).await, 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start("[limits]\nwrite_timeout_ms = 2000\n");
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /sse?channels=flood HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Reads 64 KiB every 10 ms, slower than the publisher below writes, until the end.
+    let reader = tokio::spawn(async move {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        loop {
+            match slow.read(&mut chunk).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let payload = "s".repeat(32 * 1024);
+    for i in 0..300 {
+        publish(
+            &server,
+            "flood",
+            json!({ "data": format!("{i}:{payload}") }),
+        )
+        .await;
+    }
+    // Longer than the write timeout, the reader still reading what is left.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!reader.is_finished(), "the slow reader was cut off");
+    assert_eq!(write_timeouts(&server).await, 0.0);
+    reader.abort();
 }

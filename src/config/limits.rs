@@ -5,6 +5,7 @@
 //! publish body stays `[channels] max_message_bytes`.
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
@@ -39,9 +40,20 @@ pub struct LimitsConfig {
     /// max_message_bytes`) and what a passthrough relay streams on.
     #[serde(deserialize_with = "at_least_one")]
     pub max_body_bytes: usize,
+    /// Bytes of request bodies the gateway holds at once, over all requests being read or
+    /// handled (a passthrough relay's streamed body excepted).
+    pub max_body_buffer_bytes: usize,
     /// Channels and polled streams one connection may carry.
     #[serde(deserialize_with = "at_least_one")]
     pub max_streams_per_connection: usize,
+    /// How long a request head may take to arrive, and then its body (a passthrough relay's
+    /// streamed body excepted), in milliseconds.
+    #[serde(deserialize_with = "at_least_one")]
+    pub read_timeout_ms: u64,
+    /// How long a client's socket may accept nothing of what the gateway writes to it before
+    /// the connection is closed, in milliseconds.
+    #[serde(deserialize_with = "at_least_one")]
+    pub write_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -53,12 +65,23 @@ impl Default for LimitsConfig {
             publish_burst: None,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1024 * 1024,
+            max_body_buffer_bytes: 64 * 1024 * 1024,
             max_streams_per_connection: 1000,
+            read_timeout_ms: 30_000,
+            write_timeout_ms: 60_000,
         }
     }
 }
 
 impl LimitsConfig {
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_millis(self.read_timeout_ms)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
+    }
+
     /// Checks that involve several keys.
     pub(super) fn validate(&self) -> Result<(), String> {
         if self.publish_burst.is_some() && self.publish_rate_per_key == 0 {

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -14,9 +14,8 @@ use super::query::Query;
 use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::hub::channel::validate_name;
-use crate::metrics::Limit;
 use crate::sources::publish::{check_batch, parse_body};
-use crate::wire::envelope::{ErrorInfo, codes};
+use crate::wire::envelope::ErrorInfo;
 
 /// Decodes the `{channel}` segment into a valid name.
 fn channel_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -33,7 +32,8 @@ pub async fn publish(
     RawQuery(query): RawQuery,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Body,
+    // Read whole, within `[channels] max_message_bytes`, by `limits`.
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     let channel = channel_name(path)?;
     let query = Query::parse(query.as_deref());
@@ -41,22 +41,10 @@ pub async fn publish(
     let principal = state
         .auth
         .authorize(&credential, Operation::Publish, &channel)?;
-    let limit = state.config.channels.max_message_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let e = e.into_inner();
-        if !e.is::<http_body_util::LengthLimitError>() {
-            return ErrorInfo::bad_request(format!("the request body could not be read: {e}"));
-        }
-        Limit::BodySize.refused();
-        ErrorInfo::new(
-            codes::TOO_LARGE,
-            format!("message too large: a publish request body may hold at most {limit} bytes"),
-        )
-    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let messages = parse_body(content_type, &bytes)?;
+    let messages = parse_body(content_type, &body)?;
     check_batch(&messages, &state.hub)?;
     let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let allowed = state

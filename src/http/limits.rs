@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
@@ -20,6 +20,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::ApiError;
+use super::request_body::{BodyLimits, read_whole};
 use crate::config::Config;
 use crate::metrics::Limit;
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -31,15 +32,17 @@ const FORGET_EVERY_MS: u64 = 60_000;
 
 /// Wraps `app` in the request limits and, when `[http] cors_origins` is set, CORS.
 ///
-/// The body limit applies to routed endpoints only: a publish reads its body with its own
-/// limit, and the fallback (passthrough relays, ad-hoc polls) reads none itself. CORS is
-/// outermost, so a refusal carries the CORS headers a browser needs to read it.
+/// Routed endpoints get their body whole, read within its limit (`request_body`); the
+/// fallback (passthrough relays, ad-hoc polls) reads none itself, and a passthrough relay
+/// streams its body on. CORS is outermost, so a refusal carries the CORS headers a browser
+/// needs to read it.
 pub fn apply(app: Router, config: &Config) -> Router {
-    let max_body = config.limits.max_body_bytes;
     let max_head = config.limits.max_header_bytes;
+    let bodies = BodyLimits::new(config);
     let app = app
-        .route_layer(DefaultBodyLimit::max(max_body))
-        .route_layer(middleware::map_response_with_state(max_body, body_refused))
+        // The body an extractor sees was read whole within its limit already.
+        .route_layer(DefaultBodyLimit::disable())
+        .route_layer(middleware::from_fn_with_state(bodies, read_whole))
         .layer(middleware::from_fn_with_state(max_head, head_size));
     let origins = &config.http.cors_origins;
     if origins.is_empty() {
@@ -73,27 +76,6 @@ async fn head_size(State(max): State<usize>, request: Request, next: Next) -> Re
         format!(
             "the request head (request line and headers) is {size} bytes; at most {max} are \
              allowed ([limits] max_header_bytes): send fewer or shorter headers"
-        ),
-    ))
-    .into_response()
-}
-
-/// Turns axum's plain-text 413 (a body over `DefaultBodyLimit`) into an ErrorInfo. An
-/// endpoint's own 413 is JSON already, and passes unchanged.
-async fn body_refused(State(max): State<usize>, response: Response) -> Response {
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
-    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || json {
-        return response;
-    }
-    Limit::BodySize.refused();
-    ApiError(ErrorInfo::new(
-        codes::TOO_LARGE,
-        format!(
-            "the request body is larger than {max} bytes, the most this endpoint accepts \
-             ([limits] max_body_bytes)"
         ),
     ))
     .into_response()

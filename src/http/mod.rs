@@ -12,6 +12,7 @@ mod passthrough;
 mod polls;
 pub(crate) mod query;
 mod relays;
+mod request_body;
 mod stream_params;
 mod streams;
 
@@ -61,12 +62,13 @@ pub struct AppState {
     pub publish_rate: Arc<limits::PublishRate>,
 }
 
+/// Where a channel's messages are published (`POST`) and read back (`GET`); a publish's
+/// body has its own limit.
+const PUBLISH_PATH: &str = "/channels/{channel}/messages";
+
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/channels/{channel}/messages",
-            get(channels::history).post(channels::publish),
-        )
+        .route(PUBLISH_PATH, get(channels::history).post(channels::publish))
         .route("/sse", get(streams::sse))
         .route("/apis/{api}/{*path}", get(polls::named))
         .route("/connections/{id}", get(connections::list))

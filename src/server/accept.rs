@@ -51,6 +51,8 @@ pub async fn serve(
         app,
         hyper: builder(limits),
         max_head: max_head(limits),
+        read_timeout: limits.read_timeout(),
+        write_timeout: limits.write_timeout(),
     });
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
     // Every connection holds a receiver: they stop on `true`, and the sender sees them gone.
@@ -112,7 +114,7 @@ fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
         .http1()
         .max_buf_size(max_head(limits))
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(http1::HEADER_READ_TIMEOUT);
+        .header_read_timeout(limits.read_timeout());
     builder.http2().max_header_list_size(
         u32::try_from(
             limits

@@ -13,6 +13,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,17 +29,15 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::head::{self, ChunkSize, Framing, Parsed};
 use super::rewind::Rewind;
+use super::write_deadline::{Deadlined, WriteDeadline};
 
-/// How long a request head may take to arrive, counted from when the connection is ready
-/// for it (a connection idle that long between requests is closed too).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first read of a request head; most heads fit, larger ones grow the buffer.
 const FIRST_READ: usize = 1024;
 
@@ -49,6 +48,12 @@ pub struct Shared {
     pub hyper: auto::Builder<TokioExecutor>,
     /// The largest request head read (hyper's own limit is the same).
     pub max_head: usize,
+    /// `[limits] read_timeout_ms`: how long a request head may take to arrive, counted from
+    /// when the connection is ready for it (a connection idle that long between requests is
+    /// closed too).
+    pub read_timeout: Duration,
+    /// `[limits] write_timeout_ms`.
+    pub write_timeout: Duration,
 }
 
 /// What the connection does next.
@@ -87,9 +92,13 @@ pub async fn serve(
             Step::Close => return,
         };
         let kept = if answer.framing == Framing::None {
-            write_all(&mut stream, &mut [IoSlice::new(&answer.head)])
-                .await
-                .map(|()| true)
+            write_all(
+                &mut stream,
+                shared.write_timeout,
+                &mut [IoSlice::new(&answer.head)],
+            )
+            .await
+            .map(|()| true)
         } else {
             // With a pipelined request already read, the client's end of the connection is
             // not watched: it may have sent its requests and closed its sending side, and
@@ -104,6 +113,7 @@ pub async fn serve(
             }
             write_body(
                 &mut stream,
+                shared.write_timeout,
                 answer.head.freeze(),
                 answer.body,
                 answer.framing,
@@ -147,7 +157,7 @@ async fn next_step(
     stop: &mut watch::Receiver<bool>,
 ) -> Step {
     let next = tokio::time::timeout(
-        HEADER_READ_TIMEOUT,
+        shared.read_timeout,
         next_request(stream, buf, shared.max_head, stop),
     )
     .await
@@ -321,6 +331,7 @@ fn response_head(
 /// goes away ends an idle stream at once. Says whether the body was written whole.
 async fn write_body(
     stream: &mut TcpStream,
+    write_timeout: Duration,
     mut pending: Bytes,
     mut body: Body,
     framing: Framing,
@@ -346,7 +357,7 @@ async fn write_body(
             match body.frame().now_or_never() {
                 Some(frame) => frame,
                 None => {
-                    write_all(stream, &mut [IoSlice::new(&pending)]).await?;
+                    write_all(stream, write_timeout, &mut [IoSlice::new(&pending)]).await?;
                     pending = Bytes::new();
                     continue;
                 }
@@ -359,7 +370,12 @@ async fn write_body(
                 } else {
                     b""
                 };
-                write_all(stream, &mut [IoSlice::new(&pending), IoSlice::new(end)]).await?;
+                write_all(
+                    stream,
+                    write_timeout,
+                    &mut [IoSlice::new(&pending), IoSlice::new(end)],
+                )
+                .await?;
                 return Ok(match framing {
                     Framing::Length(length) => written == length,
                     _ => framing == Framing::Chunked,
@@ -385,6 +401,7 @@ async fn write_body(
             let size = ChunkSize::new(data.len());
             write_all(
                 stream,
+                write_timeout,
                 &mut [
                     IoSlice::new(&pending),
                     IoSlice::new(size.as_bytes()),
@@ -394,7 +411,12 @@ async fn write_body(
             )
             .await?;
         } else {
-            write_all(stream, &mut [IoSlice::new(&pending), IoSlice::new(&data)]).await?;
+            write_all(
+                stream,
+                write_timeout,
+                &mut [IoSlice::new(&pending), IoSlice::new(&data)],
+            )
+            .await?;
         }
         pending = Bytes::new();
     }
@@ -411,11 +433,21 @@ async fn client_closed(stream: &TcpStream) -> bool {
     !matches!(peeked, Ok(n) if n > 0)
 }
 
-/// Writes all of `bufs`, however many writes the socket takes.
-async fn write_all(stream: &mut TcpStream, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+/// Writes all of `bufs`, however many writes the socket takes; fails once the socket has
+/// accepted nothing for `timeout`.
+async fn write_all(
+    stream: &mut TcpStream,
+    timeout: Duration,
+    mut bufs: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    let mut deadline = WriteDeadline::new(timeout);
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
-        let n = stream.write_vectored(bufs).await?;
+        let n = std::future::poll_fn(|cx| {
+            let written = Pin::new(&mut *stream).poll_write_vectored(cx, bufs);
+            deadline.poll(cx, stream, written)
+        })
+        .await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -451,7 +483,10 @@ async fn hand_over(
             request.extensions_mut().insert(ConnectInfo(peer));
             request
         });
-    let io = TokioIo::new(Rewind::new(read, stream));
+    let io = TokioIo::new(Rewind::new(
+        read,
+        Deadlined::new(stream, shared.write_timeout),
+    ));
     let connection = shared
         .hyper
         .serve_connection(io, TowerToHyperService::new(service));

@@ -69,6 +69,8 @@ pub mod codes {
     pub const OVERFLOW_DISCONNECT: u32 = 40920;
     /// An admin entry of that name exists.
     pub const CONFLICT: u32 = 40930;
+    /// A request body that did not arrive within `[limits] read_timeout_ms`.
+    pub const REQUEST_TIMEOUT: u32 = 40800;
     pub const TOO_LARGE: u32 = 41300;
     /// A key published faster than `[limits] publish_rate_per_key` allows.
     pub const RATE_LIMITED: u32 = 42910;
