@@ -293,9 +293,18 @@ async fn last_event_id_resumes_with_the_missed_patches() {
     let mut headers = HeaderMap::new();
     headers.insert("last-event-id", HeaderValue::from_str(&id).unwrap());
     let mut resumed = Follower::open_with(&url, headers).await;
-    resumed.document = Some(seen);
+    resumed.document = Some(seen.clone());
     resumed.until(&upstream.document()).await;
     assert_eq!(resumed.kinds, ["patch", "patch"], "missed patches only");
+
+    // The same resume through `lastEvent`, as on /sse; never sent to the target.
+    let mut by_query = Follower::open(&format!("{url}?lastEvent={id}")).await;
+    by_query.document = Some(seen);
+    by_query.until(&upstream.document()).await;
+    assert_eq!(by_query.kinds, ["patch", "patch"], "missed patches only");
+    assert_eq!(upstream.last_request("/resume").1, None);
+    let resp = reqwest::get(format!("{url}?lastEvent=nope")).await.unwrap();
+    expect_error(resp, 400, 40000).await;
 
     // An id that is not ours gets a fresh snapshot.
     let mut headers = HeaderMap::new();
@@ -529,7 +538,7 @@ async fn gateway_parameters_never_reach_the_target() {
     let upstream = Upstream::start(json!({"v": 1})).await;
     let server = gateway("");
     let mut f = Follower::open(&format!(
-        "{}?a=1&lastEvent=x&rewind=2&heartbeats=false&enveloped=false&b=2",
+        "{}?a=1&lastEvent=0old-1&rewind=2&heartbeats=false&enveloped=false&b=2",
         poll_url(&server, &upstream, "/plain")
     ))
     .await;

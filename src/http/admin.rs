@@ -14,7 +14,7 @@ mod upstream_query;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,7 @@ pub use openapi::openapi;
 pub use stats::stats;
 
 use super::query::Query;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Segments};
 use crate::auth::{ADMIN_RESOURCE, Operation};
 use crate::catalog::{Entries, Refused};
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -196,7 +196,7 @@ impl FromRequestParts<AppState> for Admitted {
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(kind): Path<String>,
+    Segments(kind): Segments<String>,
     _: Admitted,
 ) -> Result<Response, ApiError> {
     let kind = Kind::parse(&kind)?;
@@ -210,7 +210,7 @@ pub async fn list(
 
 pub async fn get(
     State(state): State<AppState>,
-    Path((kind, name)): Path<(String, String)>,
+    Segments((kind, name)): Segments<(String, String)>,
     _: Admitted,
 ) -> Result<Response, ApiError> {
     let kind = Kind::parse(&kind)?;
@@ -225,7 +225,7 @@ pub async fn get(
 /// `POST /admin/{kind}`: adds an entry; its name must be new.
 pub async fn create(
     State(state): State<AppState>,
-    Path(kind): Path<String>,
+    Segments(kind): Segments<String>,
     _: Admitted,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -255,7 +255,7 @@ pub async fn create(
 /// `PUT /admin/{kind}/{name}`: creates or replaces the entry.
 pub async fn put(
     State(state): State<AppState>,
-    Path((kind, name)): Path<(String, String)>,
+    Segments((kind, name)): Segments<(String, String)>,
     _: Admitted,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -297,7 +297,7 @@ pub async fn put(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path((kind, name)): Path<(String, String)>,
+    Segments((kind, name)): Segments<(String, String)>,
     _: Admitted,
 ) -> Result<Response, ApiError> {
     let kind = Kind::parse(&kind)?;

@@ -3,23 +3,21 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
 use super::query::Query;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Segments};
 use crate::auth::Operation;
 use crate::hub::channel::validate_name;
 use crate::sources::publish::{check_batch, parse_body};
 use crate::wire::envelope::ErrorInfo;
 
 /// Decodes the `{channel}` segment into a valid name.
-fn channel_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(name) = path?;
+fn channel_name(Segments(name): Segments<String>) -> Result<String, ApiError> {
     validate_name(&name)?;
     Ok(name)
 }
@@ -28,7 +26,7 @@ fn channel_name(path: Result<Path<String>, PathRejection>) -> Result<String, Api
 /// publisher's rate is counted by.
 pub async fn publish(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    path: Segments<String>,
     RawQuery(query): RawQuery,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
@@ -66,7 +64,7 @@ pub async fn publish(
 /// `start` / `end` (inclusive, ms since the epoch).
 pub async fn history(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    path: Segments<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {

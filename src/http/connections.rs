@@ -4,8 +4,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -13,7 +12,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::query::Query;
-use super::{ApiError, AppState, polls};
+use super::{ApiError, AppState, Segments, polls};
 use crate::auth::Operation;
 use crate::hub::ChannelKind;
 use crate::hub::channel::validate_name;
@@ -33,12 +32,11 @@ struct Add {
 
 pub async fn add(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    Segments(id): Segments<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(id) = path?;
     let query = Query::parse(query.as_deref());
     let credential = query.credential(&headers)?;
     let (control, _) = state.connections.control(&id, &credential)?;
@@ -98,11 +96,10 @@ pub async fn add(
 
 pub async fn remove(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    Segments((id, stream)): Segments<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let Path((id, stream)) = path?;
     let credential = Query::parse(query.as_deref()).credential(&headers)?;
     let (control, _) = state.connections.control(&id, &credential)?;
     ask(&control, |reply| Control::Remove(stream, reply)).await?;
@@ -111,11 +108,10 @@ pub async fn remove(
 
 pub async fn list(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
+    Segments(id): Segments<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(id) = path?;
     let credential = Query::parse(query.as_deref()).credential(&headers)?;
     let (_, journal) = state.connections.control(&id, &credential)?;
     let streams: Vec<_> = journal

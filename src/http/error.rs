@@ -2,7 +2,9 @@
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use crate::wire::envelope::ErrorInfo;
@@ -16,8 +18,19 @@ impl From<ErrorInfo> for ApiError {
     }
 }
 
-/// A path whose segments axum could not decode (most often: not UTF-8 once percent-decoded),
-/// taken as `Result<Path<_>, PathRejection>` so the client gets an ErrorInfo, not plain text.
+/// A route's path parameters, like axum's `Path`, but a path whose segments cannot be decoded
+/// (most often: not UTF-8 once percent-decoded) gets an ErrorInfo, not axum's plain text.
+pub struct Segments<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Segments<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(segments) = Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Segments(segments))
+    }
+}
+
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ErrorInfo::bad_request(format!(

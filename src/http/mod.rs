@@ -35,7 +35,7 @@ use crate::sources::poller::Pollers;
 use crate::sources::relay::Relays;
 use crate::sources::target::TargetPolicy;
 use crate::wire::envelope::{ErrorInfo, codes};
-pub use error::ApiError;
+pub use error::{ApiError, Segments};
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use json_patch::jsonptr::Pointer;
@@ -13,7 +13,7 @@ use reqwest::header::{self, HeaderName, HeaderValue};
 use super::passthrough::HOP_BY_HOP;
 use super::query::Query;
 use super::streams::respond;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Segments};
 use crate::auth::{Operation, Principal};
 use crate::config::header_list;
 use crate::hub::{ChannelKind, cursor};
@@ -53,7 +53,7 @@ pub(super) fn adhoc_target(state: &AppState, raw: &str, query: &Query) -> Result
 /// `GET /apis/{api}/{path}`: a configured API, with its headers and query injected.
 pub async fn named(
     State(state): State<AppState>,
-    Path((api, path)): Path<(String, String)>,
+    Segments((api, path)): Segments<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -101,7 +101,7 @@ fn open(
         query,
         injected,
         default_interval_ms,
-        resume_start(headers, state.hub.epoch()),
+        resume_start(query, headers, state.hub.epoch())?,
     )?;
     let topic = spec.topic.clone().expect("a polled stream has a topic");
     // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
@@ -214,15 +214,35 @@ fn is_reserved(name: &HeaderName) -> bool {
         || name.as_str().starts_with("proxy-")
 }
 
-/// Where a reconnecting client of a single-stream endpoint resumes: after the position in its `Last-Event-ID`, or (an
-/// id that is not ours) from a fresh `data` event.
-pub(super) fn resume_start(headers: &HeaderMap, epoch: &str) -> Start {
+/// Where a reconnecting client of a single-stream endpoint (a poll, a shared relay)
+/// resumes: after `lastEvent` (an id this stream sent, else a request error; from before a
+/// restart, what is retained after a gap notice), else after the position in its
+/// `Last-Event-ID` (an id that is not ours: a gap notice, or a fresh `data` event), else live.
+pub(super) fn resume_start(
+    query: &Query,
+    headers: &HeaderMap,
+    epoch: &str,
+) -> Result<Start, ErrorInfo> {
+    if let Some(text) = query.get("lastEvent") {
+        let cursor = cursor::parse(text)
+            .filter(|c| c.positions.len() == 1)
+            .ok_or_else(|| {
+                ErrorInfo::bad_request(format!(
+                    "lastEvent {text:?} is not an event id of this stream; resume with the id \
+                     of the last event received"
+                ))
+            })?;
+        return Ok(match cursor.epoch == epoch {
+            true => Start::After(cursor.positions[0]),
+            false => Start::Unknown,
+        });
+    }
     let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) else {
-        return Start::Live;
+        return Ok(Start::Live);
     };
-    std::str::from_utf8(header.as_bytes())
+    Ok(std::str::from_utf8(header.as_bytes())
         .ok()
         .and_then(cursor::parse)
         .filter(|c| c.epoch == epoch && c.positions.len() == 1)
-        .map_or(Start::Unknown, |c| Start::After(c.positions[0]))
+        .map_or(Start::Unknown, |c| Start::After(c.positions[0])))
 }

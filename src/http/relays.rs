@@ -14,7 +14,7 @@ use super::streams::respond;
 use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::config::{RelayConfig, RelayMode, header_list};
-use crate::hub::{ChannelKind, cursor};
+use crate::hub::ChannelKind;
 use crate::outlet::{Start, StreamSpec};
 use crate::sources::relay::RelayTopic;
 use crate::sources::topic::merge_query;
@@ -117,26 +117,10 @@ fn shared(
     Ok(response)
 }
 
-/// Where a subscriber starts: after `lastEvent` (an id this stream sent, else a request
-/// error), after the `Last-Event-ID` header (a gap notice when it cannot be placed), with
-/// `rewind`, or live. Resuming wins over rewinding, as on `/sse`.
+/// Where a subscriber starts: resumed as on polls (`lastEvent`, `Last-Event-ID`), else with
+/// `rewind`, else live. Resuming wins over rewinding, as on `/sse`.
 fn start(query: &Query, headers: &HeaderMap, epoch: &str) -> Result<Start, ErrorInfo> {
-    if let Some(text) = query.get("lastEvent") {
-        let cursor = cursor::parse(text)
-            .filter(|c| c.positions.len() == 1)
-            .ok_or_else(|| {
-                ErrorInfo::bad_request(format!(
-                    "lastEvent {text:?} is not an event id of this stream; resume with the id \
-                     of the last event received"
-                ))
-            })?;
-        return Ok(match cursor.epoch == epoch {
-            true => Start::After(cursor.positions[0]),
-            // From before a restart: what is retained, after a gap notice.
-            false => Start::Unknown,
-        });
-    }
-    match (resume_start(headers, epoch), query.get("rewind")) {
+    match (resume_start(query, headers, epoch)?, query.get("rewind")) {
         (Start::Live, Some(rewind)) => parse_rewind(rewind),
         (start, _) => Ok(start),
     }
