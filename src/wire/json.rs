@@ -107,70 +107,76 @@ impl Reader<'_> {
         }
     }
 
-    fn enter(&mut self, depth: usize) -> Result<(), JsonError> {
+    /// Steps into an array or object (the reader at its opening bracket); true when it is
+    /// empty (its `close` consumed).
+    fn enter(&mut self, depth: usize, close: u8) -> Result<bool, JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.error("recursion limit exceeded"));
         }
         self.at += 1;
         self.skip_whitespace();
-        Ok(())
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.at += 1;
+        }
+        Ok(empty)
+    }
+
+    /// After an element or member: true at a `,` (another follows), false at `close`.
+    fn more(&mut self, close: u8, in_what: &'static str) -> Result<bool, JsonError> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.at += 1;
+                Ok(false)
+            }
+            None => Err(self.error(in_what)),
+            Some(_) if close == b']' => Err(self.error("expected `,` or `]`")),
+            Some(_) => Err(self.error("expected `,` or `}`")),
+        }
     }
 
     fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
-        self.enter(depth)?;
         let mut items = Vec::new();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Ok(Value::Array(items));
-        }
-        loop {
-            items.push(self.value(depth)?);
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(Value::Array(items));
+        if !self.enter(depth, b']')? {
+            loop {
+                items.push(self.value(depth)?);
+                if !self.more(b']', "EOF while parsing a list")? {
+                    break;
                 }
-                None => return Err(self.error("EOF while parsing a list")),
-                Some(_) => return Err(self.error("expected `,` or `]`")),
             }
         }
+        Ok(Value::Array(items))
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
-        self.enter(depth)?;
         let mut members = Map::new();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(Value::Object(members));
-        }
-        loop {
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b'"') => {}
-                None => return Err(self.error("EOF while parsing an object")),
-                Some(_) => return Err(self.error("key must be a string")),
-            }
-            let key = self.string()?;
-            self.skip_whitespace();
-            if self.peek() != Some(b':') {
-                return Err(self.error("expected `:`"));
-            }
-            self.at += 1;
-            let value = self.value(depth)?;
-            members.insert(key, value);
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(Value::Object(members));
+        if !self.enter(depth, b'}')? {
+            loop {
+                self.skip_whitespace();
+                match self.peek() {
+                    Some(b'"') => {}
+                    None => return Err(self.error("EOF while parsing an object")),
+                    Some(_) => return Err(self.error("key must be a string")),
                 }
-                None => return Err(self.error("EOF while parsing an object")),
-                Some(_) => return Err(self.error("expected `,` or `}`")),
+                let key = self.string()?;
+                self.skip_whitespace();
+                if self.peek() != Some(b':') {
+                    return Err(self.error("expected `:`"));
+                }
+                self.at += 1;
+                let value = self.value(depth)?;
+                members.insert(key, value);
+                if !self.more(b'}', "EOF while parsing an object")? {
+                    break;
+                }
             }
         }
+        Ok(Value::Object(members))
     }
 
     /// A string, the reader at its opening quote.
