@@ -204,6 +204,43 @@ async fn fifty_subscribers_cause_one_upstream_request_per_interval() {
 }
 
 #[tokio::test]
+async fn polls_start_one_interval_apart_however_long_the_target_takes() {
+    let upstream = Upstream::start(json!({"n": 0})).await;
+    let server = gateway("");
+    let url = format!(
+        "{}?pollInterval=300",
+        poll_url(&server, &upstream, "/paced")
+    );
+    let mut followers = Vec::new();
+    for _ in 0..50 {
+        let mut f = Follower::open(&url).await;
+        f.until(&json!({"n": 0})).await;
+        followers.push(f);
+    }
+    // Each answer takes half the interval: polls still start one interval apart.
+    upstream.behave(Behaviour::Slow(Duration::from_millis(150)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (before, started) = (upstream.requests(), tokio::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let requests = upstream.requests() - before;
+    let intervals = started.elapsed().as_millis() as u64 / 300;
+    assert!(
+        requests.abs_diff(intervals) <= 1,
+        "{requests} upstream requests in {intervals} intervals of 300 ms"
+    );
+
+    // An answer longer than the interval: the slot due meanwhile is skipped, and counted.
+    let skipped_before = common::metric(&server, "streamgate_poll_skipped_slots_total").await;
+    upstream.behave(Behaviour::Slow(Duration::from_millis(450)));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let skipped = common::metric(&server, "streamgate_poll_skipped_slots_total").await;
+    assert!(
+        skipped - skipped_before >= 2.0,
+        "{skipped_before} then {skipped} skipped slots"
+    );
+}
+
+#[tokio::test]
 async fn unchanged_documents_are_revalidated_with_etags() {
     let mut doc = json!({"same": true, "items": quotes(20)});
     let upstream = Upstream::start(doc.clone()).await;
