@@ -5,9 +5,11 @@
 //! no subscriber for `[poll] linger_ms`. It requests the target once per interval however
 //! many clients watch, start to start on a fixed schedule (a poll still running when the
 //! next is due skips that slot), conditionally (ETag / Last-Modified), and diffs each new
-//! document against the last. A failing target gives subscribers an `error` event (once per distinct
-//! failure) and is retried with exponential backoff and jitter; when it recovers, patches
-//! resume from the last good document.
+//! document against the last. A channel the poller stops feeding forgets its document, so
+//! a later subscriber starts from a fresh poll, never from a stale document. A failing
+//! target gives subscribers an `error` event (once per distinct failure) and is retried
+//! with exponential backoff and jitter; when it recovers, patches resume from the last good
+//! document.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -196,11 +198,6 @@ impl Pollers {
                 tracing::debug!(session, "poller stopped: no subscribers");
                 return;
             }
-            // A dropped part starts afresh (with a `data` event) if it is asked for again.
-            let projections = shared.projections.lock().unwrap();
-            let asked = |channel: &String| projections.iter().any(|p| p.channel == *channel);
-            state.documents.retain(|channel, _| asked(channel));
-            state.missing.retain(asked);
         }
     }
 
@@ -217,12 +214,13 @@ impl Pollers {
         const SLICE: Duration = Duration::from_millis(100);
         let linger = Duration::from_millis(self.config.linger_ms);
         loop {
-            if self.watched(shared, linger) {
+            if self.watched(shared, linger, state) {
                 state.idle_since = None;
             } else if state.idle_since.get_or_insert_with(Instant::now).elapsed() >= linger {
                 let mut running = self.running.lock().unwrap();
-                // Re-checked under the registry lock: `ensure` runs after subscribing.
-                if !self.watched(shared, linger) {
+                // Re-checked under the registry lock (`ensure` runs after subscribing), every
+                // part that nobody watches now being dropped: the poller stops feeding them.
+                if !self.watched(shared, Duration::ZERO, state) {
                     running.remove(key);
                     return false;
                 }
@@ -236,21 +234,28 @@ impl Pollers {
     }
 
     /// Whether anyone watches the topic; drops the selected parts nobody has watched for
-    /// the linger time (one part lingers like the whole topic does).
-    fn watched(&self, shared: &Running, linger: Duration) -> bool {
+    /// `linger` (one part lingers like the whole topic does). A dropped part's channel
+    /// forgets its document, which would only grow stale, and the part starts afresh (with
+    /// a `data` event) if it is asked for again.
+    fn watched(&self, shared: &Running, linger: Duration, state: &mut PollState) -> bool {
         let mut projections = shared.projections.lock().unwrap();
         let mut watched = false;
         projections.retain_mut(|p| {
-            let subscribed = self
-                .hub
-                .get(&p.channel)
-                .is_some_and(|c| c.subscriber_count() > 0);
-            watched |= subscribed;
-            if subscribed {
-                p.idle_since = None;
-                return true;
+            let channel = self.hub.get(&p.channel);
+            if channel.as_ref().is_none_or(|c| c.subscriber_count() == 0) {
+                if p.idle_since.get_or_insert_with(Instant::now).elapsed() < linger {
+                    return true;
+                }
+                // Refused when a subscriber arrived meanwhile: the part is watched after all.
+                if channel.is_none_or(|c| c.retire_state()) {
+                    state.documents.remove(&p.channel);
+                    state.missing.remove(&p.channel);
+                    return false;
+                }
             }
-            p.idle_since.get_or_insert_with(Instant::now).elapsed() < linger
+            p.idle_since = None;
+            watched = true;
+            true
         });
         watched
     }
