@@ -15,6 +15,8 @@ pub struct Metrics {
     pub delivered: Counter,
     /// Events a slow subscriber missed because they left history before it read them.
     pub drops: Counter,
+    /// Poll slots skipped because the topic's previous poll was still running.
+    pub poll_skipped_slots: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -47,6 +49,10 @@ impl Metrics {
                     "Messages a slow subscriber missed because they left history first"
                 );
                 describe_counter!(
+                    "streamgate_poll_skipped_slots_total",
+                    "Poll slots skipped because the topic's previous poll was still running"
+                );
+                describe_counter!(
                     "streamgate_limit_refusals_total",
                     "Connections and requests refused or closed by a limit, by limit"
                 );
@@ -63,6 +69,7 @@ impl Metrics {
             published: counter!("streamgate_messages_published_total"),
             delivered: counter!("streamgate_messages_delivered_total"),
             drops: counter!("streamgate_queue_drops_total"),
+            poll_skipped_slots: counter!("streamgate_poll_skipped_slots_total"),
         };
         (metrics, handle)
     }

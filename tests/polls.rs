@@ -204,6 +204,90 @@ async fn fifty_subscribers_cause_one_upstream_request_per_interval() {
 }
 
 #[tokio::test]
+async fn polls_start_one_interval_apart_however_long_the_target_takes() {
+    let upstream = Upstream::start(json!({"n": 0})).await;
+    let server = gateway("");
+    let url = format!(
+        "{}?pollInterval=300",
+        poll_url(&server, &upstream, "/paced")
+    );
+    let mut followers = Vec::new();
+    for _ in 0..50 {
+        let mut f = Follower::open(&url).await;
+        f.until(&json!({"n": 0})).await;
+        followers.push(f);
+    }
+    // Each answer takes half the interval: polls still start one interval apart.
+    upstream.behave(Behaviour::Slow(Duration::from_millis(150)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (before, started) = (upstream.requests(), tokio::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let requests = upstream.requests() - before;
+    let intervals = started.elapsed().as_millis() as u64 / 300;
+    assert!(
+        requests.abs_diff(intervals) <= 1,
+        "{requests} upstream requests in {intervals} intervals of 300 ms"
+    );
+
+    // An answer longer than the interval: the slot due meanwhile is skipped, and counted.
+    let skipped_before = common::metric(&server, "streamgate_poll_skipped_slots_total").await;
+    upstream.behave(Behaviour::Slow(Duration::from_millis(450)));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let skipped = common::metric(&server, "streamgate_poll_skipped_slots_total").await;
+    assert!(
+        skipped - skipped_before >= 2.0,
+        "{skipped_before} then {skipped} skipped slots"
+    );
+}
+
+/// Waits until the upstream has seen no request for a while: the topic's poller stopped.
+async fn until_polling_stops(upstream: &Upstream) {
+    let mut seen = upstream.requests();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if upstream.requests() == seen {
+            return;
+        }
+        seen = upstream.requests();
+    }
+    panic!("polling never stopped");
+}
+
+#[tokio::test]
+async fn a_subscriber_after_the_poller_stopped_starts_from_a_fresh_poll() {
+    let upstream = Upstream::start(json!({"v": 1, "items": [1]})).await;
+    let server = gateway("");
+    let url = poll_url(&server, &upstream, "/stale");
+    let mut f = Follower::open(&url).await;
+    f.until(&json!({"v": 1, "items": [1]})).await;
+    drop(f);
+    until_polling_stops(&upstream).await;
+    upstream.set(json!({"v": 2, "items": [1]}));
+    let mut again = Follower::open(&url).await;
+    let first = again.step().await;
+    assert_eq!(first.event, "data", "{first:?}");
+    assert_eq!(
+        again.document,
+        Some(json!({"v": 2, "items": [1]})),
+        "the first document is the target's current one"
+    );
+
+    // A selected part nobody watched for the linger time starts afresh the same way, while
+    // the topic's poller goes on for the whole document.
+    let part_url = format!("{url}?select=/items");
+    let mut part = Follower::open(&part_url).await;
+    part.until(&json!([1])).await;
+    drop(part);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    upstream.set(json!({"v": 2, "items": [1, 2]}));
+    again.until(&json!({"v": 2, "items": [1, 2]})).await;
+    let mut part = Follower::open(&part_url).await;
+    let first = part.step().await;
+    assert_eq!(first.event, "data", "{first:?}");
+    assert_eq!(part.document, Some(json!([1, 2])));
+}
+
+#[tokio::test]
 async fn unchanged_documents_are_revalidated_with_etags() {
     let mut doc = json!({"same": true, "items": quotes(20)});
     let upstream = Upstream::start(doc.clone()).await;

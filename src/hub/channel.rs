@@ -328,6 +328,23 @@ impl Channel {
         idle_long && self.log.read().unwrap().events.is_empty()
     }
 
+    /// Forgets a state channel's document and error, unless someone watches: once its
+    /// source stops feeding the channel they only grow stale, and a later subscriber must
+    /// start from the source's next fresh `data`, not from them. False (nothing forgotten)
+    /// when the channel has a subscriber. History stays, for clients resuming in it.
+    pub fn retire_state(&self) -> bool {
+        // Under the subscribers' lock: a subscriber is either counted here or arrives after
+        // the document is gone.
+        let subs = self.subscribers.lock().unwrap();
+        if !subs.wakers.is_empty() {
+            return false;
+        }
+        let mut log = self.log.write().unwrap();
+        log.snapshot = None;
+        log.error = None;
+        true
+    }
+
     pub fn subscriber_count(&self) -> usize {
         self.subscribers.lock().unwrap().wakers.len()
     }

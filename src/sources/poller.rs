@@ -3,12 +3,16 @@
 //!
 //! A poller starts with the first subscriber of its topic and stops once the topic has had
 //! no subscriber for `[poll] linger_ms`. It requests the target once per interval however
-//! many clients watch, conditionally (ETag / Last-Modified), and diffs each new document
-//! against the last. A failing target gives subscribers an `error` event (once per distinct
-//! failure) and is retried with exponential backoff and jitter; when it recovers, patches
-//! resume from the last good document.
+//! many clients watch, start to start on a fixed schedule (a poll still running when the
+//! next is due skips that slot), conditionally (ETag / Last-Modified), and diffs each new
+//! document against the last. A channel the poller stops feeding forgets its document, so
+//! a later subscriber starts from a fresh poll, never from a stale document. A failing
+//! target gives subscribers an `error` event (once per distinct failure) and is retried
+//! with exponential backoff and jitter; when it recovers, patches resume from the last good
+//! document.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -130,6 +134,10 @@ impl Pollers {
         let session = format!("{:016x}", rand::rng().random::<u64>());
         tracing::debug!(session, "poller started");
         let mut state = PollState::default();
+        // The first poll is at once (a subscriber waits for it); the next ones are due at
+        // `slot + interval`, `slot` starting a phase of the topic's own past now.
+        let interval = Duration::from_millis(shared.interval_ms.load(Ordering::Relaxed));
+        let mut slot = Instant::now() + phase(&topic.key, interval);
         loop {
             let failures_before = state.failures;
             let projections = shared.projections.lock().unwrap().clone();
@@ -172,43 +180,47 @@ impl Pollers {
             if state.failures == 0 {
                 state.last_failure = None;
             }
-            let delay = backoff(
-                shared.interval_ms.load(Ordering::Relaxed),
-                state.failures,
-                self.config.max_backoff_ms,
-            );
-            if !self.wait(&topic.key, &shared, delay, &mut state).await {
+            let interval_ms = shared.interval_ms.load(Ordering::Relaxed);
+            slot = match state.failures {
+                0 => {
+                    let (next, skipped) =
+                        next_slot(slot, Duration::from_millis(interval_ms), Instant::now());
+                    self.hub.metrics().poll_skipped_slots.increment(skipped);
+                    next
+                }
+                // Backing off counts from the failure; the schedule restarts from the
+                // first poll that succeeds again.
+                failures => {
+                    Instant::now() + backoff(interval_ms, failures, self.config.max_backoff_ms)
+                }
+            };
+            if !self.wait(&topic.key, &shared, slot, &mut state).await {
                 tracing::debug!(session, "poller stopped: no subscribers");
                 return;
             }
-            // A dropped part starts afresh (with a `data` event) if it is asked for again.
-            let projections = shared.projections.lock().unwrap();
-            let asked = |channel: &String| projections.iter().any(|p| p.channel == *channel);
-            state.documents.retain(|channel, _| asked(channel));
-            state.missing.retain(asked);
         }
     }
 
-    /// Sleeps `delay`, watching the subscribers: a selected part nobody watches is dropped
-    /// (it starts afresh if asked for again); false once the whole topic has been without
-    /// subscribers for the linger time (the poller is then deregistered).
+    /// Sleeps until `deadline`, watching the subscribers: a selected part nobody watches is
+    /// dropped (it starts afresh if asked for again); false once the whole topic has been
+    /// without subscribers for the linger time (the poller is then deregistered).
     async fn wait(
         &self,
         key: &str,
         shared: &Running,
-        delay: Duration,
+        deadline: Instant,
         state: &mut PollState,
     ) -> bool {
         const SLICE: Duration = Duration::from_millis(100);
         let linger = Duration::from_millis(self.config.linger_ms);
-        let deadline = Instant::now() + delay;
         loop {
-            if self.watched(shared, linger) {
+            if self.watched(shared, linger, state) {
                 state.idle_since = None;
             } else if state.idle_since.get_or_insert_with(Instant::now).elapsed() >= linger {
                 let mut running = self.running.lock().unwrap();
-                // Re-checked under the registry lock: `ensure` runs after subscribing.
-                if !self.watched(shared, linger) {
+                // Re-checked under the registry lock (`ensure` runs after subscribing), every
+                // part that nobody watches now being dropped: the poller stops feeding them.
+                if !self.watched(shared, Duration::ZERO, state) {
                     running.remove(key);
                     return false;
                 }
@@ -222,21 +234,28 @@ impl Pollers {
     }
 
     /// Whether anyone watches the topic; drops the selected parts nobody has watched for
-    /// the linger time (one part lingers like the whole topic does).
-    fn watched(&self, shared: &Running, linger: Duration) -> bool {
+    /// `linger` (one part lingers like the whole topic does). A dropped part's channel
+    /// forgets its document, which would only grow stale, and the part starts afresh (with
+    /// a `data` event) if it is asked for again.
+    fn watched(&self, shared: &Running, linger: Duration, state: &mut PollState) -> bool {
         let mut projections = shared.projections.lock().unwrap();
         let mut watched = false;
         projections.retain_mut(|p| {
-            let subscribed = self
-                .hub
-                .get(&p.channel)
-                .is_some_and(|c| c.subscriber_count() > 0);
-            watched |= subscribed;
-            if subscribed {
-                p.idle_since = None;
-                return true;
+            let channel = self.hub.get(&p.channel);
+            if channel.as_ref().is_none_or(|c| c.subscriber_count() == 0) {
+                if p.idle_since.get_or_insert_with(Instant::now).elapsed() < linger {
+                    return true;
+                }
+                // Refused when a subscriber arrived meanwhile: the part is watched after all.
+                if channel.is_none_or(|c| c.retire_state()) {
+                    state.documents.remove(&p.channel);
+                    state.missing.remove(&p.channel);
+                    return false;
+                }
             }
-            p.idle_since.get_or_insert_with(Instant::now).elapsed() < linger
+            p.idle_since = None;
+            watched = true;
+            true
         });
         watched
     }
@@ -351,6 +370,27 @@ impl Pollers {
     }
 }
 
+/// Where a topic's polls fall within its interval, from its key: topics started together
+/// (a restart, a client opening many streams) do not all poll at the same instant.
+fn phase(key: &str, interval: Duration) -> Duration {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    let interval_ns = interval.as_nanos().clamp(1, u128::from(u64::MAX)) as u64;
+    Duration::from_nanos(hasher.finish() % interval_ns)
+}
+
+/// The first slot after `slot` on its `interval` schedule that is not past `now`, and how
+/// many were skipped because a poll was still running when they were due.
+fn next_slot(slot: Instant, interval: Duration, now: Instant) -> (Instant, u64) {
+    let due = slot + interval;
+    if due >= now {
+        return (due, 0);
+    }
+    let interval = interval.max(Duration::from_millis(1));
+    let skipped = ((now - due).as_nanos() / interval.as_nanos()) as u32 + 1;
+    (due + interval * skipped, u64::from(skipped))
+}
+
 #[derive(Default)]
 struct PollState {
     /// The last document of each selected part, by channel.
@@ -386,4 +426,39 @@ async fn read_capped(response: &mut reqwest::Response, max: usize) -> Result<Vec
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_missed_while_polling_is_skipped_not_made_up() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        // On time: the next slot is one interval after the last.
+        assert_eq!(
+            next_slot(start, ms(300), start + ms(150)),
+            (start + ms(300), 0)
+        );
+        // A poll that ran past one slot (or two) goes on at the first slot still ahead.
+        assert_eq!(
+            next_slot(start, ms(300), start + ms(350)),
+            (start + ms(600), 1)
+        );
+        assert_eq!(
+            next_slot(start, ms(300), start + ms(650)),
+            (start + ms(900), 2)
+        );
+    }
+
+    #[test]
+    fn phases_are_within_the_interval_and_differ_by_topic() {
+        let interval = Duration::from_millis(1000);
+        let phases: HashSet<Duration> = (0..100)
+            .map(|n| phase(&format!("[poll]GET https://api.example.com/{n}"), interval))
+            .collect();
+        assert!(phases.iter().all(|p| *p < interval));
+        assert!(phases.len() > 90, "{} distinct phases of 100", phases.len());
+    }
 }
