@@ -8,7 +8,9 @@
 //!    here and added, unchanged, there becomes one `move`; an object that moved and changed
 //!    becomes a `move` and a small edit when that is smaller than removing and re-adding it;
 //!    old and new elements left facing each other between the same kept elements are edited in
-//!    place (`replace /items/3/price`) or replaced whole, whichever is smaller.
+//!    place (`replace /items/3/price`) or replaced whole, whichever is smaller. A pair the
+//!    layout cannot leave in place needs a `move`, and stays a pair only when the move and the
+//!    edit are smaller than a `remove` and an `add`.
 //! 4. [`super::emit`] turns that plan into ops whose indices are right when applied in order.
 //!
 //! A purely positional plan (element i edited into element i) is also weighed when its lower
@@ -184,7 +186,7 @@ fn aligned(span: &Span, old_hashes: &[u64], new_hashes: &[u64], kept: &[(usize, 
         moves::pair_similar(span, &mut matching);
     }
     gaps::pair_facing(kept, &mut matching);
-    gaps::layout(kept, matching)
+    gaps::layout(span, kept, matching)
 }
 
 /// The plan that edits element i into element i and removes or adds the excess at the end.
@@ -208,7 +210,7 @@ fn positional(
         }
     }
     gaps::pair_facing(&kept, &mut matching);
-    gaps::layout(&kept, matching)
+    gaps::layout(span, &kept, matching)
 }
 
 /// A lower bound on the size of the positional plan: at least one op per position whose

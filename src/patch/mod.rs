@@ -10,7 +10,8 @@
 //! - `object.rs`: members by key.
 //! - `array.rs`: trimming, hashing and aligning elements; choosing a plan.
 //! - `moves.rs`: removed and added elements that become `move`s.
-//! - `gaps.rs`: elements edited in place between kept ones, and the slot layout.
+//! - `gaps.rs`: elements edited in place between kept ones, and the slot layout (which pairs
+//!   stay side by side, which move, which are dissolved into a `remove` and an `add`).
 //! - `emit.rs`: indices that stay right as ops apply one after another.
 //! - `hash.rs`: the structural hash used to align and match elements.
 //! - `ops.rs`, `size.rs`: ops under construction and their exact byte sizes.
@@ -28,6 +29,9 @@
 //!   number reaches clients digit for digit.
 //! - Objects compare regardless of member order, as JSON defines them; a reordering alone is
 //!   no change.
+//! - An element turned into a different one by a `move` and an edit is weighed against
+//!   removing the one and adding the other, and the smaller is sent: an array's ops do not
+//!   exceed the plain removals and additions around its elements that stayed.
 //! - Moves are found among the elements of one array (a re-sorted list, an item that moved
 //!   and changed); a value that moves to another container is removed and added.
 //! - Structure is followed to a depth of [`MAX_DEPTH`]; deeper, values that differ are

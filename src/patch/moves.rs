@@ -144,11 +144,18 @@ pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
         let Some((a, _)) = best else {
             continue;
         };
-        let path = span.index_len(b);
-        let moved = size::MOVE + 2 * path + 1 + span.edit_len(a, b, b);
-        let resent = (size::REMOVE + path + 1) + (size::ADD + path + 1) + span.new_len(b);
-        if moved < resent {
+        if worth_moving(span, a, b) {
             m.pair(a, b);
         }
     }
+}
+
+/// Whether a `move` of old element `a` and the edit turning it into new element `b` are
+/// smaller than removing `a` and adding `b`. Both are weighed at `b`'s index: where the ops
+/// really land differs by a digit at most, on both sides alike.
+pub(super) fn worth_moving(span: &Span, a: usize, b: usize) -> bool {
+    let path = span.index_len(b);
+    let moved = size::MOVE + 2 * path + 1 + span.edit_len(a, b, b);
+    let resent = (size::REMOVE + path + 1) + (size::ADD + path + 1) + span.new_len(b);
+    moved < resent
 }
