@@ -39,10 +39,6 @@ impl std::error::Error for JsonError {}
 /// exactly as written.
 pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
     let mut reader = Reader { input, at: 0 };
-    if let Err(e) = std::str::from_utf8(input) {
-        reader.at = e.valid_up_to();
-        return Err(reader.error("invalid UTF-8"));
-    }
     let value = reader.value(0)?;
     reader.skip_whitespace();
     if reader.at < input.len() {
@@ -52,7 +48,8 @@ pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
 }
 
 struct Reader<'a> {
-    /// Valid UTF-8 (checked before reading).
+    /// Checked for UTF-8 where text is taken (strings); anything else outside strings must be
+    /// ASCII by the grammar.
     input: &'a [u8],
     at: usize,
 }
@@ -192,9 +189,15 @@ impl Reader<'_> {
                 self.at = self.input.len();
                 return Err(self.error("EOF while parsing a string"));
             };
-            let text = &self.input[self.at..self.at + len];
-            // The input is valid UTF-8 and the run stops only at ASCII bytes.
-            out.push_str(std::str::from_utf8(text).expect("checked UTF-8"));
+            // A run stops only at ASCII bytes, never inside a character, so it is checked whole.
+            let input = self.input;
+            match std::str::from_utf8(&input[self.at..self.at + len]) {
+                Ok(text) => out.push_str(text),
+                Err(e) => {
+                    self.at += e.valid_up_to();
+                    return Err(self.error("invalid UTF-8"));
+                }
+            }
             self.at += len;
             match self.input[self.at] {
                 b'"' => {
@@ -389,6 +392,11 @@ mod tests {
             );
         }
         assert!(parse(b"\"\xff\"").is_err());
+        assert!(parse(b"[\xc3\xa9]").is_err(), "text outside a string");
+        assert_eq!(
+            parse(b"[\"ok\", \"\xe9t\xe9\"]").unwrap_err().to_string(),
+            "invalid UTF-8 at line 1 column 9"
+        );
     }
 
     #[test]
