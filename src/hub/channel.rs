@@ -27,7 +27,7 @@ pub struct Channel {
     subscribers: Mutex<Subscribers>,
 }
 
-/// The two kinds of channel (DESIGN.md): each event stands alone, or events change a state.
+/// The two kinds of channel: each event stands alone, or events change a state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelKind {
     /// Pub/sub: a subscriber that fell behind gets the retained events (or a gap notice).
