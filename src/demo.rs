@@ -23,15 +23,18 @@ use crate::hub::{Hub, NewMessage};
 
 pub const CHANNEL: &str = "demo-quotes";
 const TICK: Duration = Duration::from_secs(1);
-const SYMBOLS: [(&str, f64); 8] = [
-    ("AAPL", 228.0),
-    ("MSFT", 415.0),
-    ("GOOG", 171.0),
-    ("AMZN", 186.0),
-    ("NVDA", 131.0),
-    ("META", 560.0),
-    ("TSLA", 250.0),
-    ("NFLX", 710.0),
+/// Symbol, company and starting price. The names make each quote a realistic row, so a
+/// patch of changed prices stays smaller than the list even when every price moved (the
+/// ad-hoc form polls every 5 s by default).
+const SYMBOLS: [(&str, &str, f64); 8] = [
+    ("AAPL", "Apple Inc.", 228.0),
+    ("MSFT", "Microsoft Corporation", 415.0),
+    ("GOOG", "Alphabet Inc.", 171.0),
+    ("AMZN", "Amazon.com, Inc.", 186.0),
+    ("NVDA", "NVIDIA Corporation", 131.0),
+    ("META", "Meta Platforms, Inc.", 560.0),
+    ("TSLA", "Tesla, Inc.", 250.0),
+    ("NFLX", "Netflix, Inc.", 710.0),
 ];
 
 type Quotes = Arc<Mutex<Vec<f64>>>;
@@ -63,7 +66,7 @@ pub fn register(config: &mut Config, local: SocketAddr) {
 
 /// Starts the ticker and returns the demo routes.
 pub fn start(hub: Arc<Hub>) -> Router {
-    let quotes: Quotes = Arc::new(Mutex::new(SYMBOLS.iter().map(|(_, p)| *p).collect()));
+    let quotes: Quotes = Arc::new(Mutex::new(SYMBOLS.iter().map(|(_, _, p)| *p).collect()));
     let (ticks, _) = broadcast::channel(16);
     tokio::spawn(tick(hub, Arc::clone(&quotes), ticks.clone()));
     Router::new()
@@ -127,10 +130,33 @@ fn document(prices: &[f64]) -> Value {
     let quotes: Vec<Value> = SYMBOLS
         .iter()
         .zip(prices)
-        .map(|((symbol, _), price)| {
+        .map(|((symbol, name, _), price)| {
             let price: serde_json::Number = format!("{price:.2}").parse().expect("a decimal");
-            json!({ "symbol": symbol, "price": price })
+            json!({
+                "symbol": symbol,
+                "name": name,
+                "exchange": "NASDAQ",
+                "currency": "USD",
+                "price": price,
+            })
         })
         .collect();
     json!({ "quotes": quotes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::patch::{Delta, delta};
+
+    #[test]
+    fn a_patch_of_every_price_is_smaller_than_the_list() {
+        let before: Vec<f64> = SYMBOLS.iter().map(|(_, _, p)| *p).collect();
+        let after: Vec<f64> = before.iter().map(|p| p * 1.0099).collect();
+        let patch = delta(&document(&before), &document(&after));
+        assert!(
+            matches!(patch, Delta::Patch(_)),
+            "the demo would send data only"
+        );
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::{Server, SseStream, client, history, metric, publish};
 use serde_json::json;
+use streamgate::wire::sse_parser::SseFrame;
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
@@ -136,4 +137,18 @@ async fn the_demo_serves_a_delta_stream_a_channel_and_a_relay() {
     assert_eq!(tick.event, "tick");
     let document: serde_json::Value = serde_json::from_str(&tick.data).unwrap();
     assert_eq!(document["quotes"].as_array().map(Vec::len), Some(8));
+}
+
+#[tokio::test]
+async fn the_readmes_ad_hoc_demo_stream_shows_patches() {
+    // As the README runs it: the ad-hoc form alone, at the default interval (5 s).
+    let server = Server::start_with("", &["--demo"], &[]);
+    let url = server.url(&format!("/{}", server.url("/demo/quotes")));
+    let mut quotes = SseStream::open(&url).await;
+    assert_eq!(quotes.next_event().await.unwrap().event, "data");
+    let next = quotes.next_frame_within(Duration::from_secs(12)).await;
+    let Some(SseFrame::Event(event)) = next else {
+        panic!("no event within two intervals: {next:?}");
+    };
+    assert_eq!(event.event, "patch", "{event:?}");
 }
