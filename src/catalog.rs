@@ -141,20 +141,9 @@ impl Entries {
     }
 }
 
-/// Checks that every API's and relay's upstream (its query aside: it does not choose the
-/// destination) is one the target policy allows.
+/// Checks that every API's and relay's upstream is one the target policy allows.
 fn check_upstreams(config: &Config, targets: &TargetPolicy) -> Result<(), String> {
-    let apis = config
-        .apis
-        .iter()
-        .map(|api| ("[[api]]", &api.name, "base_url", &api.base_url));
-    let relays = config
-        .relays
-        .iter()
-        .map(|relay| ("[[relay]]", &relay.name, "upstream", &relay.upstream));
-    for (table, name, member, url) in apis.chain(relays) {
-        let mut url = url.clone();
-        url.set_query(None);
+    for (table, name, member, url) in config.upstreams() {
         targets.check(&url).map_err(|refusal| {
             format!(
                 "{table} {name}: {member}: {refusal}; what the admin API adds may reach only \

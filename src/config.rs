@@ -238,15 +238,36 @@ impl Config {
 }
 
 impl Config {
+    /// Every configured API's `base_url` and relay's `upstream`, their query removed (it does
+    /// not choose the destination): `(table, name, member, url)`.
+    pub fn upstreams(
+        &self,
+    ) -> impl Iterator<Item = (&'static str, &str, &'static str, reqwest::Url)> {
+        let apis = self
+            .apis
+            .iter()
+            .map(|api| ("[[api]]", api.name.as_str(), "base_url", &api.base_url));
+        let relays = self.relays.iter().map(|relay| {
+            (
+                "[[relay]]",
+                relay.name.as_str(),
+                "upstream",
+                &relay.upstream,
+            )
+        });
+        apis.chain(relays).map(|(table, name, member, url)| {
+            let mut url = url.clone();
+            url.set_query(None);
+            (table, name, member, url)
+        })
+    }
+
     /// The ad-hoc target patterns plus every configured API's and relay's base URL: an
     /// upstream named in the config is allowed, private address included, and so are
     /// redirects within it.
     pub fn target_patterns(&self) -> Vec<String> {
         let mut patterns = self.poll.allowed_targets.clone();
-        let bases = self.apis.iter().map(|a| &a.base_url);
-        for base in bases.chain(self.relays.iter().map(|r| &r.upstream)) {
-            let mut base = base.clone();
-            base.set_query(None);
+        for (_, _, _, base) in self.upstreams() {
             let base = base.as_str().trim_end_matches('/');
             patterns.push(format!("{base}/*"));
             patterns.push(base.to_owned());

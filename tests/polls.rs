@@ -288,6 +288,27 @@ async fn a_subscriber_after_the_poller_stopped_starts_from_a_fresh_poll() {
 }
 
 #[tokio::test]
+async fn a_part_asked_for_during_an_outage_is_told_the_failure() {
+    let upstream = Upstream::start(json!({"items": [1]})).await;
+    let server = gateway("");
+    let url = poll_url(&server, &upstream, "/outage");
+    let mut whole = Follower::open(&url).await;
+    whole.until(&json!({"items": [1]})).await;
+    upstream.behave(Behaviour::Status(503));
+    assert_eq!(whole.error().await["status"], 503);
+    // The topic's poller runs on (backing off); a part asked for now has no document and
+    // must not wait silently for the target to recover.
+    let mut part = Follower::open(&format!("{url}?select=/items")).await;
+    let error = part.error().await;
+    assert_eq!(error["status"], 503, "{error}");
+    upstream.behave(Behaviour::Serve);
+    part.until(&json!([1])).await;
+    // The whole document's subscriber was told once.
+    let errors = whole.kinds.iter().filter(|k| *k == "error").count();
+    assert_eq!(errors, 1, "{:?}", whole.kinds);
+}
+
+#[tokio::test]
 async fn unchanged_documents_are_revalidated_with_etags() {
     let mut doc = json!({"same": true, "items": quotes(20)});
     let upstream = Upstream::start(doc.clone()).await;

@@ -429,12 +429,17 @@ impl Doc {
 }
 
 /// Which of a client's query parameters a relay passes upstream.
-fn relay_query(relay: &RelayConfig) -> String {
+/// The gateway's own query parameters, as a list in prose: they never go upstream.
+fn own_parameters() -> String {
     let own: Vec<String> = GATEWAY_PARAMETERS
         .iter()
         .map(|p| format!("`{p}`"))
         .collect();
-    let own = own.join(", ");
+    own.join(", ")
+}
+
+fn relay_query(relay: &RelayConfig) -> String {
+    let own = own_parameters();
     match relay.mode {
         RelayMode::Passthrough => {
             format!("Every parameter but the gateway's own ({own}) is passed upstream.")
@@ -473,8 +478,12 @@ fn poll_operation(summary: &str) -> Value {
                 "method": "GET",
                 "query": {
                     "type": "object",
-                    "description": "Parameters the gateway consumes; all others go to the target.",
+                    "description": format!(
+                        "The gateway consumes its own parameters ({}); all others go to the target.",
+                        own_parameters()
+                    ),
                     "properties": {
+                        "lastEvent": str_prop("Resume after this event id (or send `Last-Event-ID`)."),
                         "X-Sd-Header": {
                             "type": "array",
                             "items": { "type": "string" },

@@ -174,7 +174,7 @@ async fn next_step(
         }
         Next::HandOver => Step::HandOver,
         Next::Refuse(status) => {
-            let _ = refuse(stream, status).await;
+            let _ = refuse(stream, shared.write_timeout, status).await;
             Step::Close
         }
         Next::Close => Step::Close,
@@ -456,14 +456,16 @@ async fn write_all(
     Ok(())
 }
 
-/// Answers a head that cannot be served, as hyper would: status only, then close.
-async fn refuse(stream: &mut TcpStream, status: StatusCode) -> io::Result<()> {
+/// Answers a head that cannot be served, as hyper would: status only, then close. Written
+/// with the write timeout too: a client may have pipelined it behind a large answer it never
+/// reads.
+async fn refuse(stream: &mut TcpStream, timeout: Duration, status: StatusCode) -> io::Result<()> {
     let line = format!(
         "HTTP/1.1 {} {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
         status.as_str(),
         status.canonical_reason().unwrap_or("")
     );
-    stream.write_all(line.as_bytes()).await?;
+    write_all(stream, timeout, &mut [IoSlice::new(line.as_bytes())]).await?;
     stream.shutdown().await
 }
 

@@ -170,15 +170,23 @@ impl Pollers {
                 Err(failure) => {
                     state.failures += 1;
                     if state.last_failure.as_ref() != Some(&failure) || failures_before == 0 {
-                        for projection in &projections {
-                            self.publish_error(projection, &failure, &session);
-                        }
+                        state.told.clear();
                         state.last_failure = Some(failure);
+                    }
+                    // Each part is told each distinct failure once, a part asked for
+                    // during the failure included.
+                    if let Some(failure) = &state.last_failure {
+                        for projection in &projections {
+                            if state.told.insert(projection.channel.clone()) {
+                                self.publish_error(projection, failure, &session);
+                            }
+                        }
                     }
                 }
             }
             if state.failures == 0 {
                 state.last_failure = None;
+                state.told.clear();
             }
             let interval_ms = shared.interval_ms.load(Ordering::Relaxed);
             slot = match state.failures {
@@ -250,6 +258,7 @@ impl Pollers {
                 if channel.is_none_or(|c| c.retire_state()) {
                     state.documents.remove(&p.channel);
                     state.missing.remove(&p.channel);
+                    state.told.remove(&p.channel);
                     return false;
                 }
             }
@@ -404,6 +413,8 @@ struct PollState {
     last_modified: Option<HeaderValue>,
     failures: u32,
     last_failure: Option<Failure>,
+    /// The parts told `last_failure`, by channel.
+    told: HashSet<String>,
     /// Since when the topic has had no subscriber.
     idle_since: Option<Instant>,
 }
