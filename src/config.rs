@@ -65,6 +65,11 @@ pub struct ChannelsConfig {
     /// Age after which an event leaves history.
     #[serde(deserialize_with = "at_least_one")]
     pub history_ttl_s: u64,
+    /// Bytes of events a state channel (a delta stream) keeps for resume, counted as the
+    /// events' encoded size. Its document is kept apart: a client resuming past this bound
+    /// gets it afresh instead of the patches.
+    #[serde(deserialize_with = "at_least_one")]
+    pub state_history_bytes: usize,
     /// Largest publish request body (one message or a batch), as in Ably.
     #[serde(deserialize_with = "at_least_one")]
     pub max_message_bytes: usize,
@@ -83,6 +88,7 @@ impl Default for ChannelsConfig {
         ChannelsConfig {
             history_size: 1000,
             history_ttl_s: 120,
+            state_history_bytes: 4 * 1024 * 1024,
             max_message_bytes: 64 * 1024,
             subscriber_queue: 1000,
             overflow: crate::outlet::Overflow::Skip,
@@ -419,6 +425,7 @@ mod tests {
         let c = load_text("", &[]).unwrap();
         assert_eq!(c.channels.history_size, 1000);
         assert_eq!(c.channels.history_ttl_s, 120);
+        assert_eq!(c.channels.state_history_bytes, 4 * 1024 * 1024);
         assert_eq!(c.channels.max_message_bytes, 65536);
         assert_eq!(c.stream.keepalive_ms, 15000);
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
@@ -450,6 +457,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.channels.history_size, 7);
+
+        let c = load_text("", &[("STREAMGATE_CHANNELS__STATE_HISTORY_BYTES", "20000")]).unwrap();
+        assert_eq!(c.channels.state_history_bytes, 20000);
 
         let err = load_text("", &[("STREAMGATE_CHANNELS__HISTORY_SIZE", "lots")])
             .unwrap_err()

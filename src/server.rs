@@ -46,6 +46,7 @@ pub async fn run(
         HistoryLimits {
             size: config.channels.history_size,
             ttl_ms: config.channels.history_ttl_s.saturating_mul(1000),
+            state_bytes: config.channels.state_history_bytes,
         },
         metrics,
     ));

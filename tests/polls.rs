@@ -420,6 +420,66 @@ async fn last_event_id_resumes_with_the_missed_patches() {
 }
 
 #[tokio::test]
+async fn history_is_bounded_in_bytes_and_an_early_resume_gets_a_fresh_document() {
+    // About 5 KB; each change rewrites a fifth of the prices, a patch of about 1 KB.
+    let doc = |n: usize| {
+        let mut items = quotes(100);
+        for (i, item) in items.as_array_mut().unwrap().iter_mut().enumerate() {
+            if i % 5 == n % 5 {
+                item["price"] = json!(n * 1000 + i);
+            }
+        }
+        json!({"n": n, "items": items})
+    };
+    let upstream = Upstream::start(doc(0)).await;
+    let server = gateway("[channels]\nstate_history_bytes = 20000\n");
+    let url = poll_url(&server, &upstream, "/bounded");
+    let mut keeper = Follower::open(&url).await;
+    keeper.until(&upstream.document()).await;
+    let early = (keeper.last_id.clone(), keeper.document.clone().unwrap());
+    let mut recent = early.clone();
+    let mut patch_bytes = 0;
+    for n in 1..=40 {
+        upstream.set(doc(n));
+        while keeper.document.as_ref() != Some(&upstream.document()) {
+            let event = keeper.step().await;
+            assert_eq!(event.event, "patch", "a live subscriber gets every patch");
+            patch_bytes += event.data.len();
+        }
+        if n == 37 {
+            recent = (keeper.last_id.clone(), keeper.document.clone().unwrap());
+        }
+    }
+    assert!(
+        patch_bytes > 30_000,
+        "the patches exceed the bound: {patch_bytes}"
+    );
+
+    let resume = |(id, seen): (String, Value)| {
+        let url = url.clone();
+        async move {
+            let mut headers = HeaderMap::new();
+            headers.insert("last-event-id", HeaderValue::from_str(&id).unwrap());
+            let mut resumed = Follower::open_with(&url, headers).await;
+            resumed.document = Some(seen);
+            resumed
+        }
+    };
+    // The patches after the early id have left history: the document, afresh.
+    let mut resumed = resume(early).await;
+    resumed.until(&upstream.document()).await;
+    assert_eq!(resumed.kinds, ["data"], "a fresh document, not the patches");
+    // The patches after a recent id are still there: exactly those.
+    let mut resumed = resume(recent).await;
+    resumed.until(&upstream.document()).await;
+    assert_eq!(
+        resumed.kinds,
+        ["patch", "patch", "patch"],
+        "missed patches only"
+    );
+}
+
+#[tokio::test]
 async fn snapshot_mode_sends_whole_documents() {
     let upstream = Upstream::start(json!({"items": quotes(20)})).await;
     let server = gateway("");

@@ -109,6 +109,38 @@ fn check_config_accepts_good_and_names_bad_lines() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("history_sise"));
 }
 
+#[test]
+fn state_history_bytes_is_checked_in_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str, env: &[(&str, &str)]| {
+        let path = dir.path().join("streamgate.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .arg("check-config")
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (ok, err) = check("[channels]\nstate_history_bytes = 20000\n", &[]);
+    assert!(ok, "{err}");
+    let (ok, err) = check("[channels]\nstate_history_bytes = 0\n", &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("state_history_bytes") && err.contains("at least 1"),
+        "{err}"
+    );
+    let (ok, err) = check("", &[("STREAMGATE_CHANNELS__STATE_HISTORY_BYTES", "4MiB")]);
+    assert!(!ok);
+    assert!(
+        err.contains("STREAMGATE_CHANNELS__STATE_HISTORY_BYTES"),
+        "{err}"
+    );
+    let (ok, err) = check("", &[("STREAMGATE_CHANNELS__STATE_HISTORY_BYTES", "65536")]);
+    assert!(ok, "{err}");
+}
+
 #[tokio::test]
 async fn env_overrides_apply_when_serving() {
     let server = Server::start_with(

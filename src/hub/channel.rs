@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::event::{Body, Event, Relayed, StateKind};
 use super::{HistoryLimits, NewMessage, Wake};
+use crate::wire::WireFormat;
 use crate::wire::envelope::Message;
 
 /// One channel incarnation.
@@ -65,6 +66,8 @@ struct Log {
     events: VecDeque<Arc<Event>>,
     /// How many of `events` are relay notices (see `Relayed::notice`).
     notices: usize,
+    /// The summed `state_size` of `events`: zero on a log channel.
+    state_bytes: usize,
     head: u64,
     /// Every event at or below this position has left history.
     floor: u64,
@@ -101,6 +104,7 @@ impl Channel {
             log: RwLock::new(Log {
                 events: VecDeque::new(),
                 notices: 0,
+                state_bytes: 0,
                 head: base,
                 floor: base,
                 ids: HashMap::new(),
@@ -190,6 +194,10 @@ impl Channel {
 
     /// Appends one event to a state channel. `document` is the whole document after a
     /// `patch` (a `data` event is its own document; an `error` leaves it unchanged).
+    ///
+    /// History keeps at most `state_bytes` of events besides the count and age limits: the
+    /// document is kept apart as the snapshot, so a client resuming past the retained
+    /// patches gets it afresh, and patches of big documents cannot pile up to gigabytes.
     pub(super) fn publish_state(
         &self,
         update: StateUpdate<'_>,
@@ -210,6 +218,7 @@ impl Channel {
                 timestamp,
                 order,
             );
+            log.state_bytes += state_size(&event);
             match kind {
                 StateKind::Data => log.snapshot = Some(event),
                 StateKind::Patch => {
@@ -362,16 +371,20 @@ impl Log {
         event
     }
 
-    /// Drops the oldest events past the age limit or beyond `history_size` events that are
-    /// not relay notices.
+    /// Drops the oldest events past the age limit, beyond `history_size` events that are
+    /// not relay notices, or beyond `state_bytes` of state events.
     fn evict(&mut self, limits: &HistoryLimits, now_ms: u64) {
         let oldest = now_ms.saturating_sub(limits.ttl_ms);
         while let Some(front) = self.events.front() {
-            if self.events.len() - self.notices <= limits.size && front.timestamp >= oldest {
+            if self.events.len() - self.notices <= limits.size
+                && front.timestamp >= oldest
+                && self.state_bytes <= limits.state_bytes
+            {
                 break;
             }
             let front = self.events.pop_front().expect("front exists");
             self.notices -= usize::from(is_notice(&front));
+            self.state_bytes -= state_size(&front);
             self.floor = front.seq;
             if let Some(message) = front.message()
                 && self.ids.get(&message.id) == Some(&front.seq)
@@ -384,6 +397,16 @@ impl Log {
 
 fn is_notice(event: &Event) -> bool {
     event.relayed().is_some_and(|r| r.notice)
+}
+
+/// What a state event counts against `state_bytes`: the length of the encoding a delta
+/// stream sends, made once when the event is appended and then shared with every subscriber
+/// (cached, so eviction reads the same length). Zero for the events of a log channel.
+fn state_size(event: &Event) -> usize {
+    match event.body {
+        Body::State(..) => event.encoded(WireFormat::SseRaw).len(),
+        Body::Message(_) | Body::Relayed(_) => 0,
+    }
 }
 
 /// An outlet's registration on a channel; dropping it unsubscribes.
@@ -434,4 +457,84 @@ pub fn validate_name(name: &str) -> Result<(), crate::wire::envelope::ErrorInfo>
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(state_bytes: usize) -> HistoryLimits {
+        HistoryLimits {
+            size: 1000,
+            ttl_ms: u64::MAX,
+            state_bytes,
+        }
+    }
+
+    /// A patch whose encoding grows with `i`, so evictions fall at uneven points.
+    fn patch(i: usize) -> Value {
+        serde_json::json!([{"op": "replace", "path": "/n", "value": "x".repeat(i * 37 % 900)}])
+    }
+
+    #[test]
+    fn a_state_channel_keeps_its_newest_events_within_the_byte_bound() {
+        const BOUND: usize = 5_000;
+        let stream: Arc<str> = Arc::from("s");
+        let channel = Channel::new(Arc::from("[poll]s"), ChannelKind::State, 0);
+        let order = AtomicU64::new(0);
+        let now = crate::hub::now_ms();
+        for i in 0..200 {
+            let (kind, data) = match i % 50 {
+                0 => (StateKind::Data, serde_json::json!({"n": "y".repeat(800)})),
+                _ => (StateKind::Patch, patch(i)),
+            };
+            let update = StateUpdate {
+                kind,
+                stream: &stream,
+                data,
+                document: Some(serde_json::json!({"n": i})),
+            };
+            channel.publish_state(update, now, &limits(BOUND), &order);
+
+            let log = channel.log.read().unwrap();
+            let sum: usize = log.events.iter().map(|e| state_size(e)).sum();
+            assert_eq!(log.state_bytes, sum, "the count follows the events");
+            assert!(
+                log.state_bytes <= BOUND,
+                "{} bytes retained",
+                log.state_bytes
+            );
+            // Only the oldest left.
+            assert_eq!(log.head, i as u64 + 1);
+            assert_eq!(log.events.back().map(|e| e.seq), Some(log.head));
+            assert_eq!(log.floor + log.events.len() as u64, log.head);
+            // The document is kept apart from history.
+            assert_eq!(log.snapshot.as_ref().map(|s| s.seq), Some(log.head));
+        }
+        assert!(
+            channel.bounds().0 > 150,
+            "old events left: {:?}",
+            channel.bounds()
+        );
+    }
+
+    #[test]
+    fn a_log_channel_keeps_its_count_rule_whatever_the_bytes() {
+        let channel = Channel::new(Arc::from("c"), ChannelKind::Log, 0);
+        let order = AtomicU64::new(0);
+        let batch = (0..50)
+            .map(|i| NewMessage {
+                id: None,
+                name: None,
+                encoding: None,
+                data: Value::String("z".repeat(1000 + i)),
+            })
+            .collect();
+        let mut n = 0;
+        channel.publish(batch, crate::hub::now_ms(), &limits(100), &order, || {
+            n += 1;
+            n.to_string()
+        });
+        assert_eq!(channel.bounds(), (0, 50));
+    }
 }

@@ -21,11 +21,13 @@ pub use channel::{Channel, ChannelKind, Read, StateUpdate, StateView, Subscripti
 pub use event::{Event, Relayed, StateKind};
 pub use wake::Wake;
 
-/// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age.
+/// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age,
+/// and on a state channel at most `state_bytes` of events (see `Channel::publish_state`).
 #[derive(Debug, Clone)]
 pub struct HistoryLimits {
     pub size: usize,
     pub ttl_ms: u64,
+    pub state_bytes: usize,
 }
 
 /// A message as a source hands it to the hub, before it has a position.
