@@ -140,8 +140,7 @@ pub async fn run(args: PollArgs) -> Result<PollReport, String> {
         doc_bytes: args.doc_bytes as usize,
         churn: args.churn,
         interval,
-    })
-    .await?;
+    })?;
     eprintln!(
         "simulated API on http://{} ({} topics of {} items); the gateway needs:\n{}",
         upstream.addr,

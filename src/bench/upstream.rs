@@ -78,8 +78,8 @@ pub struct Upstream {
 
 impl Upstream {
     /// Makes the first version of every document, starts the thread that makes the next ones
-    /// and the HTTP server on a free loopback port.
-    pub async fn start(shape: Shape) -> Result<Upstream, String> {
+    /// and the HTTP server (on a thread of its own) on a free loopback port.
+    pub fn start(shape: Shape) -> Result<Upstream, String> {
         let topics: Arc<[Topic]> = (0..shape.topics).map(|_| Topic::default()).collect();
         let mut documents: Vec<Document> = (0..shape.topics)
             .map(|t| Document::new(t, shape.doc_bytes))
@@ -95,8 +95,8 @@ impl Upstream {
             .name("bench-upstream".into())
             .spawn(move || make_versions(shape, documents, &makers))
             .map_err(|e| format!("cannot start the simulated API: {e}"))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| format!("cannot listen on loopback for the simulated API: {e}"))?;
         let addr = listener
             .local_addr()
@@ -104,7 +104,25 @@ impl Upstream {
         let app = Router::new()
             .route("/topic/{n}", get(serve_topic))
             .with_state(Arc::clone(&topics));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the simulated API's runtime: {e}"))?;
+        // A runtime and thread of its own: on the subscribers' runtime, busy parsing
+        // thousands of events, the gateway's polls would wait and skip their slots.
+        std::thread::Builder::new()
+            .name("bench-api".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            let _ = axum::serve(listener, app).await;
+                        }
+                        Err(e) => eprintln!("the simulated API cannot serve: {e}"),
+                    }
+                })
+            })
+            .map_err(|e| format!("cannot start the simulated API: {e}"))?;
         Ok(Upstream {
             addr,
             topics,
