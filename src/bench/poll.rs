@@ -61,6 +61,9 @@ pub struct PollArgs {
     /// How long to measure once every subscriber is connected.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub duration_s: u64,
+    /// Stop connecting after this long and measure the subscribers connected by then.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub connect_timeout_s: u64,
     /// Subscriber connections still opening at once.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub connect_window: u32,
@@ -92,15 +95,20 @@ struct Shared {
     /// Accepted streams that ended, or whose document fell out of step, before the end.
     dropped: AtomicU64,
     failed: AtomicU64,
+    connected: AtomicU64,
     errors: Mutex<Vec<String>>,
     /// Per subscriber, the versions it read while measuring.
     seen: Vec<Mutex<Vec<u64>>>,
 }
 
 impl Shared {
+    fn errors_mut(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.errors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn error(&self, counter: &AtomicU64, message: String) {
         counter.fetch_add(1, Ordering::Relaxed);
-        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut errors = self.errors_mut();
         // The first few tell what went wrong; thousands of copies would not.
         if errors.len() < 5 {
             errors.push(message);
@@ -171,6 +179,7 @@ pub async fn run(args: PollArgs) -> Result<PollReport, String> {
         after_fetch: Histogram::default(),
         dropped: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        connected: AtomicU64::new(0),
         errors: Mutex::new(Vec::new()),
         seen: (0..args.subscribers).map(|_| Mutex::default()).collect(),
     });
@@ -183,29 +192,51 @@ pub async fn run(args: PollArgs) -> Result<PollReport, String> {
             config_hint(&args)
         )
     })?;
+    shared.connected.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(read(first, 0, 0, Arc::clone(&shared)));
     let window = Arc::new(Semaphore::new(args.connect_window as usize));
     let connect_start = Instant::now();
-    let mut opening = Vec::new();
-    for slot in 1..args.subscribers as usize {
-        let topic = slot as u64 % args.topics;
-        let permit = Arc::clone(&window)
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        opening.push(tokio::spawn(subscribe(
-            client.clone(),
-            url(topic)?,
-            slot,
-            topic as usize,
-            Arc::clone(&shared),
-            permit,
-        )));
-    }
-    for task in opening {
-        let _ = task.await;
-    }
+    let connect_all = async {
+        let mut opening = Vec::new();
+        for slot in 1..args.subscribers as usize {
+            let topic = slot as u64 % args.topics;
+            let permit = Arc::clone(&window)
+                .acquire_owned()
+                .await
+                .map_err(|e| e.to_string())?;
+            opening.push(tokio::spawn(subscribe(
+                client.clone(),
+                url(topic)?,
+                slot,
+                topic as usize,
+                Arc::clone(&shared),
+                permit,
+            )));
+        }
+        for task in opening {
+            let _ = task.await;
+        }
+        Ok::<(), String>(())
+    };
+    // A client too slow for the streams it already holds (or a gateway too slow to accept)
+    // could take hours to connect everyone: measure those connected by the deadline.
+    let connect_limit = Duration::from_secs(args.connect_timeout_s);
+    let connect_timed_out = match tokio::time::timeout(connect_limit, connect_all).await {
+        Ok(connected) => {
+            connected?;
+            false
+        }
+        Err(_) => true,
+    };
     let connect_secs = connect_start.elapsed().as_secs_f64();
+    let connected = shared.connected.load(Ordering::Relaxed);
+    if connect_timed_out {
+        shared.errors_mut().push(format!(
+            "only {connected} of {} subscribers connected within --connect-timeout-s {}; \
+             the figures are theirs (is the bench itself out of CPU?)",
+            args.subscribers, args.connect_timeout_s
+        ));
+    }
 
     let requests = || upstream.topics.iter().map(Topic::requests).sum::<u64>();
     let cpu = || args.gateway_pid.and_then(procfs::cpu_micros);
@@ -219,18 +250,15 @@ pub async fn run(args: PollArgs) -> Result<PollReport, String> {
     let missed = missed_versions(&shared, args.topics as usize);
     let events = shared.events.load(Ordering::Relaxed);
     let intervals = measured.as_secs_f64() / interval.as_secs_f64();
-    let errors = shared
-        .errors
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let errors = shared.errors_mut().clone();
     Ok(PollReport {
         gateway: gateway.to_string(),
         upstream: format!("http://{}", upstream.addr),
         topics: args.topics,
         subscribers: args.subscribers,
-        connected: args.subscribers - shared.failed.load(Ordering::Relaxed),
+        connected,
         connect_secs,
+        connect_timed_out,
         dropped: shared.dropped.load(Ordering::Relaxed),
         items: upstream.items as u64,
         doc_bytes: args.doc_bytes,
@@ -289,6 +317,7 @@ async fn subscribe(
     drop(permit);
     match opened {
         Ok(response) => {
+            shared.connected.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(read(response, slot, topic, shared));
         }
         Err(e) => shared.error(&shared.failed, e),

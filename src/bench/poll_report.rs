@@ -14,6 +14,8 @@ pub struct PollReport {
     pub subscribers: u64,
     pub connected: u64,
     pub connect_secs: f64,
+    /// Connecting stopped at `--connect-timeout-s` before every subscriber was connected.
+    pub connect_timed_out: bool,
     /// Accepted streams that ended or fell out of step before the end.
     pub dropped: u64,
     /// Items in each document.
