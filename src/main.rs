@@ -38,8 +38,9 @@ enum Command {
         /// e.g. http://127.0.0.1:8080/apis/demo/quotes
         url: String,
     },
-    /// Load-test a local pub/sub server: many subscribers, paced publishing, delivery latency.
-    Bench(Box<streamgate::bench::BenchArgs>),
+    /// Load-test a local server: pub/sub fan-out (many subscribers, paced publishing,
+    /// delivery latency), or `bench poll` for polled APIs as delta streams.
+    Bench(Box<streamgate::bench::BenchCommand>),
 }
 
 fn main() -> ExitCode {
@@ -47,7 +48,7 @@ fn main() -> ExitCode {
     // One TLS crypto provider for every crate that uses rustls, chosen before any is used.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
-        Command::Bench(args) => streamgate::bench::run(*args),
+        Command::Bench(command) => streamgate::bench::run_command(*command),
         Command::Tail { url } => tail(&url),
         Command::CheckConfig { file } => {
             // The token keys' files are read too: a config that cannot serve is not ok.

@@ -9,10 +9,8 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, HeaderValue};
-use serde_json::Value;
 
-use crate::patch;
-use crate::wire::json;
+use crate::patch::LiveDocument;
 use crate::wire::sse_parser::{SseEvent, SseParser};
 
 /// Follows `url` until interrupted; returns only when the URL is unusable.
@@ -69,54 +67,36 @@ pub async fn run(url: &str) -> Result<(), String> {
 /// What the terminal shows.
 struct View {
     redraw: bool,
-    document: Option<Value>,
+    document: LiveDocument,
 }
 
 impl View {
     fn new(redraw: bool) -> Self {
         View {
             redraw,
-            document: None,
+            document: LiveDocument::default(),
         }
     }
 
-    /// Shows one event; false when a patch could not be applied.
+    /// Shows one event; false when the document is out of step.
     fn show(&mut self, event: &SseEvent) -> bool {
-        let data = || json::parse(event.data.as_bytes());
-        match event.event.as_str() {
-            "data" => match data() {
-                Ok(document) => self.document = Some(document),
-                Err(e) => eprintln!("a data event is not JSON: {e}"),
+        match self.document.apply(event) {
+            Ok(true) => self.render(&event.id),
+            Ok(false) => match event.event.as_str() {
+                "error" => eprintln!("error: {}", event.data),
+                "heartbeat" => {}
+                _ => println!("{}", event.data),
             },
-            "patch" => {
-                let applied = match (self.document.as_mut(), data()) {
-                    (Some(document), Ok(ops)) => patch::parse(&ops)
-                        .and_then(|p| patch::apply(document, &p).map_err(|e| e.to_string())),
-                    (None, _) => Err("a patch came before any document".into()),
-                    (_, Err(e)) => Err(format!("not JSON: {e}")),
-                };
-                if let Err(e) = applied {
-                    eprintln!("cannot apply a patch ({e}); asking for a fresh document");
-                    self.document = None;
-                    return false;
-                }
-            }
-            "error" => {
-                eprintln!("error: {}", event.data);
-                return true;
-            }
-            "heartbeat" => return true,
-            _ => {
-                println!("{}", event.data);
-                return true;
+            Err(e) => {
+                eprintln!("{e}; asking for a fresh document");
+                return false;
             }
         }
-        self.render(&event.id);
         true
     }
 
     fn render(&self, id: &str) {
-        let Some(document) = &self.document else {
+        let Some(document) = self.document.get() else {
             return;
         };
         let mut out = std::io::stdout().lock();

@@ -118,3 +118,72 @@ fn a_target_off_loopback_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("loopback"), "{stderr}");
 }
+
+/// The config a gateway needs for `bench poll` at a 300 ms poll interval.
+const POLL_CONFIG: &str = r#"
+[poll]
+allowed_targets = ["http://127.0.0.1:*/*"]
+min_interval_ms = 300
+"#;
+
+#[tokio::test]
+async fn poll_scenario_reads_every_fetched_version_at_one_request_per_interval() {
+    let server = Server::start(POLL_CONFIG);
+    let pid = server.pid().to_string();
+    let report = bench(&[
+        "poll",
+        "--gateway",
+        &server.base,
+        "--topics",
+        "3",
+        "--subscribers",
+        "6",
+        "--doc-bytes",
+        "4000",
+        "--interval-ms",
+        "300",
+        "--poll-interval-ms",
+        "300",
+        "--duration-s",
+        "3",
+        "--gateway-pid",
+        &pid,
+    ]);
+    assert_eq!(report["connected"], 6, "{report}");
+    assert_eq!(report["dropped"], 0, "{report}");
+    assert_eq!(report["missed_versions"], 0, "{report}");
+    // About ten versions per topic in 3 s, read by each of its two subscribers.
+    let seen = report["versions_seen"].as_u64().unwrap();
+    assert!(seen >= 6 * 6, "{report}");
+    let per_interval = report["requests_per_topic_per_interval"].as_f64().unwrap();
+    assert!((0.7..=1.3).contains(&per_interval), "{report}");
+    for latency in ["latency_us", "after_fetch_us"] {
+        let l = &report[latency];
+        let (p50, p99, max) = (l["p50"].as_u64(), l["p99"].as_u64(), l["max"].as_u64());
+        assert!(l["samples"].as_u64().unwrap() >= seen, "{report}");
+        assert!(p50 <= p99 && p99 <= max, "{report}");
+    }
+    assert!(report["events_per_sec"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        report["gateway_process"]["cpu_percent"].is_number(),
+        "{report}"
+    );
+    assert!(report["gateway_process"]["rss_end_kib"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn poll_scenario_on_a_gateway_that_refuses_the_target_prints_the_config_it_needs() {
+    let server = Server::start("");
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["bench", "poll", "--gateway", &server.base, "--topics", "1"])
+        .args(["--subscribers", "2", "--duration-s", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("403"), "{stderr}");
+    assert!(
+        stderr.contains(r#"allowed_targets = ["http://127.0.0.1:*/*"]"#),
+        "{stderr}"
+    );
+}

@@ -14,6 +14,9 @@
 //!   processes; [`worker`]: child processes when one cannot hold every socket.
 //! - [`limits`], [`procfs`], [`target`], [`clock`]: the operating system, the server process,
 //!   the loopback-only targets, and the shared clock.
+//!
+//! `streamgate bench poll` is the other scenario, polled JSON APIs as delta streams:
+//! [`poll`] runs it against a simulated API ([`upstream`]) and [`poll_report`] tells it.
 
 mod args;
 mod clock;
@@ -21,6 +24,8 @@ mod coordinator;
 mod histogram;
 mod limits;
 mod marker;
+mod poll;
+mod poll_report;
 mod procfs;
 mod publisher;
 mod report;
@@ -28,16 +33,80 @@ mod response;
 mod subscriber;
 mod tally;
 mod target;
+mod upstream;
 mod worker;
 
 use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
 
 pub use args::BenchArgs;
 use args::Settings;
 use coordinator::Outcome;
 
+/// `streamgate bench [OPTIONS]` (pub/sub fan-out) or `streamgate bench poll [OPTIONS]`.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCommand {
+    #[command(subcommand)]
+    pub scenario: Option<Scenario>,
+    #[command(flatten)]
+    pub pubsub: BenchArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Scenario {
+    /// Polled JSON APIs as delta streams: a simulated API with one changing document per
+    /// topic, many SSE subscribers per topic, latency from each version's making.
+    Poll(poll::PollArgs),
+}
+
+/// Runs the scenario asked for and returns the exit status.
+pub fn run_command(command: BenchCommand) -> ExitCode {
+    match command.scenario {
+        Some(Scenario::Poll(args)) => run_poll(args),
+        None => run(command.pubsub),
+    }
+}
+
+fn run_poll(args: poll::PollArgs) -> ExitCode {
+    let json = args.json;
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .and_then(|runtime| {
+            let report = runtime.block_on(poll::run(args));
+            // Thousands of open streams need no orderly teardown: the process is ending.
+            runtime.shutdown_background();
+            report
+        });
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("streamgate bench poll: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let table = format!("streamgate bench poll report\n{}", report.table());
+    if json {
+        eprint!("{table}");
+        match serde_json::to_string(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("streamgate bench poll: cannot encode the report: {e}"),
+        }
+    } else {
+        print!("{table}");
+    }
+    if report.connected == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// Runs `streamgate bench` to completion on its own runtime and returns the exit status.
-pub fn run(args: BenchArgs) -> ExitCode {
+fn run(args: BenchArgs) -> ExitCode {
     let open_files = limits::raise_open_files();
     let settings = match Settings::new(args, open_files) {
         Ok(settings) => settings,

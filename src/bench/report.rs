@@ -75,7 +75,7 @@ impl Latency {
         })
     }
 
-    fn show(self) -> String {
+    pub fn show(self) -> String {
         format!(
             "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  ({} samples)",
             ms(self.p50),
@@ -230,7 +230,7 @@ impl Report {
     }
 }
 
-fn opt<T>(value: Option<T>, show: impl FnOnce(T) -> String) -> String {
+pub fn opt<T>(value: Option<T>, show: impl FnOnce(T) -> String) -> String {
     value.map_or_else(|| "-".to_owned(), show)
 }
 
@@ -250,6 +250,6 @@ fn ms(micros: u64) -> String {
     format!("{:.2} ms", micros as f64 / 1000.0)
 }
 
-fn mib(kib: u64) -> String {
+pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }

@@ -46,6 +46,7 @@ mod emit;
 mod equal;
 mod gaps;
 mod hash;
+mod live;
 mod moves;
 mod object;
 mod ops;
@@ -56,6 +57,7 @@ mod value;
 
 pub use apply::{PatchError, PatchErrorKind, apply};
 pub use json_patch::{Patch, PatchOperation};
+pub use live::LiveDocument;
 pub use parse::{parse, to_json};
 pub use value::MAX_DEPTH;
 
