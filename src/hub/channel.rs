@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::event::{Body, Event, Relayed, StateKind};
+use super::event::{Body, Event, Relayed, StateKind, encode};
 use super::{HistoryLimits, NewMessage, Wake};
 use crate::wire::WireFormat;
 use crate::wire::envelope::Message;
@@ -211,14 +211,15 @@ impl Channel {
             data,
             document,
         } = update;
+        let body = Body::State(kind, data, Arc::clone(stream));
+        // The bytes a delta stream sends, made before the lock (subscribers of the channel
+        // wait on it): they size the event against `state_bytes`, and are kept as its encoding.
+        let raw = encode(&body, WireFormat::SseRaw);
         {
             let mut log = self.log.write().unwrap();
-            let event = log.push(
-                Body::State(kind, data, Arc::clone(stream)),
-                timestamp,
-                order,
-            );
-            log.state_bytes += state_size(&event);
+            log.state_bytes += raw.len();
+            let event = log.push(body, timestamp, order);
+            event.keep_encoding(WireFormat::SseRaw, raw);
             match kind {
                 StateKind::Data => log.snapshot = Some(event),
                 StateKind::Patch => {
@@ -400,8 +401,8 @@ fn is_notice(event: &Event) -> bool {
 }
 
 /// What a state event counts against `state_bytes`: the length of the encoding a delta
-/// stream sends, made once when the event is appended and then shared with every subscriber
-/// (cached, so eviction reads the same length). Zero for the events of a log channel.
+/// stream sends, made when the event is appended and kept for every subscriber (so eviction
+/// reads the same length). Zero for the events of a log channel.
 fn state_size(event: &Event) -> usize {
     match event.body {
         Body::State(..) => event.encoded(WireFormat::SseRaw).len(),

@@ -113,32 +113,43 @@ impl Event {
 
     /// The event's bytes in `format`, without the per-connection `id` (see `wire`).
     pub fn encoded(&self, format: WireFormat) -> &Bytes {
-        self.encoded[format as usize].get_or_init(|| match (&self.body, format) {
-            (Body::Message(m), WireFormat::SseEnveloped) => {
-                sse::event_body("message", &envelope_json(m))
-            }
-            (Body::Message(m), WireFormat::SseRaw) => sse::event_body("message", &raw_text(m)),
-            (Body::Message(m), WireFormat::NdjsonEnveloped) => Bytes::from(envelope_json(m)),
-            (Body::Message(m), WireFormat::NdjsonRaw) => ndjson::data_json(&m.data),
-            (Body::State(kind, data, stream), WireFormat::SseEnveloped) => {
-                sse::event_body(kind.name(), &state_envelope(stream, data))
-            }
-            (Body::State(kind, data, _), WireFormat::SseRaw) => {
-                sse::event_body(kind.name(), &data.to_string())
-            }
-            (Body::State(_, data, stream), WireFormat::NdjsonEnveloped) => {
-                Bytes::from(state_envelope(stream, data))
-            }
-            (Body::State(_, data, _), WireFormat::NdjsonRaw) => ndjson::data_json(data),
-            (Body::Relayed(r), WireFormat::SseRaw) => sse::event_body(&r.event, &r.data),
-            (Body::Relayed(r), WireFormat::SseEnveloped) => {
-                sse::event_body(&r.event, &relayed_envelope(r))
-            }
-            (Body::Relayed(r), WireFormat::NdjsonEnveloped) => Bytes::from(relayed_envelope(r)),
-            (Body::Relayed(r), WireFormat::NdjsonRaw) => {
-                ndjson::data_json(&Value::String(r.data.clone()))
-            }
-        })
+        self.encoded[format as usize].get_or_init(|| encode(&self.body, format))
+    }
+
+    /// Keeps `bytes`, made by [`encode`] from this event's body before it was appended, as
+    /// its encoding in `format`.
+    pub(super) fn keep_encoding(&self, format: WireFormat, bytes: Bytes) {
+        let _ = self.encoded[format as usize].set(bytes);
+    }
+}
+
+/// The bytes of `body` in `format`, without the per-connection `id`.
+pub(super) fn encode(body: &Body, format: WireFormat) -> Bytes {
+    match (body, format) {
+        (Body::Message(m), WireFormat::SseEnveloped) => {
+            sse::event_body("message", &envelope_json(m))
+        }
+        (Body::Message(m), WireFormat::SseRaw) => sse::event_body("message", &raw_text(m)),
+        (Body::Message(m), WireFormat::NdjsonEnveloped) => Bytes::from(envelope_json(m)),
+        (Body::Message(m), WireFormat::NdjsonRaw) => ndjson::data_json(&m.data),
+        (Body::State(kind, data, stream), WireFormat::SseEnveloped) => {
+            sse::event_body(kind.name(), &state_envelope(stream, data))
+        }
+        (Body::State(kind, data, _), WireFormat::SseRaw) => {
+            sse::event_body(kind.name(), &data.to_string())
+        }
+        (Body::State(_, data, stream), WireFormat::NdjsonEnveloped) => {
+            Bytes::from(state_envelope(stream, data))
+        }
+        (Body::State(_, data, _), WireFormat::NdjsonRaw) => ndjson::data_json(data),
+        (Body::Relayed(r), WireFormat::SseRaw) => sse::event_body(&r.event, &r.data),
+        (Body::Relayed(r), WireFormat::SseEnveloped) => {
+            sse::event_body(&r.event, &relayed_envelope(r))
+        }
+        (Body::Relayed(r), WireFormat::NdjsonEnveloped) => Bytes::from(relayed_envelope(r)),
+        (Body::Relayed(r), WireFormat::NdjsonRaw) => {
+            ndjson::data_json(&Value::String(r.data.clone()))
+        }
     }
 }
 
