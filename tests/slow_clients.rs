@@ -161,6 +161,15 @@ async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
     }
 }
 
+/// Publishes 300 × 32 KiB on the channel `flood`: more than the sockets' buffers on both
+/// sides hold.
+async fn flood(server: &Server) {
+    let payload = "f".repeat(32 * 1024);
+    for i in 0..300 {
+        publish(server, "flood", json!({ "data": format!("{i}:{payload}") })).await;
+    }
+}
+
 async fn write_timeouts(server: &Server) -> f64 {
     common::metric(
         server,
@@ -184,16 +193,7 @@ async fn a_client_that_never_reads_is_cut_off_after_the_write_timeout() {
     );
     let mut own = never_reading(&addr, subscribe).await;
     let mut handed_over = never_reading(&addr, &publish_first).await;
-    // 300 × 32 KiB: more than the sockets' buffers on both sides hold.
-    let payload = "f".repeat(32 * 1024);
-    for i in 0..300 {
-        publish(
-            &server,
-            "flood",
-            json!({ "data": format!("{i}:{payload}") }),
-        )
-        .await;
-    }
+    flood(&server).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while write_timeouts(&server).await < 2.0 {
         assert!(
@@ -234,15 +234,7 @@ async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let payload = "s".repeat(32 * 1024);
-    for i in 0..300 {
-        publish(
-            &server,
-            "flood",
-            json!({ "data": format!("{i}:{payload}") }),
-        )
-        .await;
-    }
+    flood(&server).await;
     // Longer than the write timeout, the reader still reading what is left.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!reader.is_finished(), "the slow reader was cut off");
