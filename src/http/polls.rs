@@ -12,11 +12,12 @@ use reqwest::header::{self, HeaderName, HeaderValue};
 
 use super::passthrough::HOP_BY_HOP;
 use super::query::Query;
+use super::stream_params::resume_cursor;
 use super::streams::respond;
 use super::{ApiError, AppState, Segments};
 use crate::auth::{Operation, Principal};
 use crate::config::header_list;
-use crate::hub::{ChannelKind, cursor};
+use crate::hub::ChannelKind;
 use crate::outlet::{Start, StreamSpec};
 use crate::sources::topic::{Topic, merge_query};
 use crate::wire::WireFormat;
@@ -215,34 +216,18 @@ fn is_reserved(name: &HeaderName) -> bool {
 }
 
 /// Where a reconnecting client of a single-stream endpoint (a poll, a shared relay)
-/// resumes: after `lastEvent` (an id this stream sent, else a request error; from before a
-/// restart, what is retained after a gap notice), else after the position in its
-/// `Last-Event-ID` (an id that is not ours: a gap notice, or a fresh `data` event), else live.
+/// resumes: after `lastEvent` or `Last-Event-ID` as `/sse` reads them (`resume_cursor`), an
+/// id from before a restart or that is not ours at an unknown position (a gap notice, or a
+/// fresh `data` event); live without either.
 pub(super) fn resume_start(
     query: &Query,
     headers: &HeaderMap,
     epoch: &str,
 ) -> Result<Start, ErrorInfo> {
-    if let Some(text) = query.get("lastEvent") {
-        let cursor = cursor::parse(text)
-            .filter(|c| c.positions.len() == 1)
-            .ok_or_else(|| {
-                ErrorInfo::bad_request(format!(
-                    "lastEvent {text:?} is not an event id of this stream; resume with the id \
-                     of the last event received"
-                ))
-            })?;
-        return Ok(match cursor.epoch == epoch {
-            true => Start::After(cursor.positions[0]),
-            false => Start::Unknown,
-        });
-    }
-    let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) else {
-        return Ok(Start::Live);
-    };
-    Ok(std::str::from_utf8(header.as_bytes())
-        .ok()
-        .and_then(cursor::parse)
-        .filter(|c| c.epoch == epoch && c.positions.len() == 1)
-        .map_or(Start::Unknown, |c| Start::After(c.positions[0])))
+    Ok(match resume_cursor(query, headers, 1)? {
+        None => Start::Live,
+        Some(cursor) => cursor
+            .filter(|c| c.epoch == epoch)
+            .map_or(Start::Unknown, |c| Start::After(c.positions[0])),
+    })
 }

@@ -84,28 +84,7 @@ impl StreamParams {
         // Resuming wins over rewinding: the client has already seen what rewind would send.
         if token.is_some() {
             // Resumed from the connection's journal by the caller.
-        } else if let Some(text) = query.get("lastEvent") {
-            let parsed = cursor::parse(text).ok_or_else(|| {
-                ErrorInfo::bad_request(format!(
-                    "lastEvent {text:?} is not an event id this server issued"
-                ))
-            })?;
-            if parsed.positions.len() != channels.len() {
-                return Err(ErrorInfo::bad_request(format!(
-                    "lastEvent holds {} positions but the request names {} channels; resume \
-                     with the same channels the id came from",
-                    parsed.positions.len(),
-                    channels.len()
-                )));
-            }
-            resume(&mut channels, Some(parsed), epoch);
-        } else if let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) {
-            // Browsers send the id back as raw bytes; anything we cannot read as one of our
-            // ids is resumed as an unknown position (a gap notice, then what is retained).
-            let parsed = std::str::from_utf8(header.as_bytes())
-                .ok()
-                .and_then(cursor::parse)
-                .filter(|c| c.positions.len() == channels.len());
+        } else if let Some(parsed) = resume_cursor(query, headers, channels.len())? {
             resume(&mut channels, parsed, epoch);
         }
         let (token, token_from_query) = token.map_or((None, false), |(t, q)| (Some(t), q));
@@ -122,6 +101,42 @@ impl StreamParams {
 }
 
 /// Sets every channel's start from a cursor of the right length, or to `Unknown`.
+/// Where a request for `streams` streams resumes: `lastEvent` (a request error when it is
+/// not an id this server issued for that many streams), else the `Last-Event-ID` header (an
+/// id we cannot read as one of ours, browsers sending raw bytes, is an unknown position:
+/// `Some(None)`), else nowhere (`None`). The epoch is the caller's to check.
+pub(super) fn resume_cursor(
+    query: &Query,
+    headers: &HeaderMap,
+    streams: usize,
+) -> Result<Option<Option<cursor::Cursor>>, ErrorInfo> {
+    if let Some(text) = query.get("lastEvent") {
+        let parsed = cursor::parse(text).ok_or_else(|| {
+            ErrorInfo::bad_request(format!(
+                "lastEvent {text:?} is not an event id this server issued; resume with the id \
+                 of the last event received"
+            ))
+        })?;
+        if parsed.positions.len() != streams {
+            return Err(ErrorInfo::bad_request(format!(
+                "lastEvent holds {} positions but the request names {streams} streams; resume \
+                 with the same streams the id came from",
+                parsed.positions.len(),
+            )));
+        }
+        return Ok(Some(Some(parsed)));
+    }
+    let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        std::str::from_utf8(header.as_bytes())
+            .ok()
+            .and_then(cursor::parse)
+            .filter(|c| c.positions.len() == streams),
+    ))
+}
+
 fn resume(channels: &mut [(String, Start)], parsed: Option<cursor::Cursor>, epoch: &str) {
     match parsed.filter(|c| c.epoch == epoch) {
         Some(c) => {
