@@ -53,7 +53,7 @@ fn main() {
             ops += patch.len();
             theirs += patch_len(&json_patch::diff(old, new));
             sent += match delta(old, new) {
-                Delta::Patch(patch) => patch_len(&patch),
+                Delta::Patch(text) => text.len(),
                 Delta::Snapshot => snapshot,
             };
         }

@@ -180,7 +180,7 @@ fn check(a: &Value, b: &Value) -> Result<(), TestCaseError> {
     let snapshot = serde_json::to_string(b).unwrap().len();
     match delta(a, b) {
         Delta::Patch(chosen) => {
-            prop_assert_eq!(&chosen, &patch);
+            prop_assert_eq!(&chosen, &text);
             prop_assert!(
                 text.len() <= snapshot,
                 "patch {} > snapshot {snapshot}",

@@ -167,13 +167,17 @@ fn reordered_members_are_no_change() {
     assert_eq!(diff(&old, &new), Patch::default());
 }
 
+fn ops_in(text: &str) -> usize {
+    serde_json::from_str::<Vec<Value>>(text).unwrap().len()
+}
+
 #[test]
 fn delta_picks_the_smaller() {
     let old = json!({"items": items(100)});
     let mut list = items(100);
     list[50]["title"] = json!("renamed");
     match delta(&old, &json!({"items": list})) {
-        Delta::Patch(patch) => assert_eq!(patch.len(), 1),
+        Delta::Patch(text) => assert_eq!(ops_in(&text), 1),
         Delta::Snapshot => panic!("a one-field change should be a patch"),
     }
     assert!(matches!(
@@ -181,7 +185,7 @@ fn delta_picks_the_smaller() {
         Delta::Snapshot
     ));
     match delta(&old, &old) {
-        Delta::Patch(patch) => assert!(patch.is_empty()),
+        Delta::Patch(text) => assert_eq!(text, "[]"),
         Delta::Snapshot => panic!("no change should be an empty patch"),
     }
 }

@@ -43,6 +43,7 @@ use clap::{Args, Subcommand};
 pub use args::BenchArgs;
 use args::Settings;
 use coordinator::Outcome;
+pub use upstream::Document;
 
 /// `streamgate bench [OPTIONS]` (pub/sub fan-out) or `streamgate bench poll [OPTIONS]`.
 #[derive(Debug, Clone, Args)]

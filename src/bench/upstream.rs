@@ -161,8 +161,9 @@ fn make_versions(shape: Shape, mut documents: Vec<Document>, topics: &[Topic]) {
     }
 }
 
-/// One topic's items (quotes) and their version.
-struct Document {
+/// One topic's items (quotes) and their version: the documents of the simulated API, also
+/// the input of the poll step's criterion benchmark.
+pub struct Document {
     version: u64,
     items: Vec<Value>,
     rng: StdRng,
@@ -170,7 +171,7 @@ struct Document {
 
 impl Document {
     /// As many quotes as fit in about `bytes`.
-    fn new(topic: usize, bytes: usize) -> Document {
+    pub fn new(topic: usize, bytes: usize) -> Document {
         let mut rng = StdRng::seed_from_u64(topic as u64);
         let quote = |rng: &mut StdRng, i: usize| {
             let price = rng.random_range(10.0..500.0);
@@ -194,7 +195,7 @@ impl Document {
     }
 
     /// The next version with `churn` of the items changed: its number and its body.
-    fn next(&mut self, churn: f64) -> (u64, Bytes) {
+    pub fn next(&mut self, churn: f64) -> (u64, Bytes) {
         let changed = ((self.items.len() as f64 * churn).round() as usize).min(self.items.len());
         for i in rand::seq::index::sample(&mut self.rng, self.items.len(), changed) {
             let price = self.items[i]["price"].as_f64().unwrap_or(100.0)

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::event::{Body, Event, Relayed, StateKind, encode};
+use super::event::{Body, Event, Relayed, StateData, StateKind, encode};
 use super::{HistoryLimits, NewMessage, Wake};
 use crate::wire::WireFormat;
 use crate::wire::envelope::Message;
@@ -44,9 +44,9 @@ pub struct StateUpdate<'a> {
     pub kind: StateKind,
     /// What multiplexed connections call the stream.
     pub stream: &'a Arc<str>,
-    pub data: Value,
+    pub data: StateData,
     /// The whole document after a `patch`.
-    pub document: Option<Value>,
+    pub document: Option<Arc<Value>>,
 }
 
 /// A state channel's current state, read at one instant.
@@ -228,7 +228,11 @@ impl Channel {
                             event.seq,
                             event.order,
                             timestamp,
-                            Body::State(StateKind::Data, document, Arc::clone(stream)),
+                            Body::State(
+                                StateKind::Data,
+                                StateData::Document(document),
+                                Arc::clone(stream),
+                            ),
                         )));
                     }
                 }
@@ -473,8 +477,10 @@ mod tests {
     }
 
     /// A patch whose encoding grows with `i`, so evictions fall at uneven points.
-    fn patch(i: usize) -> Value {
-        serde_json::json!([{"op": "replace", "path": "/n", "value": "x".repeat(i * 37 % 900)}])
+    fn patch(i: usize) -> StateData {
+        let patch =
+            serde_json::json!([{"op": "replace", "path": "/n", "value": "x".repeat(i * 37 % 900)}]);
+        StateData::Text(patch.to_string())
     }
 
     #[test]
@@ -486,14 +492,17 @@ mod tests {
         let now = crate::hub::now_ms();
         for i in 0..200 {
             let (kind, data) = match i % 50 {
-                0 => (StateKind::Data, serde_json::json!({"n": "y".repeat(800)})),
+                0 => {
+                    let document = serde_json::json!({"n": "y".repeat(800)});
+                    (StateKind::Data, StateData::Document(Arc::new(document)))
+                }
                 _ => (StateKind::Patch, patch(i)),
             };
             let update = StateUpdate {
                 kind,
                 stream: &stream,
                 data,
-                document: Some(serde_json::json!({"n": i})),
+                document: Some(Arc::new(serde_json::json!({"n": i}))),
             };
             channel.publish_state(update, now, &limits(BOUND), &order);
 

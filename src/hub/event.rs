@@ -17,7 +17,7 @@ pub enum Body {
     /// An event of a state channel (a polled document): sent as itself to a connection that
     /// carries only it (as Streamdata / AMPLIFY Streams do), and as `{"channel", "data"}`
     /// (`channel` naming the stream) to an enveloped, multiplexed connection.
-    State(StateKind, Value, Arc<str>),
+    State(StateKind, StateData, Arc<str>),
     /// An event relayed from an upstream SSE server.
     Relayed(Relayed),
 }
@@ -37,6 +37,27 @@ pub struct Relayed {
     /// The gateway's own `error` event about the upstream, not an upstream event: it does
     /// not count against `history_size`, so failures never push events out of history.
     pub notice: bool,
+}
+
+/// What a state channel's event carries.
+#[derive(Debug, Clone)]
+pub enum StateData {
+    /// JSON text (a patch, an error): history keeps bytes, not a tree of values several
+    /// times their size. The text must be valid JSON.
+    Text(String),
+    /// A whole document, shared with the poller that diffs the next version against it, and
+    /// serialized only when an outlet first needs it (a new or lagging subscriber).
+    Document(Arc<Value>),
+}
+
+impl StateData {
+    /// The event's JSON text.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            StateData::Text(text) => text.as_str().into(),
+            StateData::Document(document) => document.to_string().into(),
+        }
+    }
 }
 
 /// The events of a state channel.
@@ -136,12 +157,12 @@ pub(super) fn encode(body: &Body, format: WireFormat) -> Bytes {
             sse::event_body(kind.name(), &state_envelope(stream, data))
         }
         (Body::State(kind, data, _), WireFormat::SseRaw) => {
-            sse::event_body(kind.name(), &data.to_string())
+            sse::event_body(kind.name(), &data.text())
         }
         (Body::State(_, data, stream), WireFormat::NdjsonEnveloped) => {
             Bytes::from(state_envelope(stream, data))
         }
-        (Body::State(_, data, _), WireFormat::NdjsonRaw) => ndjson::data_json(data),
+        (Body::State(_, data, _), WireFormat::NdjsonRaw) => Bytes::from(data.text().into_owned()),
         (Body::Relayed(r), WireFormat::SseRaw) => sse::event_body(&r.event, &r.data),
         (Body::Relayed(r), WireFormat::SseEnveloped) => {
             sse::event_body(&r.event, &relayed_envelope(r))
@@ -162,12 +183,16 @@ struct StreamEnvelope<'a, T: Serialize> {
     data: &'a T,
 }
 
-fn state_envelope(stream: &str, data: &Value) -> String {
-    let envelope = StreamEnvelope {
-        channel: stream,
-        data,
-    };
-    serde_json::to_string(&envelope).expect("an envelope always serializes")
+/// The same envelope around a state event's text, which is JSON already.
+fn state_envelope(stream: &str, data: &StateData) -> String {
+    let data = data.text();
+    let mut envelope = String::with_capacity(data.len() + stream.len() + 24);
+    envelope.push_str("{\"channel\":");
+    envelope.push_str(&serde_json::to_string(stream).expect("a string always serializes"));
+    envelope.push_str(",\"data\":");
+    envelope.push_str(&data);
+    envelope.push('}');
+    envelope
 }
 
 fn relayed_envelope(relayed: &Relayed) -> String {

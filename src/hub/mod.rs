@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::metrics::Metrics;
 pub use channel::{Channel, ChannelKind, Read, StateUpdate, StateView, Subscription};
-pub use event::{Event, Relayed, StateKind};
+pub use event::{Event, Relayed, StateData, StateKind};
 pub use wake::Wake;
 
 /// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age,
@@ -174,8 +174,8 @@ impl Hub {
         name: &str,
         stream: &Arc<str>,
         kind: StateKind,
-        data: Value,
-        document: Option<Value>,
+        data: StateData,
+        document: Option<Arc<Value>>,
     ) {
         self.with_channel(name, ChannelKind::State, |channel| {
             let update = StateUpdate {

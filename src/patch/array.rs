@@ -38,11 +38,13 @@ use super::size;
 use super::value::{self, Effort};
 
 /// The changed middle of an array diff and where it sits.
-pub(super) struct Span<'a> {
+///
+/// `'v` is the new document's lifetime: the ops borrow its values.
+pub(super) struct Span<'a, 'v> {
     /// The old elements between the common head and tail.
     pub(super) old: &'a [Value],
     /// The new elements between the common head and tail.
-    pub(super) new: &'a [Value],
+    pub(super) new: &'v [Value],
     /// How many equal elements precede the span.
     pub(super) head: usize,
     /// The array's location.
@@ -52,12 +54,12 @@ pub(super) struct Span<'a> {
     /// The escaped length of the array's pointer, quotes included.
     path_len: usize,
     /// Edits between old and new elements, by their indices in the span.
-    edits: RefCell<HashMap<(usize, usize), Ops>>,
+    edits: RefCell<HashMap<(usize, usize), Ops<'v>>>,
     /// Serialized sizes of the new elements, measured when first needed.
     sizes: Vec<OnceCell<usize>>,
 }
 
-impl Span<'_> {
+impl<'v> Span<'_, 'v> {
     /// The escaped length (quotes included) of the pointer to index `at` of the span.
     pub(super) fn index_len(&self, at: usize) -> usize {
         let digits = (self.head + at).checked_ilog10().unwrap_or(0) as usize + 1;
@@ -79,7 +81,7 @@ impl Span<'_> {
     }
 
     /// The edit turning old element `a` into new element `b`, relative to the element.
-    pub(super) fn take_edit(&self, a: usize, b: usize) -> Ops {
+    pub(super) fn take_edit(&self, a: usize, b: usize) -> Ops<'v> {
         self.edit_len(a, b, b);
         self.edits.borrow_mut().remove(&(a, b)).unwrap_or_default()
     }
@@ -91,13 +93,13 @@ impl Span<'_> {
 }
 
 /// Appends to `out` the ops turning the array `old` (at `path`) into `new`.
-pub(super) fn diff(
+pub(super) fn diff<'v>(
     old: &[Value],
-    new: &[Value],
+    new: &'v [Value],
     path: &Path,
     depth: usize,
     effort: &Effort,
-    out: &mut Ops,
+    out: &mut Ops<'v>,
 ) {
     let head = old
         .iter()

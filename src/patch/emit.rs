@@ -128,7 +128,7 @@ pub(super) fn cost_below(span: &Span, plan: &Plan, limit: usize) -> Option<usize
 }
 
 /// The ops carrying out `plan`.
-pub(super) fn ops(span: &Span, plan: &Plan) -> Ops {
+pub(super) fn ops<'v>(span: &Span<'_, 'v>, plan: &Plan) -> Ops<'v> {
     let mut out = Ops::default();
     let index = |at: usize| span.path.index(span.head + at);
     for step in steps(plan) {

@@ -58,7 +58,7 @@ mod value;
 pub use apply::{PatchError, PatchErrorKind, apply};
 pub use json_patch::{Patch, PatchOperation};
 pub use live::LiveDocument;
-pub use parse::{parse, to_json};
+pub use parse::parse;
 pub use value::MAX_DEPTH;
 
 use serde_json::Value;
@@ -75,16 +75,17 @@ pub fn diff(old: &Value, new: &Value) -> Patch {
 /// What to send subscribers after the document changed from `old` to `new`.
 #[derive(Debug)]
 pub enum Delta {
-    /// This patch, which serializes no larger than the new document. It is empty when the
+    /// This patch's JSON text, no larger than the new document's. It is `[]` when the
     /// documents are equal.
-    Patch(Patch),
+    Patch(String),
     /// The new document itself: the patch would be larger.
     Snapshot,
 }
 
 /// Diffs `old` and `new` and chooses between the patch and a snapshot by their serialized
 /// sizes. The patch's size is known from the diff, and the document is measured only up to
-/// that size, so choosing costs almost nothing beyond the diff.
+/// that size, so choosing costs almost nothing beyond the diff; the patch is written
+/// straight from the new document's values, never copied into a [`Patch`] first.
 pub fn delta(old: &Value, new: &Value) -> Delta {
     let ops = ops(old, new);
     let snapshot_smaller = ops
@@ -94,11 +95,11 @@ pub fn delta(old: &Value, new: &Value) -> Delta {
     if snapshot_smaller {
         Delta::Snapshot
     } else {
-        Delta::Patch(ops.into_patch())
+        Delta::Patch(ops.to_text())
     }
 }
 
-fn ops(old: &Value, new: &Value) -> Ops {
+fn ops<'v>(old: &Value, new: &'v Value) -> Ops<'v> {
     let mut ops = Ops::default();
     value::diff(old, new, &Path::ROOT, 0, &Effort::new(), &mut ops);
     ops

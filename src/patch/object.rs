@@ -13,13 +13,13 @@ use super::value::Effort;
 use super::{size, value};
 
 /// Appends to `out` the ops turning the object `old` (at `path`) into `new`.
-pub(super) fn diff(
+pub(super) fn diff<'a>(
     old: &Map<String, Value>,
-    new: &Map<String, Value>,
+    new: &'a Map<String, Value>,
     path: &Path,
     depth: usize,
     effort: &Effort,
-    out: &mut Ops,
+    out: &mut Ops<'a>,
 ) {
     for key in old.keys() {
         if !new.contains_key(key) {

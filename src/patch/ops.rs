@@ -1,5 +1,9 @@
 //! The operations being built, with their exact serialized size kept up to date, so that
 //! alternatives can be compared and the snapshot decision needs no serialization of the patch.
+//!
+//! Values are borrowed from the new document, never copied: the poller writes a patch
+//! straight into its JSON text ([`Ops::to_text`]); [`Ops::into_patch`] copies them only for
+//! callers that want a [`Patch`].
 
 use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::{
@@ -10,10 +14,19 @@ use serde_json::Value;
 use super::pointer::Path;
 use super::size;
 
+/// One operation; values point into the new document.
+#[derive(Debug)]
+enum Op<'a> {
+    Add(PointerBuf, &'a Value),
+    Replace(PointerBuf, &'a Value),
+    Remove(PointerBuf),
+    Move { from: PointerBuf, path: PointerBuf },
+}
+
 /// A sequence of operations and its size.
 #[derive(Debug, Default)]
-pub(super) struct Ops {
-    list: Vec<PatchOperation>,
+pub(super) struct Ops<'a> {
+    list: Vec<Op<'a>>,
     /// The serialized size of every op plus one separating comma each.
     bytes: usize,
     /// How many pointers the ops hold (`move` has two), each of which grows when the ops are
@@ -21,7 +34,7 @@ pub(super) struct Ops {
     paths: usize,
 }
 
-impl Ops {
+impl<'a> Ops<'a> {
     /// The size these ops will add once placed under a prefix of `base` escaped bytes.
     pub(super) fn bytes_under(&self, base: usize) -> usize {
         self.bytes + self.paths * base
@@ -37,77 +50,115 @@ impl Ops {
     }
 
     /// Adds `value` (whose serialized size is `len`) at `path`.
-    pub(super) fn add(&mut self, path: &Path, value: &Value, len: usize) {
+    pub(super) fn add(&mut self, path: &Path, value: &'a Value, len: usize) {
         let path = path.to_pointer();
         self.bytes += size::ADD + size::string(path.as_str()) + len + 1;
         self.paths += 1;
-        self.list.push(PatchOperation::Add(AddOperation {
-            path,
-            value: value.clone(),
-        }));
+        self.list.push(Op::Add(path, value));
     }
 
     /// Replaces what is at `path` with `value` (whose serialized size is `len`).
-    pub(super) fn replace(&mut self, path: &Path, value: &Value, len: usize) {
+    pub(super) fn replace(&mut self, path: &Path, value: &'a Value, len: usize) {
         let path = path.to_pointer();
         self.bytes += size::REPLACE + size::string(path.as_str()) + len + 1;
         self.paths += 1;
-        self.list.push(PatchOperation::Replace(ReplaceOperation {
-            path,
-            value: value.clone(),
-        }));
+        self.list.push(Op::Replace(path, value));
     }
 
     pub(super) fn remove(&mut self, path: &Path) {
         let path = path.to_pointer();
         self.bytes += size::REMOVE + size::string(path.as_str()) + 1;
         self.paths += 1;
-        self.list
-            .push(PatchOperation::Remove(RemoveOperation { path }));
+        self.list.push(Op::Remove(path));
     }
 
     pub(super) fn moved(&mut self, from: &Path, path: &Path) {
         let (from, path) = (from.to_pointer(), path.to_pointer());
         self.bytes += size::MOVE + size::string(from.as_str()) + size::string(path.as_str()) + 1;
         self.paths += 2;
-        self.list
-            .push(PatchOperation::Move(MoveOperation { from, path }));
+        self.list.push(Op::Move { from, path });
     }
 
     /// Appends `other`, emptying it.
-    pub(super) fn append(&mut self, other: &mut Ops) {
+    pub(super) fn append(&mut self, other: &mut Ops<'a>) {
         self.bytes += std::mem::take(&mut other.bytes);
         self.paths += std::mem::take(&mut other.paths);
         self.list.append(&mut other.list);
     }
 
     /// Appends `other`, whose pointers are relative, with every pointer placed under `prefix`.
-    pub(super) fn append_under(&mut self, prefix: &Pointer, other: Ops) {
+    pub(super) fn append_under(&mut self, prefix: &Pointer, other: Ops<'a>) {
         self.bytes += other.bytes_under(size::string(prefix.as_str()) - 2);
         self.paths += other.paths;
         let place = |path: &mut PointerBuf| *path = prefix.concat(path);
         for mut op in other.list {
             match &mut op {
-                PatchOperation::Add(op) => place(&mut op.path),
-                PatchOperation::Remove(op) => place(&mut op.path),
-                PatchOperation::Replace(op) => place(&mut op.path),
-                PatchOperation::Test(op) => place(&mut op.path),
-                PatchOperation::Move(op) => {
-                    place(&mut op.from);
-                    place(&mut op.path);
-                }
-                PatchOperation::Copy(op) => {
-                    place(&mut op.from);
-                    place(&mut op.path);
+                Op::Add(path, _) | Op::Replace(path, _) | Op::Remove(path) => place(path),
+                Op::Move { from, path } => {
+                    place(from);
+                    place(path);
                 }
             }
             self.list.push(op);
         }
     }
 
+    /// The patch, its values copied out of the document.
     pub(super) fn into_patch(self) -> Patch {
-        Patch(self.list)
+        let operation = |op| match op {
+            Op::Add(path, value) => PatchOperation::Add(AddOperation {
+                path,
+                value: value.clone(),
+            }),
+            Op::Replace(path, value) => PatchOperation::Replace(ReplaceOperation {
+                path,
+                value: value.clone(),
+            }),
+            Op::Remove(path) => PatchOperation::Remove(RemoveOperation { path }),
+            Op::Move { from, path } => PatchOperation::Move(MoveOperation { from, path }),
+        };
+        Patch(self.list.into_iter().map(operation).collect())
     }
+
+    /// The patch's JSON text, written straight from the document's values: the form
+    /// [`Patch`] serializes to, member for member.
+    pub(super) fn to_text(&self) -> String {
+        let mut out = Vec::with_capacity(self.patch_len());
+        out.push(b'[');
+        for (i, op) in self.list.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let (name, path) = match op {
+                Op::Add(path, _) => ("add", path),
+                Op::Replace(path, _) => ("replace", path),
+                Op::Remove(path) => ("remove", path),
+                Op::Move { path, .. } => ("move", path),
+            };
+            out.extend_from_slice(b"{\"op\":\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\",");
+            if let Op::Move { from, .. } = op {
+                out.extend_from_slice(b"\"from\":");
+                write(&mut out, from.as_str());
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"path\":");
+            write(&mut out, path.as_str());
+            if let Op::Add(_, value) | Op::Replace(_, value) = op {
+                out.extend_from_slice(b",\"value\":");
+                write(&mut out, value);
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+}
+
+/// Appends the JSON of `value` (numbers as their exact text).
+fn write(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(out, value).expect("JSON values and strings always serialize");
 }
 
 #[cfg(test)]
@@ -128,14 +179,16 @@ mod tests {
         ops.replace(&a, &value, len);
         ops.remove(&b);
         ops.moved(&b, &a);
-        ops.replace(&root, &json!(1), 1);
+        let one = json!(1);
+        ops.replace(&root, &one, 1);
         let mut placed = Ops::default();
         placed.append_under(b.to_pointer().as_ref(), ops);
         let mut ops = Ops::default();
         ops.remove(&a);
         ops.append(&mut placed);
         let len = ops.patch_len();
-        let text = serde_json::to_string(&ops.into_patch()).unwrap();
+        let text = ops.to_text();
         assert_eq!(len, text.len(), "{text}");
+        assert_eq!(text, serde_json::to_string(&ops.into_patch()).unwrap());
     }
 }

@@ -42,13 +42,13 @@ impl Effort {
 }
 
 /// Appends to `out` the ops turning `old` (at `path`, `depth` levels down) into `new`.
-pub(super) fn diff(
+pub(super) fn diff<'a>(
     old: &Value,
-    new: &Value,
+    new: &'a Value,
     path: &Path,
     depth: usize,
     effort: &Effort,
-    out: &mut Ops,
+    out: &mut Ops<'a>,
 ) {
     effort.spend();
     match (old, new) {
@@ -69,7 +69,7 @@ pub(super) fn diff(
 
 /// Appends the edits `ops` of a container, or one `replace` of the whole container by `new`
 /// when that is no larger (a list that changed everywhere is cheaper to resend).
-fn settle(new: &Value, path: &Path, mut ops: Ops, out: &mut Ops) {
+fn settle<'a>(new: &'a Value, path: &Path, mut ops: Ops<'a>, out: &mut Ops<'a>) {
     if ops.is_empty() {
         return;
     }

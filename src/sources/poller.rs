@@ -26,8 +26,8 @@ use tokio::time::Instant;
 use super::failure::{Failure, backoff, classify, status};
 use super::topic::Topic;
 use crate::config::PollConfig;
-use crate::hub::{Hub, StateKind};
-use crate::patch::{self, Delta, delta};
+use crate::hub::{Hub, StateData, StateKind};
+use crate::patch::{Delta, delta};
 use crate::wire::json;
 
 /// The running pollers, by topic key.
@@ -154,7 +154,7 @@ impl Pollers {
                     state.failures = 0;
                     let changed = fresh.is_some();
                     if let Some(document) = fresh {
-                        state.whole = Some(document);
+                        state.whole = Some(Arc::new(document));
                     }
                     // On a 304 only a part asked for since the last change has anything to
                     // send (its first document); the others would compare equal.
@@ -309,18 +309,19 @@ impl Pollers {
     }
 
     /// Publishes a selected part's change (`data` or `patch`), diffed against that part's
-    /// previous value: subscribers of one part share the work.
+    /// previous value: subscribers of one part share the work. The whole document is shared,
+    /// not copied, by the poller and the channel's snapshot; a selected part is copied out.
     fn publish_projection(
         &self,
         projection: &Projection,
         state: &mut PollState,
-        whole: &Value,
+        whole: &Arc<Value>,
         session: &str,
     ) {
         let (channel, stream) = (&projection.channel, &projection.stream);
         let document = match &projection.select {
             Some(pointer) => match whole.pointer(pointer) {
-                Some(part) => part.clone(),
+                Some(part) => Arc::new(part.clone()),
                 None => {
                     // Told once; the part starts afresh with `data` once it exists.
                     state.documents.remove(channel);
@@ -331,36 +332,27 @@ impl Pollers {
                     return;
                 }
             },
-            None => whole.clone(),
+            None => Arc::clone(whole),
         };
         state.missing.remove(channel);
-        let previous = state.documents.get(channel);
-        match previous {
+        let data = || StateData::Document(Arc::clone(&document));
+        match state.documents.get(channel) {
             Some(old) if *old == document => return,
             Some(old) => match delta(old, &document) {
-                Delta::Patch(patch) => {
-                    let patch = patch::to_json(patch);
-                    self.hub.publish_state(
-                        channel,
-                        stream,
-                        StateKind::Patch,
-                        patch,
-                        Some(document.clone()),
-                    );
+                Delta::Patch(text) => {
+                    let data = StateData::Text(text);
+                    let after = Some(Arc::clone(&document));
+                    self.hub
+                        .publish_state(channel, stream, StateKind::Patch, data, after);
                 }
                 Delta::Snapshot => {
-                    self.hub.publish_state(
-                        channel,
-                        stream,
-                        StateKind::Data,
-                        document.clone(),
-                        None,
-                    );
+                    self.hub
+                        .publish_state(channel, stream, StateKind::Data, data(), None);
                 }
             },
             None => {
                 self.hub
-                    .publish_state(channel, stream, StateKind::Data, document.clone(), None);
+                    .publish_state(channel, stream, StateKind::Data, data(), None);
             }
         }
         state.documents.insert(channel.clone(), document);
@@ -372,7 +364,7 @@ impl Pollers {
             cause = failure.cause,
             "poll failed"
         );
-        let error = failure.to_json(session);
+        let error = StateData::Text(failure.to_json(session).to_string());
         let (channel, stream) = (&projection.channel, &projection.stream);
         self.hub
             .publish_state(channel, stream, StateKind::Error, error, None);
@@ -403,12 +395,12 @@ fn next_slot(slot: Instant, interval: Duration, now: Instant) -> (Instant, u64) 
 #[derive(Default)]
 struct PollState {
     /// The last document of each selected part, by channel.
-    documents: HashMap<String, Value>,
+    documents: HashMap<String, Arc<Value>>,
     /// The selected parts whose pointer matched nothing in the last document, by channel:
     /// their subscribers have been told so.
     missing: HashSet<String>,
     /// The last whole document: later polls may be conditional.
-    whole: Option<Value>,
+    whole: Option<Arc<Value>>,
     etag: Option<HeaderValue>,
     last_modified: Option<HeaderValue>,
     failures: u32,
