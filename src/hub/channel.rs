@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::event::{Body, Event, Relayed, StateData, StateKind, encode};
+use super::event::{Body, Event, Relayed, StateData, StateKind, state_body};
 use super::{HistoryLimits, NewMessage, Wake};
 use crate::wire::WireFormat;
 use crate::wire::envelope::Message;
@@ -68,6 +68,8 @@ struct Log {
     notices: usize,
     /// The summed `state_size` of `events`: zero on a log channel.
     state_bytes: usize,
+    /// The size of the last `data` event of a state channel: what a fresh `data` costs.
+    document_bytes: usize,
     head: u64,
     /// Every event at or below this position has left history.
     floor: u64,
@@ -105,6 +107,7 @@ impl Channel {
                 events: VecDeque::new(),
                 notices: 0,
                 state_bytes: 0,
+                document_bytes: 0,
                 head: base,
                 floor: base,
                 ids: HashMap::new(),
@@ -195,9 +198,11 @@ impl Channel {
     /// Appends one event to a state channel. `document` is the whole document after a
     /// `patch` (a `data` event is its own document; an `error` leaves it unchanged).
     ///
-    /// History keeps at most `state_bytes` of events besides the count and age limits: the
-    /// document is kept apart as the snapshot, so a client resuming past the retained
-    /// patches gets it afresh, and patches of big documents cannot pile up to gigabytes.
+    /// History keeps at most `state_bytes` of events besides the count and age limits, and at
+    /// most twice the size of the document as last sent whole: the document is kept apart as
+    /// the snapshot, so a client resuming past the retained patches gets it afresh (which is
+    /// then smaller than the patches it replaces), and patches of big documents cannot pile
+    /// up to gigabytes.
     pub(super) fn publish_state(
         &self,
         update: StateUpdate<'_>,
@@ -211,13 +216,15 @@ impl Channel {
             data,
             document,
         } = update;
-        let body = Body::State(kind, data, Arc::clone(stream));
         // The bytes a delta stream sends, made before the lock (subscribers of the channel
         // wait on it): they size the event against `state_bytes`, and are kept as its encoding.
-        let raw = encode(&body, WireFormat::SseRaw);
+        let (body, raw) = state_body(kind, data, Arc::clone(stream));
         {
             let mut log = self.log.write().unwrap();
             log.state_bytes += raw.len();
+            if kind == StateKind::Data {
+                log.document_bytes = raw.len();
+            }
             let event = log.push(body, timestamp, order);
             event.keep_encoding(WireFormat::SseRaw, raw);
             match kind {
@@ -380,10 +387,14 @@ impl Log {
     /// not relay notices, or beyond `state_bytes` of state events.
     fn evict(&mut self, limits: &HistoryLimits, now_ms: u64) {
         let oldest = now_ms.saturating_sub(limits.ttl_ms);
+        let state_bytes = match self.document_bytes {
+            0 => limits.state_bytes,
+            document => limits.state_bytes.min(document.saturating_mul(2)),
+        };
         while let Some(front) = self.events.front() {
             if self.events.len() - self.notices <= limits.size
                 && front.timestamp >= oldest
-                && self.state_bytes <= limits.state_bytes
+                && self.state_bytes <= state_bytes
             {
                 break;
             }
@@ -480,12 +491,13 @@ mod tests {
     fn patch(i: usize) -> StateData {
         let patch =
             serde_json::json!([{"op": "replace", "path": "/n", "value": "x".repeat(i * 37 % 900)}]);
-        StateData::Text(patch.to_string())
+        StateData::Text(patch.to_string().into())
     }
 
-    #[test]
-    fn a_state_channel_keeps_its_newest_events_within_the_byte_bound() {
-        const BOUND: usize = 5_000;
+    /// Publishes 200 state events (a `data` of `document` bytes every 50, patches between)
+    /// under `state_bytes`, checking after each that history keeps the newest events within
+    /// `expected` bytes. Returns the channel.
+    fn publish_states(state_bytes: usize, document: usize, expected: usize) -> Channel {
         let stream: Arc<str> = Arc::from("s");
         let channel = Channel::new(Arc::from("[poll]s"), ChannelKind::State, 0);
         let order = AtomicU64::new(0);
@@ -493,7 +505,7 @@ mod tests {
         for i in 0..200 {
             let (kind, data) = match i % 50 {
                 0 => {
-                    let document = serde_json::json!({"n": "y".repeat(800)});
+                    let document = serde_json::json!({"n": "y".repeat(document)});
                     (StateKind::Data, StateData::Document(Arc::new(document)))
                 }
                 _ => (StateKind::Patch, patch(i)),
@@ -504,13 +516,13 @@ mod tests {
                 data,
                 document: Some(Arc::new(serde_json::json!({"n": i}))),
             };
-            channel.publish_state(update, now, &limits(BOUND), &order);
+            channel.publish_state(update, now, &limits(state_bytes), &order);
 
             let log = channel.log.read().unwrap();
             let sum: usize = log.events.iter().map(|e| state_size(e)).sum();
             assert_eq!(log.state_bytes, sum, "the count follows the events");
             assert!(
-                log.state_bytes <= BOUND,
+                log.state_bytes <= expected,
                 "{} bytes retained",
                 log.state_bytes
             );
@@ -521,11 +533,51 @@ mod tests {
             // The document is kept apart from history.
             assert_eq!(log.snapshot.as_ref().map(|s| s.seq), Some(log.head));
         }
+        channel
+    }
+
+    #[test]
+    fn a_state_channel_keeps_its_newest_events_within_the_byte_bound() {
+        const BOUND: usize = 5_000;
+        // Twice the document is more than the bound: the bound holds.
+        let channel = publish_states(BOUND, 3_000, BOUND);
         assert!(
             channel.bounds().0 > 150,
             "old events left: {:?}",
             channel.bounds()
         );
+    }
+
+    #[test]
+    fn a_state_channel_keeps_no_more_than_twice_its_document() {
+        // A `data` event of `{"n":"y…"}`: 800 bytes of text and its framing.
+        let data_event = "event: data\ndata: {\"n\":\"\"}\n\n".len() + 800;
+        let channel = publish_states(1 << 20, 800, 2 * data_event);
+        let (floor, head) = channel.bounds();
+        assert!(head - floor >= 2, "a few patches stay: {floor}..{head}");
+    }
+
+    #[test]
+    fn a_patch_text_shares_its_encoding() {
+        let stream: Arc<str> = Arc::from("s");
+        let channel = Channel::new(Arc::from("[poll]s"), ChannelKind::State, 0);
+        let update = StateUpdate {
+            kind: StateKind::Patch,
+            stream: &stream,
+            data: patch(7),
+            document: None,
+        };
+        channel.publish_state(update, 0, &limits(1 << 20), &AtomicU64::new(0));
+        let log = channel.log.read().unwrap();
+        let event = log.events.back().expect("appended");
+        let Body::State(_, StateData::Text(text), _) = &event.body else {
+            panic!("a state event with text");
+        };
+        let encoded = event.encoded(WireFormat::SseRaw);
+        let within = encoded.as_ptr_range();
+        assert!(within.contains(&text.as_ptr()), "one buffer for both");
+        let line = "event: patch\ndata: ".len()..encoded.len() - 2;
+        assert_eq!(&encoded[line], &text[..]);
     }
 
     #[test]

@@ -43,8 +43,9 @@ pub struct Relayed {
 #[derive(Debug, Clone)]
 pub enum StateData {
     /// JSON text (a patch, an error): history keeps bytes, not a tree of values several
-    /// times their size. The text must be valid JSON.
-    Text(String),
+    /// times their size. The text must be valid JSON. Once appended, it is a slice of the
+    /// event's SSE encoding (see [`state_body`]): one buffer holds both.
+    Text(Bytes),
     /// A whole document, shared with the poller that diffs the next version against it, and
     /// serialized only when an outlet first needs it (a new or lagging subscriber).
     Document(Arc<Value>),
@@ -54,7 +55,7 @@ impl StateData {
     /// The event's JSON text.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            StateData::Text(text) => text.as_str().into(),
+            StateData::Text(text) => String::from_utf8_lossy(text),
             StateData::Document(document) => document.to_string().into(),
         }
     }
@@ -142,6 +143,21 @@ impl Event {
     pub(super) fn keep_encoding(&self, format: WireFormat, bytes: Bytes) {
         let _ = self.encoded[format as usize].set(bytes);
     }
+}
+
+/// A state event's body and its SSE encoding (what a delta stream sends), sharing one
+/// buffer: a one-line JSON text is kept as the slice of its own `data:` line.
+pub(super) fn state_body(kind: StateKind, data: StateData, stream: Arc<str>) -> (Body, Bytes) {
+    let mut body = Body::State(kind, data, stream);
+    let raw = encode(&body, WireFormat::SseRaw);
+    if let Body::State(_, StateData::Text(text), _) = &mut body {
+        let start = "event: \ndata: ".len() + kind.name().len();
+        let line = start..raw.len().saturating_sub(2).max(start);
+        if raw.get(line.clone()) == Some(&text[..]) {
+            *text = raw.slice(line);
+        }
+    }
+    (body, raw)
 }
 
 /// The bytes of `body` in `format`, without the per-connection `id`.

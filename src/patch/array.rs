@@ -22,8 +22,8 @@
 //! weighed and dropped share those edits instead of redoing them.
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use similar::{Algorithm, DiffOp, capture_diff_slices};
 
@@ -54,7 +54,7 @@ pub(super) struct Span<'a, 'v> {
     /// The escaped length of the array's pointer, quotes included.
     path_len: usize,
     /// Edits between old and new elements, by their indices in the span.
-    edits: RefCell<HashMap<(usize, usize), Ops<'v>>>,
+    edits: RefCell<FxHashMap<(usize, usize), Ops<'v>>>,
     /// Serialized sizes of the new elements, measured when first needed.
     sizes: Vec<OnceCell<usize>>,
 }

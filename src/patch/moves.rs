@@ -9,7 +9,7 @@
 //!
 //! Where the pairs' moves go, and the indices they use, is [`super::emit`]'s business.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use super::array::Span;
 use super::equal::identical;
@@ -80,7 +80,7 @@ fn free(fates: &[Fate]) -> impl Iterator<Item = usize> + '_ {
 
 /// Pairs free new elements with free old elements of equal value, the first of each first.
 pub(super) fn pair_equal(span: &Span, old_hashes: &[u64], new_hashes: &[u64], m: &mut Matching) {
-    let mut left: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut left: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
     for a in m.free_old().collect::<Vec<_>>().into_iter().rev() {
         left.entry(old_hashes[a]).or_default().push(a);
     }
@@ -105,7 +105,7 @@ pub(super) fn pair_equal(span: &Span, old_hashes: &[u64], new_hashes: &[u64], m:
 /// Pairs free new objects with the free old object sharing the most distinctive members,
 /// when a move and an edit are smaller than a remove and an add.
 pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
-    let mut by_member: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut by_member: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
     for a in m.free_old() {
         if let Some(members) = span.old[a].as_object() {
             for (key, value) in members {
@@ -120,6 +120,7 @@ pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
         return;
     }
     let arrived: Vec<usize> = m.free_new().collect();
+    let mut votes: Vec<(usize, usize)> = Vec::new();
     for b in arrived {
         if !span.effort.spare() {
             return;
@@ -127,19 +128,24 @@ pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
         let Some(members) = span.new[b].as_object() else {
             continue;
         };
-        let mut votes: HashMap<usize, usize> = HashMap::new();
+        // A few candidates at most (CROWDED per member): a list beats a map.
+        votes.clear();
         for (key, value) in members {
             let Some(olds) = by_member.get(&hash::member(key, value)) else {
                 continue;
             };
             if olds.len() <= CROWDED {
                 for &a in olds.iter().filter(|&&a| m.old[a] == Fate::Free) {
-                    *votes.entry(a).or_default() += 1;
+                    match votes.iter_mut().find(|(old, _)| *old == a) {
+                        Some((_, count)) => *count += 1,
+                        None => votes.push((a, 1)),
+                    }
                 }
             }
         }
         let best = votes
-            .into_iter()
+            .iter()
+            .copied()
             .max_by_key(|&(a, count)| (count, usize::MAX - a.abs_diff(b), usize::MAX - a));
         let Some((a, _)) = best else {
             continue;

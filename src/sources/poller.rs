@@ -340,7 +340,7 @@ impl Pollers {
             Some(old) if *old == document => return,
             Some(old) => match delta(old, &document) {
                 Delta::Patch(text) => {
-                    let data = StateData::Text(text);
+                    let data = StateData::Text(text.into());
                     let after = Some(Arc::clone(&document));
                     self.hub
                         .publish_state(channel, stream, StateKind::Patch, data, after);
@@ -364,7 +364,7 @@ impl Pollers {
             cause = failure.cause,
             "poll failed"
         );
-        let error = StateData::Text(failure.to_json(session).to_string());
+        let error = StateData::Text(failure.to_json(session).to_string().into());
         let (channel, stream) = (&projection.channel, &projection.stream);
         self.hub
             .publish_state(channel, stream, StateKind::Error, error, None);
