@@ -16,11 +16,13 @@
 //!   the loopback-only targets, and the shared clock.
 //!
 //! `streamgate bench poll` is the other scenario, polled JSON APIs as delta streams:
-//! [`poll`] runs it against a simulated API ([`upstream`]) and [`poll_report`] tells it.
+//! [`poll`] runs it against a simulated API ([`upstream`]), its subscribers sharing each
+//! topic's documents ([`documents`]), and [`poll_report`] tells it.
 
 mod args;
 mod clock;
 mod coordinator;
+mod documents;
 mod histogram;
 mod limits;
 mod marker;

@@ -3,7 +3,8 @@
 //! The scenario of AMPLIFY Streams' published figures: a simulated API ([`super::upstream`])
 //! with one document per topic that changes every interval, many SSE subscribers per topic on
 //! the gateway's ad-hoc poll URL, each keeping its document from `data` and `patch` events
-//! and reading from it which version it holds and when that version was made.
+//! and reading from it which version it holds and when that version was made. The
+//! subscribers of a topic share the work of parsing and applying ([`super::documents`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,12 +15,12 @@ use reqwest::Url;
 use reqwest::header::ACCEPT;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::documents::TopicDocuments;
 use super::histogram::Histogram;
 use super::poll_report::{Gateway, PollReport};
 use super::report::Latency;
 use super::upstream::{Shape, Topic, Upstream};
 use super::{clock, limits, procfs, target};
-use crate::patch::LiveDocument;
 use crate::wire::sse_parser::SseParser;
 
 /// File descriptors the bench keeps besides subscribers: stdio, the runtime, the simulated
@@ -86,6 +87,8 @@ fn config_hint(args: &PollArgs) -> String {
 /// What the subscribers share.
 struct Shared {
     topics: Arc<[Topic]>,
+    /// Each topic's documents as its subscribers hold them.
+    documents: Vec<TopicDocuments>,
     measuring: AtomicBool,
     events: AtomicU64,
     /// From when a version was made to when a subscriber read it.
@@ -173,6 +176,9 @@ pub async fn run(args: PollArgs) -> Result<PollReport, String> {
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     let shared = Arc::new(Shared {
         topics: Arc::clone(&upstream.topics),
+        documents: (0..args.topics)
+            .map(|_| TopicDocuments::default())
+            .collect(),
         measuring: AtomicBool::new(false),
         events: AtomicU64::new(0),
         latency: Histogram::default(),
@@ -240,12 +246,19 @@ pub async fn run(args: PollArgs) -> Result<PollReport, String> {
 
     let requests = || upstream.topics.iter().map(Topic::requests).sum::<u64>();
     let cpu = || args.gateway_pid.and_then(procfs::cpu_micros);
+    let own_cpu = || procfs::cpu_micros(std::process::id());
     let (requests_start, cpu_start, start) = (requests(), cpu(), Instant::now());
+    let own_cpu_start = own_cpu();
     shared.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(args.duration_s)).await;
     shared.measuring.store(false, Ordering::Relaxed);
     let measured = start.elapsed();
-    let (requests_end, cpu_end) = (requests(), cpu());
+    let (requests_end, cpu_end, own_cpu_end) = (requests(), cpu(), own_cpu());
+    let percent = |start: Option<u64>, end: Option<u64>| {
+        start
+            .zip(end)
+            .map(|(a, b)| b.saturating_sub(a) as f64 * 100.0 / measured.as_micros() as f64)
+    };
 
     let missed = missed_versions(&shared, args.topics as usize);
     let events = shared.events.load(Ordering::Relaxed);
@@ -279,12 +292,11 @@ pub async fn run(args: PollArgs) -> Result<PollReport, String> {
             / intervals,
         gateway_process: args.gateway_pid.map(|pid| Gateway {
             pid,
-            cpu_percent: cpu_start
-                .zip(cpu_end)
-                .map(|(a, b)| (b - a) as f64 * 100.0 / measured.as_micros() as f64),
+            cpu_percent: percent(cpu_start, cpu_end),
             rss_start_kib: rss_start,
             rss_end_kib: procfs::rss_kib(pid),
         }),
+        bench_cpu_percent: percent(own_cpu_start, own_cpu_end),
         errors,
     })
 }
@@ -327,7 +339,7 @@ async fn subscribe(
 /// Reads one stream until the process ends, keeping its document and timing every version.
 async fn read(mut response: reqwest::Response, slot: usize, topic: usize, shared: Arc<Shared>) {
     let mut parser = SseParser::new();
-    let mut document = LiveDocument::default();
+    let mut state = None;
     loop {
         let chunk = match response.chunk().await {
             Ok(Some(chunk)) => chunk,
@@ -336,25 +348,17 @@ async fn read(mut response: reqwest::Response, slot: usize, topic: usize, shared
         };
         let now = clock::unix_micros();
         for event in parser.feed_events(&chunk) {
-            match document.apply(&event) {
-                Ok(true) => {}
-                Ok(false) => continue,
+            let (version, sent_at_ms) = match shared.documents[topic].follow(state, &event) {
+                Ok(Some((next, stamp))) => {
+                    state = Some(next);
+                    stamp
+                }
+                Ok(None) => continue,
                 Err(e) => return shared.error(&shared.dropped, e),
-            }
+            };
             if !shared.measuring.load(Ordering::Relaxed) {
                 continue;
             }
-            let stamp = document
-                .get()
-                .and_then(|d| Some((d.get("version")?.as_u64()?, d.get("sentAt")?.as_f64()?)));
-            let Some((version, sent_at_ms)) = stamp else {
-                return shared.error(
-                    &shared.dropped,
-                    "a document lacks its version or sentAt: is the gateway polling the \
-                     simulated API?"
-                        .into(),
-                );
-            };
             shared.events.fetch_add(1, Ordering::Relaxed);
             let made = (sent_at_ms * 1000.0) as u64;
             shared.latency.record(now.saturating_sub(made));

@@ -45,6 +45,9 @@ pub struct PollReport {
     pub versions_unfetched: u64,
     pub requests_per_topic_per_interval: f64,
     pub gateway_process: Option<Gateway>,
+    /// This process (the subscribers and the simulated API) over the measuring window, in %
+    /// of one core: on one machine, what the gateway could not use.
+    pub bench_cpu_percent: Option<f64>,
     pub errors: Vec<String>,
 }
 
@@ -130,6 +133,12 @@ impl PollReport {
                 ),
             );
         }
+        line(
+            "bench CPU",
+            opt(self.bench_cpu_percent, |p| {
+                format!("{p:.0}% of one core (subscribers and simulated API)")
+            }),
+        );
         for error in &self.errors {
             line("error", error.clone());
         }

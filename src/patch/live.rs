@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::wire::json;
 use crate::wire::sse_parser::SseEvent;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LiveDocument {
     document: Option<Value>,
 }
