@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use streamgate::config::Config;
 
+/// jemalloc: measured against glibc and mimalloc on the poll step and on idle connections
+/// (docs/BENCHMARKS.md, "Allocator, again"), as fast as mimalloc on the first and the
+/// smallest on the second.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
