@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::config::{ApiConfig, Config, RelayConfig};
-use crate::hub::{Hub, NewMessage};
+use crate::hub::{Append, Hub, NewMessage};
 
 pub const CHANNEL: &str = "demo-quotes";
 const TICK: Duration = Duration::from_secs(1);
@@ -114,15 +114,13 @@ async fn tick(hub: Arc<Hub>, quotes: Quotes, ticks: Ticks) {
         let _ = ticks.send(bytes::Bytes::from(format!(
             "id: {n}\nevent: tick\ndata: {doc}\n\n"
         )));
-        hub.publish(
-            CHANNEL,
-            vec![NewMessage {
-                id: None,
-                name: Some("quotes".into()),
-                encoding: None,
-                data: doc,
-            }],
-        );
+        let quotes = NewMessage {
+            id: None,
+            name: Some("quotes".into()),
+            encoding: None,
+            data: doc,
+        };
+        hub.append(CHANNEL, Append::Messages(vec![quotes]));
     }
 }
 

@@ -8,8 +8,9 @@
 //! - [`config`]: the TOML model, `STREAMGATE_<SECTION>__<KEY>` overrides, validation.
 //! - [`catalog`]: the APIs, relays and keys the admin API changes while serving, stored
 //!   next to the config file.
-//! - [`hub`]: channels (ordered, bounded history, subscriber wakers), resume cursors, the
-//!   event type whose wire encodings are computed once and shared by every subscriber.
+//! - [`hub`]: channels (ordered, bounded history, subscriber wakers), the one append path
+//!   every source writes through, resume cursors, the event type whose wire encodings are
+//!   computed once and shared by every subscriber.
 //! - [`sources`]: what writes into channels: HTTP publish, pollers that turn a JSON API
 //!   into a state channel, relays that share one upstream SSE connection per topic through a
 //!   log channel (topics, failures as in-band errors, the target policy against SSRF, the

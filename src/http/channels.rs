@@ -12,6 +12,7 @@ use serde_json::json;
 use super::query::Query;
 use super::{ApiError, AppState, Segments};
 use crate::auth::Operation;
+use crate::hub::Append;
 use crate::hub::channel::validate_name;
 use crate::sources::publish::{check_batch, parse_body};
 use crate::wire::envelope::ErrorInfo;
@@ -52,7 +53,7 @@ pub async fn publish(
         // Not an ApiError: a refusal to come back later carries a Retry-After header.
         return Ok(refused.into_response());
     }
-    let ids = state.hub.publish(&channel, messages);
+    let ids = state.hub.append(&channel, Append::Messages(messages)).ids;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "channel": channel, "messageIds": ids })),

@@ -5,10 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use bytes::Bytes;
 use serde_json::Value;
 
+use super::append::{Append, Appended, NewMessage};
 use super::event::{Body, Event, Relayed, StateData, StateKind, state_body};
-use super::{HistoryLimits, NewMessage, Wake};
+use super::{HistoryLimits, Wake};
 use crate::wire::WireFormat;
 use crate::wire::envelope::Message;
 
@@ -36,17 +38,6 @@ pub enum ChannelKind {
     /// A polled document: a new or lagging subscriber gets the current document, never a
     /// pile of stale patches.
     State,
-}
-
-/// One change of a state channel (see `Channel::publish_state`).
-#[derive(Debug)]
-pub struct StateUpdate<'a> {
-    pub kind: StateKind,
-    /// What multiplexed connections call the stream.
-    pub stream: &'a Arc<str>,
-    pub data: StateData,
-    /// The whole document after a `patch`.
-    pub document: Option<Arc<Value>>,
 }
 
 /// A state channel's current state, read at one instant.
@@ -98,6 +89,22 @@ pub struct Read {
     pub events: Vec<Arc<Event>>,
 }
 
+/// An append with the work that needs no lock done.
+enum Ready {
+    Messages(Vec<NewMessage>),
+    State(ReadyState),
+    Relayed(Relayed),
+}
+
+/// A state update with its event's body and SSE encoding made.
+struct ReadyState {
+    kind: StateKind,
+    body: Body,
+    raw: Bytes,
+    stream: Arc<str>,
+    document: Option<Arc<Value>>,
+}
+
 impl Channel {
     pub(super) fn new(name: Arc<str>, kind: ChannelKind, base: u64) -> Self {
         Channel {
@@ -141,131 +148,61 @@ impl Channel {
         (log.floor, log.head)
     }
 
-    /// Appends a batch atomically and wakes every subscriber once.
+    /// Appends, then wakes every subscriber once. `next_id` names messages that came
+    /// without an id; `order` counts every event appended in the hub.
     ///
-    /// Messages whose publisher-given id is still in history are acknowledged but not
-    /// appended again. `next_id` names messages that came without an id; `order` counts
-    /// every event appended in the hub. Returns the ids of all messages, in order, and how
-    /// many events were appended.
-    pub(super) fn publish(
+    /// A state channel's history keeps at most `state_bytes` of events besides the count
+    /// and age limits, and at most twice the size of the document as last sent whole: the
+    /// document is kept apart as the snapshot, so a client resuming past the retained
+    /// patches gets it afresh (which is then smaller than the patches it replaces), and
+    /// patches of big documents cannot pile up to gigabytes.
+    pub(super) fn append(
         &self,
-        batch: Vec<NewMessage>,
+        append: Append,
         timestamp: u64,
         limits: &HistoryLimits,
         order: &AtomicU64,
-        mut next_id: impl FnMut() -> String,
-    ) -> (Vec<String>, usize) {
-        let mut ids = Vec::with_capacity(batch.len());
-        let mut appended = 0;
-        {
-            let mut log = self.log.write().unwrap();
-            for message in batch {
-                if let Some(id) = &message.id
-                    && log.ids.contains_key(id)
-                {
-                    ids.push(id.clone());
-                    continue;
-                }
-                let id = match message.id {
-                    Some(id) => {
-                        let seq = log.head + 1;
-                        log.ids.insert(id.clone(), seq);
-                        id
-                    }
-                    None => next_id(),
-                };
-                ids.push(id.clone());
-                let body = Body::Message(Message {
-                    id,
-                    name: message.name,
-                    timestamp,
-                    encoding: message.encoding,
-                    channel: self.name.to_string(),
-                    data: message.data,
-                });
-                log.push(body, timestamp, order);
-                appended += 1;
+        next_id: impl FnMut() -> String,
+    ) -> Appended {
+        // A state event's bytes are made before the lock (subscribers of the channel wait
+        // on it): they size the event against `state_bytes`, and are kept as its encoding.
+        let ready = match append {
+            Append::Messages(batch) => Ready::Messages(batch),
+            Append::State(update) => {
+                let (body, raw) = state_body(update.kind, update.data, Arc::clone(&update.stream));
+                Ready::State(ReadyState {
+                    kind: update.kind,
+                    body,
+                    raw,
+                    stream: update.stream,
+                    document: update.document,
+                })
             }
+            Append::Relayed(relayed) => Ready::Relayed(relayed),
+        };
+        let appended = {
+            let mut log = self.log.write().unwrap();
+            let appended = match ready {
+                Ready::Messages(batch) => {
+                    log.push_messages(&self.name, batch, timestamp, order, next_id)
+                }
+                Ready::State(state) => log.push_state(state, timestamp, order),
+                Ready::Relayed(relayed) => {
+                    log.push(Body::Relayed(relayed), timestamp, order);
+                    Appended {
+                        ids: Vec::new(),
+                        count: 1,
+                    }
+                }
+            };
             log.evict(limits, timestamp);
             self.head.store(log.head, Ordering::Release);
-        }
-        if appended > 0 {
+            appended
+        };
+        if appended.count > 0 {
             self.wake_all();
         }
-        (ids, appended)
-    }
-
-    /// Appends one event to a state channel. `document` is the whole document after a
-    /// `patch` (a `data` event is its own document; an `error` leaves it unchanged).
-    ///
-    /// History keeps at most `state_bytes` of events besides the count and age limits, and at
-    /// most twice the size of the document as last sent whole: the document is kept apart as
-    /// the snapshot, so a client resuming past the retained patches gets it afresh (which is
-    /// then smaller than the patches it replaces), and patches of big documents cannot pile
-    /// up to gigabytes.
-    pub(super) fn publish_state(
-        &self,
-        update: StateUpdate<'_>,
-        timestamp: u64,
-        limits: &HistoryLimits,
-        order: &AtomicU64,
-    ) {
-        let StateUpdate {
-            kind,
-            stream,
-            data,
-            document,
-        } = update;
-        // The bytes a delta stream sends, made before the lock (subscribers of the channel
-        // wait on it): they size the event against `state_bytes`, and are kept as its encoding.
-        let (body, raw) = state_body(kind, data, Arc::clone(stream));
-        {
-            let mut log = self.log.write().unwrap();
-            log.state_bytes += raw.len();
-            if kind == StateKind::Data {
-                log.document_bytes = raw.len();
-            }
-            let event = log.push(body, timestamp, order);
-            event.keep_encoding(WireFormat::SseRaw, raw);
-            match kind {
-                StateKind::Data => log.snapshot = Some(event),
-                StateKind::Patch => {
-                    if let Some(document) = document {
-                        log.snapshot = Some(Arc::new(Event::new(
-                            event.seq,
-                            event.order,
-                            timestamp,
-                            Body::State(
-                                StateKind::Data,
-                                StateData::Document(document),
-                                Arc::clone(stream),
-                            ),
-                        )));
-                    }
-                }
-                StateKind::Error => log.error = Some(event),
-            }
-            log.evict(limits, timestamp);
-            self.head.store(log.head, Ordering::Release);
-        }
-        self.wake_all();
-    }
-
-    /// Appends an event relayed from an upstream SSE server.
-    pub(super) fn publish_relayed(
-        &self,
-        relayed: Relayed,
-        timestamp: u64,
-        limits: &HistoryLimits,
-        order: &AtomicU64,
-    ) {
-        {
-            let mut log = self.log.write().unwrap();
-            log.push(Body::Relayed(relayed), timestamp, order);
-            log.evict(limits, timestamp);
-            self.head.store(log.head, Ordering::Release);
-        }
-        self.wake_all();
+        appended
     }
 
     /// What `f` finds in the newest retained event it finds anything in.
@@ -373,6 +310,81 @@ impl Channel {
 
 impl Log {
     /// Appends one event at the next position.
+    /// A publisher's batch; messages whose id is still in history are acknowledged again
+    /// with that id, not appended.
+    fn push_messages(
+        &mut self,
+        channel: &str,
+        batch: Vec<NewMessage>,
+        timestamp: u64,
+        order: &AtomicU64,
+        mut next_id: impl FnMut() -> String,
+    ) -> Appended {
+        let mut appended = Appended {
+            ids: Vec::with_capacity(batch.len()),
+            count: 0,
+        };
+        for message in batch {
+            if let Some(id) = &message.id
+                && self.ids.contains_key(id)
+            {
+                appended.ids.push(id.clone());
+                continue;
+            }
+            let id = match message.id {
+                Some(id) => {
+                    self.ids.insert(id.clone(), self.head + 1);
+                    id
+                }
+                None => next_id(),
+            };
+            appended.ids.push(id.clone());
+            let body = Body::Message(Message {
+                id,
+                name: message.name,
+                timestamp,
+                encoding: message.encoding,
+                channel: channel.to_string(),
+                data: message.data,
+            });
+            self.push(body, timestamp, order);
+            appended.count += 1;
+        }
+        appended
+    }
+
+    /// One state event; the snapshot follows it (see `StateView`).
+    fn push_state(&mut self, state: ReadyState, timestamp: u64, order: &AtomicU64) -> Appended {
+        let ReadyState {
+            kind,
+            body,
+            raw,
+            stream,
+            document,
+        } = state;
+        self.state_bytes += raw.len();
+        if kind == StateKind::Data {
+            self.document_bytes = raw.len();
+        }
+        let event = self.push(body, timestamp, order);
+        event.keep_encoding(WireFormat::SseRaw, raw);
+        match kind {
+            StateKind::Data => self.snapshot = Some(event),
+            StateKind::Patch => {
+                if let Some(document) = document {
+                    let body = Body::State(StateKind::Data, StateData::Document(document), stream);
+                    let snapshot = Event::new(event.seq, event.order, timestamp, body);
+                    self.snapshot = Some(Arc::new(snapshot));
+                }
+            }
+            StateKind::Error => self.error = Some(event),
+        }
+        Appended {
+            ids: Vec::new(),
+            count: 1,
+        }
+    }
+
     fn push(&mut self, body: Body, timestamp: u64, order: &AtomicU64) -> Arc<Event> {
         let seq = self.head + 1;
         let order = order.fetch_add(1, Ordering::Relaxed) + 1;
@@ -478,6 +490,7 @@ pub fn validate_name(name: &str) -> Result<(), crate::wire::envelope::ErrorInfo>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::StateUpdate;
 
     fn limits(state_bytes: usize) -> HistoryLimits {
         HistoryLimits {
@@ -512,11 +525,12 @@ mod tests {
             };
             let update = StateUpdate {
                 kind,
-                stream: &stream,
+                stream: Arc::clone(&stream),
                 data,
                 document: Some(Arc::new(serde_json::json!({"n": i}))),
             };
-            channel.publish_state(update, now, &limits(state_bytes), &order);
+            let append = Append::State(update);
+            channel.append(append, now, &limits(state_bytes), &order, String::new);
 
             let log = channel.log.read().unwrap();
             let sum: usize = log.events.iter().map(|e| state_size(e)).sum();
@@ -563,11 +577,12 @@ mod tests {
         let channel = Channel::new(Arc::from("[poll]s"), ChannelKind::State, 0);
         let update = StateUpdate {
             kind: StateKind::Patch,
-            stream: &stream,
+            stream,
             data: patch(7),
             document: None,
         };
-        channel.publish_state(update, 0, &limits(1 << 20), &AtomicU64::new(0));
+        let append = Append::State(update);
+        channel.append(append, 0, &limits(1 << 20), &AtomicU64::new(0), String::new);
         let log = channel.log.read().unwrap();
         let event = log.events.back().expect("appended");
         let Body::State(_, StateData::Text(text), _) = &event.body else {
@@ -593,7 +608,8 @@ mod tests {
             })
             .collect();
         let mut n = 0;
-        channel.publish(batch, crate::hub::now_ms(), &limits(100), &order, || {
+        let append = Append::Messages(batch);
+        channel.append(append, crate::hub::now_ms(), &limits(100), &order, || {
             n += 1;
             n.to_string()
         });

@@ -4,6 +4,7 @@
 //! been idle and empty for the history TTL. The hub stamps each process with an `epoch` so
 //! that a resume id from before a restart is recognised as such.
 
+pub mod append;
 pub mod channel;
 pub mod cursor;
 pub mod event;
@@ -14,30 +15,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
-
 use crate::metrics::Metrics;
-pub use channel::{Channel, ChannelKind, Read, StateUpdate, StateView, Subscription};
+pub use append::{Append, Appended, NewMessage, StateUpdate};
+pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
 pub use event::{Event, Relayed, StateData, StateKind};
 pub use wake::Wake;
 
 /// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age,
-/// and on a state channel at most `state_bytes` of events (see `Channel::publish_state`).
+/// and on a state channel at most `state_bytes` of events (see `Channel::append`).
 #[derive(Debug, Clone)]
 pub struct HistoryLimits {
     pub size: usize,
     pub ttl_ms: u64,
     pub state_bytes: usize,
-}
-
-/// A message as a source hands it to the hub, before it has a position.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewMessage {
-    /// A publisher-given id makes the publish idempotent while it is in history.
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub encoding: Option<String>,
-    pub data: Value,
 }
 
 #[derive(Debug)]
@@ -152,49 +142,18 @@ impl Hub {
             .is_some_and(|rest| rest.starts_with(':'))
     }
 
-    /// Publishes a batch to one channel; returns the message ids in order.
-    pub fn publish(&self, name: &str, batch: Vec<NewMessage>) -> Vec<String> {
+    /// Appends to the channel `name`, making it if needed (see `Channel::append`).
+    pub fn append(&self, name: &str, append: Append) -> Appended {
         let timestamp = now_ms();
-        self.with_channel(name, ChannelKind::Log, |channel| {
+        self.with_channel(name, append.channel_kind(), |channel| {
             // `appended` is counted inside the map's read lock: see `with_channel`.
-            let (ids, appended) =
-                channel.publish(batch, timestamp, &self.limits, &self.appended, || {
-                    let n = self.message_ids.fetch_add(1, Ordering::Relaxed) + 1;
-                    format!("{}:{n}", self.epoch)
-                });
-            self.metrics.published.increment(appended as u64);
-            ids
+            let appended = channel.append(append, timestamp, &self.limits, &self.appended, || {
+                let n = self.message_ids.fetch_add(1, Ordering::Relaxed) + 1;
+                format!("{}:{n}", self.epoch)
+            });
+            self.metrics.published.increment(appended.count as u64);
+            appended
         })
-    }
-
-    /// Appends an event to a state channel (see `Channel::publish_state`); `stream` is the
-    /// name multiplexed connections show for it.
-    pub fn publish_state(
-        &self,
-        name: &str,
-        stream: &Arc<str>,
-        kind: StateKind,
-        data: StateData,
-        document: Option<Arc<Value>>,
-    ) {
-        self.with_channel(name, ChannelKind::State, |channel| {
-            let update = StateUpdate {
-                kind,
-                stream,
-                data,
-                document,
-            };
-            channel.publish_state(update, now_ms(), &self.limits, &self.appended);
-        });
-        self.metrics.published.increment(1);
-    }
-
-    /// Appends an event relayed from an upstream SSE server to a (log) channel.
-    pub fn publish_relayed(&self, name: &str, relayed: Relayed) {
-        self.with_channel(name, ChannelKind::Log, |channel| {
-            channel.publish_relayed(relayed, now_ms(), &self.limits, &self.appended);
-        });
-        self.metrics.published.increment(1);
     }
 
     /// Runs `f` on the channel `name`, making it (of `kind`) if needed. A channel's kind is

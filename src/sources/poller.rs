@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::failure::{Failure, backoff, classify, status};
 use super::topic::Topic;
 use crate::config::PollConfig;
-use crate::hub::{Hub, StateData, StateKind};
+use crate::hub::{Append, Hub, StateData, StateKind, StateUpdate};
 use crate::patch::{Delta, delta};
 use crate::wire::json;
 
@@ -318,7 +318,7 @@ impl Pollers {
         whole: &Arc<Value>,
         session: &str,
     ) {
-        let (channel, stream) = (&projection.channel, &projection.stream);
+        let channel = &projection.channel;
         let document = match &projection.select {
             Some(pointer) => match whole.pointer(pointer) {
                 Some(part) => Arc::new(part.clone()),
@@ -335,26 +335,19 @@ impl Pollers {
             None => Arc::clone(whole),
         };
         state.missing.remove(channel);
-        let data = || StateData::Document(Arc::clone(&document));
-        match state.documents.get(channel) {
+        let whole = || StateData::Document(Arc::clone(&document));
+        let (kind, data, after) = match state.documents.get(channel) {
             Some(old) if *old == document => return,
             Some(old) => match delta(old, &document) {
                 Delta::Patch(text) => {
-                    let data = StateData::Text(text.into());
                     let after = Some(Arc::clone(&document));
-                    self.hub
-                        .publish_state(channel, stream, StateKind::Patch, data, after);
+                    (StateKind::Patch, StateData::Text(text.into()), after)
                 }
-                Delta::Snapshot => {
-                    self.hub
-                        .publish_state(channel, stream, StateKind::Data, data(), None);
-                }
+                Delta::Snapshot => (StateKind::Data, whole(), None),
             },
-            None => {
-                self.hub
-                    .publish_state(channel, stream, StateKind::Data, data(), None);
-            }
-        }
+            None => (StateKind::Data, whole(), None),
+        };
+        self.publish(projection, kind, data, after);
         state.documents.insert(channel.clone(), document);
     }
 
@@ -365,9 +358,24 @@ impl Pollers {
             "poll failed"
         );
         let error = StateData::Text(failure.to_json(session).to_string().into());
-        let (channel, stream) = (&projection.channel, &projection.stream);
-        self.hub
-            .publish_state(channel, stream, StateKind::Error, error, None);
+        self.publish(projection, StateKind::Error, error, None);
+    }
+
+    /// Appends one event to a part's channel.
+    fn publish(
+        &self,
+        projection: &Projection,
+        kind: StateKind,
+        data: StateData,
+        document: Option<Arc<Value>>,
+    ) {
+        let update = StateUpdate {
+            kind,
+            stream: Arc::clone(&projection.stream),
+            data,
+            document,
+        };
+        self.hub.append(&projection.channel, Append::State(update));
     }
 }
 

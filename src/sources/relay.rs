@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
 use crate::config::RelayConfig;
-use crate::hub::{Hub, Relayed};
+use crate::hub::{Append, Hub, Relayed};
 use crate::wire::sse_parser::{SseFrame, SseParser};
 
 /// The reconnection delay until the upstream sends `retry:`.
@@ -364,16 +364,14 @@ impl Relays {
                 session.last_id.clone_from(&upstream_id);
                 relayed = true;
                 stats.events.fetch_add(1, Ordering::Relaxed);
-                self.hub.publish_relayed(
-                    &topic.channel,
-                    Relayed {
-                        event: event.event,
-                        data: event.data,
-                        upstream_id,
-                        stream: Arc::clone(&topic.stream),
-                        notice: false,
-                    },
-                );
+                let relayed = Relayed {
+                    event: event.event,
+                    data: event.data,
+                    upstream_id,
+                    stream: Arc::clone(&topic.stream),
+                    notice: false,
+                };
+                self.hub.append(&topic.channel, Append::Relayed(relayed));
             }
         }
     }
@@ -421,16 +419,14 @@ impl Relays {
         );
         let mut error = failure.to_json(&session.id);
         error["retryMs"] = (delay.as_millis() as u64).into();
-        self.hub.publish_relayed(
-            &topic.channel,
-            Relayed {
-                event: "error".into(),
-                data: error.to_string(),
-                upstream_id: None,
-                stream: Arc::clone(&topic.stream),
-                notice: true,
-            },
-        );
+        let notice = Relayed {
+            event: "error".into(),
+            data: error.to_string(),
+            upstream_id: None,
+            stream: Arc::clone(&topic.stream),
+            notice: true,
+        };
+        self.hub.append(&topic.channel, Append::Relayed(notice));
     }
 }
 
