@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 mod auth;
+mod bus;
 mod http;
 mod limits;
 mod relay;
 pub use auth::{AuthConfig, CapabilityMap, KeyConfig};
+pub use bus::{Backend, BusConfig};
 pub use http::HttpConfig;
 pub use limits::LimitsConfig;
 pub use relay::{RelayConfig, RelayMode, Route};
@@ -39,6 +41,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub http: HttpConfig,
+    pub bus: BusConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,8 @@
 //! - [`hub`]: channels (ordered, bounded history, subscriber wakers), the one append path
 //!   every source writes through, resume cursors, the event type whose wire encodings are
 //!   computed once and shared by every subscriber.
+//! - [`bus`]: what must outlive the process: pub/sub history on disk (`[bus] data_dir`),
+//!   committed in groups before a publish is acknowledged.
 //! - [`sources`]: what writes into channels: HTTP publish, pollers that turn a JSON API
 //!   into a state channel, relays that share one upstream SSE connection per topic through a
 //!   log channel (topics, failures as in-band errors, the target policy against SSRF, the
@@ -34,6 +36,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod bus;
 pub mod catalog;
 pub mod config;
 pub mod demo;

@@ -17,11 +17,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
+use crate::bus::store::Store;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::http::limits::{self, PublishRate};
 use crate::http::{AppState, router};
-use crate::hub::{HistoryLimits, Hub};
+use crate::hub::{HistoryLimits, Hub, cursor};
 use crate::metrics::Metrics;
 use crate::outlet::registry::Connections;
 use crate::sources::poller::Pollers;
@@ -42,14 +43,20 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (metrics, prometheus) = Metrics::install();
-    let hub = Arc::new(Hub::new(
-        HistoryLimits {
-            size: config.channels.history_size,
-            ttl_ms: config.channels.history_ttl_s.saturating_mul(1000),
-            state_bytes: config.channels.state_history_bytes,
-        },
-        metrics,
-    ));
+    let limits = HistoryLimits {
+        size: config.channels.history_size,
+        ttl_ms: config.channels.history_ttl_s.saturating_mul(1000),
+        state_bytes: config.channels.state_history_bytes,
+    };
+    let hub = match &config.bus.data_dir {
+        Some(dir) => {
+            let (store, restored) =
+                Store::open(dir, cursor::new_epoch).map_err(std::io::Error::other)?;
+            Hub::durable(limits, metrics, store, restored).map_err(std::io::Error::other)?
+        }
+        None => Hub::new(limits, metrics),
+    };
+    let hub = Arc::new(hub);
     let mut config = config;
     // The demo's entries point at this process: they are not for the admin store.
     let store = if demo { None } else { store };

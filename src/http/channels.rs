@@ -12,10 +12,9 @@ use serde_json::json;
 use super::query::Query;
 use super::{ApiError, AppState, Segments};
 use crate::auth::Operation;
-use crate::hub::Append;
 use crate::hub::channel::validate_name;
 use crate::sources::publish::{check_batch, parse_body};
-use crate::wire::envelope::ErrorInfo;
+use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Decodes the `{channel}` segment into a valid name.
 fn channel_name(Segments(name): Segments<String>) -> Result<String, ApiError> {
@@ -53,7 +52,14 @@ pub async fn publish(
         // Not an ApiError: a refusal to come back later carries a Retry-After header.
         return Ok(refused.into_response());
     }
-    let ids = state.hub.append(&channel, Append::Messages(messages)).ids;
+    // With `[bus] data_dir`, answered once the messages are on disk.
+    let ids = state.hub.publish(&channel, messages).await.map_err(|e| {
+        ApiError(ErrorInfo::new(
+            codes::UNAVAILABLE,
+            format!("{e}; nothing was published, try again"),
+        ))
+    })?;
+    let ids = ids.ids;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "channel": channel, "messageIds": ids })),

@@ -28,6 +28,9 @@ pub struct Channel {
     /// Mirror of `Log::head`, so an outlet can see "nothing new" without taking the lock.
     head: AtomicU64,
     subscribers: Mutex<Subscribers>,
+    /// Held by a durable publish from planning its positions to appending its messages (see
+    /// `Hub::publish`): one at a time per channel, so positions on disk and in memory agree.
+    turn: tokio::sync::Mutex<()>,
 }
 
 /// The two kinds of channel: each event stands alone, or events change a state.
@@ -126,7 +129,67 @@ impl Channel {
                 idle_since: Some(Instant::now()),
                 ..Default::default()
             }),
+            turn: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// A pub/sub channel as a store kept it: `messages` (position, message) in order.
+    pub(super) fn restore(
+        name: Arc<str>,
+        messages: Vec<(u64, Message)>,
+        order: &AtomicU64,
+    ) -> Self {
+        let channel = Channel::new(name, ChannelKind::Log, 0);
+        {
+            let mut log = channel.log.write().unwrap();
+            if let Some((first, _)) = messages.first() {
+                log.head = first - 1;
+                log.floor = first - 1;
+            }
+            for (position, message) in messages {
+                // Positions are contiguous within a channel; a hole (never written) is
+                // closed so that resuming across it reports the gap.
+                if position != log.head + 1 {
+                    log.events.clear();
+                    log.ids.clear();
+                    log.head = position - 1;
+                    log.floor = position - 1;
+                }
+                log.ids.insert(message.id.clone(), position);
+                let timestamp = message.timestamp;
+                log.push(Body::Message(message), timestamp, order);
+            }
+            channel.head.store(log.head, Ordering::Release);
+        }
+        channel
+    }
+
+    /// Waits for this channel's turn to publish durably.
+    pub(super) async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turn.lock().await
+    }
+
+    /// The positions and ids `batch` will get when appended now (see `push_messages`), with
+    /// generated ids filled in; messages already in history (by id) are left out of
+    /// `records`, as the append will leave them out of history.
+    pub(super) fn plan(
+        &self,
+        batch: &mut [NewMessage],
+        mut next_id: impl FnMut() -> String,
+    ) -> (Vec<(u64, usize)>, u64) {
+        let log = self.log.read().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let mut planned = Vec::with_capacity(batch.len());
+        let mut position = log.head;
+        for (i, message) in batch.iter_mut().enumerate() {
+            let id = message.id.get_or_insert_with(&mut next_id);
+            if log.ids.contains_key(id.as_str()) || !seen.insert(id.clone()) {
+                continue;
+            }
+            position += 1;
+            planned.push((position, i));
+        }
+        (planned, log.head)
     }
 
     pub fn name(&self) -> &str {
@@ -229,9 +292,12 @@ impl Channel {
     }
 
     /// Drops events past the age limit; called periodically so idle channels age too.
-    pub(super) fn expire(&self, limits: &HistoryLimits, now_ms: u64) {
+    /// Whether any event left.
+    pub(super) fn expire(&self, limits: &HistoryLimits, now_ms: u64) -> bool {
         let mut log = self.log.write().unwrap();
+        let floor = log.floor;
         log.evict(limits, now_ms);
+        log.floor != floor
     }
 
     /// Up to `max` events after position `after`.
@@ -283,7 +349,8 @@ impl Channel {
     pub(super) fn is_disposable(&self, linger: std::time::Duration) -> bool {
         let subs = self.subscribers.lock().unwrap();
         let idle_long = subs.idle_since.is_some_and(|t| t.elapsed() >= linger);
-        idle_long && self.log.read().unwrap().events.is_empty()
+        // A durable publish in progress is about to append here.
+        idle_long && self.log.read().unwrap().events.is_empty() && self.turn.try_lock().is_ok()
     }
 
     /// Forgets a state channel's document and error, unless someone watches: once its

@@ -8,6 +8,7 @@ pub mod append;
 pub mod channel;
 pub mod cursor;
 pub mod event;
+mod stored;
 pub mod wake;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::bus::store::{Batch, Restored, Store};
 use crate::metrics::Metrics;
 pub use append::{Append, Appended, NewMessage, StateUpdate};
 pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
@@ -42,6 +44,8 @@ pub struct Hub {
     /// Open outlets (streaming connections), for the admin stats.
     outlets: AtomicU64,
     metrics: Metrics,
+    /// Where pub/sub channels' history is kept, with `[bus] data_dir`.
+    store: Option<Store>,
 }
 
 /// One channel, as the admin stats show it.
@@ -65,7 +69,45 @@ impl Hub {
             message_ids: AtomicU64::new(0),
             outlets: AtomicU64::new(0),
             metrics,
+            store: None,
         }
+    }
+
+    /// A hub whose pub/sub channels are kept in `store`, starting from what it `restored`.
+    pub fn durable(
+        limits: HistoryLimits,
+        metrics: Metrics,
+        store: Store,
+        restored: Restored,
+    ) -> Result<Self, String> {
+        let mut hub = Hub::new(limits, metrics);
+        hub.epoch = restored.epoch;
+        hub.appended = AtomicU64::new(restored.base);
+        hub.message_ids = AtomicU64::new(restored.base);
+        let order = AtomicU64::new(0);
+        let now = now_ms();
+        let mut channels = HashMap::new();
+        for (name, stored) in restored.channels {
+            let messages = stored
+                .into_iter()
+                .map(|(position, json)| {
+                    let message = stored::message(&name, &json).map_err(|e| {
+                        format!("the history store holds a message of {name:?} that is not readable ({e})")
+                    })?;
+                    Ok((position, message))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let name: Arc<str> = Arc::from(name);
+            let channel = Channel::restore(Arc::clone(&name), messages, &order);
+            channel.expire(&hub.limits, now);
+            // What the limits dropped since leaves the disk too.
+            store.forget(&name, channel.bounds().0);
+            channels.insert(name, Arc::new(channel));
+        }
+        hub.metrics.channels.set(channels.len() as f64);
+        hub.channels = RwLock::new(channels);
+        hub.store = Some(store);
+        Ok(hub)
     }
 
     pub fn epoch(&self) -> &str {
@@ -147,13 +189,65 @@ impl Hub {
         let timestamp = now_ms();
         self.with_channel(name, append.channel_kind(), |channel| {
             // `appended` is counted inside the map's read lock: see `with_channel`.
-            let appended = channel.append(append, timestamp, &self.limits, &self.appended, || {
-                let n = self.message_ids.fetch_add(1, Ordering::Relaxed) + 1;
-                format!("{}:{n}", self.epoch)
-            });
-            self.metrics.published.increment(appended.count as u64);
-            appended
+            self.append_to(channel, append, timestamp)
         })
+    }
+
+    fn append_to(&self, channel: &Channel, append: Append, timestamp: u64) -> Appended {
+        let appended = channel.append(append, timestamp, &self.limits, &self.appended, || {
+            self.next_message_id()
+        });
+        self.metrics.published.increment(appended.count as u64);
+        appended
+    }
+
+    fn next_message_id(&self) -> String {
+        let n = self.message_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{}:{n}", self.epoch)
+    }
+
+    /// Publishes a batch to a pub/sub channel. With a store, the messages are committed to
+    /// disk first and only then appended (and seen by subscribers): a message that was not
+    /// kept is never delivered, so no position a client saw is ever given to another
+    /// message after a crash. `Err` when the store failed: nothing was appended.
+    pub async fn publish(
+        &self,
+        name: &str,
+        mut batch: Vec<NewMessage>,
+    ) -> Result<Appended, String> {
+        let Some(store) = &self.store else {
+            return Ok(self.append(name, Append::Messages(batch)));
+        };
+        let channel = self.with_channel(name, ChannelKind::Log, Arc::clone);
+        let _turn = channel.turn().await;
+        let timestamp = now_ms();
+        let (planned, head) = channel.plan(&mut batch, || self.next_message_id());
+        let messages = planned
+            .iter()
+            .map(|&(position, i)| (position, stored::json(&batch[i], timestamp)))
+            .collect::<Vec<_>>();
+        let last = planned.last().map_or(head, |&(position, _)| position);
+        let forget_through = last.saturating_sub(self.limits.size as u64);
+        store
+            .commit(Batch {
+                channel: name.to_owned(),
+                messages,
+                forget_through,
+            })
+            .await?;
+        // Only what was planned: a message known by id when planning is acknowledged again,
+        // whatever history has dropped since.
+        let ids = batch
+            .iter()
+            .map(|m| m.id.clone().unwrap_or_default())
+            .collect();
+        let mut batch: Vec<Option<NewMessage>> = batch.into_iter().map(Some).collect();
+        let new = planned
+            .iter()
+            .filter_map(|&(_, i)| batch[i].take())
+            .collect();
+        let appended = self.append_to(&channel, Append::Messages(new), timestamp);
+        Ok(Appended { ids, ..appended })
     }
 
     /// Runs `f` on the channel `name`, making it (of `kind`) if needed. A channel's kind is
@@ -188,8 +282,13 @@ impl Hub {
         let now = now_ms();
         let linger = Duration::from_millis(self.limits.ttl_ms);
         let mut channels = self.channels.write().unwrap();
-        channels.retain(|_, channel| {
-            channel.expire(&self.limits, now);
+        channels.retain(|name, channel| {
+            if channel.expire(&self.limits, now)
+                && let Some(store) = &self.store
+                && channel.kind() == ChannelKind::Log
+            {
+                store.forget(name, channel.bounds().0);
+            }
             !channel.is_disposable(linger)
         });
         self.metrics.channels.set(channels.len() as f64);

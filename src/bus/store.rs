@@ -1,0 +1,212 @@
+//! The durable history of pub/sub channels, in one redb file under `[bus] data_dir`.
+//!
+//! A publish is acknowledged only once its messages are committed. Commits are grouped: one
+//! writer thread takes every batch waiting when it is free and commits them together, so
+//! concurrent publishers share the cost of a flush to disk.
+//!
+//! Positions survive restarts. Each start counts itself in the store; the channels made after
+//! a restart take positions from `starts << 40` up, above every position of an earlier run,
+//! so a client holding a position of a channel that was not kept (a polled topic, a relay)
+//! is told of the gap instead of resuming at an unrelated event. The channels kept on disk
+//! go on from where they were.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use redb::{Database, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+/// Messages by channel and position: the message as its JSON envelope.
+const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+/// The store's own facts: `format`, `epoch`, `starts`.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The layout this build writes and reads.
+const FORMAT: u64 = 1;
+/// Positions each start may use before the next start's range begins.
+const START_SHIFT: u32 = 40;
+
+/// The file under `data_dir`.
+const FILE: &str = "history.redb";
+
+/// A handle on the store's writer.
+#[derive(Clone, Debug)]
+pub struct Store {
+    writer: mpsc::Sender<Request>,
+    path: PathBuf,
+}
+
+/// What the store held at start-up.
+pub struct Restored {
+    /// The epoch of every resume id this store has seen.
+    pub epoch: String,
+    /// The first position of channels made from now on.
+    pub base: u64,
+    /// Each channel's kept messages, oldest first: `(position, JSON envelope)`.
+    pub channels: Vec<(String, Vec<(u64, Vec<u8>)>)>,
+}
+
+/// One channel's new messages, and the positions it no longer keeps.
+pub struct Batch {
+    pub channel: String,
+    /// `(position, JSON envelope)`, in order.
+    pub messages: Vec<(u64, Vec<u8>)>,
+    /// Positions up to this one leave the store (0: none).
+    pub forget_through: u64,
+}
+
+enum Request {
+    Commit(Batch, oneshot::Sender<Result<(), String>>),
+    /// Drops positions up to `.1` of channel `.0`; nobody waits for it.
+    Forget(String, u64),
+}
+
+impl Store {
+    /// Opens (or makes) the store in `dir`. A store that cannot be read, or was written by a
+    /// newer streamgate, is an error that says so: it is never wiped.
+    pub fn open(
+        dir: &Path,
+        new_epoch: impl FnOnce() -> String,
+    ) -> Result<(Store, Restored), String> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "[bus] data_dir {}: cannot make the folder: {e}",
+                dir.display()
+            )
+        })?;
+        let path = dir.join(FILE);
+        let unreadable = |e: &dyn std::fmt::Display| {
+            format!(
+                "the history store {} cannot be read ({e}); move it away to start with an \
+                 empty history",
+                path.display()
+            )
+        };
+        let db = Database::create(&path).map_err(|e| unreadable(&e))?;
+        let restored = start(&db, new_epoch).map_err(|e| match e {
+            StartError::Newer(format) => format!(
+                "the history store {} was written by a newer streamgate (format {format}, this \
+                 one reads {FORMAT}); run that version, or move the store away",
+                path.display()
+            ),
+            StartError::Store(e) => unreadable(&e),
+        })?;
+        let (writer, requests) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("history-store".into())
+            .spawn(move || write(db, requests))
+            .map_err(|e| format!("cannot start the history store's writer: {e}"))?;
+        Ok((Store { writer, path }, restored))
+    }
+
+    /// Commits `batch`; resolves once it is on disk.
+    pub async fn commit(&self, batch: Batch) -> Result<(), String> {
+        let (done, committed) = oneshot::channel();
+        self.writer
+            .send(Request::Commit(batch, done))
+            .map_err(|_| self.stopped())?;
+        committed.await.map_err(|_| self.stopped())?
+    }
+
+    /// Drops the positions of `channel` up to `through`, with the next commit.
+    pub fn forget(&self, channel: &str, through: u64) {
+        let _ = self
+            .writer
+            .send(Request::Forget(channel.to_owned(), through));
+    }
+
+    fn stopped(&self) -> String {
+        format!("the history store {} stopped", self.path.display())
+    }
+}
+
+enum StartError {
+    Newer(u64),
+    Store(redb::Error),
+}
+
+impl<E: Into<redb::Error>> From<E> for StartError {
+    fn from(e: E) -> Self {
+        StartError::Store(e.into())
+    }
+}
+
+/// Checks the format, counts this start, and reads every kept message.
+fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, StartError> {
+    let txn = db.begin_write()?;
+    let restored = {
+        let mut meta = txn.open_table(META)?;
+        let number = |bytes: &[u8]| bytes.try_into().map(u64::from_le_bytes).unwrap_or(0);
+        let format = meta.get("format")?.map(|v| number(v.value()));
+        if let Some(format) = format.filter(|&f| f > FORMAT) {
+            return Err(StartError::Newer(format));
+        }
+        let epoch = match meta.get("epoch")? {
+            Some(epoch) => String::from_utf8_lossy(epoch.value()).into_owned(),
+            None => new_epoch(),
+        };
+        let starts = meta.get("starts")?.map_or(0, |v| number(v.value())) + 1;
+        meta.insert("format", FORMAT.to_le_bytes().as_slice())?;
+        meta.insert("epoch", epoch.as_bytes())?;
+        meta.insert("starts", starts.to_le_bytes().as_slice())?;
+        let messages = txn.open_table(MESSAGES)?;
+        let mut channels: Vec<(String, Vec<(u64, Vec<u8>)>)> = Vec::new();
+        for entry in messages.iter()? {
+            let (key, value) = entry?;
+            let (channel, position) = key.value();
+            match channels.last_mut() {
+                Some((name, list)) if name == channel => {
+                    list.push((position, value.value().to_vec()))
+                }
+                _ => channels.push((channel.to_owned(), vec![(position, value.value().to_vec())])),
+            }
+        }
+        Restored {
+            epoch,
+            base: starts << START_SHIFT,
+            channels,
+        }
+    };
+    txn.commit()?;
+    Ok(restored)
+}
+
+/// The writer: takes what is waiting, commits it in one transaction, answers each publisher.
+fn write(db: Database, requests: mpsc::Receiver<Request>) {
+    while let Ok(first) = requests.recv() {
+        let mut pending = vec![first];
+        pending.extend(requests.try_iter());
+        let result = commit(&db, &pending).map_err(|e| format!("the history store failed: {e}"));
+        if let Err(e) = &result {
+            tracing::error!("{e}");
+        }
+        for request in pending {
+            if let Request::Commit(_, done) = request {
+                let _ = done.send(result.clone());
+            }
+        }
+    }
+}
+
+fn commit(db: &Database, pending: &[Request]) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        let mut messages = txn.open_table(MESSAGES)?;
+        for request in pending {
+            let (channel, forget_through) = match request {
+                Request::Commit(batch, _) => {
+                    for (position, message) in &batch.messages {
+                        messages.insert((batch.channel.as_str(), *position), message.as_slice())?;
+                    }
+                    (batch.channel.as_str(), batch.forget_through)
+                }
+                Request::Forget(channel, through) => (channel.as_str(), *through),
+            };
+            if forget_through > 0 {
+                messages.retain_in((channel, 0)..=(channel, forget_through), |_, _| false)?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! `[bus] data_dir`: pub/sub history kept on disk, across a real process killed with
+//! SIGKILL and restarted on the same folder.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use common::{Server, SseStream, client, envelope, get_json};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+fn config(data: &tempfile::TempDir, extra: &str) -> String {
+    format!("[bus]\ndata_dir = {:?}\n{extra}", data.path())
+}
+
+/// The whole history of `channel`, oldest first.
+async fn all(server: &Server, channel: &str) -> Vec<Value> {
+    get_json(
+        server,
+        &format!("/channels/{channel}/messages?limit=1000&direction=forwards"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_message_survives_a_kill_in_order_and_resumes_exactly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&config(&data, ""));
+
+    // A subscriber notes the SSE id of every message it sees before the kill.
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let mut stream = SseStream::open(&server.url("/sse?channels=d")).await;
+    let noted = Arc::clone(&seen);
+    let watcher = tokio::spawn(async move {
+        while let Some(event) = stream.next_event().await {
+            let id = envelope(&event)["id"].as_str().unwrap().to_owned();
+            noted.lock().unwrap().push((id, event.id.clone()));
+        }
+    });
+
+    // Three publishers, each in order, until the process is killed under them.
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let publishers: Vec<_> = (0..3)
+        .map(|p| {
+            let (url, acked) = (server.url("/channels/d/messages"), Arc::clone(&acked));
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let id = format!("p{p}-{i:05}");
+                    // Raw text: the number must come back as it was written.
+                    let body = format!(
+                        r#"{{"id":"{id}","name":"n","data":{{"p":{p},"i":{i},"x":1.50E+3}}}}"#
+                    );
+                    let request = client()
+                        .post(&url)
+                        .header("content-type", "application/json");
+                    match request.body(body).send().await {
+                        Ok(resp) if resp.status() == 201 => acked.lock().unwrap().push(id),
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    common::eventually("publishers acknowledged 150 messages", || {
+        acked.lock().unwrap().len() >= 150
+    })
+    .await;
+    let server = server.restart(); // SIGKILL, then the same folder
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    watcher.abort();
+    let acked = acked.lock().unwrap().clone();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.len() >= 100,
+        "the subscriber saw {} messages",
+        seen.len()
+    );
+
+    let history = all(&server, "d").await;
+    let ids: Vec<&str> = history.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let at: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    assert_eq!(at.len(), ids.len(), "an id twice in {ids:?}");
+    for id in &acked {
+        assert!(at.contains_key(id.as_str()), "acknowledged {id} is gone");
+    }
+    // Each publisher's messages in its order, each as it was sent.
+    for p in 0..3 {
+        let prefix = format!("p{p}-");
+        let mine: Vec<&&str> = ids.iter().filter(|id| id.starts_with(&prefix)).collect();
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "out of order: {mine:?}"
+        );
+    }
+    // Numbers as they were written (read as text: serde_json would respell them).
+    let text = client()
+        .get(server.url("/channels/d/messages?limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#""x":1.50E+3"#), "{text}");
+
+    // Resuming with the id of a message seen before the kill gives exactly the rest.
+    let (message, sse_id) = &seen[seen.len() / 2];
+    let rest: Vec<&str> = ids[at[message.as_str()] + 1..].to_vec();
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(sse_id).unwrap());
+    let mut resumed = SseStream::open_with(&server.url("/sse?channels=d"), headers).await;
+    let events = resumed.events(rest.len()).await;
+    let got: Vec<String> = events
+        .iter()
+        .map(|e| envelope(e)["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, rest, "resumed after {message}");
+
+    // And publishing goes on after the last kept position, without reusing an id.
+    let ids_after = common::publish(&server, "d", json!({"data": "after"})).await;
+    let next = resumed.next_event().await.unwrap();
+    assert_eq!(envelope(&next)["id"], ids_after[0].as_str());
+    assert!(!ids.contains(&ids_after[0].as_str()));
+}
+
+#[tokio::test]
+async fn history_limits_apply_on_disk() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&config(&data, "[channels]\nhistory_size = 5\n"));
+    for i in 0..12 {
+        common::publish(
+            &server,
+            "small",
+            json!({"id": format!("m{i:02}"), "data": i}),
+        )
+        .await;
+    }
+    let server = server.restart();
+    let kept: Vec<Value> = all(&server, "small").await;
+    let kept: Vec<&str> = kept.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(kept, ["m07", "m08", "m09", "m10", "m11"]);
+    drop(server);
+    // The file holds no more than history: the older ones were deleted, not hidden.
+    let db = redb::Database::open(data.path().join("history.redb")).unwrap();
+    let table: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("messages");
+    let txn = db.begin_read().unwrap();
+    let count = redb::ReadableTableMetadata::len(&txn.open_table(table).unwrap()).unwrap();
+    assert_eq!(count, 5);
+}
+
+/// Starts the binary on `data` and returns what it printed when it refused to start.
+fn refused_start(data: &tempfile::TempDir) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("streamgate.toml");
+    std::fs::write(&file, config(data, "")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started on a store it cannot read");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_unreadable_or_newer_store_stops_the_start_with_a_clear_error() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("history.redb"), b"not a database at all").unwrap();
+    let said = refused_start(&data);
+    assert!(
+        said.contains("cannot be read") && said.contains("move it away"),
+        "{said}"
+    );
+    let garbage = std::fs::read(data.path().join("history.redb")).unwrap();
+    assert_eq!(garbage, b"not a database at all", "the store was not wiped");
+
+    let data = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(data.path().join("history.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        txn.open_table(meta)
+            .unwrap()
+            .insert("format", 99u64.to_le_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let said = refused_start(&data);
+    assert!(
+        said.contains("newer streamgate") && said.contains("format 99"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_data_dir_a_restart_keeps_nothing() {
+    let server = Server::start("");
+    common::publish(&server, "gone", json!({"data": 1})).await;
+    let server = server.restart();
+    assert!(all(&server, "gone").await.is_empty());
+}
