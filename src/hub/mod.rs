@@ -12,10 +12,11 @@ pub mod wake;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 pub use channel::{Channel, ChannelKind, Read, StateUpdate, StateView, Subscription};
 pub use event::{Event, Relayed, StateData, StateKind};
@@ -198,7 +199,7 @@ impl Hub {
     }
 
     /// Runs `f` on the channel `name`, making it (of `kind`) if needed. A channel's kind is
-    /// fixed when it is made; state channels have names users cannot give (see `http`).
+    /// fixed when it is made; state channels have names users cannot give (see `names`).
     fn with_channel<T>(
         &self,
         name: &str,
@@ -249,13 +250,6 @@ fn without_userinfo(text: &str) -> String {
         }
         None => text.to_owned(),
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
