@@ -24,6 +24,10 @@
 //! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`), API keys and JWTs, and
 //!   capabilities: who may do what on which channel, API or relay.
 //! - [`metrics`]: Prometheus handles for the hot paths.
+//! - [`names`]: what clients name, checked alike on every surface: channel names and the
+//!   gateway's own query parameters.
+//! - [`clock`]: the wall-clock milliseconds events, history and tokens are stamped with.
+//! - [`glob`]: the `*` patterns of target policies and capabilities.
 //! - [`server`]: wiring it all up: the accept loop with its connection limits, the own
 //!   HTTP/1 loop that writes streams straight to their sockets (hyper serves requests with
 //!   a body and HTTP/2), graceful shutdown.
@@ -31,15 +35,24 @@
 //! - [`demo`]: the built-in changing API behind `serve --demo`.
 //! - [`tail`]: `streamgate tail`, a terminal client that keeps a delta stream's document.
 //! - [`bench`]: `streamgate bench`, the load generator.
+//!
+//! ## Layers
+//! Imports run one way: [`server`] → the surfaces ([`http`], [`demo`], [`tail`], [`bench`])
+//! → [`outlet`] and [`catalog`] → [`sources`] → [`hub`] → the leaves, which every layer may
+//! use ([`auth`] → [`config`] and [`patch`] → [`names`] → [`wire`], [`metrics`], [`clock`],
+//! [`glob`]). `tests/module_imports.rs` checks it.
 
 pub mod auth;
 pub mod bench;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod glob;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod names;
 pub mod outlet;
 pub mod patch;
 pub mod server;

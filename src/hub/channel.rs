@@ -460,33 +460,6 @@ impl Drop for Subscription {
     }
 }
 
-/// The longest channel name accepted, in bytes.
-pub const MAX_NAME_BYTES: usize = 256;
-
-/// Checks a channel name (after URL-decoding and qualifier removal).
-pub fn validate_name(name: &str) -> Result<(), crate::wire::envelope::ErrorInfo> {
-    use crate::wire::envelope::ErrorInfo;
-    if name.is_empty() {
-        return Err(ErrorInfo::bad_request("channel name is empty"));
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(ErrorInfo::bad_request(format!(
-            "channel name is longer than {MAX_NAME_BYTES} bytes"
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ErrorInfo::bad_request(
-            "channel name contains a control character",
-        ));
-    }
-    if name.starts_with('[') {
-        return Err(ErrorInfo::bad_request(format!(
-            "unsupported channel qualifier in {name:?}; the only qualifier is [?rewind=N]name"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,7 +487,7 @@ mod tests {
         let stream: Arc<str> = Arc::from("s");
         let channel = Channel::new(Arc::from("[poll]s"), ChannelKind::State, 0);
         let order = AtomicU64::new(0);
-        let now = crate::hub::now_ms();
+        let now = crate::clock::now_ms();
         for i in 0..200 {
             let (kind, data) = match i % 50 {
                 0 => {
@@ -609,7 +582,7 @@ mod tests {
             .collect();
         let mut n = 0;
         let append = Append::Messages(batch);
-        channel.append(append, crate::hub::now_ms(), &limits(100), &order, || {
+        channel.append(append, crate::clock::now_ms(), &limits(100), &order, || {
             n += 1;
             n.to_string()
         });

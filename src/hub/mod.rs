@@ -13,8 +13,9 @@ pub mod wake;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 pub use append::{Append, Appended, NewMessage, StateUpdate};
 pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
@@ -157,7 +158,7 @@ impl Hub {
     }
 
     /// Runs `f` on the channel `name`, making it (of `kind`) if needed. A channel's kind is
-    /// fixed when it is made; state channels have names users cannot give (see `http`).
+    /// fixed when it is made; state channels have names users cannot give (see `names`).
     fn with_channel<T>(
         &self,
         name: &str,
@@ -208,13 +209,6 @@ fn without_userinfo(text: &str) -> String {
         }
         None => text.to_owned(),
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
