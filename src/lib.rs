@@ -13,8 +13,8 @@
 //!   computed once and shared by every subscriber.
 //! - [`sources`]: what writes into channels: HTTP publish, pollers that turn a JSON API
 //!   into a state channel, relays that share one upstream SSE connection per topic through a
-//!   log channel (topics, failures as in-band errors, the target policy against SSRF, the
-//!   upstream client).
+//!   log channel (the supervisor that starts and stops both with their subscribers, topics,
+//!   failures as in-band errors, the target policy against SSRF, the upstream client).
 //! - [`outlet`]: one client connection: its positions in its channels, keepalive, batching,
 //!   gap notices. Its queue is the channels' history; it holds only positions.
 //! - [`wire`]: SSE and NDJSON encoding, Ably's `Message` / `ErrorInfo`, an SSE parser, YAML.
