@@ -69,10 +69,7 @@ impl Catalog {
             let entries: Entries =
                 toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             entries.apply_to(&mut config);
-            config
-                .validate()
-                .and_then(|()| check_upstreams(&config, targets))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            check(&config, targets).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(Catalog {
             current: RwLock::new(Arc::new(config)),
@@ -104,11 +101,9 @@ impl Catalog {
         let mut entries = Entries::of(&config);
         change(&mut entries).map_err(Refused::Invalid)?;
         entries.clone().apply_to(&mut config);
-        config.validate().map_err(Refused::Invalid)?;
-        check_upstreams(&config, targets).map_err(Refused::Invalid)?;
         // Builds the key rules first: a key file that cannot be read refuses the change, and
         // nothing can fail after the store is written.
-        let rules = Auth::new(&config).map_err(Refused::Invalid)?;
+        let rules = check(&config, targets).map_err(Refused::Invalid)?;
         if !rules.admin_enabled() {
             return Err(Refused::Invalid(
                 "the change leaves no key with the admin capability, which would turn the \
@@ -139,6 +134,14 @@ impl Entries {
         config.relays = self.relays;
         config.keys = self.keys;
     }
+}
+
+/// Checks a config with changed entries as loading it does, and builds its key rules (where
+/// capabilities are checked): the config's own checks, then its upstreams against `targets`.
+fn check(config: &Config, targets: &TargetPolicy) -> Result<Auth, String> {
+    config.validate()?;
+    check_upstreams(config, targets)?;
+    Auth::new(config)
 }
 
 /// Checks that every API's and relay's upstream is one the target policy allows.

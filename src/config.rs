@@ -83,7 +83,7 @@ pub struct ChannelsConfig {
     pub subscriber_queue: usize,
     /// What a pub/sub stream does past `subscriber_queue`: `"skip"` the oldest with an
     /// in-band notice, or `"disconnect"` with an in-band error.
-    pub overflow: crate::outlet::Overflow,
+    pub overflow: Overflow,
 }
 
 impl Default for ChannelsConfig {
@@ -94,9 +94,19 @@ impl Default for ChannelsConfig {
             state_history_bytes: 4 * 1024 * 1024,
             max_message_bytes: 64 * 1024,
             subscriber_queue: 1000,
-            overflow: crate::outlet::Overflow::Skip,
+            overflow: Overflow::Skip,
         }
     }
+}
+
+/// What happens to a pub/sub stream whose client falls behind by more than its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overflow {
+    /// Skip the oldest events, keeping the newest queue's worth, with an in-band notice.
+    Skip,
+    /// End the stream with an in-band error; the client reconnects and resumes.
+    Disconnect,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -285,6 +295,7 @@ impl Config {
     }
 
     /// Checks that involve several keys (single values are checked while parsing).
+    /// Capabilities are checked by `auth::Auth::new` (see `config::auth`).
     pub fn validate(&self) -> Result<(), String> {
         let poll = &self.poll;
         if poll.min_interval_ms > poll.max_interval_ms {
@@ -316,8 +327,6 @@ impl Config {
                 return Err(format!("[[key]] name {:?} is used twice", key.name));
             }
         }
-        crate::auth::Capabilities::parse(&self.auth.anonymous)
-            .map_err(|e| format!("[auth] anonymous: {e}"))?;
         self.limits.validate()?;
         let largest_body = self
             .limits

@@ -15,8 +15,8 @@
 //!   committed in groups before a publish is acknowledged.
 //! - [`sources`]: what writes into channels: HTTP publish, pollers that turn a JSON API
 //!   into a state channel, relays that share one upstream SSE connection per topic through a
-//!   log channel (topics, failures as in-band errors, the target policy against SSRF, the
-//!   upstream client).
+//!   log channel (the supervisor that starts and stops both with their subscribers, topics,
+//!   failures as in-band errors, the target policy against SSRF, the upstream client).
 //! - [`outlet`]: one client connection: its positions in its channels, keepalive, batching,
 //!   gap notices. Its queue is the channels' history; it holds only positions.
 //! - [`wire`]: SSE and NDJSON encoding, Ably's `Message` / `ErrorInfo`, an SSE parser, YAML.
@@ -26,6 +26,10 @@
 //! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`), API keys and JWTs, and
 //!   capabilities: who may do what on which channel, API or relay.
 //! - [`metrics`]: Prometheus handles for the hot paths.
+//! - [`names`]: what clients name, checked alike on every surface: channel names and the
+//!   gateway's own query parameters.
+//! - [`clock`]: the wall-clock milliseconds events, history and tokens are stamped with.
+//! - [`glob`]: the `*` patterns of target policies and capabilities.
 //! - [`server`]: wiring it all up: the accept loop with its connection limits, the own
 //!   HTTP/1 loop that writes streams straight to their sockets (hyper serves requests with
 //!   a body and HTTP/2), graceful shutdown.
@@ -33,16 +37,25 @@
 //! - [`demo`]: the built-in changing API behind `serve --demo`.
 //! - [`tail`]: `streamgate tail`, a terminal client that keeps a delta stream's document.
 //! - [`bench`]: `streamgate bench`, the load generator.
+//!
+//! ## Layers
+//! Imports run one way: [`server`] → the surfaces ([`http`], [`demo`], [`tail`], [`bench`])
+//! → [`outlet`] and [`catalog`] → [`sources`] → [`hub`] → the leaves, which every layer may
+//! use ([`auth`] → [`config`] and [`patch`] → [`names`] → [`wire`], [`metrics`], [`clock`],
+//! [`glob`]). `tests/module_imports.rs` checks it.
 
 pub mod auth;
 pub mod bench;
 pub mod bus;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod glob;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod names;
 pub mod outlet;
 pub mod patch;
 pub mod server;

@@ -1,7 +1,7 @@
 //! The `streamgate` command line: argument parsing only.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -56,32 +56,23 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Bench(command) => streamgate::bench::run_command(*command),
         Command::Tail { url } => tail(&url),
-        Command::CheckConfig { file } => {
-            // The token keys' files are read too: a config that cannot serve is not ok.
-            let checked = Config::load(Some(&file), std::env::vars())
-                .map_err(|e| e.to_string())
-                .and_then(|config| {
-                    streamgate::auth::Auth::new(&config)
-                        .map_err(|e| format!("{}: {e}", file.display()))
-                });
-            match checked {
-                Ok(_) => {
-                    println!("{}: ok", file.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::FAILURE
-                }
+        Command::CheckConfig { file } => match load(Some(&file)) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve {
             config,
             listen,
             demo,
         } => {
             let config_file = config;
-            let mut config = match Config::load(config_file.as_deref(), std::env::vars()) {
+            let mut config = match load(config_file.as_deref()) {
                 Ok(config) => config,
                 Err(e) => {
                     eprintln!("{e}");
@@ -103,6 +94,18 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Loads a config as serving it would: the file (or the defaults) and the `STREAMGATE_*`
+/// overrides, then the key rules built from it, which check the capabilities and read the
+/// token keys' files: a config that cannot serve is refused before anything starts.
+fn load(file: Option<&Path>) -> Result<Config, String> {
+    let config = Config::load(file, std::env::vars()).map_err(|e| e.to_string())?;
+    streamgate::auth::Auth::new(&config).map_err(|e| match file {
+        Some(file) => format!("{}: {e}", file.display()),
+        None => e,
+    })?;
+    Ok(config)
 }
 
 #[tokio::main]

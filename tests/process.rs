@@ -107,6 +107,27 @@ fn check_config_accepts_good_and_names_bad_lines() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("history_sise"));
+
+    // Capabilities are auth's to read, yet both refuse a bad one, named, before serving.
+    let caps = dir.path().join("caps.toml");
+    std::fs::write(&caps, "[auth]\nanonymous = { \"*\" = [\"subscrbe\"] }\n").unwrap();
+    for args in [
+        &["check-config"][..],
+        &["serve", "--listen", "127.0.0.1:0", "--config"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .args(args)
+            .arg(&caps)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("caps.toml: [auth] anonymous") && err.contains("subscrbe"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

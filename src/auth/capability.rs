@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::sources::target::glob_match;
+use crate::glob;
 
 /// What a credential asks to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl Capabilities {
     pub fn allows(&self, operation: Operation, resource: &str) -> bool {
         self.0
             .iter()
-            .any(|(pattern, bits)| bits & operation.bit() != 0 && glob_match(pattern, resource))
+            .any(|(pattern, bits)| bits & operation.bit() != 0 && glob::matches(pattern, resource))
     }
 }
 

@@ -4,6 +4,9 @@
 //! credential that may have the `admin` capability. Credentials are always parsed, keys and
 //! tokens alike, so a malformed one is reported rather than silently ignored. Secrets and
 //! tokens are never shown: not in errors, and not in `Debug` output (which logs may use).
+//!
+//! Auth reads the config's key types, and `Auth::new` is where a config's capabilities are
+//! parsed and so checked: the config holds them as written and imports nothing of auth.
 
 mod capability;
 mod token;
@@ -304,7 +307,7 @@ impl Principal {
 
     fn check_expiry(&self) -> Result<(), ErrorInfo> {
         match self.expires_at_ms {
-            Some(at) if at <= crate::hub::now_ms() => Err(token::expired()),
+            Some(at) if at <= crate::clock::now_ms() => Err(token::expired()),
             _ => Ok(()),
         }
     }

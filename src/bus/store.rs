@@ -36,14 +36,17 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// One channel's kept messages, oldest first: `(position, JSON envelope)`.
+pub type Kept = Vec<(u64, Vec<u8>)>;
+
 /// What the store held at start-up.
 pub struct Restored {
     /// The epoch of every resume id this store has seen.
     pub epoch: String,
     /// The first position of channels made from now on.
     pub base: u64,
-    /// Each channel's kept messages, oldest first: `(position, JSON envelope)`.
-    pub channels: Vec<(String, Vec<(u64, Vec<u8>)>)>,
+    /// Each channel's kept messages.
+    pub channels: Vec<(String, Kept)>,
 }
 
 /// One channel's new messages, and the positions it no longer keeps.
@@ -122,12 +125,27 @@ impl Store {
 
 enum StartError {
     Newer(u64),
-    Store(redb::Error),
+    Store(StoreError),
 }
 
 impl<E: Into<redb::Error>> From<E> for StartError {
     fn from(e: E) -> Self {
-        StartError::Store(e.into())
+        StartError::Store(StoreError::from(e))
+    }
+}
+
+/// Any of redb's errors, boxed: they are large, and rare.
+struct StoreError(Box<redb::Error>);
+
+impl<E: Into<redb::Error>> From<E> for StoreError {
+    fn from(e: E) -> Self {
+        StoreError(Box::new(e.into()))
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -150,7 +168,7 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
         meta.insert("epoch", epoch.as_bytes())?;
         meta.insert("starts", starts.to_le_bytes().as_slice())?;
         let messages = txn.open_table(MESSAGES)?;
-        let mut channels: Vec<(String, Vec<(u64, Vec<u8>)>)> = Vec::new();
+        let mut channels: Vec<(String, Kept)> = Vec::new();
         for entry in messages.iter()? {
             let (key, value) = entry?;
             let (channel, position) = key.value();
@@ -188,7 +206,7 @@ fn write(db: Database, requests: mpsc::Receiver<Request>) {
     }
 }
 
-fn commit(db: &Database, pending: &[Request]) -> Result<(), redb::Error> {
+fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     {
         let mut messages = txn.open_table(MESSAGES)?;

@@ -4,6 +4,12 @@
 //! network, or in development) but the admin API, which stays off until some credential may
 //! have the `admin` capability. Once any is configured, every request needs a credential,
 //! unless `[auth] anonymous` grants capabilities to requests without one.
+//!
+//! Capabilities stay here as written: which operations exist, and so whether a capability
+//! means anything, is for `auth` to say. `auth` reads these types, never the other way round,
+//! so that the config stays a leaf every module may read. Whoever loads a config builds
+//! `auth::Auth` from it (the command line, the catalog), which refuses a bad capability as
+//! early as `Config::validate` would.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,8 +65,6 @@ impl KeyConfig {
         if self.secret.is_empty() {
             return Err(format!("[[key]] {}: secret is empty", self.name));
         }
-        crate::auth::Capabilities::parse(&self.capabilities)
-            .map_err(|e| format!("[[key]] {}: capabilities: {e}", self.name))?;
         Ok(())
     }
 }

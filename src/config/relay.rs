@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::http::query::GATEWAY_PARAMETERS;
+use crate::names::GATEWAY_PARAMETERS;
 
 /// Paths the gateway's own endpoints use; a relay may not hide them.
 const RESERVED: [&str; 13] = [

@@ -16,8 +16,8 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::query::GATEWAY_PARAMETERS;
 use crate::config::{ApiConfig, Config, RelayConfig, RelayMode};
+use crate::names::GATEWAY_PARAMETERS;
 use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::yaml::to_yaml;
 

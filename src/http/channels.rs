@@ -12,7 +12,7 @@ use serde_json::json;
 use super::query::Query;
 use super::{ApiError, AppState, Segments};
 use crate::auth::Operation;
-use crate::hub::channel::validate_name;
+use crate::names::validate_name;
 use crate::sources::publish::{check_batch, parse_body};
 use crate::wire::envelope::{ErrorInfo, codes};
 
@@ -103,7 +103,7 @@ pub async fn history(
     let mut events = state
         .hub
         .get(&channel)
-        .map(|c| c.retained(state.hub.limits(), crate::hub::now_ms()))
+        .map(|c| c.retained(state.hub.limits(), crate::clock::now_ms()))
         .unwrap_or_default();
     events.retain(|e| (start..=end).contains(&e.timestamp));
     if backwards {

@@ -15,7 +15,7 @@ use super::query::Query;
 use super::{ApiError, AppState, Segments, polls};
 use crate::auth::Operation;
 use crate::hub::ChannelKind;
-use crate::hub::channel::validate_name;
+use crate::names::validate_name;
 use crate::outlet::registry::Control;
 use crate::outlet::{Start, StreamSpec};
 use crate::wire::envelope::{ErrorInfo, codes};

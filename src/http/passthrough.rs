@@ -101,7 +101,7 @@ pub async fn proxy(
         let expiry = async {
             match expires_at_ms {
                 Some(at) => {
-                    let left = at.saturating_sub(crate::hub::now_ms());
+                    let left = at.saturating_sub(crate::clock::now_ms());
                     tokio::time::sleep(Duration::from_millis(left)).await;
                 }
                 None => std::future::pending().await,

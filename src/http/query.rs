@@ -4,24 +4,8 @@
 use axum::http::HeaderMap;
 
 use crate::auth::Credential;
+use crate::names::GATEWAY_PARAMETERS;
 use crate::wire::envelope::{ErrorInfo, codes};
-
-/// The gateway's own query parameters, the same on every surface: credentials, resume and
-/// stream form (Ably's), and polling (Streamdata's). A poll or relay consumes them: they
-/// never go upstream, whatever the surface makes of them.
-pub const GATEWAY_PARAMETERS: [&str; 11] = [
-    "key",
-    "accessToken",
-    "X-Sd-Token",
-    "lastEvent",
-    "rewind",
-    "enveloped",
-    "heartbeats",
-    "X-Sd-Header",
-    "pollInterval",
-    "mode",
-    "select",
-];
 
 /// A request's query pairs, percent-decoded; a repeated key's last value wins.
 #[derive(Debug, Default)]

@@ -4,8 +4,8 @@ use axum::http::HeaderMap;
 
 use super::query::Query;
 use crate::auth::Credential;
-use crate::hub::channel::validate_name;
 use crate::hub::cursor;
+use crate::names::validate_name;
 use crate::outlet::Start;
 use crate::wire::envelope::ErrorInfo;
 

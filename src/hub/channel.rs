@@ -28,9 +28,23 @@ pub struct Channel {
     /// Mirror of `Log::head`, so an outlet can see "nothing new" without taking the lock.
     head: AtomicU64,
     subscribers: Mutex<Subscribers>,
-    /// Held by a durable publish from planning its positions to appending its messages (see
+    /// Held by a durable commit from planning its positions to appending its messages (see
     /// `Hub::publish`): one at a time per channel, so positions on disk and in memory agree.
     turn: tokio::sync::Mutex<()>,
+    /// Durable publishes waiting for the next commit of this channel.
+    waiting: Mutex<Vec<Waiting>>,
+}
+
+/// A durable publish waiting for its commit, and where to answer it.
+pub(super) struct Waiting {
+    pub(super) batch: Vec<NewMessage>,
+    pub(super) done: tokio::sync::oneshot::Sender<Result<Appended, String>>,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Waiting({} messages)", self.batch.len())
+    }
 }
 
 /// The two kinds of channel: each event stands alone, or events change a state.
@@ -130,6 +144,7 @@ impl Channel {
                 ..Default::default()
             }),
             turn: tokio::sync::Mutex::new(()),
+            waiting: Mutex::default(),
         }
     }
 
@@ -164,32 +179,40 @@ impl Channel {
         channel
     }
 
-    /// Waits for this channel's turn to publish durably.
-    pub(super) async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.turn.lock().await
+    /// Queues a durable publish for the next commit of this channel.
+    pub(super) fn wait(&self, waiting: Waiting) {
+        self.waiting.lock().unwrap().push(waiting);
     }
 
-    /// The positions and ids `batch` will get when appended now (see `push_messages`), with
-    /// generated ids filled in; messages already in history (by id) are left out of
-    /// `records`, as the append will leave them out of history.
+    /// This channel's turn to commit, and the publishes waiting for it (perhaps none: an
+    /// earlier turn may have taken them all).
+    pub(super) async fn turn(&self) -> (tokio::sync::MutexGuard<'_, ()>, Vec<Waiting>) {
+        let turn = self.turn.lock().await;
+        (turn, std::mem::take(&mut *self.waiting.lock().unwrap()))
+    }
+
+    /// The positions `batch` will get when appended after position `after` (moved past
+    /// them), as `push_messages` gives them: generated ids are filled in, and a message
+    /// whose id is in history, or `seen` earlier in the commit, gets none (it is
+    /// acknowledged again, not appended). Returns `(position, index in batch)`.
     pub(super) fn plan(
         &self,
         batch: &mut [NewMessage],
+        after: &mut u64,
+        seen: &mut std::collections::HashSet<String>,
         mut next_id: impl FnMut() -> String,
-    ) -> (Vec<(u64, usize)>, u64) {
+    ) -> Vec<(u64, usize)> {
         let log = self.log.read().unwrap();
-        let mut seen = std::collections::HashSet::new();
         let mut planned = Vec::with_capacity(batch.len());
-        let mut position = log.head;
         for (i, message) in batch.iter_mut().enumerate() {
             let id = message.id.get_or_insert_with(&mut next_id);
             if log.ids.contains_key(id.as_str()) || !seen.insert(id.clone()) {
                 continue;
             }
-            position += 1;
-            planned.push((position, i));
+            *after += 1;
+            planned.push((*after, i));
         }
-        (planned, log.head)
+        planned
     }
 
     pub fn name(&self) -> &str {
@@ -349,8 +372,9 @@ impl Channel {
     pub(super) fn is_disposable(&self, linger: std::time::Duration) -> bool {
         let subs = self.subscribers.lock().unwrap();
         let idle_long = subs.idle_since.is_some_and(|t| t.elapsed() >= linger);
-        // A durable publish in progress is about to append here.
-        idle_long && self.log.read().unwrap().events.is_empty() && self.turn.try_lock().is_ok()
+        // A durable publish waiting or in progress is about to append here.
+        let publishing = self.turn.try_lock().is_err() || !self.waiting.lock().unwrap().is_empty();
+        idle_long && self.log.read().unwrap().events.is_empty() && !publishing
     }
 
     /// Forgets a state channel's document and error, unless someone watches: once its
@@ -527,33 +551,6 @@ impl Drop for Subscription {
     }
 }
 
-/// The longest channel name accepted, in bytes.
-pub const MAX_NAME_BYTES: usize = 256;
-
-/// Checks a channel name (after URL-decoding and qualifier removal).
-pub fn validate_name(name: &str) -> Result<(), crate::wire::envelope::ErrorInfo> {
-    use crate::wire::envelope::ErrorInfo;
-    if name.is_empty() {
-        return Err(ErrorInfo::bad_request("channel name is empty"));
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(ErrorInfo::bad_request(format!(
-            "channel name is longer than {MAX_NAME_BYTES} bytes"
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ErrorInfo::bad_request(
-            "channel name contains a control character",
-        ));
-    }
-    if name.starts_with('[') {
-        return Err(ErrorInfo::bad_request(format!(
-            "unsupported channel qualifier in {name:?}; the only qualifier is [?rewind=N]name"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,7 +578,7 @@ mod tests {
         let stream: Arc<str> = Arc::from("s");
         let channel = Channel::new(Arc::from("[poll]s"), ChannelKind::State, 0);
         let order = AtomicU64::new(0);
-        let now = crate::hub::now_ms();
+        let now = crate::clock::now_ms();
         for i in 0..200 {
             let (kind, data) = match i % 50 {
                 0 => {
@@ -676,7 +673,7 @@ mod tests {
             .collect();
         let mut n = 0;
         let append = Append::Messages(batch);
-        channel.append(append, crate::hub::now_ms(), &limits(100), &order, || {
+        channel.append(append, crate::clock::now_ms(), &limits(100), &order, || {
             n += 1;
             n.to_string()
         });

@@ -11,14 +11,18 @@ pub mod event;
 mod stored;
 pub mod wake;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use crate::bus::store::{Batch, Restored, Store};
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 pub use append::{Append, Appended, NewMessage, StateUpdate};
+use channel::Waiting;
 pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
 pub use event::{Event, Relayed, StateData, StateKind};
 pub use wake::Wake;
@@ -210,48 +214,85 @@ impl Hub {
     /// disk first and only then appended (and seen by subscribers): a message that was not
     /// kept is never delivered, so no position a client saw is ever given to another
     /// message after a crash. `Err` when the store failed: nothing was appended.
+    ///
+    /// Publishes to one channel wait for its turn; each turn commits every publish waiting
+    /// then, in one write, so concurrent publishers share the flush to disk.
     pub async fn publish(
-        &self,
+        self: &Arc<Self>,
         name: &str,
-        mut batch: Vec<NewMessage>,
+        batch: Vec<NewMessage>,
     ) -> Result<Appended, String> {
-        let Some(store) = &self.store else {
+        let Some(store) = self.store.clone() else {
             return Ok(self.append(name, Append::Messages(batch)));
         };
-        let channel = self.with_channel(name, ChannelKind::Log, Arc::clone);
-        let _turn = channel.turn().await;
+        let (done, answer) = oneshot::channel();
+        // Queued under the map's read lock: the sweeper never drops a channel with a
+        // publish waiting (see `Channel::is_disposable`).
+        let channel = self.with_channel(name, ChannelKind::Log, |channel| {
+            channel.wait(Waiting { batch, done });
+            Arc::clone(channel)
+        });
+        let (hub, name) = (Arc::clone(self), name.to_owned());
+        // A task of its own: a publisher that goes away mid-commit must not leave messages
+        // on disk that memory never got (the next commit would reuse their positions).
+        tokio::spawn(async move {
+            let (_turn, group) = channel.turn().await;
+            if !group.is_empty() {
+                hub.commit(&store, &channel, &name, group).await;
+            }
+        });
+        answer
+            .await
+            .map_err(|_| "the publish was dropped before its commit".to_owned())?
+    }
+
+    /// Commits `group` (publishes to `channel`, in order) and appends them, answering each.
+    async fn commit(&self, store: &Store, channel: &Channel, name: &str, mut group: Vec<Waiting>) {
         let timestamp = now_ms();
-        let (planned, head) = channel.plan(&mut batch, || self.next_message_id());
-        let messages = planned
-            .iter()
-            .map(|&(position, i)| (position, stored::json(&batch[i], timestamp)))
-            .collect::<Vec<_>>();
-        let last = planned.last().map_or(head, |&(position, _)| position);
-        let forget_through = last.saturating_sub(self.limits.size as u64);
-        store
-            .commit(Batch {
-                channel: name.to_owned(),
-                messages,
-                forget_through,
-            })
-            .await?;
-        // Only what was planned: a message known by id when planning is acknowledged again,
-        // whatever history has dropped since.
-        let ids = batch
-            .iter()
-            .map(|m| m.id.clone().unwrap_or_default())
-            .collect();
-        let mut batch: Vec<Option<NewMessage>> = batch.into_iter().map(Some).collect();
-        let new = planned
-            .iter()
-            .filter_map(|&(_, i)| batch[i].take())
-            .collect();
-        let appended = self.append_to(&channel, Append::Messages(new), timestamp);
-        Ok(Appended { ids, ..appended })
+        let mut after = channel.head();
+        let mut seen = HashSet::new();
+        let mut planned = Vec::with_capacity(group.len());
+        let mut messages = Vec::new();
+        for waiting in &mut group {
+            let positions = channel.plan(&mut waiting.batch, &mut after, &mut seen, || {
+                self.next_message_id()
+            });
+            let batch = &waiting.batch;
+            messages.extend(
+                positions
+                    .iter()
+                    .map(|&(position, i)| (position, stored::json(&batch[i], timestamp))),
+            );
+            planned.push(positions);
+        }
+        let batch = Batch {
+            channel: name.to_owned(),
+            messages,
+            forget_through: after.saturating_sub(self.limits.size as u64),
+        };
+        if let Err(e) = store.commit(batch).await {
+            for waiting in group {
+                let _ = waiting.done.send(Err(e.clone()));
+            }
+            return;
+        }
+        for (waiting, positions) in group.into_iter().zip(planned) {
+            // Only what was planned: a message known by id when planning is acknowledged
+            // again, whatever history has dropped since.
+            let ids = waiting
+                .batch
+                .iter()
+                .map(|m| m.id.clone().unwrap_or_default());
+            let ids = ids.collect();
+            let mut batch: Vec<Option<NewMessage>> = waiting.batch.into_iter().map(Some).collect();
+            let new = positions.iter().filter_map(|&(_, i)| batch[i].take());
+            let appended = self.append_to(channel, Append::Messages(new.collect()), timestamp);
+            let _ = waiting.done.send(Ok(Appended { ids, ..appended }));
+        }
     }
 
     /// Runs `f` on the channel `name`, making it (of `kind`) if needed. A channel's kind is
-    /// fixed when it is made; state channels have names users cannot give (see `http`).
+    /// fixed when it is made; state channels have names users cannot give (see `names`).
     fn with_channel<T>(
         &self,
         name: &str,
@@ -307,13 +348,6 @@ fn without_userinfo(text: &str) -> String {
         }
         None => text.to_owned(),
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

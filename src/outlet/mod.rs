@@ -21,6 +21,7 @@ pub mod registry;
 
 use std::sync::Mutex;
 
+use crate::config::Overflow;
 use crate::hub::{Channel, ChannelKind, Event, Hub, Subscription, Wake, cursor};
 use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::{WireFormat, ndjson, sse};
@@ -74,16 +75,6 @@ impl StreamSpec {
             topic: None,
         }
     }
-}
-
-/// What happens to a pub/sub stream whose client falls behind by more than its queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Overflow {
-    /// Skip the oldest events, keeping the newest queue's worth, with an in-band notice.
-    Skip,
-    /// End the stream with an in-band error; the client reconnects and resumes.
-    Disconnect,
 }
 
 /// How the connection writes.
@@ -185,7 +176,7 @@ impl Outlet {
             waker,
             next_keepalive: Instant::now() + options.keepalive,
             expires: options.expires_at_ms.map(|at| {
-                Instant::now() + Duration::from_millis(at.saturating_sub(crate::hub::now_ms()))
+                Instant::now() + Duration::from_millis(at.saturating_sub(crate::clock::now_ms()))
             }),
             options,
             shutdown,
@@ -527,7 +518,7 @@ fn start_position(hub: &Hub, channel: &Channel, start: Start) -> (u64, bool) {
         Start::Live => (head, false),
         Start::Rewind(n) => (head.saturating_sub(n).max(floor), false),
         Start::RewindMs(ms) => {
-            let now = crate::hub::now_ms();
+            let now = crate::clock::now_ms();
             let since = now.saturating_sub(ms);
             let first = channel
                 .retained(hub.limits(), now)

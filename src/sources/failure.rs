@@ -60,7 +60,7 @@ impl Failure {
             "status": self.status,
             "cause": self.cause,
             "message": self.message,
-            "timestamp": crate::hub::now_ms(),
+            "timestamp": crate::clock::now_ms(),
             "sessionId": session,
         })
     }

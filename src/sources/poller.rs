@@ -2,28 +2,29 @@
 //! events.
 //!
 //! A poller starts with the first subscriber of its topic and stops once the topic has had
-//! no subscriber for `[poll] linger_ms`. It requests the target once per interval however
-//! many clients watch, start to start on a fixed schedule (a poll still running when the
-//! next is due skips that slot), conditionally (ETag / Last-Modified), and diffs each new
-//! document against the last. A channel the poller stops feeding forgets its document, so
-//! a later subscriber starts from a fresh poll, never from a stale document. A failing
-//! target gives subscribers an `error` event (once per distinct failure) and is retried
-//! with exponential backoff and jitter; when it recovers, patches resume from the last good
-//! document.
+//! no subscriber for `[poll] linger_ms`, each selected part lingering on its own (the
+//! lifecycle is the supervisor's, shared with relays). It requests the target once per
+//! interval however many clients watch, start to start on a fixed schedule (a poll still
+//! running when the next is due skips that slot), conditionally (ETag / Last-Modified), and
+//! diffs each new document against the last. A channel the poller stops feeding forgets its
+//! document, so a later subscriber starts from a fresh poll, never from a stale document. A
+//! failing target gives subscribers an `error` event (once per distinct failure) and is
+//! retried with exponential backoff and jitter; when it recovers, patches resume from the
+//! last good document.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
+use super::supervisor::{Feed, Run, Supervisor, Tell};
 use super::topic::Topic;
 use crate::config::PollConfig;
 use crate::hub::{Append, Hub, StateData, StateKind, StateUpdate};
@@ -35,38 +36,34 @@ pub struct Pollers {
     hub: Arc<Hub>,
     client: reqwest::Client,
     config: PollConfig,
-    running: Mutex<HashMap<String, Arc<Running>>>,
+    supervisor: Supervisor<Shared, Part>,
 }
 
 /// What a running poller shares with `ensure` and the stats.
 #[derive(Default)]
-struct Running {
+struct Shared {
     /// The target without its query, for the stats.
     url: String,
     /// Requests made, and the last answer's status (304 unchanged, 2000+ a failure).
     requests: AtomicU64,
     last_status: AtomicU64,
     interval_ms: AtomicU64,
-    /// The selected parts being streamed: `(select, channel, stream name)`.
-    projections: Mutex<Vec<Projection>>,
 }
 
+/// A selected part being streamed, the channel it feeds aside.
 #[derive(Clone)]
-struct Projection {
+struct Part {
     select: Option<String>,
-    channel: String,
     stream: Arc<str>,
-    /// Since when nobody watches it; dropped after the linger.
-    idle_since: Option<Instant>,
 }
 
 impl Pollers {
     pub fn new(hub: Arc<Hub>, client: reqwest::Client, config: PollConfig) -> Self {
         Pollers {
+            supervisor: Supervisor::new("poller", Arc::clone(&hub), Tell::Changes),
             hub,
             client,
             config,
-            running: Mutex::new(HashMap::new()),
         }
     }
 
@@ -75,83 +72,64 @@ impl Pollers {
     /// Selected parts of one topic share its poller: one request serves them all.
     pub fn ensure(self: &Arc<Self>, topic: &Topic) {
         let interval_ms = topic.interval.as_millis() as u64;
-        let projection = Projection {
+        let part = Part {
             select: topic.select.clone(),
-            channel: topic.channel.clone(),
             stream: Arc::clone(&topic.stream),
-            idle_since: None,
         };
-        let mut running = self.running.lock().unwrap();
-        if let Some(shared) = running.get(&topic.key) {
-            shared.interval_ms.fetch_min(interval_ms, Ordering::Relaxed);
-            let mut projections = shared.projections.lock().unwrap();
-            match projections
-                .iter_mut()
-                .find(|p| p.channel == projection.channel)
-            {
-                Some(known) => known.idle_since = None,
-                None => projections.push(projection),
-            }
-            return;
+        let run = self.supervisor.ensure(
+            &topic.key,
+            Duration::from_millis(self.config.linger_ms),
+            Feed::new(topic.channel.clone(), part),
+            || Shared {
+                url: super::target::redact(&topic.url),
+                interval_ms: AtomicU64::new(interval_ms),
+                ..Shared::default()
+            },
+            |shared| {
+                shared.interval_ms.fetch_min(interval_ms, Ordering::Relaxed);
+            },
+        );
+        if let Some(run) = run {
+            tokio::spawn(Arc::clone(self).run(topic.clone(), run));
         }
-        let shared = Arc::new(Running {
-            url: super::target::redact(&topic.url),
-            interval_ms: AtomicU64::new(interval_ms),
-            projections: Mutex::new(vec![projection]),
-            ..Running::default()
-        });
-        running.insert(topic.key.clone(), Arc::clone(&shared));
-        tokio::spawn(Arc::clone(self).run(topic.clone(), shared));
     }
 
     /// The running pollers, for the admin stats.
     pub fn stats(&self) -> Vec<serde_json::Value> {
-        let running = self.running.lock().unwrap();
-        let mut stats: Vec<serde_json::Value> = running
-            .values()
-            .map(|r| {
-                let projections = r.projections.lock().unwrap();
-                let subscribers: usize = projections
-                    .iter()
-                    .filter_map(|p| self.hub.get(&p.channel))
-                    .map(|c| c.subscriber_count())
-                    .sum();
-                serde_json::json!({
-                    "url": r.url,
-                    "intervalMs": r.interval_ms.load(Ordering::Relaxed),
-                    "parts": projections.len(),
-                    "subscribers": subscribers,
-                    "requests": r.requests.load(Ordering::Relaxed),
-                    "lastStatus": r.last_status.load(Ordering::Relaxed),
-                })
+        let mut stats = self.supervisor.stats(|shared, watchers| {
+            serde_json::json!({
+                "url": shared.url,
+                "intervalMs": shared.interval_ms.load(Ordering::Relaxed),
+                "parts": watchers.channels,
+                "subscribers": watchers.subscribers,
+                "requests": shared.requests.load(Ordering::Relaxed),
+                "lastStatus": shared.last_status.load(Ordering::Relaxed),
             })
-            .collect();
+        });
         stats.sort_by(|a, b| a["url"].as_str().cmp(&b["url"].as_str()));
         stats
     }
 
-    async fn run(self: Arc<Self>, topic: Topic, shared: Arc<Running>) {
-        let session = format!("{:016x}", rand::rng().random::<u64>());
-        tracing::debug!(session, "poller started");
+    async fn run(self: Arc<Self>, topic: Topic, mut run: Run<Shared, Part>) {
         let mut state = PollState::default();
         // The first poll is at once (a subscriber waits for it); the next ones are due at
         // `slot + interval`, `slot` starting a phase of the topic's own past now.
-        let interval = Duration::from_millis(shared.interval_ms.load(Ordering::Relaxed));
+        let interval = Duration::from_millis(run.shared().interval_ms.load(Ordering::Relaxed));
         let mut slot = Instant::now() + phase(&topic.key, interval);
         loop {
-            let failures_before = state.failures;
-            let projections = shared.projections.lock().unwrap().clone();
+            let feeds = run.feeds();
             let outcome = self.poll(&topic, &mut state).await;
             let status = match &outcome {
                 Ok(Some(_)) => 200,
                 Ok(None) => 304,
                 Err(failure) => u64::from(failure.status),
             };
-            shared.requests.fetch_add(1, Ordering::Relaxed);
-            shared.last_status.store(status, Ordering::Relaxed);
-            match outcome {
+            run.shared().requests.fetch_add(1, Ordering::Relaxed);
+            run.shared().last_status.store(status, Ordering::Relaxed);
+            let interval_ms = run.shared().interval_ms.load(Ordering::Relaxed);
+            slot = match outcome {
                 Ok(fresh) => {
-                    state.failures = 0;
+                    run.recovered();
                     let changed = fresh.is_some();
                     if let Some(document) = fresh {
                         state.whole = Some(Arc::new(document));
@@ -159,114 +137,39 @@ impl Pollers {
                     // On a 304 only a part asked for since the last change has anything to
                     // send (its first document); the others would compare equal.
                     if let Some(whole) = state.whole.take() {
-                        for projection in &projections {
-                            if changed || !state.documents.contains_key(&projection.channel) {
-                                self.publish_projection(projection, &mut state, &whole, &session);
+                        for feed in &feeds {
+                            if changed || !state.documents.contains_key(&feed.channel) {
+                                self.publish_part(feed, &mut state, &whole, &run.session);
                             }
                         }
                         state.whole = Some(whole);
                     }
-                }
-                Err(failure) => {
-                    state.failures += 1;
-                    if state.last_failure.as_ref() != Some(&failure) || failures_before == 0 {
-                        state.told.clear();
-                        state.last_failure = Some(failure);
-                    }
-                    // Each part is told each distinct failure once, a part asked for
-                    // during the failure included.
-                    if let Some(failure) = &state.last_failure {
-                        for projection in &projections {
-                            if state.told.insert(projection.channel.clone()) {
-                                self.publish_error(projection, failure, &session);
-                            }
-                        }
-                    }
-                }
-            }
-            if state.failures == 0 {
-                state.last_failure = None;
-                state.told.clear();
-            }
-            let interval_ms = shared.interval_ms.load(Ordering::Relaxed);
-            slot = match state.failures {
-                0 => {
                     let (next, skipped) =
                         next_slot(slot, Duration::from_millis(interval_ms), Instant::now());
                     self.hub.metrics().poll_skipped_slots.increment(skipped);
                     next
                 }
-                // Backing off counts from the failure; the schedule restarts from the
-                // first poll that succeeds again.
-                failures => {
+                Err(failure) => {
+                    let failures = run.failed();
+                    // Each part is told each failure once, a part asked for during the
+                    // failure included.
+                    for feed in &feeds {
+                        if run.tell(&failure, &feed.channel) {
+                            self.publish_error(feed, &failure, &run.session);
+                        }
+                    }
+                    // Backing off counts from the failure; the schedule restarts from the
+                    // first poll that succeeds again.
                     Instant::now() + backoff(interval_ms, failures, self.config.max_backoff_ms)
                 }
             };
-            if !self.wait(&topic.key, &shared, slot, &mut state).await {
-                tracing::debug!(session, "poller stopped: no subscribers");
+            // A part nobody watches is dropped: its channel forgets its document, which
+            // would only grow stale, and the part starts afresh (with a `data` event) if it
+            // is asked for again.
+            if !run.sleep_until(slot, |channel| state.forget(channel)).await {
                 return;
             }
         }
-    }
-
-    /// Sleeps until `deadline`, watching the subscribers: a selected part nobody watches is
-    /// dropped (it starts afresh if asked for again); false once the whole topic has been
-    /// without subscribers for the linger time (the poller is then deregistered).
-    async fn wait(
-        &self,
-        key: &str,
-        shared: &Running,
-        deadline: Instant,
-        state: &mut PollState,
-    ) -> bool {
-        const SLICE: Duration = Duration::from_millis(100);
-        let linger = Duration::from_millis(self.config.linger_ms);
-        loop {
-            if self.watched(shared, linger, state) {
-                state.idle_since = None;
-            } else if state.idle_since.get_or_insert_with(Instant::now).elapsed() >= linger {
-                let mut running = self.running.lock().unwrap();
-                // Re-checked under the registry lock (`ensure` runs after subscribing), every
-                // part that nobody watches now being dropped: the poller stops feeding them.
-                if !self.watched(shared, Duration::ZERO, state) {
-                    running.remove(key);
-                    return false;
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return true;
-            }
-            tokio::time::sleep((deadline - now).min(SLICE)).await;
-        }
-    }
-
-    /// Whether anyone watches the topic; drops the selected parts nobody has watched for
-    /// `linger` (one part lingers like the whole topic does). A dropped part's channel
-    /// forgets its document, which would only grow stale, and the part starts afresh (with
-    /// a `data` event) if it is asked for again.
-    fn watched(&self, shared: &Running, linger: Duration, state: &mut PollState) -> bool {
-        let mut projections = shared.projections.lock().unwrap();
-        let mut watched = false;
-        projections.retain_mut(|p| {
-            let channel = self.hub.get(&p.channel);
-            if channel.as_ref().is_none_or(|c| c.subscriber_count() == 0) {
-                if p.idle_since.get_or_insert_with(Instant::now).elapsed() < linger {
-                    return true;
-                }
-                // Refused when a subscriber arrived meanwhile: the part is watched after all.
-                if channel.is_none_or(|c| c.retire_state()) {
-                    state.documents.remove(&p.channel);
-                    state.missing.remove(&p.channel);
-                    state.told.remove(&p.channel);
-                    return false;
-                }
-            }
-            p.idle_since = None;
-            watched = true;
-            true
-        });
-        watched
     }
 
     /// One request; the new document, or `None` when the target says it is unchanged.
@@ -311,15 +214,15 @@ impl Pollers {
     /// Publishes a selected part's change (`data` or `patch`), diffed against that part's
     /// previous value: subscribers of one part share the work. The whole document is shared,
     /// not copied, by the poller and the channel's snapshot; a selected part is copied out.
-    fn publish_projection(
+    fn publish_part(
         &self,
-        projection: &Projection,
+        feed: &Feed<Part>,
         state: &mut PollState,
         whole: &Arc<Value>,
         session: &str,
     ) {
-        let channel = &projection.channel;
-        let document = match &projection.select {
+        let channel = &feed.channel;
+        let document = match &feed.part.select {
             Some(pointer) => match whole.pointer(pointer) {
                 Some(part) => Arc::new(part.clone()),
                 None => {
@@ -327,7 +230,7 @@ impl Pollers {
                     state.documents.remove(channel);
                     if state.missing.insert(channel.clone()) {
                         let failure = Failure::select_missing(pointer);
-                        self.publish_error(projection, &failure, session);
+                        self.publish_error(feed, &failure, session);
                     }
                     return;
                 }
@@ -347,35 +250,35 @@ impl Pollers {
             },
             None => (StateKind::Data, whole(), None),
         };
-        self.publish(projection, kind, data, after);
+        self.publish(feed, kind, data, after);
         state.documents.insert(channel.clone(), document);
     }
 
-    fn publish_error(&self, projection: &Projection, failure: &Failure, session: &str) {
+    fn publish_error(&self, feed: &Feed<Part>, failure: &Failure, session: &str) {
         tracing::debug!(
             status = failure.status,
             cause = failure.cause,
             "poll failed"
         );
         let error = StateData::Text(failure.to_json(session).to_string().into());
-        self.publish(projection, StateKind::Error, error, None);
+        self.publish(feed, StateKind::Error, error, None);
     }
 
     /// Appends one event to a part's channel.
     fn publish(
         &self,
-        projection: &Projection,
+        feed: &Feed<Part>,
         kind: StateKind,
         data: StateData,
         document: Option<Arc<Value>>,
     ) {
         let update = StateUpdate {
             kind,
-            stream: Arc::clone(&projection.stream),
+            stream: Arc::clone(&feed.part.stream),
             data,
             document,
         };
-        self.hub.append(&projection.channel, Append::State(update));
+        self.hub.append(&feed.channel, Append::State(update));
     }
 }
 
@@ -411,12 +314,14 @@ struct PollState {
     whole: Option<Arc<Value>>,
     etag: Option<HeaderValue>,
     last_modified: Option<HeaderValue>,
-    failures: u32,
-    last_failure: Option<Failure>,
-    /// The parts told `last_failure`, by channel.
-    told: HashSet<String>,
-    /// Since when the topic has had no subscriber.
-    idle_since: Option<Instant>,
+}
+
+impl PollState {
+    /// Forgets a part that was dropped: it starts afresh if it is asked for again.
+    fn forget(&mut self, channel: &str) {
+        self.documents.remove(channel);
+        self.missing.remove(channel);
+    }
 }
 
 /// Reads the body, refusing more than `max` bytes (announced or actual).

@@ -1,26 +1,27 @@
 //! Shared relays: one upstream SSE connection per topic, fanned out through a log channel.
 //!
 //! A relay starts with the first subscriber of its topic and stops once the topic has had no
-//! subscriber for the relay's linger time. Upstream events keep their type and data; their
-//! upstream ids are kept (in the events and in the relay) to resume the upstream with
-//! `Last-Event-ID`, while clients get gateway ids and resume from the channel's history like
-//! on any channel. When the upstream fails or ends its stream, subscribers get an `error`
-//! event (their streams stay open) and the relay reconnects after the upstream's `retry:`
-//! time, backing off while it keeps failing.
+//! subscriber for the relay's linger time (the lifecycle is the supervisor's, shared with
+//! pollers). Upstream events keep their type and data; their upstream ids are kept (in the
+//! events and in the relay) to resume the upstream with `Last-Event-ID`, while clients get
+//! gateway ids and resume from the channel's history like on any channel. When the upstream
+//! fails or ends its stream, subscribers get an `error` event (their streams stay open) and
+//! the relay reconnects after the upstream's `retry:` time, backing off while it keeps
+//! failing.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::fmt::Write;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use reqwest::{Response, Url};
 use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
+use super::supervisor::{Feed, Run, Supervisor, Tell, WATCH_SLICE};
 use crate::config::RelayConfig;
 use crate::hub::{Append, Hub, Relayed};
 use crate::wire::sse_parser::{SseFrame, SseParser};
@@ -33,8 +34,6 @@ const DEFAULT_RETRY_MS: u64 = 1_000;
 const MIN_RETRY_MS: u64 = 1_000;
 /// Upstream ids remembered to drop events an upstream sends again when resumed.
 const RECENT_IDS: usize = 1024;
-/// How often a relay looks whether anyone still watches its topic.
-const WATCH_SLICE: Duration = Duration::from_millis(100);
 
 /// The key of the injected headers' digest in topic names (SipHash with random keys).
 static DIGEST_KEY: LazyLock<RandomState> = LazyLock::new(RandomState::new);
@@ -101,7 +100,7 @@ impl RelayTopic {
 pub struct Relays {
     hub: Arc<Hub>,
     client: reqwest::Client,
-    running: Mutex<HashMap<String, Arc<RelayStats>>>,
+    supervisor: Supervisor<RelayStats, ()>,
 }
 
 /// What a running relay shows in the admin stats.
@@ -127,19 +126,11 @@ enum Ended {
     Lost { failure: Failure, relayed: bool },
 }
 
-/// What a relay remembers across upstream connections.
-struct Session {
-    id: String,
+/// What a relay remembers across upstream connections to resume them.
+struct Reconnect {
     /// The upstream's last event id: sent as `Last-Event-ID` on reconnection.
     last_id: Option<String>,
     retry_ms: u64,
-    /// Consecutive failures: the backoff's exponent.
-    failures: u32,
-    /// Failures told to subscribers since the upstream last relayed an event: each
-    /// distinct one is told once.
-    told: Vec<Failure>,
-    /// Since when nobody watches the topic.
-    idle_since: Option<Instant>,
     /// Upstream ids relayed lately, oldest first, to drop what an upstream sends again.
     recent: VecDeque<String>,
     recent_set: HashSet<String>,
@@ -150,104 +141,93 @@ struct Session {
 impl Relays {
     pub fn new(hub: Arc<Hub>, client: reqwest::Client) -> Self {
         Relays {
+            supervisor: Supervisor::new("relay", Arc::clone(&hub), Tell::Distinct),
             hub,
             client,
-            running: Mutex::new(HashMap::new()),
         }
     }
 
     /// Makes sure the topic is relayed; call after subscribing to its channel.
     pub fn ensure(self: &Arc<Self>, topic: &RelayTopic) {
-        let mut running = self.running.lock().unwrap();
-        if !running.contains_key(&topic.channel) {
-            let stats = Arc::new(RelayStats {
+        let run = self.supervisor.ensure(
+            &topic.channel,
+            topic.linger,
+            Feed::new(topic.channel.clone(), ()),
+            || RelayStats {
                 stream: topic.stream.to_string(),
                 url: super::target::redact(&topic.url),
                 ..RelayStats::default()
-            });
-            running.insert(topic.channel.clone(), Arc::clone(&stats));
-            tokio::spawn(Arc::clone(self).run(topic.clone(), stats));
+            },
+            |_| {},
+        );
+        if let Some(run) = run {
+            tokio::spawn(Arc::clone(self).run(topic.clone(), run));
         }
     }
 
     /// The running relays, for the admin stats.
     pub fn stats(&self) -> Vec<serde_json::Value> {
-        let running = self.running.lock().unwrap();
-        let mut stats: Vec<serde_json::Value> = running
-            .iter()
-            .map(|(channel, r)| {
-                let subscribers = self.hub.get(channel).map_or(0, |c| c.subscriber_count());
-                serde_json::json!({
-                    "stream": r.stream,
-                    "url": r.url,
-                    "connected": r.connected.load(Ordering::Relaxed),
-                    "connects": r.connects.load(Ordering::Relaxed),
-                    "events": r.events.load(Ordering::Relaxed),
-                    "lastFailure": r.last_failure.load(Ordering::Relaxed),
-                    "subscribers": subscribers,
-                })
+        let mut stats = self.supervisor.stats(|r, watchers| {
+            serde_json::json!({
+                "stream": r.stream,
+                "url": r.url,
+                "connected": r.connected.load(Ordering::Relaxed),
+                "connects": r.connects.load(Ordering::Relaxed),
+                "events": r.events.load(Ordering::Relaxed),
+                "lastFailure": r.last_failure.load(Ordering::Relaxed),
+                "subscribers": watchers.subscribers,
             })
-            .collect();
+        });
         stats.sort_by(|a, b| a["stream"].as_str().cmp(&b["stream"].as_str()));
         stats
     }
 
-    async fn run(self: Arc<Self>, topic: RelayTopic, stats: Arc<RelayStats>) {
+    async fn run(self: Arc<Self>, topic: RelayTopic, mut run: Run<RelayStats, ()>) {
         // A topic relayed before (its channel still has history) resumes where it stopped.
         let last_id = self
             .hub
             .get(&topic.channel)
             .and_then(|c| c.find_newest(|e| e.relayed().and_then(|r| r.upstream_id.clone())));
-        let mut session = Session {
-            id: format!("{:016x}", rand::rng().random::<u64>()),
+        let mut reconnect = Reconnect {
             replaying: last_id.is_some(),
             last_id,
             retry_ms: topic.retry_ms(DEFAULT_RETRY_MS),
-            failures: 0,
-            told: Vec::new(),
-            idle_since: None,
             recent: VecDeque::new(),
             recent_set: HashSet::new(),
         };
-        tracing::debug!(session = session.id, "relay started");
-        'relay: loop {
-            let ended = self.connect(&topic, &mut session, &stats).await;
-            stats.connected.store(false, Ordering::Relaxed);
+        loop {
+            let ended = self.connect(&topic, &mut reconnect, &mut run).await;
+            run.shared().connected.store(false, Ordering::Relaxed);
             let (failure, relayed) = match ended {
-                Ended::Unwatched => break,
+                Ended::Unwatched => return,
                 Ended::Lost { failure, relayed } => (failure, relayed),
             };
-            stats
+            run.shared()
                 .last_failure
                 .store(u64::from(failure.status), Ordering::Relaxed);
             if relayed {
-                session.failures = 0;
-                session.told.clear();
+                run.recovered();
             }
-            session.failures += 1;
-            let delay = backoff(session.retry_ms, session.failures - 1, topic.max_backoff_ms);
-            if !session.told.contains(&failure) {
-                self.publish_error(&topic, &failure, &session, delay);
-                session.told.push(failure);
+            // The first reconnection waits the upstream's `retry:` time, as EventSource
+            // does; only the attempts that keep failing back off.
+            let failures = run.failed();
+            let delay = backoff(reconnect.retry_ms, failures - 1, topic.max_backoff_ms);
+            if run.tell(&failure, &topic.channel) {
+                self.publish_error(&topic, &failure, &run.session, delay);
             }
-            let deadline = Instant::now() + delay;
-            while Instant::now() < deadline {
-                if self.unwatched(&topic, &mut session) {
-                    break 'relay;
-                }
-                tokio::time::sleep_until(deadline.min(Instant::now() + WATCH_SLICE)).await;
+            if !run.sleep_until(Instant::now() + delay, |_| {}).await {
+                return;
             }
-            session.replaying = session.last_id.is_some();
+            reconnect.replaying = reconnect.last_id.is_some();
         }
-        tracing::debug!(session = session.id, "relay stopped: no subscribers");
     }
 
     /// One upstream connection, relayed until it ends or nobody watches.
     async fn connect(
         &self,
         topic: &RelayTopic,
-        session: &mut Session,
-        stats: &RelayStats,
+        reconnect: &mut Reconnect,
+        run: &mut Run<RelayStats, ()>,
     ) -> Ended {
         let mut request = self
             .client
@@ -257,7 +237,7 @@ impl Relays {
         for (name, value) in &topic.headers {
             request = request.header(name, value);
         }
-        if let Some(id) = session.last_id.as_deref()
+        if let Some(id) = reconnect.last_id.as_deref()
             // Sent as the raw UTF-8 bytes, as browsers send a non-ASCII id.
             && let Ok(value) = HeaderValue::from_bytes(id.as_bytes())
         {
@@ -275,7 +255,7 @@ impl Relays {
                     Err(e) => return lost(classify(e), false),
                 },
                 _ = watch.tick() => {
-                    if self.unwatched(topic, session) {
+                    if !run.watch(|_| {}) {
                         return Ended::Unwatched;
                     }
                 }
@@ -285,8 +265,8 @@ impl Relays {
             return lost(failure, false);
         }
         let mut relayed = false;
-        stats.connects.fetch_add(1, Ordering::Relaxed);
-        stats.connected.store(true, Ordering::Relaxed);
+        run.shared().connects.fetch_add(1, Ordering::Relaxed);
+        run.shared().connected.store(true, Ordering::Relaxed);
         let mut parser = SseParser::new();
         let mut frames = Vec::new();
         let mut previous_id = String::new();
@@ -298,7 +278,7 @@ impl Relays {
             let chunk = tokio::select! {
                 chunk = response.chunk() => chunk,
                 _ = watch.tick() => {
-                    if self.unwatched(topic, session) {
+                    if !run.watch(|_| {}) {
                         return Ended::Unwatched;
                     }
                     if topic.idle_timeout.is_some_and(|t| heard.elapsed() >= t) {
@@ -347,7 +327,7 @@ impl Relays {
                     continue;
                 };
                 if let Some(retry) = event.retry {
-                    session.retry_ms = topic.retry_ms(retry);
+                    reconnect.retry_ms = topic.retry_ms(retry);
                 }
                 // The parser reports the last event id buffer, which persists across events:
                 // an event has an id of its own when it differs from the one before.
@@ -355,15 +335,15 @@ impl Relays {
                 previous_id.clone_from(&event.id);
                 let upstream_id = (!event.id.is_empty()).then(|| event.id.clone());
                 if fresh_id && let Some(id) = &upstream_id {
-                    if session.replaying && session.recent_set.contains(id) {
+                    if reconnect.replaying && reconnect.recent_set.contains(id) {
                         continue;
                     }
-                    session.replaying = false;
-                    session.remember(id);
+                    reconnect.replaying = false;
+                    reconnect.remember(id);
                 }
-                session.last_id.clone_from(&upstream_id);
+                reconnect.last_id.clone_from(&upstream_id);
                 relayed = true;
-                stats.events.fetch_add(1, Ordering::Relaxed);
+                run.shared().events.fetch_add(1, Ordering::Relaxed);
                 let relayed = Relayed {
                     event: event.event,
                     data: event.data,
@@ -376,48 +356,13 @@ impl Relays {
         }
     }
 
-    /// True once nobody has watched the topic for its linger time; the relay is then
-    /// deregistered (checked under the registry lock, as `ensure` runs after subscribing).
-    fn unwatched(&self, topic: &RelayTopic, session: &mut Session) -> bool {
-        let watched = || {
-            self.hub
-                .get(&topic.channel)
-                .is_some_and(|c| c.subscriber_count() > 0)
-        };
-        if watched() {
-            session.idle_since = None;
-            return false;
-        }
-        if session
-            .idle_since
-            .get_or_insert_with(Instant::now)
-            .elapsed()
-            < topic.linger
-        {
-            return false;
-        }
-        let mut running = self.running.lock().unwrap();
-        if watched() {
-            session.idle_since = None;
-            return false;
-        }
-        running.remove(&topic.channel);
-        true
-    }
-
-    fn publish_error(
-        &self,
-        topic: &RelayTopic,
-        failure: &Failure,
-        session: &Session,
-        delay: Duration,
-    ) {
+    fn publish_error(&self, topic: &RelayTopic, failure: &Failure, session: &str, delay: Duration) {
         tracing::debug!(
             status = failure.status,
             cause = failure.cause,
             "relay upstream lost"
         );
-        let mut error = failure.to_json(&session.id);
+        let mut error = failure.to_json(session);
         error["retryMs"] = (delay.as_millis() as u64).into();
         let notice = Relayed {
             event: "error".into(),
@@ -430,7 +375,7 @@ impl Relays {
     }
 }
 
-impl Session {
+impl Reconnect {
     fn remember(&mut self, id: &str) {
         if self.recent_set.insert(id.to_owned()) {
             self.recent.push_back(id.to_owned());
