@@ -202,3 +202,11 @@ async fn without_a_data_dir_a_restart_keeps_nothing() {
     let server = server.restart();
     assert!(all(&server, "gone").await.is_empty());
 }
+
+#[test]
+fn two_gateways_cannot_share_a_store() {
+    let data = tempfile::tempdir().unwrap();
+    let _first = Server::start(&config(&data, ""));
+    let said = refused_start(&data);
+    assert!(said.contains("in use by another process"), "{said}");
+}

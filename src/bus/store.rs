@@ -85,7 +85,14 @@ impl Store {
                 path.display()
             )
         };
-        let db = Database::create(&path).map_err(|e| unreadable(&e))?;
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => format!(
+                "the history store {} is in use by another process; give each gateway its \
+                 own [bus] data_dir",
+                path.display()
+            ),
+            e => unreadable(&e),
+        })?;
         let restored = start(&db, new_epoch).map_err(|e| match e {
             StartError::Newer(format) => format!(
                 "the history store {} was written by a newer streamgate (format {format}, this \
