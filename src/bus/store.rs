@@ -99,12 +99,14 @@ impl Store {
                  one reads {FORMAT}); run that version, or move the store away",
                 path.display()
             ),
+            StartError::Malformed(what) => unreadable(&what),
             StartError::Store(e) => unreadable(&e),
         })?;
         let (writer, requests) = mpsc::channel();
+        let file = path.clone();
         std::thread::Builder::new()
             .name("history-store".into())
-            .spawn(move || write(db, requests))
+            .spawn(move || write(Some(db), &file, requests))
             .map_err(|e| format!("cannot start the history store's writer: {e}"))?;
         Ok((Store { writer, path }, restored))
     }
@@ -128,10 +130,17 @@ impl Store {
     fn stopped(&self) -> String {
         format!("the history store {} stopped", self.path.display())
     }
+
+    /// The store's file, for messages about it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 enum StartError {
     Newer(u64),
+    /// A fact of the store's own that is not what this version writes.
+    Malformed(String),
     Store(StoreError),
 }
 
@@ -161,8 +170,16 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
     let txn = db.begin_write()?;
     let restored = {
         let mut meta = txn.open_table(META)?;
-        let number = |bytes: &[u8]| bytes.try_into().map(u64::from_le_bytes).unwrap_or(0);
-        let format = meta.get("format")?.map(|v| number(v.value()));
+        let number = |key: &str, bytes: &[u8]| {
+            let bytes = bytes
+                .try_into()
+                .map_err(|_| StartError::Malformed(format!("{key} is not a number")))?;
+            Ok::<u64, StartError>(u64::from_le_bytes(bytes))
+        };
+        let format = match meta.get("format")? {
+            Some(v) => Some(number("format", v.value())?),
+            None => None,
+        };
         if let Some(format) = format.filter(|&f| f > FORMAT) {
             return Err(StartError::Newer(format));
         }
@@ -170,7 +187,15 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
             Some(epoch) => String::from_utf8_lossy(epoch.value()).into_owned(),
             None => new_epoch(),
         };
-        let starts = meta.get("starts")?.map_or(0, |v| number(v.value())) + 1;
+        let starts = match meta.get("starts")? {
+            Some(v) => number("starts", v.value())?,
+            None => 0,
+        } + 1;
+        // Each start's positions lie above the last one's: a store started 2^24 times has
+        // no range left (a crash loop would take years to get there).
+        let base = starts
+            .checked_mul(1 << START_SHIFT)
+            .ok_or_else(|| StartError::Malformed("no positions left for another start".into()))?;
         meta.insert("format", FORMAT.to_le_bytes().as_slice())?;
         meta.insert("epoch", epoch.as_bytes())?;
         meta.insert("starts", starts.to_le_bytes().as_slice())?;
@@ -188,7 +213,7 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
         }
         Restored {
             epoch,
-            base: starts << START_SHIFT,
+            base,
             channels,
         }
     };
@@ -197,14 +222,31 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
 }
 
 /// The writer: takes what is waiting, commits it in one transaction, answers each publisher.
-fn write(db: Database, requests: mpsc::Receiver<Request>) {
+///
+/// After a failed commit redb refuses every later write until the file is opened again, so
+/// the writer reopens it (redb repairs it then): a full disk that is freed, or a passing I/O
+/// error, does not stop publishing until a restart.
+fn write(mut db: Option<Database>, path: &Path, requests: mpsc::Receiver<Request>) {
     while let Ok(first) = requests.recv() {
         let mut pending = vec![first];
         pending.extend(requests.try_iter());
-        let result = commit(&db, &pending).map_err(|e| format!("the history store failed: {e}"));
-        if let Err(e) = &result {
-            tracing::error!("{e}");
+        if db.is_none() {
+            db = Database::create(path)
+                .inspect_err(|e| tracing::error!("the history store cannot be reopened: {e}"))
+                .ok();
         }
+        let result = match &db {
+            Some(open) => commit(open, &pending).map_err(|e| e.to_string()),
+            None => Err("the history store cannot be reopened".to_owned()),
+        };
+        let result = result.map_err(|e| {
+            tracing::error!("the history store could not commit: {e}");
+            db = None;
+            format!(
+                "the history store could not commit ({e}); retry with the same message ids (a \
+                 retry is never doubled)"
+            )
+        });
         for request in pending {
             if let Request::Commit(_, done) = request {
                 let _ = done.send(result.clone());

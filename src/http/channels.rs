@@ -53,12 +53,11 @@ pub async fn publish(
         return Ok(refused.into_response());
     }
     // With `[bus] data_dir`, answered once the messages are on disk.
-    let ids = state.hub.publish(&channel, messages).await.map_err(|e| {
-        ApiError(ErrorInfo::new(
-            codes::UNAVAILABLE,
-            format!("{e}; nothing was published, try again"),
-        ))
-    })?;
+    let ids = state
+        .hub
+        .publish(&channel, messages)
+        .await
+        .map_err(|e| ApiError(ErrorInfo::new(codes::UNAVAILABLE, e)))?;
     let ids = ids.ids;
     Ok((
         StatusCode::CREATED,

@@ -148,20 +148,17 @@ impl Channel {
         }
     }
 
-    /// A pub/sub channel as a store kept it: `messages` (position, message) in order.
-    pub(super) fn restore(
-        name: Arc<str>,
-        messages: Vec<(u64, Message)>,
-        order: &AtomicU64,
-    ) -> Self {
+    /// A pub/sub channel as a store kept it: `messages` as (position, hub-wide publish order,
+    /// message), in position order.
+    pub(super) fn restore(name: Arc<str>, messages: Vec<(u64, u64, Message)>) -> Self {
         let channel = Channel::new(name, ChannelKind::Log, 0);
         {
             let mut log = channel.log.write().unwrap();
-            if let Some((first, _)) = messages.first() {
+            if let Some((first, ..)) = messages.first() {
                 log.head = first - 1;
                 log.floor = first - 1;
             }
-            for (position, message) in messages {
+            for (position, order, message) in messages {
                 // Positions are contiguous within a channel; a hole (never written) is
                 // closed so that resuming across it reports the gap.
                 if position != log.head + 1 {
@@ -172,7 +169,7 @@ impl Channel {
                 }
                 log.ids.insert(message.id.clone(), position);
                 let timestamp = message.timestamp;
-                log.push(Body::Message(message), timestamp, order);
+                log.push_ordered(Body::Message(message), timestamp, order);
             }
             channel.head.store(log.head, Ordering::Release);
         }
@@ -477,8 +474,13 @@ impl Log {
     }
 
     fn push(&mut self, body: Body, timestamp: u64, order: &AtomicU64) -> Arc<Event> {
-        let seq = self.head + 1;
         let order = order.fetch_add(1, Ordering::Relaxed) + 1;
+        self.push_ordered(body, timestamp, order)
+    }
+
+    /// Appends an event whose hub-wide publish order is known already.
+    fn push_ordered(&mut self, body: Body, timestamp: u64, order: u64) -> Arc<Event> {
+        let seq = self.head + 1;
         let event = Arc::new(Event::new(seq, order, timestamp, body));
         self.notices += usize::from(is_notice(&event));
         self.events.push_back(Arc::clone(&event));

@@ -88,21 +88,50 @@ impl Hub {
         hub.epoch = restored.epoch;
         hub.appended = AtomicU64::new(restored.base);
         hub.message_ids = AtomicU64::new(restored.base);
-        let order = AtomicU64::new(0);
-        let now = now_ms();
-        let mut channels = HashMap::new();
+        let mut kept = Vec::with_capacity(restored.channels.len());
         for (name, stored) in restored.channels {
             let messages = stored
                 .into_iter()
                 .map(|(position, json)| {
                     let message = stored::message(&name, &json).map_err(|e| {
-                        format!("the history store holds a message of {name:?} that is not readable ({e})")
+                        format!(
+                            "the history store {} holds a message of {name:?} that is not \
+                             readable ({e}); move the store away to start with an empty history",
+                            store.path().display()
+                        )
                     })?;
                     Ok((position, message))
                 })
                 .collect::<Result<Vec<_>, String>>()?;
+            kept.push((name, messages));
+        }
+        // The publish order across channels, which a connection on several channels
+        // interleaves its backlog by: by time, as they were published.
+        let mut by_time: Vec<(u64, usize, usize)> = kept
+            .iter()
+            .enumerate()
+            .flat_map(|(c, (_, messages))| {
+                messages
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, (_, m))| (m.timestamp, c, i))
+            })
+            .collect();
+        by_time.sort_unstable();
+        let mut orders: Vec<Vec<u64>> = kept.iter().map(|(_, m)| vec![0; m.len()]).collect();
+        for (rank, &(_, c, i)) in by_time.iter().enumerate() {
+            orders[c][i] = rank as u64 + 1;
+        }
+        let now = now_ms();
+        let mut channels = HashMap::new();
+        for ((name, messages), orders) in kept.into_iter().zip(orders) {
+            let messages = messages
+                .into_iter()
+                .zip(orders)
+                .map(|((position, message), order)| (position, order, message))
+                .collect();
             let name: Arc<str> = Arc::from(name);
-            let channel = Channel::restore(Arc::clone(&name), messages, &order);
+            let channel = Channel::restore(Arc::clone(&name), messages);
             channel.expire(&hub.limits, now);
             // What the limits dropped since leaves the disk too.
             store.forget(&name, channel.bounds().0);
@@ -241,9 +270,11 @@ impl Hub {
                 hub.commit(&store, &channel, &name, group).await;
             }
         });
-        answer
-            .await
-            .map_err(|_| "the publish was dropped before its commit".to_owned())?
+        answer.await.map_err(|_| {
+            "the history store did not answer; the messages may or may not be kept: retry \
+             with the same message ids (a retry is never doubled)"
+                .to_owned()
+        })?
     }
 
     /// Commits `group` (publishes to `channel`, in order) and appends them, answering each.
@@ -270,7 +301,12 @@ impl Hub {
             messages,
             forget_through: after.saturating_sub(self.limits.size as u64),
         };
-        if let Err(e) = store.commit(batch).await {
+        // Nothing new (every message known by id): nothing to wait for.
+        let committed = match batch.messages.is_empty() {
+            true => Ok(()),
+            false => store.commit(batch).await,
+        };
+        if let Err(e) = committed {
             for waiting in group {
                 let _ = waiting.done.send(Err(e.clone()));
             }
@@ -310,8 +346,10 @@ impl Hub {
         self.metrics.channels.set(count as f64);
         let channel = channels.entry(Arc::from(name)).or_insert_with(|| {
             // An older incarnation was dropped under this write lock, after every publish
-            // into it had counted its events in `appended` under the read lock; so each of
-            // its positions is at most `appended` now.
+            // into it had counted its events in `appended`: under the read lock, or, for a
+            // durable publish, while it held the channel's turn, which keeps the channel
+            // from being dropped (`Channel::is_disposable`). So each of its positions is at
+            // most `appended` now.
             let base = self.appended.load(Ordering::Relaxed);
             Arc::new(Channel::new(Arc::from(name), kind, base))
         });
@@ -324,9 +362,12 @@ impl Hub {
         let linger = Duration::from_millis(self.limits.ttl_ms);
         let mut channels = self.channels.write().unwrap();
         channels.retain(|name, channel| {
+            // Only pub/sub channels are stored (relayed channels are log channels too, named
+            // `[relay]...`).
             if channel.expire(&self.limits, now)
                 && let Some(store) = &self.store
                 && channel.kind() == ChannelKind::Log
+                && !name.starts_with('[')
             {
                 store.forget(name, channel.bounds().0);
             }
