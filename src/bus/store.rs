@@ -277,3 +277,101 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
     txn.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use redb::StorageBackend;
+    use redb::backends::FileBackend;
+
+    use super::*;
+
+    /// A file whose writes fail while `failing` is set, like a full disk.
+    #[derive(Debug)]
+    struct Flaky {
+        file: FileBackend,
+        failing: Arc<AtomicBool>,
+    }
+
+    impl Flaky {
+        fn check(&self) -> std::io::Result<()> {
+            match self.failing.load(Ordering::Relaxed) {
+                true => Err(std::io::Error::other("no space left on device")),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl StorageBackend for Flaky {
+        fn len(&self) -> std::io::Result<u64> {
+            self.file.len()
+        }
+        fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+            self.file.read(offset, len)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.file.set_len(len)
+        }
+        fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+            self.check()?;
+            self.file.sync_data(eventual)
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.file.write(offset, data)
+        }
+    }
+
+    #[test]
+    fn a_failed_commit_does_not_stop_the_next_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let failing = Arc::new(AtomicBool::new(false));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        let backend = Flaky {
+            file: FileBackend::new(file).unwrap(),
+            failing: Arc::clone(&failing),
+        };
+        let db = redb::Builder::new().create_with_backend(backend).unwrap();
+        let (writer, requests) = mpsc::channel();
+        let file = path.clone();
+        let thread = std::thread::spawn(move || write(Some(db), &file, requests));
+        let commit = |position: u64| {
+            let (done, answer) = oneshot::channel();
+            let batch = Batch {
+                channel: "c".into(),
+                messages: vec![(position, b"{}".to_vec())],
+                forget_through: 0,
+            };
+            writer.send(Request::Commit(batch, done)).unwrap();
+            answer.blocking_recv().unwrap()
+        };
+        assert!(commit(1).is_ok());
+        failing.store(true, Ordering::Relaxed);
+        let refused = commit(2).unwrap_err();
+        assert!(refused.contains("no space left"), "{refused}");
+        failing.store(false, Ordering::Relaxed);
+        assert_eq!(commit(3), Ok(()));
+        assert_eq!(commit(4), Ok(()));
+        drop(writer);
+        thread.join().unwrap();
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let messages = txn.open_table(MESSAGES).unwrap();
+        let kept: Vec<u64> = messages
+            .iter()
+            .unwrap()
+            .map(|entry| entry.unwrap().0.value().1)
+            .collect();
+        assert_eq!(kept, [1, 3, 4]);
+    }
+}
