@@ -103,14 +103,7 @@ async fn every_acknowledged_message_survives_a_kill_in_order_and_resumes_exactly
         );
     }
     // Numbers as they were written (read as text: serde_json would respell them).
-    let text = client()
-        .get(server.url("/channels/d/messages?limit=1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::get_text(&server, "/channels/d/messages?limit=1").await;
     assert!(text.contains(r#""x":1.50E+3"#), "{text}");
 
     // Resuming with the id of a message seen before the kill gives exactly the rest.

@@ -37,14 +37,7 @@ async fn published_numbers_keep_their_text_in_history_sse_and_ndjson() {
     assert_eq!(resp.status(), 201);
     let expected = format!("\"data\":{ODD}");
 
-    let history = client()
-        .get(server.url("/channels/numbers/messages"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let history = common::get_text(&server, "/channels/numbers/messages").await;
     assert_eq!(history.matches(&expected).count(), 2, "{history}");
     assert!(history.contains("\"data\":-0}"), "{history}");
 

@@ -187,6 +187,14 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(server: &Server, path: &st
     resp.json().await.unwrap()
 }
 
+/// GETs `path` and returns the body as text, exactly as sent (serde_json would respell
+/// numbers).
+pub async fn get_text(server: &Server, path: &str) -> String {
+    let resp = client().get(server.url(path)).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "GET {path}");
+    resp.text().await.unwrap()
+}
+
 /// The history of a channel, newest first.
 pub async fn history(server: &Server, channel: &str) -> Vec<Value> {
     get_json(server, &format!("/channels/{channel}/messages")).await
