@@ -235,3 +235,16 @@ async fn a_restored_backlog_of_several_channels_keeps_the_publish_order() {
         .collect();
     assert_eq!(got, ["b1", "a1", "b2", "a2"]);
 }
+
+#[tokio::test]
+async fn a_publisher_id_is_still_known_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&config(&data, ""));
+    let first = common::publish(&server, "idem", json!({"id": "order-7", "data": 1})).await;
+    let server = server.restart();
+    // The retry of a publish whose 201 was lost in the crash is acknowledged, not doubled.
+    let again = common::publish(&server, "idem", json!({"id": "order-7", "data": 1})).await;
+    assert_eq!(again, first);
+    let kept = all(&server, "idem").await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+}
