@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{Server, SseStream, client, envelope, get_json};
@@ -42,13 +43,19 @@ async fn every_acknowledged_message_survives_a_kill_in_order_and_resumes_exactly
     // An id the gateway gives: the next run must not give it again.
     let given = common::publish(&server, "d", json!({"data": "first"})).await;
 
-    // Three publishers, each in order, until the process is killed under them.
+    // Three publishers, each in order, until the process is killed under them (or, when the
+    // restarted process answers first, until they see the kill).
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let killed = Arc::new(AtomicBool::new(false));
     let publishers: Vec<_> = (0..3)
         .map(|p| {
             let (url, acked) = (server.url("/channels/d/messages"), Arc::clone(&acked));
+            let killed = Arc::clone(&killed);
             tokio::spawn(async move {
                 for i in 0.. {
+                    if killed.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let id = format!("p{p}-{i:05}");
                     // Raw text: the number must come back as it was written.
                     let body = format!(
@@ -69,6 +76,7 @@ async fn every_acknowledged_message_survives_a_kill_in_order_and_resumes_exactly
         acked.lock().unwrap().len() >= 150
     })
     .await;
+    killed.store(true, Ordering::Relaxed);
     let server = server.restart(); // SIGKILL, then the same folder
     for publisher in publishers {
         publisher.await.unwrap();
