@@ -169,13 +169,29 @@ fn refused_start(data: &tempfile::TempDir) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("streamgate.toml");
     std::fs::write(&file, config(data, "")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&file)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success(), "started on a store it cannot read");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    // A gateway that does start would serve for ever: give it a few seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("started on a store it must refuse");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(!status.success(), "started on a store it must refuse");
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    said
 }
 
 #[test]
@@ -216,10 +232,12 @@ async fn without_a_data_dir_a_restart_keeps_nothing() {
     assert!(all(&server, "gone").await.is_empty());
 }
 
-#[test]
-fn two_gateways_cannot_share_a_store() {
+#[tokio::test]
+async fn two_gateways_cannot_share_a_store() {
     let data = tempfile::tempdir().unwrap();
-    let _first = Server::start(&config(&data, ""));
+    let first = Server::start(&config(&data, ""));
+    // Answered once committed: the first gateway holds the store by then.
+    common::publish(&first, "held", json!({"data": 1})).await;
     let said = refused_start(&data);
     assert!(said.contains("in use by another process"), "{said}");
 }
