@@ -261,13 +261,13 @@ impl Hub {
             channel.wait(Waiting { batch, done });
             Arc::clone(channel)
         });
-        let (hub, name) = (Arc::clone(self), name.to_owned());
+        let hub = Arc::clone(self);
         // A task of its own: a publisher that goes away mid-commit must not leave messages
         // on disk that memory never got (the next commit would reuse their positions).
         tokio::spawn(async move {
             let (_turn, group) = channel.turn().await;
             if !group.is_empty() {
-                hub.commit(&store, &channel, &name, group).await;
+                hub.commit(&store, &channel, group).await;
             }
         });
         answer.await.map_err(|_| {
@@ -278,7 +278,7 @@ impl Hub {
     }
 
     /// Commits `group` (publishes to `channel`, in order) and appends them, answering each.
-    async fn commit(&self, store: &Store, channel: &Channel, name: &str, mut group: Vec<Waiting>) {
+    async fn commit(&self, store: &Store, channel: &Channel, mut group: Vec<Waiting>) {
         let timestamp = now_ms();
         let mut after = channel.head();
         let mut seen = HashSet::new();
@@ -297,7 +297,7 @@ impl Hub {
             planned.push(positions);
         }
         let batch = Batch {
-            channel: name.to_owned(),
+            channel: channel.name().to_owned(),
             messages,
             forget_through: after.saturating_sub(self.limits.size as u64),
         };

@@ -238,7 +238,7 @@ impl Pollers {
             None => Arc::clone(whole),
         };
         state.missing.remove(channel);
-        let whole = || StateData::Document(Arc::clone(&document));
+        let snapshot = || StateData::Document(Arc::clone(&document));
         let (kind, data, after) = match state.documents.get(channel) {
             Some(old) if *old == document => return,
             Some(old) => match delta(old, &document) {
@@ -246,9 +246,9 @@ impl Pollers {
                     let after = Some(Arc::clone(&document));
                     (StateKind::Patch, StateData::Text(text.into()), after)
                 }
-                Delta::Snapshot => (StateKind::Data, whole(), None),
+                Delta::Snapshot => (StateKind::Data, snapshot(), None),
             },
-            None => (StateKind::Data, whole(), None),
+            None => (StateKind::Data, snapshot(), None),
         };
         self.publish(feed, kind, data, after);
         state.documents.insert(channel.clone(), document);
