@@ -4,11 +4,9 @@
 //! writer thread takes every batch waiting when it is free and commits them together, so
 //! concurrent publishers share the cost of a flush to disk.
 //!
-//! Positions survive restarts. Each start counts itself in the store; the channels made after
-//! a restart take positions from `starts << 40` up, above every position of an earlier run,
-//! so a client holding a position of a channel that was not kept (a polled topic, a relay)
-//! is told of the gap instead of resuming at an unrelated event. The channels kept on disk
-//! go on from where they were.
+//! Positions survive restarts: a kept channel goes on from its last position, in its epoch
+//! (see `hub::cursor`). Each start counts itself in the store, so the ids the gateway gives
+//! messages published without one (`{epoch}:{n}`, `n` from `starts << 40` up) never repeat.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -23,7 +21,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// The layout this build writes and reads.
 const FORMAT: u64 = 1;
-/// Positions each start may use before the next start's range begins.
+/// Message ids each start may give before the next start's range begins.
 const START_SHIFT: u32 = 40;
 
 /// The file under `data_dir`.
@@ -41,10 +39,10 @@ pub type Kept = Vec<(u64, Vec<u8>)>;
 
 /// What the store held at start-up.
 pub struct Restored {
-    /// The epoch of every resume id this store has seen.
+    /// The prefix of the message ids and server-kept cursors this store's gateway gives.
     pub epoch: String,
-    /// The first position of channels made from now on.
-    pub base: u64,
+    /// Message ids given from now on count from here.
+    pub message_ids: u64,
     /// Each channel's kept messages.
     pub channels: Vec<(String, Kept)>,
 }
@@ -191,9 +189,9 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
             Some(v) => number("starts", v.value())?,
             None => 0,
         } + 1;
-        // Each start's positions lie above the last one's: a store started 2^24 times has
-        // no range left (a crash loop would take years to get there).
-        let base = starts
+        // Each start's ids lie above the last one's: a store started 2^24 times has no range
+        // left (a crash loop would take years to get there).
+        let message_ids = starts
             .checked_mul(1 << START_SHIFT)
             .ok_or_else(|| StartError::Malformed("no positions left for another start".into()))?;
         meta.insert("format", FORMAT.to_le_bytes().as_slice())?;
@@ -213,7 +211,7 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
         }
         Restored {
             epoch,
-            base,
+            message_ids,
             channels,
         }
     };

@@ -102,7 +102,7 @@ fn open(
         query,
         injected,
         default_interval_ms,
-        resume_start(query, headers, state.hub.epoch())?,
+        resume_start(query, headers)?,
     )?;
     let topic = spec.topic.clone().expect("a polled stream has a topic");
     // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
@@ -217,17 +217,11 @@ fn is_reserved(name: &HeaderName) -> bool {
 
 /// Where a reconnecting client of a single-stream endpoint (a poll, a shared relay)
 /// resumes: after `lastEvent` or `Last-Event-ID` as `/sse` reads them (`resume_cursor`), an
-/// id from before a restart or that is not ours at an unknown position (a gap notice, or a
-/// fresh `data` event); live without either.
-pub(super) fn resume_start(
-    query: &Query,
-    headers: &HeaderMap,
-    epoch: &str,
-) -> Result<Start, ErrorInfo> {
+/// id that is not ours at an unknown position (a gap notice, or a fresh `data` event); live
+/// without either. A position of another epoch is placed by the outlet (`start_position`).
+pub(super) fn resume_start(query: &Query, headers: &HeaderMap) -> Result<Start, ErrorInfo> {
     Ok(match resume_cursor(query, headers, 1)? {
         None => Start::Live,
-        Some(cursor) => cursor
-            .filter(|c| c.epoch == epoch)
-            .map_or(Start::Unknown, |c| Start::After(c.positions[0])),
+        Some(cursor) => cursor.map_or(Start::Unknown, |c| Start::After(c.positions[0])),
     })
 }

@@ -107,7 +107,7 @@ fn shared(
         name: topic.stream.to_string(),
         channel: topic.channel.clone(),
         kind: ChannelKind::Log,
-        start: start(query, headers, state.hub.epoch())?,
+        start: start(query, headers)?,
         snapshots_only: false,
         topic: None,
     };
@@ -119,8 +119,8 @@ fn shared(
 
 /// Where a subscriber starts: resumed as on polls (`lastEvent`, `Last-Event-ID`), else with
 /// `rewind`, else live. Resuming wins over rewinding, as on `/sse`.
-fn start(query: &Query, headers: &HeaderMap, epoch: &str) -> Result<Start, ErrorInfo> {
-    match (resume_start(query, headers, epoch)?, query.get("rewind")) {
+fn start(query: &Query, headers: &HeaderMap) -> Result<Start, ErrorInfo> {
+    match (resume_start(query, headers)?, query.get("rewind")) {
         (Start::Live, Some(rewind)) => parse_rewind(rewind),
         (start, _) => Ok(start),
     }

@@ -31,7 +31,6 @@ impl StreamParams {
     pub fn parse(
         query: &Query,
         headers: &HeaderMap,
-        epoch: &str,
         max_streams: usize,
     ) -> Result<Self, ErrorInfo> {
         let credential = query.credential(headers)?;
@@ -85,7 +84,7 @@ impl StreamParams {
         if token.is_some() {
             // Resumed from the connection's journal by the caller.
         } else if let Some(parsed) = resume_cursor(query, headers, channels.len())? {
-            resume(&mut channels, parsed, epoch);
+            resume(&mut channels, parsed);
         }
         let (token, token_from_query) = token.map_or((None, false), |(t, q)| (Some(t), q));
         Ok(StreamParams {
@@ -104,7 +103,7 @@ impl StreamParams {
 /// Where a request for `streams` streams resumes: `lastEvent` (a request error when it is
 /// not an id this server issued for that many streams), else the `Last-Event-ID` header (an
 /// id we cannot read as one of ours, browsers sending raw bytes, is an unknown position:
-/// `Some(None)`), else nowhere (`None`). The epoch is the caller's to check.
+/// `Some(None)`), else nowhere (`None`).
 pub(super) fn resume_cursor(
     query: &Query,
     headers: &HeaderMap,
@@ -137,8 +136,8 @@ pub(super) fn resume_cursor(
     ))
 }
 
-fn resume(channels: &mut [(String, Start)], parsed: Option<cursor::Cursor>, epoch: &str) {
-    match parsed.filter(|c| c.epoch == epoch) {
+fn resume(channels: &mut [(String, Start)], parsed: Option<cursor::Cursor>) {
+    match parsed {
         Some(c) => {
             for ((_, start), p) in channels.iter_mut().zip(c.positions) {
                 *start = Start::After(p);

@@ -54,7 +54,6 @@ async fn open(
     let params = StreamParams::parse(
         &query,
         &headers,
-        state.hub.epoch(),
         state.config.limits.max_streams_per_connection,
     )?;
     let principal = state.auth.principal(&params.credential)?;

@@ -16,10 +16,10 @@ use crate::wire::envelope::Message;
 
 /// One channel incarnation.
 ///
-/// Positions are contiguous within an incarnation and start above `base`, a hub-wide count
-/// of every event ever published. A channel that was dropped while idle and made again
-/// therefore never reuses a position, so a client holding an old position is told about the
-/// gap instead of silently skipping events.
+/// Positions are contiguous within an incarnation and start above `base`, the first
+/// position of a fresh epoch (`cursor::fresh_base`). A channel that was dropped while idle
+/// and made again therefore never reuses a position, so a client holding an old position is
+/// told about the gap instead of silently skipping events.
 #[derive(Debug)]
 pub struct Channel {
     name: Arc<str>,

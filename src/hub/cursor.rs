@@ -1,15 +1,34 @@
-//! Resume cursors: the SSE `id` of a connection's events.
+//! Positions and resume cursors: the SSE `id` of a connection's events.
 //!
-//! A cursor is `{epoch}-{p1}.{p2}...`: the hub's epoch, then the position reached in each of
-//! the connection's channels, in the connection's channel order (sorted names). One id thus
-//! resumes every channel of a multiplexed connection exactly. Only ASCII letters, digits,
-//! `-` and `.` appear, so the text needs no escaping in SSE or JSON.
+//! A position is `{epoch, offset}` of one channel, packed in a `u64`: the channel's epoch in
+//! the high `EPOCH_BITS`, the offset in the rest. A channel draws a new epoch whenever its
+//! history starts afresh (made in memory, or its stored history lost), so positions of an
+//! earlier incarnation never compare as positions of this one: they lie outside its
+//! `[floor, head]` or in another epoch, and a client resuming with one is told of the gap.
+//! Positions mean the same in every process that reads the same store.
+//!
+//! A cursor is the position reached in each of the connection's channels, in the
+//! connection's channel order (sorted names), as `{epoch}-{offset}` joined by `.`, the epoch
+//! in base 36. One id thus resumes every channel of a multiplexed connection exactly. Only
+//! ASCII letters, digits, `-` and `.` appear, so the text needs no escaping in SSE or JSON.
 
 use std::fmt::Write;
 
 use rand::Rng;
 
-/// A random tag for this process's positions, so ids from before a restart are recognised.
+/// Bits of a position that hold the offset; the epoch takes the other 20 (about a million
+/// epochs, and 2^44 events per incarnation: five years at 100,000 events a second).
+const OFFSET_BITS: u32 = 44;
+const EPOCH_LIMIT: u64 = 1 << (64 - OFFSET_BITS);
+
+/// The first position of a channel incarnation with a fresh epoch (never 0, so a position 0
+/// is never anyone's).
+pub fn fresh_base() -> u64 {
+    rand::rng().random_range(1..EPOCH_LIMIT) << OFFSET_BITS
+}
+
+/// A random tag for this process (or store): the prefix of the message ids it makes and of
+/// its server-kept cursors.
 pub fn new_epoch() -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
@@ -19,16 +38,30 @@ pub fn new_epoch() -> String {
 }
 
 /// Writes the cursor for `positions` into `out` (cleared first).
-pub fn encode(epoch: &str, positions: impl IntoIterator<Item = u64>, out: &mut String) {
+pub fn encode(positions: impl IntoIterator<Item = u64>, out: &mut String) {
     out.clear();
-    out.push_str(epoch);
-    out.push('-');
     for (i, p) in positions.into_iter().enumerate() {
         if i > 0 {
             out.push('.');
         }
-        write!(out, "{p}").expect("writing to a String cannot fail");
+        put_base36(p >> OFFSET_BITS, out);
+        write!(out, "-{}", p & ((1 << OFFSET_BITS) - 1)).expect("writing to a String cannot fail");
     }
+}
+
+fn put_base36(mut n: u64, out: &mut String) {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut digits = [0u8; 13];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = DIGITS[(n % 36) as usize];
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[start..].iter().map(|&d| d as char));
 }
 
 /// A server-kept cursor: `{epoch}-c{connection}.{entry}`, the connection's journal entry.
@@ -63,24 +96,30 @@ pub fn parse_token(text: &str) -> Option<Token> {
 /// A cursor read back from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    pub epoch: String,
     pub positions: Vec<u64>,
 }
 
 /// Parses a cursor; `None` when the text is not one of ours.
 pub fn parse(text: &str) -> Option<Cursor> {
-    let (epoch, positions) = text.split_once('-')?;
-    if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let positions = positions
+    let positions = text
         .split('.')
-        .map(|p| p.parse().ok())
+        .map(|part| {
+            let (epoch, offset) = part.split_once('-')?;
+            let base36 = |b: u8| b.is_ascii_digit() || b.is_ascii_lowercase();
+            if epoch.is_empty() || !epoch.bytes().all(base36) {
+                return None;
+            }
+            if offset.is_empty() || !offset.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let epoch = u64::from_str_radix(epoch, 36)
+                .ok()
+                .filter(|&e| e < EPOCH_LIMIT)?;
+            let offset: u64 = offset.parse().ok().filter(|&o| o < 1 << OFFSET_BITS)?;
+            Some(epoch << OFFSET_BITS | offset)
+        })
         .collect::<Option<Vec<u64>>>()?;
-    Some(Cursor {
-        epoch: epoch.to_owned(),
-        positions,
-    })
+    Some(Cursor { positions })
 }
 
 #[cfg(test)]
@@ -90,15 +129,27 @@ mod tests {
     #[test]
     fn round_trips() {
         let mut out = String::new();
-        encode("k3x9ab", [0, 41, 7], &mut out);
-        assert_eq!(out, "k3x9ab-0.41.7");
+        let positions = [
+            1 << OFFSET_BITS,
+            (36 << OFFSET_BITS) + 41,
+            (EPOCH_LIMIT - 1) << OFFSET_BITS | 7,
+        ];
+        encode(positions, &mut out);
+        assert_eq!(out, "1-0.10-41.mh33-7");
         assert_eq!(
             parse(&out),
             Some(Cursor {
-                epoch: "k3x9ab".into(),
-                positions: vec![0, 41, 7]
+                positions: positions.to_vec()
             })
         );
+    }
+
+    #[test]
+    fn fresh_epochs_are_never_zero_and_differ_from_each_other() {
+        let a = fresh_base();
+        assert!(a >= 1 << OFFSET_BITS && a % (1 << OFFSET_BITS) == 0);
+        // Two draws agree once in a million; ten in a row never do.
+        assert!((0..10).any(|_| fresh_base() != a));
     }
 
     #[test]
@@ -124,6 +175,11 @@ mod tests {
             "é-1",
             "e-1.-2",
             "e-99999999999999999999",
+            "mh34-1",
+            "A-1",
+            "e-+1",
+            "e- 1",
+            "e-17592186044416",
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }

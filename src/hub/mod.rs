@@ -1,8 +1,9 @@
 //! The hub: every stream is a channel; sources write into channels, outlets read them.
 //!
 //! Channels are made on first use (a publish or a subscription) and dropped once they have
-//! been idle and empty for the history TTL. The hub stamps each process with an `epoch` so
-//! that a resume id from before a restart is recognised as such.
+//! been idle and empty for the history TTL. Each channel incarnation has an epoch of its own
+//! in its positions (see `cursor`), so a resume id from an incarnation whose history is gone
+//! is recognised as such.
 
 pub mod append;
 pub mod channel;
@@ -41,8 +42,9 @@ pub struct Hub {
     channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
     limits: HistoryLimits,
     epoch: String,
-    /// Every event ever appended in this process; new channels start above it.
-    appended: AtomicU64,
+    /// Every event ever appended in this process: the publish order across channels, which
+    /// a connection on several channels interleaves its backlog by.
+    order: AtomicU64,
     /// Names messages published without an id.
     message_ids: AtomicU64,
     /// Open outlets (streaming connections), for the admin stats.
@@ -69,7 +71,7 @@ impl Hub {
             channels: RwLock::new(HashMap::new()),
             limits,
             epoch: cursor::new_epoch(),
-            appended: AtomicU64::new(0),
+            order: AtomicU64::new(0),
             message_ids: AtomicU64::new(0),
             outlets: AtomicU64::new(0),
             metrics,
@@ -86,8 +88,7 @@ impl Hub {
     ) -> Result<Self, String> {
         let mut hub = Hub::new(limits, metrics);
         hub.epoch = restored.epoch;
-        hub.appended = AtomicU64::new(restored.base);
-        hub.message_ids = AtomicU64::new(restored.base);
+        hub.message_ids = AtomicU64::new(restored.message_ids);
         let mut kept = Vec::with_capacity(restored.channels.len());
         for (name, stored) in restored.channels {
             let messages = stored
@@ -122,6 +123,7 @@ impl Hub {
         for (rank, &(_, c, i)) in by_time.iter().enumerate() {
             orders[c][i] = rank as u64 + 1;
         }
+        hub.order = AtomicU64::new(by_time.len() as u64);
         let now = now_ms();
         let mut channels = HashMap::new();
         for ((name, messages), orders) in kept.into_iter().zip(orders) {
@@ -221,13 +223,12 @@ impl Hub {
     pub fn append(&self, name: &str, append: Append) -> Appended {
         let timestamp = now_ms();
         self.with_channel(name, append.channel_kind(), |channel| {
-            // `appended` is counted inside the map's read lock: see `with_channel`.
             self.append_to(channel, append, timestamp)
         })
     }
 
     fn append_to(&self, channel: &Channel, append: Append, timestamp: u64) -> Appended {
-        let appended = channel.append(append, timestamp, &self.limits, &self.appended, || {
+        let appended = channel.append(append, timestamp, &self.limits, &self.order, || {
             self.next_message_id()
         });
         self.metrics.published.increment(appended.count as u64);
@@ -345,13 +346,9 @@ impl Hub {
         let count = channels.len() + usize::from(!channels.contains_key(name));
         self.metrics.channels.set(count as f64);
         let channel = channels.entry(Arc::from(name)).or_insert_with(|| {
-            // An older incarnation was dropped under this write lock, after every publish
-            // into it had counted its events in `appended`: under the read lock, or, for a
-            // durable publish, while it held the channel's turn, which keeps the channel
-            // from being dropped (`Channel::is_disposable`). So each of its positions is at
-            // most `appended` now.
-            let base = self.appended.load(Ordering::Relaxed);
-            Arc::new(Channel::new(Arc::from(name), kind, base))
+            // A fresh epoch: positions of an older incarnation, dropped while idle, are
+            // never this one's (see `cursor`).
+            Arc::new(Channel::new(Arc::from(name), kind, cursor::fresh_base()))
         });
         f(channel)
     }

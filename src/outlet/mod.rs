@@ -42,7 +42,7 @@ pub enum Start {
     RewindMs(u64),
     /// Exactly after this position (from a resume id).
     After(u64),
-    /// After a position we cannot place (another process, a foreign id): report a gap and send
+    /// After a position we cannot place (an id that is not ours): report a gap and send
     /// everything retained, which is all newer than what the client saw.
     Unknown,
 }
@@ -473,11 +473,7 @@ impl Outlet {
                     .delivered(self.subs[i].journal_index, event.seq);
                 cursor::encode_token(self.hub.epoch(), &link.registration.id, entry, &mut self.id);
             }
-            None => cursor::encode(
-                self.hub.epoch(),
-                self.subs.iter().map(|s| s.cursor),
-                &mut self.id,
-            ),
+            None => cursor::encode(self.subs.iter().map(|s| s.cursor), &mut self.id),
         }
         let body = event.encoded(self.options.format);
         if self.options.format.is_sse() {
@@ -511,7 +507,7 @@ fn put_event(format: WireFormat, buf: &mut BytesMut, name: &str, json: &str) {
 }
 
 /// Where a new subscription starts, and whether its position was lost (out of history, or
-/// not one of this process's).
+/// of another epoch: an incarnation of the channel whose history is gone).
 fn start_position(hub: &Hub, channel: &Channel, start: Start) -> (u64, bool) {
     let (floor, head) = channel.bounds();
     match start {
@@ -527,6 +523,7 @@ fn start_position(hub: &Hub, channel: &Channel, start: Start) -> (u64, bool) {
             (first.map_or(head, |e| e.seq - 1), false)
         }
         // Below the floor is found by the first read, which knows how to report it.
+        // A position of another epoch lies outside `[floor, head]` (see `cursor`).
         Start::After(p) if p <= head => (p, false),
         Start::After(_) | Start::Unknown => (floor, true),
     }
