@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn fresh_epochs_are_never_zero_and_differ_from_each_other() {
         let a = fresh_base();
-        assert!(a >= 1 << OFFSET_BITS && a % (1 << OFFSET_BITS) == 0);
+        assert!(a >= 1 << OFFSET_BITS && a.is_multiple_of(1 << OFFSET_BITS));
         // Two draws agree once in a million; ten in a row never do.
         assert!((0..10).any(|_| fresh_base() != a));
     }
