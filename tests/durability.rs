@@ -1,5 +1,5 @@
-//! `[bus] data_dir`: pub/sub history kept on disk, across a real process killed with
-//! SIGKILL and restarted on the same folder.
+//! `[bus] data_dir`: pub/sub history and polled documents kept on disk, across a real
+//! process killed with SIGKILL and restarted on the same folder.
 
 mod common;
 
@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::upstream::Upstream;
 use common::{Server, SseStream, client, envelope, get_json};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -275,4 +276,96 @@ async fn a_publisher_id_is_still_known_after_a_restart() {
     let kept = all(&server, "idem").await;
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(kept[0]["data"], 1, "{kept:?}");
+}
+
+/// A polled topic's subscriber: `data` replaces its document, `patch` is applied (by the
+/// `json-patch` crate, independent of the gateway's diff).
+struct Holder {
+    document: Option<Value>,
+    last_id: String,
+}
+
+impl Holder {
+    /// Applies the next event of `stream`; returns its kind.
+    async fn step(&mut self, stream: &mut SseStream) -> String {
+        let event = stream.next_event().await.expect("an event");
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        match event.event.as_str() {
+            "data" => self.document = Some(data),
+            "patch" => {
+                let patch = streamgate::patch::parse(&data).unwrap();
+                let document = self.document.as_mut().expect("a patch after a data event");
+                json_patch::patch(document, &patch).expect("the patch applies");
+            }
+            other => panic!("unexpected {other} event: {event:?}"),
+        }
+        self.last_id = event.id.clone();
+        event.event
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polled_topic_restarts_from_its_kept_document() {
+    // Big enough that a change is a patch, not a fresh `data` (the smaller is sent).
+    let document = |v: u64| {
+        let items: Vec<Value> = (v..40)
+            .map(|i| json!({"id": i, "name": format!("item number {i}"), "price": i}))
+            .collect();
+        json!({"items": items, "v": v, "x": 1.50E+3})
+    };
+    let upstream = Upstream::start(document(1)).await;
+    let data = tempfile::tempdir().unwrap();
+    let poll = "[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\ninterval_ms = 100\n\
+                min_interval_ms = 50\nlinger_ms = 300\n";
+    let server = Server::start(&config(&data, poll));
+    let path = format!("/{}", upstream.url("/quotes"));
+
+    let mut holder = Holder {
+        document: None,
+        last_id: String::new(),
+    };
+    let mut stream = SseStream::open(&server.url(&path)).await;
+    assert_eq!(holder.step(&mut stream).await, "data");
+    upstream.set(document(2));
+    assert_eq!(holder.step(&mut stream).await, "patch");
+    assert_eq!(holder.document, Some(upstream.document()));
+
+    drop(stream);
+    let server = server.restart(); // SIGKILL, then the same folder
+    upstream.set(document(3));
+
+    // Resuming where it was: the first event is a patch, and it applies to what the client
+    // held before the crash.
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "last-event-id",
+        HeaderValue::from_str(&holder.last_id).unwrap(),
+    );
+    let mut resumed = SseStream::open_with(&server.url(&path), headers).await;
+    assert_eq!(holder.step(&mut resumed).await, "patch");
+    assert_eq!(holder.document, Some(upstream.document()));
+
+    // A new subscriber gets the fresh document, never the kept (stale) one.
+    let mut fresh = Holder {
+        document: None,
+        last_id: String::new(),
+    };
+    let mut stream = SseStream::open(&server.url(&path)).await;
+    assert_eq!(fresh.step(&mut stream).await, "data");
+    assert_eq!(fresh.document, Some(upstream.document()));
+
+    // Nothing changed across a second restart: the resuming client still gets a patch (an
+    // empty one), so it knows it is current, and the topic goes on.
+    drop((resumed, stream));
+    let server = server.restart();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "last-event-id",
+        HeaderValue::from_str(&holder.last_id).unwrap(),
+    );
+    let mut resumed = SseStream::open_with(&server.url(&path), headers).await;
+    assert_eq!(holder.step(&mut resumed).await, "patch");
+    upstream.set(document(4));
+    assert_eq!(holder.step(&mut resumed).await, "patch");
+    assert_eq!(holder.document, Some(upstream.document()));
 }

@@ -1,6 +1,7 @@
-//! The durable history of pub/sub channels, in one redb file under `[bus] data_dir`.
+//! The durable history of pub/sub channels and the documents of polled topics, in one redb
+//! file under `[bus] data_dir`.
 //!
-//! A publish is acknowledged only once its messages are committed. Commits are grouped: one
+//! A publish is acknowledged, and a state event delivered, only once committed. Commits are grouped: one
 //! writer thread takes every batch waiting when it is free and commits them together, so
 //! concurrent publishers share the cost of a flush to disk.
 //!
@@ -16,6 +17,10 @@ use tokio::sync::oneshot;
 
 /// Messages by channel and position: the message as its JSON envelope.
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+/// Each state channel's head: the position of its newest event.
+const STATE_HEADS: TableDefinition<&str, u64> = TableDefinition::new("state_heads");
+/// Each state channel's document, as JSON text.
+const STATE_DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("state_documents");
 /// The store's own facts: `format`, `epoch`, `starts`.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -45,6 +50,23 @@ pub struct Restored {
     pub message_ids: u64,
     /// Each channel's kept messages.
     pub channels: Vec<(String, Kept)>,
+    /// Each state channel's head and document.
+    pub states: Vec<(String, KeptState)>,
+}
+
+/// A state channel as kept: its head, and the document (JSON text) clients hold there.
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeptState {
+    pub head: u64,
+    pub document: Option<Vec<u8>>,
+}
+
+/// A state channel's next event: its position, and the document after it when it changes
+/// the document.
+pub struct StateEvent {
+    pub channel: String,
+    pub position: u64,
+    pub document: Option<Vec<u8>>,
 }
 
 /// One channel's new messages, and the positions it no longer keeps.
@@ -60,6 +82,9 @@ enum Request {
     Commit(Batch, oneshot::Sender<Result<(), String>>),
     /// Drops positions up to `.1` of channel `.0`; nobody waits for it.
     Forget(String, u64),
+    State(StateEvent, oneshot::Sender<Result<(), String>>),
+    /// Drops a state channel's head and document; nobody waits for it.
+    ForgetState(String),
 }
 
 impl Store {
@@ -112,10 +137,27 @@ impl Store {
     /// Commits `batch`; resolves once it is on disk.
     pub async fn commit(&self, batch: Batch) -> Result<(), String> {
         let (done, committed) = oneshot::channel();
-        self.writer
-            .send(Request::Commit(batch, done))
-            .map_err(|_| self.stopped())?;
+        self.request(Request::Commit(batch, done), committed).await
+    }
+
+    /// Commits a state channel's next event; resolves once it is on disk.
+    pub async fn commit_state(&self, event: StateEvent) -> Result<(), String> {
+        let (done, committed) = oneshot::channel();
+        self.request(Request::State(event, done), committed).await
+    }
+
+    async fn request(
+        &self,
+        request: Request,
+        committed: oneshot::Receiver<Result<(), String>>,
+    ) -> Result<(), String> {
+        self.writer.send(request).map_err(|_| self.stopped())?;
         committed.await.map_err(|_| self.stopped())?
+    }
+
+    /// Drops a state channel's head and document, with the next commit.
+    pub fn forget_state(&self, channel: &str) {
+        let _ = self.writer.send(Request::ForgetState(channel.to_owned()));
     }
 
     /// Drops the positions of `channel` up to `through`, with the next commit.
@@ -163,7 +205,7 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-/// Checks the format, counts this start, and reads every kept message.
+/// Checks the format, counts this start, and reads every kept message and state.
 fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, StartError> {
     let txn = db.begin_write()?;
     let restored = {
@@ -209,10 +251,20 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
                 _ => channels.push((channel.to_owned(), vec![(position, value.value().to_vec())])),
             }
         }
+        let heads = txn.open_table(STATE_HEADS)?;
+        let documents = txn.open_table(STATE_DOCUMENTS)?;
+        let mut states = Vec::new();
+        for entry in heads.iter()? {
+            let (channel, head) = entry?;
+            let document = documents.get(channel.value())?.map(|d| d.value().to_vec());
+            let head = head.value();
+            states.push((channel.value().to_owned(), KeptState { head, document }));
+        }
         Restored {
             epoch,
             message_ids,
             channels,
+            states,
         }
     };
     txn.commit()?;
@@ -246,7 +298,7 @@ fn write(mut db: Option<Database>, path: &Path, requests: mpsc::Receiver<Request
             )
         });
         for request in pending {
-            if let Request::Commit(_, done) = request {
+            if let Request::Commit(_, done) | Request::State(_, done) = request {
                 let _ = done.send(result.clone());
             }
         }
@@ -257,6 +309,8 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     {
         let mut messages = txn.open_table(MESSAGES)?;
+        let mut heads = txn.open_table(STATE_HEADS)?;
+        let mut documents = txn.open_table(STATE_DOCUMENTS)?;
         for request in pending {
             let (channel, forget_through) = match request {
                 Request::Commit(batch, _) => {
@@ -266,6 +320,19 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
                     (batch.channel.as_str(), batch.forget_through)
                 }
                 Request::Forget(channel, through) => (channel.as_str(), *through),
+                Request::State(event, _) => {
+                    let channel = event.channel.as_str();
+                    heads.insert(channel, event.position)?;
+                    if let Some(document) = &event.document {
+                        documents.insert(channel, document.as_slice())?;
+                    }
+                    continue;
+                }
+                Request::ForgetState(channel) => {
+                    heads.remove(channel.as_str())?;
+                    documents.remove(channel.as_str())?;
+                    continue;
+                }
             };
             if forget_through > 0 {
                 messages.retain_in((channel, 0)..=(channel, forget_through), |_, _| false)?;

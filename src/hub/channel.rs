@@ -86,6 +86,10 @@ struct Log {
     /// State channels: the current document and the latest error (see `StateView`).
     snapshot: Option<Arc<Event>>,
     error: Option<Arc<Event>>,
+    /// A state channel restored from a store: the document that clients resuming at `head`
+    /// hold, for the source to diff its next document against (see `take_restored`). Not
+    /// a snapshot: a new subscriber waits for the source's fresh one.
+    restored: Option<Arc<Value>>,
 }
 
 #[derive(Debug, Default)]
@@ -137,6 +141,7 @@ impl Channel {
                 ids: HashMap::new(),
                 snapshot: None,
                 error: None,
+                restored: None,
             }),
             head: AtomicU64::new(base),
             subscribers: Mutex::new(Subscribers {
@@ -174,6 +179,19 @@ impl Channel {
             channel.head.store(log.head, Ordering::Release);
         }
         channel
+    }
+
+    /// A state channel as a store kept it: at `head`, with the document clients hold there.
+    pub(super) fn restore_state(name: Arc<str>, head: u64, document: Option<Arc<Value>>) -> Self {
+        let channel = Channel::new(name, ChannelKind::State, head);
+        channel.log.write().unwrap().restored = document;
+        channel
+    }
+
+    /// The document a restored state channel's clients hold, once: the source's first
+    /// event after a restart is diffed against it, so it applies to what they hold.
+    pub fn take_restored(&self) -> Option<Arc<Value>> {
+        self.log.write().unwrap().restored.take()
     }
 
     /// Queues a durable publish for the next commit of this channel.
@@ -388,6 +406,7 @@ impl Channel {
         let mut log = self.log.write().unwrap();
         log.snapshot = None;
         log.error = None;
+        log.restored = None;
         true
     }
 

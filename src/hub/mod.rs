@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::bus::store::{Batch, Restored, Store};
+use crate::bus::store::{Batch, Restored, StateEvent, Store};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
+use crate::wire::json;
 pub use append::{Append, Appended, NewMessage, StateUpdate};
 use channel::Waiting;
 pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
@@ -137,6 +138,22 @@ impl Hub {
             channel.expire(&hub.limits, now);
             // What the limits dropped since leaves the disk too.
             store.forget(&name, channel.bounds().0);
+            channels.insert(name, Arc::new(channel));
+        }
+        for (name, kept) in restored.states {
+            let document = kept
+                .document
+                .map(|text| json::parse(&text).map(Arc::new))
+                .transpose()
+                .map_err(|e| {
+                    format!(
+                        "the history store {} holds a document of a polled topic that is not \
+                         readable ({e}); move the store away to start with an empty history",
+                        store.path().display()
+                    )
+                })?;
+            let name: Arc<str> = Arc::from(name);
+            let channel = Channel::restore_state(Arc::clone(&name), kept.head, document);
             channels.insert(name, Arc::new(channel));
         }
         hub.metrics.channels.set(channels.len() as f64);
@@ -328,6 +345,53 @@ impl Hub {
         }
     }
 
+    /// Appends a state channel's next event (its source's only way in). With a store, the
+    /// event's position, and the document after it, are committed first: after a crash no
+    /// position a client saw is given to another event, and the restarted source diffs
+    /// against the kept document, so its first patch applies to what clients hold. `Err`
+    /// when the store failed: nothing was appended, and the source should keep its previous
+    /// document to diff against.
+    pub async fn append_state(&self, name: &str, update: StateUpdate) -> Result<(), String> {
+        let Some(store) = &self.store else {
+            self.append(name, Append::State(update));
+            return Ok(());
+        };
+        loop {
+            let channel = self.with_channel(name, ChannelKind::State, Arc::clone);
+            // The turn keeps the sweeper from dropping the channel while the commit runs;
+            // one it dropped before the turn was taken is made again.
+            let _turn = channel.turn().await;
+            if !self.get(name).is_some_and(|c| Arc::ptr_eq(&c, &channel)) {
+                continue;
+            }
+            let document = match (update.kind, &update.data, &update.document) {
+                (StateKind::Data, StateData::Document(d), _) | (StateKind::Patch, _, Some(d)) => {
+                    Some(serde_json::to_vec(&**d).expect("a document always serializes"))
+                }
+                _ => None,
+            };
+            let event = StateEvent {
+                channel: name.to_owned(),
+                // The source appends alone, one event at a time: the next position is this.
+                position: channel.head() + 1,
+                document,
+            };
+            store.commit_state(event).await?;
+            self.append_to(&channel, Append::State(update), now_ms());
+            return Ok(());
+        }
+    }
+
+    /// Forgets a state channel's document once its source stops feeding it (see
+    /// `Channel::retire_state`), in the store too. False when it has a subscriber.
+    pub fn retire_state(&self, channel: &Channel) -> bool {
+        let retired = channel.retire_state();
+        if let Some(store) = self.store.as_ref().filter(|_| retired) {
+            store.forget_state(channel.name());
+        }
+        retired
+    }
+
     /// Runs `f` on the channel `name`, making it (of `kind`) if needed. A channel's kind is
     /// fixed when it is made; state channels have names users cannot give (see `names`).
     fn with_channel<T>(
@@ -368,7 +432,14 @@ impl Hub {
             {
                 store.forget(name, channel.bounds().0);
             }
-            !channel.is_disposable(linger)
+            let disposable = channel.is_disposable(linger);
+            if disposable
+                && let Some(store) = &self.store
+                && channel.kind() == ChannelKind::State
+            {
+                store.forget_state(name);
+            }
+            !disposable
         });
         self.metrics.channels.set(channels.len() as f64);
     }

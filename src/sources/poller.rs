@@ -27,7 +27,7 @@ use super::failure::{Failure, backoff, classify, status};
 use super::supervisor::{Feed, Run, Supervisor, Tell};
 use super::topic::Topic;
 use crate::config::PollConfig;
-use crate::hub::{Append, Hub, StateData, StateKind, StateUpdate};
+use crate::hub::{Hub, StateData, StateKind, StateUpdate};
 use crate::patch::{Delta, delta};
 use crate::wire::json;
 
@@ -139,7 +139,8 @@ impl Pollers {
                     if let Some(whole) = state.whole.take() {
                         for feed in &feeds {
                             if changed || !state.documents.contains_key(&feed.channel) {
-                                self.publish_part(feed, &mut state, &whole, &run.session);
+                                self.publish_part(feed, &mut state, &whole, &run.session)
+                                    .await;
                             }
                         }
                         state.whole = Some(whole);
@@ -155,7 +156,7 @@ impl Pollers {
                     // failure included.
                     for feed in &feeds {
                         if run.tell(&failure, &feed.channel) {
-                            self.publish_error(feed, &failure, &run.session);
+                            self.publish_error(feed, &failure, &run.session).await;
                         }
                     }
                     // Backing off counts from the failure; the schedule restarts from the
@@ -212,9 +213,10 @@ impl Pollers {
     }
 
     /// Publishes a selected part's change (`data` or `patch`), diffed against that part's
-    /// previous value: subscribers of one part share the work. The whole document is shared,
-    /// not copied, by the poller and the channel's snapshot; a selected part is copied out.
-    fn publish_part(
+    /// previous value (after a restart, the value its channel's clients hold): subscribers
+    /// of one part share the work. The whole document is shared, not copied, by the poller
+    /// and the channel's snapshot; a selected part is copied out.
+    async fn publish_part(
         &self,
         feed: &Feed<Part>,
         state: &mut PollState,
@@ -230,7 +232,7 @@ impl Pollers {
                     state.documents.remove(channel);
                     if state.missing.insert(channel.clone()) {
                         let failure = Failure::select_missing(pointer);
-                        self.publish_error(feed, &failure, session);
+                        self.publish_error(feed, &failure, session).await;
                     }
                     return;
                 }
@@ -239,8 +241,14 @@ impl Pollers {
         };
         state.missing.remove(channel);
         let snapshot = || StateData::Document(Arc::clone(&document));
-        let (kind, data, after) = match state.documents.get(channel) {
-            Some(old) if *old == document => return,
+        // A channel restored from the store gets a patch even when nothing changed: its
+        // new subscribers wait for one, and its clients resume with it.
+        let restored = match state.documents.contains_key(channel) {
+            true => None,
+            false => self.hub.get(channel).and_then(|c| c.take_restored()),
+        };
+        let (kind, data, after) = match restored.as_ref().or(state.documents.get(channel)) {
+            Some(old) if *old == document && restored.is_none() => return,
             Some(old) => match delta(old, &document) {
                 Delta::Patch(text) => {
                     let after = Some(Arc::clone(&document));
@@ -250,35 +258,43 @@ impl Pollers {
             },
             None => (StateKind::Data, snapshot(), None),
         };
-        self.publish(feed, kind, data, after);
-        state.documents.insert(channel.clone(), document);
+        if self.publish(feed, kind, data, after).await {
+            state.documents.insert(channel.clone(), document);
+        } else if let Some(restored) = restored {
+            state.documents.insert(channel.clone(), restored);
+        }
     }
 
-    fn publish_error(&self, feed: &Feed<Part>, failure: &Failure, session: &str) {
+    async fn publish_error(&self, feed: &Feed<Part>, failure: &Failure, session: &str) {
         tracing::debug!(
             status = failure.status,
             cause = failure.cause,
             "poll failed"
         );
         let error = StateData::Text(failure.to_json(session).to_string().into());
-        self.publish(feed, StateKind::Error, error, None);
+        self.publish(feed, StateKind::Error, error, None).await;
     }
 
-    /// Appends one event to a part's channel.
-    fn publish(
+    /// Appends one event to a part's channel; false when the store could not keep it (then
+    /// nobody saw it, and the next poll diffs against what they did see).
+    async fn publish(
         &self,
         feed: &Feed<Part>,
         kind: StateKind,
         data: StateData,
         document: Option<Arc<Value>>,
-    ) {
+    ) -> bool {
         let update = StateUpdate {
             kind,
             stream: Arc::clone(&feed.part.stream),
             data,
             document,
         };
-        self.hub.append(&feed.channel, Append::State(update));
+        let appended = self.hub.append_state(&feed.channel, update).await;
+        if let Err(e) = &appended {
+            tracing::warn!("a polled document was not delivered: {e}");
+        }
+        appended.is_ok()
     }
 }
 

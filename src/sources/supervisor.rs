@@ -207,7 +207,7 @@ impl<S, P: Clone> Run<S, P> {
             }
             // Refused when a subscriber arrived meanwhile: the channel is watched after all.
             // (A log channel has no state to forget: only the refusal matters.)
-            if !channel.is_none_or(|c| c.retire_state()) {
+            if !channel.is_none_or(|c| self.hub.retire_state(&c)) {
                 feed.idle_since = None;
                 return true;
             }
