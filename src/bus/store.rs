@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
@@ -31,6 +32,19 @@ const START_SHIFT: u32 = 40;
 
 /// The file under `data_dir`.
 const FILE: &str = "history.redb";
+
+/// When the writer looks at the file's size, and from what size on it compacts it.
+#[derive(Debug, Clone, Copy)]
+struct Compaction {
+    every: Duration,
+    floor: u64,
+}
+
+/// Once a minute, when the file is past 64 MiB and more than half of it is free pages.
+const COMPACTION: Compaction = Compaction {
+    every: Duration::from_secs(60),
+    floor: 64 << 20,
+};
 
 /// A handle on the store's writer.
 #[derive(Clone, Debug)]
@@ -129,7 +143,7 @@ impl Store {
         let file = path.clone();
         std::thread::Builder::new()
             .name("history-store".into())
-            .spawn(move || write(Some(db), &file, requests))
+            .spawn(move || write(Some(db), &file, requests, COMPACTION))
             .map_err(|e| format!("cannot start the history store's writer: {e}"))?;
         Ok((Store { writer, path }, restored))
     }
@@ -276,7 +290,17 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
 /// After a failed commit redb refuses every later write until the file is opened again, so
 /// the writer reopens it (redb repairs it then): a full disk that is freed, or a passing I/O
 /// error, does not stop publishing until a restart.
-fn write(mut db: Option<Database>, path: &Path, requests: mpsc::Receiver<Request>) {
+///
+/// Pages that history no longer uses are reused by later commits, so the file stays about
+/// as large as the most history ever kept at once; when that was much more than is kept
+/// now, the writer compacts the file while nothing waits (see `Compaction`).
+fn write(
+    mut db: Option<Database>,
+    path: &Path,
+    requests: mpsc::Receiver<Request>,
+    compaction: Compaction,
+) {
+    let mut looked = Instant::now();
     while let Ok(first) = requests.recv() {
         let mut pending = vec![first];
         pending.extend(requests.try_iter());
@@ -302,7 +326,34 @@ fn write(mut db: Option<Database>, path: &Path, requests: mpsc::Receiver<Request
                 let _ = done.send(result.clone());
             }
         }
+        if looked.elapsed() >= compaction.every
+            && let Some(open) = &mut db
+        {
+            looked = Instant::now();
+            if let Err(e) = compact(open, path, compaction.floor) {
+                tracing::warn!("the history store could not be compacted: {e}");
+            }
+        }
     }
+}
+
+/// Compacts the file when it is past `floor` and more than half of it is free.
+fn compact(db: &mut Database, path: &Path, floor: u64) -> Result<(), String> {
+    let size = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let stats = {
+        let txn = db.begin_write().map_err(|e| e.to_string())?;
+        let stats = txn.stats().map_err(|e| e.to_string())?;
+        txn.abort().map_err(|e| e.to_string())?;
+        stats
+    };
+    let used = stats.allocated_pages() * stats.page_size() as u64;
+    if before <= floor || before <= 2 * used {
+        return Ok(());
+    }
+    while db.compact().map_err(|e| e.to_string())? {}
+    tracing::info!(before, after = size(), "the history store was compacted");
+    Ok(())
 }
 
 fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
@@ -409,7 +460,11 @@ mod tests {
         let db = redb::Builder::new().create_with_backend(backend).unwrap();
         let (writer, requests) = mpsc::channel();
         let file = path.clone();
-        let thread = std::thread::spawn(move || write(Some(db), &file, requests));
+        let never = Compaction {
+            every: Duration::MAX,
+            floor: 0,
+        };
+        let thread = std::thread::spawn(move || write(Some(db), &file, requests, never));
         let commit = |position: u64| {
             let (done, answer) = oneshot::channel();
             let batch = Batch {
@@ -438,5 +493,65 @@ mod tests {
             .map(|entry| entry.unwrap().0.value().1)
             .collect();
         assert_eq!(kept, [1, 3, 4]);
+    }
+
+    #[test]
+    fn a_file_that_history_left_is_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let db = Database::create(&path).unwrap();
+        let (writer, requests) = mpsc::channel();
+        let file = path.clone();
+        let always = Compaction {
+            every: Duration::ZERO,
+            floor: 0,
+        };
+        let thread = std::thread::spawn(move || write(Some(db), &file, requests, always));
+        let commit = |batch: Batch| {
+            let (done, answer) = oneshot::channel();
+            writer.send(Request::Commit(batch, done)).unwrap();
+            answer.blocking_recv().unwrap().unwrap();
+        };
+        let message = vec![b'x'; 64 << 10];
+        for position in 1..=200 {
+            let messages = vec![(position, message.clone())];
+            let channel = "c".into();
+            commit(Batch {
+                channel,
+                messages,
+                forget_through: 0,
+            });
+        }
+        let full = std::fs::metadata(&path).unwrap().len();
+        assert!(full > 200 * (64 << 10), "{full}");
+        // History moves on: everything but the last message leaves.
+        let messages = vec![(201, message.clone())];
+        let channel = "c".into();
+        commit(Batch {
+            channel,
+            messages,
+            forget_through: 200,
+        });
+        let messages = vec![(202, message)];
+        commit(Batch {
+            channel: "c".into(),
+            messages,
+            forget_through: 201,
+        });
+        // The writer compacts after answering: done once it has stopped.
+        drop(writer);
+        thread.join().unwrap();
+        let compacted = std::fs::metadata(&path).unwrap().len();
+        assert!(compacted < full / 4, "{compacted} of {full}");
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let kept: Vec<u64> = txn
+            .open_table(MESSAGES)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|entry| entry.unwrap().0.value().1)
+            .collect();
+        assert_eq!(kept, [202]);
     }
 }
