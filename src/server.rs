@@ -52,7 +52,8 @@ pub async fn run(
         Some(dir) => {
             let (store, restored) =
                 Store::open(dir, cursor::new_epoch).map_err(std::io::Error::other)?;
-            Hub::durable(limits, metrics, store, restored).map_err(std::io::Error::other)?
+            Hub::durable(limits, metrics, Arc::new(store), restored)
+                .map_err(std::io::Error::other)?
         }
         None => Hub::new(limits, metrics),
     };

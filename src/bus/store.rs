@@ -14,6 +14,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
+
+use super::{Batch, Bus, Kept, KeptMessages, KeptState, Restored, StateEvent};
 use tokio::sync::oneshot;
 
 /// Messages by channel and position: the message as its JSON envelope.
@@ -51,45 +53,6 @@ const COMPACTION: Compaction = Compaction {
 pub struct Store {
     writer: mpsc::Sender<Request>,
     path: PathBuf,
-}
-
-/// One channel's kept messages, oldest first: `(position, JSON envelope)`.
-pub type Kept = Vec<(u64, Vec<u8>)>;
-
-/// What the store held at start-up.
-pub struct Restored {
-    /// The prefix of the message ids and server-kept cursors this store's gateway gives.
-    pub epoch: String,
-    /// Message ids given from now on count from here.
-    pub message_ids: u64,
-    /// Each channel's kept messages.
-    pub channels: Vec<(String, Kept)>,
-    /// Each state channel's head and document.
-    pub states: Vec<(String, KeptState)>,
-}
-
-/// A state channel as kept: its head, and the document (JSON text) clients hold there.
-#[derive(Debug, PartialEq, Eq)]
-pub struct KeptState {
-    pub head: u64,
-    pub document: Option<Vec<u8>>,
-}
-
-/// A state channel's next event: its position, and the document after it when it changes
-/// the document.
-pub struct StateEvent {
-    pub channel: String,
-    pub position: u64,
-    pub document: Option<Vec<u8>>,
-}
-
-/// One channel's new messages, and the positions it no longer keeps.
-pub struct Batch {
-    pub channel: String,
-    /// `(position, JSON envelope)`, in order.
-    pub messages: Vec<(u64, Vec<u8>)>,
-    /// Positions up to this one leave the store (0: none).
-    pub forget_through: u64,
 }
 
 enum Request {
@@ -148,18 +111,6 @@ impl Store {
         Ok((Store { writer, path }, restored))
     }
 
-    /// Commits `batch`; resolves once it is on disk.
-    pub async fn commit(&self, batch: Batch) -> Result<(), String> {
-        let (done, committed) = oneshot::channel();
-        self.request(Request::Commit(batch, done), committed).await
-    }
-
-    /// Commits a state channel's next event; resolves once it is on disk.
-    pub async fn commit_state(&self, event: StateEvent) -> Result<(), String> {
-        let (done, committed) = oneshot::channel();
-        self.request(Request::State(event, done), committed).await
-    }
-
     async fn request(
         &self,
         request: Request,
@@ -169,25 +120,37 @@ impl Store {
         committed.await.map_err(|_| self.stopped())?
     }
 
-    /// Drops a state channel's head and document, with the next commit.
-    pub fn forget_state(&self, channel: &str) {
-        let _ = self.writer.send(Request::ForgetState(channel.to_owned()));
+    fn stopped(&self) -> String {
+        format!("the history store {} stopped", self.path.display())
+    }
+}
+
+impl Bus for Store {
+    /// Resolves once the messages are on disk.
+    fn append(&self, batch: Batch) -> Kept<'_> {
+        let (done, committed) = oneshot::channel();
+        Box::pin(self.request(Request::Commit(batch, done), committed))
     }
 
-    /// Drops the positions of `channel` up to `through`, with the next commit.
-    pub fn forget(&self, channel: &str, through: u64) {
+    fn append_state(&self, event: StateEvent) -> Kept<'_> {
+        let (done, committed) = oneshot::channel();
+        Box::pin(self.request(Request::State(event, done), committed))
+    }
+
+    /// With the next commit.
+    fn trim(&self, channel: &str, through: u64) {
         let _ = self
             .writer
             .send(Request::Forget(channel.to_owned(), through));
     }
 
-    fn stopped(&self) -> String {
-        format!("the history store {} stopped", self.path.display())
+    /// With the next commit.
+    fn forget_state(&self, channel: &str) {
+        let _ = self.writer.send(Request::ForgetState(channel.to_owned()));
     }
 
-    /// The store's file, for messages about it.
-    pub fn path(&self) -> &Path {
-        &self.path
+    fn describe(&self) -> String {
+        format!("the history store {}", self.path.display())
     }
 }
 
@@ -254,7 +217,7 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
         meta.insert("epoch", epoch.as_bytes())?;
         meta.insert("starts", starts.to_le_bytes().as_slice())?;
         let messages = txn.open_table(MESSAGES)?;
-        let mut channels: Vec<(String, Kept)> = Vec::new();
+        let mut channels: Vec<(String, KeptMessages)> = Vec::new();
         for entry in messages.iter()? {
             let (key, value) = entry?;
             let (channel, position) = key.value();

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::bus::store::{Batch, Restored, StateEvent, Store};
+use crate::bus::{Batch, Bus, Restored, StateEvent};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::wire::json;
@@ -51,8 +51,9 @@ pub struct Hub {
     /// Open outlets (streaming connections), for the admin stats.
     outlets: AtomicU64,
     metrics: Metrics,
-    /// Where pub/sub channels' history is kept, with `[bus] data_dir`.
-    store: Option<Store>,
+    /// What keeps pub/sub history and polled documents beyond the process (`[bus] data_dir`);
+    /// without one, everything lives in memory.
+    bus: Option<Arc<dyn Bus>>,
 }
 
 /// One channel, as the admin stats show it.
@@ -76,15 +77,15 @@ impl Hub {
             message_ids: AtomicU64::new(0),
             outlets: AtomicU64::new(0),
             metrics,
-            store: None,
+            bus: None,
         }
     }
 
-    /// A hub whose pub/sub channels are kept in `store`, starting from what it `restored`.
+    /// A hub whose channels are kept by `bus`, starting from what it `restored`.
     pub fn durable(
         limits: HistoryLimits,
         metrics: Metrics,
-        store: Store,
+        bus: Arc<dyn Bus>,
         restored: Restored,
     ) -> Result<Self, String> {
         let mut hub = Hub::new(limits, metrics);
@@ -97,9 +98,9 @@ impl Hub {
                 .map(|(position, json)| {
                     let message = stored::message(&name, &json).map_err(|e| {
                         format!(
-                            "the history store {} holds a message of {name:?} that is not \
-                             readable ({e}); move the store away to start with an empty history",
-                            store.path().display()
+                            "{} holds a message of {name:?} that is not readable ({e}); move \
+                             the store away to start with an empty history",
+                            bus.describe()
                         )
                     })?;
                     Ok((position, message))
@@ -137,7 +138,7 @@ impl Hub {
             let channel = Channel::restore(Arc::clone(&name), messages);
             channel.expire(&hub.limits, now);
             // What the limits dropped since leaves the disk too.
-            store.forget(&name, channel.bounds().0);
+            bus.trim(&name, channel.bounds().0);
             channels.insert(name, Arc::new(channel));
         }
         for (name, kept) in restored.states {
@@ -147,9 +148,9 @@ impl Hub {
                 .transpose()
                 .map_err(|e| {
                     format!(
-                        "the history store {} holds a document of a polled topic that is not \
-                         readable ({e}); move the store away to start with an empty history",
-                        store.path().display()
+                        "{} holds a document of a polled topic that is not readable ({e}); \
+                         move the store away to start with an empty history",
+                        bus.describe()
                     )
                 })?;
             let name: Arc<str> = Arc::from(name);
@@ -158,7 +159,7 @@ impl Hub {
         }
         hub.metrics.channels.set(channels.len() as f64);
         hub.channels = RwLock::new(channels);
-        hub.store = Some(store);
+        hub.bus = Some(bus);
         Ok(hub)
     }
 
@@ -257,10 +258,10 @@ impl Hub {
         format!("{}:{n}", self.epoch)
     }
 
-    /// Publishes a batch to a pub/sub channel. With a store, the messages are committed to
-    /// disk first and only then appended (and seen by subscribers): a message that was not
-    /// kept is never delivered, so no position a client saw is ever given to another
-    /// message after a crash. `Err` when the store failed: nothing was appended.
+    /// Publishes a batch to a pub/sub channel. With a bus, the messages are kept first and
+    /// only then appended (and seen by subscribers): a message that was not kept is never
+    /// delivered, so no position a client saw is ever given to another message after a
+    /// crash. `Err` when the bus failed: nothing was appended.
     ///
     /// Publishes to one channel wait for its turn; each turn commits every publish waiting
     /// then, in one write, so concurrent publishers share the flush to disk.
@@ -269,7 +270,7 @@ impl Hub {
         name: &str,
         batch: Vec<NewMessage>,
     ) -> Result<Appended, String> {
-        let Some(store) = self.store.clone() else {
+        let Some(bus) = self.bus.clone() else {
             return Ok(self.append(name, Append::Messages(batch)));
         };
         let (done, answer) = oneshot::channel();
@@ -285,7 +286,7 @@ impl Hub {
         tokio::spawn(async move {
             let (_turn, group) = channel.turn().await;
             if !group.is_empty() {
-                hub.commit(&store, &channel, group).await;
+                hub.commit(&*bus, &channel, group).await;
             }
         });
         answer.await.map_err(|_| {
@@ -296,7 +297,7 @@ impl Hub {
     }
 
     /// Commits `group` (publishes to `channel`, in order) and appends them, answering each.
-    async fn commit(&self, store: &Store, channel: &Channel, mut group: Vec<Waiting>) {
+    async fn commit(&self, bus: &dyn Bus, channel: &Channel, mut group: Vec<Waiting>) {
         let timestamp = now_ms();
         let mut after = channel.head();
         let mut seen = HashSet::new();
@@ -322,7 +323,7 @@ impl Hub {
         // Nothing new (every message known by id): nothing to wait for.
         let committed = match batch.messages.is_empty() {
             true => Ok(()),
-            false => store.commit(batch).await,
+            false => bus.append(batch).await,
         };
         if let Err(e) = committed {
             for waiting in group {
@@ -345,14 +346,14 @@ impl Hub {
         }
     }
 
-    /// Appends a state channel's next event (its source's only way in). With a store, the
+    /// Appends a state channel's next event (its source's only way in). With a bus, the
     /// event's position, and the document after it, are committed first: after a crash no
     /// position a client saw is given to another event, and the restarted source diffs
     /// against the kept document, so its first patch applies to what clients hold. `Err`
-    /// when the store failed: nothing was appended, and the source should keep its previous
+    /// when the bus failed: nothing was appended, and the source should keep its previous
     /// document to diff against.
     pub async fn append_state(&self, name: &str, update: StateUpdate) -> Result<(), String> {
-        let Some(store) = &self.store else {
+        let Some(bus) = &self.bus else {
             self.append(name, Append::State(update));
             return Ok(());
         };
@@ -376,18 +377,18 @@ impl Hub {
                 position: channel.head() + 1,
                 document,
             };
-            store.commit_state(event).await?;
+            bus.append_state(event).await?;
             self.append_to(&channel, Append::State(update), now_ms());
             return Ok(());
         }
     }
 
     /// Forgets a state channel's document once its source stops feeding it (see
-    /// `Channel::retire_state`), in the store too. False when it has a subscriber.
+    /// `Channel::retire_state`), on the bus too. False when it has a subscriber.
     pub fn retire_state(&self, channel: &Channel) -> bool {
         let retired = channel.retire_state();
-        if let Some(store) = self.store.as_ref().filter(|_| retired) {
-            store.forget_state(channel.name());
+        if let Some(bus) = self.bus.as_ref().filter(|_| retired) {
+            bus.forget_state(channel.name());
         }
         retired
     }
@@ -426,18 +427,18 @@ impl Hub {
             // Only pub/sub channels are stored (relayed channels are log channels too, named
             // `[relay]...`).
             if channel.expire(&self.limits, now)
-                && let Some(store) = &self.store
+                && let Some(bus) = &self.bus
                 && channel.kind() == ChannelKind::Log
                 && !name.starts_with('[')
             {
-                store.forget(name, channel.bounds().0);
+                bus.trim(name, channel.bounds().0);
             }
             let disposable = channel.is_disposable(linger);
             if disposable
-                && let Some(store) = &self.store
+                && let Some(bus) = &self.bus
                 && channel.kind() == ChannelKind::State
             {
-                store.forget_state(name);
+                bus.forget_state(name);
             }
             !disposable
         });
