@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
+use crate::bus::Bus;
 use crate::bus::store::Store;
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -48,14 +49,19 @@ pub async fn run(
         ttl_ms: config.channels.history_ttl_s.saturating_mul(1000),
         state_bytes: config.channels.state_history_bytes,
     };
-    let hub = match &config.bus.data_dir {
+    let journal_entries = config.stream.journal_entries;
+    let (hub, connections) = match &config.bus.data_dir {
         Some(dir) => {
-            let (store, restored) =
+            let (store, mut restored) =
                 Store::open(dir, cursor::new_epoch).map_err(std::io::Error::other)?;
-            Hub::durable(limits, metrics, Arc::new(store), restored)
-                .map_err(std::io::Error::other)?
+            let bus: Arc<dyn Bus> = Arc::new(store);
+            let journals = std::mem::take(&mut restored.journals);
+            let connections = Connections::new(Some(Arc::clone(&bus)), journals, journal_entries);
+            let hub =
+                Hub::durable(limits, metrics, bus, restored).map_err(std::io::Error::other)?;
+            (hub, connections)
         }
-        None => Hub::new(limits, metrics),
+        None => (Hub::new(limits, metrics), Connections::default()),
     };
     let hub = Arc::new(hub);
     let mut config = config;
@@ -84,7 +90,7 @@ pub async fn run(
         );
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let connections = Arc::new(Connections::default());
+    let connections = Arc::new(connections);
     let keep = Duration::from_secs(config.channels.history_ttl_s);
     let sweeper = tokio::spawn(sweep(Arc::clone(&hub), Arc::clone(&connections), keep));
     let publish_rate = Arc::new(PublishRate::new(&config));

@@ -11,6 +11,7 @@ use common::upstream::Upstream;
 use common::{Server, SseStream, client, envelope, get_json};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
+use streamgate::wire::sse_parser::SseEvent;
 
 fn config(data: &tempfile::TempDir, extra: &str) -> String {
     format!("[bus]\ndata_dir = {:?}\n{extra}", data.path())
@@ -368,4 +369,62 @@ async fn a_polled_topic_restarts_from_its_kept_document() {
     upstream.set(document(4));
     assert_eq!(holder.step(&mut resumed).await, "patch");
     assert_eq!(holder.document, Some(upstream.document()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_kept_cursors_resume_exactly_after_a_kill() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&config(&data, "[stream]\nkeepalive_ms = 60000\n"));
+    let payloads = |events: Vec<SseEvent>| -> Vec<String> {
+        let data = |e: &SseEvent| envelope(e)["data"].as_str().unwrap().to_owned();
+        events.iter().map(data).collect()
+    };
+
+    // A dynamic connection, with a stream added while it is open.
+    let (mut dynamic, id) = common::dynamic(&server, "&channels=a").await;
+    assert_eq!(
+        common::add(&server, &id, json!({"channel": "b"}))
+            .await
+            .status(),
+        201
+    );
+    for (channel, data) in [("a", "a1"), ("b", "b1"), ("a", "a2"), ("b", "b2")] {
+        common::publish(&server, channel, json!({ "data": data })).await;
+    }
+    let seen = dynamic.events(4).await;
+    let token = seen[1].id.clone();
+    assert_eq!(payloads(seen), ["a1", "b1", "a2", "b2"]);
+
+    // A connection with more streams than fit in an id.
+    let names: Vec<String> = (0..17).map(|i| format!("s{i}")).collect();
+    let many_url = server.url(&format!("/sse?channels={}", names.join(",")));
+    let mut many = SseStream::open(&many_url).await;
+    common::publish(&server, "s0", json!({"data": "s0"})).await;
+    let many_token = many.next_event().await.unwrap().id;
+    common::publish(&server, "s16", json!({"data": "s16"})).await;
+    assert_eq!(payloads(many.events(1).await), ["s16"]);
+
+    drop((dynamic, many));
+    let server = server.restart(); // SIGKILL, then the same folder
+    let last_event = |id: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("last-event-id", HeaderValue::from_str(id).unwrap());
+        headers
+    };
+
+    // The same connection, with both streams, exactly after the token.
+    let url = server.url("/sse?dynamic=true");
+    let mut resumed = SseStream::open_with(&url, last_event(&token)).await;
+    let connected = resumed.next_event().await.unwrap();
+    assert_eq!(connected.event, "connected", "{connected:?}");
+    let again: Value = serde_json::from_str(&connected.data).unwrap();
+    assert_eq!(again["connectionId"], id.as_str());
+    assert_eq!(payloads(resumed.events(2).await), ["a2", "b2"]);
+    common::publish(&server, "b", json!({"data": "b3"})).await;
+    assert_eq!(payloads(resumed.events(1).await), ["b3"]);
+
+    let mut resumed = SseStream::open_with(&many_url, last_event(&many_token)).await;
+    assert_eq!(payloads(resumed.events(1).await), ["s16"]);
+    common::publish(&server, "s3", json!({"data": "s3"})).await;
+    assert_eq!(payloads(resumed.events(1).await), ["s3"]);
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::upstream::Upstream;
-use common::{Server, SseStream, client, envelope, expect_error, get_json, publish};
+use common::{Server, SseStream, add, client, dynamic, envelope, expect_error, get_json, publish};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use streamgate::wire::sse_parser::SseEvent;
@@ -70,28 +70,6 @@ async fn two_thousand_streams_resume_exactly_after_a_disconnect() {
     expected.extend(names.iter().map(|n| (n.clone(), format!("{n}-2"))));
     assert_eq!(rest, expected, "nothing lost, nothing repeated");
     resumed.expect_quiet(Duration::from_millis(300)).await;
-}
-
-/// Opens a dynamic connection; returns it and its id.
-async fn dynamic(server: &Server, query: &str) -> (SseStream, String) {
-    let mut stream = SseStream::open(&server.url(&format!("/sse?dynamic=true{query}"))).await;
-    let connected = stream.next_event().await.unwrap();
-    assert_eq!(connected.event, "connected");
-    assert!(
-        connected.id.is_empty(),
-        "the greeting is not a resume point"
-    );
-    let data: Value = serde_json::from_str(&connected.data).unwrap();
-    (stream, data["connectionId"].as_str().unwrap().to_owned())
-}
-
-async fn add(server: &Server, id: &str, body: Value) -> reqwest::Response {
-    client()
-        .post(server.url(&format!("/connections/{id}/subscriptions")))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,6 +57,18 @@ impl PartialEq for Credential {
 impl Eq for Credential {}
 
 impl Credential {
+    /// A SHA-256 digest of the credential: what a connection's journal is kept with, so
+    /// resuming it after a restart still needs the credential, and no secret is on disk.
+    pub fn digest(&self) -> Vec<u8> {
+        let text = match self {
+            Credential::Anonymous => "a".to_owned(),
+            Credential::Key { name, secret } => format!("k\0{name}\0{secret}"),
+            Credential::Token(token) => format!("t\0{token}"),
+        };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+        digest.as_ref().to_vec()
+    }
+
     /// Reads a credential from the `key` / `accessToken` parameters and the `Authorization`
     /// header, in that order of precedence.
     pub fn from_request(

@@ -1,8 +1,8 @@
 //! The bus: what must outlive the process, and later what spans nodes.
 //!
 //! The hub keeps fan-out to local subscribers (wakers, encodings made once); its [`Bus`]
-//! keeps what a restart or a crash must not lose: pub/sub history, and the position and
-//! document of each polled topic. Without `[bus] data_dir` the hub has no bus and everything
+//! keeps what a restart or a crash must not lose: pub/sub history, the position and document
+//! of each polled topic, and the journals behind server-kept cursors. Without `[bus] data_dir` the hub has no bus and everything
 //! lives in memory.
 //!
 //! - [`store`]: one node's bus, an embedded store (redb) whose writer groups the commits of
@@ -24,10 +24,16 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     fn append(&self, batch: Batch) -> Kept<'_>;
     /// Keeps a state channel's next position, and its document when the event changes it.
     fn append_state(&self, event: StateEvent) -> Kept<'_>;
-    /// Drops a pub/sub channel's messages up to `through`: they left history.
+    /// Drops a pub/sub channel's messages up to `through`: they left history (or never
+    /// were: a channel made afresh starts at `through`). The channel's epoch and position
+    /// are kept even when no message is left.
     fn trim(&self, channel: &str, through: u64);
-    /// Drops a state channel's position and document: its source stopped.
-    fn forget_state(&self, channel: &str);
+    /// Drops all a channel has kept: it left memory (idle and empty), or its source stopped.
+    fn drop_channel(&self, channel: &str);
+    /// Keeps what a connection's journal recorded since the last write.
+    fn keep_journal(&self, write: JournalWrite) -> Kept<'_>;
+    /// Drops a connection's journal: it closed longer ago than it may be resumed.
+    fn forget_journal(&self, connection: &str);
     /// What the operator calls this bus, for messages (e.g. the store's file).
     fn describe(&self) -> String;
 }
@@ -60,8 +66,39 @@ pub struct Restored {
     pub message_ids: u64,
     /// Each pub/sub channel's kept messages.
     pub channels: Vec<(String, KeptMessages)>,
+    /// The pub/sub channels kept without a message: each one's head.
+    pub empty: Vec<(String, u64)>,
     /// Each state channel's head and document.
     pub states: Vec<(String, KeptState)>,
+    /// Each connection's journal.
+    pub journals: Vec<KeptJournal>,
+}
+
+/// What a connection's journal recorded since its last write. The bus keeps the parts as
+/// opaque bytes: the journal reads them back (see `outlet::journal`).
+#[derive(Debug, Default)]
+pub struct JournalWrite {
+    pub connection: String,
+    /// Drop what was kept of the connection first: its journal started over.
+    pub reset: bool,
+    /// A digest of the credential that may resume the connection.
+    pub credential: Vec<u8>,
+    /// New streams, by index.
+    pub specs: Vec<(u32, Vec<u8>)>,
+    /// New entries, by number.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// The state before entry `.0`: entries below it leave the bus.
+    pub base: Option<(u64, Vec<u8>)>,
+}
+
+/// A connection's journal as kept.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct KeptJournal {
+    pub connection: String,
+    pub credential: Vec<u8>,
+    pub specs: Vec<(u32, Vec<u8>)>,
+    pub entries: Vec<(u64, Vec<u8>)>,
+    pub base: Option<(u64, Vec<u8>)>,
 }
 
 /// A pub/sub channel's kept messages, oldest first: `(position, JSON envelope)`.

@@ -15,15 +15,27 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{Batch, Bus, Kept, KeptMessages, KeptState, Restored, StateEvent};
+use super::{
+    Batch, Bus, JournalWrite, Kept, KeptJournal, KeptMessages, KeptState, Restored, StateEvent,
+};
 use tokio::sync::oneshot;
 
 /// Messages by channel and position: the message as its JSON envelope.
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+/// Each pub/sub channel's floor: every position up to it has left history. What keeps a
+/// channel whose history is empty, with its epoch.
+const LOG_FLOORS: TableDefinition<&str, u64> = TableDefinition::new("log_floors");
 /// Each state channel's head: the position of its newest event.
 const STATE_HEADS: TableDefinition<&str, u64> = TableDefinition::new("state_heads");
 /// Each state channel's document, as JSON text.
 const STATE_DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("state_documents");
+/// Each connection's journal: the credential digest, the base (the state before its first
+/// kept entry, and that entry's number), its streams and its entries.
+const JOURNAL_CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("journals");
+const JOURNAL_BASES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("journal_bases");
+const JOURNAL_SPECS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("journal_specs");
+const JOURNAL_ENTRIES: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("journal_entries");
 /// The store's own facts: `format`, `epoch`, `starts`.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -60,8 +72,11 @@ enum Request {
     /// Drops positions up to `.1` of channel `.0`; nobody waits for it.
     Forget(String, u64),
     State(StateEvent, oneshot::Sender<Result<(), String>>),
-    /// Drops a state channel's head and document; nobody waits for it.
-    ForgetState(String),
+    /// Drops all a channel has kept; nobody waits for it.
+    Drop(String),
+    Journal(JournalWrite, oneshot::Sender<Result<(), String>>),
+    /// Drops a connection's journal; nobody waits for it.
+    ForgetJournal(String),
 }
 
 impl Store {
@@ -145,8 +160,20 @@ impl Bus for Store {
     }
 
     /// With the next commit.
-    fn forget_state(&self, channel: &str) {
-        let _ = self.writer.send(Request::ForgetState(channel.to_owned()));
+    fn drop_channel(&self, channel: &str) {
+        let _ = self.writer.send(Request::Drop(channel.to_owned()));
+    }
+
+    fn keep_journal(&self, write: JournalWrite) -> Kept<'_> {
+        let (done, committed) = oneshot::channel();
+        Box::pin(self.request(Request::Journal(write, done), committed))
+    }
+
+    /// With the next commit.
+    fn forget_journal(&self, connection: &str) {
+        let _ = self
+            .writer
+            .send(Request::ForgetJournal(connection.to_owned()));
     }
 
     fn describe(&self) -> String {
@@ -228,6 +255,18 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
                 _ => channels.push((channel.to_owned(), vec![(position, value.value().to_vec())])),
             }
         }
+        let floors = txn.open_table(LOG_FLOORS)?;
+        let mut empty = Vec::new();
+        for entry in floors.iter()? {
+            let (channel, floor) = entry?;
+            let channel = channel.value();
+            if channels
+                .binary_search_by(|(c, _)| c.as_str().cmp(channel))
+                .is_err()
+            {
+                empty.push((channel.to_owned(), floor.value()));
+            }
+        }
         let heads = txn.open_table(STATE_HEADS)?;
         let documents = txn.open_table(STATE_DOCUMENTS)?;
         let mut states = Vec::new();
@@ -237,15 +276,52 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
             let head = head.value();
             states.push((channel.value().to_owned(), KeptState { head, document }));
         }
+        let journals = read_journals(&txn)?;
         Restored {
             epoch,
             message_ids,
             channels,
+            empty,
             states,
+            journals,
         }
     };
     txn.commit()?;
     Ok(restored)
+}
+
+/// Every kept journal.
+fn read_journals(txn: &redb::WriteTransaction) -> Result<Vec<KeptJournal>, StartError> {
+    let credentials = txn.open_table(JOURNAL_CREDENTIALS)?;
+    let bases = txn.open_table(JOURNAL_BASES)?;
+    let specs = txn.open_table(JOURNAL_SPECS)?;
+    let entries = txn.open_table(JOURNAL_ENTRIES)?;
+    let mut journals = Vec::new();
+    for row in credentials.iter()? {
+        let (connection, credential) = row?;
+        let connection = connection.value();
+        let mut journal = KeptJournal {
+            connection: connection.to_owned(),
+            credential: credential.value().to_vec(),
+            base: bases.get(connection)?.map(|b| {
+                let (entry, state) = b.value();
+                (entry, state.to_vec())
+            }),
+            ..KeptJournal::default()
+        };
+        for row in specs.range((connection, 0)..=(connection, u32::MAX))? {
+            let (key, spec) = row?;
+            journal.specs.push((key.value().1, spec.value().to_vec()));
+        }
+        for row in entries.range((connection, 0)..=(connection, u64::MAX))? {
+            let (key, entry) = row?;
+            journal
+                .entries
+                .push((key.value().1, entry.value().to_vec()));
+        }
+        journals.push(journal);
+    }
+    Ok(journals)
 }
 
 /// The writer: takes what is waiting, commits it in one transaction, answers each publisher.
@@ -285,7 +361,9 @@ fn write(
             )
         });
         for request in pending {
-            if let Request::Commit(_, done) | Request::State(_, done) = request {
+            if let Request::Commit(_, done) | Request::State(_, done) | Request::Journal(_, done) =
+                request
+            {
                 let _ = done.send(result.clone());
             }
         }
@@ -297,6 +375,48 @@ fn write(
                 tracing::warn!("the history store could not be compacted: {e}");
             }
         }
+    }
+}
+
+/// The journal tables, open in one write transaction.
+struct Journals<'t> {
+    credentials: redb::Table<'t, &'static str, &'static [u8]>,
+    bases: redb::Table<'t, &'static str, (u64, &'static [u8])>,
+    specs: redb::Table<'t, (&'static str, u32), &'static [u8]>,
+    entries: redb::Table<'t, (&'static str, u64), &'static [u8]>,
+}
+
+impl Journals<'_> {
+    fn write(&mut self, write: &JournalWrite) -> Result<(), StoreError> {
+        let connection = write.connection.as_str();
+        if write.reset {
+            self.forget(connection)?;
+        }
+        self.credentials
+            .insert(connection, write.credential.as_slice())?;
+        for (index, spec) in &write.specs {
+            self.specs.insert((connection, *index), spec.as_slice())?;
+        }
+        for (number, entry) in &write.entries {
+            self.entries
+                .insert((connection, *number), entry.as_slice())?;
+        }
+        if let Some((first, state)) = &write.base {
+            self.bases.insert(connection, (*first, state.as_slice()))?;
+            let below = (connection, 0)..(connection, *first);
+            self.entries.retain_in(below, |_, _| false)?;
+        }
+        Ok(())
+    }
+
+    fn forget(&mut self, connection: &str) -> Result<(), StoreError> {
+        self.credentials.remove(connection)?;
+        self.bases.remove(connection)?;
+        self.specs
+            .retain_in((connection, 0)..=(connection, u32::MAX), |_, _| false)?;
+        self.entries
+            .retain_in((connection, 0)..=(connection, u64::MAX), |_, _| false)?;
+        Ok(())
     }
 }
 
@@ -323,8 +443,15 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     {
         let mut messages = txn.open_table(MESSAGES)?;
+        let mut floors = txn.open_table(LOG_FLOORS)?;
         let mut heads = txn.open_table(STATE_HEADS)?;
         let mut documents = txn.open_table(STATE_DOCUMENTS)?;
+        let mut journals = Journals {
+            credentials: txn.open_table(JOURNAL_CREDENTIALS)?,
+            bases: txn.open_table(JOURNAL_BASES)?,
+            specs: txn.open_table(JOURNAL_SPECS)?,
+            entries: txn.open_table(JOURNAL_ENTRIES)?,
+        };
         for request in pending {
             let (channel, forget_through) = match request {
                 Request::Commit(batch, _) => {
@@ -333,7 +460,12 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
                     }
                     (batch.channel.as_str(), batch.forget_through)
                 }
-                Request::Forget(channel, through) => (channel.as_str(), *through),
+                Request::Forget(channel, through) => {
+                    // Floors only rise within a channel's epoch, and a new epoch follows a
+                    // `Drop`: the newest floor is the one to keep.
+                    floors.insert(channel.as_str(), *through)?;
+                    (channel.as_str(), *through)
+                }
                 Request::State(event, _) => {
                     let channel = event.channel.as_str();
                     heads.insert(channel, event.position)?;
@@ -342,9 +474,20 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
                     }
                     continue;
                 }
-                Request::ForgetState(channel) => {
-                    heads.remove(channel.as_str())?;
-                    documents.remove(channel.as_str())?;
+                Request::Drop(channel) => {
+                    let channel = channel.as_str();
+                    heads.remove(channel)?;
+                    documents.remove(channel)?;
+                    floors.remove(channel)?;
+                    messages.retain_in((channel, 0)..=(channel, u64::MAX), |_, _| false)?;
+                    continue;
+                }
+                Request::Journal(write, _) => {
+                    journals.write(write)?;
+                    continue;
+                }
+                Request::ForgetJournal(connection) => {
+                    journals.forget(connection)?;
                     continue;
                 }
             };

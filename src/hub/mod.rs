@@ -141,6 +141,11 @@ impl Hub {
             bus.trim(&name, channel.bounds().0);
             channels.insert(name, Arc::new(channel));
         }
+        for (name, floor) in restored.empty {
+            let name: Arc<str> = Arc::from(name);
+            let channel = Channel::new(Arc::clone(&name), ChannelKind::Log, floor);
+            channels.insert(name, Arc::new(channel));
+        }
         for (name, kept) in restored.states {
             let document = kept
                 .document
@@ -388,7 +393,7 @@ impl Hub {
     pub fn retire_state(&self, channel: &Channel) -> bool {
         let retired = channel.retire_state();
         if let Some(bus) = self.bus.as_ref().filter(|_| retired) {
-            bus.forget_state(channel.name());
+            bus.drop_channel(channel.name());
         }
         retired
     }
@@ -413,7 +418,16 @@ impl Hub {
         let channel = channels.entry(Arc::from(name)).or_insert_with(|| {
             // A fresh epoch: positions of an older incarnation, dropped while idle, are
             // never this one's (see `cursor`).
-            Arc::new(Channel::new(Arc::from(name), kind, cursor::fresh_base()))
+            let base = cursor::fresh_base();
+            // A pub/sub channel's epoch is kept from the start, so a client holding its
+            // first position resumes after a restart even if nothing was published.
+            if let Some(bus) = &self.bus
+                && kind == ChannelKind::Log
+                && !name.starts_with('[')
+            {
+                bus.trim(name, base);
+            }
+            Arc::new(Channel::new(Arc::from(name), kind, base))
         });
         f(channel)
     }
@@ -434,11 +448,8 @@ impl Hub {
                 bus.trim(name, channel.bounds().0);
             }
             let disposable = channel.is_disposable(linger);
-            if disposable
-                && let Some(bus) = &self.bus
-                && channel.kind() == ChannelKind::State
-            {
-                bus.forget_state(name);
+            if let Some(bus) = self.bus.as_ref().filter(|_| disposable) {
+                bus.drop_channel(name);
             }
             !disposable
         });

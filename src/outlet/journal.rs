@@ -4,10 +4,17 @@
 //! stream's position in each event id. Instead its ids are short tokens naming the connection
 //! and an entry of this journal, and the journal can say which streams were open and where
 //! each stood at any recent entry. Its memory is bounded: old entries are folded into a base.
+//!
+//! With a bus, a journal is kept: what it recorded since the last write is handed over
+//! (`unkept`) before the events whose ids name it are sent, so a token a client got resumes
+//! after a restart too.
+
+mod kept;
 
 use std::collections::VecDeque;
 
 use super::StreamSpec;
+use crate::bus::{JournalWrite, KeptJournal};
 
 /// One thing that happened on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +51,21 @@ pub struct Journal {
     base_entry: u64,
     entries: VecDeque<Entry>,
     capacity: usize,
+    /// What the bus has not got yet; `None` when the journal is not kept.
+    unkept: Option<Unkept>,
+}
+
+/// A kept journal's changes since its last write.
+#[derive(Debug, Default)]
+struct Unkept {
+    /// The journal started over: the bus drops what it had first.
+    reset: bool,
+    /// Indices of streams added since.
+    specs: Vec<u32>,
+    entries: Vec<(u64, Entry)>,
+    /// The first entry the bus keeps: its base is the state before it. The bus keeps up to
+    /// twice the capacity of entries, and gets a new base once per capacity of them.
+    kept_from: u64,
 }
 
 impl Journal {
@@ -54,13 +76,91 @@ impl Journal {
             base_entry: 1,
             entries: VecDeque::new(),
             capacity: capacity.max(1),
+            unkept: None,
         }
+    }
+
+    /// A journal whose changes are to be kept (see `unkept`).
+    pub fn kept(capacity: usize) -> Self {
+        let mut journal = Journal::new(capacity);
+        journal.unkept = Some(Unkept {
+            kept_from: journal.base_entry,
+            ..Unkept::default()
+        });
+        journal
+    }
+
+    /// A journal as the bus kept it.
+    pub fn restore(capacity: usize, kept: &KeptJournal) -> Result<Self, String> {
+        let mut journal = Journal::new(capacity);
+        for (index, spec) in &kept.specs {
+            if *index as usize != journal.specs.len() {
+                return Err(format!(
+                    "stream {index} of a journal is kept without those before"
+                ));
+            }
+            journal.specs.push(kept::read_spec(spec)?);
+        }
+        if let Some((first, state)) = &kept.base {
+            journal.base_entry = *first;
+            journal.base = kept::read_base(state)?;
+        }
+        journal.base.resize(journal.specs.len(), None);
+        let kept_from = journal.base_entry;
+        for (number, entry) in &kept.entries {
+            let entry = kept::read_entry(entry)?;
+            let next = journal.base_entry + journal.entries.len() as u64;
+            let known = match entry {
+                Entry::Added { stream, .. }
+                | Entry::Removed { stream }
+                | Entry::Delivered { stream, .. } => (stream as usize) < journal.specs.len(),
+            };
+            // Written in order, and whole: a hole or an unknown stream ends what is known.
+            if *number != next || !known {
+                break;
+            }
+            journal.push(entry);
+        }
+        journal.unkept = Some(Unkept {
+            kept_from,
+            ..Unkept::default()
+        });
+        Ok(journal)
+    }
+
+    /// What the bus has not got yet (`None`: nothing, or the journal is not kept); the
+    /// caller names the connection and its credential.
+    pub fn unkept(&mut self) -> Option<JournalWrite> {
+        let unkept = self.unkept.as_mut()?;
+        if !unkept.reset && unkept.specs.is_empty() && unkept.entries.is_empty() {
+            return None;
+        }
+        let mut write = JournalWrite {
+            reset: std::mem::take(&mut unkept.reset),
+            specs: std::mem::take(&mut unkept.specs)
+                .into_iter()
+                .map(|i| (i, kept::spec(&self.specs[i as usize])))
+                .collect(),
+            entries: std::mem::take(&mut unkept.entries)
+                .into_iter()
+                .map(|(number, entry)| (number, kept::entry(entry)))
+                .collect(),
+            ..JournalWrite::default()
+        };
+        if write.reset || self.base_entry >= unkept.kept_from + self.capacity as u64 {
+            unkept.kept_from = self.base_entry;
+            write.base = Some((self.base_entry, kept::base(&self.base)));
+        }
+        Some(write)
     }
 
     /// Records a new stream; returns its index.
     pub fn add(&mut self, spec: StreamSpec, position: Option<u64>) -> u32 {
         let stream = self.specs.len() as u32;
         self.specs.push(spec);
+        if let Some(unkept) = &mut self.unkept {
+            unkept.specs.push(stream);
+        }
         self.base.push(None);
         self.push(Entry::Added { stream, position });
         stream
@@ -77,6 +177,10 @@ impl Journal {
 
     fn push(&mut self, entry: Entry) -> u64 {
         self.entries.push_back(entry);
+        let number = self.base_entry + self.entries.len() as u64 - 1;
+        if let Some(unkept) = &mut self.unkept {
+            unkept.entries.push((number, entry));
+        }
         while self.entries.len() > self.capacity {
             let oldest = self.entries.pop_front().expect("not empty");
             apply(&mut self.base, oldest);
@@ -132,6 +236,14 @@ impl Journal {
         self.base = state.iter().map(|r| Some(r.position)).collect();
         self.base_entry = entry + 1;
         self.entries.clear();
+        if let Some(unkept) = &mut self.unkept {
+            *unkept = Unkept {
+                reset: true,
+                specs: (0..self.specs.len() as u32).collect(),
+                entries: Vec::new(),
+                kept_from: self.base_entry,
+            };
+        }
         let streams = state
             .into_iter()
             .enumerate()
@@ -224,5 +336,69 @@ mod tests {
         let next = j.delivered(streams[0].0, 2);
         assert_eq!(next, token + 1);
         assert_eq!(j.at(next).unwrap()[0].position, Some(2));
+    }
+
+    /// What the bus would hold after every write of `writes`, in order.
+    fn held(writes: Vec<JournalWrite>) -> KeptJournal {
+        let mut kept = KeptJournal::default();
+        for w in writes {
+            if w.reset {
+                kept = KeptJournal::default();
+            }
+            kept.specs.extend(w.specs);
+            kept.entries.extend(w.entries);
+            if let Some((first, state)) = w.base {
+                kept.entries.retain(|(n, _)| *n >= first);
+                kept.base = Some((first, state));
+            }
+        }
+        kept
+    }
+
+    #[test]
+    fn a_kept_journal_reads_back_at_every_remembered_entry() {
+        let mut j = Journal::kept(4);
+        let mut writes = Vec::new();
+        let a = j.add(spec("a"), Some(10));
+        let b = j.add(spec("b"), None);
+        let mut entries = Vec::new();
+        for seq in 11..=30 {
+            entries.push(j.delivered(a, seq));
+            if seq % 3 == 0 {
+                writes.extend(j.unkept());
+            }
+        }
+        j.remove(b);
+        entries.push(j.delivered(a, 31));
+        writes.extend(j.unkept());
+        assert!(j.unkept().is_none(), "nothing left to write");
+        let kept = held(writes);
+        assert!(
+            kept.entries.len() <= 8,
+            "at most twice the capacity is kept"
+        );
+        let back = Journal::restore(4, &kept).unwrap();
+        // Where each stream starts is the resume's to say, not the journal's.
+        let at = |j: &Journal, entry| {
+            j.at(entry).map(|streams| {
+                let stream = |r: Resumed| (r.spec.name, r.spec.kind, r.position);
+                streams.into_iter().map(stream).collect::<Vec<_>>()
+            })
+        };
+        for &entry in &entries {
+            assert_eq!(at(&back, entry), at(&j, entry), "entry {entry}");
+        }
+        assert_eq!(back.open_streams().len(), 1);
+
+        // A journal that starts over (a resume) is written whole.
+        let mut j = back;
+        j.unkept = Some(Unkept::default());
+        let (streams, lost) = j.restart(entries[entries.len() - 2]);
+        assert!(!lost);
+        let write = j.unkept().unwrap();
+        assert!(write.reset && write.base.is_some() && write.specs.len() == streams.len());
+        let again = Journal::restore(4, &held(vec![write])).unwrap();
+        let last = *entries.last().unwrap() - 1;
+        assert_eq!(at(&again, last), at(&j, last));
     }
 }

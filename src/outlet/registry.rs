@@ -1,7 +1,8 @@
 //! The connections a client can address: by id, to change their streams, and to resume.
 //!
 //! An entry lives while its connection is open and for the history TTL after, so a client
-//! that reconnects with a server-kept cursor finds its journal.
+//! that reconnects with a server-kept cursor finds its journal. With a bus, journals are
+//! kept there, and the connections closed by a restart are resumable after it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::StreamSpec;
 use super::journal::Journal;
 use crate::auth::Credential;
+use crate::bus::{Bus, KeptJournal};
 use crate::wire::envelope::ErrorInfo;
 
 /// A change asked of a live connection; the outlet answers on the oneshot.
@@ -27,7 +29,8 @@ pub enum Control {
 #[derive(Debug)]
 struct Entry {
     journal: Arc<Mutex<Journal>>,
-    credential: Credential,
+    /// The digest of the credential that opened the connection (see `Credential::digest`).
+    credential: Vec<u8>,
     control: Option<mpsc::Sender<Control>>,
     /// When the connection closed; `None` while it is open.
     closed_at: Option<Instant>,
@@ -46,9 +49,42 @@ pub struct Registration {
 #[derive(Debug, Default)]
 pub struct Connections {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Where journals are kept, if anywhere.
+    bus: Option<Arc<dyn Bus>>,
 }
 
 impl Connections {
+    /// The registry, with the journals `bus` kept (each resumable for `keep` from now, as if
+    /// its connection had just closed). A journal that cannot be read is dropped, with a
+    /// warning: its clients get the gap notice, as after a restart without a bus.
+    pub fn new(bus: Option<Arc<dyn Bus>>, journals: Vec<KeptJournal>, capacity: usize) -> Self {
+        let mut entries = HashMap::new();
+        for kept in journals {
+            match Journal::restore(capacity, &kept) {
+                Ok(journal) => {
+                    let entry = Entry {
+                        journal: Arc::new(Mutex::new(journal)),
+                        credential: kept.credential,
+                        control: None,
+                        closed_at: Some(Instant::now()),
+                        generation: 0,
+                    };
+                    entries.insert(kept.connection, entry);
+                }
+                Err(e) => {
+                    tracing::warn!("a kept connection journal is not readable, dropped: {e}");
+                    if let Some(bus) = &bus {
+                        bus.forget_journal(&kept.connection);
+                    }
+                }
+            }
+        }
+        Connections {
+            entries: Mutex::new(entries),
+            bus,
+        }
+    }
+
     /// Connections known by id: open ones, and closed ones still resumable.
     pub fn count(&self) -> usize {
         self.entries.lock().unwrap().len()
@@ -71,7 +107,7 @@ impl Connections {
                 let _ = old.try_send(Control::Close);
             }
             entry.closed_at = None;
-            entry.credential = credential;
+            entry.credential = credential.digest();
             entry.generation += 1;
             return Registration {
                 id: id.to_owned(),
@@ -81,12 +117,16 @@ impl Connections {
             };
         }
         let id = new_id();
-        let journal = Arc::new(Mutex::new(Journal::new(journal_capacity)));
+        let journal = match self.bus {
+            Some(_) => Journal::kept(journal_capacity),
+            None => Journal::new(journal_capacity),
+        };
+        let journal = Arc::new(Mutex::new(journal));
         entries.insert(
             id.clone(),
             Entry {
                 journal: Arc::clone(&journal),
-                credential,
+                credential: credential.digest(),
                 control: Some(tx),
                 closed_at: None,
                 generation: 0,
@@ -104,10 +144,37 @@ impl Connections {
     /// it (a resume id alone does not let anyone take a connection over).
     pub fn journal(&self, id: &str, credential: &Credential) -> Option<Arc<Mutex<Journal>>> {
         let entries = self.entries.lock().unwrap();
+        let digest = credential.digest();
         entries
             .get(id)
-            .filter(|e| e.credential == *credential)
+            .filter(|e| e.credential == digest)
             .map(|e| Arc::clone(&e.journal))
+    }
+
+    /// Hands what `journal` (connection `id`'s) recorded since its last write to the bus,
+    /// and waits until it is kept. A failure is logged, not fatal: the events go out, and a
+    /// client resuming after a crash with a token that was not kept gets the gap notice.
+    pub async fn keep(&self, id: &str, journal: &Mutex<Journal>) {
+        let Some(bus) = &self.bus else {
+            return;
+        };
+        let Some(mut write) = journal.lock().unwrap().unkept() else {
+            return;
+        };
+        let Some(credential) = self
+            .entries
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|e| e.credential.clone())
+        else {
+            return;
+        };
+        write.connection = id.to_owned();
+        write.credential = credential;
+        if let Err(e) = bus.keep_journal(write).await {
+            tracing::warn!("a connection's journal was not kept: {e}");
+        }
     }
 
     /// The control line of an open connection, if `credential` is the one that opened it.
@@ -124,7 +191,7 @@ impl Connections {
             )
         };
         let entry = entries.get(id).ok_or_else(not_found)?;
-        if entry.credential != *credential {
+        if entry.credential != credential.digest() {
             return Err(ErrorInfo::new(
                 crate::wire::envelope::codes::NOT_PERMITTED,
                 "only the connection's own credentials may change it",
@@ -148,7 +215,13 @@ impl Connections {
     /// Forgets connections closed for longer than `keep`.
     pub fn sweep(&self, keep: Duration) {
         let mut entries = self.entries.lock().unwrap();
-        entries.retain(|_, e| e.closed_at.is_none_or(|t| t.elapsed() < keep));
+        entries.retain(|id, e| {
+            let live = e.closed_at.is_none_or(|t| t.elapsed() < keep);
+            if let (false, Some(bus)) = (live, &self.bus) {
+                bus.forget_journal(id);
+            }
+            live
+        });
     }
 }
 

@@ -341,3 +341,25 @@ pub fn envelope(event: &SseEvent) -> Value {
     assert_eq!(event.event, "message", "{event:?}");
     serde_json::from_str(&event.data).unwrap_or_else(|e| panic!("{e}: {:?}", event.data))
 }
+
+/// Opens a dynamic connection; returns it and its id.
+pub async fn dynamic(server: &Server, query: &str) -> (SseStream, String) {
+    let mut stream = SseStream::open(&server.url(&format!("/sse?dynamic=true{query}"))).await;
+    let connected = stream.next_event().await.unwrap();
+    assert_eq!(connected.event, "connected");
+    assert!(
+        connected.id.is_empty(),
+        "the greeting is not a resume point"
+    );
+    let data: Value = serde_json::from_str(&connected.data).unwrap();
+    (stream, data["connectionId"].as_str().unwrap().to_owned())
+}
+
+pub async fn add(server: &Server, id: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(server.url(&format!("/connections/{id}/subscriptions")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
