@@ -56,7 +56,8 @@ pub async fn run(
                 Store::open(dir, cursor::new_epoch).map_err(std::io::Error::other)?;
             let bus: Arc<dyn Bus> = Arc::new(store);
             let journals = std::mem::take(&mut restored.journals);
-            let connections = Connections::new(Some(Arc::clone(&bus)), journals, journal_entries);
+            let connections = Connections::new(Arc::clone(&bus), journals, journal_entries)
+                .map_err(std::io::Error::other)?;
             let hub =
                 Hub::durable(limits, metrics, bus, restored).map_err(std::io::Error::other)?;
             (hub, connections)

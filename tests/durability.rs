@@ -224,6 +224,40 @@ fn an_unreadable_or_newer_store_stops_the_start_with_a_clear_error() {
         said.contains("newer streamgate") && said.contains("format 99"),
         "{said}"
     );
+
+    // A store whose parts are not what this version wrote: a polled document that is not
+    // JSON, a connection journal whose entry is cut short.
+    for (table, key, value) in [
+        ("state_documents", "[poll]GET http://h/a", &b"{not json"[..]),
+        ("journals", "c0nnection", &b"digest"[..]),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        {
+            let db = redb::Database::create(data.path().join("history.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            let definition: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new(table);
+            txn.open_table(definition)
+                .unwrap()
+                .insert(key, value)
+                .unwrap();
+            if table == "state_documents" {
+                let heads: redb::TableDefinition<&str, u64> =
+                    redb::TableDefinition::new("state_heads");
+                txn.open_table(heads).unwrap().insert(key, 7).unwrap();
+            } else {
+                let entries: redb::TableDefinition<(&str, u64), &[u8]> =
+                    redb::TableDefinition::new("journal_entries");
+                let mut entries = txn.open_table(entries).unwrap();
+                entries.insert((key, 1), b"\x03".as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let said = refused_start(&data);
+        assert!(
+            said.contains("not readable") && said.contains("move the store away"),
+            "{table}: {said}"
+        );
+    }
 }
 
 #[tokio::test]

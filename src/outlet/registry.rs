@@ -55,34 +55,35 @@ pub struct Connections {
 
 impl Connections {
     /// The registry, with the journals `bus` kept (each resumable for `keep` from now, as if
-    /// its connection had just closed). A journal that cannot be read is dropped, with a
-    /// warning: its clients get the gap notice, as after a restart without a bus.
-    pub fn new(bus: Option<Arc<dyn Bus>>, journals: Vec<KeptJournal>, capacity: usize) -> Self {
+    /// its connection had just closed). `Err` names a journal that cannot be read.
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        journals: Vec<KeptJournal>,
+        capacity: usize,
+    ) -> Result<Self, String> {
         let mut entries = HashMap::new();
         for kept in journals {
-            match Journal::restore(capacity, &kept) {
-                Ok(journal) => {
-                    let entry = Entry {
-                        journal: Arc::new(Mutex::new(journal)),
-                        credential: kept.credential,
-                        control: None,
-                        closed_at: Some(Instant::now()),
-                        generation: 0,
-                    };
-                    entries.insert(kept.connection, entry);
-                }
-                Err(e) => {
-                    tracing::warn!("a kept connection journal is not readable, dropped: {e}");
-                    if let Some(bus) = &bus {
-                        bus.forget_journal(&kept.connection);
-                    }
-                }
-            }
+            let journal = Journal::restore(capacity, &kept).map_err(|e| {
+                format!(
+                    "{} holds a journal of connection {:?} that is not readable ({e}); move \
+                     the store away to start with an empty history",
+                    bus.describe(),
+                    kept.connection
+                )
+            })?;
+            let entry = Entry {
+                journal: Arc::new(Mutex::new(journal)),
+                credential: kept.credential,
+                control: None,
+                closed_at: Some(Instant::now()),
+                generation: 0,
+            };
+            entries.insert(kept.connection, entry);
         }
-        Connections {
+        Ok(Connections {
             entries: Mutex::new(entries),
-            bus,
-        }
+            bus: Some(bus),
+        })
     }
 
     /// Connections known by id: open ones, and closed ones still resumable.
