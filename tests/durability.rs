@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use common::upstream::Upstream;
 use common::{Server, SseStream, client, envelope, get_json};
-use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use streamgate::wire::sse_parser::SseEvent;
 
@@ -119,8 +118,7 @@ async fn every_acknowledged_message_survives_a_kill_in_order_and_resumes_exactly
     // Resuming with the id of a message seen before the kill gives exactly the rest.
     let (message, sse_id) = &seen[seen.len() / 2];
     let rest: Vec<&str> = ids[at[message.as_str()] + 1..].to_vec();
-    let mut headers = HeaderMap::new();
-    headers.insert("last-event-id", HeaderValue::from_str(sse_id).unwrap());
+    let headers = common::last_event_id(sse_id);
     let mut resumed = SseStream::open_with(&server.url("/sse?channels=d"), headers).await;
     let events = resumed.events(rest.len()).await;
     let got: Vec<String> = events
@@ -371,11 +369,7 @@ async fn a_polled_topic_restarts_from_its_kept_document() {
 
     // Resuming where it was: the first event is a patch, and it applies to what the client
     // held before the crash.
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "last-event-id",
-        HeaderValue::from_str(&holder.last_id).unwrap(),
-    );
+    let headers = common::last_event_id(&holder.last_id);
     let mut resumed = SseStream::open_with(&server.url(&path), headers).await;
     assert_eq!(holder.step(&mut resumed).await, "patch");
     assert_eq!(holder.document, Some(upstream.document()));
@@ -393,11 +387,7 @@ async fn a_polled_topic_restarts_from_its_kept_document() {
     // empty one), so it knows it is current, and the topic goes on.
     drop((resumed, stream));
     let server = server.restart();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "last-event-id",
-        HeaderValue::from_str(&holder.last_id).unwrap(),
-    );
+    let headers = common::last_event_id(&holder.last_id);
     let mut resumed = SseStream::open_with(&server.url(&path), headers).await;
     assert_eq!(holder.step(&mut resumed).await, "patch");
     upstream.set(document(4));
@@ -440,15 +430,10 @@ async fn server_kept_cursors_resume_exactly_after_a_kill() {
 
     drop((dynamic, many));
     let server = server.restart(); // SIGKILL, then the same folder
-    let last_event = |id: &str| {
-        let mut headers = HeaderMap::new();
-        headers.insert("last-event-id", HeaderValue::from_str(id).unwrap());
-        headers
-    };
 
     // The same connection, with both streams, exactly after the token.
     let url = server.url("/sse?dynamic=true");
-    let mut resumed = SseStream::open_with(&url, last_event(&token)).await;
+    let mut resumed = SseStream::open_with(&url, common::last_event_id(&token)).await;
     let connected = resumed.next_event().await.unwrap();
     assert_eq!(connected.event, "connected", "{connected:?}");
     let again: Value = serde_json::from_str(&connected.data).unwrap();
@@ -457,7 +442,7 @@ async fn server_kept_cursors_resume_exactly_after_a_kill() {
     common::publish(&server, "b", json!({"data": "b3"})).await;
     assert_eq!(payloads(resumed.events(1).await), ["b3"]);
 
-    let mut resumed = SseStream::open_with(&many_url, last_event(&many_token)).await;
+    let mut resumed = SseStream::open_with(&many_url, common::last_event_id(&many_token)).await;
     assert_eq!(payloads(resumed.events(1).await), ["s16"]);
     common::publish(&server, "s3", json!({"data": "s3"})).await;
     assert_eq!(payloads(resumed.events(1).await), ["s3"]);

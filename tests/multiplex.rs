@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::upstream::Upstream;
 use common::{Server, SseStream, add, client, dynamic, envelope, expect_error, get_json, publish};
-use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use streamgate::wire::sse_parser::SseEvent;
 
@@ -59,8 +58,7 @@ async fn two_thousand_streams_resume_exactly_after_a_disconnect() {
     for name in &names {
         publish(&server, name, json!({"data": format!("{name}-2")})).await;
     }
-    let mut headers = HeaderMap::new();
-    headers.insert("last-event-id", HeaderValue::from_str(&last).unwrap());
+    let headers = common::last_event_id(&last);
     let mut resumed = SseStream::open_with(&url, headers).await;
     let rest = messages(&resumed.events(STREAMS / 2 + STREAMS).await);
     let mut expected: Vec<(String, String)> = names[STREAMS / 2..]
@@ -228,8 +226,7 @@ async fn channels_and_delta_streams_share_a_connection_and_resume_together() {
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     // Resume with the last id: same connection, same streams, exactly what was missed.
-    let mut headers = HeaderMap::new();
-    headers.insert("last-event-id", HeaderValue::from_str(&n1.id).unwrap());
+    let headers = common::last_event_id(&n1.id);
     let mut resumed = SseStream::open_with(&server.url("/sse?dynamic=true"), headers).await;
     let connected = resumed.next_event().await.unwrap();
     let again: Value = serde_json::from_str(&connected.data).unwrap();
@@ -276,15 +273,10 @@ async fn connections_that_come_back_after_a_restart_are_told_their_streams_are_g
     let base = server.base.clone();
     let server = server.restart();
     assert_eq!(server.base, base, "clients come back to the same address");
-    let last_event = |id: &str| {
-        let mut headers = HeaderMap::new();
-        headers.insert("last-event-id", HeaderValue::from_str(id).unwrap());
-        headers
-    };
 
     // EventSource's reconnect: told first, then given its new connection id.
     let url = server.url("/sse?dynamic=true");
-    let mut resumed = SseStream::open_with(&url, last_event(&dynamic_id)).await;
+    let mut resumed = SseStream::open_with(&url, common::last_event_id(&dynamic_id)).await;
     let told = error_info(&resumed.next_event().await.unwrap());
     assert_eq!(told["code"], 40410, "{told}");
     assert_eq!(told["statusCode"], 404, "{told}");
@@ -304,7 +296,7 @@ async fn connections_that_come_back_after_a_restart_are_told_their_streams_are_g
     assert_eq!(envelope(&resumed.next_event().await.unwrap())["data"], "n2");
 
     // The many-stream connection is told too, then gets a gap notice on each channel.
-    let mut resumed = SseStream::open_with(&many_url, last_event(&many_id)).await;
+    let mut resumed = SseStream::open_with(&many_url, common::last_event_id(&many_id)).await;
     let told = error_info(&resumed.next_event().await.unwrap());
     assert_eq!(told["code"], 40410, "{told}");
     for event in resumed.events(names.len()).await {
@@ -315,7 +307,7 @@ async fn connections_that_come_back_after_a_restart_are_told_their_streams_are_g
     // stream that never ends.
     let resp = client()
         .get(server.url("/sse"))
-        .headers(last_event(&dynamic_id))
+        .headers(common::last_event_id(&dynamic_id))
         .send()
         .await
         .unwrap();

@@ -363,3 +363,11 @@ pub async fn add(server: &Server, id: &str, body: Value) -> reqwest::Response {
         .await
         .unwrap()
 }
+
+/// Headers that resume after `id`, as a browser's EventSource sends them on reconnecting.
+pub fn last_event_id(id: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(id).unwrap();
+    headers.insert("last-event-id", value);
+    headers
+}
