@@ -301,8 +301,7 @@ impl Outlet {
             // Lag that built up while the previous chunk was being written is the client's
             // slowness; lag found after waking up is a burst, sent in batches.
             self.drain(&mut buf, std::mem::take(&mut after_write));
-            // The journal entries the ids name (and a stream change a control made) are kept
-            // before anything is sent.
+            // The journal entries the ids name are kept before anything is sent.
             self.keep_journal().await;
             if self.finished || !buf.is_empty() {
                 self.next_keepalive = Instant::now() + self.options.keepalive;
