@@ -447,3 +447,46 @@ async fn server_kept_cursors_resume_exactly_after_a_kill() {
     common::publish(&server, "s3", json!({"data": "s3"})).await;
     assert_eq!(payloads(resumed.events(1).await), ["s3"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_connection_with_a_polled_stream_resumes_after_a_kill() {
+    let items: Vec<u32> = (0..100).collect();
+    let upstream = Upstream::start(json!({"v": 0, "items": items})).await;
+    let data = tempfile::tempdir().unwrap();
+    let poll = "[stream]\nkeepalive_ms = 60000\n[poll]\nallowed_targets = \
+                [\"http://127.0.0.1:*/*\"]\ninterval_ms = 50\nmin_interval_ms = 50\n";
+    let server = Server::start(&config(&data, poll));
+    let (mut stream, id) = common::dynamic(&server, "&channels=news").await;
+    let added = common::add(&server, &id, json!({"poll": upstream.url("/doc?a=1")})).await;
+    assert_eq!(added.status(), 201);
+    let added: Value = added.json().await.unwrap();
+    let poll_name = added["stream"].as_str().unwrap().to_owned();
+    assert_eq!(stream.next_event().await.unwrap().event, "data");
+    common::publish(&server, "news", json!({"data": "n1"})).await;
+    let n1 = stream.next_event().await.unwrap();
+    assert_eq!(envelope(&n1)["data"], "n1");
+    common::publish(&server, "news", json!({"data": "n2"})).await;
+    drop(stream);
+
+    let server = server.restart(); // SIGKILL, then the same folder
+    upstream.set(json!({"v": 1, "items": items}));
+
+    // The same connection and streams: the message it missed, and the document's change as
+    // a patch on what it held (its poller started again from the kept topic).
+    let headers = common::last_event_id(&n1.id);
+    let mut resumed = SseStream::open_with(&server.url("/sse?dynamic=true"), headers).await;
+    let connected = resumed.next_event().await.unwrap();
+    let again: Value = serde_json::from_str(&connected.data).unwrap();
+    assert_eq!(again["connectionId"], id.as_str());
+    let mut by_kind: HashMap<String, Value> = HashMap::new();
+    for _ in 0..2 {
+        let e = resumed.next_event().await.unwrap();
+        by_kind.insert(e.event.clone(), serde_json::from_str(&e.data).unwrap());
+    }
+    assert_eq!(by_kind["message"]["data"], "n2", "{by_kind:?}");
+    assert_eq!(by_kind["patch"]["channel"], poll_name.as_str());
+    assert_eq!(
+        by_kind["patch"]["data"],
+        json!([{"op": "replace", "path": "/v", "value": 1}])
+    );
+}
