@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::sse_upstream::SseUpstream;
 use common::upstream::Upstream;
 use common::{Server, SseStream, client, envelope, get_json};
 use serde_json::{Value, json};
@@ -489,4 +490,41 @@ async fn a_dynamic_connection_with_a_polled_stream_resumes_after_a_kill() {
         by_kind["patch"]["data"],
         json!([{"op": "replace", "path": "/v", "value": 1}])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_topic_keeps_its_history_and_resumes_its_upstream_after_a_kill() {
+    let upstream = SseUpstream::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let relay = format!(
+        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n\
+         linger_ms = 200\nmax_backoff_ms = 300\n",
+        upstream.url("/")
+    );
+    let server = Server::start(&config(&data, &relay));
+    let mut stream = SseStream::open(&server.url("/market/ticks")).await;
+    common::eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    upstream.send("tick", "1.50E+3");
+    upstream.send("tick", "2");
+    let first = common::next_relayed(&mut stream).await;
+    assert_eq!(first.data, "1.50E+3");
+    assert_eq!(common::next_relayed(&mut stream).await.data, "2");
+    drop(stream);
+
+    let server = server.restart(); // SIGKILL, then the same folder
+    upstream.send("tick", "3");
+
+    // What was relayed before the kill is still in history, and the relay resumed its
+    // upstream after the last event kept: nothing lost, nothing twice.
+    let headers = common::last_event_id(&first.id);
+    let mut back = SseStream::open_with(&server.url("/market/ticks"), headers).await;
+    let missed = vec![
+        common::next_relayed(&mut back).await.data,
+        common::next_relayed(&mut back).await.data,
+    ];
+    assert_eq!(missed, ["2", "3"]);
+    back.expect_quiet(std::time::Duration::from_millis(300))
+        .await;
+    let resumed = upstream.requests().last().unwrap().last_event_id();
+    assert_eq!(resumed.as_deref(), Some(&b"2"[..]));
 }

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use common::sse_upstream::{SseUpstream, wpt_vectors};
 use common::upstream::Upstream;
-use common::{Server, SseStream, client, eventually, expect_error};
+use common::{Server, SseStream, client, eventually, expect_error, next_relayed};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
-use streamgate::wire::sse_parser::SseEvent;
 
 /// A gateway with one shared relay named `market` in front of `upstream`.
 fn gateway(upstream: &SseUpstream, extra: &str) -> Server {
@@ -20,17 +19,6 @@ fn gateway(upstream: &SseUpstream, extra: &str) -> Server {
          linger_ms = 200\nmax_backoff_ms = 300\n{extra}",
         upstream.url("/")
     ))
-}
-
-/// The next event that is not an `error`, checking it has a gateway id.
-async fn next_relayed(stream: &mut SseStream) -> SseEvent {
-    loop {
-        let event = stream.next_event().await.expect("an event");
-        if event.event != "error" {
-            assert!(!event.id.is_empty(), "every event has an id: {event:?}");
-            return event;
-        }
-    }
 }
 
 #[tokio::test]

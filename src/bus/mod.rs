@@ -38,6 +38,14 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     fn describe(&self) -> String;
 }
 
+/// A fresh secret for `Restored::secret`: 32 random bytes.
+pub fn new_secret() -> Vec<u8> {
+    use rand::RngCore;
+    let mut secret = vec![0; 32];
+    rand::rng().fill_bytes(&mut secret);
+    secret
+}
+
 /// An append in progress: `Err` (a message for the client) when it could not be kept.
 pub type Kept<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
@@ -64,6 +72,9 @@ pub struct Restored {
     pub epoch: String,
     /// Message ids given from now on count from here.
     pub message_ids: u64,
+    /// The gateway's own secret: it keys the digests of secrets in channel names (see
+    /// `Hub::secret`), which must name the same channels after a restart.
+    pub secret: Vec<u8>,
     /// Each pub/sub channel's kept messages.
     pub channels: Vec<(String, KeptMessages)>,
     /// The pub/sub channels kept without a message: each one's head.

@@ -36,7 +36,7 @@ const JOURNAL_BASES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new(
 const JOURNAL_SPECS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("journal_specs");
 const JOURNAL_ENTRIES: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("journal_entries");
-/// The store's own facts: `format`, `epoch`, `starts`.
+/// The store's own facts: `format`, `epoch`, `starts`, `secret`.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// The layout this build writes and reads.
@@ -240,6 +240,11 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
         let message_ids = starts
             .checked_mul(1 << START_SHIFT)
             .ok_or_else(|| StartError::Malformed("no positions left for another start".into()))?;
+        let secret = match meta.get("secret")? {
+            Some(secret) => secret.value().to_vec(),
+            None => super::new_secret(),
+        };
+        meta.insert("secret", secret.as_slice())?;
         meta.insert("format", FORMAT.to_le_bytes().as_slice())?;
         meta.insert("epoch", epoch.as_bytes())?;
         meta.insert("starts", starts.to_le_bytes().as_slice())?;
@@ -280,6 +285,7 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
         Restored {
             epoch,
             message_ids,
+            secret,
             channels,
             empty,
             states,

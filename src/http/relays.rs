@@ -84,7 +84,14 @@ pub async fn serve(
         )
         .into()),
         RelayMode::Shared => {
-            let topic = RelayTopic::new(relay, &route.topic, upstream, injected, forwarded);
+            let topic = RelayTopic::new(
+                relay,
+                &route.topic,
+                upstream,
+                injected,
+                forwarded,
+                state.hub.secret(),
+            );
             let expires = principal.expires_at_ms;
             shared(state, topic, &query, request.headers(), expires)
         }

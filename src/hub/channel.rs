@@ -30,7 +30,7 @@ pub struct Channel {
     subscribers: Mutex<Subscribers>,
     /// Held by a durable commit from planning its positions to appending its messages (see
     /// `Hub::publish`): one at a time per channel, so positions on disk and in memory agree.
-    turn: tokio::sync::Mutex<()>,
+    turn: Arc<tokio::sync::Mutex<()>>,
     /// Durable publishes waiting for the next commit of this channel.
     waiting: Mutex<Vec<Waiting>>,
 }
@@ -148,33 +148,35 @@ impl Channel {
                 idle_since: Some(Instant::now()),
                 ..Default::default()
             }),
-            turn: tokio::sync::Mutex::new(()),
+            turn: Arc::default(),
             waiting: Mutex::default(),
         }
     }
 
-    /// A pub/sub channel as a store kept it: `messages` as (position, hub-wide publish order,
-    /// message), in position order.
-    pub(super) fn restore(name: Arc<str>, messages: Vec<(u64, u64, Message)>) -> Self {
+    /// A log channel as a store kept it: `events` as (position, hub-wide publish order,
+    /// timestamp, message or relayed event), in position order.
+    pub(super) fn restore(name: Arc<str>, events: Vec<(u64, u64, u64, Body)>) -> Self {
         let channel = Channel::new(name, ChannelKind::Log, 0);
         {
             let mut log = channel.log.write().unwrap();
-            if let Some((first, ..)) = messages.first() {
+            if let Some((first, ..)) = events.first() {
                 log.head = first - 1;
                 log.floor = first - 1;
             }
-            for (position, order, message) in messages {
+            for (position, order, timestamp, body) in events {
                 // Positions are contiguous within a channel; a hole (never written) is
                 // closed so that resuming across it reports the gap.
                 if position != log.head + 1 {
                     log.events.clear();
                     log.ids.clear();
+                    log.notices = 0;
                     log.head = position - 1;
                     log.floor = position - 1;
                 }
-                log.ids.insert(message.id.clone(), position);
-                let timestamp = message.timestamp;
-                log.push_ordered(Body::Message(message), timestamp, order);
+                if let Body::Message(message) = &body {
+                    log.ids.insert(message.id.clone(), position);
+                }
+                log.push_ordered(body, timestamp, order);
             }
             channel.head.store(log.head, Ordering::Release);
         }
@@ -201,9 +203,14 @@ impl Channel {
 
     /// This channel's turn to commit, and the publishes waiting for it (perhaps none: an
     /// earlier turn may have taken them all).
-    pub(super) async fn turn(&self) -> (tokio::sync::MutexGuard<'_, ()>, Vec<Waiting>) {
-        let turn = self.turn.lock().await;
+    pub(super) async fn turn(&self) -> (tokio::sync::OwnedMutexGuard<()>, Vec<Waiting>) {
+        let turn = self.hold().await;
         (turn, std::mem::take(&mut *self.waiting.lock().unwrap()))
+    }
+
+    /// This channel's turn alone, for a source's appends (see `Hub::held`).
+    pub(super) async fn hold(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.turn).lock_owned().await
     }
 
     /// The positions `batch` will get when appended after position `after` (moved past

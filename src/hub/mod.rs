@@ -23,7 +23,8 @@ use crate::bus::{Batch, Bus, Restored, StateEvent};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::wire::json;
-pub use append::{Append, Appended, NewMessage, StateUpdate};
+use append::Append;
+pub use append::{Appended, NewMessage, StateUpdate};
 use channel::Waiting;
 pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
 pub use event::{Event, Relayed, StateData, StateKind};
@@ -51,6 +52,8 @@ pub struct Hub {
     /// Open outlets (streaming connections), for the admin stats.
     outlets: AtomicU64,
     metrics: Metrics,
+    /// Keys the digests of secrets in channel names (see `secret`).
+    secret: Vec<u8>,
     /// What keeps pub/sub history and polled documents beyond the process (`[bus] data_dir`);
     /// without one, everything lives in memory.
     bus: Option<Arc<dyn Bus>>,
@@ -77,6 +80,7 @@ impl Hub {
             message_ids: AtomicU64::new(0),
             outlets: AtomicU64::new(0),
             metrics,
+            secret: crate::bus::new_secret(),
             bus: None,
         }
     }
@@ -91,33 +95,34 @@ impl Hub {
         let mut hub = Hub::new(limits, metrics);
         hub.epoch = restored.epoch;
         hub.message_ids = AtomicU64::new(restored.message_ids);
+        hub.secret = restored.secret;
         let mut kept = Vec::with_capacity(restored.channels.len());
         for (name, stored) in restored.channels {
-            let messages = stored
+            let events = stored
                 .into_iter()
                 .map(|(position, json)| {
-                    let message = stored::message(&name, &json).map_err(|e| {
+                    let (body, timestamp) = stored::body(&name, &json).map_err(|e| {
                         format!(
-                            "{} holds a message of {name:?} that is not readable ({e}); move \
+                            "{} holds an event of {name:?} that is not readable ({e}); move \
                              the store away to start with an empty history",
                             bus.describe()
                         )
                     })?;
-                    Ok((position, message))
+                    Ok((position, timestamp, body))
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            kept.push((name, messages));
+            kept.push((name, events));
         }
         // The publish order across channels, which a connection on several channels
         // interleaves its backlog by: by time, as they were published.
         let mut by_time: Vec<(u64, usize, usize)> = kept
             .iter()
             .enumerate()
-            .flat_map(|(c, (_, messages))| {
-                messages
+            .flat_map(|(c, (_, events))| {
+                events
                     .iter()
                     .enumerate()
-                    .map(move |(i, (_, m))| (m.timestamp, c, i))
+                    .map(move |(i, &(_, timestamp, _))| (timestamp, c, i))
             })
             .collect();
         by_time.sort_unstable();
@@ -128,14 +133,14 @@ impl Hub {
         hub.order = AtomicU64::new(by_time.len() as u64);
         let now = now_ms();
         let mut channels = HashMap::new();
-        for ((name, messages), orders) in kept.into_iter().zip(orders) {
-            let messages = messages
+        for ((name, events), orders) in kept.into_iter().zip(orders) {
+            let events = events
                 .into_iter()
                 .zip(orders)
-                .map(|((position, message), order)| (position, order, message))
+                .map(|((position, timestamp, body), order)| (position, order, timestamp, body))
                 .collect();
             let name: Arc<str> = Arc::from(name);
-            let channel = Channel::restore(Arc::clone(&name), messages);
+            let channel = Channel::restore(Arc::clone(&name), events);
             channel.expire(&hub.limits, now);
             // What the limits dropped since leaves the disk too.
             bus.trim(&name, channel.bounds().0);
@@ -170,6 +175,13 @@ impl Hub {
 
     pub fn epoch(&self) -> &str {
         &self.epoch
+    }
+
+    /// The gateway's own secret: sources key the digests of secrets that name a channel
+    /// with it (a relay's injected headers), so the digest gives nothing away, and, kept by
+    /// the bus, names the same channel after a restart.
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
     }
 
     pub fn limits(&self) -> &HistoryLimits {
@@ -242,8 +254,10 @@ impl Hub {
             .is_some_and(|rest| rest.starts_with(':'))
     }
 
-    /// Appends to the channel `name`, making it if needed (see `Channel::append`).
-    pub fn append(&self, name: &str, append: Append) -> Appended {
+    /// Appends to the channel `name`, making it if needed (see `Channel::append`), when
+    /// nothing is kept beyond memory: sources append through `publish`, `append_state` and
+    /// `append_relayed`, which keep first when the hub has a bus.
+    fn append(&self, name: &str, append: Append) -> Appended {
         let timestamp = now_ms();
         self.with_channel(name, append.channel_kind(), |channel| {
             self.append_to(channel, append, timestamp)
@@ -362,29 +376,71 @@ impl Hub {
             self.append(name, Append::State(update));
             return Ok(());
         };
-        loop {
-            let channel = self.with_channel(name, ChannelKind::State, Arc::clone);
-            // The turn keeps the sweeper from dropping the channel while the commit runs;
-            // one it dropped before the turn was taken is made again.
-            let _turn = channel.turn().await;
-            if !self.get(name).is_some_and(|c| Arc::ptr_eq(&c, &channel)) {
-                continue;
+        let (channel, _turn) = self.held(name, ChannelKind::State).await;
+        let document = match (update.kind, &update.data, &update.document) {
+            (StateKind::Data, StateData::Document(d), _) | (StateKind::Patch, _, Some(d)) => {
+                Some(serde_json::to_vec(&**d).expect("a document always serializes"))
             }
-            let document = match (update.kind, &update.data, &update.document) {
-                (StateKind::Data, StateData::Document(d), _) | (StateKind::Patch, _, Some(d)) => {
-                    Some(serde_json::to_vec(&**d).expect("a document always serializes"))
-                }
-                _ => None,
-            };
-            let event = StateEvent {
-                channel: name.to_owned(),
-                // The source appends alone, one event at a time: the next position is this.
-                position: channel.head() + 1,
-                document,
-            };
-            bus.append_state(event).await?;
-            self.append_to(&channel, Append::State(update), now_ms());
+            _ => None,
+        };
+        let event = StateEvent {
+            channel: name.to_owned(),
+            // The source appends alone, one event at a time: the next position is this.
+            position: channel.head() + 1,
+            document,
+        };
+        bus.append_state(event).await?;
+        self.append_to(&channel, Append::State(update), now_ms());
+        Ok(())
+    }
+
+    /// Appends events relayed from an upstream (its relay's only way in). With a bus, they
+    /// are kept first, all or none, as published messages are: a restarted relay resumes
+    /// its upstream after the last event kept, and clients resume in the kept history.
+    /// `Err` when the bus failed: nothing was appended.
+    pub async fn append_relayed(&self, name: &str, events: Vec<Relayed>) -> Result<(), String> {
+        let Some(bus) = &self.bus else {
+            for relayed in events {
+                self.append(name, Append::Relayed(relayed));
+            }
             return Ok(());
+        };
+        let (channel, _turn) = self.held(name, ChannelKind::Log).await;
+        let timestamp = now_ms();
+        // The relay appends alone: the events take the next positions, in order.
+        let first = channel.head() + 1;
+        let messages = (first..)
+            .zip(&events)
+            .map(|(position, relayed)| (position, stored::relayed_json(relayed, timestamp)))
+            .collect();
+        let batch = Batch {
+            channel: name.to_owned(),
+            messages,
+            forget_through: 0,
+        };
+        bus.append(batch).await?;
+        for relayed in events {
+            self.append_to(&channel, Append::Relayed(relayed), timestamp);
+        }
+        // What the count limit pushed out leaves the bus too.
+        bus.trim(name, channel.bounds().0);
+        Ok(())
+    }
+
+    /// The channel `name` (made, of `kind`, if needed) with its turn held: the sweeper does
+    /// not drop a channel whose turn is held, and one it dropped before the turn was taken
+    /// is made again.
+    async fn held(
+        &self,
+        name: &str,
+        kind: ChannelKind,
+    ) -> (Arc<Channel>, tokio::sync::OwnedMutexGuard<()>) {
+        loop {
+            let channel = self.with_channel(name, kind, Arc::clone);
+            let turn = channel.hold().await;
+            if self.get(name).is_some_and(|c| Arc::ptr_eq(&c, &channel)) {
+                return (channel, turn);
+            }
         }
     }
 
@@ -392,7 +448,11 @@ impl Hub {
     /// `Channel::retire_state`), on the bus too. False when it has a subscriber.
     pub fn retire_state(&self, channel: &Channel) -> bool {
         let retired = channel.retire_state();
-        if let Some(bus) = self.bus.as_ref().filter(|_| retired) {
+        // A log channel (a relay's) has no state: its history stays, on the bus too.
+        if retired
+            && channel.kind() == ChannelKind::State
+            && let Some(bus) = &self.bus
+        {
             bus.drop_channel(channel.name());
         }
         retired
@@ -419,11 +479,10 @@ impl Hub {
             // A fresh epoch: positions of an older incarnation, dropped while idle, are
             // never this one's (see `cursor`).
             let base = cursor::fresh_base();
-            // A pub/sub channel's epoch is kept from the start, so a client holding its
-            // first position resumes after a restart even if nothing was published.
+            // A log channel's epoch is kept from the start, so a client holding its first
+            // position resumes after a restart even if nothing was published.
             if let Some(bus) = &self.bus
                 && kind == ChannelKind::Log
-                && !name.starts_with('[')
             {
                 bus.trim(name, base);
             }
@@ -443,7 +502,6 @@ impl Hub {
             if channel.expire(&self.limits, now)
                 && let Some(bus) = &self.bus
                 && channel.kind() == ChannelKind::Log
-                && !name.starts_with('[')
             {
                 bus.trim(name, channel.bounds().0);
             }

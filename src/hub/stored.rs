@@ -1,12 +1,60 @@
-//! A pub/sub message as the store keeps it: its JSON envelope without the channel (the
-//! store's key names it), numbers as their exact text.
+//! A log channel's event as the store keeps it: a pub/sub message as its JSON envelope
+//! without the channel (the store's key names it), numbers as their exact text; a relayed
+//! event as its type, data and upstream id, marked `"relayed": true`.
 
-use serde::Serialize;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::append::NewMessage;
+use super::event::{Body, Relayed};
 use crate::wire::envelope::Message;
 use crate::wire::json;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredRelayed {
+    relayed: bool,
+    event: String,
+    data: String,
+    upstream_id: Option<String>,
+    stream: String,
+    notice: bool,
+    timestamp: u64,
+}
+
+/// The stored form of `relayed`, appended at `timestamp`.
+pub(super) fn relayed_json(relayed: &Relayed, timestamp: u64) -> Vec<u8> {
+    let stored = StoredRelayed {
+        relayed: true,
+        event: relayed.event.clone(),
+        data: relayed.data.clone(),
+        upstream_id: relayed.upstream_id.clone(),
+        stream: relayed.stream.to_string(),
+        notice: relayed.notice,
+        timestamp,
+    };
+    serde_json::to_vec(&stored).expect("a relayed event always serializes")
+}
+
+/// The event of `channel` stored as `text`, and when it was appended.
+pub(super) fn body(channel: &str, text: &[u8]) -> Result<(Body, u64), String> {
+    if text.starts_with(br#"{"relayed":true"#) {
+        let stored: StoredRelayed = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        let relayed = Relayed {
+            event: stored.event,
+            data: stored.data,
+            upstream_id: stored.upstream_id,
+            stream: Arc::from(stored.stream),
+            notice: stored.notice,
+        };
+        return Ok((Body::Relayed(relayed), stored.timestamp));
+    }
+    let message = message(channel, text)?;
+    let timestamp = message.timestamp;
+    Ok((Body::Message(message), timestamp))
+}
 
 #[derive(Serialize)]
 struct Stored<'a> {
@@ -30,7 +78,7 @@ pub(super) fn json(message: &NewMessage, timestamp: u64) -> Vec<u8> {
 }
 
 /// The message of `channel` stored as `text`.
-pub(super) fn message(channel: &str, text: &[u8]) -> Result<Message, String> {
+fn message(channel: &str, text: &[u8]) -> Result<Message, String> {
     let Value::Object(mut stored) = json::parse(text).map_err(|e| e.to_string())? else {
         return Err("not a JSON object".into());
     };
@@ -71,5 +119,37 @@ mod tests {
         assert_eq!(message.channel, "c");
         assert_eq!(message.data.to_string(), data.to_string());
         assert!(super::message("c", b"[1]").is_err());
+    }
+
+    #[test]
+    fn a_relayed_event_reads_back_as_it_was_stored() {
+        let relayed = Relayed {
+            event: "tick".into(),
+            data: "{\"n\":1.50E+3}\nline".into(),
+            upstream_id: Some("u-7".into()),
+            stream: Arc::from("market/ticks"),
+            notice: false,
+        };
+        let (body, timestamp) = body("[relay]r t", &relayed_json(&relayed, 42)).unwrap();
+        let Body::Relayed(back) = body else {
+            panic!("not a relayed event: {body:?}");
+        };
+        assert_eq!(timestamp, 42);
+        assert_eq!(
+            (
+                back.event,
+                back.data,
+                back.upstream_id,
+                &*back.stream,
+                back.notice
+            ),
+            (
+                relayed.event,
+                relayed.data,
+                relayed.upstream_id,
+                "market/ticks",
+                false
+            )
+        );
     }
 }

@@ -23,6 +23,9 @@ pub mod status {
     pub const NOT_SSE: u16 = 2007;
     /// The part a poll's `select` pointer names is not in the target's document (yet).
     pub const SELECT_MISSING: u16 = 2008;
+    /// The gateway's store could not keep a relayed upstream's events (it is reconnected
+    /// after the last event kept).
+    pub const NOT_KEPT: u16 = 2009;
 }
 
 /// Why a request failed, as subscribers see it.

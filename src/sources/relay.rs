@@ -11,9 +11,8 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt::Write;
-use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
@@ -23,7 +22,7 @@ use tokio::time::Instant;
 use super::failure::{Failure, backoff, classify, status};
 use super::supervisor::{Feed, Run, Supervisor, Tell, WATCH_SLICE};
 use crate::config::RelayConfig;
-use crate::hub::{Append, Hub, Relayed};
+use crate::hub::{Hub, Relayed};
 use crate::wire::sse_parser::{SseFrame, SseParser};
 
 /// The reconnection delay until the upstream sends `retry:`.
@@ -34,9 +33,6 @@ const DEFAULT_RETRY_MS: u64 = 1_000;
 const MIN_RETRY_MS: u64 = 1_000;
 /// Upstream ids remembered to drop events an upstream sends again when resumed.
 const RECENT_IDS: usize = 1024;
-
-/// The key of the injected headers' digest in topic names (SipHash with random keys).
-static DIGEST_KEY: LazyLock<RandomState> = LazyLock::new(RandomState::new);
 
 /// Everything a relay needs to know about its upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,16 +61,28 @@ impl RelayTopic {
         mut url: Url,
         injected: Vec<(HeaderName, HeaderValue)>,
         mut forwarded: Vec<(HeaderName, HeaderValue)>,
+        secret: &[u8],
     ) -> RelayTopic {
         forwarded.retain(|(name, _)| !injected.iter().any(|(n, _)| n == name));
         let prefix = format!("[relay]{} ", relay.name);
         let mut channel = super::topic::canonical(&prefix, &mut url, &mut forwarded);
         // A relay whose injected headers change (through the admin API) gets new topics, so
         // new subscribers are not served by a connection made with the old headers. Only a
-        // digest of them is in the name, keyed with the process's random key: the values
-        // are secrets, and an unkeyed digest would let a weak one be guessed offline.
-        let digest = DIGEST_KEY.hash_one(&injected);
-        write!(channel, "\ninjected {digest:016x}").expect("writing to a String cannot fail");
+        // digest of them is in the name, keyed with the gateway's secret (`Hub::secret`): the
+        // values are secrets, and an unkeyed digest would let a weak one be guessed offline.
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        let mut digest = aws_lc_rs::hmac::Context::with_key(&key);
+        for (name, value) in &injected {
+            digest.update(name.as_str().as_bytes());
+            digest.update(b"\0");
+            digest.update(value.as_bytes());
+            digest.update(b"\0");
+        }
+        let digest = digest.sign();
+        channel.push_str("\ninjected ");
+        for byte in &digest.as_ref()[..8] {
+            write!(channel, "{byte:02x}").expect("writing to a String cannot fail");
+        }
         let mut headers = injected;
         headers.extend(forwarded);
         RelayTopic {
@@ -183,11 +191,9 @@ impl Relays {
     }
 
     async fn run(self: Arc<Self>, topic: RelayTopic, mut run: Run<RelayStats, ()>) {
-        // A topic relayed before (its channel still has history) resumes where it stopped.
-        let last_id = self
-            .hub
-            .get(&topic.channel)
-            .and_then(|c| c.find_newest(|e| e.relayed().and_then(|r| r.upstream_id.clone())));
+        // A topic relayed before (its channel still has history, perhaps kept across a
+        // restart) resumes where it stopped.
+        let last_id = self.last_kept_id(&topic);
         let mut reconnect = Reconnect {
             replaying: last_id.is_some(),
             last_id,
@@ -213,7 +219,8 @@ impl Relays {
             let failures = run.failed();
             let delay = backoff(reconnect.retry_ms, failures - 1, topic.max_backoff_ms);
             if run.tell(&failure, &topic.channel) {
-                self.publish_error(&topic, &failure, &run.session, delay);
+                self.publish_error(&topic, &failure, &run.session, delay)
+                    .await;
             }
             if !run.sleep_until(Instant::now() + delay, |_| {}).await {
                 return;
@@ -322,6 +329,8 @@ impl Relays {
                     relayed,
                 );
             }
+            // The events of one chunk are appended together: with a store, one commit.
+            let mut batch = Vec::new();
             for frame in frames.drain(..) {
                 let SseFrame::Event(event) = frame else {
                     continue;
@@ -351,12 +360,38 @@ impl Relays {
                     stream: Arc::clone(&topic.stream),
                     notice: false,
                 };
-                self.hub.append(&topic.channel, Append::Relayed(relayed));
+                batch.push(relayed);
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.hub.append_relayed(&topic.channel, batch).await {
+                // Nobody saw them: the upstream is asked for them again.
+                reconnect.last_id = self.last_kept_id(topic);
+                let message = format!("the upstream's events could not be kept: {e}");
+                let failure = Failure {
+                    status: status::NOT_KEPT,
+                    cause: "store",
+                    message,
+                };
+                return lost(failure, false);
             }
         }
     }
 
-    fn publish_error(&self, topic: &RelayTopic, failure: &Failure, session: &str, delay: Duration) {
+    /// The upstream id of the newest event the topic's channel holds.
+    fn last_kept_id(&self, topic: &RelayTopic) -> Option<String> {
+        let channel = self.hub.get(&topic.channel)?;
+        channel.find_newest(|e| e.relayed().and_then(|r| r.upstream_id.clone()))
+    }
+
+    async fn publish_error(
+        &self,
+        topic: &RelayTopic,
+        failure: &Failure,
+        session: &str,
+        delay: Duration,
+    ) {
         tracing::debug!(
             status = failure.status,
             cause = failure.cause,
@@ -371,7 +406,9 @@ impl Relays {
             stream: Arc::clone(&topic.stream),
             notice: true,
         };
-        self.hub.append(&topic.channel, Append::Relayed(notice));
+        if let Err(e) = self.hub.append_relayed(&topic.channel, vec![notice]).await {
+            tracing::warn!("a relay's error event was not kept: {e}");
+        }
     }
 }
 

@@ -371,3 +371,14 @@ pub fn last_event_id(id: &str) -> HeaderMap {
     headers.insert("last-event-id", value);
     headers
 }
+
+/// The next event that is not an `error`, checking it has a gateway id.
+pub async fn next_relayed(stream: &mut SseStream) -> SseEvent {
+    loop {
+        let event = stream.next_event().await.expect("an event");
+        if event.event != "error" {
+            assert!(!event.id.is_empty(), "every event has an id: {event:?}");
+            return event;
+        }
+    }
+}
