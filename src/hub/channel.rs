@@ -1,6 +1,6 @@
 //! A channel: an ordered, bounded log of events and the set of outlets watching it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -213,28 +213,16 @@ impl Channel {
         Arc::clone(&self.turn).lock_owned().await
     }
 
-    /// The positions `batch` will get when appended after position `after` (moved past
-    /// them), as `push_messages` gives them: generated ids are filled in, and a message
-    /// whose id is in history, or `seen` earlier in the commit, gets none (it is
-    /// acknowledged again, not appended). Returns `(position, index in batch)`.
+    /// The positions `batch` will get when appended after position `after` (see
+    /// `Log::plan`), for a durable commit that keeps them before appending.
     pub(super) fn plan(
         &self,
         batch: &mut [NewMessage],
         after: &mut u64,
-        seen: &mut std::collections::HashSet<String>,
-        mut next_id: impl FnMut() -> String,
+        seen: &mut HashSet<String>,
+        next_id: impl FnMut() -> String,
     ) -> Vec<(u64, usize)> {
-        let log = self.log.read().unwrap();
-        let mut planned = Vec::with_capacity(batch.len());
-        for (i, message) in batch.iter_mut().enumerate() {
-            let id = message.id.get_or_insert_with(&mut next_id);
-            if log.ids.contains_key(id.as_str()) || !seen.insert(id.clone()) {
-                continue;
-            }
-            *after += 1;
-            planned.push((*after, i));
-        }
-        planned
+        self.log.read().unwrap().plan(batch, after, seen, next_id)
     }
 
     pub fn name(&self) -> &str {
@@ -429,30 +417,20 @@ impl Log {
     fn push_messages(
         &mut self,
         channel: &str,
-        batch: Vec<NewMessage>,
+        mut batch: Vec<NewMessage>,
         timestamp: u64,
         order: &AtomicU64,
-        mut next_id: impl FnMut() -> String,
+        next_id: impl FnMut() -> String,
     ) -> Appended {
-        let mut appended = Appended {
-            ids: Vec::with_capacity(batch.len()),
-            count: 0,
-        };
-        for message in batch {
-            if let Some(id) = &message.id
-                && self.ids.contains_key(id)
-            {
-                appended.ids.push(id.clone());
-                continue;
-            }
-            let id = match message.id {
-                Some(id) => {
-                    self.ids.insert(id.clone(), self.head + 1);
-                    id
-                }
-                None => next_id(),
-            };
-            appended.ids.push(id.clone());
+        let mut after = self.head;
+        let planned = self.plan(&mut batch, &mut after, &mut HashSet::new(), next_id);
+        let ids = batch.iter().map(|m| m.id.clone().unwrap_or_default());
+        let ids = ids.collect();
+        let mut batch: Vec<Option<NewMessage>> = batch.into_iter().map(Some).collect();
+        for &(position, i) in &planned {
+            let message = batch[i].take().expect("each message is planned once");
+            let id = message.id.expect("planning gives every message an id");
+            self.ids.insert(id.clone(), position);
             let body = Body::Message(Message {
                 id,
                 name: message.name,
@@ -462,9 +440,34 @@ impl Log {
                 data: message.data,
             });
             self.push(body, timestamp, order);
-            appended.count += 1;
         }
-        appended
+        Appended {
+            ids,
+            count: planned.len(),
+        }
+    }
+
+    /// The positions `batch` takes when appended after position `after` (moved past them):
+    /// every message gets an id (`next_id` for those without), and one whose id is still
+    /// in history, or `seen` earlier in the same group, gets no position: it is acknowledged
+    /// again, not appended (idempotent publishing). Returns `(position, index in batch)`.
+    fn plan(
+        &self,
+        batch: &mut [NewMessage],
+        after: &mut u64,
+        seen: &mut HashSet<String>,
+        mut next_id: impl FnMut() -> String,
+    ) -> Vec<(u64, usize)> {
+        let mut planned = Vec::with_capacity(batch.len());
+        for (i, message) in batch.iter_mut().enumerate() {
+            let id = message.id.get_or_insert_with(&mut next_id);
+            if self.ids.contains_key(id.as_str()) || !seen.insert(id.clone()) {
+                continue;
+            }
+            *after += 1;
+            planned.push((*after, i));
+        }
+        planned
     }
 
     /// One state event; the snapshot follows it (see `StateView`).
