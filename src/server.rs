@@ -25,7 +25,7 @@ use crate::http::limits::{self, PublishRate};
 use crate::http::{AppState, router};
 use crate::hub::{HistoryLimits, Hub, cursor};
 use crate::metrics::Metrics;
-use crate::outlet::registry::Connections;
+use crate::outlet::registry::{Connections, KEEP_EVERY};
 use crate::sources::poller::Pollers;
 use crate::sources::relay::Relays;
 use crate::sources::target::TargetPolicy;
@@ -136,11 +136,17 @@ pub async fn run(
     Ok(())
 }
 
-/// Ages history, drops idle channels, and forgets connections closed longer than `keep`.
+/// Ages history, drops idle channels, and forgets connections closed longer than `keep`,
+/// every second; hands connections' journals to the bus more often (`KEEP_EVERY`).
 async fn sweep(hub: Arc<Hub>, connections: Arc<Connections>, keep: Duration) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
+    let mut tick = tokio::time::interval(KEEP_EVERY);
+    let sweep_every = (Duration::from_secs(1).as_millis() / KEEP_EVERY.as_millis()) as u64;
+    for n in 0u64.. {
         tick.tick().await;
+        connections.keep_all();
+        if n % sweep_every != 0 {
+            continue;
+        }
         hub.sweep();
         connections.sweep(keep);
     }

@@ -13,6 +13,9 @@ use common::{Server, SseStream, client, envelope, get_json};
 use serde_json::{Value, json};
 use streamgate::wire::sse_parser::SseEvent;
 
+/// Longer than the gateway takes to keep a connection's journal (every 250 ms).
+const JOURNAL_KEPT: std::time::Duration = std::time::Duration::from_millis(750);
+
 fn config(data: &tempfile::TempDir, extra: &str) -> String {
     format!("[bus]\ndata_dir = {:?}\n{extra}", data.path())
 }
@@ -430,6 +433,8 @@ async fn server_kept_cursors_resume_exactly_after_a_kill() {
     assert_eq!(payloads(many.events(1).await), ["s16"]);
 
     drop((dynamic, many));
+    // Journals are kept every 250 ms: the tokens above are on disk by now.
+    tokio::time::sleep(JOURNAL_KEPT).await;
     let server = server.restart(); // SIGKILL, then the same folder
 
     // The same connection, with both streams, exactly after the token.
@@ -468,6 +473,7 @@ async fn a_dynamic_connection_with_a_polled_stream_resumes_after_a_kill() {
     assert_eq!(envelope(&n1)["data"], "n1");
     common::publish(&server, "news", json!({"data": "n2"})).await;
     drop(stream);
+    tokio::time::sleep(JOURNAL_KEPT).await;
 
     let server = server.restart(); // SIGKILL, then the same folder
     upstream.set(json!({"v": 1, "items": items}));

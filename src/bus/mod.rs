@@ -30,8 +30,8 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     fn trim(&self, channel: &str, through: u64);
     /// Drops all a channel has kept: it left memory (idle and empty), or its source stopped.
     fn drop_channel(&self, channel: &str);
-    /// Keeps what a connection's journal recorded since the last write.
-    fn keep_journal(&self, write: JournalWrite) -> Kept<'_>;
+    /// Keeps what a connection's journal recorded since the last write; nobody waits.
+    fn keep_journal(&self, write: JournalWrite);
     /// Drops a connection's journal: it closed longer ago than it may be resumed.
     fn forget_journal(&self, connection: &str);
     /// What the operator calls this bus, for messages (e.g. the store's file).
@@ -96,8 +96,8 @@ pub struct JournalWrite {
     pub credential: Vec<u8>,
     /// New streams, by index.
     pub specs: Vec<(u32, Vec<u8>)>,
-    /// New entries, by number.
-    pub entries: Vec<(u64, Vec<u8>)>,
+    /// New entries, packed, with the number of the last one.
+    pub entries: Option<(u64, Vec<u8>)>,
     /// The state before entry `.0`: entries below it leave the bus.
     pub base: Option<(u64, Vec<u8>)>,
 }
@@ -108,6 +108,7 @@ pub struct KeptJournal {
     pub connection: String,
     pub credential: Vec<u8>,
     pub specs: Vec<(u32, Vec<u8>)>,
+    /// Runs of entries as written, each packed, with the number of its last entry.
     pub entries: Vec<(u64, Vec<u8>)>,
     pub base: Option<(u64, Vec<u8>)>,
 }

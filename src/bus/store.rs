@@ -30,7 +30,8 @@ const STATE_HEADS: TableDefinition<&str, u64> = TableDefinition::new("state_head
 /// Each state channel's document, as JSON text.
 const STATE_DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("state_documents");
 /// Each connection's journal: the credential digest, the base (the state before its first
-/// kept entry, and that entry's number), its streams and its entries.
+/// kept entry, and that entry's number), its streams, and its entries in runs as written
+/// (each keyed by its last entry's number).
 const JOURNAL_CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("journals");
 const JOURNAL_BASES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("journal_bases");
 const JOURNAL_SPECS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("journal_specs");
@@ -74,7 +75,7 @@ enum Request {
     State(StateEvent, oneshot::Sender<Result<(), String>>),
     /// Drops all a channel has kept; nobody waits for it.
     Drop(String),
-    Journal(JournalWrite, oneshot::Sender<Result<(), String>>),
+    Journal(JournalWrite),
     /// Drops a connection's journal; nobody waits for it.
     ForgetJournal(String),
 }
@@ -164,9 +165,9 @@ impl Bus for Store {
         let _ = self.writer.send(Request::Drop(channel.to_owned()));
     }
 
-    fn keep_journal(&self, write: JournalWrite) -> Kept<'_> {
-        let (done, committed) = oneshot::channel();
-        Box::pin(self.request(Request::Journal(write, done), committed))
+    /// With the next commit.
+    fn keep_journal(&self, write: JournalWrite) {
+        let _ = self.writer.send(Request::Journal(write));
     }
 
     /// With the next commit.
@@ -367,9 +368,7 @@ fn write(
             )
         });
         for request in pending {
-            if let Request::Commit(_, done) | Request::State(_, done) | Request::Journal(_, done) =
-                request
-            {
+            if let Request::Commit(_, done) | Request::State(_, done) = request {
                 let _ = done.send(result.clone());
             }
         }
@@ -403,13 +402,14 @@ impl Journals<'_> {
         for (index, spec) in &write.specs {
             self.specs.insert((connection, *index), spec.as_slice())?;
         }
-        for (number, entry) in &write.entries {
+        if let Some((last, packed)) = &write.entries {
             self.entries
-                .insert((connection, *number), entry.as_slice())?;
+                .insert((connection, *last), packed.as_slice())?;
         }
-        if let Some((first, state)) = &write.base {
-            self.bases.insert(connection, (*first, state.as_slice()))?;
-            let below = (connection, 0)..(connection, *first);
+        if let Some((base, state)) = &write.base {
+            self.bases.insert(connection, (*base, state.as_slice()))?;
+            // Runs that end below the base leave; one that straddles it stays.
+            let below = (connection, 0)..(connection, *base);
             self.entries.retain_in(below, |_, _| false)?;
         }
         Ok(())
@@ -488,7 +488,7 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
                     messages.retain_in((channel, 0)..=(channel, u64::MAX), |_, _| false)?;
                     continue;
                 }
-                Request::Journal(write, _) => {
+                Request::Journal(write) => {
                     journals.write(write)?;
                     continue;
                 }

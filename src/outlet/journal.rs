@@ -107,19 +107,24 @@ impl Journal {
         }
         journal.base.resize(journal.specs.len(), None);
         let kept_from = journal.base_entry;
-        for (number, entry) in &kept.entries {
-            let entry = kept::read_entry(entry)?;
-            let next = journal.base_entry + journal.entries.len() as u64;
-            let known = match entry {
-                Entry::Added { stream, .. }
-                | Entry::Removed { stream }
-                | Entry::Delivered { stream, .. } => (stream as usize) < journal.specs.len(),
-            };
-            // Written in order, and whole: a hole or an unknown stream ends what is known.
-            if *number != next || !known {
-                break;
+        for (last, packed) in &kept.entries {
+            for (number, entry) in kept::read_entries(*last, packed)? {
+                let next = journal.base_entry + journal.entries.len() as u64;
+                // Folded into the base already (a run that straddles it).
+                if number < next {
+                    continue;
+                }
+                let known = match entry {
+                    Entry::Added { stream, .. }
+                    | Entry::Removed { stream }
+                    | Entry::Delivered { stream, .. } => (stream as usize) < journal.specs.len(),
+                };
+                // Written in order, and whole: a hole or an unknown stream ends what is known.
+                if number != next || !known {
+                    break;
+                }
+                journal.push(entry);
             }
-            journal.push(entry);
         }
         journal.unkept = Some(Unkept {
             kept_from,
@@ -141,10 +146,7 @@ impl Journal {
                 .into_iter()
                 .map(|i| (i, kept::spec(&self.specs[i as usize])))
                 .collect(),
-            entries: std::mem::take(&mut unkept.entries)
-                .into_iter()
-                .map(|(number, entry)| (number, kept::entry(entry)))
-                .collect(),
+            entries: kept::entries(&std::mem::take(&mut unkept.entries)),
             ..JournalWrite::default()
         };
         if write.reset || self.base_entry >= unkept.kept_from + self.capacity as u64 {

@@ -222,16 +222,6 @@ impl Outlet {
         });
     }
 
-    /// Hands the journal's new entries to the bus, when it is kept there.
-    async fn keep_journal(&self) {
-        if let Some(link) = &self.link {
-            let registration = &link.registration;
-            link.registry
-                .keep(&registration.id, &registration.journal)
-                .await;
-        }
-    }
-
     fn journal(&self) -> Option<&Arc<Mutex<Journal>>> {
         self.link.as_ref().map(|l| &l.registration.journal)
     }
@@ -301,8 +291,6 @@ impl Outlet {
             // Lag that built up while the previous chunk was being written is the client's
             // slowness; lag found after waking up is a burst, sent in batches.
             self.drain(&mut buf, std::mem::take(&mut after_write));
-            // The journal entries the ids name are kept before anything is sent.
-            self.keep_journal().await;
             if self.finished || !buf.is_empty() {
                 self.next_keepalive = Instant::now() + self.options.keepalive;
                 return Some(buf.freeze());
@@ -339,7 +327,6 @@ impl Outlet {
                     // What was published before the shutdown goes out first: a publish and
                     // the shutdown signal may wake the outlet together.
                     self.drain(&mut buf, false);
-                    self.keep_journal().await;
                     self.finished = true;
                     if self.options.format.is_sse() {
                         sse::put_retry(&mut buf, self.options.retry_ms);

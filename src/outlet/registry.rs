@@ -17,6 +17,9 @@ use crate::auth::Credential;
 use crate::bus::{Bus, KeptJournal};
 use crate::wire::envelope::ErrorInfo;
 
+/// How often journals are handed to the bus (see `Connections::keep_all`).
+pub const KEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A change asked of a live connection; the outlet answers on the oneshot.
 #[derive(Debug)]
 pub enum Control {
@@ -152,29 +155,20 @@ impl Connections {
             .map(|e| Arc::clone(&e.journal))
     }
 
-    /// Hands what `journal` (connection `id`'s) recorded since its last write to the bus,
-    /// and waits until it is kept. A failure is logged, not fatal: the events go out, and a
-    /// client resuming after a crash with a token that was not kept gets the gap notice.
-    pub async fn keep(&self, id: &str, journal: &Mutex<Journal>) {
+    /// Hands what each journal recorded since its last write to the bus. Run every
+    /// `KEEP_EVERY`: a token a client got is kept within that time, and the cost of keeping
+    /// is one write per connection per period, whatever the rate of events.
+    pub fn keep_all(&self) {
         let Some(bus) = &self.bus else {
             return;
         };
-        let Some(mut write) = journal.lock().unwrap().unkept() else {
-            return;
-        };
-        let Some(credential) = self
-            .entries
-            .lock()
-            .unwrap()
-            .get(id)
-            .map(|e| e.credential.clone())
-        else {
-            return;
-        };
-        write.connection = id.to_owned();
-        write.credential = credential;
-        if let Err(e) = bus.keep_journal(write).await {
-            tracing::warn!("a connection's journal was not kept: {e}");
+        let entries = self.entries.lock().unwrap();
+        for (id, entry) in entries.iter() {
+            if let Some(mut write) = entry.journal.lock().unwrap().unkept() {
+                write.connection = id.clone();
+                write.credential = entry.credential.clone();
+                bus.keep_journal(write);
+            }
         }
     }
 

@@ -83,8 +83,40 @@ pub(super) fn read_spec(bytes: &[u8]) -> Result<StreamSpec, String> {
     })
 }
 
+/// Bytes of one packed entry.
+const ENTRY_BYTES: usize = 13;
+
+/// A run of consecutive entries, `(number, entry)`, packed, with the last one's number.
+pub(super) fn entries(run: &[(u64, Entry)]) -> Option<(u64, Vec<u8>)> {
+    let &(last, _) = run.last()?;
+    let mut packed = Vec::with_capacity(run.len() * ENTRY_BYTES);
+    for &(_, e) in run {
+        packed.extend_from_slice(&entry(e));
+    }
+    Some((last, packed))
+}
+
+/// A packed run back, numbered.
+pub(super) fn read_entries(last: u64, packed: &[u8]) -> Result<Vec<(u64, Entry)>, String> {
+    if !packed.len().is_multiple_of(ENTRY_BYTES) {
+        return Err(format!(
+            "a run of journal entries of {} bytes",
+            packed.len()
+        ));
+    }
+    let count = (packed.len() / ENTRY_BYTES) as u64;
+    let first = (last + 1)
+        .checked_sub(count)
+        .ok_or("a run of journal entries numbered below 0")?;
+    packed
+        .chunks(ENTRY_BYTES)
+        .zip(first..)
+        .map(|(bytes, number)| Ok((number, read_entry(bytes)?)))
+        .collect()
+}
+
 /// An entry: a tag, the stream's index, and a position.
-pub(super) fn entry(entry: Entry) -> Vec<u8> {
+fn entry(entry: Entry) -> Vec<u8> {
     let (tag, stream, position) = match entry {
         Entry::Added {
             stream,
@@ -104,7 +136,7 @@ pub(super) fn entry(entry: Entry) -> Vec<u8> {
     bytes
 }
 
-pub(super) fn read_entry(bytes: &[u8]) -> Result<Entry, String> {
+fn read_entry(bytes: &[u8]) -> Result<Entry, String> {
     let malformed = || format!("a journal entry of {} bytes is not one", bytes.len());
     let (&tag, rest) = bytes.split_first().ok_or_else(malformed)?;
     let (stream, position) = rest.split_at_checked(4).ok_or_else(malformed)?;
