@@ -50,7 +50,7 @@ pub async fn run(
         state_bytes: config.channels.state_history_bytes,
     };
     let journal_entries = config.stream.journal_entries;
-    let (hub, connections) = match &config.bus.data_dir {
+    let (hub, connections, bus) = match &config.bus.data_dir {
         Some(dir) => {
             let (store, mut restored) =
                 Store::open(dir, cursor::new_epoch).map_err(std::io::Error::other)?;
@@ -58,11 +58,11 @@ pub async fn run(
             let journals = std::mem::take(&mut restored.journals);
             let connections = Connections::new(Arc::clone(&bus), journals, journal_entries)
                 .map_err(std::io::Error::other)?;
-            let hub =
-                Hub::durable(limits, metrics, bus, restored).map_err(std::io::Error::other)?;
-            (hub, connections)
+            let hub = Hub::durable(limits, metrics, Arc::clone(&bus), restored)
+                .map_err(std::io::Error::other)?;
+            (hub, connections, Some(bus))
         }
-        None => (Hub::new(limits, metrics), Connections::default()),
+        None => (Hub::new(limits, metrics), Connections::default(), None),
     };
     let hub = Arc::new(hub);
     let mut config = config;
@@ -106,7 +106,7 @@ pub async fn run(
         relays,
         client,
         targets,
-        connections,
+        connections: Arc::clone(&connections),
         publish_rate,
     };
     let config = Arc::clone(&state.config);
@@ -133,6 +133,13 @@ pub async fn run(
         }
     }
     sweeper.abort();
+    // The journals' last entries name the ids clients reconnect with: kept before exiting.
+    if let Some(bus) = bus {
+        connections.keep_all();
+        if let Err(e) = bus.flush().await {
+            tracing::warn!("the store was not flushed at shutdown: {e}");
+        }
+    }
     Ok(())
 }
 

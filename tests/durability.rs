@@ -371,6 +371,17 @@ async fn a_polled_topic_restarts_from_its_kept_document() {
     let server = server.restart(); // SIGKILL, then the same folder
     upstream.set(document(3));
 
+    // The first subscriber after the restart, before any poll: its first event is the fresh
+    // document, not the patch that takes the kept one to it.
+    let mut first = Holder {
+        document: None,
+        last_id: String::new(),
+    };
+    let mut early = SseStream::open(&server.url(&path)).await;
+    assert_eq!(first.step(&mut early).await, "data");
+    assert_eq!(first.document, Some(upstream.document()));
+    drop(early);
+
     // Resuming where it was: the first event is a patch, and it applies to what the client
     // held before the crash.
     let headers = common::last_event_id(&holder.last_id);
@@ -533,4 +544,32 @@ async fn a_relayed_topic_keeps_its_history_and_resumes_its_upstream_after_a_kill
         .await;
     let resumed = upstream.requests().last().unwrap().last_event_id();
     assert_eq!(resumed.as_deref(), Some(&b"2"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_keeps_the_tokens_it_just_sent() {
+    let data = tempfile::tempdir().unwrap();
+    let conf = config(&data, "[stream]\nkeepalive_ms = 60000\n");
+    let server = Server::start(&conf);
+    let (mut stream, id) = common::dynamic(&server, "&channels=a").await;
+    common::publish(&server, "a", json!({"data": "a1"})).await;
+    common::publish(&server, "a", json!({"data": "a2"})).await;
+    let seen = stream.events(2).await;
+    drop(stream);
+    // At once, well within the time between two periodic keeps of the journal.
+    assert!(server.terminate().success());
+
+    let server = Server::start(&conf);
+    let headers = common::last_event_id(&seen[0].id);
+    let mut resumed = SseStream::open_with(&server.url("/sse?dynamic=true"), headers).await;
+    let connected = resumed.next_event().await.unwrap();
+    assert_eq!(connected.event, "connected", "{connected:?}");
+    let again: Value = serde_json::from_str(&connected.data).unwrap();
+    assert_eq!(again["connectionId"], id.as_str());
+    let next = resumed.next_event().await.unwrap();
+    assert_eq!(
+        envelope(&next)["data"],
+        "a2",
+        "exactly after the token: {next:?}"
+    );
 }

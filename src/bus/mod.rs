@@ -34,6 +34,8 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     fn keep_journal(&self, write: JournalWrite);
     /// Drops a connection's journal: it closed longer ago than it may be resumed.
     fn forget_journal(&self, connection: &str);
+    /// Resolves once everything asked of the bus before is kept (at shutdown).
+    fn flush(&self) -> Kept<'_>;
     /// What the operator calls this bus, for messages (e.g. the store's file).
     fn describe(&self) -> String;
 }

@@ -76,6 +76,8 @@ enum Request {
     /// Drops all a channel has kept; nobody waits for it.
     Drop(String),
     Journal(JournalWrite),
+    /// Answered once every request before it is committed.
+    Flush(oneshot::Sender<Result<(), String>>),
     /// Drops a connection's journal; nobody waits for it.
     ForgetJournal(String),
 }
@@ -175,6 +177,11 @@ impl Bus for Store {
         let _ = self
             .writer
             .send(Request::ForgetJournal(connection.to_owned()));
+    }
+
+    fn flush(&self) -> Kept<'_> {
+        let (done, committed) = oneshot::channel();
+        Box::pin(self.request(Request::Flush(done), committed))
     }
 
     fn describe(&self) -> String {
@@ -368,7 +375,9 @@ fn write(
             )
         });
         for request in pending {
-            if let Request::Commit(_, done) | Request::State(_, done) = request {
+            if let Request::Commit(_, done) | Request::State(_, done) | Request::Flush(done) =
+                request
+            {
                 let _ = done.send(result.clone());
             }
         }
@@ -496,6 +505,7 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
                     journals.forget(connection)?;
                     continue;
                 }
+                Request::Flush(_) => continue,
             };
             if forget_through > 0 {
                 messages.retain_in((channel, 0)..=(channel, forget_through), |_, _| false)?;

@@ -101,7 +101,11 @@ impl Hub {
             let events = stored
                 .into_iter()
                 .map(|(position, json)| {
-                    let (body, timestamp) = stored::body(&name, &json).map_err(|e| {
+                    let parsed = match position {
+                        0 => Err("position 0 is no event's".to_owned()),
+                        _ => stored::body(&name, &json),
+                    };
+                    let (body, timestamp) = parsed.map_err(|e| {
                         format!(
                             "{} holds an event of {name:?} that is not readable ({e}); move \
                              the store away to start with an empty history",

@@ -94,16 +94,20 @@ impl Journal {
     pub fn restore(capacity: usize, kept: &KeptJournal) -> Result<Self, String> {
         let mut journal = Journal::new(capacity);
         for (index, spec) in &kept.specs {
+            // A stream whose write was lost (a failed commit) ends the streams known; the
+            // entries that name a later one end what is known too (see below).
             if *index as usize != journal.specs.len() {
-                return Err(format!(
-                    "stream {index} of a journal is kept without those before"
-                ));
+                break;
             }
             journal.specs.push(kept::read_spec(spec)?);
         }
         if let Some((first, state)) = &kept.base {
+            if *first == 0 {
+                return Err("a journal base numbered 0".into());
+            }
             journal.base_entry = *first;
             journal.base = kept::read_base(state)?;
+            journal.base.truncate(journal.specs.len());
         }
         journal.base.resize(journal.specs.len(), None);
         let kept_from = journal.base_entry;
@@ -194,8 +198,8 @@ impl Journal {
     /// The open streams and their positions just after entry `entry` was written; `None`
     /// when that entry is older than the journal remembers (or newer than it has).
     pub fn at(&self, entry: u64) -> Option<Vec<Resumed>> {
-        let last = self.base_entry + self.entries.len() as u64 - 1;
-        if entry + 1 < self.base_entry || entry > last {
+        let last = self.last();
+        if entry.saturating_add(1) < self.base_entry || entry > last {
             return None;
         }
         let mut state = self.base.clone();
@@ -229,11 +233,17 @@ impl Journal {
     /// after `entry` (what was journaled after it never reached the client). The same token
     /// keeps working. Returns the streams and whether `entry` was older than remembered.
     pub fn restart(&mut self, entry: u64) -> (Vec<(u32, Resumed)>, bool) {
-        let (state, lost) = match self.at(entry) {
-            Some(state) => (state, false),
-            None => (self.earliest(), true),
+        let last = self.last();
+        let (state, lost, entry) = match self.at(entry) {
+            Some(state) => (state, false, entry),
+            // Newer than the journal knows (it was not kept before a crash): the newest
+            // state it knows, numbered after the client's, whose numbers are never reused.
+            None if entry > last => {
+                let newest = self.at(last).unwrap_or_else(|| self.earliest());
+                (newest, true, entry)
+            }
+            None => (self.earliest(), true, self.base_entry - 1),
         };
-        let entry = if lost { self.base_entry - 1 } else { entry };
         self.specs = state.iter().map(|r| r.spec.clone()).collect();
         self.base = state.iter().map(|r| Some(r.position)).collect();
         self.base_entry = entry + 1;
@@ -252,6 +262,11 @@ impl Journal {
             .map(|(i, r)| (i as u32, r))
             .collect();
         (streams, lost)
+    }
+
+    /// The number of the newest entry (`base_entry - 1` when there is none).
+    fn last(&self) -> u64 {
+        self.base_entry + self.entries.len() as u64 - 1
     }
 
     /// The streams open now, by index.
@@ -338,6 +353,16 @@ mod tests {
         let next = j.delivered(streams[0].0, 2);
         assert_eq!(next, token + 1);
         assert_eq!(j.at(next).unwrap()[0].position, Some(2));
+
+        // A token newer than the journal (not kept before a crash): the newest state it
+        // knows, and entries numbered after the token, never reusing a number it held.
+        let b = j.add(spec("b"), Some(5));
+        let newest = j.delivered(b, 6);
+        let (streams, lost) = j.restart(newest + 10);
+        assert!(lost);
+        let at: Vec<_> = streams.iter().map(|(_, r)| r.position).collect();
+        assert_eq!(at, [Some(2), Some(6)]);
+        assert_eq!(j.delivered(streams[1].0, 7), newest + 11);
     }
 
     /// What the bus would hold after every write of `writes`, in order.

@@ -445,10 +445,22 @@ impl Outlet {
 
     /// Writes a state channel's current state (the document, then a newer error) if it is
     /// newer than what the subscriber has, and moves it to the head.
+    ///
+    /// A subscriber that needs the whole document while the channel has none yet (its
+    /// source has not sent one, or the channel came back from the store with only the
+    /// document its earlier clients hold) is told a newer error, and stays pending: the next
+    /// event may be a patch it could not apply, and the document after it is what it gets.
     fn send_state(&mut self, i: usize, buf: &mut BytesMut) {
         let view = self.subs[i].subscription.channel().state_view();
         let cursor = self.subs[i].cursor;
         let resync = self.subs[i].state_pending;
+        if resync && view.snapshot.is_none() {
+            if let Some(error) = view.error.filter(|e| e.seq > cursor) {
+                self.put_positioned(buf, i, &error);
+                self.hub.metrics().delivered.increment(1);
+            }
+            return;
+        }
         for event in [view.snapshot, view.error].into_iter().flatten() {
             if resync || event.seq > cursor {
                 self.put_positioned(buf, i, &event);

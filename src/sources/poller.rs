@@ -260,9 +260,14 @@ impl Pollers {
         };
         if self.publish(feed, kind, data, after).await {
             state.documents.insert(channel.clone(), document);
-        } else if let Some(restored) = restored {
+            return;
+        }
+        if let Some(restored) = restored {
             state.documents.insert(channel.clone(), restored);
         }
+        // Not delivered: the next poll must not be answered "not modified".
+        state.etag = None;
+        state.last_modified = None;
     }
 
     async fn publish_error(&self, feed: &Feed<Part>, failure: &Failure, session: &str) {

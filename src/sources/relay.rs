@@ -365,8 +365,10 @@ impl Relays {
             if batch.is_empty() {
                 continue;
             }
+            let ids: Vec<String> = batch.iter().filter_map(|r| r.upstream_id.clone()).collect();
             if let Err(e) = self.hub.append_relayed(&topic.channel, batch).await {
                 // Nobody saw them: the upstream is asked for them again.
+                reconnect.forget(&ids);
                 reconnect.last_id = self.last_kept_id(topic);
                 let message = format!("the upstream's events could not be kept: {e}");
                 let failure = Failure {
@@ -413,6 +415,16 @@ impl Relays {
 }
 
 impl Reconnect {
+    /// Forgets ids remembered for events that were not relayed after all: the upstream is
+    /// asked for them again.
+    fn forget(&mut self, ids: &[String]) {
+        for id in ids {
+            if self.recent_set.remove(id) {
+                self.recent.retain(|r| r != id);
+            }
+        }
+    }
+
     fn remember(&mut self, id: &str) {
         if self.recent_set.insert(id.to_owned()) {
             self.recent.push_back(id.to_owned());
