@@ -449,12 +449,7 @@ async fn server_kept_cursors_resume_exactly_after_a_kill() {
     let server = server.restart(); // SIGKILL, then the same folder
 
     // The same connection, with both streams, exactly after the token.
-    let url = server.url("/sse?dynamic=true");
-    let mut resumed = SseStream::open_with(&url, common::last_event_id(&token)).await;
-    let connected = resumed.next_event().await.unwrap();
-    assert_eq!(connected.event, "connected", "{connected:?}");
-    let again: Value = serde_json::from_str(&connected.data).unwrap();
-    assert_eq!(again["connectionId"], id.as_str());
+    let mut resumed = common::resume_dynamic(&server, &token, &id).await;
     assert_eq!(payloads(resumed.events(2).await), ["a2", "b2"]);
     common::publish(&server, "b", json!({"data": "b3"})).await;
     assert_eq!(payloads(resumed.events(1).await), ["b3"]);
@@ -491,16 +486,8 @@ async fn a_dynamic_connection_with_a_polled_stream_resumes_after_a_kill() {
 
     // The same connection and streams: the message it missed, and the document's change as
     // a patch on what it held (its poller started again from the kept topic).
-    let headers = common::last_event_id(&n1.id);
-    let mut resumed = SseStream::open_with(&server.url("/sse?dynamic=true"), headers).await;
-    let connected = resumed.next_event().await.unwrap();
-    let again: Value = serde_json::from_str(&connected.data).unwrap();
-    assert_eq!(again["connectionId"], id.as_str());
-    let mut by_kind: HashMap<String, Value> = HashMap::new();
-    for _ in 0..2 {
-        let e = resumed.next_event().await.unwrap();
-        by_kind.insert(e.event.clone(), serde_json::from_str(&e.data).unwrap());
-    }
+    let mut resumed = common::resume_dynamic(&server, &n1.id, &id).await;
+    let by_kind = common::events_by_kind(&mut resumed, 2).await;
     assert_eq!(by_kind["message"]["data"], "n2", "{by_kind:?}");
     assert_eq!(by_kind["patch"]["channel"], poll_name.as_str());
     assert_eq!(
@@ -560,12 +547,7 @@ async fn a_graceful_stop_keeps_the_tokens_it_just_sent() {
     assert!(server.terminate().success());
 
     let server = Server::start(&conf);
-    let headers = common::last_event_id(&seen[0].id);
-    let mut resumed = SseStream::open_with(&server.url("/sse?dynamic=true"), headers).await;
-    let connected = resumed.next_event().await.unwrap();
-    assert_eq!(connected.event, "connected", "{connected:?}");
-    let again: Value = serde_json::from_str(&connected.data).unwrap();
-    assert_eq!(again["connectionId"], id.as_str());
+    let mut resumed = common::resume_dynamic(&server, &seen[0].id, &id).await;
     let next = resumed.next_event().await.unwrap();
     assert_eq!(
         envelope(&next)["data"],

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::upstream::Upstream;
@@ -226,16 +225,8 @@ async fn channels_and_delta_streams_share_a_connection_and_resume_together() {
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     // Resume with the last id: same connection, same streams, exactly what was missed.
-    let headers = common::last_event_id(&n1.id);
-    let mut resumed = SseStream::open_with(&server.url("/sse?dynamic=true"), headers).await;
-    let connected = resumed.next_event().await.unwrap();
-    let again: Value = serde_json::from_str(&connected.data).unwrap();
-    assert_eq!(again["connectionId"], id.as_str());
-    let mut by_kind: HashMap<String, Value> = HashMap::new();
-    for _ in 0..2 {
-        let e = resumed.next_event().await.unwrap();
-        by_kind.insert(e.event.clone(), serde_json::from_str(&e.data).unwrap());
-    }
+    let mut resumed = common::resume_dynamic(&server, &n1.id, &id).await;
+    let by_kind = common::events_by_kind(&mut resumed, 2).await;
     assert_eq!(by_kind["message"]["data"], "n2");
     // A document change while away: resumed after the poll's position, so a patch.
     assert_eq!(by_kind["patch"]["channel"], poll_name.as_str());

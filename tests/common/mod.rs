@@ -382,3 +382,28 @@ pub async fn next_relayed(stream: &mut SseStream) -> SseEvent {
         }
     }
 }
+
+/// Resumes dynamic connection `id` after event `last_id`, checking it is announced again
+/// under the same id.
+pub async fn resume_dynamic(server: &Server, last_id: &str, id: &str) -> SseStream {
+    let headers = last_event_id(last_id);
+    let mut resumed = SseStream::open_with(&server.url("/sse?dynamic=true"), headers).await;
+    let connected = resumed.next_event().await.unwrap();
+    assert_eq!(connected.event, "connected", "{connected:?}");
+    let again: Value = serde_json::from_str(&connected.data).unwrap();
+    assert_eq!(again["connectionId"], id);
+    resumed
+}
+
+/// The data of the next `n` events, by event type (one event of each type expected).
+pub async fn events_by_kind(
+    stream: &mut SseStream,
+    n: usize,
+) -> std::collections::HashMap<String, Value> {
+    let mut by_kind = std::collections::HashMap::new();
+    for _ in 0..n {
+        let e = stream.next_event().await.unwrap();
+        by_kind.insert(e.event.clone(), serde_json::from_str(&e.data).unwrap());
+    }
+    by_kind
+}
