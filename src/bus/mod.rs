@@ -102,6 +102,9 @@ pub struct JournalWrite {
     pub entries: Option<(u64, Vec<u8>)>,
     /// The state before entry `.0`: entries below it leave the bus.
     pub base: Option<(u64, Vec<u8>)>,
+    /// Set by the bus when this write could not be kept: the journal's next write must be
+    /// whole (`reset`), or the kept journal would have a hole.
+    pub lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A connection's journal as kept.

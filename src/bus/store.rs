@@ -354,8 +354,22 @@ fn write(
     compaction: Compaction,
 ) {
     let mut looked = Instant::now();
-    while let Ok(first) = requests.recv() {
-        let mut pending = vec![first];
+    let mut owed = Owed::default();
+    loop {
+        // What a failed commit owes is retried with the next one, at least every second.
+        let first = match owed.is_empty() {
+            true => requests.recv().ok(),
+            false => match requests.recv_timeout(Duration::from_secs(1)) {
+                Ok(request) => Some(request),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        let mut pending = owed.take();
+        if first.is_none() && pending.is_empty() {
+            return;
+        }
+        pending.extend(first);
         pending.extend(requests.try_iter());
         if db.is_none() {
             db = Database::create(path)
@@ -375,10 +389,13 @@ fn write(
             )
         });
         for request in pending {
-            if let Request::Commit(_, done) | Request::State(_, done) | Request::Flush(done) =
-                request
-            {
-                let _ = done.send(result.clone());
+            match request {
+                Request::Commit(_, done) | Request::State(_, done) | Request::Flush(done) => {
+                    let _ = done.send(result.clone());
+                }
+                // Nobody waits for these: they are owed until a commit keeps them.
+                owed_request if result.is_err() => owed.add(owed_request),
+                _ => {}
             }
         }
         if looked.elapsed() >= compaction.every
@@ -389,6 +406,47 @@ fn write(
                 tracing::warn!("the history store could not be compacted: {e}");
             }
         }
+    }
+}
+
+/// What failed commits owe the store, of the requests nobody waits for, in an order that
+/// keeps their meaning: a channel's drop before its later floor, each channel's newest
+/// floor, and journals to forget. A journal write is not owed: its journal is told to write
+/// itself whole next time.
+#[derive(Default)]
+struct Owed {
+    drops: Vec<String>,
+    floors: std::collections::HashMap<String, u64>,
+    journals: Vec<String>,
+}
+
+impl Owed {
+    fn add(&mut self, request: Request) {
+        match request {
+            Request::Forget(channel, through) => {
+                self.floors.insert(channel, through);
+            }
+            Request::Drop(channel) => {
+                self.floors.remove(&channel);
+                if !self.drops.contains(&channel) {
+                    self.drops.push(channel);
+                }
+            }
+            Request::ForgetJournal(connection) => self.journals.push(connection),
+            Request::Journal(write) => write.lost.store(true, std::sync::atomic::Ordering::Relaxed),
+            Request::Commit(..) | Request::State(..) | Request::Flush(_) => {}
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.drops.is_empty() && self.floors.is_empty() && self.journals.is_empty()
+    }
+
+    fn take(&mut self) -> Vec<Request> {
+        let drops = self.drops.drain(..).map(Request::Drop);
+        let floors = self.floors.drain().map(|(c, t)| Request::Forget(c, t));
+        let journals = self.journals.drain(..).map(Request::ForgetJournal);
+        drops.chain(floors).chain(journals).collect()
     }
 }
 
@@ -531,15 +589,102 @@ mod tests {
     struct Flaky {
         file: FileBackend,
         failing: Arc<AtomicBool>,
+        /// Writes refused so far.
+        refused: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl Flaky {
         fn check(&self) -> std::io::Result<()> {
             match self.failing.load(Ordering::Relaxed) {
-                true => Err(std::io::Error::other("no space left on device")),
+                true => {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    Err(std::io::Error::other("no space left on device"))
+                }
                 false => Ok(()),
             }
         }
+    }
+
+    /// A writer on a store at `path` whose file fails while the flag is set, and the count
+    /// of writes it refused. (Once a commit failed, the writer opens the file again, as
+    /// itself: then it no longer fails.)
+    fn flaky_writer(
+        path: &Path,
+    ) -> (
+        mpsc::Sender<Request>,
+        Arc<AtomicBool>,
+        Arc<std::sync::atomic::AtomicUsize>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let failing = Arc::new(AtomicBool::new(false));
+        let refused = Arc::default();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        let backend = Flaky {
+            file: FileBackend::new(file).unwrap(),
+            failing: Arc::clone(&failing),
+            refused: Arc::clone(&refused),
+        };
+        let db = redb::Builder::new().create_with_backend(backend).unwrap();
+        let (writer, requests) = mpsc::channel();
+        let file = path.to_owned();
+        let never = Compaction {
+            every: Duration::MAX,
+            floor: 0,
+        };
+        let thread = std::thread::spawn(move || write(Some(db), &file, requests, never));
+        (writer, failing, refused, thread)
+    }
+
+    fn kept_positions(path: &Path) -> Vec<u64> {
+        let db = Database::open(path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let messages = txn.open_table(MESSAGES).unwrap();
+        messages
+            .iter()
+            .unwrap()
+            .map(|entry| entry.unwrap().0.value().1)
+            .collect()
+    }
+
+    fn commit_one(writer: &mpsc::Sender<Request>, position: u64) -> Result<(), String> {
+        let (done, answer) = oneshot::channel();
+        let batch = Batch {
+            channel: "c".into(),
+            messages: vec![(position, b"{}".to_vec())],
+            forget_through: 0,
+        };
+        writer.send(Request::Commit(batch, done)).unwrap();
+        answer.blocking_recv().unwrap()
+    }
+
+    #[test]
+    fn what_a_failed_commit_owes_is_kept_by_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let (writer, failing, refused, thread) = flaky_writer(&path);
+        assert_eq!(commit_one(&writer, 1), Ok(()));
+        failing.store(true, Ordering::Relaxed);
+        // A floor nobody waits for, in a commit that fails.
+        writer.send(Request::Forget("c".into(), 1)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while refused.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "the writer never tried");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(commit_one(&writer, 2), Ok(()));
+        drop(writer);
+        thread.join().unwrap();
+        assert_eq!(
+            kept_positions(&path),
+            [2],
+            "message 1 left with the owed floor"
+        );
     }
 
     impl StorageBackend for Flaky {
@@ -567,54 +712,17 @@ mod tests {
     fn a_failed_commit_does_not_stop_the_next_ones() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE);
-        let failing = Arc::new(AtomicBool::new(false));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .unwrap();
-        let backend = Flaky {
-            file: FileBackend::new(file).unwrap(),
-            failing: Arc::clone(&failing),
-        };
-        let db = redb::Builder::new().create_with_backend(backend).unwrap();
-        let (writer, requests) = mpsc::channel();
-        let file = path.clone();
-        let never = Compaction {
-            every: Duration::MAX,
-            floor: 0,
-        };
-        let thread = std::thread::spawn(move || write(Some(db), &file, requests, never));
-        let commit = |position: u64| {
-            let (done, answer) = oneshot::channel();
-            let batch = Batch {
-                channel: "c".into(),
-                messages: vec![(position, b"{}".to_vec())],
-                forget_through: 0,
-            };
-            writer.send(Request::Commit(batch, done)).unwrap();
-            answer.blocking_recv().unwrap()
-        };
-        assert!(commit(1).is_ok());
+        let (writer, failing, _, thread) = flaky_writer(&path);
+        assert!(commit_one(&writer, 1).is_ok());
         failing.store(true, Ordering::Relaxed);
-        let refused = commit(2).unwrap_err();
+        let refused = commit_one(&writer, 2).unwrap_err();
         assert!(refused.contains("no space left"), "{refused}");
         failing.store(false, Ordering::Relaxed);
-        assert_eq!(commit(3), Ok(()));
-        assert_eq!(commit(4), Ok(()));
+        assert_eq!(commit_one(&writer, 3), Ok(()));
+        assert_eq!(commit_one(&writer, 4), Ok(()));
         drop(writer);
         thread.join().unwrap();
-        let db = Database::open(&path).unwrap();
-        let txn = db.begin_read().unwrap();
-        let messages = txn.open_table(MESSAGES).unwrap();
-        let kept: Vec<u64> = messages
-            .iter()
-            .unwrap()
-            .map(|entry| entry.unwrap().0.value().1)
-            .collect();
-        assert_eq!(kept, [1, 3, 4]);
+        assert_eq!(kept_positions(&path), [1, 3, 4]);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 mod kept;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::StreamSpec;
 use crate::bus::{JournalWrite, KeptJournal};
@@ -66,6 +68,8 @@ struct Unkept {
     /// The first entry the bus keeps: its base is the state before it. The bus keeps up to
     /// twice the capacity of entries, and gets a new base once per capacity of them.
     kept_from: u64,
+    /// Set by the bus when a write was not kept: the next one is whole.
+    lost: Arc<AtomicBool>,
 }
 
 impl Journal {
@@ -141,10 +145,18 @@ impl Journal {
     /// caller names the connection and its credential.
     pub fn unkept(&mut self) -> Option<JournalWrite> {
         let unkept = self.unkept.as_mut()?;
+        if unkept.lost.swap(false, Ordering::Relaxed) {
+            // A write was lost: everything the journal knows, over what the bus kept.
+            let first = self.base_entry;
+            unkept.reset = true;
+            unkept.specs = (0..self.specs.len() as u32).collect();
+            unkept.entries = (first..).zip(self.entries.iter().copied()).collect();
+        }
         if !unkept.reset && unkept.specs.is_empty() && unkept.entries.is_empty() {
             return None;
         }
         let mut write = JournalWrite {
+            lost: Arc::clone(&unkept.lost),
             reset: std::mem::take(&mut unkept.reset),
             specs: std::mem::take(&mut unkept.specs)
                 .into_iter()
@@ -254,6 +266,7 @@ impl Journal {
                 specs: (0..self.specs.len() as u32).collect(),
                 entries: Vec::new(),
                 kept_from: self.base_entry,
+                lost: Arc::clone(&unkept.lost),
             };
         }
         let streams = state
@@ -416,6 +429,22 @@ mod tests {
             assert_eq!(at(&back, entry), at(&j, entry), "entry {entry}");
         }
         assert_eq!(back.open_streams().len(), 1);
+
+        // A write the bus lost (it sets `lost`): the next one is whole, so what is kept
+        // still reads back at every entry.
+        let mut lossy = Journal::kept(4);
+        let s = lossy.add(spec("a"), Some(1));
+        let kept_first = lossy.unkept().unwrap();
+        let e1 = lossy.delivered(s, 2);
+        let lost = lossy.unkept().unwrap();
+        lost.lost.store(true, Ordering::Relaxed);
+        let e2 = lossy.delivered(s, 3);
+        let whole = lossy.unkept().unwrap();
+        assert!(whole.reset);
+        let again = Journal::restore(4, &held(vec![kept_first, whole])).unwrap();
+        for entry in [e1, e2] {
+            assert_eq!(at(&again, entry), at(&lossy, entry), "entry {entry}");
+        }
 
         // A journal that starts over (a resume) is written whole.
         let mut j = back;
