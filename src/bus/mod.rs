@@ -40,6 +40,15 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     fn describe(&self) -> String;
 }
 
+/// What start-up says of a part of `bus` (`what`: "an event of ...") it cannot read.
+pub fn unreadable(bus: &dyn Bus, what: &str, error: impl std::fmt::Display) -> String {
+    format!(
+        "{} holds {what} that is not readable ({error}); move the store away to start with \
+         an empty history",
+        bus.describe()
+    )
+}
+
 /// A fresh secret for `Restored::secret`: 32 random bytes.
 pub fn new_secret() -> Vec<u8> {
     use rand::RngCore;

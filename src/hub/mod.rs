@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::bus::{Batch, Bus, Restored, StateEvent};
+use crate::bus::{Batch, Bus, Restored, StateEvent, unreadable};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::wire::json;
@@ -105,13 +105,8 @@ impl Hub {
                         0 => Err("position 0 is no event's".to_owned()),
                         _ => stored::body(&name, &json),
                     };
-                    let (body, timestamp) = parsed.map_err(|e| {
-                        format!(
-                            "{} holds an event of {name:?} that is not readable ({e}); move \
-                             the store away to start with an empty history",
-                            bus.describe()
-                        )
-                    })?;
+                    let (body, timestamp) = parsed
+                        .map_err(|e| unreadable(&*bus, &format!("an event of {name:?}"), e))?;
                     Ok((position, timestamp, body))
                 })
                 .collect::<Result<Vec<_>, String>>()?;
@@ -160,13 +155,7 @@ impl Hub {
                 .document
                 .map(|text| json::parse(&text).map(Arc::new))
                 .transpose()
-                .map_err(|e| {
-                    format!(
-                        "{} holds a document of a polled topic that is not readable ({e}); \
-                         move the store away to start with an empty history",
-                        bus.describe()
-                    )
-                })?;
+                .map_err(|e| unreadable(&*bus, "a document of a polled topic", e))?;
             let name: Arc<str> = Arc::from(name);
             let channel = Channel::restore_state(Arc::clone(&name), kept.head, document);
             channels.insert(name, Arc::new(channel));

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::StreamSpec;
 use super::journal::Journal;
 use crate::auth::Credential;
-use crate::bus::{Bus, KeptJournal};
+use crate::bus::{Bus, KeptJournal, unreadable};
 use crate::wire::envelope::ErrorInfo;
 
 /// How often journals are handed to the bus (see `Connections::keep_all`).
@@ -67,12 +67,8 @@ impl Connections {
         let mut entries = HashMap::new();
         for kept in journals {
             let journal = Journal::restore(capacity, &kept).map_err(|e| {
-                format!(
-                    "{} holds a journal of connection {:?} that is not readable ({e}); move \
-                     the store away to start with an empty history",
-                    bus.describe(),
-                    kept.connection
-                )
+                let what = format!("a journal of connection {:?}", kept.connection);
+                unreadable(&*bus, &what, e)
             })?;
             let entry = Entry {
                 journal: Arc::new(Mutex::new(journal)),
