@@ -328,6 +328,7 @@ impl Config {
             }
         }
         self.limits.validate()?;
+        self.bus.validate()?;
         let largest_body = self
             .limits
             .max_body_bytes

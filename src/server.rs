@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::auth::Auth;
 use crate::bus::Bus;
+use crate::bus::redis::RedisBus;
 use crate::bus::store::Store;
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -50,8 +51,9 @@ pub async fn run(
         state_bytes: config.channels.state_history_bytes,
     };
     let journal_entries = config.stream.journal_entries;
-    let (hub, connections, bus) = match &config.bus.data_dir {
-        Some(dir) => {
+    let mut notices = None;
+    let (hub, connections, bus) = match (&config.bus.data_dir, &config.bus.redis_url) {
+        (Some(dir), _) => {
             let (store, mut restored) =
                 Store::open(dir, cursor::new_epoch).map_err(std::io::Error::other)?;
             let bus: Arc<dyn Bus> = Arc::new(store);
@@ -62,9 +64,23 @@ pub async fn run(
                 .map_err(std::io::Error::other)?;
             (hub, connections, Some(bus))
         }
-        None => (Hub::new(limits, metrics), Connections::default(), None),
+        (None, Some(url)) => {
+            let (redis, heard) = RedisBus::connect(url)
+                .await
+                .map_err(std::io::Error::other)?;
+            notices = Some(heard);
+            (
+                Hub::shared(limits, metrics, redis),
+                Connections::default(),
+                None,
+            )
+        }
+        (None, None) => (Hub::new(limits, metrics), Connections::default(), None),
     };
     let hub = Arc::new(hub);
+    if let Some(notices) = notices {
+        tokio::spawn(Arc::clone(&hub).hear(notices));
+    }
     let mut config = config;
     // The demo's entries point at this process: they are not for the admin store.
     let store = if demo { None } else { store };

@@ -7,7 +7,10 @@
 //!
 //! - [`store`]: one node's bus, an embedded store (redb) whose writer groups the commits of
 //!   concurrent appends.
+//! - [`redis`]: many nodes' bus: Redis gives pub/sub channels their positions, holds their
+//!   history and announces each append to the nodes (the hub's `shared` mirrors them).
 
+pub mod redis;
 pub mod store;
 
 use std::future::Future;

@@ -11,12 +11,45 @@ pub struct BusConfig {
     /// The `memory` backend keeps channels' history on disk in this folder, so a restart
     /// (or a crash) loses no published message; without it, history is in memory only.
     pub data_dir: Option<PathBuf>,
+    /// The `redis` backend's server: `redis://[:password@]host:port/db`, or `rediss://`
+    /// for TLS.
+    pub redis_url: Option<String>,
 }
 
-/// One node; the history of many nodes on Redis is not available yet.
+/// One node (`memory`), or many nodes sharing pub/sub channels through Redis.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     #[default]
     Memory,
+    Redis,
+}
+
+impl BusConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.backend, &self.data_dir, &self.redis_url) {
+            (Backend::Redis, None, Some(url)) => match url.split_once("://") {
+                Some(("redis" | "rediss", _)) => Ok(()),
+                _ => Err(format!(
+                    "[bus] redis_url {:?} must start with redis:// or rediss:// (TLS)",
+                    shown(url)
+                )),
+            },
+            (Backend::Redis, None, None) => Err("[bus] backend = \"redis\" needs redis_url, \
+                 e.g. redis_url = \"redis://127.0.0.1:6379/0\" (or STREAMGATE_BUS__REDIS_URL)"
+                .into()),
+            (Backend::Redis, Some(_), _) => Err("[bus] data_dir is for the memory backend: \
+                 with backend = \"redis\", Redis keeps the history"
+                .into()),
+            (Backend::Memory, _, Some(_)) => {
+                Err("[bus] redis_url needs backend = \"redis\"".into())
+            }
+            (Backend::Memory, _, None) => Ok(()),
+        }
+    }
+}
+
+/// `url` cut before any password, for messages.
+fn shown(url: &str) -> &str {
+    url.split('@').next_back().unwrap_or(url)
 }

@@ -10,11 +10,11 @@ use axum::{Extension, Json};
 use serde_json::json;
 
 use super::query::Query;
-use super::{ApiError, AppState, Segments};
+use super::{ApiError, AppState, Segments, streams};
 use crate::auth::Operation;
 use crate::names::validate_name;
 use crate::sources::publish::{check_batch, parse_body};
-use crate::wire::envelope::{ErrorInfo, codes};
+use crate::wire::envelope::ErrorInfo;
 
 /// Decodes the `{channel}` segment into a valid name.
 fn channel_name(Segments(name): Segments<String>) -> Result<String, ApiError> {
@@ -57,7 +57,7 @@ pub async fn publish(
         .hub
         .publish(&channel, messages)
         .await
-        .map_err(|e| ApiError(ErrorInfo::new(codes::UNAVAILABLE, e)))?;
+        .map_err(streams::unavailable)?;
     let ids = ids.ids;
     Ok((
         StatusCode::CREATED,
@@ -99,6 +99,11 @@ pub async fn history(
     if start > end {
         return Err(ErrorInfo::bad_request("start is after end").into());
     }
+    state
+        .hub
+        .prepare(&[&channel])
+        .await
+        .map_err(streams::unavailable)?;
     let mut events = state
         .hub
         .get(&channel)

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::query::Query;
-use super::{ApiError, AppState, Segments, polls};
+use super::{ApiError, AppState, Segments, polls, streams};
 use crate::auth::Operation;
 use crate::hub::ChannelKind;
 use crate::names::validate_name;
@@ -83,6 +83,11 @@ pub async fn add(
         }
     };
     let (name, kind, topic) = (spec.name.clone(), spec.kind, spec.topic.clone());
+    state
+        .hub
+        .prepare(&[&spec.channel])
+        .await
+        .map_err(streams::unavailable)?;
     ask(&control, |reply| Control::Add(Box::new(spec), reply)).await?;
     // After the outlet subscribed, so a stopping poller sees the subscriber.
     if let Some(topic) = topic {

@@ -46,6 +46,14 @@ impl IntoResponse for ApiError {
         tracing::debug!(code = self.0.code, message = %self.0.message, "request refused");
         let status =
             StatusCode::from_u16(self.0.status_code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(serde_json::json!({ "error": self.0 }))).into_response()
+        let mut response = (status, Json(serde_json::json!({ "error": self.0 }))).into_response();
+        // Unavailable for now (the bus is unreachable): worth trying again soon.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let again = axum::http::HeaderValue::from_static("1");
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, again);
+        }
+        response
     }
 }

@@ -91,6 +91,14 @@ async fn open(
         .flat_map(|l| &l.restored)
         .filter_map(|(_, spec)| spec.topic.clone())
         .collect();
+    // Channels held by a shared bus are made ready on this node before the outlet reads.
+    let restored = link.iter().flat_map(|l| &l.restored).map(|(_, spec)| spec);
+    let names: Vec<&str> = streams
+        .iter()
+        .chain(restored)
+        .map(|s| &*s.channel)
+        .collect();
+    state.hub.prepare(&names).await.map_err(unavailable)?;
     let expires = principal.expires_at_ms;
     let response = respond(&state, &streams, format, params.heartbeats, link, expires);
     for topic in &topics {
@@ -175,6 +183,11 @@ fn link(
         notice,
         restored,
     })
+}
+
+/// The bus could not be reached: 503, to be tried again.
+pub(super) fn unavailable(message: String) -> ApiError {
+    ApiError(ErrorInfo::new(codes::UNAVAILABLE, message))
 }
 
 /// A server-kept resume id (from `source`) whose connection this process does not know.

@@ -1,7 +1,7 @@
 //! A channel: an ordered, bounded log of events and the set of outlets watching it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::append::{Append, Appended, NewMessage};
 use super::event::{Body, Event, Relayed, StateData, StateKind, state_body};
-use super::{HistoryLimits, Wake};
+use super::{HistoryLimits, Wake, cursor};
 use crate::wire::WireFormat;
 use crate::wire::envelope::Message;
 
@@ -33,6 +33,10 @@ pub struct Channel {
     turn: Arc<tokio::sync::Mutex<()>>,
     /// Durable publishes waiting for the next commit of this channel.
     waiting: Mutex<Vec<Waiting>>,
+    /// A channel of a shared bus: the newest position announced, and whether a task is
+    /// reading history to reach it (see `Hub::catch_up`).
+    announced: AtomicU64,
+    catching: AtomicBool,
 }
 
 /// A durable publish waiting for its commit, and where to answer it.
@@ -150,37 +154,104 @@ impl Channel {
             }),
             turn: Arc::default(),
             waiting: Mutex::default(),
+            announced: AtomicU64::new(0),
+            catching: AtomicBool::new(false),
         }
     }
 
     /// A log channel as a store kept it: `events` as (position, hub-wide publish order,
     /// timestamp, message or relayed event), in position order.
     pub(super) fn restore(name: Arc<str>, events: Vec<(u64, u64, u64, Body)>) -> Self {
-        let channel = Channel::new(name, ChannelKind::Log, 0);
+        let base = events.first().map_or(0, |(first, ..)| first - 1);
+        let channel = Channel::new(name, ChannelKind::Log, base);
         {
             let mut log = channel.log.write().unwrap();
-            if let Some((first, ..)) = events.first() {
-                log.head = first - 1;
-                log.floor = first - 1;
-            }
             for (position, order, timestamp, body) in events {
-                // Positions are contiguous within a channel; a hole (never written) is
-                // closed so that resuming across it reports the gap.
-                if position != log.head + 1 {
-                    log.events.clear();
-                    log.ids.clear();
-                    log.notices = 0;
-                    log.head = position - 1;
-                    log.floor = position - 1;
+                // A hole (never written) is closed, so resuming across it reports the gap.
+                if log.follow(position, true) {
+                    log.push_message_ordered(position, body, timestamp, order);
                 }
-                if let Body::Message(message) = &body {
-                    log.ids.insert(message.id.clone(), position);
-                }
-                log.push_ordered(body, timestamp, order);
             }
             channel.head.store(log.head, Ordering::Release);
         }
         channel
+    }
+
+    /// Appends events that another holder of the channel's history placed (a bus shared by
+    /// several nodes), as `(position, timestamp, event)` in position order, then wakes the
+    /// subscribers. Events known already are skipped; an event of another epoch starts the
+    /// channel afresh in that epoch (its history was lost: subscribers are told of the gap).
+    /// An event that does not follow the head is a hole: with `jump` (the events were read
+    /// from history, which no longer has what the hole held) the channel continues after
+    /// it, reporting the gap; without, nothing from there on is appended and this answers
+    /// false: the caller reads history to fill the hole.
+    pub(super) fn mirror(
+        &self,
+        events: Vec<(u64, u64, Body)>,
+        jump: bool,
+        limits: &HistoryLimits,
+        order: &AtomicU64,
+    ) -> bool {
+        let mut complete = true;
+        let mut appended = 0;
+        {
+            let mut log = self.log.write().unwrap();
+            for (position, timestamp, body) in events {
+                if !log.follow(position, jump) {
+                    if log.head < position {
+                        complete = false;
+                        break;
+                    }
+                    continue;
+                }
+                let order = order.fetch_add(1, Ordering::Relaxed) + 1;
+                log.push_message_ordered(position, body, timestamp, order);
+                appended += 1;
+            }
+            log.evict(limits, crate::clock::now_ms());
+            self.head.store(log.head, Ordering::Release);
+        }
+        if appended > 0 {
+            self.wake_all();
+        }
+        complete
+    }
+
+    /// Notes that the bus announced `position` (announcements come in order: this is the
+    /// newest); true when the caller should start catching the channel up (none runs).
+    pub(super) fn announced(&self, position: u64) -> bool {
+        self.announced.store(position, Ordering::Release);
+        !self.catching.swap(true, Ordering::AcqRel)
+    }
+
+    /// Ends a catch-up: true when a position was announced that the head has not reached,
+    /// and the caller should go on catching up.
+    pub(super) fn caught_up(&self) -> bool {
+        self.catching.store(false, Ordering::Release);
+        let announced = self.announced.load(Ordering::Acquire);
+        let behind =
+            announced > self.head() && cursor::split(announced).0 == cursor::split(self.head()).0;
+        behind && !self.catching.swap(true, Ordering::AcqRel)
+    }
+
+    /// Empties history, which continues after `head` (a position of another epoch, or one
+    /// further on): the subscribers are told of the gap.
+    pub(super) fn reset(&self, head: u64) {
+        {
+            let mut log = self.log.write().unwrap();
+            log.restart(head);
+            self.head.store(head, Ordering::Release);
+        }
+        self.wake_all();
+    }
+
+    /// Marks the channel as just used: the sweeper keeps a channel of a shared bus while it
+    /// is watched or was used within the history TTL.
+    pub(super) fn touch(&self) {
+        let mut subs = self.subscribers.lock().unwrap();
+        if subs.idle_since.is_some() {
+            subs.idle_since = Some(Instant::now());
+        }
     }
 
     /// A state channel as a store kept it: at `head`, with the document clients hold there.
@@ -378,13 +449,15 @@ impl Channel {
         }
     }
 
-    /// True when nobody watches, nothing is retained, and that has lasted `linger`.
-    pub(super) fn is_disposable(&self, linger: std::time::Duration) -> bool {
+    /// True when nobody watches, nothing is retained (unless `mirror`: the channel's
+    /// history is held by a shared bus, and read again when needed), and that has lasted
+    /// `linger`.
+    pub(super) fn is_disposable(&self, linger: std::time::Duration, mirror: bool) -> bool {
         let subs = self.subscribers.lock().unwrap();
         let idle_long = subs.idle_since.is_some_and(|t| t.elapsed() >= linger);
         // A durable publish waiting or in progress is about to append here.
         let publishing = self.turn.try_lock().is_err() || !self.waiting.lock().unwrap().is_empty();
-        idle_long && self.log.read().unwrap().events.is_empty() && !publishing
+        idle_long && (mirror || self.log.read().unwrap().events.is_empty()) && !publishing
     }
 
     /// Forgets a state channel's document and error, unless someone watches: once its
@@ -505,6 +578,45 @@ impl Log {
     fn push(&mut self, body: Body, timestamp: u64, order: &AtomicU64) -> Arc<Event> {
         let order = order.fetch_add(1, Ordering::Relaxed) + 1;
         self.push_ordered(body, timestamp, order)
+    }
+
+    /// Whether an event at `position` may be appended: true when it follows the head, after
+    /// starting afresh in its epoch when that is not the head's. A position the head passed
+    /// is known (false). One further on is a hole: with `jump` history continues after it
+    /// (true), else false.
+    fn follow(&mut self, position: u64, jump: bool) -> bool {
+        let epoch = cursor::split(position).0;
+        if epoch != cursor::split(self.head).0 {
+            self.restart(cursor::position(epoch, 0));
+        }
+        if position <= self.head {
+            return false;
+        }
+        if position != self.head + 1 {
+            if !jump {
+                return false;
+            }
+            self.restart(position - 1);
+        }
+        true
+    }
+
+    /// Empties history: it continues after `head`.
+    fn restart(&mut self, head: u64) {
+        self.events.clear();
+        self.ids.clear();
+        self.notices = 0;
+        self.state_bytes = 0;
+        self.head = head;
+        self.floor = head;
+    }
+
+    /// Appends a log channel's event at `position` (the next one), indexing its id.
+    fn push_message_ordered(&mut self, position: u64, body: Body, timestamp: u64, order: u64) {
+        if let Body::Message(message) = &body {
+            self.ids.insert(message.id.clone(), position);
+        }
+        self.push_ordered(body, timestamp, order);
     }
 
     /// Appends an event whose hub-wide publish order is known already.
@@ -709,5 +821,56 @@ mod tests {
             n.to_string()
         });
         assert_eq!(channel.bounds(), (0, 50));
+    }
+
+    /// Events at `offsets` of epoch `epoch`, as a shared bus hands them over.
+    fn placed(epoch: u64, offsets: &[u64]) -> Vec<(u64, u64, Body)> {
+        let now = crate::clock::now_ms();
+        offsets
+            .iter()
+            .map(|&o| {
+                let message = Message {
+                    id: format!("m{o}"),
+                    name: None,
+                    timestamp: now,
+                    encoding: None,
+                    channel: "c".into(),
+                    data: Value::from(o),
+                };
+                (cursor::position(epoch, o), now, Body::Message(message))
+            })
+            .collect()
+    }
+
+    fn offsets(channel: &Channel) -> Vec<u64> {
+        let read = channel.read_after(channel.bounds().0, 100);
+        read.events.iter().map(|e| cursor::split(e.seq).1).collect()
+    }
+
+    #[test]
+    fn a_mirror_skips_what_it_has_stops_at_a_hole_and_follows_a_new_epoch() {
+        let channel = Channel::new(Arc::from("c"), ChannelKind::Log, cursor::position(5, 0));
+        let (order, limits) = (AtomicU64::new(0), limits(1 << 20));
+        assert!(channel.mirror(placed(5, &[1, 2]), false, &limits, &order));
+        // Known events are skipped; a hole stops the announcement's events there.
+        assert!(!channel.mirror(placed(5, &[2, 3, 5, 6]), false, &limits, &order));
+        assert_eq!(offsets(&channel), [1, 2, 3]);
+        // Read from history, whose hole is for good: it goes on after it, with a gap.
+        assert!(channel.mirror(placed(5, &[5, 6]), true, &limits, &order));
+        assert_eq!(offsets(&channel), [5, 6]);
+        assert_eq!(
+            channel.bounds(),
+            (cursor::position(5, 4), cursor::position(5, 6))
+        );
+        // Another epoch starts afresh; in it, an event after offset 1 is a hole.
+        assert!(!channel.mirror(placed(2, &[3]), false, &limits, &order));
+        assert_eq!(channel.head(), cursor::position(2, 0));
+        assert!(channel.mirror(placed(2, &[1]), false, &limits, &order));
+        assert_eq!(offsets(&channel), [1]);
+        let old = cursor::position(5, 6);
+        assert!(
+            channel.read_after(old, 10).gap,
+            "an old epoch's position is a gap"
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod append;
 pub mod channel;
 pub mod cursor;
 pub mod event;
+mod shared;
 mod stored;
 pub mod wake;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::bus::redis::RedisBus;
 use crate::bus::{Batch, Bus, Restored, StateEvent, unreadable};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
@@ -57,6 +59,11 @@ pub struct Hub {
     /// What keeps pub/sub history and polled documents beyond the process (`[bus] data_dir`);
     /// without one, everything lives in memory.
     bus: Option<Arc<dyn Bus>>,
+    /// What holds pub/sub channels for several nodes (`[bus] backend = "redis"`; see
+    /// `shared`): their channels here are mirrors.
+    shared: Option<Arc<RedisBus>>,
+    /// Mirrors are made one at a time (see `Hub::prepare`).
+    attaching: tokio::sync::Mutex<()>,
 }
 
 /// One channel, as the admin stats show it.
@@ -82,7 +89,17 @@ impl Hub {
             metrics,
             secret: crate::bus::new_secret(),
             bus: None,
+            shared: None,
+            attaching: tokio::sync::Mutex::const_new(()),
         }
+    }
+
+    /// A hub whose pub/sub channels `bus` holds for several nodes; start `Hub::hear` with
+    /// the bus's announcements once the hub is shared.
+    pub fn shared(limits: HistoryLimits, metrics: Metrics, bus: Arc<RedisBus>) -> Self {
+        let mut hub = Hub::new(limits, metrics);
+        hub.shared = Some(bus);
+        hub
     }
 
     /// A hub whose channels are kept by `bus`, starting from what it `restored`.
@@ -282,6 +299,9 @@ impl Hub {
         name: &str,
         batch: Vec<NewMessage>,
     ) -> Result<Appended, String> {
+        if let Some(bus) = &self.shared {
+            return self.publish_shared(bus, name, batch).await;
+        }
         let Some(bus) = self.bus.clone() else {
             return Ok(self.append(name, Append::Messages(batch)));
         };
@@ -498,9 +518,13 @@ impl Hub {
             {
                 bus.trim(name, channel.bounds().0);
             }
-            let disposable = channel.is_disposable(linger);
+            let mirror = self.shared.is_some() && shared::is_shared(name);
+            let disposable = channel.is_disposable(linger, mirror);
             if let Some(bus) = self.bus.as_ref().filter(|_| disposable) {
                 bus.drop_channel(name);
+            }
+            if let Some(bus) = self.shared.as_ref().filter(|_| disposable && mirror) {
+                bus.unlisten(name);
             }
             !disposable
         });

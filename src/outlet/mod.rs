@@ -346,13 +346,19 @@ impl Outlet {
             let sub = &mut self.subs[i];
             let channel = Arc::clone(sub.subscription.channel());
             let head = channel.head();
-            if head <= sub.cursor {
+            // A channel whose history a shared bus lost goes on in another epoch: its
+            // positions do not compare with the cursor's, and reading tells of the gap.
+            let same_epoch = cursor::split(head).0 == cursor::split(sub.cursor).0;
+            if head <= sub.cursor && same_epoch {
                 sub.replaying = false;
                 if !sub.gap_pending && !sub.state_pending {
                     continue;
                 }
             }
-            let lag = head.saturating_sub(sub.cursor);
+            let lag = match same_epoch {
+                true => head.saturating_sub(sub.cursor),
+                false => 0,
+            };
             if after_write && !sub.replaying && lag > self.options.queue {
                 self.hub.metrics().drops.increment(lag - self.options.queue);
                 if channel.kind() == ChannelKind::State {

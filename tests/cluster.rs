@@ -1,0 +1,235 @@
+//! `[bus] backend = "redis"`: several gateway processes on one real `redis-server` are one
+//! system for pub/sub channels: one order, the same ids, resume on any node, idempotent
+//! publishing across nodes, and clear errors then recovery when Redis goes away.
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis::Redis;
+use common::{Server, SseStream, client, envelope, expect_error, get_json, last_event_id};
+use serde_json::{Value, json};
+
+/// Three gateways on `redis`.
+fn nodes(redis: &Redis) -> Vec<Server> {
+    (0..3).map(|_| Server::start(&redis.bus_config())).collect()
+}
+
+/// `n` events of `stream` as (message id, SSE id, data).
+async fn messages(stream: &mut SseStream, n: usize) -> Vec<(String, String, Value)> {
+    let mut seen = Vec::with_capacity(n);
+    while seen.len() < n {
+        let event = stream.next_event().await.expect("an event");
+        let message = envelope(&event);
+        let id = message["id"].as_str().unwrap().to_owned();
+        seen.push((id, event.id.clone(), message["data"].clone()));
+    }
+    seen
+}
+
+async fn publish_status(server: &Server, channel: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(server.url(&format!("/channels/{channel}/messages")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_delivers_every_message_in_one_order_with_the_same_ids() {
+    let redis = Redis::start();
+    let nodes = nodes(&redis);
+    let mut streams = Vec::new();
+    for node in &nodes {
+        streams.push(SseStream::open(&node.url("/sse?channels=orders")).await);
+    }
+    // One publisher per node, all at once, each in its own order.
+    let publishers: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(p, node)| {
+            let url = node.url("/channels/orders/messages");
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    let body = json!({"data": {"p": p, "i": i}});
+                    let resp = client().post(&url).json(&body).send().await.unwrap();
+                    assert_eq!(resp.status(), 201);
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for stream in &mut streams {
+        seen.push(messages(stream, 120).await);
+    }
+    assert_eq!(seen[0], seen[1], "nodes 0 and 1 agree");
+    assert_eq!(seen[0], seen[2], "nodes 0 and 2 agree");
+    for p in 0..3 {
+        let order: Vec<&Value> = seen[0]
+            .iter()
+            .map(|(_, _, d)| d)
+            .filter(|d| d["p"] == p)
+            .map(|d| &d["i"])
+            .collect();
+        let expected: Vec<Value> = (0..40).map(|i| json!(i)).collect();
+        assert_eq!(order, expected.iter().collect::<Vec<_>>(), "publisher {p}");
+    }
+    // History is one too, on every node.
+    let path = "/channels/orders/messages?limit=1000&direction=forwards";
+    let first: Vec<Value> = get_json(&nodes[0], path).await;
+    assert_eq!(first.len(), 120);
+    for node in &nodes[1..] {
+        let other: Vec<Value> = get_json(node, path).await;
+        assert_eq!(other, first);
+    }
+    let ids: Vec<&str> = first.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let streamed: Vec<&str> = seen[0].iter().map(|(id, ..)| id.as_str()).collect();
+    assert_eq!(ids, streamed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_on_another_node_exactly() {
+    let redis = Redis::start();
+    let nodes = nodes(&redis);
+    let mut first = SseStream::open(&nodes[0].url("/sse?channels=feed")).await;
+    for i in 0..10 {
+        common::publish(&nodes[i % 3], "feed", json!({"data": i})).await;
+    }
+    let got = messages(&mut first, 4).await;
+    drop(first);
+    for i in 10..15 {
+        common::publish(&nodes[2], "feed", json!({"data": i})).await;
+    }
+    // Last-Event-ID as a browser sends it, on another node.
+    let last = &got[3].1;
+    let mut resumed =
+        SseStream::open_with(&nodes[1].url("/sse?channels=feed"), last_event_id(last)).await;
+    let rest = messages(&mut resumed, 11).await;
+    let data: Vec<Value> = rest.iter().map(|(_, _, d)| d.clone()).collect();
+    assert_eq!(data, (4..15).map(|i| json!(i)).collect::<Vec<_>>());
+    resumed.expect_quiet(Duration::from_millis(300)).await;
+    // `lastEvent` on the third node, and a rewind there.
+    let url = format!("/sse?channels=feed&lastEvent={}", rest[5].1);
+    let mut again = SseStream::open(&nodes[2].url(&url)).await;
+    let tail = messages(&mut again, 5).await;
+    assert_eq!(tail, rest[6..].to_vec());
+    let mut rewound = SseStream::open(&nodes[2].url("/sse?channels=feed&rewind=3")).await;
+    assert_eq!(messages(&mut rewound, 3).await, rest[8..].to_vec());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_id_is_kept_once_across_nodes() {
+    let redis = Redis::start();
+    let nodes = nodes(&redis);
+    let mut stream = SseStream::open(&nodes[2].url("/sse?channels=pay")).await;
+    for node in &nodes[..2] {
+        let ids = common::publish(node, "pay", json!({"id": "order-7", "data": 7})).await;
+        assert_eq!(ids, ["order-7"]);
+    }
+    common::publish(&nodes[1], "pay", json!({"id": "order-8", "data": 8})).await;
+    let got = messages(&mut stream, 2).await;
+    let data: Vec<&Value> = got.iter().map(|(_, _, d)| d).collect();
+    assert_eq!(data, [&json!(7), &json!(8)]);
+    let history: Vec<Value> = get_json(&nodes[0], "/channels/pay/messages").await;
+    assert_eq!(history.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_announcements_catches_up_once_heard_again() {
+    let redis = Redis::start();
+    let nodes = nodes(&redis);
+    let mut stream = SseStream::open(&nodes[1].url("/sse?channels=late")).await;
+    common::publish(&nodes[0], "late", json!({"data": 0})).await;
+    assert_eq!(messages(&mut stream, 1).await[0].2, json!(0));
+    // Every node's announcement connection is cut: what is published until they are heard
+    // again is read from the stream, not lost.
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    for i in 1..6 {
+        common::publish(&nodes[0], "late", json!({"data": i})).await;
+    }
+    let got = messages(&mut stream, 5).await;
+    let data: Vec<Value> = got.iter().map(|(_, _, d)| d.clone()).collect();
+    assert_eq!(data, (1..6).map(|i| json!(i)).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_a_publish_is_refused_at_once_and_streams_recover_after() {
+    let mut redis = Redis::start();
+    let nodes = nodes(&redis);
+    let mut stream = SseStream::open(&nodes[1].url("/sse?channels=up")).await;
+    common::publish(&nodes[0], "up", json!({"data": "before"})).await;
+    assert_eq!(messages(&mut stream, 1).await[0].2, json!("before"));
+
+    redis.kill();
+    let started = std::time::Instant::now();
+    let resp = publish_status(&nodes[0], "up", json!({"data": "lost"})).await;
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body = expect_error(resp, 503, 50300).await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("redis"),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "never a hang");
+    let ready = client().get(nodes[1].url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    // A new subscriber is refused clearly too, not left waiting.
+    let refused = client()
+        .get(nodes[2].url("/sse?channels=up2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["retry-after"], "1");
+    expect_error(refused, 503, 50300).await;
+
+    // Redis comes back empty: nodes notice, become ready, and the open stream goes on
+    // (told of the gap: the history it resumed in is gone).
+    redis.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    for node in &nodes {
+        loop {
+            let ready = client().get(node.url("/readyz")).send().await.unwrap();
+            if ready.status() == 200 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "node not ready again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    common::publish(&nodes[2], "up", json!({"data": "after"})).await;
+    let gap = stream.next_event().await.unwrap();
+    assert_eq!(gap.event, "error", "{gap:?}");
+    let notice: Value = serde_json::from_str(&gap.data).unwrap();
+    assert_eq!(notice["code"], 40900);
+    assert_eq!(messages(&mut stream, 1).await[0].2, json!("after"));
+}
+
+#[test]
+fn the_redis_backend_needs_a_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streamgate.toml");
+    let check = |config: &str| {
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = check("[bus]\nbackend = \"redis\"\n");
+    assert!(!ok && err.contains("redis_url"), "{err}");
+    let (ok, err) = check("[bus]\nbackend = \"redis\"\nredis_url = \"http://h\"\n");
+    assert!(!ok && err.contains("redis://"), "{err}");
+    let (ok, err) =
+        check("[bus]\nbackend = \"redis\"\nredis_url = \"redis://h\"\ndata_dir = \"/x\"\n");
+    assert!(!ok && err.contains("data_dir"), "{err}");
+    let (ok, err) = check("[bus]\nbackend = \"redis\"\nredis_url = \"rediss://:pw@h:6380/0\"\n");
+    assert!(ok, "{err}");
+}
