@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::redis::Redis;
+use common::upstream::Upstream;
 use common::{Server, SseStream, client, envelope, expect_error, get_json, last_event_id};
 use serde_json::{Value, json};
 
@@ -232,4 +233,118 @@ fn the_redis_backend_needs_a_url() {
     assert!(!ok && err.contains("data_dir"), "{err}");
     let (ok, err) = check("[bus]\nbackend = \"redis\"\nredis_url = \"rediss://:pw@h:6380/0\"\n");
     assert!(ok, "{err}");
+}
+
+/// A delta stream's events as a client applies them.
+struct Document {
+    stream: SseStream,
+    value: Option<Value>,
+    kinds: Vec<String>,
+}
+
+impl Document {
+    async fn open(node: &Server, path: &str) -> Document {
+        Document {
+            stream: SseStream::open(&node.url(path)).await,
+            value: None,
+            kinds: Vec::new(),
+        }
+    }
+
+    /// Follows events until the document is `expected`.
+    async fn until(&mut self, expected: &Value) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while self.value.as_ref() != Some(expected) {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", self.value);
+            let event = self.stream.next_event().await.expect("an event");
+            assert!(!event.id.is_empty(), "every event has an id");
+            let data: Value = serde_json::from_str(&event.data).unwrap();
+            match event.event.as_str() {
+                "data" => self.value = Some(data),
+                "patch" => {
+                    let patch = streamgate::patch::parse(&data).unwrap();
+                    let doc = self.value.as_mut().expect("a patch after a data event");
+                    json_patch::patch(doc, &patch).expect("the patch applies");
+                }
+                other => panic!("unexpected event {other}: {}", event.data),
+            }
+            self.kinds.push(event.event);
+        }
+    }
+}
+
+fn quotes(version: u64) -> Value {
+    // One price moves per version: a patch is much smaller than the document.
+    let items: Vec<Value> = (0..50)
+        .map(|i| json!({"symbol": format!("S{i:03}"), "price": 100 + i + version * u64::from(i == 7)}))
+        .collect();
+    json!({"version": version, "items": items})
+}
+
+fn polled(redis: &Redis, upstream: &Upstream) -> String {
+    format!(
+        "{}[poll]\nmin_interval_ms = 100\n[[api]]\nname = \"q\"\nbase_url = \"{}\"\n\
+         interval_ms = 200\n",
+        redis.bus_config(),
+        upstream.url("")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_polls_a_topic_for_subscribers_on_every_node() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(quotes(0)).await;
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| Server::start(&polled(&redis, &upstream)))
+        .collect();
+    let mut docs = Vec::new();
+    for node in &nodes {
+        let mut doc = Document::open(node, "/apis/q/quotes").await;
+        doc.until(&quotes(0)).await;
+        docs.push(doc);
+    }
+    upstream.set(quotes(1));
+    for doc in &mut docs {
+        doc.until(&quotes(1)).await;
+        assert_eq!(doc.kinds.last().unwrap(), "patch", "{:?}", doc.kinds);
+    }
+    // Polled once per interval for the cluster, not once per node: 2 s at 200 ms is ten
+    // polls (three nodes each polling would make thirty).
+    let before = upstream.requests();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let polls = upstream.requests() - before;
+    assert!((7..=14).contains(&polls), "{polls} polls in 2 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_polling_node_dies_another_goes_on_with_the_same_patch_chain() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(quotes(0)).await;
+    let mut nodes: Vec<Server> = (0..3)
+        .map(|_| Server::start(&polled(&redis, &upstream)))
+        .collect();
+    // The first node's subscriber starts the poll there: that node holds the lease.
+    let mut first = Document::open(&nodes[0], "/apis/q/quotes").await;
+    first.until(&quotes(0)).await;
+    let mut docs = Vec::new();
+    for node in &nodes[1..] {
+        let mut doc = Document::open(node, "/apis/q/quotes").await;
+        doc.until(&quotes(0)).await;
+        docs.push(doc);
+    }
+    drop(first);
+    drop(nodes.remove(0)); // SIGKILL
+    let killed = std::time::Instant::now();
+    upstream.set(quotes(2));
+    for doc in &mut docs {
+        doc.until(&quotes(2)).await;
+        // No reset: the new poller diffs against the document the clients hold.
+        assert_eq!(doc.kinds, ["data", "patch"], "{:?}", doc.kinds);
+    }
+    let failover = killed.elapsed();
+    assert!(failover < Duration::from_secs(8), "took {failover:?}");
+    // A subscriber arriving now gets the current document at once.
+    let mut late = Document::open(&nodes[1], "/apis/q/quotes").await;
+    late.until(&quotes(2)).await;
+    assert_eq!(late.kinds, ["data"]);
 }

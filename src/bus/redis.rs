@@ -17,7 +17,7 @@
 //! probed every few seconds: a subscription that died silently (a failover, a proxy) is
 //! noticed and made again, and the hub then reads what it missed (`Notice::Reconnected`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -33,36 +33,20 @@ const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// How long a channel's epoch outlives its last append at least: a subscriber that sees
 /// nothing for this long and then a message is told of a gap it did not have.
 const EPOCH_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
-/// Announcements waiting for the hub at most; the connection's reader waits beyond.
+/// Announcements waiting for the hub at most; beyond, they are dropped and the hub reads
+/// every channel back from Redis (`Notice::Reconnected`).
 const NOTICES: usize = 4096;
 
-const APPEND: &str = r#"
--- KEYS: meta, stream, ids. ARGV: proposed epoch, size, ttl ms, epoch keep ms, now ms,
--- announce channel, then per event: id, given (1: a publisher's id), JSON.
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
-end
-local answer = {tonumber(epoch)}
-local notice = {epoch}
-for i = 7, #ARGV, 3 do
-  local known = false
-  if ARGV[i + 1] == '1' then known = redis.call('ZSCORE', KEYS[3], ARGV[i]) end
-  if known then
-    table.insert(answer, -tonumber(known))
-  else
-    local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
-    redis.call('XADD', KEYS[2], offset .. '-0', 't', ARGV[5], 'd', ARGV[i + 2])
-    if ARGV[i + 1] == '1' then redis.call('ZADD', KEYS[3], offset, ARGV[i]) end
-    table.insert(answer, offset)
-    table.insert(notice, offset)
-    table.insert(notice, ARGV[i + 2])
-  end
-end
-if #notice > 1 then
+/// What every append script begins with. KEYS: meta, stream, ids, document, lease. ARGV:
+/// proposed epoch, size, ttl ms, epoch keep ms, (unused), announce channel, then the
+/// script's own. Time is Redis's (`now`): a node whose clock is off trims nobody's history. `trim()` applies the history limits and drops the ids and keys history no longer
+/// needs.
+const PRELUDE: &str = r#"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function trim()
   redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[2])
-  local oldest = tonumber(ARGV[5]) - tonumber(ARGV[3])
+  local oldest = now - tonumber(ARGV[3])
   while true do
     local front = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)
     if #front == 0 then break end
@@ -82,35 +66,107 @@ if #notice > 1 then
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
   redis.call('PEXPIRE', KEYS[3], ARGV[3])
-  redis.call('PUBLISH', ARGV[6], table.concat(notice, '\n'))
+end
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  -- A fresh epoch; offsets go on after any event still in the stream (whose hash was
+  -- evicted alone), so XADD never meets an older id.
+  epoch = ARGV[1]
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+  local offset = 0
+  if last then offset = tonumber(string.match(last[1], '^%d+')) end
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', offset)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+"#;
+
+const APPEND: &str = r#"
+-- ARGV from 7: per event: id, given (1: a publisher's id), JSON.
+local answer = {tonumber(epoch)}
+local notice = {epoch}
+for i = 7, #ARGV, 3 do
+  local known = false
+  if ARGV[i + 1] == '1' then known = redis.call('ZSCORE', KEYS[3], ARGV[i]) end
+  if known then
+    table.insert(answer, -tonumber(known))
+  else
+    local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+    redis.call('XADD', KEYS[2], offset .. '-0', 't', now, 'd', ARGV[i + 2])
+    if ARGV[i + 1] == '1' then redis.call('ZADD', KEYS[3], offset, ARGV[i]) end
+    table.insert(answer, offset)
+    table.insert(notice, offset)
+    table.insert(notice, ARGV[i + 2])
+  end
+end
+if #notice > 1 then
+  trim()
+  redis.call('PUBLISH', ARGV[6], table.concat(notice, '\n'))
+end
 return answer
 "#;
 
+const APPEND_STATE: &str = r#"
+-- ARGV 7: the lease's token (a fencing token: refused unless it still holds the lease),
+-- 8: the event's JSON, 9: the document after it ('' when unchanged).
+if redis.call('GET', KEYS[5]) ~= ARGV[7] then
+  return redis.error_reply('LEASE another node feeds this channel now')
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+redis.call('XADD', KEYS[2], offset .. '-0', 't', now, 'd', ARGV[8])
+if ARGV[9] ~= '' then
+  redis.call('HSET', KEYS[4], 'o', offset, 'd', ARGV[9])
+end
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+trim()
+redis.call('PUBLISH', ARGV[6], epoch .. '\n' .. offset .. '\n' .. ARGV[8])
+return {tonumber(epoch), offset}
+"#;
+
 const READ: &str = r#"
--- KEYS: meta, stream. ARGV: proposed epoch, epoch keep ms, 'newest' or an offset, count.
--- Answers epoch, last offset, then offset and JSON of each event (oldest first).
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- ARGV 7: 'newest', 'document' (the document and what follows it) or an offset; 8: count.
+-- Answers epoch, last offset, the document's offset (0: none) and text, then offset and
+-- JSON of each event, oldest first.
 local entries
-if ARGV[3] == 'newest' then
-  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[4])
+local document = {0, ''}
+if ARGV[7] == 'document' then
+  local kept = redis.call('HMGET', KEYS[4], 'o', 'd')
+  if kept[1] then
+    document = {tonumber(kept[1]), kept[2]}
+    entries = redis.call('XRANGE', KEYS[2], '(' .. kept[1] .. '-0', '+', 'COUNT', ARGV[8])
+  else
+    entries = {}
+  end
+elseif ARGV[7] == 'newest' then
+  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[8])
+  local reversed = {}
+  for i = #entries, 1, -1 do table.insert(reversed, entries[i]) end
+  entries = reversed
 else
-  entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-0', '+', 'COUNT', ARGV[4])
+  entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[7] .. '-0', '+', 'COUNT', ARGV[8])
 end
-local answer = {tonumber(epoch), tonumber(redis.call('HGET', KEYS[1], 'o'))}
-local from, to, step = 1, #entries, 1
-if ARGV[3] == 'newest' then from, to, step = #entries, 1, -1 end
-for i = from, to, step do
-  table.insert(answer, tonumber(string.match(entries[i][1], '^%d+')))
-  table.insert(answer, entries[i][2][4])
+local answer = {tonumber(epoch), tonumber(redis.call('HGET', KEYS[1], 'o')), document[1], document[2]}
+for _, entry in ipairs(entries) do
+  table.insert(answer, tonumber(string.match(entry[1], '^%d+')))
+  table.insert(answer, entry[2][4])
 end
 return answer
+"#;
+
+const LEASE: &str = r#"
+-- KEYS: the lease. ARGV: token, ttl ms. 1 when the token holds the lease (now, or still).
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
 "#;
 
 /// Redis as the bus of many nodes. See the module's notes.
@@ -120,9 +176,15 @@ pub struct RedisBus {
     client: Client,
     commands: ConnectionManager,
     append: Script,
+    append_state: Script,
     read: Script,
-    /// Channels this node hears the announcements of.
-    listening: Mutex<HashSet<String>>,
+    lease: Script,
+    release: Script,
+    /// The cluster's secret, which keys the digests naming the channels of polls (their
+    /// names hold forwarded credentials, which Redis keys must not show).
+    secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// The channels this node hears the announcements of, by announcement channel.
+    listening: Mutex<HashMap<String, String>>,
     /// Where subscriptions are asked; `None` while the connection is down.
     sink: Mutex<Option<PubSubSink>>,
 }
@@ -162,18 +224,20 @@ pub struct AppendAnswer {
     pub offsets: Vec<i64>,
 }
 
-/// The history limits the append script applies.
+/// The history limits the append scripts apply.
 pub struct Trim {
     pub size: usize,
     pub ttl_ms: u64,
 }
 
 /// Part of a channel's history as read.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Span {
     pub epoch: u64,
     /// The channel's last offset when read.
     pub head: u64,
+    /// A state channel's document and the offset it is at (`Range::Document`).
+    pub document: Option<(u64, Vec<u8>)>,
     /// `(offset, JSON)`, oldest first.
     pub events: Vec<(u64, Vec<u8>)>,
 }
@@ -182,6 +246,8 @@ pub struct Span {
 pub enum Range {
     Newest(usize),
     After(u64, usize),
+    /// A state channel's document, and up to this many events after it.
+    Document(usize),
 }
 
 impl RedisBus {
@@ -199,12 +265,17 @@ impl RedisBus {
             .set_number_of_retries(1);
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("redis at {shown}: {e}"))?;
+        let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
         let bus = std::sync::Arc::new(RedisBus {
             shown,
             client,
             commands,
-            append: Script::new(APPEND),
-            read: Script::new(READ),
+            append: script(APPEND),
+            append_state: script(APPEND_STATE),
+            read: script(READ),
+            lease: Script::new(LEASE),
+            release: Script::new(RELEASE),
+            secret: tokio::sync::OnceCell::new(),
             listening: Mutex::default(),
             sink: Mutex::default(),
         });
@@ -222,17 +293,9 @@ impl RedisBus {
         events: &[Appending],
         trim: &Trim,
     ) -> Result<AppendAnswer, String> {
-        let keys = Keys::of(channel);
-        // Redis refuses expiry times past its range: ten years is as good as forever.
-        let ttl_ms = trim.ttl_ms.clamp(1, 10 * 365 * 24 * 3600 * 1000);
+        let keys = self.keys(channel).await?;
         let mut call = self.append.prepare_invoke();
-        call.key(&keys.meta).key(&keys.stream).key(&keys.ids);
-        call.arg(epoch)
-            .arg(trim.size)
-            .arg(ttl_ms)
-            .arg(EPOCH_KEEP_MS.max(ttl_ms))
-            .arg(crate::clock::now_ms())
-            .arg(&keys.notify);
+        keys.prelude(&mut call, epoch, trim);
         for event in events {
             call.arg(&event.id)
                 .arg(if event.given { "1" } else { "0" })
@@ -251,40 +314,149 @@ impl RedisBus {
         }
     }
 
+    /// Appends a state channel's event (and the document after it, when it changed it) for
+    /// the holder of the lease `token`; `(epoch, offset)` of the event. Refused when the
+    /// lease is no longer the token's (a fencing token: a node that lost its lease, paused
+    /// or cut off, cannot append over the new holder).
+    pub async fn append_state(
+        &self,
+        channel: &str,
+        epoch: u64,
+        token: &str,
+        event: &[u8],
+        document: Option<&[u8]>,
+        trim: &Trim,
+    ) -> Result<(u64, u64), String> {
+        let keys = self.keys(channel).await?;
+        let mut call = self.append_state.prepare_invoke();
+        keys.prelude(&mut call, epoch, trim);
+        call.arg(token).arg(event).arg(document.unwrap_or_default());
+        let mut commands = self.commands.clone();
+        match self
+            .timed(call.invoke_async::<Vec<i64>>(&mut commands))
+            .await?[..]
+        {
+            [epoch, offset] if epoch > 0 && offset > 0 => Ok((epoch as u64, offset as u64)),
+            _ => Err(format!("redis at {} answered an append oddly", self.shown)),
+        }
+    }
+
     /// Reads part of `channel`'s history (drawing `epoch` if it has none, so positions
     /// handed out before the first append stay valid after it).
-    pub async fn read(&self, channel: &str, epoch: u64, range: Range) -> Result<Span, String> {
-        let keys = Keys::of(channel);
+    pub async fn read(
+        &self,
+        channel: &str,
+        epoch: u64,
+        range: Range,
+        trim: &Trim,
+    ) -> Result<Span, String> {
+        let keys = self.keys(channel).await?;
         let mut call = self.read.prepare_invoke();
-        call.key(&keys.meta).key(&keys.stream);
-        call.arg(epoch).arg(EPOCH_KEEP_MS);
+        keys.prelude(&mut call, epoch, trim);
         match range {
             Range::Newest(count) => call.arg("newest").arg(count),
             Range::After(offset, count) => call.arg(offset).arg(count),
+            Range::Document(count) => call.arg("document").arg(count),
         };
         let mut commands = self.commands.clone();
         let answer: Vec<Value> = self.timed(call.invoke_async(&mut commands)).await?;
         span(answer).ok_or_else(|| format!("redis at {} answered a read oddly", self.shown))
     }
 
+    /// Takes, or keeps, the lease named `key` for `token` for `ttl`: true while the token
+    /// holds it. Nodes with the same source contend for its lease; one feeds the channel.
+    pub async fn lease(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, String> {
+        let keys = self.keys(key).await?;
+        let mut call = self.lease.prepare_invoke();
+        call.key(&keys.lease).arg(token).arg(ttl.as_millis() as u64);
+        let mut commands = self.commands.clone();
+        Ok(self.timed(call.invoke_async::<i64>(&mut commands)).await? == 1)
+    }
+
+    /// Gives the lease `key` back, if `token` still holds it (in the background).
+    pub fn release(self: &std::sync::Arc<Self>, key: &str, token: &str) {
+        let (bus, key, token) = (
+            std::sync::Arc::clone(self),
+            key.to_owned(),
+            token.to_owned(),
+        );
+        tokio::spawn(async move {
+            let keys = bus.keys(&key).await?;
+            let mut call = bus.release.prepare_invoke();
+            call.key(&keys.lease).arg(&token);
+            let mut commands = bus.commands.clone();
+            bus.timed(call.invoke_async::<i64>(&mut commands)).await
+        });
+    }
+
     /// Hears `channel`'s announcements from now on (once the answer is in).
     pub async fn listen(&self, channel: &str) -> Result<(), String> {
-        self.listening.lock().unwrap().insert(channel.to_owned());
+        let notify = self.keys(channel).await?.notify;
         let sink = self.sink.lock().unwrap().clone();
-        let Some(mut sink) = sink else {
-            return Err(format!("redis at {} is not reachable", self.shown));
+        self.listening
+            .lock()
+            .unwrap()
+            .insert(notify.clone(), channel.to_owned());
+        let subscribed = match sink {
+            Some(mut sink) => self.timed(sink.subscribe(&notify)).await,
+            None => Err(format!("redis at {} is not reachable", self.shown)),
         };
-        let subscribe = sink.subscribe(Keys::of(channel).notify);
-        self.timed(subscribe).await
+        if subscribed.is_err() {
+            self.listening.lock().unwrap().remove(&notify);
+        }
+        subscribed
     }
 
     /// Stops hearing `channel`'s announcements (in the background).
-    pub fn unlisten(&self, channel: &str) {
-        self.listening.lock().unwrap().remove(channel);
-        if let Some(mut sink) = self.sink.lock().unwrap().clone() {
-            let notify = Keys::of(channel).notify;
-            tokio::spawn(async move { sink.unsubscribe(notify).await });
+    pub fn unlisten(self: &std::sync::Arc<Self>, channel: &str) {
+        let mut listening = self.listening.lock().unwrap();
+        let Some(notify) = listening
+            .iter()
+            .find_map(|(notify, name)| (name == channel).then(|| notify.clone()))
+        else {
+            return;
+        };
+        listening.remove(&notify);
+        drop(listening);
+        let Some(mut sink) = self.sink.lock().unwrap().clone() else {
+            return;
+        };
+        let bus = std::sync::Arc::clone(self);
+        tokio::spawn(async move {
+            let _ = sink.unsubscribe(&notify).await;
+            // Listened to again meanwhile: Redis does not count subscriptions, so the
+            // late unsubscribe undid the new one.
+            if bus.listening.lock().unwrap().contains_key(&notify) {
+                let _ = sink.subscribe(&notify).await;
+            }
+        });
+    }
+
+    /// The keys of `channel`: named by the channel itself, or, for the gateway's own
+    /// channels (`[`...: polls, whose names hold forwarded headers), by a digest keyed with
+    /// the cluster's secret.
+    async fn keys(&self, channel: &str) -> Result<Keys, String> {
+        if !channel.starts_with('[') {
+            return Ok(Keys::of(channel));
         }
+        let secret = self
+            .secret
+            .get_or_try_init(|| async {
+                let mut commands = self.commands.clone();
+                let fresh: String = crate::bus::new_secret()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let mut set = redis::cmd("SET");
+                set.arg("sg:secret").arg(&fresh).arg("NX").arg("GET");
+                let kept: Option<String> = self.timed(set.query_async(&mut commands)).await?;
+                Ok::<_, String>(kept.unwrap_or(fresh).into_bytes())
+            })
+            .await?;
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        let tag = aws_lc_rs::hmac::sign(&key, channel.as_bytes());
+        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Keys::of(&format!("#{hex}")))
     }
 
     /// Whether Redis answers, and this node hears announcements.
@@ -363,10 +535,9 @@ async fn connect_listener(
     let connect = bus.client.get_async_pubsub();
     let pubsub = bus.timed(connect).await?;
     let (mut sink, stream) = pubsub.split();
-    let channels: Vec<String> = bus.listening.lock().unwrap().iter().cloned().collect();
-    for chunk in channels.chunks(512) {
-        let notify: Vec<String> = chunk.iter().map(|c| Keys::of(c).notify).collect();
-        bus.timed(sink.subscribe(notify)).await?;
+    let notify: Vec<String> = bus.listening.lock().unwrap().keys().cloned().collect();
+    for chunk in notify.chunks(512) {
+        bus.timed(sink.subscribe(chunk)).await?;
     }
     Ok((sink, stream))
 }
@@ -387,8 +558,12 @@ async fn forward(
                 let Some(message) = message else {
                     return Some("the announcement connection closed".to_owned());
                 };
-                let Some(notice) = notice(message.get_channel_name(), message.get_payload_bytes())
-                else {
+                // A channel no longer listened to (an announcement on its way meanwhile).
+                let heard = bus.listening.lock().unwrap().get(message.get_channel_name()).cloned();
+                let Some(channel) = heard else {
+                    continue;
+                };
+                let Some(notice) = notice(channel, message.get_payload_bytes()) else {
                     tracing::warn!(
                         "redis at {}: an announcement on {:?} is not readable; ignored",
                         bus.shown,
@@ -396,8 +571,15 @@ async fn forward(
                     );
                     continue;
                 };
-                if notices.send(notice).await.is_err() {
-                    return None;
+                match notices.try_send(notice) {
+                    Ok(()) => {}
+                    // The hub is behind: what is dropped here it reads back from Redis.
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        if notices.send(Notice::Reconnected).await.is_err() {
+                            return None;
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return None,
                 }
             }
             _ = probe.tick() => {
@@ -414,8 +596,7 @@ async fn forward(
 
 /// An announcement: the epoch, then offset and JSON of each event, one per line (the JSON
 /// is compact: it has no line break of its own).
-fn notice(pubsub_channel: &str, payload: &[u8]) -> Option<Notice> {
-    let channel = Keys::channel_of(pubsub_channel)?;
+fn notice(channel: String, payload: &[u8]) -> Option<Notice> {
     let mut lines = payload.split(|&b| b == b'\n');
     let epoch = number(lines.next()?)?;
     let mut events = Vec::new();
@@ -423,7 +604,7 @@ fn notice(pubsub_channel: &str, payload: &[u8]) -> Option<Notice> {
         events.push((number(offset)?, lines.next()?.to_vec()));
     }
     Some(Notice::Appended {
-        channel: channel.to_owned(),
+        channel,
         epoch,
         events,
     })
@@ -442,6 +623,11 @@ fn span(answer: Vec<Value>) -> Option<Span> {
     };
     let epoch = next_number(&mut values)?;
     let head = next_number(&mut values)?;
+    let document = match (next_number(&mut values)?, values.next()?) {
+        (0, _) => None,
+        (offset, Value::BulkString(text)) => Some((offset, text)),
+        _ => return None,
+    };
     let mut events = Vec::new();
     while let Some(offset) = next_number(&mut values) {
         let Some(Value::BulkString(json)) = values.next() else {
@@ -452,6 +638,7 @@ fn span(answer: Vec<Value>) -> Option<Span> {
     Some(Span {
         epoch,
         head,
+        document,
         events,
     })
 }
@@ -461,22 +648,39 @@ struct Keys {
     meta: String,
     stream: String,
     ids: String,
+    document: String,
+    lease: String,
     notify: String,
 }
 
 impl Keys {
     fn of(channel: &str) -> Keys {
+        let key = |kind: &str| format!("sg:{{{channel}}}:{kind}");
         Keys {
-            meta: format!("sg:{{{channel}}}:m"),
-            stream: format!("sg:{{{channel}}}:s"),
-            ids: format!("sg:{{{channel}}}:i"),
-            notify: format!("sg:{{{channel}}}:n"),
+            meta: key("m"),
+            stream: key("s"),
+            ids: key("i"),
+            document: key("d"),
+            lease: key("l"),
+            notify: key("n"),
         }
     }
 
-    /// The channel an announcement channel is of.
-    fn channel_of(notify: &str) -> Option<&str> {
-        notify.strip_prefix("sg:{")?.strip_suffix("}:n")
+    /// The keys and arguments every append script begins with (see `PRELUDE`).
+    fn prelude(&self, call: &mut redis::ScriptInvocation<'_>, epoch: u64, trim: &Trim) {
+        // Redis refuses expiry times past its range: ten years is as good as forever.
+        let ttl_ms = trim.ttl_ms.clamp(1, 10 * 365 * 24 * 3600 * 1000);
+        call.key(&self.meta)
+            .key(&self.stream)
+            .key(&self.ids)
+            .key(&self.document)
+            .key(&self.lease);
+        call.arg(epoch)
+            .arg(trim.size)
+            .arg(ttl_ms)
+            .arg(EPOCH_KEEP_MS.max(ttl_ms))
+            .arg(0)
+            .arg(&self.notify);
     }
 }
 
@@ -501,7 +705,7 @@ mod tests {
             channel,
             epoch,
             events,
-        }) = notice("sg:{a}b}:n", b"77\n5\n{\"x\":1}\n6\n{}")
+        }) = notice("a}b".into(), b"77\n5\n{\"x\":1}\n6\n{}")
         else {
             panic!("not read");
         };
@@ -510,8 +714,8 @@ mod tests {
             events,
             vec![(5, b"{\"x\":1}".to_vec()), (6, b"{}".to_vec())]
         );
-        assert!(notice("sg:{a}:n", b"77\n5").is_none());
-        assert!(notice("other", b"77").is_none());
+        assert!(notice("a".into(), b"77\n5").is_none());
+        assert!(notice("a".into(), b"x").is_none());
     }
 
     #[test]

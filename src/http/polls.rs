@@ -29,7 +29,7 @@ pub async fn adhoc(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<R
     let url = adhoc_target(state, &uri.path()[1..], &query)?;
     let interval = state.config.poll.interval_ms;
     let resource = url.to_string();
-    open(state, url, &resource, &query, headers, Vec::new(), interval)
+    open(state, url, &resource, &query, headers, Vec::new(), interval).await
 }
 
 /// The URL an ad-hoc target names, with the request's forwarded parameters, checked against
@@ -84,9 +84,10 @@ pub async fn named(
         injected_headers,
         interval,
     )
+    .await
 }
 
-fn open(
+async fn open(
     state: &AppState,
     url: Url,
     resource: &str,
@@ -105,6 +106,13 @@ fn open(
         resume_start(query, headers)?,
     )?;
     let topic = spec.topic.clone().expect("a polled stream has a topic");
+    // Nodes sharing a bus share the topic's channel: its document may be there already.
+    let channel = [spec.channel.as_str()];
+    state
+        .hub
+        .prepare(&channel)
+        .await
+        .map_err(super::streams::unavailable)?;
     // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
     let expires = principal.expires_at_ms;
     let response = respond(state, &[spec], WireFormat::SseRaw, false, None, expires);

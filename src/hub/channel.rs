@@ -1,14 +1,14 @@
 //! A channel: an ordered, bounded log of events and the set of outlets watching it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::append::{Append, Appended, NewMessage};
+use super::append::{Append, Appended, NewMessage, StateUpdate};
 use super::event::{Body, Event, Relayed, StateData, StateKind, state_body};
 use super::{HistoryLimits, Wake, cursor};
 use crate::wire::WireFormat;
@@ -35,8 +35,13 @@ pub struct Channel {
     waiting: Mutex<Vec<Waiting>>,
     /// A channel of a shared bus: the newest position announced, and whether a task is
     /// reading history to reach it (see `Hub::catch_up`).
-    announced: AtomicU64,
-    catching: AtomicBool,
+    catch_up: Mutex<CatchUp>,
+}
+
+#[derive(Debug, Default)]
+struct CatchUp {
+    announced: u64,
+    running: bool,
 }
 
 /// A durable publish waiting for its commit, and where to answer it.
@@ -50,6 +55,17 @@ impl std::fmt::Debug for Waiting {
         write!(f, "Waiting({} messages)", self.batch.len())
     }
 }
+
+/// What an event placed elsewhere is to a channel (see `Log::follow`).
+#[derive(Debug, PartialEq, Eq)]
+enum Follow {
+    Next,
+    Known,
+    Hole,
+}
+
+/// Epochs a channel remembers having left.
+const LEFT_EPOCHS: usize = 4;
 
 /// The two kinds of channel: each event stands alone, or events change a state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +101,8 @@ struct Log {
     head: u64,
     /// Every event at or below this position has left history.
     floor: u64,
+    /// The epochs this channel left, newest last: their events are never appended again.
+    left: Vec<u64>,
     /// Publisher-given message ids still in history, for idempotent publishing.
     ids: HashMap<String, u64>,
     /// State channels: the current document and the latest error (see `StateView`).
@@ -130,6 +148,25 @@ struct ReadyState {
     document: Option<Arc<Value>>,
 }
 
+impl ReadyState {
+    fn new(update: StateUpdate) -> Self {
+        let (body, raw) = state_body(update.kind, update.data, Arc::clone(&update.stream));
+        ReadyState {
+            kind: update.kind,
+            body,
+            raw,
+            stream: update.stream,
+            document: update.document,
+        }
+    }
+}
+
+/// An event another holder of a channel's history placed (see `Channel::mirror`).
+pub(super) enum Placed {
+    Log(Body),
+    State(StateUpdate),
+}
+
 impl Channel {
     pub(super) fn new(name: Arc<str>, kind: ChannelKind, base: u64) -> Self {
         Channel {
@@ -142,6 +179,7 @@ impl Channel {
                 document_bytes: 0,
                 head: base,
                 floor: base,
+                left: Vec::new(),
                 ids: HashMap::new(),
                 snapshot: None,
                 error: None,
@@ -154,8 +192,7 @@ impl Channel {
             }),
             turn: Arc::default(),
             waiting: Mutex::default(),
-            announced: AtomicU64::new(0),
-            catching: AtomicBool::new(false),
+            catch_up: Mutex::default(),
         }
     }
 
@@ -168,7 +205,7 @@ impl Channel {
             let mut log = channel.log.write().unwrap();
             for (position, order, timestamp, body) in events {
                 // A hole (never written) is closed, so resuming across it reports the gap.
-                if log.follow(position, true) {
+                if log.follow(position, true) == Follow::Next {
                     log.push_message_ordered(position, body, timestamp, order);
                 }
             }
@@ -178,7 +215,8 @@ impl Channel {
     }
 
     /// Appends events that another holder of the channel's history placed (a bus shared by
-    /// several nodes), as `(position, timestamp, event)` in position order, then wakes the
+    /// several nodes), as `(position, timestamp, event)` in position order (a state event's
+    /// document after it computed by the caller), then wakes the
     /// subscribers. Events known already are skipped; an event of another epoch starts the
     /// channel afresh in that epoch (its history was lost: subscribers are told of the gap).
     /// An event that does not follow the head is a hole: with `jump` (the events were read
@@ -187,25 +225,46 @@ impl Channel {
     /// false: the caller reads history to fill the hole.
     pub(super) fn mirror(
         &self,
-        events: Vec<(u64, u64, Body)>,
+        events: Vec<(u64, u64, Placed)>,
         jump: bool,
         limits: &HistoryLimits,
         order: &AtomicU64,
     ) -> bool {
+        // A state event's bytes are made before the lock, as in `append`.
+        enum Ready {
+            Log(Body),
+            State(ReadyState),
+        }
+        let ready = events.into_iter().map(|(position, timestamp, placed)| {
+            let ready = match placed {
+                Placed::Log(body) => Ready::Log(body),
+                Placed::State(update) => Ready::State(ReadyState::new(update)),
+            };
+            (position, timestamp, ready)
+        });
+        let ready: Vec<_> = ready.collect();
         let mut complete = true;
         let mut appended = 0;
         {
             let mut log = self.log.write().unwrap();
-            for (position, timestamp, body) in events {
-                if !log.follow(position, jump) {
-                    if log.head < position {
+            for (position, timestamp, ready) in ready {
+                match log.follow(position, jump) {
+                    Follow::Next => {}
+                    Follow::Known => continue,
+                    Follow::Hole => {
                         complete = false;
                         break;
                     }
-                    continue;
                 }
-                let order = order.fetch_add(1, Ordering::Relaxed) + 1;
-                log.push_message_ordered(position, body, timestamp, order);
+                match ready {
+                    Ready::State(state) => {
+                        log.push_state(state, timestamp, order);
+                    }
+                    Ready::Log(body) => {
+                        let order = order.fetch_add(1, Ordering::Relaxed) + 1;
+                        log.push_message_ordered(position, body, timestamp, order);
+                    }
+                }
                 appended += 1;
             }
             log.evict(limits, crate::clock::now_ms());
@@ -217,21 +276,26 @@ impl Channel {
         complete
     }
 
-    /// Notes that the bus announced `position` (announcements come in order: this is the
-    /// newest); true when the caller should start catching the channel up (none runs).
+    /// Notes that the bus announced `position`; true when the caller should start catching
+    /// the channel up (none runs).
     pub(super) fn announced(&self, position: u64) -> bool {
-        self.announced.store(position, Ordering::Release);
-        !self.catching.swap(true, Ordering::AcqRel)
+        let mut catch_up = self.catch_up.lock().unwrap();
+        let same_epoch = cursor::split(position).0 == cursor::split(catch_up.announced).0;
+        if !same_epoch || position > catch_up.announced {
+            catch_up.announced = position;
+        }
+        !std::mem::replace(&mut catch_up.running, true)
     }
 
-    /// Ends a catch-up: true when a position was announced that the head has not reached,
-    /// and the caller should go on catching up.
+    /// Ends a catch-up, unless a position was announced that the head has not reached:
+    /// then true, and the caller goes on.
     pub(super) fn caught_up(&self) -> bool {
-        self.catching.store(false, Ordering::Release);
-        let announced = self.announced.load(Ordering::Acquire);
-        let behind =
-            announced > self.head() && cursor::split(announced).0 == cursor::split(self.head()).0;
-        behind && !self.catching.swap(true, Ordering::AcqRel)
+        let mut catch_up = self.catch_up.lock().unwrap();
+        let head = self.head();
+        let behind = cursor::split(catch_up.announced).0 == cursor::split(head).0
+            && catch_up.announced > head;
+        catch_up.running = behind;
+        behind
     }
 
     /// Empties history, which continues after `head` (a position of another epoch, or one
@@ -335,16 +399,7 @@ impl Channel {
         // on it): they size the event against `state_bytes`, and are kept as its encoding.
         let ready = match append {
             Append::Messages(batch) => Ready::Messages(batch),
-            Append::State(update) => {
-                let (body, raw) = state_body(update.kind, update.data, Arc::clone(&update.stream));
-                Ready::State(ReadyState {
-                    kind: update.kind,
-                    body,
-                    raw,
-                    stream: update.stream,
-                    document: update.document,
-                })
-            }
+            Append::State(update) => Ready::State(ReadyState::new(update)),
             Append::Relayed(relayed) => Ready::Relayed(relayed),
         };
         let appended = {
@@ -376,6 +431,15 @@ impl Channel {
     pub fn find_newest<T>(&self, f: impl Fn(&Event) -> Option<T>) -> Option<T> {
         let log = self.log.read().unwrap();
         log.events.iter().rev().find_map(|e| f(e))
+    }
+
+    /// The document a state channel's clients hold now, if any.
+    pub(super) fn document(&self) -> Option<Arc<Value>> {
+        let log = self.log.read().unwrap();
+        match &log.snapshot.as_ref()?.body {
+            Body::State(_, StateData::Document(document), _) => Some(Arc::clone(document)),
+            _ => None,
+        }
     }
 
     /// The current document and latest newer error, consistent with the head.
@@ -580,25 +644,34 @@ impl Log {
         self.push_ordered(body, timestamp, order)
     }
 
-    /// Whether an event at `position` may be appended: true when it follows the head, after
-    /// starting afresh in its epoch when that is not the head's. A position the head passed
-    /// is known (false). One further on is a hole: with `jump` history continues after it
-    /// (true), else false.
-    fn follow(&mut self, position: u64, jump: bool) -> bool {
+    /// Whether an event at `position` may be appended (`Next`): it follows the head, after
+    /// starting afresh in its epoch when that is not the head's. A position the head
+    /// passed, or of an epoch the channel left (an announcement or a read from before the
+    /// bus lost the channel, arriving late), is `Known`. One further on is a `Hole`,
+    /// unless `jump`: then history goes on after it.
+    fn follow(&mut self, position: u64, jump: bool) -> Follow {
         let epoch = cursor::split(position).0;
-        if epoch != cursor::split(self.head).0 {
+        let head_epoch = cursor::split(self.head).0;
+        if epoch != head_epoch {
+            if self.left.contains(&epoch) {
+                return Follow::Known;
+            }
+            if self.left.len() == LEFT_EPOCHS {
+                self.left.remove(0);
+            }
+            self.left.push(head_epoch);
             self.restart(cursor::position(epoch, 0));
         }
         if position <= self.head {
-            return false;
+            return Follow::Known;
         }
         if position != self.head + 1 {
             if !jump {
-                return false;
+                return Follow::Hole;
             }
             self.restart(position - 1);
         }
-        true
+        Follow::Next
     }
 
     /// Empties history: it continues after `head`.
@@ -697,7 +770,6 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::StateUpdate;
 
     fn limits(state_bytes: usize) -> HistoryLimits {
         HistoryLimits {
@@ -824,7 +896,7 @@ mod tests {
     }
 
     /// Events at `offsets` of epoch `epoch`, as a shared bus hands them over.
-    fn placed(epoch: u64, offsets: &[u64]) -> Vec<(u64, u64, Body)> {
+    fn placed(epoch: u64, offsets: &[u64]) -> Vec<(u64, u64, Placed)> {
         let now = crate::clock::now_ms();
         offsets
             .iter()
@@ -837,7 +909,11 @@ mod tests {
                     channel: "c".into(),
                     data: Value::from(o),
                 };
-                (cursor::position(epoch, o), now, Body::Message(message))
+                (
+                    cursor::position(epoch, o),
+                    now,
+                    Placed::Log(Body::Message(message)),
+                )
             })
             .collect()
     }
@@ -848,7 +924,7 @@ mod tests {
     }
 
     #[test]
-    fn a_mirror_skips_what_it_has_stops_at_a_hole_and_follows_a_new_epoch() {
+    fn a_mirror_skips_what_it_has_stops_at_a_hole_and_follows_a_new_epoch_once() {
         let channel = Channel::new(Arc::from("c"), ChannelKind::Log, cursor::position(5, 0));
         let (order, limits) = (AtomicU64::new(0), limits(1 << 20));
         assert!(channel.mirror(placed(5, &[1, 2]), false, &limits, &order));
@@ -872,5 +948,8 @@ mod tests {
             channel.read_after(old, 10).gap,
             "an old epoch's position is a gap"
         );
+        // A late event of the epoch it left never takes the channel back there.
+        assert!(channel.mirror(placed(5, &[7]), false, &limits, &order));
+        assert_eq!(channel.head(), cursor::position(2, 1));
     }
 }

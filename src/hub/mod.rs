@@ -30,6 +30,7 @@ pub use append::{Appended, NewMessage, StateUpdate};
 use channel::Waiting;
 pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
 pub use event::{Event, Relayed, StateData, StateKind};
+pub use shared::Lease;
 pub use wake::Wake;
 
 /// How much history each channel keeps: the newer of `size` events and `ttl_ms` of age,
@@ -384,7 +385,18 @@ impl Hub {
     /// against the kept document, so its first patch applies to what clients hold. `Err`
     /// when the bus failed: nothing was appended, and the source should keep its previous
     /// document to diff against.
-    pub async fn append_state(&self, name: &str, update: StateUpdate) -> Result<(), String> {
+    ///
+    /// With a shared bus, only the holder of the source's `lease` may append (see
+    /// `Hub::hold`); the lease means nothing on one node.
+    pub async fn append_state(
+        self: &Arc<Self>,
+        name: &str,
+        update: StateUpdate,
+        lease: &Lease,
+    ) -> Result<(), String> {
+        if let Some(bus) = &self.shared {
+            return self.append_state_shared(bus, name, update, lease).await;
+        }
         let Some(bus) = &self.bus else {
             self.append(name, Append::State(update));
             return Ok(());
@@ -457,9 +469,26 @@ impl Hub {
         }
     }
 
+    /// The document the clients of state channel `name` hold, for its source to diff its
+    /// next document against when it has none of its own: the one a store kept (once), or
+    /// the one a shared bus keeps current (another node fed the channel until now).
+    pub fn held_document(&self, name: &str) -> Option<Arc<serde_json::Value>> {
+        let channel = self.get(name)?;
+        let restored = channel.take_restored();
+        match self.shared.is_some() && shared::is_shared(name) {
+            true => restored.or_else(|| channel.document()),
+            false => restored,
+        }
+    }
+
     /// Forgets a state channel's document once its source stops feeding it (see
     /// `Channel::retire_state`), on the bus too. False when it has a subscriber.
     pub fn retire_state(&self, channel: &Channel) -> bool {
+        // A shared state channel's document stays: the bus keeps it current, whichever
+        // node polls, as long as this node holds the channel.
+        if self.shared.is_some() && shared::is_shared(channel.name()) {
+            return channel.subscriber_count() == 0;
+        }
         let retired = channel.retire_state();
         // A log channel (a relay's) has no state: its history stays, on the bus too.
         if retired

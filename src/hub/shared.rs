@@ -1,24 +1,43 @@
-//! Pub/sub channels whose history a bus shared by several nodes holds (`[bus] backend =
-//! "redis"`). The bus gives positions and keeps history; each node's channel is a mirror of
-//! it, made when a client of the node first needs the channel (`Hub::prepare`), fed by the
-//! bus's announcements in order, and read back from the bus when an announcement was
-//! missed: once per node, whatever the number of its subscribers. A channel nobody on the
-//! node watches is dropped after the history TTL and no longer heard.
+//! Channels whose history a bus shared by several nodes holds (`[bus] backend = "redis"`):
+//! pub/sub channels and the state channels of polls. The bus gives positions and keeps
+//! history; each node's channel is a mirror of it, made when a client of the node first
+//! needs the channel (`Hub::prepare`), fed by the bus's announcements in order, and read
+//! back from the bus when an announcement was missed: once per node, whatever the number of
+//! its subscribers. A channel nobody on the node watches is dropped after the history TTL
+//! and no longer heard.
 //!
-//! Channels of polls and relays stay the node's own for now (their names start with `[`).
+//! A state channel has one writer in the cluster: the node holding its poll's lease
+//! (`Hub::hold`). The others apply its patches to their copy of the document, so a new
+//! subscriber anywhere gets the document at once, and a node taking the lease over diffs
+//! against that copy: clients see the same patch chain go on.
+//!
+//! Channels of relays stay the node's own for now (`[relay]` names).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::channel::{Channel, ChannelKind};
-use super::event::Body;
-use super::{Appended, Hub, NewMessage, cursor, stored};
+use super::channel::{Channel, ChannelKind, Placed};
+use super::event::{StateData, StateKind};
+use super::{Appended, Hub, NewMessage, StateUpdate, cursor, stored};
 use crate::bus::redis::{Appending, Notice, Range, RedisBus, Span, Trim};
 use crate::clock::now_ms;
+use crate::wire::json;
 
 /// Events read from the bus at once when catching up.
 const READ_BATCH: usize = 1000;
+/// How long a client waits at most for its channels to be made ready.
+const PREPARE_WITHIN: Duration = Duration::from_secs(5);
+
+/// A source's claim to feed its channels alone in the cluster (see `Hub::hold`).
+#[derive(Debug)]
+pub struct Lease {
+    key: String,
+    /// Unique to this claim: the fencing token the bus checks on every append.
+    token: Arc<str>,
+    held: bool,
+}
 
 impl Hub {
     /// Makes ready the channels `names` that a shared bus holds (a no-op otherwise): each
@@ -28,10 +47,17 @@ impl Hub {
         let Some(bus) = &self.shared else {
             return Ok(());
         };
-        for name in names.iter().filter(|n| is_shared(n)) {
-            self.attach(bus, name).await?;
+        let attach_all = async {
+            for name in names.iter().filter(|n| is_shared(n)) {
+                self.attach(bus, name).await?;
+            }
+            Ok(())
+        };
+        // Never a hang: a bus that answers slowly is as good as none for a client waiting.
+        match tokio::time::timeout(PREPARE_WITHIN, attach_all).await {
+            Ok(attached) => attached,
+            Err(_) => Err("the bus did not answer in time; try again".to_owned()),
         }
-        Ok(())
     }
 
     /// `Err` when the shared bus cannot be reached (never, without one).
@@ -39,6 +65,43 @@ impl Hub {
         match &self.shared {
             Some(bus) => bus.ready().await,
             None => Ok(()),
+        }
+    }
+
+    /// A claim on the source `key` (a poll's topic), not yet held.
+    pub fn lease(&self, key: &str) -> Lease {
+        Lease {
+            key: key.to_owned(),
+            token: Arc::from(format!("{}-{:016x}", self.epoch, rand::random::<u64>())),
+            held: false,
+        }
+    }
+
+    /// Takes or renews `lease` for `ttl`: true while this node may feed the source's
+    /// channels. Without a shared bus a node is alone, and always may. Not held when the
+    /// bus cannot be reached: sources pause, and another node may take over.
+    pub async fn hold(&self, lease: &mut Lease, ttl: Duration) -> bool {
+        let Some(bus) = &self.shared else {
+            return true;
+        };
+        let held = match bus.lease(&lease.key, &lease.token, ttl).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::debug!("a lease was not renewed: {e}");
+                false
+            }
+        };
+        if held != lease.held {
+            tracing::debug!(held, "lease of {:?} changed hands", lease.key);
+        }
+        lease.held = held;
+        held
+    }
+
+    /// Gives `lease` back (its source stopped), so another node may take it at once.
+    pub fn release(&self, lease: &Lease) {
+        if let Some(bus) = self.shared.as_ref().filter(|_| lease.held) {
+            bus.release(&lease.key, &lease.token);
         }
     }
 
@@ -55,18 +118,7 @@ impl Hub {
             return Ok(channel);
         }
         bus.listen(name).await?;
-        let newest = Range::Newest(self.limits.size);
-        let span = bus.read(name, cursor::fresh_epoch(), newest).await?;
-        let base = match span.events.first() {
-            Some(&(first, _)) => first - 1,
-            None => span.head,
-        };
-        let channel = Arc::new(Channel::new(
-            Arc::from(name),
-            ChannelKind::Log,
-            cursor::position(span.epoch, base),
-        ));
-        self.mirror(&channel, span, true);
+        let channel = self.read_mirror(bus, name).await?;
         {
             let mut channels = self.channels.write().unwrap();
             channels.insert(Arc::from(name), Arc::clone(&channel));
@@ -74,6 +126,28 @@ impl Hub {
         }
         // What was announced between hearing and making the mirror went unheard.
         self.catch_up(bus, &channel).await?;
+        Ok(channel)
+    }
+
+    /// A mirror of `name` made from what the bus holds: a pub/sub channel's newest events;
+    /// a state channel's document and the events after it.
+    async fn read_mirror(&self, bus: &RedisBus, name: &str) -> Result<Arc<Channel>, String> {
+        let kind = kind_of(name);
+        let range = match kind {
+            ChannelKind::Log => Range::Newest(self.limits.size),
+            ChannelKind::State => Range::Document(self.limits.size),
+        };
+        let span = bus
+            .read(name, cursor::fresh_epoch(), range, &self.trim())
+            .await?;
+        let first = match &span.document {
+            Some((offset, _)) => Some(*offset),
+            None => span.events.first().map(|&(offset, _)| offset),
+        };
+        let base = first.map_or(span.head, |first| first - 1);
+        let channel = Channel::new(Arc::from(name), kind, cursor::position(span.epoch, base));
+        let channel = Arc::new(channel);
+        self.mirror(&channel, span, true);
         Ok(channel)
     }
 
@@ -99,12 +173,8 @@ impl Hub {
                 }
             })
             .collect();
-        let trim = Trim {
-            size: self.limits.size,
-            ttl_ms: self.limits.ttl_ms,
-        };
         let answer = bus
-            .append(name, cursor::fresh_epoch(), &events, &trim)
+            .append(name, cursor::fresh_epoch(), &events, &self.trim())
             .await?;
         let ids = events.iter().map(|e| e.id.clone()).collect();
         let new: Vec<(u64, Vec<u8>)> = answer
@@ -115,42 +185,54 @@ impl Hub {
             .map(|(&offset, event)| (offset as u64, event.json))
             .collect();
         let count = new.len();
-        let head = new.last().map_or(0, |&(offset, _)| offset);
         self.metrics.published.increment(count as u64);
         if let Some(channel) = self.get(name).filter(|_| count > 0) {
-            let span = Span {
-                epoch: answer.epoch,
-                head,
-                events: new,
-            };
-            let last = cursor::position(span.epoch, span.head);
-            if !self.mirror(&channel, span, false) {
-                self.catch_up_later(&channel, last);
-            }
+            self.apply(&channel, answer.epoch, new);
         }
         Ok(Appended { ids, count })
     }
 
-    /// Applies `span` to the mirror `channel` (see `Channel::mirror`). False when it left
-    /// a hole to read.
-    fn mirror(&self, channel: &Channel, span: Span, jump: bool) -> bool {
-        let name = channel.name();
-        let events = span
-            .events
-            .into_iter()
-            .filter_map(|(offset, json)| match stored::body(name, &json) {
-                Ok((body, timestamp)) => {
-                    Some((cursor::position(span.epoch, offset), timestamp, body))
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "an event of {name:?} on the bus is not readable ({e}); skipped"
-                    );
-                    None
-                }
-            })
-            .collect::<Vec<(u64, u64, Body)>>();
-        channel.mirror(events, jump, &self.limits, &self.order)
+    /// Appends a state channel's event through the shared bus, for the holder of `lease`,
+    /// then to the node's mirror.
+    pub(super) async fn append_state_shared(
+        self: &Arc<Self>,
+        bus: &Arc<RedisBus>,
+        name: &str,
+        update: StateUpdate,
+        lease: &Lease,
+    ) -> Result<(), String> {
+        let channel = self.attach(bus, name).await?;
+        let timestamp = now_ms();
+        let text = update.data.text();
+        let event = stored::state_json(update.kind, &update.stream, &text, timestamp);
+        // The document is kept as a `data` event of its own: what a node reads first.
+        let document = match (update.kind, &update.document) {
+            (StateKind::Data, _) => Some(event.clone()),
+            (StateKind::Patch, Some(d)) => {
+                let text = serde_json::to_string(&**d).expect("a document always serializes");
+                Some(stored::state_json(
+                    StateKind::Data,
+                    &update.stream,
+                    &text,
+                    timestamp,
+                ))
+            }
+            _ => None,
+        };
+        let trim = self.trim();
+        let epoch = cursor::fresh_epoch();
+        let (epoch, offset) = bus
+            .append_state(
+                name,
+                epoch,
+                &lease.token,
+                &event,
+                document.as_deref(),
+                &trim,
+            )
+            .await?;
+        self.apply(&channel, epoch, vec![(offset, event)]);
+        Ok(())
     }
 
     /// Applies the bus's announcements, in order, until the bus is gone.
@@ -162,19 +244,8 @@ impl Hub {
                     epoch,
                     events,
                 } => {
-                    let Some(mirror) = self.get(&channel) else {
-                        continue;
-                    };
-                    let Some(&(last, _)) = events.last() else {
-                        continue;
-                    };
-                    let span = Span {
-                        epoch,
-                        head: last,
-                        events,
-                    };
-                    if !self.mirror(&mirror, span, false) {
-                        self.catch_up_later(&mirror, cursor::position(epoch, last));
+                    if let Some(mirror) = self.get(&channel) {
+                        self.apply(&mirror, epoch, events);
                     }
                 }
                 Notice::Reconnected => {
@@ -191,8 +262,78 @@ impl Hub {
         }
     }
 
+    /// Applies announced events to `channel`, catching up from the bus if they leave a hole.
+    fn apply(self: &Arc<Self>, channel: &Arc<Channel>, epoch: u64, events: Vec<(u64, Vec<u8>)>) {
+        let Some(&(last, _)) = events.last() else {
+            return;
+        };
+        let span = Span {
+            epoch,
+            head: last,
+            events,
+            ..Span::default()
+        };
+        if !self.mirror(channel, span, false) {
+            self.catch_up_later(channel, cursor::position(epoch, last));
+        }
+    }
+
+    /// Applies `span` to the mirror `channel` (see `Channel::mirror`). False when it left
+    /// a hole to read.
+    fn mirror(&self, channel: &Channel, span: Span, jump: bool) -> bool {
+        let name = channel.name();
+        let epoch = span.epoch;
+        let placed = match channel.kind() {
+            ChannelKind::Log => span
+                .events
+                .into_iter()
+                .filter_map(|(offset, json)| match stored::body(name, &json) {
+                    Ok((body, timestamp)) => Some((
+                        cursor::position(epoch, offset),
+                        timestamp,
+                        Placed::Log(body),
+                    )),
+                    Err(e) => {
+                        unreadable(name, e);
+                        None
+                    }
+                })
+                .collect(),
+            ChannelKind::State => {
+                // A state channel's document is not applied to a copy of another epoch's,
+                // nor across a hole: a hole is filled from the bus's document.
+                let head = channel.head();
+                let current = cursor::split(head).0 == epoch;
+                let all = span.document.into_iter().chain(span.events);
+                let fresh = all.filter(|(o, _)| !current || cursor::position(epoch, *o) > head);
+                let mut previous = channel.document();
+                let mut placed = Vec::new();
+                for (offset, text) in fresh {
+                    let position = cursor::position(epoch, offset);
+                    match state_update(&text, previous.as_ref()) {
+                        Ok((timestamp, update)) => {
+                            if let Some(document) = update.document.clone() {
+                                previous = Some(document);
+                            } else if let StateData::Document(document) = &update.data {
+                                previous = Some(Arc::clone(document));
+                            }
+                            placed.push((position, timestamp, Placed::State(update)));
+                        }
+                        Err(e) => {
+                            unreadable(name, e);
+                            break;
+                        }
+                    }
+                }
+                placed
+            }
+        };
+        channel.mirror(placed, jump, &self.limits, &self.order)
+    }
+
     /// Catches `channel` up to the announced `position` in the background, unless that
-    /// already runs (it then goes on to `position`).
+    /// already runs (it then goes on to `position`). A read that fails is tried again,
+    /// backing off, until the bus answers.
     fn catch_up_later(self: &Arc<Self>, channel: &Arc<Channel>, position: u64) {
         let Some(bus) = self.shared.clone() else {
             return;
@@ -202,10 +343,16 @@ impl Hub {
         }
         let (hub, channel) = (Arc::clone(self), Arc::clone(channel));
         tokio::spawn(async move {
+            let mut pause = Duration::from_millis(100);
             loop {
-                if let Err(e) = hub.catch_up(&bus, &channel).await {
-                    // Tried again when the bus is back (`Notice::Reconnected`).
-                    tracing::debug!("{:?} is not caught up: {e}", channel.name());
+                match hub.catch_up(&bus, &channel).await {
+                    Ok(()) => pause = Duration::from_millis(100),
+                    Err(e) => {
+                        tracing::debug!("{:?} is not caught up yet: {e}", channel.name());
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
                 }
                 if !channel.caught_up() {
                     return;
@@ -216,34 +363,102 @@ impl Hub {
 
     /// Reads `channel`'s history after its head until it has what the bus had when read.
     async fn catch_up(&self, bus: &RedisBus, channel: &Channel) -> Result<(), String> {
+        let name = channel.name();
         loop {
-            let (_, offset) = cursor::split(channel.head());
+            let before = channel.head();
+            let (epoch, offset) = cursor::split(before);
             // A fresh epoch, never the mirror's: were the channel lost on the bus, its
             // offsets would start again at 1 and name events clients saw under the old one.
             let after = Range::After(offset, READ_BATCH);
-            let span = bus
-                .read(channel.name(), cursor::fresh_epoch(), after)
-                .await?;
+            let trim = self.trim();
+            let mut span = bus.read(name, cursor::fresh_epoch(), after, &trim).await?;
+            if span.epoch != epoch {
+                // Another epoch: its history starts at its first offset, not after ours.
+                let all = Range::After(0, READ_BATCH);
+                span = bus.read(name, span.epoch, all, &trim).await?;
+            }
             let bus_head = cursor::position(span.epoch, span.head);
-            let read_nothing = span.events.is_empty();
+            let follows = span
+                .events
+                .first()
+                .is_some_and(|&(first, _)| cursor::position(span.epoch, first) == before + 1);
+            if channel.kind() == ChannelKind::State && !follows && bus_head != before {
+                // A patch cannot be applied across a hole: start again from the document.
+                let whole = Range::Document(self.limits.size);
+                span = bus.read(name, span.epoch, whole, &trim).await?;
+                let base = span.document.as_ref().map_or(span.head, |(o, _)| o - 1);
+                channel.reset(cursor::position(span.epoch, base));
+            }
             self.mirror(channel, span, true);
             let head = channel.head();
             let caught = cursor::split(head).0 == cursor::split(bus_head).0 && head >= bus_head;
             if caught {
                 return Ok(());
             }
-            if read_nothing {
-                // The bus lost what lay between (its history expired or was trimmed, or
-                // it lost the channel): subscribers are told of the gap.
+            if head == before {
+                // Nothing readable moved the head: the bus lost what lay between (history
+                // expired or trimmed, or the channel), or holds events this node cannot
+                // read. Subscribers are told of the gap.
                 channel.reset(bus_head);
                 return Ok(());
             }
         }
     }
+
+    fn trim(&self) -> Trim {
+        Trim {
+            size: self.limits.size,
+            ttl_ms: self.limits.ttl_ms,
+        }
+    }
 }
 
-/// Whether a channel named `name` is held by a shared bus: pub/sub channels are; polls' and
+/// Whether a channel named `name` is held by a shared bus: pub/sub channels and polls' are;
 /// relays' are the node's own.
 pub(super) fn is_shared(name: &str) -> bool {
-    !name.starts_with('[')
+    !name.starts_with('[') || name.starts_with("[poll]")
+}
+
+fn kind_of(name: &str) -> ChannelKind {
+    match name.starts_with("[poll]") {
+        true => ChannelKind::State,
+        false => ChannelKind::Log,
+    }
+}
+
+fn unreadable(channel: &str, error: String) {
+    tracing::warn!("an event of {channel:?} on the bus is not readable ({error}); skipped");
+}
+
+/// A state event stored as `text`, with the document after it (computed from `previous`
+/// for a patch).
+fn state_update(
+    text: &[u8],
+    previous: Option<&Arc<serde_json::Value>>,
+) -> Result<(u64, StateUpdate), String> {
+    let (kind, stream, timestamp, data) = stored::state(text)?;
+    let (data, document) = match kind {
+        StateKind::Data => {
+            let document = json::parse(data.as_bytes()).map_err(|e| e.to_string())?;
+            (StateData::Document(Arc::new(document)), None)
+        }
+        StateKind::Patch => {
+            let after = previous.and_then(|previous| {
+                let ops = json::parse(data.as_bytes()).ok()?;
+                let patch = crate::patch::parse(&ops).ok()?;
+                let mut document = (**previous).clone();
+                crate::patch::apply(&mut document, &patch).ok()?;
+                Some(Arc::new(document))
+            });
+            (StateData::Text(data.into()), after)
+        }
+        StateKind::Error => (StateData::Text(data.into()), None),
+    };
+    let update = StateUpdate {
+        kind,
+        stream,
+        data,
+        document,
+    };
+    Ok((timestamp, update))
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::append::NewMessage;
-use super::event::{Body, Relayed};
+use super::event::{Body, Relayed, StateKind};
 use crate::wire::envelope::Message;
 use crate::wire::json;
 
@@ -54,6 +54,44 @@ pub(super) fn body(channel: &str, text: &[u8]) -> Result<(Body, u64), String> {
     let message = message(channel, text)?;
     let timestamp = message.timestamp;
     Ok((Body::Message(message), timestamp))
+}
+
+/// A state channel's event as a shared bus keeps it: its kind, stream, time and JSON.
+#[derive(Serialize, Deserialize)]
+struct StoredState<'a> {
+    #[serde(borrow)]
+    state: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
+    timestamp: u64,
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
+}
+
+/// The stored form of a state event of `kind` with JSON `data`, appended at `timestamp`.
+pub(super) fn state_json(kind: StateKind, stream: &str, data: &str, timestamp: u64) -> Vec<u8> {
+    let data = serde_json::value::RawValue::from_string(data.to_owned())
+        .expect("a state event's data is JSON");
+    let stored = StoredState {
+        state: kind.name().into(),
+        stream: stream.into(),
+        timestamp,
+        data: &data,
+    };
+    serde_json::to_vec(&stored).expect("a state event always serializes")
+}
+
+/// A state event stored as `text`: its kind, stream, time and JSON text.
+pub(super) fn state(text: &[u8]) -> Result<(StateKind, Arc<str>, u64, String), String> {
+    let stored: StoredState = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    let kind = match &*stored.state {
+        "data" => StateKind::Data,
+        "patch" => StateKind::Patch,
+        "error" => StateKind::Error,
+        other => return Err(format!("{other:?} is no kind of state event")),
+    };
+    let data = stored.data.get().to_owned();
+    Ok((kind, Arc::from(&*stored.stream), stored.timestamp, data))
 }
 
 #[derive(Serialize)]

@@ -27,9 +27,17 @@ use super::failure::{Failure, backoff, classify, status};
 use super::supervisor::{Feed, Run, Supervisor, Tell};
 use super::topic::Topic;
 use crate::config::PollConfig;
-use crate::hub::{Hub, StateData, StateKind, StateUpdate};
+use crate::hub::{Hub, Lease, StateData, StateKind, StateUpdate};
 use crate::patch::{Delta, delta};
 use crate::wire::json;
+
+/// How long a node's lease on a topic lasts unless renewed: how soon another node takes
+/// over polling when this one dies.
+const LEASE_TTL: Duration = Duration::from_secs(3);
+/// How often the holder renews its lease between polls.
+const LEASE_RENEW: Duration = Duration::from_millis(1000);
+/// How often a node without the lease tries to take it.
+const LEASE_RETRY: Duration = Duration::from_millis(500);
 
 /// The running pollers, by topic key.
 pub struct Pollers {
@@ -116,7 +124,23 @@ impl Pollers {
         // `slot + interval`, `slot` starting a phase of the topic's own past now.
         let interval = Duration::from_millis(run.shared().interval_ms.load(Ordering::Relaxed));
         let mut slot = Instant::now() + phase(&topic.key, interval);
+        // One node polls a topic at a time when nodes share a bus; a node without the
+        // lease stands by (its subscribers get the holder's events through the bus) and
+        // takes over once the holder stops renewing.
+        let mut lease = self.hub.lease(&topic.key);
         loop {
+            if !self.hub.hold(&mut lease, LEASE_TTL).await {
+                // What this node diffed against grows stale meanwhile.
+                state = PollState::default();
+                let retry = Instant::now() + LEASE_RETRY;
+                if !run
+                    .sleep_until(retry, |channel| state.forget(channel))
+                    .await
+                {
+                    break;
+                }
+                continue;
+            }
             let feeds = run.feeds();
             let outcome = self.poll(&topic, &mut state).await;
             let status = match &outcome {
@@ -139,7 +163,7 @@ impl Pollers {
                     if let Some(whole) = state.whole.take() {
                         for feed in &feeds {
                             if changed || !state.documents.contains_key(&feed.channel) {
-                                self.publish_part(feed, &mut state, &whole, &run.session)
+                                self.publish_part(feed, &mut state, &whole, &run.session, &lease)
                                     .await;
                             }
                         }
@@ -156,7 +180,8 @@ impl Pollers {
                     // failure included.
                     for feed in &feeds {
                         if run.tell(&failure, &feed.channel) {
-                            self.publish_error(feed, &failure, &run.session).await;
+                            self.publish_error(feed, &failure, &run.session, &lease)
+                                .await;
                         }
                     }
                     // Backing off counts from the failure; the schedule restarts from the
@@ -166,11 +191,21 @@ impl Pollers {
             };
             // A part nobody watches is dropped: its channel forgets its document, which
             // would only grow stale, and the part starts afresh (with a `data` event) if it
-            // is asked for again.
-            if !run.sleep_until(slot, |channel| state.forget(channel)).await {
-                return;
+            // is asked for again. The lease is renewed meanwhile.
+            let mut renewed = true;
+            while renewed && Instant::now() < slot {
+                let until = slot.min(Instant::now() + LEASE_RENEW);
+                if !run
+                    .sleep_until(until, |channel| state.forget(channel))
+                    .await
+                {
+                    self.hub.release(&lease);
+                    return;
+                }
+                renewed = until == slot || self.hub.hold(&mut lease, LEASE_TTL).await;
             }
         }
+        self.hub.release(&lease);
     }
 
     /// One request; the new document, or `None` when the target says it is unchanged.
@@ -222,6 +257,7 @@ impl Pollers {
         state: &mut PollState,
         whole: &Arc<Value>,
         session: &str,
+        lease: &Lease,
     ) {
         let channel = &feed.channel;
         let document = match &feed.part.select {
@@ -232,7 +268,7 @@ impl Pollers {
                     state.documents.remove(channel);
                     if state.missing.insert(channel.clone()) {
                         let failure = Failure::select_missing(pointer);
-                        self.publish_error(feed, &failure, session).await;
+                        self.publish_error(feed, &failure, session, lease).await;
                     }
                     return;
                 }
@@ -245,7 +281,7 @@ impl Pollers {
         // new subscribers wait for one, and its clients resume with it.
         let restored = match state.documents.contains_key(channel) {
             true => None,
-            false => self.hub.get(channel).and_then(|c| c.take_restored()),
+            false => self.hub.held_document(channel),
         };
         let (kind, data, after) = match restored.as_ref().or(state.documents.get(channel)) {
             Some(old) if *old == document && restored.is_none() => return,
@@ -258,7 +294,7 @@ impl Pollers {
             },
             None => (StateKind::Data, snapshot(), None),
         };
-        if self.publish(feed, kind, data, after).await {
+        if self.publish(feed, kind, data, after, lease).await {
             state.documents.insert(channel.clone(), document);
             return;
         }
@@ -270,14 +306,21 @@ impl Pollers {
         state.last_modified = None;
     }
 
-    async fn publish_error(&self, feed: &Feed<Part>, failure: &Failure, session: &str) {
+    async fn publish_error(
+        &self,
+        feed: &Feed<Part>,
+        failure: &Failure,
+        session: &str,
+        lease: &Lease,
+    ) {
         tracing::debug!(
             status = failure.status,
             cause = failure.cause,
             "poll failed"
         );
         let error = StateData::Text(failure.to_json(session).to_string().into());
-        self.publish(feed, StateKind::Error, error, None).await;
+        self.publish(feed, StateKind::Error, error, None, lease)
+            .await;
     }
 
     /// Appends one event to a part's channel; false when the store could not keep it (then
@@ -288,6 +331,7 @@ impl Pollers {
         kind: StateKind,
         data: StateData,
         document: Option<Arc<Value>>,
+        lease: &Lease,
     ) -> bool {
         let update = StateUpdate {
             kind,
@@ -295,7 +339,7 @@ impl Pollers {
             data,
             document,
         };
-        let appended = self.hub.append_state(&feed.channel, update).await;
+        let appended = self.hub.append_state(&feed.channel, update, lease).await;
         if let Err(e) = &appended {
             tracing::warn!("a polled document was not delivered: {e}");
         }

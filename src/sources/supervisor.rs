@@ -11,9 +11,8 @@
 //! backoff's exponent) and which failures its channels have been told.
 //!
 //! `Supervisor::ensure` is the only place a run starts and `Run::watch` the only place it
-//! decides to go on, so "may this node run this topic?" is asked there and nowhere else: a
-//! cluster lease (one run per topic across nodes) is taken in `ensure`, renewed in `watch`
-//! and given back when the run deregisters; the sources never see it.
+//! decides to go on. Whether this node feeds the run's channels, when nodes share a bus, is
+//! the run's cluster lease (`Hub::hold`): a run without it stands by.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -135,7 +134,6 @@ impl<S, P> Supervisor<S, P> {
             }
             return None;
         }
-        // The cluster lease for `key` is taken here: a node that cannot take it starts nothing.
         let running = Arc::new(Running {
             shared: start(),
             feeds: Mutex::new(vec![feed]),
@@ -223,8 +221,7 @@ impl<S, P: Clone> Run<S, P> {
         drop(feeds);
         let mut registry = self.registry.lock().unwrap();
         // Re-checked under the registry lock: `ensure`, which runs after subscribing, may
-        // have given the run a channel again meanwhile. (The cluster lease is given back
-        // here.)
+        // have given the run a channel again meanwhile.
         if !self.running.feeds.lock().unwrap().is_empty() {
             return true;
         }
