@@ -102,6 +102,53 @@ async fn subscribe_and_publish_shapes_are_parameters() {
     assert_eq!(report["lost"], 0, "{report}");
 }
 
+#[tokio::test]
+async fn subscribers_are_spread_round_robin_over_every_subscribe_url() {
+    // Two independent gateways stand for two nodes. Only the first is published to, so the
+    // deliveries it counts tell how many subscribers it holds. Ten subscribers over four
+    // processes holding 3, 3, 2 and 2: processes rotating by their own index instead of the
+    // global one would put six on the first gateway.
+    let a = Server::start("");
+    let b = Server::start("");
+    let subscribe_a = a.url("/sse?channels=spread");
+    let subscribe_b = b.url("/sse?channels=spread");
+    let report = bench(&[
+        "--subscribe-url",
+        &subscribe_a,
+        "--subscribe-url",
+        &subscribe_b,
+        "--publish-url",
+        &a.url("/channels/spread/messages"),
+        "--subscribers",
+        "10",
+        "--subscribers-per-process",
+        "3",
+        "--messages",
+        "4",
+        "--rate",
+        "0",
+    ]);
+    assert_eq!(report["processes"], 4, "{report}");
+    assert_eq!(report["subscribe_url"], subscribe_a.as_str(), "{report}");
+    assert_eq!(
+        report["subscribe_urls"],
+        serde_json::json!([subscribe_a, subscribe_b]),
+        "{report}"
+    );
+    assert_eq!(report["connected"], 10, "{report}");
+    assert_eq!(report["connect_failed"], 0, "{report}");
+    assert_eq!(report["published"], 4, "{report}");
+    // Five subscribers got all four messages, the five on the other gateway none.
+    assert_eq!(report["deliveries_received"], 20, "{report}");
+    assert_eq!(report["subscribers_short"], 5, "{report}");
+    assert_eq!(report["fewest_received"], 0, "{report}");
+    assert_eq!(
+        metric(&a, "streamgate_messages_delivered_total").await,
+        20.0
+    );
+    assert_eq!(metric(&b, "streamgate_messages_delivered_total").await, 0.0);
+}
+
 #[test]
 fn a_target_off_loopback_is_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))

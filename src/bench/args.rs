@@ -21,12 +21,20 @@ The payload placed at {payload} reads sgb<run>-<seq>-<send-unix-micros>- plus pa
 subscribers find it in the raw response body of any server, so latency is measured end to \
 end whatever the framing. Only loopback targets are accepted.
 
+With several --subscribe-url, subscriber i (counted over all processes) uses URL i mod n, so \
+several servers, each on its own port, are measured at once; the report lists every URL \
+(JSON: subscribe_urls, and subscribe_url the first).
+
 Exit status: 0 when the run completed, 1 on bad arguments or when nothing could be measured \
 (no subscriber connected, no publish accepted), 2 when --timeout-secs cut the run short.")]
 pub struct BenchArgs {
-    /// Streaming URL every subscriber GETs.
-    #[arg(long, default_value = "http://127.0.0.1:8080/sse?channels=bench")]
-    pub subscribe_url: String,
+    /// Streaming URL subscribers GET (repeatable: spread round-robin over the URLs).
+    #[arg(
+        long = "subscribe-url",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080/sse?channels=bench"
+    )]
+    pub subscribe_urls: Vec<String>,
     /// Header sent by subscribers, 'Name: value' (repeatable; replaces the default).
     #[arg(
         long = "subscribe-header",
@@ -104,7 +112,7 @@ pub struct BenchArgs {
     /// Run as a child process holding subscribers for a parent.
     #[arg(long, hide = true)]
     pub worker: bool,
-    /// Global index of this process's first subscriber (source address rotation).
+    /// Global index of this process's first subscriber (source address and URL rotation).
     #[arg(long, hide = true, default_value_t = 0)]
     pub first_subscriber: u64,
     /// The run's marker id, so children recognise the parent's messages.
@@ -117,7 +125,8 @@ pub struct BenchArgs {
 pub struct Settings {
     pub args: BenchArgs,
     pub run: RunId,
-    pub subscribe: SubscribeTarget,
+    /// One per `--subscribe-url`, in order.
+    pub subscribe: Vec<SubscribeTarget>,
     pub publish_url: Url,
     pub publish_method: Method,
     pub publish_headers: HeaderMap,
@@ -135,13 +144,19 @@ impl Settings {
                 .ok_or_else(|| format!("--run-id {text:?}: expected eight lowercase hex digits"))?,
             None => RunId::random(),
         };
-        let subscribe_url = target::loopback_url("subscribe-url", &args.subscribe_url)?;
         let subscribe_headers = args
             .subscribe_headers
             .iter()
             .map(|h| target::header("subscribe-header", h))
             .collect::<Result<Vec<_>, _>>()?;
-        let subscribe = SubscribeTarget::new(&subscribe_url, &subscribe_headers)?;
+        let subscribe = args
+            .subscribe_urls
+            .iter()
+            .map(|text| {
+                let url = target::loopback_url("subscribe-url", text)?;
+                SubscribeTarget::new(&url, &subscribe_headers)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let publish_url = target::loopback_url("publish-url", &args.publish_url)?;
         let publish_method = Method::from_bytes(
             args.publish_method.to_ascii_uppercase().as_bytes(),
@@ -167,8 +182,10 @@ impl Settings {
         for &pid in &args.pids {
             procfs::check(pid)?;
         }
-        if args.source_addrs > 1 && !subscribe.addr.is_ipv4() {
-            return Err("--source-addrs above 1 needs an IPv4 --subscribe-url (127.x.y.z)".into());
+        if args.source_addrs > 1 && subscribe.iter().any(|t| !t.addr.is_ipv4()) {
+            return Err(
+                "--source-addrs above 1 needs IPv4 --subscribe-url targets (127.x.y.z)".into(),
+            );
         }
         let ports = limits::ephemeral_ports();
         let per_source = args.subscribers.div_ceil(u64::from(args.source_addrs));
@@ -236,9 +253,24 @@ mod tests {
     fn defaults_are_valid() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.args.subscribers, 100);
+        assert_eq!(s.subscribe.len(), 1);
+        assert_eq!(s.subscribe[0].addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(s.per_process, 20_000 - 128 - 64);
         assert_eq!(s.publish_method, Method::POST);
         assert_eq!(s.publish_headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn every_subscribe_url_is_a_target_in_order() {
+        let s = settings(&[
+            "--subscribe-url",
+            "http://127.0.0.1:1/sse",
+            "--subscribe-url",
+            "http://127.0.0.1:2/sse",
+        ])
+        .unwrap();
+        let addrs: Vec<_> = s.subscribe.iter().map(|t| t.addr.to_string()).collect();
+        assert_eq!(addrs, ["127.0.0.1:1", "127.0.0.1:2"]);
     }
 
     #[test]
@@ -247,6 +279,26 @@ mod tests {
             (
                 &["--subscribe-url", "http://192.168.1.1/sse"],
                 "not loopback",
+            ),
+            (
+                &[
+                    "--subscribe-url",
+                    "http://127.0.0.1:1/sse",
+                    "--subscribe-url",
+                    "http://192.168.1.1/sse",
+                ],
+                "not loopback",
+            ),
+            (
+                &[
+                    "--subscribe-url",
+                    "http://127.0.0.1:1/sse",
+                    "--subscribe-url",
+                    "http://[::1]:2/sse",
+                    "--source-addrs",
+                    "2",
+                ],
+                "IPv4",
             ),
             (&["--publish-url", "ftp://127.0.0.1/"], "only http://"),
             (&["--publish-body", "{}"], "{payload}"),

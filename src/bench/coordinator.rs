@@ -51,7 +51,7 @@ pub fn plan(settings: &Settings, count: u64, first: u64) -> Plan {
     let args = &settings.args;
     let fraction = count as f64 / args.subscribers as f64;
     Plan {
-        target: settings.subscribe.clone(),
+        targets: settings.subscribe.clone(),
         run: settings.run,
         count,
         first,
@@ -269,7 +269,8 @@ impl Run<'_> {
             Outcome::Completed
         };
         let report = Report {
-            subscribe_url: args.subscribe_url.clone(),
+            subscribe_url: args.subscribe_urls[0].clone(),
+            subscribe_urls: args.subscribe_urls.clone(),
             publish_url: args.publish_url.clone(),
             subscribers: args.subscribers,
             processes,

@@ -8,7 +8,10 @@ use super::histogram::Snapshot;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The first of `subscribe_urls`, as reports gave it before there could be several.
     pub subscribe_url: String,
+    /// Every `--subscribe-url`, subscribers spread over them round-robin.
+    pub subscribe_urls: Vec<String>,
     pub publish_url: String,
     pub subscribers: u64,
     pub processes: u64,
@@ -110,7 +113,7 @@ impl Report {
         let mut line = |label: &str, value: String| {
             let _ = writeln!(t, "  {label:<17}{value}");
         };
-        line("subscribe", self.subscribe_url.clone());
+        line("subscribe", self.subscribe_urls.join(", "));
         line("publish", self.publish_url.clone());
         line(
             "subscribers",

@@ -29,10 +29,12 @@ thread_local! {
 /// How one process opens its share of the subscribers.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub target: SubscribeTarget,
+    /// Subscriber i (global index) uses target i mod n: one per `--subscribe-url`.
+    pub targets: Vec<SubscribeTarget>,
     pub run: RunId,
     pub count: u64,
-    /// Global index of the first one, for spreading source addresses across processes.
+    /// Global index of the first one, for spreading source addresses and targets across
+    /// processes.
     pub first: u64,
     pub connect_rate: f64,
     pub connect_window: usize,
@@ -50,9 +52,11 @@ pub async fn open_all(plan: Plan, tally: Arc<Tally>) {
         let Ok(permit) = Arc::clone(&window).acquire_owned().await else {
             return;
         };
-        let source = source_address(plan.first + local, plan.source_addrs);
+        let index = plan.first + local;
+        let source = source_address(index, plan.source_addrs);
+        let target = &plan.targets[(index % plan.targets.len() as u64) as usize];
         let connection = Connection::new(plan.run, local as usize, Arc::clone(&tally), permit);
-        tokio::spawn(connection.run(plan.target.clone(), source));
+        tokio::spawn(connection.run(target.clone(), source));
     }
 }
 

@@ -85,7 +85,6 @@ impl Worker {
             .arg("bench")
             .arg("--worker")
             .args(["--run-id", settings.run.as_str()])
-            .args(["--subscribe-url", &args.subscribe_url])
             .args(["--subscribers", &plan.count.to_string()])
             .args(["--first-subscriber", &plan.first.to_string()])
             .args([
@@ -96,6 +95,9 @@ impl Worker {
             .args(["--source-addrs", &args.source_addrs.to_string()])
             .args(["--timeout-secs", &args.timeout_secs.to_string()])
             .args(["--subscribers-per-process", &plan.count.to_string()]);
+        for url in &args.subscribe_urls {
+            command.args(["--subscribe-url", url]);
+        }
         for header in &args.subscribe_headers {
             command.args(["--subscribe-header", header]);
         }
