@@ -69,11 +69,9 @@ pub async fn run(
                 .await
                 .map_err(std::io::Error::other)?;
             notices = Some(heard);
-            (
-                Hub::shared(limits, metrics, redis),
-                Connections::default(),
-                None,
-            )
+            let secret = cluster_secret(&redis).await;
+            let hub = Hub::shared(limits, metrics, redis, secret);
+            (hub, Connections::default(), None)
         }
         (None, None) => (Hub::new(limits, metrics), Connections::default(), None),
     };
@@ -157,6 +155,23 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// The cluster's secret, waiting for Redis to answer: a node cannot name its relays'
+/// channels as the others do without it.
+async fn cluster_secret(redis: &RedisBus) -> Vec<u8> {
+    let mut told = false;
+    loop {
+        match redis.secret().await {
+            Ok(secret) => return secret.to_vec(),
+            Err(e) if !told => {
+                tracing::warn!("waiting for redis to start serving: {e}");
+                told = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Ages history, drops idle channels, and forgets connections closed longer than `keep`,

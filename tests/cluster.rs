@@ -7,8 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::redis::Redis;
+use common::sse_upstream::SseUpstream;
 use common::upstream::Upstream;
-use common::{Server, SseStream, client, envelope, expect_error, get_json, last_event_id};
+use common::{
+    Server, SseStream, client, envelope, eventually, expect_error, get_json, last_event_id,
+    next_relayed,
+};
 use serde_json::{Value, json};
 
 /// Three gateways on `redis`.
@@ -347,4 +351,93 @@ async fn when_the_polling_node_dies_another_goes_on_with_the_same_patch_chain() 
     let mut late = Document::open(&nodes[1], "/apis/q/quotes").await;
     late.until(&quotes(2)).await;
     assert_eq!(late.kinds, ["data"]);
+}
+
+fn relayed(redis: &Redis, upstream: &SseUpstream) -> String {
+    format!(
+        "{}[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n",
+        redis.bus_config(),
+        upstream.url("/")
+    )
+}
+
+/// The next `n` relayed events of `stream` as (SSE id, data).
+async fn relayed_events(stream: &mut SseStream, n: usize) -> Vec<(String, String)> {
+    let mut events = Vec::new();
+    for _ in 0..n {
+        let event = next_relayed(stream).await;
+        events.push((event.id, event.data));
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_upstream_connection_per_relay_topic_for_subscribers_on_every_node() {
+    let redis = Redis::start();
+    let upstream = SseUpstream::start().await;
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| Server::start(&relayed(&redis, &upstream)))
+        .collect();
+    let mut streams = Vec::new();
+    for node in &nodes {
+        streams.push(SseStream::open(&node.url("/market/quotes")).await);
+    }
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    for i in 0..3 {
+        upstream.send("quote", &format!("{{\"n\":{i}}}"));
+    }
+    let mut seen = Vec::new();
+    for stream in &mut streams {
+        seen.push(relayed_events(stream, 3).await);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], seen[2]);
+    // Still one connection, and only ever one request, a while later.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(upstream.open_streams(), 1);
+    assert_eq!(upstream.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_relaying_node_dies_another_resumes_the_upstream_after_the_last_event() {
+    let redis = Redis::start();
+    let upstream = SseUpstream::start().await;
+    let mut nodes: Vec<Server> = (0..3)
+        .map(|_| Server::start(&relayed(&redis, &upstream)))
+        .collect();
+    // The first node's subscriber starts the relay there: that node holds the lease.
+    let mut first = SseStream::open(&nodes[0].url("/market/quotes")).await;
+    eventually("the upstream connection", || upstream.open_streams() == 1).await;
+    let mut streams = Vec::new();
+    for node in &nodes[1..] {
+        streams.push(SseStream::open(&node.url("/market/quotes")).await);
+    }
+    for i in 1..=2 {
+        upstream.send("quote", &format!("{{\"n\":{i}}}"));
+    }
+    relayed_events(&mut first, 2).await;
+    for stream in &mut streams {
+        relayed_events(stream, 2).await;
+    }
+    drop(first);
+    drop(nodes.remove(0)); // SIGKILL
+    eventually("a second upstream request", || {
+        upstream.requests().len() == 2
+    })
+    .await;
+    let resumed = upstream.requests()[1].last_event_id();
+    assert_eq!(
+        resumed.as_deref(),
+        Some(&b"2"[..]),
+        "resumed after the last kept"
+    );
+    eventually("the new upstream connection", || {
+        upstream.open_streams() == 1
+    })
+    .await;
+    upstream.send("quote", "{\"n\":3}");
+    for stream in &mut streams {
+        let next = relayed_events(stream, 1).await;
+        assert_eq!(next[0].1, "{\"n\":3}", "no event lost or doubled");
+    }
 }

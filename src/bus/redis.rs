@@ -38,8 +38,10 @@ const EPOCH_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
 const NOTICES: usize = 4096;
 
 /// What every append script begins with. KEYS: meta, stream, ids, document, lease. ARGV:
-/// proposed epoch, size, ttl ms, epoch keep ms, (unused), announce channel, then the
-/// script's own. Time is Redis's (`now`): a node whose clock is off trims nobody's history. `trim()` applies the history limits and drops the ids and keys history no longer
+/// proposed epoch, size, ttl ms, epoch keep ms, fencing token, announce channel, then the
+/// script's own. A fencing token ('' for none) refuses the script unless it still holds
+/// the channel's lease: a node that lost its lease (paused, cut off) cannot append over the
+/// new holder. Time is Redis's (`now`): a node whose clock is off trims nobody's history. `trim()` applies the history limits and drops the ids and keys history no longer
 /// needs.
 const PRELUDE: &str = r#"
 local clock = redis.call('TIME')
@@ -66,6 +68,9 @@ local function trim()
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
   redis.call('PEXPIRE', KEYS[3], ARGV[3])
+end
+if ARGV[5] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[5] then
+  return redis.error_reply('LEASE another node feeds this channel now')
 end
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
@@ -106,19 +111,15 @@ return answer
 "#;
 
 const APPEND_STATE: &str = r#"
--- ARGV 7: the lease's token (a fencing token: refused unless it still holds the lease),
--- 8: the event's JSON, 9: the document after it ('' when unchanged).
-if redis.call('GET', KEYS[5]) ~= ARGV[7] then
-  return redis.error_reply('LEASE another node feeds this channel now')
-end
+-- ARGV 7: the event's JSON, 8: the document after it ('' when unchanged).
 local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
-redis.call('XADD', KEYS[2], offset .. '-0', 't', now, 'd', ARGV[8])
-if ARGV[9] ~= '' then
-  redis.call('HSET', KEYS[4], 'o', offset, 'd', ARGV[9])
+redis.call('XADD', KEYS[2], offset .. '-0', 't', now, 'd', ARGV[7])
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[4], 'o', offset, 'd', ARGV[8])
 end
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 trim()
-redis.call('PUBLISH', ARGV[6], epoch .. '\n' .. offset .. '\n' .. ARGV[8])
+redis.call('PUBLISH', ARGV[6], epoch .. '\n' .. offset .. '\n' .. ARGV[7])
 return {tonumber(epoch), offset}
 "#;
 
@@ -180,8 +181,7 @@ pub struct RedisBus {
     read: Script,
     lease: Script,
     release: Script,
-    /// The cluster's secret, which keys the digests naming the channels of polls (their
-    /// names hold forwarded credentials, which Redis keys must not show).
+    /// The cluster's secret (see `secret`).
     secret: tokio::sync::OnceCell<Vec<u8>>,
     /// The channels this node hears the announcements of, by announcement channel.
     listening: Mutex<HashMap<String, String>>,
@@ -285,17 +285,18 @@ impl RedisBus {
     }
 
     /// Appends `events` to `channel` (drawing `epoch` if it has none), trimming history to
-    /// `trim`, and announces them.
+    /// `trim`, and announces them; for the holder of the lease `fence` only, when given.
     pub async fn append(
         &self,
         channel: &str,
         epoch: u64,
         events: &[Appending],
         trim: &Trim,
+        fence: Option<&str>,
     ) -> Result<AppendAnswer, String> {
         let keys = self.keys(channel).await?;
         let mut call = self.append.prepare_invoke();
-        keys.prelude(&mut call, epoch, trim);
+        keys.prelude(&mut call, epoch, trim, fence);
         for event in events {
             call.arg(&event.id)
                 .arg(if event.given { "1" } else { "0" })
@@ -329,8 +330,8 @@ impl RedisBus {
     ) -> Result<(u64, u64), String> {
         let keys = self.keys(channel).await?;
         let mut call = self.append_state.prepare_invoke();
-        keys.prelude(&mut call, epoch, trim);
-        call.arg(token).arg(event).arg(document.unwrap_or_default());
+        keys.prelude(&mut call, epoch, trim, Some(token));
+        call.arg(event).arg(document.unwrap_or_default());
         let mut commands = self.commands.clone();
         match self
             .timed(call.invoke_async::<Vec<i64>>(&mut commands))
@@ -352,7 +353,7 @@ impl RedisBus {
     ) -> Result<Span, String> {
         let keys = self.keys(channel).await?;
         let mut call = self.read.prepare_invoke();
-        keys.prelude(&mut call, epoch, trim);
+        keys.prelude(&mut call, epoch, trim, None);
         match range {
             Range::Newest(count) => call.arg("newest").arg(count),
             Range::After(offset, count) => call.arg(offset).arg(count),
@@ -432,13 +433,10 @@ impl RedisBus {
         });
     }
 
-    /// The keys of `channel`: named by the channel itself, or, for the gateway's own
-    /// channels (`[`...: polls, whose names hold forwarded headers), by a digest keyed with
-    /// the cluster's secret.
-    async fn keys(&self, channel: &str) -> Result<Keys, String> {
-        if !channel.starts_with('[') {
-            return Ok(Keys::of(channel));
-        }
+    /// The cluster's secret, made by the first node that asks: it keys the digests that
+    /// name the channels of polls here, and the hub's (`Hub::secret`), which must name the
+    /// same channel on every node.
+    pub async fn secret(&self) -> Result<&[u8], String> {
         let secret = self
             .secret
             .get_or_try_init(|| async {
@@ -453,6 +451,17 @@ impl RedisBus {
                 Ok::<_, String>(kept.unwrap_or(fresh).into_bytes())
             })
             .await?;
+        Ok(secret)
+    }
+
+    /// The keys of `channel`: named by the channel itself, or, for the gateway's own
+    /// channels (`[`...: polls and relays, whose names hold forwarded headers), by a digest
+    /// keyed with the cluster's secret.
+    async fn keys(&self, channel: &str) -> Result<Keys, String> {
+        if !channel.starts_with('[') {
+            return Ok(Keys::of(channel));
+        }
+        let secret = self.secret().await?;
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
         let tag = aws_lc_rs::hmac::sign(&key, channel.as_bytes());
         let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
@@ -667,7 +676,13 @@ impl Keys {
     }
 
     /// The keys and arguments every append script begins with (see `PRELUDE`).
-    fn prelude(&self, call: &mut redis::ScriptInvocation<'_>, epoch: u64, trim: &Trim) {
+    fn prelude(
+        &self,
+        call: &mut redis::ScriptInvocation<'_>,
+        epoch: u64,
+        trim: &Trim,
+        fence: Option<&str>,
+    ) {
         // Redis refuses expiry times past its range: ten years is as good as forever.
         let ttl_ms = trim.ttl_ms.clamp(1, 10 * 365 * 24 * 3600 * 1000);
         call.key(&self.meta)
@@ -679,7 +694,7 @@ impl Keys {
             .arg(trim.size)
             .arg(ttl_ms)
             .arg(EPOCH_KEEP_MS.max(ttl_ms))
-            .arg(0)
+            .arg(fence.unwrap_or_default())
             .arg(&self.notify);
     }
 }

@@ -93,7 +93,7 @@ pub async fn serve(
                 state.hub.secret(),
             );
             let expires = principal.expires_at_ms;
-            shared(state, topic, &query, request.headers(), expires)
+            shared(state, topic, &query, request.headers(), expires).await
         }
     }
 }
@@ -101,7 +101,7 @@ pub async fn serve(
 /// Subscribes the client to the topic's channel and makes sure the topic is relayed. The
 /// stream takes the parameters of `/sse` that fit one stream: `lastEvent`, `rewind`,
 /// `enveloped` (default false: events as the upstream wrote them) and `heartbeats`.
-fn shared(
+async fn shared(
     state: &AppState,
     topic: RelayTopic,
     query: &Query,
@@ -118,6 +118,13 @@ fn shared(
         snapshots_only: false,
         topic: None,
     };
+    // Nodes sharing a bus share the topic's channel and its history.
+    let channel = [spec.channel.as_str()];
+    state
+        .hub
+        .prepare(&channel)
+        .await
+        .map_err(super::streams::unavailable)?;
     // The outlet subscribes before the relay is ensured, so a stopping relay sees it.
     let response = respond(state, &[spec], format, heartbeats, None, expires_at_ms);
     state.relays.ensure(&topic);

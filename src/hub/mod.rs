@@ -97,9 +97,17 @@ impl Hub {
 
     /// A hub whose pub/sub channels `bus` holds for several nodes; start `Hub::hear` with
     /// the bus's announcements once the hub is shared.
-    pub fn shared(limits: HistoryLimits, metrics: Metrics, bus: Arc<RedisBus>) -> Self {
+    /// `secret` is the cluster's (`RedisBus::secret`): every node names a relay's channel
+    /// alike.
+    pub fn shared(
+        limits: HistoryLimits,
+        metrics: Metrics,
+        bus: Arc<RedisBus>,
+        secret: Vec<u8>,
+    ) -> Self {
         let mut hub = Hub::new(limits, metrics);
         hub.shared = Some(bus);
+        hub.secret = secret;
         hub
     }
 
@@ -423,7 +431,17 @@ impl Hub {
     /// are kept first, all or none, as published messages are: a restarted relay resumes
     /// its upstream after the last event kept, and clients resume in the kept history.
     /// `Err` when the bus failed: nothing was appended.
-    pub async fn append_relayed(&self, name: &str, events: Vec<Relayed>) -> Result<(), String> {
+    ///
+    /// With a shared bus, only the holder of the relay topic's `lease` may append.
+    pub async fn append_relayed(
+        self: &Arc<Self>,
+        name: &str,
+        events: Vec<Relayed>,
+        lease: &Lease,
+    ) -> Result<(), String> {
+        if let Some(bus) = &self.shared {
+            return self.append_relayed_shared(bus, name, events, lease).await;
+        }
         let Some(bus) = &self.bus else {
             for relayed in events {
                 self.append(name, Append::Relayed(relayed));

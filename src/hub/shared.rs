@@ -1,5 +1,5 @@
 //! Channels whose history a bus shared by several nodes holds (`[bus] backend = "redis"`):
-//! pub/sub channels and the state channels of polls. The bus gives positions and keeps
+//! pub/sub channels, the state channels of polls and the channels of relays. The bus gives positions and keeps
 //! history; each node's channel is a mirror of it, made when a client of the node first
 //! needs the channel (`Hub::prepare`), fed by the bus's announcements in order, and read
 //! back from the bus when an announcement was missed: once per node, whatever the number of
@@ -11,7 +11,9 @@
 //! subscriber anywhere gets the document at once, and a node taking the lease over diffs
 //! against that copy: clients see the same patch chain go on.
 //!
-//! Channels of relays stay the node's own for now (`[relay]` names).
+//! A relay's channel is a log channel with one writer in the cluster too: the holder of its
+//! topic's lease keeps the upstream connection, and a node taking over resumes the upstream
+//! after the newest event its mirror holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::channel::{Channel, ChannelKind, Placed};
-use super::event::{StateData, StateKind};
+use super::event::{Relayed, StateData, StateKind};
 use super::{Appended, Hub, NewMessage, StateUpdate, cursor, stored};
 use crate::bus::redis::{Appending, Notice, Range, RedisBus, Span, Trim};
 use crate::clock::now_ms;
@@ -173,10 +175,45 @@ impl Hub {
                 }
             })
             .collect();
-        let answer = bus
-            .append(name, cursor::fresh_epoch(), &events, &self.trim())
-            .await?;
         let ids = events.iter().map(|e| e.id.clone()).collect();
+        let count = self.append_log_shared(bus, name, events, None).await?;
+        Ok(Appended { ids, count })
+    }
+
+    /// Appends events relayed from an upstream through the shared bus, for the holder of
+    /// the relay topic's `lease`.
+    pub(super) async fn append_relayed_shared(
+        self: &Arc<Self>,
+        bus: &RedisBus,
+        name: &str,
+        events: Vec<Relayed>,
+        lease: &Lease,
+    ) -> Result<(), String> {
+        let timestamp = now_ms();
+        let events = events.iter().map(|relayed| Appending {
+            id: String::new(),
+            given: false,
+            json: stored::relayed_json(relayed, timestamp),
+        });
+        let fence = Some(&*lease.token);
+        self.append_log_shared(bus, name, events.collect(), fence)
+            .await
+            .map(drop)
+    }
+
+    /// Appends to a log channel through the shared bus, then to the node's mirror if it
+    /// has one; how many events were new.
+    async fn append_log_shared(
+        self: &Arc<Self>,
+        bus: &RedisBus,
+        name: &str,
+        events: Vec<Appending>,
+        fence: Option<&str>,
+    ) -> Result<usize, String> {
+        let epoch = cursor::fresh_epoch();
+        let answer = bus
+            .append(name, epoch, &events, &self.trim(), fence)
+            .await?;
         let new: Vec<(u64, Vec<u8>)> = answer
             .offsets
             .iter()
@@ -189,7 +226,7 @@ impl Hub {
         if let Some(channel) = self.get(name).filter(|_| count > 0) {
             self.apply(&channel, answer.epoch, new);
         }
-        Ok(Appended { ids, count })
+        Ok(count)
     }
 
     /// Appends a state channel's event through the shared bus, for the holder of `lease`,
@@ -413,10 +450,10 @@ impl Hub {
     }
 }
 
-/// Whether a channel named `name` is held by a shared bus: pub/sub channels and polls' are;
-/// relays' are the node's own.
+/// Whether a channel named `name` is held by a shared bus: pub/sub channels, polls' and
+/// relays' are.
 pub(super) fn is_shared(name: &str) -> bool {
-    !name.starts_with('[') || name.starts_with("[poll]")
+    !name.starts_with('[') || name.starts_with("[poll]") || name.starts_with("[relay]")
 }
 
 fn kind_of(name: &str) -> ChannelKind {

@@ -24,20 +24,12 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
-use super::supervisor::{Feed, Run, Supervisor, Tell};
+use super::supervisor::{Feed, LEASE_RENEW, LEASE_RETRY, LEASE_TTL, Run, Supervisor, Tell};
 use super::topic::Topic;
 use crate::config::PollConfig;
 use crate::hub::{Hub, Lease, StateData, StateKind, StateUpdate};
 use crate::patch::{Delta, delta};
 use crate::wire::json;
-
-/// How long a node's lease on a topic lasts unless renewed: how soon another node takes
-/// over polling when this one dies.
-const LEASE_TTL: Duration = Duration::from_secs(3);
-/// How often the holder renews its lease between polls.
-const LEASE_RENEW: Duration = Duration::from_millis(1000);
-/// How often a node without the lease tries to take it.
-const LEASE_RETRY: Duration = Duration::from_millis(500);
 
 /// The running pollers, by topic key.
 pub struct Pollers {

@@ -20,9 +20,11 @@ use reqwest::{Response, Url};
 use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
-use super::supervisor::{Feed, Run, Supervisor, Tell, WATCH_SLICE};
+use super::supervisor::{
+    Feed, LEASE_RENEW, LEASE_RETRY, LEASE_TTL, Run, Supervisor, Tell, WATCH_SLICE,
+};
 use crate::config::RelayConfig;
-use crate::hub::{Hub, Relayed};
+use crate::hub::{Hub, Lease, Relayed};
 use crate::wire::sse_parser::{SseFrame, SseParser};
 
 /// The reconnection delay until the upstream sends `retry:`.
@@ -128,6 +130,8 @@ struct RelayStats {
 enum Ended {
     /// Nobody has watched the topic for the linger time: the relay stops.
     Unwatched,
+    /// Another node holds the topic's lease now (nodes sharing a bus): this one stands by.
+    LeaseLost,
     /// The upstream failed or closed; the relay reconnects. `relayed` when the connection
     /// relayed an event: only then is the upstream well again (the wait is the plain retry
     /// time, and failures are told anew). One that closes at once keeps backing off.
@@ -201,11 +205,29 @@ impl Relays {
             recent: VecDeque::new(),
             recent_set: HashSet::new(),
         };
+        // One node relays a topic at a time when nodes share a bus; a node without the
+        // lease stands by (its subscribers get the holder's events through the bus) and
+        // takes over once the holder stops renewing, resuming the upstream after the
+        // newest event the cluster kept.
+        let mut lease = self.hub.lease(&topic.channel);
         loop {
-            let ended = self.connect(&topic, &mut reconnect, &mut run).await;
+            if !self.hub.hold(&mut lease, LEASE_TTL).await {
+                if !run.sleep_until(Instant::now() + LEASE_RETRY, |_| {}).await {
+                    break;
+                }
+                if let Some(id) = self.last_kept_id(&topic) {
+                    reconnect.last_id = Some(id);
+                    reconnect.replaying = true;
+                }
+                continue;
+            }
+            let ended = self
+                .connect(&topic, &mut reconnect, &mut run, &mut lease)
+                .await;
             run.shared().connected.store(false, Ordering::Relaxed);
             let (failure, relayed) = match ended {
-                Ended::Unwatched => return,
+                Ended::Unwatched => break,
+                Ended::LeaseLost => continue,
                 Ended::Lost { failure, relayed } => (failure, relayed),
             };
             run.shared()
@@ -219,14 +241,15 @@ impl Relays {
             let failures = run.failed();
             let delay = backoff(reconnect.retry_ms, failures - 1, topic.max_backoff_ms);
             if run.tell(&failure, &topic.channel) {
-                self.publish_error(&topic, &failure, &run.session, delay)
+                self.publish_error(&topic, &failure, &run.session, delay, &lease)
                     .await;
             }
             if !run.sleep_until(Instant::now() + delay, |_| {}).await {
-                return;
+                break;
             }
             reconnect.replaying = reconnect.last_id.is_some();
         }
+        self.hub.release(&lease);
     }
 
     /// One upstream connection, relayed until it ends or nobody watches.
@@ -235,6 +258,7 @@ impl Relays {
         topic: &RelayTopic,
         reconnect: &mut Reconnect,
         run: &mut Run<RelayStats, ()>,
+        lease: &mut Lease,
     ) -> Ended {
         let mut request = self
             .client
@@ -278,6 +302,7 @@ impl Relays {
         let mut frames = Vec::new();
         let mut previous_id = String::new();
         let mut heard = Instant::now();
+        let mut renewed = Instant::now();
         // Bytes read since the last event: an upstream line or event that never ends must
         // not grow the parser's buffers without bound.
         let mut pending = 0usize;
@@ -287,6 +312,12 @@ impl Relays {
                 _ = watch.tick() => {
                     if !run.watch(|_| {}) {
                         return Ended::Unwatched;
+                    }
+                    if renewed.elapsed() >= LEASE_RENEW {
+                        if !self.hub.hold(lease, LEASE_TTL).await {
+                            return Ended::LeaseLost;
+                        }
+                        renewed = Instant::now();
                     }
                     if topic.idle_timeout.is_some_and(|t| heard.elapsed() >= t) {
                         return lost(Failure {
@@ -366,7 +397,7 @@ impl Relays {
                 continue;
             }
             let ids: Vec<String> = batch.iter().filter_map(|r| r.upstream_id.clone()).collect();
-            if let Err(e) = self.hub.append_relayed(&topic.channel, batch).await {
+            if let Err(e) = self.hub.append_relayed(&topic.channel, batch, lease).await {
                 // Nobody saw them: the upstream is asked for them again.
                 reconnect.forget(&ids);
                 reconnect.last_id = self.last_kept_id(topic);
@@ -393,6 +424,7 @@ impl Relays {
         failure: &Failure,
         session: &str,
         delay: Duration,
+        lease: &Lease,
     ) {
         tracing::debug!(
             status = failure.status,
@@ -408,7 +440,11 @@ impl Relays {
             stream: Arc::clone(&topic.stream),
             notice: true,
         };
-        if let Err(e) = self.hub.append_relayed(&topic.channel, vec![notice]).await {
+        if let Err(e) = self
+            .hub
+            .append_relayed(&topic.channel, vec![notice], lease)
+            .await
+        {
             tracing::warn!("a relay's error event was not kept: {e}");
         }
     }

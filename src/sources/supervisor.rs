@@ -27,6 +27,14 @@ use crate::hub::Hub;
 /// How often a run looks whether anyone still watches its channels.
 pub const WATCH_SLICE: Duration = Duration::from_millis(100);
 
+/// How long a node's lease on a source lasts unless renewed (nodes sharing a bus): how
+/// soon another node takes over when this one dies.
+pub const LEASE_TTL: Duration = Duration::from_secs(3);
+/// How often the holder renews its lease.
+pub const LEASE_RENEW: Duration = Duration::from_millis(1000);
+/// How often a node without the lease tries to take it.
+pub const LEASE_RETRY: Duration = Duration::from_millis(500);
+
 /// The running sources, by topic key.
 type Registry<S, P> = Arc<Mutex<HashMap<String, Arc<Running<S, P>>>>>;
 
