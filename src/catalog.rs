@@ -6,17 +6,23 @@
 //! takes effect at once: new requests see the new catalog, and the key rules are rebuilt.
 //! Streams already open keep running until their clients leave.
 //!
+//! Nodes sharing a bus (Redis) share the catalog there instead of in a file: a change made
+//! on one node is stored in Redis (refused if another node changed the catalog first) and
+//! announced, and every node takes it up at once (`Catalog::reload`).
+//!
 //! The admin API cannot widen what the gateway may reach: every API's `base_url` and relay's
 //! `upstream` must pass the target policy of the config file (its `[poll] allowed_targets`
 //! and its own `[[api]]` and `[[relay]]` upstreams), as an ad-hoc poll target must. Nor can it
 //! turn itself off: a change that leaves no credential with the `admin` capability is refused.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Auth;
+use crate::bus::redis::RedisBus;
 use crate::config::{ApiConfig, Config, KeyConfig, RelayConfig};
 use crate::sources::target::TargetPolicy;
 
@@ -38,13 +44,17 @@ pub struct Entries {
 pub enum Refused {
     Invalid(String),
     Store(String),
+    /// Another node changed the catalog since this one last read it.
+    Conflict(String),
 }
 
 pub struct Catalog {
     current: RwLock<Arc<Config>>,
     store: Option<PathBuf>,
+    /// The shared catalog's keeper, and the version this node has in effect.
+    shared: Option<(Arc<RedisBus>, AtomicU64)>,
     /// One change at a time: each starts from the one before.
-    changing: Mutex<()>,
+    changing: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
@@ -74,8 +84,56 @@ impl Catalog {
         Ok(Catalog {
             current: RwLock::new(Arc::new(config)),
             store,
-            changing: Mutex::new(()),
+            shared: None,
+            changing: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The config with the entries the nodes sharing `bus` keep there, once one of them
+    /// changed the catalog (else the config file's).
+    pub async fn open_shared(
+        mut config: Config,
+        bus: Arc<RedisBus>,
+        targets: &TargetPolicy,
+    ) -> Result<Catalog, String> {
+        let mut version = 0;
+        if let Some((kept, text)) = bus.catalog().await? {
+            read_entries(&text)?.apply_to(&mut config);
+            check(&config, targets).map_err(|e| format!("the catalog in redis: {e}"))?;
+            version = kept;
+        }
+        Ok(Catalog {
+            current: RwLock::new(Arc::new(config)),
+            store: None,
+            shared: Some((bus, AtomicU64::new(version))),
+            changing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Takes up the shared catalog if another node changed it (see `open_shared`).
+    pub async fn reload(&self, auth: &Auth, targets: &TargetPolicy) -> Result<(), String> {
+        let _one = self.changing.lock().await;
+        self.take_up(auth, targets).await
+    }
+
+    /// `reload`, with the change lock held.
+    async fn take_up(&self, auth: &Auth, targets: &TargetPolicy) -> Result<(), String> {
+        let Some((bus, version)) = &self.shared else {
+            return Ok(());
+        };
+        let Some((kept, text)) = bus.catalog().await? else {
+            return Ok(());
+        };
+        if kept <= version.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut config = Config::clone(&self.config());
+        read_entries(&text)?.apply_to(&mut config);
+        let rules = check(&config, targets).map_err(|e| format!("the catalog in redis: {e}"))?;
+        auth.adopt(rules);
+        *self.current.write().unwrap() = Arc::new(config);
+        version.store(kept, Ordering::Release);
+        Ok(())
     }
 
     /// The whole config as it is now.
@@ -90,13 +148,16 @@ impl Catalog {
     /// Applies `change` to the entries: checked (also against `targets`, the config file's
     /// target policy), stored, then in effect for `auth`. Nothing changes when any step
     /// fails.
-    pub fn change(
+    pub async fn change(
         &self,
         auth: &Auth,
         targets: &TargetPolicy,
         change: impl FnOnce(&mut Entries) -> Result<(), String>,
     ) -> Result<(), Refused> {
-        let _one = self.changing.lock().unwrap();
+        let _one = self.changing.lock().await;
+        // A change starts from the newest shared catalog: another node's change may not
+        // have been announced here yet.
+        self.take_up(auth, targets).await.map_err(Refused::Store)?;
         let mut config = Config::clone(&self.config());
         let mut entries = Entries::of(&config);
         change(&mut entries).map_err(Refused::Invalid)?;
@@ -111,7 +172,24 @@ impl Catalog {
                     .into(),
             ));
         }
-        if let Some(path) = &self.store {
+        if let Some((bus, version)) = &self.shared {
+            let text = toml::to_string(&entries)
+                .map_err(|e| Refused::Store(format!("cannot encode the catalog: {e}")))?;
+            let from = version.load(Ordering::Acquire);
+            match bus
+                .change_catalog(from, &text)
+                .await
+                .map_err(Refused::Store)?
+            {
+                Some(kept) => version.store(kept, Ordering::Release),
+                None => {
+                    return Err(Refused::Conflict(
+                        "another node changed the catalog meanwhile; read it again and retry"
+                            .into(),
+                    ));
+                }
+            }
+        } else if let Some(path) = &self.store {
             write_store(path, &entries).map_err(Refused::Store)?;
         }
         auth.adopt(rules);
@@ -134,6 +212,11 @@ impl Entries {
         config.relays = self.relays;
         config.keys = self.keys;
     }
+}
+
+/// Entries as a store or Redis holds them (TOML).
+fn read_entries(text: &str) -> Result<Entries, String> {
+    toml::from_str(text).map_err(|e| format!("the catalog in redis is not readable: {e}"))
 }
 
 /// Checks a config with changed entries as loading it does, and builds its key rules (where

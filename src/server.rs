@@ -52,6 +52,7 @@ pub async fn run(
     };
     let journal_entries = config.stream.journal_entries;
     let mut notices = None;
+    let mut shared_bus = None;
     let (hub, connections, bus) = match (&config.bus.data_dir, &config.bus.redis_url) {
         (Some(dir), _) => {
             let (store, mut restored) =
@@ -65,13 +66,15 @@ pub async fn run(
             (hub, connections, Some(bus))
         }
         (None, Some(url)) => {
-            let (redis, heard) = RedisBus::connect(url)
+            let (redis, heard, catalog_changes) = RedisBus::connect(url)
                 .await
                 .map_err(std::io::Error::other)?;
             notices = Some(heard);
             let secret = cluster_secret(&redis).await;
+            let connections = Connections::shared(Arc::new(Arc::clone(&redis)));
+            shared_bus = Some((Arc::clone(&redis), catalog_changes));
             let hub = Hub::shared(limits, metrics, redis, secret);
-            (hub, Connections::default(), None)
+            (hub, connections, None)
         }
         (None, None) => (Hub::new(limits, metrics), Connections::default(), None),
     };
@@ -87,7 +90,11 @@ pub async fn run(
     }
     // The config file's policy: the admin API's changes are held to it, never widen it.
     let targets = Arc::new(TargetPolicy::new(&config.target_patterns()));
-    let catalog = Arc::new(Catalog::open(config, store, &targets).map_err(std::io::Error::other)?);
+    let catalog = match &shared_bus {
+        Some((bus, _)) => Catalog::open_shared(config, Arc::clone(bus), &targets).await,
+        None => Catalog::open(config, store, &targets),
+    };
+    let catalog = Arc::new(catalog.map_err(std::io::Error::other)?);
     let config = catalog.config();
     let client =
         upstream::client(Arc::clone(&targets), &config.poll).map_err(std::io::Error::other)?;
@@ -103,6 +110,21 @@ pub async fn run(
             "no [[key]] and no token key configured: every request is allowed and the admin \
              API is off; add a [[key]] to require credentials"
         );
+    }
+    if let Some((_, mut changes)) = shared_bus {
+        let (catalog, auth, targets) = (
+            Arc::clone(&catalog),
+            Arc::clone(&auth),
+            Arc::clone(&targets),
+        );
+        // Another node's change of the admin catalog takes effect here at once.
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if let Err(e) = catalog.reload(&auth, &targets).await {
+                    tracing::warn!("the admin catalog was not reloaded: {e}");
+                }
+            }
+        });
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(connections);

@@ -441,3 +441,111 @@ async fn when_the_relaying_node_dies_another_resumes_the_upstream_after_the_last
         assert_eq!(next[0].1, "{\"n\":3}", "no event lost or doubled");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_kept_cursors_resume_on_another_node_after_a_kill() {
+    let redis = Redis::start();
+    let mut nodes = nodes(&redis);
+    let payloads = |events: Vec<streamgate::wire::sse_parser::SseEvent>| -> Vec<String> {
+        let data = |e: &streamgate::wire::sse_parser::SseEvent| {
+            envelope(e)["data"].as_str().unwrap().to_owned()
+        };
+        events.iter().map(data).collect()
+    };
+    // A dynamic connection on the first node, with a stream added while it is open.
+    let (mut dynamic, id) = common::dynamic(&nodes[0], "&channels=a").await;
+    let added = common::add(&nodes[0], &id, json!({"channel": "b"})).await;
+    assert_eq!(added.status(), 201);
+    for (channel, data) in [("a", "a1"), ("b", "b1"), ("a", "a2"), ("b", "b2")] {
+        common::publish(&nodes[1], channel, json!({ "data": data })).await;
+    }
+    let seen = dynamic.events(4).await;
+    let token = seen[1].id.clone();
+    assert_eq!(payloads(seen), ["a1", "b1", "a2", "b2"]);
+    // A connection with more streams than fit in an id.
+    let names: Vec<String> = (0..17).map(|i| format!("s{i}")).collect();
+    let many_path = format!("/sse?channels={}", names.join(","));
+    let mut many = SseStream::open(&nodes[0].url(&many_path)).await;
+    common::publish(&nodes[2], "s0", json!({"data": "s0"})).await;
+    let many_token = many.next_event().await.unwrap().id;
+    common::publish(&nodes[2], "s16", json!({"data": "s16"})).await;
+    assert_eq!(payloads(many.events(1).await), ["s16"]);
+
+    drop((dynamic, many));
+    // Journals are kept every 250 ms: the tokens above are in Redis by now.
+    tokio::time::sleep(Duration::from_millis(750)).await;
+    drop(nodes.remove(0)); // SIGKILL
+
+    // The same connection, with both streams, exactly after the token, on another node.
+    let mut resumed = common::resume_dynamic(&nodes[0], &token, &id).await;
+    assert_eq!(payloads(resumed.events(2).await), ["a2", "b2"]);
+    common::publish(&nodes[1], "b", json!({"data": "b3"})).await;
+    assert_eq!(payloads(resumed.events(1).await), ["b3"]);
+    // Its streams can be changed on the node that holds it now.
+    let added = common::add(&nodes[0], &id, json!({"channel": "c"})).await;
+    assert_eq!(added.status(), 201);
+
+    let headers = last_event_id(&many_token);
+    let mut resumed = SseStream::open_with(&nodes[1].url(&many_path), headers).await;
+    assert_eq!(payloads(resumed.events(1).await), ["s16"]);
+    common::publish(&nodes[0], "s3", json!({"data": "s3"})).await;
+    assert_eq!(payloads(resumed.events(1).await), ["s3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_change_on_one_node_applies_on_every_node() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(json!({"price": 1})).await;
+    let config = format!(
+        "{}[[key]]\nname = \"root\"\nsecret = \"root-secret\"\ncapabilities = {{ \"*\" = [\"*\"] }}\n\
+         [poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\n",
+        redis.bus_config()
+    );
+    let nodes: Vec<Server> = (0..3).map(|_| Server::start(&config)).collect();
+    let admin = |node: &Server, path: &str| node.url(&format!("{path}?key=root:root-secret"));
+    // An API added on the first node is served by the others at once.
+    let api = json!({"name": "prices", "base_url": upstream.url("/v1")});
+    let resp = client()
+        .post(admin(&nodes[0], "/admin/apis"))
+        .json(&api)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    // A key added on the second node lets a client in on the third.
+    let key = json!({"name": "app", "secret": "app-secret", "capabilities": {"*": ["poll"]}});
+    let resp = client()
+        .post(admin(&nodes[1], "/admin/keys"))
+        .json(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let url = nodes[2].url("/apis/prices/quote?key=app:app-secret");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut stream = loop {
+        let resp = client().get(&url).send().await.unwrap();
+        if resp.status() == 200 {
+            break resp;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", resp.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&first).contains("\"price\":1"),
+        "{first:?}"
+    );
+    // Every node lists the same catalog.
+    for node in &nodes {
+        let apis: Vec<Value> = client()
+            .get(admin(node, "/admin/apis"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(apis.len(), 1, "{apis:?}");
+    }
+}

@@ -22,7 +22,7 @@ use std::pin::Pin;
 /// event to memory, where subscribers see it, only once the bus has kept it: after a crash no
 /// position a client saw is given to another event. A bus shared by several nodes will give
 /// the positions itself.
-pub trait Bus: Send + Sync + std::fmt::Debug {
+pub trait Bus: Journals {
     /// Keeps new messages of a pub/sub channel, all or none; resolves once they are durable.
     fn append(&self, batch: Batch) -> Kept<'_>;
     /// Keeps a state channel's next position, and its document when the event changes it.
@@ -33,15 +33,28 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     fn trim(&self, channel: &str, through: u64);
     /// Drops all a channel has kept: it left memory (idle and empty), or its source stopped.
     fn drop_channel(&self, channel: &str);
-    /// Keeps what a connection's journal recorded since the last write; nobody waits.
-    fn keep_journal(&self, write: JournalWrite);
-    /// Drops a connection's journal: it closed longer ago than it may be resumed.
-    fn forget_journal(&self, connection: &str);
     /// Resolves once everything asked of the bus before is kept (at shutdown).
     fn flush(&self) -> Kept<'_>;
     /// What the operator calls this bus, for messages (e.g. the store's file).
     fn describe(&self) -> String;
 }
+
+/// Where the journals behind server-kept cursors are kept: one node's store, or Redis for
+/// many nodes (where a connection may resume on any node).
+pub trait Journals: Send + Sync + std::fmt::Debug {
+    /// Keeps what a connection's journal recorded since the last write; nobody waits.
+    fn keep_journal(&self, write: JournalWrite);
+    /// Drops a connection's journal: it closed longer ago than it may be resumed (unless
+    /// another node has taken the connection over since).
+    fn forget_journal(&self, connection: &str);
+    /// A connection's journal as kept, for a node that does not hold the connection: one
+    /// that closed on another node. A store read at start-up has none to add.
+    fn load_journal(&self, connection: &str) -> Loaded<'_>;
+}
+
+/// A journal being read: `Err` (a message for the client) when the bus cannot be reached.
+pub type Loaded<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<KeptJournal>, String>> + Send + 'a>>;
 
 /// What start-up says of a part of `bus` (`what`: "an event of ...") it cannot read.
 pub fn unreadable(bus: &dyn Bus, what: &str, error: impl std::fmt::Display) -> String {

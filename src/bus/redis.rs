@@ -24,6 +24,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Client, Script, Value};
+
+use crate::bus::{JournalWrite, KeptJournal, Loaded};
 use tokio::sync::mpsc;
 
 /// How long a command may take before the bus reports Redis as unreachable.
@@ -170,6 +172,48 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 "#;
 
+const KEEP_JOURNAL: &str = r#"
+-- KEYS: the journal. ARGV: owner, reset (1), credential, expiry ms, base number ('' none),
+-- base, last entry number ('' none), entries, then index and spec of each new stream.
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'credential', ARGV[3])
+for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[1], 'spec:' .. ARGV[i], ARGV[i + 1]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'run:' .. ARGV[7], ARGV[8]) end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'base', ARGV[5] .. '\n' .. ARGV[6])
+  -- Runs that end below the base leave; one that straddles it stays.
+  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+    local last = string.match(field, '^run:(%d+)$')
+    if last and tonumber(last) < tonumber(ARGV[5]) then redis.call('HDEL', KEYS[1], field) end
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 0
+"#;
+
+const FORGET_JOURNAL: &str = r#"
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+const CHANGE_CATALOG: &str = r#"
+-- KEYS: the catalog. ARGV: the version the change started from, the new text. The new
+-- version, or -1 when another node changed the catalog meanwhile.
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if version ~= tonumber(ARGV[1]) then return -1 end
+redis.call('HSET', KEYS[1], 'version', version + 1, 'text', ARGV[2])
+redis.call('PUBLISH', KEYS[1], version + 1)
+return version + 1
+"#;
+
+/// The admin catalog shared by the nodes (a hash: `version`, `text`), and the pub/sub
+/// channel its changes are announced on.
+const CATALOG: &str = "sg:catalog";
+
+/// How long a journal outlives its last write in Redis: the node that holds its connection
+/// forgets it sooner (the history TTL after it closed), unless it died.
+const JOURNAL_KEEP: Duration = Duration::from_secs(24 * 3600);
+
 /// Redis as the bus of many nodes. See the module's notes.
 pub struct RedisBus {
     /// The server, as messages name it (without a password).
@@ -181,6 +225,14 @@ pub struct RedisBus {
     read: Script,
     lease: Script,
     release: Script,
+    keep_journal: Script,
+    forget_journal: Script,
+    change_catalog: Script,
+    /// Bumped when another node changed the admin catalog, or the announcement connection
+    /// was made again (a change may have been missed).
+    catalog_changes: tokio::sync::watch::Sender<u64>,
+    /// This node, as the owner of the journals it keeps.
+    owner: String,
     /// The cluster's secret (see `secret`).
     secret: tokio::sync::OnceCell<Vec<u8>>,
     /// The channels this node hears the announcements of, by announcement channel.
@@ -194,6 +246,13 @@ impl std::fmt::Debug for RedisBus {
         write!(f, "RedisBus({})", self.shown)
     }
 }
+
+/// A connected bus, with what it will tell the hub and the catalog.
+pub type Connected = (
+    std::sync::Arc<RedisBus>,
+    mpsc::Receiver<Notice>,
+    tokio::sync::watch::Receiver<u64>,
+);
 
 /// What the bus tells the hub.
 #[derive(Debug)]
@@ -252,10 +311,9 @@ pub enum Range {
 
 impl RedisBus {
     /// Connects lazily to `url`: the gateway starts while Redis is down, and is ready once
-    /// it answers. Announcements reach the receiver returned.
-    pub async fn connect(
-        url: &str,
-    ) -> Result<(std::sync::Arc<Self>, mpsc::Receiver<Notice>), String> {
+    /// it answers. Announcements reach the receiver returned, and changes of the admin
+    /// catalog made on other nodes (see `catalog`) the watch.
+    pub async fn connect(url: &str) -> Result<Connected, String> {
         let shown = without_password(url);
         let client = Client::open(url)
             .map_err(|e| format!("[bus] redis_url {shown:?} is not usable: {e}"))?;
@@ -275,13 +333,21 @@ impl RedisBus {
             read: script(READ),
             lease: Script::new(LEASE),
             release: Script::new(RELEASE),
+            keep_journal: Script::new(KEEP_JOURNAL),
+            forget_journal: Script::new(FORGET_JOURNAL),
+            change_catalog: Script::new(CHANGE_CATALOG),
+            catalog_changes: tokio::sync::watch::Sender::new(0),
+            owner: format!("{:016x}", rand::random::<u64>()),
             secret: tokio::sync::OnceCell::new(),
             listening: Mutex::default(),
             sink: Mutex::default(),
         });
         let (tx, rx) = mpsc::channel(NOTICES);
+        // Watched from before the announcement connection is first made: its making is a
+        // change too, which covers a change announced before this node listened.
+        let catalog_changes = bus.catalog_changes.subscribe();
         tokio::spawn(listen_loop(std::sync::Arc::clone(&bus), tx));
-        Ok((bus, rx))
+        Ok((bus, rx, catalog_changes))
     }
 
     /// Appends `events` to `channel` (drawing `epoch` if it has none), trimming history to
@@ -468,6 +534,27 @@ impl RedisBus {
         Ok(Keys::of(&format!("#{hex}")))
     }
 
+    /// The admin catalog as the nodes share it: its version and text (`None`: no node has
+    /// changed it yet).
+    pub async fn catalog(&self) -> Result<Option<(u64, String)>, String> {
+        let mut commands = self.commands.clone();
+        let mut get = redis::cmd("HMGET");
+        get.arg(CATALOG).arg("version").arg("text");
+        let (version, text): (Option<u64>, Option<String>) =
+            self.timed(get.query_async(&mut commands)).await?;
+        Ok(version.zip(text))
+    }
+
+    /// Replaces the catalog with `text` if it is still at `version`: the new version, or
+    /// `None` when another node changed it first. The other nodes are told.
+    pub async fn change_catalog(&self, version: u64, text: &str) -> Result<Option<u64>, String> {
+        let mut call = self.change_catalog.prepare_invoke();
+        call.key(CATALOG).arg(version).arg(text);
+        let mut commands = self.commands.clone();
+        let answer: i64 = self.timed(call.invoke_async(&mut commands)).await?;
+        Ok(u64::try_from(answer).ok())
+    }
+
     /// Whether Redis answers, and this node hears announcements.
     pub async fn ready(&self) -> Result<(), String> {
         if self.sink.lock().unwrap().is_none() {
@@ -501,6 +588,96 @@ impl RedisBus {
     }
 }
 
+impl crate::bus::Journals for std::sync::Arc<RedisBus> {
+    fn keep_journal(&self, write: JournalWrite) {
+        let bus = std::sync::Arc::clone(self);
+        tokio::spawn(async move {
+            let mut call = bus.keep_journal.prepare_invoke();
+            call.key(journal_key(&write.connection))
+                .arg(&bus.owner)
+                .arg(if write.reset { "1" } else { "0" })
+                .arg(&write.credential[..])
+                .arg(JOURNAL_KEEP.as_millis() as u64);
+            match &write.base {
+                Some((number, state)) => call.arg(number).arg(&state[..]),
+                None => call.arg("").arg(""),
+            };
+            match &write.entries {
+                Some((last, packed)) => call.arg(last).arg(&packed[..]),
+                None => call.arg("").arg(""),
+            };
+            for (index, spec) in &write.specs {
+                call.arg(index).arg(&spec[..]);
+            }
+            let mut commands = bus.commands.clone();
+            if let Err(e) = bus.timed(call.invoke_async::<i64>(&mut commands)).await {
+                tracing::debug!("a journal was not kept: {e}");
+                // The journal's next write is whole (see `JournalWrite::lost`).
+                write.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+
+    fn forget_journal(&self, connection: &str) {
+        let bus = std::sync::Arc::clone(self);
+        let key = journal_key(connection);
+        tokio::spawn(async move {
+            let mut call = bus.forget_journal.prepare_invoke();
+            call.key(key).arg(&bus.owner);
+            let mut commands = bus.commands.clone();
+            bus.timed(call.invoke_async::<i64>(&mut commands)).await
+        });
+    }
+
+    fn load_journal(&self, connection: &str) -> Loaded<'_> {
+        let key = journal_key(connection);
+        let connection = connection.to_owned();
+        Box::pin(async move {
+            let mut commands = self.commands.clone();
+            let mut get = redis::cmd("HGETALL");
+            get.arg(key);
+            let fields: Vec<(Vec<u8>, Vec<u8>)> =
+                self.timed(get.query_async(&mut commands)).await?;
+            Ok(kept_journal(connection, fields))
+        })
+    }
+}
+
+/// A connection's journal's key (its id in braces: one shard).
+fn journal_key(connection: &str) -> String {
+    format!("sg:c:{{{connection}}}")
+}
+
+/// A journal read back from its hash; `None` when there is none (or it has no credential).
+fn kept_journal(connection: String, fields: Vec<(Vec<u8>, Vec<u8>)>) -> Option<KeptJournal> {
+    let mut kept = KeptJournal {
+        connection,
+        ..KeptJournal::default()
+    };
+    let mut credential = None;
+    for (field, value) in fields {
+        let number = |prefix: &[u8]| {
+            let digits = field.strip_prefix(prefix)?;
+            std::str::from_utf8(digits).ok()?.parse::<u64>().ok()
+        };
+        if field == b"credential" {
+            credential = Some(value);
+        } else if field == b"base" {
+            let split = value.iter().position(|&b| b == b'\n')?;
+            let first = std::str::from_utf8(&value[..split]).ok()?.parse().ok()?;
+            kept.base = Some((first, value[split + 1..].to_vec()));
+        } else if let Some(index) = number(b"spec:") {
+            kept.specs.push((u32::try_from(index).ok()?, value));
+        } else if let Some(last) = number(b"run:") {
+            kept.entries.push((last, value));
+        }
+    }
+    kept.credential = credential?;
+    kept.specs.sort_by_key(|(index, _)| *index);
+    kept.entries.sort_by_key(|(last, _)| *last);
+    Some(kept)
+}
+
 /// Keeps one announcement connection up: (re)connects, subscribes to every channel listened
 /// to, forwards announcements, and probes the connection.
 async fn listen_loop(bus: std::sync::Arc<RedisBus>, notices: mpsc::Sender<Notice>) {
@@ -516,6 +693,8 @@ async fn listen_loop(bus: std::sync::Arc<RedisBus>, notices: mpsc::Sender<Notice
                     );
                 }
                 *bus.sink.lock().unwrap() = Some(sink.clone());
+                // A change of the catalog may have been missed while disconnected.
+                bus.catalog_changes.send_modify(|n| *n += 1);
                 if notices.send(Notice::Reconnected).await.is_err() {
                     return;
                 }
@@ -544,6 +723,7 @@ async fn connect_listener(
     let connect = bus.client.get_async_pubsub();
     let pubsub = bus.timed(connect).await?;
     let (mut sink, stream) = pubsub.split();
+    bus.timed(sink.subscribe(CATALOG)).await?;
     let notify: Vec<String> = bus.listening.lock().unwrap().keys().cloned().collect();
     for chunk in notify.chunks(512) {
         bus.timed(sink.subscribe(chunk)).await?;
@@ -567,6 +747,10 @@ async fn forward(
                 let Some(message) = message else {
                     return Some("the announcement connection closed".to_owned());
                 };
+                if message.get_channel_name() == CATALOG {
+                    bus.catalog_changes.send_modify(|n| *n += 1);
+                    continue;
+                }
                 // A channel no longer listened to (an announcement on its way meanwhile).
                 let heard = bus.listening.lock().unwrap().get(message.get_channel_name()).cloned();
                 let Some(channel) = heard else {

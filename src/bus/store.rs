@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    Batch, Bus, JournalWrite, Kept, KeptJournal, KeptMessages, KeptState, Restored, StateEvent,
+    Batch, Bus, JournalWrite, Journals, Kept, KeptJournal, KeptMessages, KeptState, Loaded,
+    Restored, StateEvent,
 };
 use tokio::sync::oneshot;
 
@@ -143,6 +144,25 @@ impl Store {
     }
 }
 
+impl Journals for Store {
+    /// With the next commit.
+    fn keep_journal(&self, write: JournalWrite) {
+        let _ = self.writer.send(Request::Journal(write));
+    }
+
+    /// With the next commit.
+    fn forget_journal(&self, connection: &str) {
+        let _ = self
+            .writer
+            .send(Request::ForgetJournal(connection.to_owned()));
+    }
+
+    /// Every journal was read at start-up: one not in memory is gone.
+    fn load_journal(&self, _connection: &str) -> Loaded<'_> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+}
+
 impl Bus for Store {
     /// Resolves once the messages are on disk.
     fn append(&self, batch: Batch) -> Kept<'_> {
@@ -165,18 +185,6 @@ impl Bus for Store {
     /// With the next commit.
     fn drop_channel(&self, channel: &str) {
         let _ = self.writer.send(Request::Drop(channel.to_owned()));
-    }
-
-    /// With the next commit.
-    fn keep_journal(&self, write: JournalWrite) {
-        let _ = self.writer.send(Request::Journal(write));
-    }
-
-    /// With the next commit.
-    fn forget_journal(&self, connection: &str) {
-        let _ = self
-            .writer
-            .send(Request::ForgetJournal(connection.to_owned()));
     }
 
     fn flush(&self) -> Kept<'_> {
@@ -451,14 +459,14 @@ impl Owed {
 }
 
 /// The journal tables, open in one write transaction.
-struct Journals<'t> {
+struct JournalTables<'t> {
     credentials: redb::Table<'t, &'static str, &'static [u8]>,
     bases: redb::Table<'t, &'static str, (u64, &'static [u8])>,
     specs: redb::Table<'t, (&'static str, u32), &'static [u8]>,
     entries: redb::Table<'t, (&'static str, u64), &'static [u8]>,
 }
 
-impl Journals<'_> {
+impl JournalTables<'_> {
     fn write(&mut self, write: &JournalWrite) -> Result<(), StoreError> {
         let connection = write.connection.as_str();
         if write.reset {
@@ -519,7 +527,7 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
         let mut floors = txn.open_table(LOG_FLOORS)?;
         let mut heads = txn.open_table(STATE_HEADS)?;
         let mut documents = txn.open_table(STATE_DOCUMENTS)?;
-        let mut journals = Journals {
+        let mut journals = JournalTables {
             credentials: txn.open_table(JOURNAL_CREDENTIALS)?,
             bases: txn.open_table(JOURNAL_BASES)?,
             specs: txn.open_table(JOURNAL_SPECS)?,

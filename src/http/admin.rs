@@ -245,6 +245,7 @@ pub async fn create(
         list.push(entry.clone());
         Ok(())
     })
+    .await
     .map_err(|e| match conflict {
         true => ErrorInfo::new(codes::CONFLICT, e.message),
         false => e,
@@ -286,7 +287,8 @@ pub async fn put(
             }
         }
         Ok(())
-    })?;
+    })
+    .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -311,6 +313,7 @@ pub async fn delete(
             false => Ok(()),
         }
     })
+    .await
     .map_err(|e| match absent {
         true => not_found(kind, &name),
         false => e,
@@ -319,7 +322,7 @@ pub async fn delete(
 }
 
 /// Applies a change to one kind's list through the catalog.
-fn change(
+async fn change(
     state: &AppState,
     kind: Kind,
     edit: impl FnOnce(&mut Vec<Value>) -> Result<(), String>,
@@ -331,8 +334,10 @@ fn change(
             edit(&mut list)?;
             kind.set(entries, list)
         })
+        .await
         .map_err(|refused| match refused {
             Refused::Invalid(why) => ErrorInfo::bad_request(why),
+            Refused::Conflict(why) => ErrorInfo::new(codes::CONFLICT, why),
             Refused::Store(why) => {
                 tracing::error!("admin change not stored: {why}");
                 ErrorInfo::new(

@@ -73,15 +73,18 @@ async fn open(
         .collect();
     let format = WireFormat::new(sse, params.enveloped);
     let link = if params.dynamic || params.token.is_some() || streams.len() > INLINE_STREAMS {
-        Some(link(
-            &state,
-            params.token,
-            params.token_from_query,
-            params.credential,
-            &principal,
-            params.dynamic,
-            &mut streams,
-        )?)
+        Some(
+            link(
+                &state,
+                params.token,
+                params.token_from_query,
+                params.credential,
+                &principal,
+                params.dynamic,
+                &mut streams,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -113,7 +116,7 @@ const INLINE_STREAMS: usize = 16;
 
 /// Registers a connection with a server-kept cursor. Resuming with a token restores the
 /// streams its connection had at that event (and requested streams it lacked are added).
-fn link(
+async fn link(
     state: &AppState,
     token: Option<cursor::Token>,
     token_from_query: bool,
@@ -123,11 +126,16 @@ fn link(
     streams: &mut Vec<StreamSpec>,
 ) -> Result<Link, ErrorInfo> {
     let registry = &state.connections;
-    let journal = token.as_ref().and_then(|t| {
-        (t.epoch == state.hub.epoch())
-            .then(|| registry.journal(&t.connection, &credential))
-            .flatten()
-    });
+    let capacity = state.config.stream.journal_entries;
+    // Nodes sharing a bus resume each other's connections: a token names its node's
+    // epoch, which only a lone node checks.
+    let journal = match &token {
+        Some(t) if t.epoch == state.hub.epoch() || state.hub.is_shared() => registry
+            .resumable(&t.connection, &credential, capacity)
+            .await
+            .map_err(|e| ErrorInfo::new(codes::UNAVAILABLE, e))?,
+        _ => None,
+    };
     let mut restored = Vec::new();
     let mut resume = None;
     let mut notice = None;
@@ -174,7 +182,6 @@ fn link(
         }
         (None, _) => {}
     }
-    let capacity = state.config.stream.journal_entries;
     let registration = registry.register(credential, capacity, resume.as_deref());
     Ok(Link {
         registry: Arc::clone(registry),

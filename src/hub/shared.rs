@@ -62,6 +62,11 @@ impl Hub {
         }
     }
 
+    /// Whether several nodes share this hub's channels (a bus like Redis).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// `Err` when the shared bus cannot be reached (never, without one).
     pub async fn ready(&self) -> Result<(), String> {
         match &self.shared {

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::StreamSpec;
 use super::journal::Journal;
 use crate::auth::Credential;
-use crate::bus::{Bus, KeptJournal, unreadable};
+use crate::bus::{Bus, Journals, KeptJournal, unreadable};
 use crate::wire::envelope::ErrorInfo;
 
 /// How often journals are handed to the bus (see `Connections::keep_all`).
@@ -53,7 +53,7 @@ pub struct Registration {
 pub struct Connections {
     entries: Mutex<HashMap<String, Entry>>,
     /// Where journals are kept, if anywhere.
-    bus: Option<Arc<dyn Bus>>,
+    journals: Option<Arc<dyn Journals>>,
 }
 
 impl Connections {
@@ -81,8 +81,51 @@ impl Connections {
         }
         Ok(Connections {
             entries: Mutex::new(entries),
-            bus: Some(bus),
+            journals: Some(bus),
         })
+    }
+
+    /// The registry of a node that shares journals with others (Redis): a connection that
+    /// closed on one node resumes on another.
+    pub fn shared(journals: Arc<dyn Journals>) -> Self {
+        Connections {
+            entries: Mutex::default(),
+            journals: Some(journals),
+        }
+    }
+
+    /// The journal of connection `id` for `credential`, to resume it: the node's own, or
+    /// the one another node kept (which this node then holds). `Err` when the journals'
+    /// keeper cannot be reached.
+    pub async fn resumable(
+        &self,
+        id: &str,
+        credential: &Credential,
+        capacity: usize,
+    ) -> Result<Option<Arc<Mutex<Journal>>>, String> {
+        if let Some(journal) = self.journal(id, credential) {
+            return Ok(Some(journal));
+        }
+        let Some(journals) = &self.journals else {
+            return Ok(None);
+        };
+        let Some(kept) = journals.load_journal(id).await? else {
+            return Ok(None);
+        };
+        if kept.credential != credential.digest() {
+            return Ok(None);
+        }
+        let journal = Journal::restore(capacity, &kept)
+            .map_err(|e| format!("the journal of connection {id:?} is not readable: {e}"))?;
+        let mut entries = self.entries.lock().unwrap();
+        let entry = entries.entry(id.to_owned()).or_insert_with(|| Entry {
+            journal: Arc::new(Mutex::new(journal)),
+            credential: kept.credential,
+            control: None,
+            closed_at: Some(Instant::now()),
+            generation: 0,
+        });
+        Ok(Some(Arc::clone(&entry.journal)))
     }
 
     /// Connections known by id: open ones, and closed ones still resumable.
@@ -117,7 +160,7 @@ impl Connections {
             };
         }
         let id = new_id();
-        let journal = match self.bus {
+        let journal = match self.journals {
             Some(_) => Journal::kept(journal_capacity),
             None => Journal::new(journal_capacity),
         };
@@ -155,7 +198,7 @@ impl Connections {
     /// `KEEP_EVERY`: a token a client got is kept within that time, and the cost of keeping
     /// is one write per connection per period, whatever the rate of events.
     pub fn keep_all(&self) {
-        let Some(bus) = &self.bus else {
+        let Some(journals) = &self.journals else {
             return;
         };
         let entries = self.entries.lock().unwrap();
@@ -163,7 +206,7 @@ impl Connections {
             if let Some(mut write) = entry.journal.lock().unwrap().unkept() {
                 write.connection = id.clone();
                 write.credential = entry.credential.clone();
-                bus.keep_journal(write);
+                journals.keep_journal(write);
             }
         }
     }
@@ -208,8 +251,8 @@ impl Connections {
         let mut entries = self.entries.lock().unwrap();
         entries.retain(|id, e| {
             let live = e.closed_at.is_none_or(|t| t.elapsed() < keep);
-            if let (false, Some(bus)) = (live, &self.bus) {
-                bus.forget_journal(id);
+            if let (false, Some(journals)) = (live, &self.journals) {
+                journals.forget_journal(id);
             }
             live
         });
