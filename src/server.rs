@@ -66,7 +66,8 @@ pub async fn run(
             (hub, connections, Some(bus))
         }
         (None, Some(url)) => {
-            let (redis, heard, catalog_changes) = RedisBus::connect(url)
+            let ca_file = config.bus.redis_ca_file.as_deref();
+            let (redis, heard, catalog_changes) = RedisBus::connect(url, ca_file)
                 .await
                 .map_err(std::io::Error::other)?;
             notices = Some(heard);

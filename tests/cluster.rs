@@ -237,6 +237,10 @@ fn the_redis_backend_needs_a_url() {
     assert!(!ok && err.contains("data_dir"), "{err}");
     let (ok, err) = check("[bus]\nbackend = \"redis\"\nredis_url = \"rediss://:pw@h:6380/0\"\n");
     assert!(ok, "{err}");
+    let (ok, err) = check(
+        "[bus]\nbackend = \"redis\"\nredis_url = \"redis://h\"\nredis_ca_file = \"/ca.pem\"\n",
+    );
+    assert!(!ok && err.contains("rediss://"), "{err}");
 }
 
 /// A delta stream's events as a client applies them.
@@ -548,4 +552,29 @@ async fn an_admin_change_on_one_node_applies_on_every_node() {
             .unwrap();
         assert_eq!(apis.len(), 1, "{apis:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_reach_redis_over_tls_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let redis = Redis::start_tls(&leaf.pem(), &key.serialize_pem());
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let config = format!(
+        "[bus]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1:{}/0\"\nredis_ca_file = {:?}\n",
+        redis.port, ca_file
+    );
+    let nodes: Vec<Server> = (0..2).map(|_| Server::start(&config)).collect();
+    let mut stream = SseStream::open(&nodes[1].url("/sse?channels=secure")).await;
+    common::publish(&nodes[0], "secure", json!({"data": "over tls"})).await;
+    assert_eq!(messages(&mut stream, 1).await[0].2, json!("over tls"));
 }

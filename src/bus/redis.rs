@@ -313,10 +313,28 @@ impl RedisBus {
     /// Connects lazily to `url`: the gateway starts while Redis is down, and is ready once
     /// it answers. Announcements reach the receiver returned, and changes of the admin
     /// catalog made on other nodes (see `catalog`) the watch.
-    pub async fn connect(url: &str) -> Result<Connected, String> {
+    pub async fn connect(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Connected, String> {
         let shown = without_password(url);
-        let client = Client::open(url)
-            .map_err(|e| format!("[bus] redis_url {shown:?} is not usable: {e}"))?;
+        let client = match ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!(
+                        "[bus] redis_ca_file {}: cannot read it: {e}",
+                        path.display()
+                    )
+                })?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                Client::build_with_tls(url, certificates)
+            }
+            None => Client::open(url),
+        };
+        let client = client.map_err(|e| format!("[bus] redis_url {shown:?} is not usable: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(TIMEOUT))
             .set_connection_timeout(Some(TIMEOUT))

@@ -14,6 +14,9 @@ pub struct BusConfig {
     /// The `redis` backend's server: `redis://[:password@]host:port/db`, or `rediss://`
     /// for TLS.
     pub redis_url: Option<String>,
+    /// With `rediss://`: the CA certificates (PEM) that sign the server's certificate,
+    /// trusted instead of the system's.
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 /// One node (`memory`), or many nodes sharing pub/sub channels through Redis.
@@ -45,7 +48,15 @@ impl BusConfig {
                 Err("[bus] redis_url needs backend = \"redis\"".into())
             }
             (Backend::Memory, _, None) => Ok(()),
+        }?;
+        let tls = self
+            .redis_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rediss://"));
+        if self.redis_ca_file.is_some() && !tls {
+            return Err("[bus] redis_ca_file is for a rediss:// (TLS) redis_url".into());
         }
+        Ok(())
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     child: Option<Child>,
     pub port: u16,
+    /// With TLS: the folder holding the server's certificate and key.
+    tls: Option<tempfile::TempDir>,
 }
 
 impl Redis {
@@ -17,14 +19,41 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
-        let mut redis = Redis { child: None, port };
+        let mut redis = Redis {
+            child: None,
+            port,
+            tls: None,
+        };
+        redis.spawn();
+        redis
+    }
+
+    /// Starts a Redis that speaks only TLS, with `cert` and `key` (PEM).
+    pub fn start_tls(cert: &str, key: &str) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key).unwrap();
+        let mut redis = Redis::start();
+        redis.kill();
+        redis.tls = Some(dir);
         redis.spawn();
         redis
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(dir) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(dir.path().join("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(dir.path().join("key.pem"))
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
