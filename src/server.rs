@@ -53,7 +53,7 @@ pub async fn run(
     let journal_entries = config.stream.journal_entries;
     let mut notices = None;
     let mut shared_bus = None;
-    let (hub, connections, bus) = match (&config.bus.data_dir, &config.bus.redis_url) {
+    let (hub, connections) = match (&config.bus.data_dir, &config.bus.redis_url) {
         (Some(dir), _) => {
             let (store, mut restored) =
                 Store::open(dir, cursor::new_epoch).map_err(std::io::Error::other)?;
@@ -61,9 +61,9 @@ pub async fn run(
             let journals = std::mem::take(&mut restored.journals);
             let connections = Connections::new(Arc::clone(&bus), journals, journal_entries)
                 .map_err(std::io::Error::other)?;
-            let hub = Hub::durable(limits, metrics, Arc::clone(&bus), restored)
-                .map_err(std::io::Error::other)?;
-            (hub, connections, Some(bus))
+            let hub =
+                Hub::durable(limits, metrics, bus, restored).map_err(std::io::Error::other)?;
+            (hub, connections)
         }
         (None, Some(url)) => {
             let ca_file = config.bus.redis_ca_file.as_deref();
@@ -75,9 +75,9 @@ pub async fn run(
             let connections = Connections::shared(Arc::new(Arc::clone(&redis)));
             shared_bus = Some((Arc::clone(&redis), catalog_changes));
             let hub = Hub::shared(limits, metrics, redis, secret);
-            (hub, connections, None)
+            (hub, connections)
         }
-        (None, None) => (Hub::new(limits, metrics), Connections::default(), None),
+        (None, None) => (Hub::new(limits, metrics), Connections::default()),
     };
     let hub = Arc::new(hub);
     if let Some(notices) = notices {
@@ -170,12 +170,10 @@ pub async fn run(
         }
     }
     sweeper.abort();
-    // The journals' last entries name the ids clients reconnect with: kept before exiting.
-    if let Some(bus) = bus {
-        connections.keep_all();
-        if let Err(e) = bus.flush().await {
-            tracing::warn!("the store was not flushed at shutdown: {e}");
-        }
+    // The journals' last entries name the ids clients reconnect with: kept before exiting
+    // (with a store, all it was asked to keep).
+    if let Err(e) = connections.flush().await {
+        tracing::warn!("what was to be kept was not all kept at shutdown: {e}");
     }
     Ok(())
 }

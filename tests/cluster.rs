@@ -578,3 +578,21 @@ async fn nodes_reach_redis_over_tls_with_a_private_ca() {
     common::publish(&nodes[0], "secure", json!({"data": "over tls"})).await;
     assert_eq!(messages(&mut stream, 1).await[0].2, json!("over tls"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopping_keeps_its_connections_last_entries_for_the_others() {
+    let redis = Redis::start();
+    let mut nodes = nodes(&redis);
+    let (mut dynamic, id) = common::dynamic(&nodes[0], "&channels=a").await;
+    common::publish(&nodes[1], "a", json!({"data": "a1"})).await;
+    common::publish(&nodes[1], "a", json!({"data": "a2"})).await;
+    let seen = dynamic.events(2).await;
+    // Stopped at once, well within the 250 ms between journal writes: the stop itself
+    // writes the last entries.
+    let status = nodes.remove(0).terminate();
+    assert!(status.success(), "{status:?}");
+    drop(dynamic);
+    let mut resumed = common::resume_dynamic(&nodes[0], &seen[0].id, &id).await;
+    let next = resumed.next_event().await.unwrap();
+    assert_eq!(envelope(&next)["data"], "a2", "exactly after the token");
+}

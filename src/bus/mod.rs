@@ -33,8 +33,6 @@ pub trait Bus: Journals {
     fn trim(&self, channel: &str, through: u64);
     /// Drops all a channel has kept: it left memory (idle and empty), or its source stopped.
     fn drop_channel(&self, channel: &str);
-    /// Resolves once everything asked of the bus before is kept (at shutdown).
-    fn flush(&self) -> Kept<'_>;
     /// What the operator calls this bus, for messages (e.g. the store's file).
     fn describe(&self) -> String;
 }
@@ -50,6 +48,9 @@ pub trait Journals: Send + Sync + std::fmt::Debug {
     /// A connection's journal as kept, for a node that does not hold the connection: one
     /// that closed on another node. A store read at start-up has none to add.
     fn load_journal(&self, connection: &str) -> Loaded<'_>;
+    /// Resolves once everything asked of the keeper before is kept (at shutdown; a store
+    /// keeps all it was asked, history included).
+    fn flush(&self) -> Kept<'_>;
 }
 
 /// A journal being read: `Err` (a message for the client) when the bus cannot be reached.

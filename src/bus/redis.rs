@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Client, Script, Value};
 
-use crate::bus::{JournalWrite, KeptJournal, Loaded};
+use crate::bus::{JournalWrite, Kept, KeptJournal, Loaded};
 use tokio::sync::mpsc;
 
 /// How long a command may take before the bus reports Redis as unreachable.
@@ -233,6 +233,8 @@ pub struct RedisBus {
     catalog_changes: tokio::sync::watch::Sender<u64>,
     /// This node, as the owner of the journals it keeps.
     owner: String,
+    /// Journal writes under way.
+    journal_writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// The cluster's secret (see `secret`).
     secret: tokio::sync::OnceCell<Vec<u8>>,
     /// The channels this node hears the announcements of, by announcement channel.
@@ -356,6 +358,7 @@ impl RedisBus {
             change_catalog: Script::new(CHANGE_CATALOG),
             catalog_changes: tokio::sync::watch::Sender::new(0),
             owner: format!("{:016x}", rand::random::<u64>()),
+            journal_writes: std::sync::Arc::default(),
             secret: tokio::sync::OnceCell::new(),
             listening: Mutex::default(),
             sink: Mutex::default(),
@@ -609,7 +612,9 @@ impl RedisBus {
 impl crate::bus::Journals for std::sync::Arc<RedisBus> {
     fn keep_journal(&self, write: JournalWrite) {
         let bus = std::sync::Arc::clone(self);
+        let writing = Writing::start(&bus.journal_writes);
         tokio::spawn(async move {
+            let _writing = writing;
             let mut call = bus.keep_journal.prepare_invoke();
             call.key(journal_key(&write.connection))
                 .arg(&bus.owner)
@@ -647,6 +652,24 @@ impl crate::bus::Journals for std::sync::Arc<RedisBus> {
         });
     }
 
+    /// Waits for the journal writes under way, at most `TIMEOUT`.
+    fn flush(&self) -> Kept<'_> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + TIMEOUT;
+            while self
+                .journal_writes
+                .load(std::sync::atomic::Ordering::Acquire)
+                > 0
+            {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!("redis at {} did not answer in time", self.shown));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(())
+        })
+    }
+
     fn load_journal(&self, connection: &str) -> Loaded<'_> {
         let key = journal_key(connection);
         let connection = connection.to_owned();
@@ -658,6 +681,22 @@ impl crate::bus::Journals for std::sync::Arc<RedisBus> {
                 self.timed(get.query_async(&mut commands)).await?;
             Ok(kept_journal(connection, fields))
         })
+    }
+}
+
+/// A journal write under way, counted until it ends (see `flush`).
+struct Writing(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Writing {
+    fn start(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Writing {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Writing(std::sync::Arc::clone(count))
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

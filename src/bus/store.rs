@@ -161,6 +161,11 @@ impl Journals for Store {
     fn load_journal(&self, _connection: &str) -> Loaded<'_> {
         Box::pin(std::future::ready(Ok(None)))
     }
+
+    fn flush(&self) -> Kept<'_> {
+        let (done, committed) = oneshot::channel();
+        Box::pin(self.request(Request::Flush(done), committed))
+    }
 }
 
 impl Bus for Store {
@@ -185,11 +190,6 @@ impl Bus for Store {
     /// With the next commit.
     fn drop_channel(&self, channel: &str) {
         let _ = self.writer.send(Request::Drop(channel.to_owned()));
-    }
-
-    fn flush(&self) -> Kept<'_> {
-        let (done, committed) = oneshot::channel();
-        Box::pin(self.request(Request::Flush(done), committed))
     }
 
     fn describe(&self) -> String {

@@ -211,6 +211,16 @@ impl Connections {
         }
     }
 
+    /// Hands every journal's last entries to their keeper and waits until they are kept:
+    /// they name the ids clients reconnect with (at shutdown).
+    pub async fn flush(&self) -> Result<(), String> {
+        self.keep_all();
+        match &self.journals {
+            Some(journals) => journals.flush().await,
+            None => Ok(()),
+        }
+    }
+
     /// The control line of an open connection, if `credential` is the one that opened it.
     pub fn control(
         &self,
