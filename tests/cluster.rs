@@ -311,11 +311,15 @@ async fn one_node_polls_a_topic_for_subscribers_on_every_node() {
         doc.until(&quotes(0)).await;
         docs.push(doc);
     }
+    // A selected part of the same topic, on one node.
+    let mut part = Document::open(&nodes[0], "/apis/q/quotes?select=/items/7").await;
+    part.until(&quotes(0)["items"][7]).await;
     upstream.set(quotes(1));
     for doc in &mut docs {
         doc.until(&quotes(1)).await;
         assert_eq!(doc.kinds.last().unwrap(), "patch", "{:?}", doc.kinds);
     }
+    part.until(&quotes(1)["items"][7]).await;
     // Polled once per interval for the cluster, not once per node: 2 s at 200 ms is ten
     // polls (three nodes each polling would make thirty).
     let before = upstream.requests();

@@ -403,19 +403,21 @@ impl RedisBus {
     }
 
     /// Appends a state channel's event (and the document after it, when it changed it) for
-    /// the holder of the lease `token`; `(epoch, offset)` of the event. Refused when the
+    /// the holder of the lease named `lease` with `token`; `(epoch, offset)` of the event. Refused when the
     /// lease is no longer the token's (a fencing token: a node that lost its lease, paused
     /// or cut off, cannot append over the new holder).
     pub async fn append_state(
         &self,
         channel: &str,
         epoch: u64,
-        token: &str,
+        (lease, token): (&str, &str),
         event: &[u8],
         document: Option<&[u8]>,
         trim: &Trim,
     ) -> Result<(u64, u64), String> {
-        let keys = self.keys(channel).await?;
+        let mut keys = self.keys(channel).await?;
+        // The lease is the source's (a poll's topic), which may feed several channels.
+        keys.lease = self.keys(lease).await?.lease;
         let mut call = self.append_state.prepare_invoke();
         keys.prelude(&mut call, epoch, trim, Some(token));
         call.arg(event).arg(document.unwrap_or_default());

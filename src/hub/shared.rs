@@ -267,7 +267,7 @@ impl Hub {
             .append_state(
                 name,
                 epoch,
-                &lease.token,
+                (&lease.key, &lease.token),
                 &event,
                 document.as_deref(),
                 &trim,
