@@ -106,16 +106,9 @@ async fn open(
         resume_start(query, headers)?,
     )?;
     let topic = spec.topic.clone().expect("a polled stream has a topic");
-    // Nodes sharing a bus share the topic's channel: its document may be there already.
-    let channel = [spec.channel.as_str()];
-    state
-        .hub
-        .prepare(&channel)
-        .await
-        .map_err(super::streams::unavailable)?;
     // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
     let expires = principal.expires_at_ms;
-    let response = respond(state, &[spec], WireFormat::SseRaw, false, None, expires);
+    let response = respond(state, &[spec], WireFormat::SseRaw, false, None, expires).await?;
     state.pollers.ensure(&topic);
     Ok(response)
 }

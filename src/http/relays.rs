@@ -118,15 +118,8 @@ async fn shared(
         snapshots_only: false,
         topic: None,
     };
-    // Nodes sharing a bus share the topic's channel and its history.
-    let channel = [spec.channel.as_str()];
-    state
-        .hub
-        .prepare(&channel)
-        .await
-        .map_err(super::streams::unavailable)?;
     // The outlet subscribes before the relay is ensured, so a stopping relay sees it.
-    let response = respond(state, &[spec], format, heartbeats, None, expires_at_ms);
+    let response = respond(state, &[spec], format, heartbeats, None, expires_at_ms).await?;
     state.relays.ensure(&topic);
     Ok(response)
 }

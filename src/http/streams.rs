@@ -94,16 +94,8 @@ async fn open(
         .flat_map(|l| &l.restored)
         .filter_map(|(_, spec)| spec.topic.clone())
         .collect();
-    // Channels held by a shared bus are made ready on this node before the outlet reads.
-    let restored = link.iter().flat_map(|l| &l.restored).map(|(_, spec)| spec);
-    let names: Vec<&str> = streams
-        .iter()
-        .chain(restored)
-        .map(|s| &*s.channel)
-        .collect();
-    state.hub.prepare(&names).await.map_err(unavailable)?;
     let expires = principal.expires_at_ms;
-    let response = respond(&state, &streams, format, params.heartbeats, link, expires);
+    let response = respond(&state, &streams, format, params.heartbeats, link, expires).await?;
     for topic in &topics {
         state.pollers.ensure(topic);
     }
@@ -208,15 +200,24 @@ fn unknown_connection(source: &str) -> ErrorInfo {
     )
 }
 
-/// Opens an outlet on `streams` and answers with its stream, SSE or NDJSON by `format`.
-pub(super) fn respond(
+/// Opens an outlet on `streams` (and the streams `link` restores) and answers with its
+/// stream, SSE or NDJSON by `format`. Channels a shared bus holds are made ready on this
+/// node first: 503 when the bus cannot be reached.
+pub(super) async fn respond(
     state: &AppState,
     streams: &[StreamSpec],
     format: WireFormat,
     heartbeats: bool,
     link: Option<Link>,
     expires_at_ms: Option<u64>,
-) -> Response {
+) -> Result<Response, ApiError> {
+    let restored = link.iter().flat_map(|l| &l.restored).map(|(_, spec)| spec);
+    let names: Vec<&str> = streams
+        .iter()
+        .chain(restored)
+        .map(|s| &*s.channel)
+        .collect();
+    state.hub.prepare(&names).await.map_err(unavailable)?;
     let config = &state.config;
     let options = OutletOptions {
         format,
@@ -251,5 +252,5 @@ pub(super) fn respond(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // nginx and similar proxies buffer responses unless told not to.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    Ok(response)
 }
