@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::redis::Redis;
 use common::sse_upstream::SseUpstream;
-use common::upstream::Upstream;
+use common::upstream::{Behaviour, Upstream};
 use common::{
     Server, SseStream, client, envelope, eventually, expect_error, get_json, last_event_id,
     next_relayed,
@@ -263,8 +263,11 @@ impl Document {
     async fn until(&mut self, expected: &Value) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         while self.value.as_ref() != Some(expected) {
-            assert!(tokio::time::Instant::now() < deadline, "{:?}", self.value);
-            let event = self.stream.next_event().await.expect("an event");
+            let next = tokio::time::timeout_at(deadline, self.stream.next_event()).await;
+            let Ok(event) = next else {
+                panic!("never {expected}: {:?}", self.value);
+            };
+            let event = event.expect("an event");
             assert!(!event.id.is_empty(), "every event has an id");
             let data: Value = serde_json::from_str(&event.data).unwrap();
             match event.event.as_str() {
@@ -359,6 +362,95 @@ async fn when_the_polling_node_dies_another_goes_on_with_the_same_patch_chain() 
     let mut late = Document::open(&nodes[1], "/apis/q/quotes").await;
     late.until(&quotes(2)).await;
     assert_eq!(late.kinds, ["data"]);
+}
+
+/// Pauses (`STOP`) or resumes (`CONT`) a node's process, as a long stall would.
+fn signal(node: &Server, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(node.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_taking_its_lapsed_lease_back_goes_on_from_what_another_published() {
+    let redis = Redis::start();
+    let flagged = |version: u64, flag: u64| {
+        let mut document = quotes(version);
+        document["flag"] = json!(flag);
+        document
+    };
+    let upstream = Upstream::start(flagged(0, 0)).await;
+    let mut nodes: Vec<Server> = (0..2)
+        .map(|_| Server::start(&polled(&redis, &upstream)))
+        .collect();
+    let mut first = Document::open(&nodes[0], "/apis/q/quotes").await;
+    first.until(&flagged(0, 0)).await;
+    let mut second = Document::open(&nodes[1], "/apis/q/quotes").await;
+    second.until(&flagged(0, 0)).await;
+    // The polling node stalls; its lease lapses and the other node publishes a version.
+    signal(&nodes[0], "STOP");
+    upstream.set(flagged(1, 1));
+    second.until(&flagged(1, 1)).await;
+    // That node goes away, and its lease lapses too, before the first node wakes up and
+    // takes the lease back with the same claim it had: what it last diffed against is two
+    // versions old, and the flag is back to the value it knew.
+    drop(second);
+    drop(nodes.remove(1));
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    upstream.set(flagged(2, 0));
+    signal(&nodes[0], "CONT");
+    first.until(&flagged(2, 0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_slower_than_the_lease_keeps_it_on_one_node() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(quotes(0)).await;
+    let nodes: Vec<Server> = (0..2)
+        .map(|_| Server::start(&polled(&redis, &upstream)))
+        .collect();
+    let mut docs = Vec::new();
+    for node in &nodes {
+        let mut doc = Document::open(node, "/apis/q/quotes").await;
+        doc.until(&quotes(0)).await;
+        docs.push(doc);
+    }
+    // Each answer takes longer than a lease lasts unrenewed: the polling node renews it
+    // while it waits, and the other never polls alongside.
+    upstream.set(quotes(1));
+    upstream.behave(Behaviour::Slow(Duration::from_millis(4500)));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(upstream.slow_peak(), 1, "two nodes polled at once");
+    for doc in &mut docs {
+        doc.until(&quotes(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_backing_off_longer_than_the_lease_keeps_it_on_one_node() {
+    let redis = Redis::start();
+    let upstream = SseUpstream::start().await;
+    // Every connection sends one event asking for 5 s before the next connection, and ends.
+    upstream.script_every_time("/quotes", b"retry: 5000\ndata: x\n\n");
+    let nodes: Vec<Server> = (0..2)
+        .map(|_| Server::start(&relayed(&redis, &upstream)))
+        .collect();
+    let mut streams = Vec::new();
+    for node in &nodes {
+        streams.push(SseStream::open(&node.url("/market/quotes")).await);
+    }
+    // One node connects every 5 s: three connections in 12 s. Were the lease not renewed
+    // while it waits, the other node would take it within 3.5 s and connect at once, and so
+    // on back and forth.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let connects = upstream.requests().len();
+    assert!(
+        (2..=3).contains(&connects),
+        "{connects} connections in 12 s"
+    );
 }
 
 fn relayed(redis: &Redis, upstream: &SseUpstream) -> String {

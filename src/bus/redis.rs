@@ -39,6 +39,18 @@ const EPOCH_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
 /// every channel back from Redis (`Notice::Reconnected`).
 const NOTICES: usize = 4096;
 
+/// What asking for a lease got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Another token holds it.
+    Refused,
+    /// The token held it and still does.
+    Kept,
+    /// The token holds it from now on; another may have held it since the token last did,
+    /// and appended meanwhile.
+    Taken,
+}
+
 /// What every append script begins with. KEYS: meta, stream, ids, document, lease. ARGV:
 /// proposed epoch, size, ttl ms, epoch keep ms, fencing token, announce channel, then the
 /// script's own. A fencing token ('' for none) refuses the script unless it still holds
@@ -156,7 +168,8 @@ return answer
 "#;
 
 const LEASE: &str = r#"
--- KEYS: the lease. ARGV: token, ttl ms. 1 when the token holds the lease (now, or still).
+-- KEYS: the lease. ARGV: token, ttl ms. 1 when the token still holds the lease, 2 when it
+-- takes it (anew: another token may have held it meanwhile), 0 when another token does.
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -164,7 +177,7 @@ if holder == ARGV[1] then
 end
 if holder then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+return 2
 "#;
 
 const RELEASE: &str = r#"
@@ -453,14 +466,20 @@ impl RedisBus {
         span(answer).ok_or_else(|| format!("redis at {} answered a read oddly", self.shown))
     }
 
-    /// Takes, or keeps, the lease named `key` for `token` for `ttl`: true while the token
-    /// holds it. Nodes with the same source contend for its lease; one feeds the channel.
-    pub async fn lease(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, String> {
+    /// Takes, or keeps, the lease named `key` for `token` for `ttl`. Nodes with the same
+    /// source contend for its lease; one feeds the channel.
+    pub async fn lease(&self, key: &str, token: &str, ttl: Duration) -> Result<Claim, String> {
         let keys = self.keys(key).await?;
         let mut call = self.lease.prepare_invoke();
         call.key(&keys.lease).arg(token).arg(ttl.as_millis() as u64);
         let mut commands = self.commands.clone();
-        Ok(self.timed(call.invoke_async::<i64>(&mut commands)).await? == 1)
+        Ok(
+            match self.timed(call.invoke_async::<i64>(&mut commands)).await? {
+                1 => Claim::Kept,
+                2 => Claim::Taken,
+                _ => Claim::Refused,
+            },
+        )
     }
 
     /// Gives the lease `key` back, if `token` still holds it (in the background).

@@ -16,14 +16,14 @@
 //! after the newest event its mirror holds.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::channel::{Channel, ChannelKind, Placed};
 use super::event::{Relayed, StateData, StateKind};
 use super::{Appended, Hub, NewMessage, StateUpdate, cursor, stored};
-use crate::bus::redis::{Appending, Notice, Range, RedisBus, Span, Trim};
+use crate::bus::redis::{Appending, Claim, Notice, Range, RedisBus, Span, Trim};
 use crate::clock::now_ms;
 use crate::wire::json;
 
@@ -39,6 +39,39 @@ pub struct Lease {
     /// Unique to this claim: the fencing token the bus checks on every append.
     token: Arc<str>,
     held: bool,
+    /// Taken anew since the source last looked (`Lease::taken`): another node may have fed
+    /// the channels meanwhile.
+    taken: bool,
+    /// When the bus last confirmed the lease.
+    renewed: Instant,
+}
+
+impl Lease {
+    /// Whether this node may feed the source's channels, as of the last `Hub::hold`.
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Whether the lease was taken anew since the source last `settled`: it must then go
+    /// on from what the bus holds, not from what it kept itself.
+    pub fn fresh(&self) -> bool {
+        self.taken
+    }
+
+    /// The source goes on from what the bus holds.
+    pub fn settled(&mut self) {
+        self.taken = false;
+    }
+
+    /// How long ago the bus last confirmed the lease.
+    pub fn renewed_ago(&self) -> Duration {
+        self.renewed.elapsed()
+    }
+
+    /// Whether the lease is held and due for renewal.
+    pub fn due(&self, every: Duration) -> bool {
+        self.held && self.renewed_ago() >= every
+    }
 }
 
 impl Hub {
@@ -81,6 +114,8 @@ impl Hub {
             key: key.to_owned(),
             token: Arc::from(format!("{}-{:016x}", self.epoch, rand::random::<u64>())),
             held: false,
+            taken: false,
+            renewed: Instant::now(),
         }
     }
 
@@ -92,17 +127,40 @@ impl Hub {
             return true;
         };
         let held = match bus.lease(&lease.key, &lease.token, ttl).await {
-            Ok(held) => held,
+            Ok(Claim::Refused) => false,
+            Ok(Claim::Kept) => true,
+            Ok(Claim::Taken) => {
+                lease.taken = true;
+                true
+            }
             Err(e) => {
                 tracing::debug!("a lease was not renewed: {e}");
                 false
             }
         };
+        if held {
+            lease.renewed = Instant::now();
+        }
         if held != lease.held {
             tracing::debug!(held, "lease of {:?} changed hands", lease.key);
         }
         lease.held = held;
         held
+    }
+
+    /// Brings this node's mirrors of `names` up to what the bus holds (a no-op without a
+    /// shared bus): a source that just took its lease goes on from the last event any node
+    /// appended, which an announcement still on its way would not have told it.
+    pub async fn settle(&self, names: &[String]) -> Result<(), String> {
+        let Some(bus) = &self.shared else {
+            return Ok(());
+        };
+        for name in names {
+            if let Some(channel) = self.get(name) {
+                self.catch_up(bus, &channel).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Gives `lease` back (its source stopped), so another node may take it at once.

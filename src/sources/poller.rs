@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
-use super::supervisor::{Feed, LEASE_RENEW, LEASE_RETRY, LEASE_TTL, Run, Supervisor, Tell};
+use super::supervisor::{Claim, Feed, LEASE_RETRY, Run, Supervisor, Tell};
 use super::topic::Topic;
 use crate::config::PollConfig;
 use crate::hub::{Hub, Lease, StateData, StateKind, StateUpdate};
@@ -119,22 +119,29 @@ impl Pollers {
         // One node polls a topic at a time when nodes share a bus; a node without the
         // lease stands by (its subscribers get the holder's events through the bus) and
         // takes over once the holder stops renewing.
-        let mut lease = self.hub.lease(&topic.key);
         loop {
-            if !self.hub.hold(&mut lease, LEASE_TTL).await {
-                // What this node diffed against grows stale meanwhile.
-                state = PollState::default();
-                let retry = Instant::now() + LEASE_RETRY;
-                if !run
-                    .sleep_until(retry, |channel| state.forget(channel))
-                    .await
-                {
-                    break;
+            match run.hold().await {
+                Claim::Refused => {
+                    // What this node diffed against grows stale meanwhile.
+                    state = PollState::default();
+                    let retry = Instant::now() + LEASE_RETRY;
+                    if !run
+                        .sleep_until(retry, |channel| state.forget(channel))
+                        .await
+                    {
+                        break;
+                    }
+                    continue;
                 }
-                continue;
+                // Another node may have published since this one last did: diff against
+                // the documents clients hold, not the ones this node kept.
+                Claim::Taken => state = PollState::default(),
+                Claim::Kept => {}
             }
             let feeds = run.feeds();
-            let outcome = self.poll(&topic, &mut state).await;
+            let Some(outcome) = run.holding(self.poll(&topic, &mut state)).await else {
+                continue;
+            };
             let status = match &outcome {
                 Ok(Some(_)) => 200,
                 Ok(None) => 304,
@@ -155,8 +162,14 @@ impl Pollers {
                     if let Some(whole) = state.whole.take() {
                         for feed in &feeds {
                             if changed || !state.documents.contains_key(&feed.channel) {
-                                self.publish_part(feed, &mut state, &whole, &run.session, &lease)
-                                    .await;
+                                self.publish_part(
+                                    feed,
+                                    &mut state,
+                                    &whole,
+                                    &run.session,
+                                    run.lease(),
+                                )
+                                .await;
                             }
                         }
                         state.whole = Some(whole);
@@ -172,7 +185,7 @@ impl Pollers {
                     // failure included.
                     for feed in &feeds {
                         if run.tell(&failure, &feed.channel) {
-                            self.publish_error(feed, &failure, &run.session, &lease)
+                            self.publish_error(feed, &failure, &run.session, run.lease())
                                 .await;
                         }
                     }
@@ -184,20 +197,10 @@ impl Pollers {
             // A part nobody watches is dropped: its channel forgets its document, which
             // would only grow stale, and the part starts afresh (with a `data` event) if it
             // is asked for again. The lease is renewed meanwhile.
-            let mut renewed = true;
-            while renewed && Instant::now() < slot {
-                let until = slot.min(Instant::now() + LEASE_RENEW);
-                if !run
-                    .sleep_until(until, |channel| state.forget(channel))
-                    .await
-                {
-                    self.hub.release(&lease);
-                    return;
-                }
-                renewed = until == slot || self.hub.hold(&mut lease, LEASE_TTL).await;
+            if !run.sleep_until(slot, |channel| state.forget(channel)).await {
+                break;
             }
         }
-        self.hub.release(&lease);
     }
 
     /// One request; the new document, or `None` when the target says it is unchanged.

@@ -20,9 +20,7 @@ use reqwest::{Response, Url};
 use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
-use super::supervisor::{
-    Feed, LEASE_RENEW, LEASE_RETRY, LEASE_TTL, Run, Supervisor, Tell, WATCH_SLICE,
-};
+use super::supervisor::{Claim, Feed, LEASE_RETRY, Run, Supervisor, Tell, Tended, WATCH_SLICE};
 use crate::config::RelayConfig;
 use crate::hub::{Hub, Lease, Relayed};
 use crate::wire::sse_parser::{SseFrame, SseParser};
@@ -209,21 +207,24 @@ impl Relays {
         // lease stands by (its subscribers get the holder's events through the bus) and
         // takes over once the holder stops renewing, resuming the upstream after the
         // newest event the cluster kept.
-        let mut lease = self.hub.lease(&topic.channel);
         loop {
-            if !self.hub.hold(&mut lease, LEASE_TTL).await {
-                if !run.sleep_until(Instant::now() + LEASE_RETRY, |_| {}).await {
-                    break;
+            match run.hold().await {
+                Claim::Refused => {
+                    if !run.sleep_until(Instant::now() + LEASE_RETRY, |_| {}).await {
+                        break;
+                    }
+                    continue;
                 }
-                if let Some(id) = self.last_kept_id(&topic) {
-                    reconnect.last_id = Some(id);
-                    reconnect.replaying = true;
+                // The mirror holds what every node relayed: resume after its newest event.
+                Claim::Taken => {
+                    if let Some(id) = self.last_kept_id(&topic) {
+                        reconnect.last_id = Some(id);
+                        reconnect.replaying = true;
+                    }
                 }
-                continue;
+                Claim::Kept => {}
             }
-            let ended = self
-                .connect(&topic, &mut reconnect, &mut run, &mut lease)
-                .await;
+            let ended = self.connect(&topic, &mut reconnect, &mut run).await;
             run.shared().connected.store(false, Ordering::Relaxed);
             let (failure, relayed) = match ended {
                 Ended::Unwatched => break,
@@ -241,7 +242,7 @@ impl Relays {
             let failures = run.failed();
             let delay = backoff(reconnect.retry_ms, failures - 1, topic.max_backoff_ms);
             if run.tell(&failure, &topic.channel) {
-                self.publish_error(&topic, &failure, &run.session, delay, &lease)
+                self.publish_error(&topic, &failure, &run.session, delay, run.lease())
                     .await;
             }
             if !run.sleep_until(Instant::now() + delay, |_| {}).await {
@@ -249,7 +250,6 @@ impl Relays {
             }
             reconnect.replaying = reconnect.last_id.is_some();
         }
-        self.hub.release(&lease);
     }
 
     /// One upstream connection, relayed until it ends or nobody watches.
@@ -258,7 +258,6 @@ impl Relays {
         topic: &RelayTopic,
         reconnect: &mut Reconnect,
         run: &mut Run<RelayStats, ()>,
-        lease: &mut Lease,
     ) -> Ended {
         let mut request = self
             .client
@@ -285,11 +284,11 @@ impl Relays {
                     Ok(response) => break response,
                     Err(e) => return lost(classify(e), false),
                 },
-                _ = watch.tick() => {
-                    if !run.watch(|_| {}) {
-                        return Ended::Unwatched;
-                    }
-                }
+                _ = watch.tick() => match run.tend(|_| {}).await {
+                    Tended::GoOn => {}
+                    Tended::Unwatched => return Ended::Unwatched,
+                    Tended::LeaseLost => return Ended::LeaseLost,
+                },
             }
         };
         if let Err(failure) = check(&response) {
@@ -302,7 +301,6 @@ impl Relays {
         let mut frames = Vec::new();
         let mut previous_id = String::new();
         let mut heard = Instant::now();
-        let mut renewed = Instant::now();
         // Bytes read since the last event: an upstream line or event that never ends must
         // not grow the parser's buffers without bound.
         let mut pending = 0usize;
@@ -310,14 +308,10 @@ impl Relays {
             let chunk = tokio::select! {
                 chunk = response.chunk() => chunk,
                 _ = watch.tick() => {
-                    if !run.watch(|_| {}) {
-                        return Ended::Unwatched;
-                    }
-                    if renewed.elapsed() >= LEASE_RENEW {
-                        if !self.hub.hold(lease, LEASE_TTL).await {
-                            return Ended::LeaseLost;
-                        }
-                        renewed = Instant::now();
+                    match run.tend(|_| {}).await {
+                        Tended::GoOn => {}
+                        Tended::Unwatched => return Ended::Unwatched,
+                        Tended::LeaseLost => return Ended::LeaseLost,
                     }
                     if topic.idle_timeout.is_some_and(|t| heard.elapsed() >= t) {
                         return lost(Failure {
@@ -397,7 +391,11 @@ impl Relays {
                 continue;
             }
             let ids: Vec<String> = batch.iter().filter_map(|r| r.upstream_id.clone()).collect();
-            if let Err(e) = self.hub.append_relayed(&topic.channel, batch, lease).await {
+            if let Err(e) = self
+                .hub
+                .append_relayed(&topic.channel, batch, run.lease())
+                .await
+            {
                 // Nobody saw them: the upstream is asked for them again.
                 reconnect.forget(&ids);
                 reconnect.last_id = self.last_kept_id(topic);

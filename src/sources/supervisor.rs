@@ -12,7 +12,9 @@
 //!
 //! `Supervisor::ensure` is the only place a run starts and `Run::watch` the only place it
 //! decides to go on. Whether this node feeds the run's channels, when nodes share a bus, is
-//! the run's cluster lease (`Hub::hold`): a run without it stands by.
+//! the run's cluster lease (`Run::hold`): a run without it stands by. The run renews it
+//! whatever the source waits for (a request, an upstream connecting, a backoff), so a slow
+//! or failing upstream never makes it change hands, and gives it back when it stops.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use super::failure::Failure;
-use crate::hub::Hub;
+use crate::hub::{Hub, Lease};
 
 /// How often a run looks whether anyone still watches its channels.
 pub const WATCH_SLICE: Duration = Duration::from_millis(100);
@@ -98,6 +100,29 @@ pub struct Run<S, P> {
     retell: Tell,
     /// The failures told since the source last worked, each with the channels told it.
     told: Vec<(Failure, HashSet<String>)>,
+    lease: Lease,
+}
+
+/// Whether a run may feed its channels now (`Run::hold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Another node does: stand by.
+    Refused,
+    /// This node did and still does.
+    Kept,
+    /// This node does from now on, and its mirrors of the channels hold what the bus holds:
+    /// go on from them, not from what the run kept, which another node may have moved past.
+    Taken,
+}
+
+/// What a look at the run found (`Run::tend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tended {
+    GoOn,
+    /// Nobody watches the run's channels any more: it has stopped.
+    Unwatched,
+    /// The lease was lost, or taken anew: stop feeding, and `hold` again.
+    LeaseLost,
 }
 
 impl<P> Feed<P> {
@@ -160,6 +185,7 @@ impl<S, P> Supervisor<S, P> {
             failures: 0,
             retell: self.retell,
             told: Vec::new(),
+            lease: self.hub.lease(key),
         })
     }
 
@@ -182,6 +208,13 @@ impl<S, P> Supervisor<S, P> {
                 f(&running.shared, watchers)
             })
             .collect()
+    }
+}
+
+impl<S, P> Drop for Run<S, P> {
+    /// Another node may take the lease at once.
+    fn drop(&mut self) {
+        self.hub.release(&self.lease);
     }
 }
 
@@ -242,11 +275,77 @@ impl<S, P: Clone> Run<S, P> {
         false
     }
 
-    /// Sleeps until `deadline`, watching every `WATCH_SLICE` (see `watch`); false once the
-    /// run must stop.
+    /// The run's lease, which every append of its events carries.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Takes or renews the run's lease. When taken anew, the run's channels are first
+    /// brought up to what the bus holds; were that impossible the lease is given back.
+    pub async fn hold(&mut self) -> Claim {
+        if !self.hub.hold(&mut self.lease, LEASE_TTL).await {
+            return Claim::Refused;
+        }
+        if !self.lease.fresh() {
+            return Claim::Kept;
+        }
+        let names: Vec<String> = self.feeds().into_iter().map(|f| f.channel).collect();
+        match self.hub.settle(&names).await {
+            Ok(()) => {
+                self.lease.settled();
+                Claim::Taken
+            }
+            Err(e) => {
+                tracing::debug!("{} gave its lease back: {e}", self.name);
+                self.hub.release(&self.lease);
+                Claim::Refused
+            }
+        }
+    }
+
+    /// One look at the run (see `watch`), renewing the lease when it is held and due.
+    pub async fn tend(&mut self, forget: impl FnMut(&str)) -> Tended {
+        if !self.watch(forget) {
+            return Tended::Unwatched;
+        }
+        if self.lease.due(LEASE_RENEW) {
+            let held = self.hub.hold(&mut self.lease, LEASE_TTL).await;
+            // Taken anew means it lapsed: another node may have fed the channels.
+            if !held || self.lease.fresh() {
+                return Tended::LeaseLost;
+            }
+        }
+        Tended::GoOn
+    }
+
+    /// Awaits `work` while renewing the lease; `None` (and `work` dropped) once the lease
+    /// is lost, as another node may be feeding the channels by then.
+    pub async fn holding<F: Future>(&mut self, work: F) -> Option<F::Output> {
+        // Without a lease to renew (no shared bus) the work is simply awaited.
+        if !self.lease.held() {
+            return Some(work.await);
+        }
+        let mut work = std::pin::pin!(work);
+        loop {
+            let renew = LEASE_RENEW.saturating_sub(self.lease.renewed_ago());
+            tokio::select! {
+                done = &mut work => return Some(done),
+                () = tokio::time::sleep(renew) => {
+                    let held = self.hub.hold(&mut self.lease, LEASE_TTL).await;
+                    if !held || self.lease.fresh() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps until `deadline`, watching every `WATCH_SLICE` and renewing the lease (see
+    /// `tend`); false once the run must stop. A lease lost meanwhile is for the next `hold`
+    /// to find.
     pub async fn sleep_until(&mut self, deadline: Instant, mut forget: impl FnMut(&str)) -> bool {
         loop {
-            if !self.watch(&mut forget) {
+            if self.tend(&mut forget).await == Tended::Unwatched {
                 return false;
             }
             let now = Instant::now();

@@ -32,6 +32,9 @@ struct Inner {
     behaviour: Behaviour,
     requests: u64,
     not_modified: u64,
+    /// Slow answers being made now, and the most there ever were at once.
+    slow_now: u64,
+    slow_peak: u64,
     /// The last request's headers and query, by path.
     last: HashMap<String, (HeaderMap, Option<String>)>,
 }
@@ -54,6 +57,8 @@ impl Upstream {
             behaviour: Behaviour::Serve,
             requests: 0,
             not_modified: 0,
+            slow_now: 0,
+            slow_peak: 0,
             last: HashMap::new(),
         }));
         let app = Router::new()
@@ -85,6 +90,11 @@ impl Upstream {
 
     pub fn requests(&self) -> u64 {
         self.inner.lock().unwrap().requests
+    }
+
+    /// The most `Slow` answers that were in the making at once.
+    pub fn slow_peak(&self) -> u64 {
+        self.inner.lock().unwrap().slow_peak
     }
 
     pub fn not_modified(&self) -> u64 {
@@ -136,7 +146,13 @@ async fn answer(
         Behaviour::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
         Behaviour::NotJson => "<html>not json</html>".into_response(),
         Behaviour::Slow(wait) => {
+            {
+                let mut inner = inner.lock().unwrap();
+                inner.slow_now += 1;
+                inner.slow_peak = inner.slow_peak.max(inner.slow_now);
+            }
             tokio::time::sleep(wait).await;
+            inner.lock().unwrap().slow_now -= 1;
             document.into_response()
         }
         Behaviour::Redirect(to) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
