@@ -593,6 +593,47 @@ async fn server_kept_cursors_resume_on_another_node_after_a_kill() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_resumed_elsewhere_moves_there_and_back_exactly() {
+    /// The next event's id and data.
+    async fn data(stream: &mut SseStream) -> (String, String) {
+        let event = stream.events(1).await.remove(0);
+        let data = envelope(&event)["data"].as_str().unwrap().to_owned();
+        (event.id, data)
+    }
+    let redis = Redis::start();
+    let nodes = nodes(&redis);
+    let (mut first, id) = common::dynamic(&nodes[0], "&channels=a").await;
+    common::publish(&nodes[2], "a", json!({"data": "a1"})).await;
+    let (token, _) = data(&mut first).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Resumed on the second node while the first one's stream is still open: that stream
+    // ends once its node learns the connection moved (at its next delivery).
+    let mut second = common::resume_dynamic(&nodes[1], &token, &id).await;
+    common::publish(&nodes[2], "a", json!({"data": "a2"})).await;
+    assert_eq!(data(&mut second).await.1, "a2");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while first.next_event().await.is_some() {}
+    });
+    assert!(ended.await.is_ok(), "the first node's stream ended");
+    // A stream added there, and a message on it.
+    let added = common::add(&nodes[1], &id, json!({"channel": "b"})).await;
+    assert_eq!(added.status(), 201);
+    common::publish(&nodes[2], "b", json!({"data": "b1"})).await;
+    let (token, payload) = data(&mut second).await;
+    assert_eq!(payload, "b1");
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Back on the first node, which knew the connection before it moved: it resumes from
+    // what the second node kept, both streams exactly after the token.
+    let mut back = common::resume_dynamic(&nodes[0], &token, &id).await;
+    common::publish(&nodes[2], "a", json!({"data": "a3"})).await;
+    common::publish(&nodes[2], "b", json!({"data": "b2"})).await;
+    let mut seen = vec![data(&mut back).await.1, data(&mut back).await.1];
+    seen.sort();
+    assert_eq!(seen, ["a3", "b2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_change_on_one_node_applies_on_every_node() {
     let redis = Redis::start();
     let upstream = Upstream::start(json!({"price": 1})).await;

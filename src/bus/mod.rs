@@ -15,6 +15,8 @@ pub mod store;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where the hub keeps what it appends.
 ///
@@ -45,17 +47,27 @@ pub trait Journals: Send + Sync + std::fmt::Debug {
     /// Drops a connection's journal: it closed longer ago than it may be resumed (unless
     /// another node has taken the connection over since).
     fn forget_journal(&self, connection: &str);
-    /// A connection's journal as kept, for a node that does not hold the connection: one
-    /// that closed on another node. A store read at start-up has none to add.
-    fn load_journal(&self, connection: &str) -> Loaded<'_>;
+    /// A connection's journal as kept, for a node resuming it, if `credential` (its digest)
+    /// may: from now on that node holds the connection, and the keeper refuses the writes
+    /// of any other (they learn it from `Keeping::moved`). A store read at start-up has
+    /// none to add.
+    fn take_journal(&self, connection: &str, credential: &[u8]) -> Loaded<'_>;
     /// Resolves once everything asked of the keeper before is kept (at shutdown; a store
     /// keeps all it was asked, history included).
     fn flush(&self) -> Kept<'_>;
 }
 
-/// A journal being read: `Err` (a message for the client) when the bus cannot be reached.
-pub type Loaded<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<KeptJournal>, String>> + Send + 'a>>;
+/// A journal being taken: `Err` (a message for the client) when the bus cannot be reached.
+pub type Loaded<'a> = Pin<Box<dyn Future<Output = Result<Option<Handed>, String>> + Send + 'a>>;
+
+/// A journal as a node resuming its connection took it.
+#[derive(Debug)]
+pub struct Handed {
+    pub journal: KeptJournal,
+    /// This node held the connection last: its own journal is as new as the kept one, or
+    /// newer (writes are made every few hundred ms).
+    pub ours: bool,
+}
 
 /// What start-up says of a part of `bus` (`what`: "an event of ...") it cannot read.
 pub fn unreadable(bus: &dyn Bus, what: &str, error: impl std::fmt::Display) -> String {
@@ -128,9 +140,64 @@ pub struct JournalWrite {
     pub entries: Option<(u64, Vec<u8>)>,
     /// The state before entry `.0`: entries below it leave the bus.
     pub base: Option<(u64, Vec<u8>)>,
-    /// Set by the bus when this write could not be kept: the journal's next write must be
-    /// whole (`reset`), or the kept journal would have a hole.
-    pub lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The write under way, until the keeper drops it; what the keeper says of it.
+    pub writing: Writing,
+}
+
+/// What a journal's keeper tells it of its writes (shared by the journal and its writes).
+#[derive(Debug, Default)]
+pub struct Keeping {
+    /// A write is under way: the next one waits for it, so writes of one journal land in
+    /// order whatever the keeper (a retried script may pass a later write).
+    busy: AtomicBool,
+    /// A write was not kept: the next one must be whole (`reset`), or the kept journal
+    /// would have a hole.
+    lost: AtomicBool,
+    /// Another node took the connection over: this one stops keeping it.
+    moved: AtomicBool,
+}
+
+impl Keeping {
+    /// A new write of the journal; `None` while the last one is under way.
+    pub fn start(self: &Arc<Self>) -> Option<Writing> {
+        let idle = self
+            .busy
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        idle.then(|| Writing(Arc::clone(self)))
+    }
+
+    /// Whether a write was lost since this was last asked.
+    pub fn take_lost(&self) -> bool {
+        self.lost.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether another node took the connection over.
+    pub fn moved(&self) -> bool {
+        self.moved.load(Ordering::Acquire)
+    }
+}
+
+/// One write of a journal, under way until dropped.
+#[derive(Debug, Default)]
+pub struct Writing(Arc<Keeping>);
+
+impl Writing {
+    /// The write could not be kept.
+    pub fn lost(&self) {
+        self.0.lost.store(true, Ordering::Release);
+    }
+
+    /// The keeper refused the write: another node holds the connection now.
+    pub fn moved(&self) {
+        self.0.moved.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
 }
 
 /// A connection's journal as kept.

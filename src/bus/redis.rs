@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Client, Script, Value};
 
-use crate::bus::{JournalWrite, Kept, KeptJournal, Loaded};
+use crate::bus::{Handed, JournalWrite, Kept, KeptJournal, Loaded};
 use tokio::sync::mpsc;
 
 /// How long a command may take before the bus reports Redis as unreachable.
@@ -188,6 +188,9 @@ return 0
 const KEEP_JOURNAL: &str = r#"
 -- KEYS: the journal. ARGV: owner, reset (1), credential, expiry ms, base number ('' none),
 -- base, last entry number ('' none), entries, then index and spec of each new stream.
+-- Answers 1, writing nothing, when another node holds the connection now.
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 1 end
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'credential', ARGV[3])
 for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[1], 'spec:' .. ARGV[i], ARGV[i + 1]) end
@@ -202,6 +205,19 @@ if ARGV[5] ~= '' then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 0
+"#;
+
+const TAKE_JOURNAL: &str = r#"
+-- KEYS: the journal. ARGV: this node, the credential's digest. When the credential may
+-- resume the connection: '1' if this node held it last (else '0'), then the journal's
+-- fields and values; this node holds it from now on.
+if redis.call('HGET', KEYS[1], 'credential') ~= ARGV[2] then return {} end
+local ours = '0'
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then ours = '1' end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+local answer = redis.call('HGETALL', KEYS[1])
+table.insert(answer, 1, ours)
+return answer
 "#;
 
 const FORGET_JOURNAL: &str = r#"
@@ -239,6 +255,7 @@ pub struct RedisBus {
     lease: Script,
     release: Script,
     keep_journal: Script,
+    take_journal: Script,
     forget_journal: Script,
     change_catalog: Script,
     /// Bumped when another node changed the admin catalog, or the announcement connection
@@ -367,6 +384,7 @@ impl RedisBus {
             lease: Script::new(LEASE),
             release: Script::new(RELEASE),
             keep_journal: Script::new(KEEP_JOURNAL),
+            take_journal: Script::new(TAKE_JOURNAL),
             forget_journal: Script::new(FORGET_JOURNAL),
             change_catalog: Script::new(CHANGE_CATALOG),
             catalog_changes: tokio::sync::watch::Sender::new(0),
@@ -633,9 +651,9 @@ impl RedisBus {
 impl crate::bus::Journals for std::sync::Arc<RedisBus> {
     fn keep_journal(&self, write: JournalWrite) {
         let bus = std::sync::Arc::clone(self);
-        let writing = Writing::start(&bus.journal_writes);
+        let pending = Pending::start(&bus.journal_writes);
         tokio::spawn(async move {
-            let _writing = writing;
+            let _pending = pending;
             let mut call = bus.keep_journal.prepare_invoke();
             call.key(journal_key(&write.connection))
                 .arg(&bus.owner)
@@ -654,10 +672,14 @@ impl crate::bus::Journals for std::sync::Arc<RedisBus> {
                 call.arg(index).arg(&spec[..]);
             }
             let mut commands = bus.commands.clone();
-            if let Err(e) = bus.timed(call.invoke_async::<i64>(&mut commands)).await {
-                tracing::debug!("a journal was not kept: {e}");
-                // The journal's next write is whole (see `JournalWrite::lost`).
-                write.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            match bus.timed(call.invoke_async::<i64>(&mut commands)).await {
+                Ok(1) => write.writing.moved(),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("a journal was not kept: {e}");
+                    // The journal's next write is whole (see `Keeping`).
+                    write.writing.lost();
+                }
             }
         });
     }
@@ -691,31 +713,42 @@ impl crate::bus::Journals for std::sync::Arc<RedisBus> {
         })
     }
 
-    fn load_journal(&self, connection: &str) -> Loaded<'_> {
-        let key = journal_key(connection);
+    fn take_journal(&self, connection: &str, credential: &[u8]) -> Loaded<'_> {
+        let mut call = self.take_journal.prepare_invoke();
+        call.key(journal_key(connection))
+            .arg(&self.owner)
+            .arg(credential);
         let connection = connection.to_owned();
         Box::pin(async move {
             let mut commands = self.commands.clone();
-            let mut get = redis::cmd("HGETALL");
-            get.arg(key);
-            let fields: Vec<(Vec<u8>, Vec<u8>)> =
-                self.timed(get.query_async(&mut commands)).await?;
-            Ok(kept_journal(connection, fields))
+            let answer: Vec<Vec<u8>> = self.timed(call.invoke_async(&mut commands)).await?;
+            let mut answer = answer.into_iter();
+            let Some(ours) = answer.next() else {
+                return Ok(None);
+            };
+            let mut fields = Vec::new();
+            while let (Some(field), Some(value)) = (answer.next(), answer.next()) {
+                fields.push((field, value));
+            }
+            Ok(kept_journal(connection, fields).map(|journal| Handed {
+                journal,
+                ours: ours == b"1",
+            }))
         })
     }
 }
 
 /// A journal write under way, counted until it ends (see `flush`).
-struct Writing(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+struct Pending(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
-impl Writing {
-    fn start(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Writing {
+impl Pending {
+    fn start(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Pending {
         count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        Writing(std::sync::Arc::clone(count))
+        Pending(std::sync::Arc::clone(count))
     }
 }
 
-impl Drop for Writing {
+impl Drop for Pending {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }

@@ -158,7 +158,7 @@ impl Journals for Store {
     }
 
     /// Every journal was read at start-up: one not in memory is gone.
-    fn load_journal(&self, _connection: &str) -> Loaded<'_> {
+    fn take_journal(&self, _connection: &str, _credential: &[u8]) -> Loaded<'_> {
         Box::pin(std::future::ready(Ok(None)))
     }
 
@@ -441,7 +441,7 @@ impl Owed {
                 }
             }
             Request::ForgetJournal(connection) => self.journals.push(connection),
-            Request::Journal(write) => write.lost.store(true, std::sync::atomic::Ordering::Relaxed),
+            Request::Journal(write) => write.writing.lost(),
             Request::Commit(..) | Request::State(..) | Request::Flush(_) => {}
         }
     }

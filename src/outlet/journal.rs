@@ -13,10 +13,9 @@ mod kept;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::StreamSpec;
-use crate::bus::{JournalWrite, KeptJournal};
+use crate::bus::{JournalWrite, Keeping, KeptJournal};
 
 /// One thing that happened on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +67,8 @@ struct Unkept {
     /// The first entry the bus keeps: its base is the state before it. The bus keeps up to
     /// twice the capacity of entries, and gets a new base once per capacity of them.
     kept_from: u64,
-    /// Set by the bus when a write was not kept: the next one is whole.
-    lost: Arc<AtomicBool>,
+    /// What the bus says of the journal's writes.
+    keeping: Arc<Keeping>,
 }
 
 impl Journal {
@@ -145,7 +144,9 @@ impl Journal {
     /// caller names the connection and its credential.
     pub fn unkept(&mut self) -> Option<JournalWrite> {
         let unkept = self.unkept.as_mut()?;
-        if unkept.lost.swap(false, Ordering::Relaxed) {
+        // The next write waits for the last one: they land in order.
+        let writing = unkept.keeping.start()?;
+        if unkept.keeping.take_lost() {
             // A write was lost: everything the journal knows, over what the bus kept.
             let first = self.base_entry;
             unkept.reset = true;
@@ -156,7 +157,7 @@ impl Journal {
             return None;
         }
         let mut write = JournalWrite {
-            lost: Arc::clone(&unkept.lost),
+            writing,
             reset: std::mem::take(&mut unkept.reset),
             specs: std::mem::take(&mut unkept.specs)
                 .into_iter()
@@ -170,6 +171,11 @@ impl Journal {
             write.base = Some((self.base_entry, kept::base(&self.base)));
         }
         Some(write)
+    }
+
+    /// Whether another node took the connection over (its bus refused a write).
+    pub fn moved(&self) -> bool {
+        self.unkept.as_ref().is_some_and(|u| u.keeping.moved())
     }
 
     /// Records a new stream; returns its index.
@@ -266,7 +272,7 @@ impl Journal {
                 specs: (0..self.specs.len() as u32).collect(),
                 entries: Vec::new(),
                 kept_from: self.base_entry,
-                lost: Arc::clone(&unkept.lost),
+                keeping: Arc::clone(&unkept.keeping),
             };
         }
         let streams = state
@@ -378,6 +384,13 @@ mod tests {
         assert_eq!(j.delivered(streams[1].0, 7), newest + 11);
     }
 
+    /// The journal's next write, as the bus would take it: done at once.
+    fn written(journal: &mut Journal) -> Option<JournalWrite> {
+        let mut write = journal.unkept()?;
+        drop(std::mem::take(&mut write.writing));
+        Some(write)
+    }
+
     /// What the bus would hold after every write of `writes`, in order.
     fn held(writes: Vec<JournalWrite>) -> KeptJournal {
         let mut kept = KeptJournal::default();
@@ -405,12 +418,12 @@ mod tests {
         for seq in 11..=30 {
             entries.push(j.delivered(a, seq));
             if seq % 3 == 0 {
-                writes.extend(j.unkept());
+                writes.extend(written(&mut j));
             }
         }
         j.remove(b);
         entries.push(j.delivered(a, 31));
-        writes.extend(j.unkept());
+        writes.extend(written(&mut j));
         assert!(j.unkept().is_none(), "nothing left to write");
         let kept = held(writes);
         assert!(
@@ -434,10 +447,16 @@ mod tests {
         // still reads back at every entry.
         let mut lossy = Journal::kept(4);
         let s = lossy.add(spec("a"), Some(1));
-        let kept_first = lossy.unkept().unwrap();
+        let mut kept_first = lossy.unkept().unwrap();
         let e1 = lossy.delivered(s, 2);
+        assert!(
+            lossy.unkept().is_none(),
+            "the next write waits for the last"
+        );
+        drop(std::mem::take(&mut kept_first.writing));
         let lost = lossy.unkept().unwrap();
-        lost.lost.store(true, Ordering::Relaxed);
+        lost.writing.lost();
+        drop(lost);
         let e2 = lossy.delivered(s, 3);
         let whole = lossy.unkept().unwrap();
         assert!(whole.reset);

@@ -95,37 +95,48 @@ impl Connections {
     }
 
     /// The journal of connection `id` for `credential`, to resume it: the node's own, or
-    /// the one another node kept (which this node then holds). `Err` when the journals'
-    /// keeper cannot be reached.
+    /// the one another node kept, which this node then holds (the other node learns it on
+    /// its next write, and closes its connection). `Err` when the journals' keeper cannot
+    /// be reached.
     pub async fn resumable(
         &self,
         id: &str,
         credential: &Credential,
         capacity: usize,
     ) -> Result<Option<Arc<Mutex<Journal>>>, String> {
-        if let Some(journal) = self.journal(id, credential) {
-            return Ok(Some(journal));
-        }
+        let local = self.journal(id, credential);
         let Some(journals) = &self.journals else {
-            return Ok(None);
+            return Ok(local);
         };
-        let Some(kept) = journals.load_journal(id).await? else {
-            return Ok(None);
+        let digest = credential.digest();
+        let Some(handed) = journals.take_journal(id, &digest).await? else {
+            return Ok(local);
         };
-        if kept.credential != credential.digest() {
-            return Ok(None);
+        if handed.ours && local.is_some() {
+            return Ok(local);
         }
-        let journal = Journal::restore(capacity, &kept)
+        // Held by another node since this one last did: what this node has is stale.
+        let journal = Journal::restore(capacity, &handed.journal)
             .map_err(|e| format!("the journal of connection {id:?} is not readable: {e}"))?;
+        let journal = Arc::new(Mutex::new(journal));
         let mut entries = self.entries.lock().unwrap();
-        let entry = entries.entry(id.to_owned()).or_insert_with(|| Entry {
-            journal: Arc::new(Mutex::new(journal)),
-            credential: kept.credential,
+        let fresh = Entry {
+            journal: Arc::clone(&journal),
+            credential: digest,
             control: None,
             closed_at: Some(Instant::now()),
             generation: 0,
-        });
-        Ok(Some(Arc::clone(&entry.journal)))
+        };
+        if let Some(stale) = entries.insert(id.to_owned(), fresh) {
+            // Its outlet, if open still, ends; its close must not mark the new entry.
+            if let Some(control) = stale.control {
+                let _ = control.try_send(Control::Close);
+            }
+            if let Some(entry) = entries.get_mut(id) {
+                entry.generation = stale.generation + 1;
+            }
+        }
+        Ok(Some(journal))
     }
 
     /// Connections known by id: open ones, and closed ones still resumable.
@@ -201,14 +212,23 @@ impl Connections {
         let Some(journals) = &self.journals else {
             return;
         };
-        let entries = self.entries.lock().unwrap();
-        for (id, entry) in entries.iter() {
-            if let Some(mut write) = entry.journal.lock().unwrap().unkept() {
+        let mut entries = self.entries.lock().unwrap();
+        entries.retain(|id, entry| {
+            let mut journal = entry.journal.lock().unwrap();
+            if journal.moved() {
+                // Resumed on another node, which holds the connection now.
+                if let Some(control) = entry.control.take() {
+                    let _ = control.try_send(Control::Close);
+                }
+                return false;
+            }
+            if let Some(mut write) = journal.unkept() {
                 write.connection = id.clone();
                 write.credential = entry.credential.clone();
                 journals.keep_journal(write);
             }
-        }
+            true
+        });
     }
 
     /// Hands every journal's last entries to their keeper and waits until they are kept:
