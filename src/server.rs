@@ -118,14 +118,7 @@ pub async fn run(
             Arc::clone(&auth),
             Arc::clone(&targets),
         );
-        // Another node's change of the admin catalog takes effect here at once.
-        tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                if let Err(e) = catalog.reload(&auth, &targets).await {
-                    tracing::warn!("the admin catalog was not reloaded: {e}");
-                }
-            }
-        });
+        tokio::spawn(async move { follow_catalog(&catalog, &auth, &targets, &mut changes).await });
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(connections);
@@ -197,6 +190,48 @@ async fn cluster_secret(redis: &RedisBus) -> Vec<u8> {
 
 /// Ages history, drops idle channels, and forgets connections closed longer than `keep`,
 /// every second; hands connections' journals to the bus more often (`KEEP_EVERY`).
+/// How often a node compares its admin catalog with the shared one, announced or not.
+const CATALOG_CHECK: Duration = Duration::from_secs(5);
+/// How soon a node tries again to take up a catalog it could not.
+const CATALOG_RETRY: Duration = Duration::from_secs(1);
+
+/// Takes up other nodes' changes of the admin catalog: at once when one is announced, and
+/// at the latest within `CATALOG_CHECK` otherwise, so a lost announcement or a failed
+/// reload (Redis slow, say) never leaves a revoked key valid on this node for long.
+async fn follow_catalog(
+    catalog: &Catalog,
+    auth: &Auth,
+    targets: &TargetPolicy,
+    changes: &mut watch::Receiver<u64>,
+) {
+    let mut wait = CATALOG_CHECK;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+        match catalog.reload(auth, targets).await {
+            Ok(()) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("the admin catalog is taken up from redis again");
+                }
+                wait = CATALOG_CHECK;
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!("the admin catalog was not reloaded (retrying): {e}");
+                }
+                wait = CATALOG_RETRY;
+            }
+        }
+    }
+}
+
 async fn sweep(hub: Arc<Hub>, connections: Arc<Connections>, keep: Duration) {
     let mut tick = tokio::time::interval(KEEP_EVERY);
     let sweep_every = (Duration::from_secs(1).as_millis() / KEEP_EVERY.as_millis()) as u64;

@@ -692,6 +692,72 @@ async fn an_admin_change_on_one_node_applies_on_every_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_change_a_node_could_not_take_up_is_taken_up_later() {
+    /// Waits until `node` lists the keys `expected`.
+    async fn until_keys(node: &Server, expected: [&str; 2]) {
+        let url = node.url("/admin/keys?key=root:root-secret");
+        let deadline = std::time::Instant::now() + Duration::from_secs(12);
+        loop {
+            let keys: Vec<Value> = client()
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut names: Vec<&str> = keys.iter().map(|k| k["name"].as_str().unwrap()).collect();
+            names.sort();
+            if names == expected {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{names:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let redis = Redis::start();
+    let config = format!(
+        "{}[[key]]\nname = \"root\"\nsecret = \"root-secret\"\ncapabilities = {{ \"*\" = [\"*\"] }}\n",
+        redis.bus_config()
+    );
+    let nodes: Vec<Server> = (0..2).map(|_| Server::start(&config)).collect();
+    let key = json!({"name": "app", "secret": "app-secret", "capabilities": {"*": ["subscribe"]}});
+    let resp = client()
+        .post(nodes[0].url("/admin/keys?key=root:root-secret"))
+        .json(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    until_keys(&nodes[1], ["app", "root"]).await;
+    // A catalog no node can read is announced: every reload fails. Then a good one is
+    // stored without an announcement (as if it were lost): nodes take it up on their own.
+    let version: u64 = redis
+        .cli(&["HGET", "sg:catalog", "version"])
+        .trim()
+        .parse()
+        .unwrap();
+    let text = redis.cli(&["HGET", "sg:catalog", "text"]);
+    let (bad, good) = ((version + 1).to_string(), (version + 2).to_string());
+    redis.cli(&[
+        "HSET",
+        "sg:catalog",
+        "version",
+        &bad,
+        "text",
+        "[[[ not toml",
+    ]);
+    redis.cli(&["PUBLISH", "sg:catalog", &bad]);
+    let renamed = text.trim_end().replace("\"app\"", "\"renamed\"");
+    assert_ne!(renamed, text.trim_end());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.cli(&["HSET", "sg:catalog", "version", &good, "text", &renamed]);
+    for node in &nodes {
+        until_keys(node, ["renamed", "root"]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_reach_redis_over_tls_with_a_private_ca() {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
