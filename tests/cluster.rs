@@ -605,7 +605,7 @@ async fn a_connection_resumed_elsewhere_moves_there_and_back_exactly() {
     let (mut first, id) = common::dynamic(&nodes[0], "&channels=a").await;
     common::publish(&nodes[2], "a", json!({"data": "a1"})).await;
     let (token, _) = data(&mut first).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     // Resumed on the second node while the first one's stream is still open: that stream
     // ends once its node learns the connection moved (at its next delivery).
     let mut second = common::resume_dynamic(&nodes[1], &token, &id).await;
@@ -622,7 +622,7 @@ async fn a_connection_resumed_elsewhere_moves_there_and_back_exactly() {
     let (token, payload) = data(&mut second).await;
     assert_eq!(payload, "b1");
     drop(second);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     // Back on the first node, which knew the connection before it moved: it resumes from
     // what the second node kept, both streams exactly after the token.
     let mut back = common::resume_dynamic(&nodes[0], &token, &id).await;

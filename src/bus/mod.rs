@@ -48,19 +48,21 @@ pub trait Journals: Send + Sync + std::fmt::Debug {
     /// another node has taken the connection over since).
     fn forget_journal(&self, connection: &str);
     /// A connection's journal as kept, for a node resuming it, if `credential` (its digest)
-    /// may: from now on that node holds the connection, and the keeper refuses the writes
-    /// of any other (they learn it from `Keeping::moved`). A store read at start-up has
-    /// none to add.
-    fn take_journal(&self, connection: &str, credential: &[u8]) -> Loaded<'_>;
+    /// may. A store read at start-up has none to add.
+    fn load_journal(&self, connection: &str, credential: &[u8]) -> Loaded<'_>;
+    /// This node holds the connection from now on (a client's resume of it was accepted
+    /// here): the keeper refuses any other node's writes of its journal, and they learn it
+    /// from `Keeping::moved`.
+    fn claim_journal(&self, connection: &str) -> Kept<'_>;
     /// Resolves once everything asked of the keeper before is kept (at shutdown; a store
     /// keeps all it was asked, history included).
     fn flush(&self) -> Kept<'_>;
 }
 
-/// A journal being taken: `Err` (a message for the client) when the bus cannot be reached.
+/// A journal being read: `Err` (a message for the client) when the bus cannot be reached.
 pub type Loaded<'a> = Pin<Box<dyn Future<Output = Result<Option<Handed>, String>> + Send + 'a>>;
 
-/// A journal as a node resuming its connection took it.
+/// A journal as a node resuming its connection read it.
 #[derive(Debug)]
 pub struct Handed {
     pub journal: KeptJournal,
@@ -170,6 +172,11 @@ impl Keeping {
     /// Whether a write was lost since this was last asked.
     pub fn take_lost(&self) -> bool {
         self.lost.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether a write is under way.
+    pub fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
     }
 
     /// Whether another node took the connection over.

@@ -6,7 +6,10 @@
 //! - `sg:{name}:s`, a stream: the history, one entry per event, its id `{offset}-0`, fields
 //!   `t` (when it was appended, ms) and `d` (the event as the hub stores it, JSON);
 //! - `sg:{name}:i`, a sorted set: publisher-given message ids still in history, by offset;
-//! - `sg:{name}:n`, the pub/sub channel that announces each append to the nodes listening.
+//! - `sg:{name}:n`, the pub/sub channel that announces each append to the nodes listening;
+//! - for a polled topic or a relay, `sg:{name}:l`, its lease (see `lease`), and for a
+//!   polled topic `sg:{name}:d`, its document, and `sg:{name}:w`, the parts of it that
+//!   nodes not polling it want (see `want`).
 //!
 //! One script appends: it draws the epoch on first use, counts offsets, answers a known
 //! publisher id again instead of appending, trims by count and age, and announces what it
@@ -51,15 +54,19 @@ pub enum Claim {
     Taken,
 }
 
-/// What every append script begins with. KEYS: meta, stream, ids, document, lease. ARGV:
+/// What every script that tells time begins with: `now`, in ms, on Redis's clock.
+const CLOCK: &str = r#"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"#;
+
+/// What every append script begins with, after `CLOCK`. KEYS: meta, stream, ids, document, lease. ARGV:
 /// proposed epoch, size, ttl ms, epoch keep ms, fencing token, announce channel, then the
 /// script's own. A fencing token ('' for none) refuses the script unless it still holds
 /// the channel's lease: a node that lost its lease (paused, cut off) cannot append over the
 /// new holder. Time is Redis's (`now`): a node whose clock is off trims nobody's history. `trim()` applies the history limits and drops the ids and keys history no longer
 /// needs.
 const PRELUDE: &str = r#"
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function trim()
   redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[2])
   local oldest = now - tonumber(ARGV[3])
@@ -185,6 +192,33 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 "#;
 
+const WANT: &str = r#"
+-- KEYS: a polled topic's wanted parts. ARGV: how long the wish lasts (ms), then each part's
+-- pointer ('' for the whole document) and interval (ms).
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], (now + tonumber(ARGV[1])) .. ' ' .. ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 0
+"#;
+
+const WANTED: &str = r#"
+-- KEYS: a polled topic's wanted parts. Each part still wanted, pointer then interval; the
+-- lapsed ones leave.
+local answer = {}
+local parts = redis.call('HGETALL', KEYS[1])
+for i = 1, #parts, 2 do
+  local lasts, interval = string.match(parts[i + 1], '^(%d+) (%d+)$')
+  if lasts and tonumber(lasts) >= now then
+    table.insert(answer, parts[i])
+    table.insert(answer, interval)
+  else
+    redis.call('HDEL', KEYS[1], parts[i])
+  end
+end
+return answer
+"#;
+
 const KEEP_JOURNAL: &str = r#"
 -- KEYS: the journal. ARGV: owner, reset (1), credential, expiry ms, base number ('' none),
 -- base, last entry number ('' none), entries, then index and spec of each new stream.
@@ -207,17 +241,22 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 0
 "#;
 
-const TAKE_JOURNAL: &str = r#"
+const LOAD_JOURNAL: &str = r#"
 -- KEYS: the journal. ARGV: this node, the credential's digest. When the credential may
--- resume the connection: '1' if this node held it last (else '0'), then the journal's
--- fields and values; this node holds it from now on.
+-- resume the connection: '1' if this node holds it (else '0'), then the journal's fields
+-- and values.
 if redis.call('HGET', KEYS[1], 'credential') ~= ARGV[2] then return {} end
 local ours = '0'
 if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then ours = '1' end
-redis.call('HSET', KEYS[1], 'owner', ARGV[1])
 local answer = redis.call('HGETALL', KEYS[1])
 table.insert(answer, 1, ours)
 return answer
+"#;
+
+const CLAIM_JOURNAL: &str = r#"
+-- KEYS: the journal. ARGV: this node, which holds the connection from now on.
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'owner', ARGV[1]) end
+return 0
 "#;
 
 const FORGET_JOURNAL: &str = r#"
@@ -254,8 +293,11 @@ pub struct RedisBus {
     read: Script,
     lease: Script,
     release: Script,
+    want: Script,
+    wanted: Script,
     keep_journal: Script,
-    take_journal: Script,
+    load_journal: Script,
+    claim_journal: Script,
     forget_journal: Script,
     change_catalog: Script,
     /// Bumped when another node changed the admin catalog, or the announcement connection
@@ -373,7 +415,8 @@ impl RedisBus {
             .set_number_of_retries(1);
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("redis at {shown}: {e}"))?;
-        let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
+        let script = |body: &str| Script::new(&format!("{CLOCK}{PRELUDE}{body}"));
+        let clocked = |body: &str| Script::new(&format!("{CLOCK}{body}"));
         let bus = std::sync::Arc::new(RedisBus {
             shown,
             client,
@@ -383,8 +426,11 @@ impl RedisBus {
             read: script(READ),
             lease: Script::new(LEASE),
             release: Script::new(RELEASE),
+            want: clocked(WANT),
+            wanted: clocked(WANTED),
             keep_journal: Script::new(KEEP_JOURNAL),
-            take_journal: Script::new(TAKE_JOURNAL),
+            load_journal: Script::new(LOAD_JOURNAL),
+            claim_journal: Script::new(CLAIM_JOURNAL),
             forget_journal: Script::new(FORGET_JOURNAL),
             change_catalog: Script::new(CHANGE_CATALOG),
             catalog_changes: tokio::sync::watch::Sender::new(0),
@@ -498,6 +544,39 @@ impl RedisBus {
                 _ => Claim::Refused,
             },
         )
+    }
+
+    /// Tells the holder of the lease `key` (a polled topic's) that this node's clients want
+    /// `parts` (pointer, '' for the whole document; interval ms) for `ttl` from now.
+    pub async fn want(
+        &self,
+        key: &str,
+        parts: &[(String, u64)],
+        ttl: Duration,
+    ) -> Result<(), String> {
+        let keys = self.keys(key).await?;
+        let mut call = self.want.prepare_invoke();
+        call.key(&keys.wanted).arg(ttl.as_millis() as u64);
+        for (pointer, interval) in parts {
+            call.arg(pointer).arg(interval);
+        }
+        let mut commands = self.commands.clone();
+        self.timed(call.invoke_async::<i64>(&mut commands)).await?;
+        Ok(())
+    }
+
+    /// The parts of the polled topic whose lease is `key` that some node's clients want
+    /// now: pointer ('' for the whole document) and interval (ms).
+    pub async fn wanted(&self, key: &str) -> Result<Vec<(String, u64)>, String> {
+        let keys = self.keys(key).await?;
+        let mut call = self.wanted.prepare_invoke();
+        call.key(&keys.wanted);
+        let mut commands = self.commands.clone();
+        let answer: Vec<String> = self.timed(call.invoke_async(&mut commands)).await?;
+        Ok(answer
+            .chunks_exact(2)
+            .filter_map(|pair| Some((pair[0].clone(), pair[1].parse().ok()?)))
+            .collect())
     }
 
     /// Gives the lease `key` back, if `token` still holds it (in the background).
@@ -713,8 +792,18 @@ impl crate::bus::Journals for std::sync::Arc<RedisBus> {
         })
     }
 
-    fn take_journal(&self, connection: &str, credential: &[u8]) -> Loaded<'_> {
-        let mut call = self.take_journal.prepare_invoke();
+    fn claim_journal(&self, connection: &str) -> Kept<'_> {
+        let mut call = self.claim_journal.prepare_invoke();
+        call.key(journal_key(connection)).arg(&self.owner);
+        Box::pin(async move {
+            let mut commands = self.commands.clone();
+            self.timed(call.invoke_async::<i64>(&mut commands)).await?;
+            Ok(())
+        })
+    }
+
+    fn load_journal(&self, connection: &str, credential: &[u8]) -> Loaded<'_> {
+        let mut call = self.load_journal.prepare_invoke();
         call.key(journal_key(connection))
             .arg(&self.owner)
             .arg(credential);
@@ -954,6 +1043,8 @@ struct Keys {
     ids: String,
     document: String,
     lease: String,
+    /// A polled topic's parts wanted by the nodes that do not poll it (see `want`).
+    wanted: String,
     notify: String,
 }
 
@@ -966,6 +1057,7 @@ impl Keys {
             ids: key("i"),
             document: key("d"),
             lease: key("l"),
+            wanted: key("w"),
             notify: key("n"),
         }
     }

@@ -158,8 +158,13 @@ impl Journals for Store {
     }
 
     /// Every journal was read at start-up: one not in memory is gone.
-    fn take_journal(&self, _connection: &str, _credential: &[u8]) -> Loaded<'_> {
+    fn load_journal(&self, _connection: &str, _credential: &[u8]) -> Loaded<'_> {
         Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// One node holds every connection.
+    fn claim_journal(&self, _connection: &str) -> Kept<'_> {
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn flush(&self) -> Kept<'_> {

@@ -174,6 +174,13 @@ async fn link(
         }
         (None, _) => {}
     }
+    if let Some(connection) = &resume {
+        // Accepted here: other nodes stop keeping the connection (see `Connections::claim`).
+        registry
+            .claim(connection)
+            .await
+            .map_err(|e| ErrorInfo::new(codes::UNAVAILABLE, e))?;
+    }
     let registration = registry.register(credential, capacity, resume.as_deref());
     Ok(Link {
         registry: Arc::clone(registry),

@@ -39,15 +39,16 @@ pub struct Lease {
     /// Unique to this claim: the fencing token the bus checks on every append.
     token: Arc<str>,
     held: bool,
-    /// Taken anew since the source last looked (`Lease::taken`): another node may have fed
-    /// the channels meanwhile.
+    /// Taken anew since the source last `settled`: another node may have fed the channels
+    /// meanwhile.
     taken: bool,
     /// When the bus last confirmed the lease.
     renewed: Instant,
 }
 
 impl Lease {
-    /// Whether this node may feed the source's channels, as of the last `Hub::hold`.
+    /// Whether this node holds the lease on a shared bus, as of the last `Hub::hold` (never
+    /// without one: there is nothing to renew).
     pub fn held(&self) -> bool {
         self.held
     }
@@ -128,6 +129,11 @@ impl Hub {
         };
         let held = match bus.lease(&lease.key, &lease.token, ttl).await {
             Ok(Claim::Refused) => false,
+            // Held though this node did not know it: a take whose answer was lost.
+            Ok(Claim::Kept) if !lease.held => {
+                lease.taken = true;
+                true
+            }
             Ok(Claim::Kept) => true,
             Ok(Claim::Taken) => {
                 lease.taken = true;
@@ -163,11 +169,35 @@ impl Hub {
         Ok(())
     }
 
+    /// Tells the node holding `lease` (a polled topic's) which parts of the topic this
+    /// node's clients want, for `ttl`: pointer ('' for the whole document) and interval in
+    /// ms. The holder polls for the whole cluster, and feeds only what it is told of.
+    pub async fn want(
+        &self,
+        lease: &Lease,
+        parts: &[(String, u64)],
+        ttl: Duration,
+    ) -> Result<(), String> {
+        match &self.shared {
+            Some(bus) => bus.want(&lease.key, parts, ttl).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The parts of `lease`'s topic other nodes' clients want (see `want`).
+    pub async fn wanted(&self, lease: &Lease) -> Result<Vec<(String, u64)>, String> {
+        match &self.shared {
+            Some(bus) => bus.wanted(&lease.key).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Gives `lease` back (its source stopped), so another node may take it at once.
-    pub fn release(&self, lease: &Lease) {
+    pub fn release(&self, lease: &mut Lease) {
         if let Some(bus) = self.shared.as_ref().filter(|_| lease.held) {
             bus.release(&lease.key, &lease.token);
         }
+        lease.held = false;
     }
 
     /// The mirror of `name`, made if needed: heard first, then read, so nothing announced

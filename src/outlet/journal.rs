@@ -173,6 +173,11 @@ impl Journal {
         Some(write)
     }
 
+    /// Whether a write of the journal is under way.
+    pub fn writing(&self) -> bool {
+        self.unkept.as_ref().is_some_and(|u| u.keeping.busy())
+    }
+
     /// Whether another node took the connection over (its bus refused a write).
     pub fn moved(&self) -> bool {
         self.unkept.as_ref().is_some_and(|u| u.keeping.moved())

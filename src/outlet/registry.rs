@@ -20,6 +20,10 @@ use crate::wire::envelope::ErrorInfo;
 /// How often journals are handed to the bus (see `Connections::keep_all`).
 pub const KEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How many times a shutdown hands journals to their keeper at most: a journal whose write
+/// was under way in one round is written in the next.
+const FLUSH_ROUNDS: usize = 4;
+
 /// A change asked of a live connection; the outlet answers on the oneshot.
 #[derive(Debug)]
 pub enum Control {
@@ -95,26 +99,26 @@ impl Connections {
     }
 
     /// The journal of connection `id` for `credential`, to resume it: the node's own, or
-    /// the one another node kept, which this node then holds (the other node learns it on
-    /// its next write, and closes its connection). `Err` when the journals' keeper cannot
-    /// be reached.
+    /// the one another node kept, newer than this node's copy if it has one (see `claim`).
+    /// `Err` when the journals' keeper cannot be reached.
     pub async fn resumable(
         &self,
         id: &str,
         credential: &Credential,
         capacity: usize,
     ) -> Result<Option<Arc<Mutex<Journal>>>, String> {
-        let local = self.journal(id, credential);
         let Some(journals) = &self.journals else {
-            return Ok(local);
+            return Ok(self.journal(id, credential));
         };
         let digest = credential.digest();
-        let Some(handed) = journals.take_journal(id, &digest).await? else {
-            return Ok(local);
+        let handed = journals.load_journal(id, &digest).await?;
+        let local = self.journal(id, credential);
+        let handed = match handed {
+            Some(handed) if !(handed.ours && local.is_some()) => handed,
+            // Not kept elsewhere (or by no keeper at all), or this node holds it: its own
+            // copy is as new as the kept one, or newer (writes lag).
+            _ => return Ok(local),
         };
-        if handed.ours && local.is_some() {
-            return Ok(local);
-        }
         // Held by another node since this one last did: what this node has is stale.
         let journal = Journal::restore(capacity, &handed.journal)
             .map_err(|e| format!("the journal of connection {id:?} is not readable: {e}"))?;
@@ -137,6 +141,16 @@ impl Connections {
             }
         }
         Ok(Some(journal))
+    }
+
+    /// This node holds connection `id` from now on: a client's resume of it was accepted
+    /// here. The node that held it before learns it at its next journal write, ends its
+    /// stream if still open, and forgets its copy.
+    pub async fn claim(&self, id: &str) -> Result<(), String> {
+        match &self.journals {
+            Some(journals) => journals.claim_journal(id).await,
+            None => Ok(()),
+        }
     }
 
     /// Connections known by id: open ones, and closed ones still resumable.
@@ -208,10 +222,11 @@ impl Connections {
     /// Hands what each journal recorded since its last write to the bus. Run every
     /// `KEEP_EVERY`: a token a client got is kept within that time, and the cost of keeping
     /// is one write per connection per period, whatever the rate of events.
-    pub fn keep_all(&self) {
+    pub fn keep_all(&self) -> usize {
         let Some(journals) = &self.journals else {
-            return;
+            return 0;
         };
+        let mut handed = 0;
         let mut entries = self.entries.lock().unwrap();
         entries.retain(|id, entry| {
             let mut journal = entry.journal.lock().unwrap();
@@ -222,23 +237,35 @@ impl Connections {
                 }
                 return false;
             }
-            if let Some(mut write) = journal.unkept() {
+            if journal.writing() {
+                // Its last write is under way: this one waits for it.
+                handed += 1;
+            } else if let Some(mut write) = journal.unkept() {
                 write.connection = id.clone();
                 write.credential = entry.credential.clone();
                 journals.keep_journal(write);
+                handed += 1;
             }
             true
         });
+        handed
     }
 
     /// Hands every journal's last entries to their keeper and waits until they are kept:
-    /// they name the ids clients reconnect with (at shutdown).
+    /// they name the ids clients reconnect with (at shutdown). A journal whose last write
+    /// was under way gets its next one in a later round.
     pub async fn flush(&self) -> Result<(), String> {
-        self.keep_all();
-        match &self.journals {
-            Some(journals) => journals.flush().await,
-            None => Ok(()),
+        let Some(journals) = &self.journals else {
+            return Ok(());
+        };
+        for _ in 0..FLUSH_ROUNDS {
+            let handed = self.keep_all();
+            journals.flush().await?;
+            if handed == 0 {
+                break;
+            }
         }
+        Ok(())
     }
 
     /// The control line of an open connection, if `credential` is the one that opened it.

@@ -214,7 +214,7 @@ impl<S, P> Supervisor<S, P> {
 impl<S, P> Drop for Run<S, P> {
     /// Another node may take the lease at once.
     fn drop(&mut self) {
-        self.hub.release(&self.lease);
+        self.hub.release(&mut self.lease);
     }
 }
 
@@ -297,7 +297,7 @@ impl<S, P: Clone> Run<S, P> {
             }
             Err(e) => {
                 tracing::debug!("{} gave its lease back: {e}", self.name);
-                self.hub.release(&self.lease);
+                self.hub.release(&mut self.lease);
                 Claim::Refused
             }
         }

@@ -146,13 +146,20 @@ async fn answer(
         Behaviour::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
         Behaviour::NotJson => "<html>not json</html>".into_response(),
         Behaviour::Slow(wait) => {
+            /// Counts a slow answer until it is sent or abandoned.
+            struct Making(Arc<Mutex<Inner>>);
+            impl Drop for Making {
+                fn drop(&mut self) {
+                    self.0.lock().unwrap().slow_now -= 1;
+                }
+            }
             {
                 let mut inner = inner.lock().unwrap();
                 inner.slow_now += 1;
                 inner.slow_peak = inner.slow_peak.max(inner.slow_now);
             }
+            let _making = Making(Arc::clone(&inner));
             tokio::time::sleep(wait).await;
-            inner.lock().unwrap().slow_now -= 1;
             document.into_response()
         }
         Behaviour::Redirect(to) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
