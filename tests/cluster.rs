@@ -301,12 +301,14 @@ fn polled(redis: &Redis, upstream: &Upstream) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_node_polls_a_topic_for_subscribers_on_every_node() {
-    let redis = Redis::start();
-    let upstream = Upstream::start(quotes(0)).await;
-    let nodes: Vec<Server> = (0..3)
-        .map(|_| Server::start(&polled(&redis, &upstream)))
+/// `n` nodes polling `upstream`, each with a client that holds its first document.
+async fn polling_nodes(
+    n: usize,
+    redis: &Redis,
+    upstream: &Upstream,
+) -> (Vec<Server>, Vec<Document>) {
+    let nodes: Vec<Server> = (0..n)
+        .map(|_| Server::start(&polled(redis, upstream)))
         .collect();
     let mut docs = Vec::new();
     for node in &nodes {
@@ -314,6 +316,22 @@ async fn one_node_polls_a_topic_for_subscribers_on_every_node() {
         doc.until(&quotes(0)).await;
         docs.push(doc);
     }
+    (nodes, docs)
+}
+
+/// Asserts that `upstream` is polled once per interval (200 ms) for the whole cluster.
+async fn assert_one_poll_per_interval(upstream: &Upstream) {
+    let before = upstream.requests();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let polls = upstream.requests() - before;
+    assert!((7..=14).contains(&polls), "{polls} polls in 2 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_polls_a_topic_for_subscribers_on_every_node() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(quotes(0)).await;
+    let (nodes, mut docs) = polling_nodes(3, &redis, &upstream).await;
     // A selected part of the same topic, on one node.
     let mut part = Document::open(&nodes[0], "/apis/q/quotes?select=/items/7").await;
     part.until(&quotes(0)["items"][7]).await;
@@ -325,10 +343,28 @@ async fn one_node_polls_a_topic_for_subscribers_on_every_node() {
     part.until(&quotes(1)["items"][7]).await;
     // Polled once per interval for the cluster, not once per node: 2 s at 200 ms is ten
     // polls (three nodes each polling would make thirty).
-    let before = upstream.requests();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let polls = upstream.requests() - before;
-    assert!((7..=14).contains(&polls), "{polls} polls in 2 s");
+    assert_one_poll_per_interval(&upstream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_watched_only_on_a_node_that_does_not_poll_is_fed_by_the_one_that_does() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(quotes(0)).await;
+    let nodes: Vec<Server> = (0..2)
+        .map(|_| Server::start(&polled(&redis, &upstream)))
+        .collect();
+    // The first node polls for its client of the whole document; the second node's only
+    // client watches one part.
+    let mut whole = Document::open(&nodes[0], "/apis/q/quotes").await;
+    whole.until(&quotes(0)).await;
+    let mut part = Document::open(&nodes[1], "/apis/q/quotes?select=/items").await;
+    part.until(&quotes(0)["items"]).await;
+    upstream.set(quotes(1));
+    part.until(&quotes(1)["items"]).await;
+    assert_eq!(part.kinds, ["data", "patch"]);
+    // Still one poll per interval for the cluster.
+    assert_one_poll_per_interval(&upstream).await;
+    drop(whole);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,15 +445,7 @@ async fn a_node_taking_its_lapsed_lease_back_goes_on_from_what_another_published
 async fn a_poll_slower_than_the_lease_keeps_it_on_one_node() {
     let redis = Redis::start();
     let upstream = Upstream::start(quotes(0)).await;
-    let nodes: Vec<Server> = (0..2)
-        .map(|_| Server::start(&polled(&redis, &upstream)))
-        .collect();
-    let mut docs = Vec::new();
-    for node in &nodes {
-        let mut doc = Document::open(node, "/apis/q/quotes").await;
-        doc.until(&quotes(0)).await;
-        docs.push(doc);
-    }
+    let (_nodes, mut docs) = polling_nodes(2, &redis, &upstream).await;
     // Each answer takes longer than a lease lasts unrenewed: the polling node renews it
     // while it waits, and the other never polls alongside.
     upstream.set(quotes(1));
@@ -435,13 +463,7 @@ async fn a_relay_backing_off_longer_than_the_lease_keeps_it_on_one_node() {
     let upstream = SseUpstream::start().await;
     // Every connection sends one event asking for 5 s before the next connection, and ends.
     upstream.script_every_time("/quotes", b"retry: 5000\ndata: x\n\n");
-    let nodes: Vec<Server> = (0..2)
-        .map(|_| Server::start(&relayed(&redis, &upstream)))
-        .collect();
-    let mut streams = Vec::new();
-    for node in &nodes {
-        streams.push(SseStream::open(&node.url("/market/quotes")).await);
-    }
+    let (_nodes, _streams) = relaying_nodes(2, &redis, &upstream).await;
     // One node connects every 5 s: three connections in 12 s. Were the lease not renewed
     // while it waits, the other node would take it within 3.5 s and connect at once, and so
     // on back and forth.
@@ -461,6 +483,22 @@ fn relayed(redis: &Redis, upstream: &SseUpstream) -> String {
     )
 }
 
+/// `n` nodes relaying `upstream`, each with a client of its topic `quotes`.
+async fn relaying_nodes(
+    n: usize,
+    redis: &Redis,
+    upstream: &SseUpstream,
+) -> (Vec<Server>, Vec<SseStream>) {
+    let nodes: Vec<Server> = (0..n)
+        .map(|_| Server::start(&relayed(redis, upstream)))
+        .collect();
+    let mut streams = Vec::new();
+    for node in &nodes {
+        streams.push(SseStream::open(&node.url("/market/quotes")).await);
+    }
+    (nodes, streams)
+}
+
 /// The next `n` relayed events of `stream` as (SSE id, data).
 async fn relayed_events(stream: &mut SseStream, n: usize) -> Vec<(String, String)> {
     let mut events = Vec::new();
@@ -475,13 +513,7 @@ async fn relayed_events(stream: &mut SseStream, n: usize) -> Vec<(String, String
 async fn one_upstream_connection_per_relay_topic_for_subscribers_on_every_node() {
     let redis = Redis::start();
     let upstream = SseUpstream::start().await;
-    let nodes: Vec<Server> = (0..3)
-        .map(|_| Server::start(&relayed(&redis, &upstream)))
-        .collect();
-    let mut streams = Vec::new();
-    for node in &nodes {
-        streams.push(SseStream::open(&node.url("/market/quotes")).await);
-    }
+    let (_nodes, mut streams) = relaying_nodes(3, &redis, &upstream).await;
     eventually("the upstream connection", || upstream.open_streams() == 1).await;
     for i in 0..3 {
         upstream.send("quote", &format!("{{\"n\":{i}}}"));

@@ -11,3 +11,4 @@ pub mod supervisor;
 pub mod target;
 pub mod topic;
 pub mod upstream;
+mod wanted;

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use super::failure::{Failure, backoff, classify, status};
 use super::supervisor::{Claim, Feed, LEASE_RETRY, Run, Supervisor, Tell};
 use super::topic::Topic;
+use super::wanted::Wanted;
 use crate::config::PollConfig;
 use crate::hub::{Hub, Lease, StateData, StateKind, StateUpdate};
 use crate::patch::{Delta, delta};
@@ -52,9 +53,9 @@ struct Shared {
 
 /// A selected part being streamed, the channel it feeds aside.
 #[derive(Clone)]
-struct Part {
-    select: Option<String>,
-    stream: Arc<str>,
+pub(super) struct Part {
+    pub(super) select: Option<String>,
+    pub(super) stream: Arc<str>,
 }
 
 impl Pollers {
@@ -117,11 +118,16 @@ impl Pollers {
         let interval = Duration::from_millis(run.shared().interval_ms.load(Ordering::Relaxed));
         let mut slot = Instant::now() + phase(&topic.key, interval);
         // One node polls a topic at a time when nodes share a bus; a node without the
-        // lease stands by (its subscribers get the holder's events through the bus) and
-        // takes over once the holder stops renewing.
+        // lease stands by (its subscribers get the holder's events through the bus, for
+        // the parts it tells the holder of) and takes over once the holder stops renewing.
+        let mut wanted = Wanted::default();
         loop {
             match run.hold().await {
                 Claim::Refused => {
+                    let interval_ms = run.shared().interval_ms.load(Ordering::Relaxed);
+                    wanted
+                        .tell(&self.hub, run.lease(), &run.feeds(), interval_ms)
+                        .await;
                     // What this node diffed against grows stale meanwhile.
                     state = PollState::default();
                     let retry = Instant::now() + LEASE_RETRY;
@@ -138,7 +144,16 @@ impl Pollers {
                 Claim::Taken => state = PollState::default(),
                 Claim::Kept => {}
             }
-            let feeds = run.feeds();
+            let mut feeds = run.feeds();
+            let forget = |channel: &str| state.forget(channel);
+            let lease = run.lease();
+            if let Some(ms) = wanted
+                .refresh(&self.hub, lease, &topic, &feeds, forget)
+                .await
+            {
+                run.shared().interval_ms.fetch_min(ms, Ordering::Relaxed);
+            }
+            feeds.extend_from_slice(wanted.elsewhere());
             let Some(outcome) = run.holding(self.poll(&topic, &mut state)).await else {
                 continue;
             };
