@@ -23,7 +23,7 @@ use crate::bus::store::Store;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::http::limits::{self, PublishRate};
-use crate::http::{AppState, router};
+use crate::http::{AppState, connections, router};
 use crate::hub::{HistoryLimits, Hub, cursor};
 use crate::metrics::Metrics;
 use crate::outlet::registry::{Connections, KEEP_EVERY};
@@ -67,13 +67,13 @@ pub async fn run(
         }
         (None, Some(url)) => {
             let ca_file = config.bus.redis_ca_file.as_deref();
-            let (redis, heard, catalog_changes) = RedisBus::connect(url, ca_file)
+            let (redis, heard, catalog_changes, asked) = RedisBus::connect(url, ca_file)
                 .await
                 .map_err(std::io::Error::other)?;
             notices = Some(heard);
             let secret = cluster_secret(&redis).await;
             let connections = Connections::shared(Arc::new(Arc::clone(&redis)));
-            shared_bus = Some((Arc::clone(&redis), catalog_changes));
+            shared_bus = Some((Arc::clone(&redis), catalog_changes, asked));
             let hub = Hub::shared(limits, metrics, redis, secret);
             (hub, connections)
         }
@@ -92,7 +92,7 @@ pub async fn run(
     // The config file's policy: the admin API's changes are held to it, never widen it.
     let targets = Arc::new(TargetPolicy::new(&config.target_patterns()));
     let catalog = match &shared_bus {
-        Some((bus, _)) => Catalog::open_shared(config, Arc::clone(bus), &targets).await,
+        Some((bus, _, _)) => Catalog::open_shared(config, Arc::clone(bus), &targets).await,
         None => Catalog::open(config, store, &targets),
     };
     let catalog = Arc::new(catalog.map_err(std::io::Error::other)?);
@@ -112,13 +112,15 @@ pub async fn run(
              API is off; add a [[key]] to require credentials"
         );
     }
-    if let Some((_, mut changes)) = shared_bus {
+    let mut questions = None;
+    if let Some((bus, mut changes, asked)) = shared_bus {
         let (catalog, auth, targets) = (
             Arc::clone(&catalog),
             Arc::clone(&auth),
             Arc::clone(&targets),
         );
         tokio::spawn(async move { follow_catalog(&catalog, &auth, &targets, &mut changes).await });
+        questions = Some((bus, asked));
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(connections);
@@ -139,6 +141,10 @@ pub async fn run(
         connections: Arc::clone(&connections),
         publish_rate,
     };
+    if let Some((bus, asked)) = questions {
+        // Other nodes' changes of the dynamic connections this node holds.
+        tokio::spawn(connections::answer(state.clone(), bus, asked));
+    }
     let config = Arc::clone(&state.config);
     let mut app: Router = router(state);
     if demo {

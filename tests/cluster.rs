@@ -625,6 +625,39 @@ async fn server_kept_cursors_resume_on_another_node_after_a_kill() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_connection_is_changed_through_any_node() {
+    let redis = Redis::start();
+    let nodes = nodes(&redis);
+    let (mut dynamic, id) = common::dynamic(&nodes[0], "&channels=a").await;
+    // Its journal, which names the node holding it, is in Redis within 250 ms.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Added through another node than the one holding its stream.
+    let added = common::add(&nodes[1], &id, json!({"channel": "b"})).await;
+    assert_eq!(added.status(), 201);
+    let body: Value = added.json().await.unwrap();
+    assert_eq!(body, json!({"connectionId": id, "stream": "b", "kind": "channel"}));
+    common::publish(&nodes[2], "b", json!({"data": "b1"})).await;
+    let event = dynamic.events(1).await.remove(0);
+    assert_eq!(envelope(&event)["data"], "b1");
+    // Listed and removed through the third node.
+    let url = nodes[2].url(&format!("/connections/{id}"));
+    let listed: Value = client().get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["streams"].as_array().unwrap().len(), 2, "{listed}");
+    let url = nodes[2].url(&format!("/connections/{id}/subscriptions/b"));
+    let removed = client().delete(&url).send().await.unwrap();
+    assert_eq!(removed.status(), 204);
+    let url = nodes[1].url(&format!("/connections/{id}"));
+    let listed: Value = client().get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["streams"], json!([{"stream": "a", "kind": "channel"}]));
+    // The holder's refusals reach the client as they are; an unknown connection is 404.
+    let url = nodes[1].url(&format!("/connections/{id}/subscriptions/nope"));
+    let refused = client().delete(&url).send().await.unwrap();
+    expect_error(refused, 404, 40400).await;
+    let unknown = common::add(&nodes[1], "nosuchconnection", json!({"channel": "b"})).await;
+    expect_error(unknown, 404, 40400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_resumed_elsewhere_moves_there_and_back_exactly() {
     /// The next event's id and data.
     async fn data(stream: &mut SseStream) -> (String, String) {

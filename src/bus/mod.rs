@@ -54,10 +54,17 @@ pub trait Journals: Send + Sync + std::fmt::Debug {
     /// here): the keeper refuses any other node's writes of its journal, and they learn it
     /// from `Keeping::moved`.
     fn claim_journal(&self, connection: &str) -> Kept<'_>;
+    /// Asks the node that holds connection `connection`, if another node does, to carry
+    /// out `change` (opaque here) for the credential whose digest is `credential`: that
+    /// node's answer, or `None`. One node has nobody to ask.
+    fn ask_holder(&self, connection: &str, credential: &[u8], change: Vec<u8>) -> Answered<'_>;
     /// Resolves once everything asked of the keeper before is kept (at shutdown; a store
     /// keeps all it was asked, history included).
     fn flush(&self) -> Kept<'_>;
 }
+
+/// Another node's answer on its way (see `Journals::ask_holder`).
+pub type Answered<'a> = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, String>> + Send + 'a>>;
 
 /// A journal being read: `Err` (a message for the client) when the bus cannot be reached.
 pub type Loaded<'a> = Pin<Box<dyn Future<Output = Result<Option<Handed>, String>> + Send + 'a>>;

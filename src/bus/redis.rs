@@ -20,6 +20,8 @@
 //! probed every few seconds: a subscription that died silently (a failover, a proxy) is
 //! noticed and made again, and the hub then reads what it missed (`Notice::Reconnected`).
 
+mod asks;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,7 +30,8 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Client, Script, Value};
 
-use crate::bus::{Handed, JournalWrite, Kept, KeptJournal, Loaded};
+use crate::bus::{Answered, Handed, JournalWrite, Kept, KeptJournal, Loaded};
+pub use asks::Asked;
 use tokio::sync::mpsc;
 
 /// How long a command may take before the bus reports Redis as unreachable.
@@ -305,6 +308,10 @@ pub struct RedisBus {
     catalog_changes: tokio::sync::watch::Sender<u64>,
     /// This node, as the owner of the journals it keeps.
     owner: String,
+    /// The questions this node asked other nodes (see `asks`).
+    waiting: asks::Waiting,
+    /// Where other nodes' questions go.
+    questions: mpsc::Sender<Asked>,
     /// Journal writes under way.
     journal_writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// The cluster's secret (see `secret`).
@@ -326,6 +333,7 @@ pub type Connected = (
     std::sync::Arc<RedisBus>,
     mpsc::Receiver<Notice>,
     tokio::sync::watch::Receiver<u64>,
+    mpsc::Receiver<Asked>,
 );
 
 /// What the bus tells the hub.
@@ -415,6 +423,7 @@ impl RedisBus {
             .set_number_of_retries(1);
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("redis at {shown}: {e}"))?;
+        let (questions, asked) = mpsc::channel(asks::QUESTIONS);
         let script = |body: &str| Script::new(&format!("{CLOCK}{PRELUDE}{body}"));
         let clocked = |body: &str| Script::new(&format!("{CLOCK}{body}"));
         let bus = std::sync::Arc::new(RedisBus {
@@ -435,6 +444,8 @@ impl RedisBus {
             change_catalog: Script::new(CHANGE_CATALOG),
             catalog_changes: tokio::sync::watch::Sender::new(0),
             owner: format!("{:016x}", rand::random::<u64>()),
+            waiting: asks::Waiting::default(),
+            questions,
             journal_writes: std::sync::Arc::default(),
             secret: tokio::sync::OnceCell::new(),
             listening: Mutex::default(),
@@ -445,7 +456,7 @@ impl RedisBus {
         // change too, which covers a change announced before this node listened.
         let catalog_changes = bus.catalog_changes.subscribe();
         tokio::spawn(listen_loop(std::sync::Arc::clone(&bus), tx));
-        Ok((bus, rx, catalog_changes))
+        Ok((bus, rx, catalog_changes, asked))
     }
 
     /// Appends `events` to `channel` (drawing `epoch` if it has none), trimming history to
@@ -646,10 +657,7 @@ impl RedisBus {
             .secret
             .get_or_try_init(|| async {
                 let mut commands = self.commands.clone();
-                let fresh: String = crate::bus::new_secret()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let fresh = hex(&crate::bus::new_secret());
                 let mut set = redis::cmd("SET");
                 set.arg("sg:secret").arg(&fresh).arg("NX").arg("GET");
                 let kept: Option<String> = self.timed(set.query_async(&mut commands)).await?;
@@ -669,8 +677,7 @@ impl RedisBus {
         let secret = self.secret().await?;
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
         let tag = aws_lc_rs::hmac::sign(&key, channel.as_bytes());
-        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Keys::of(&format!("#{hex}")))
+        Ok(Keys::of(&format!("#{}", hex(tag.as_ref()))))
     }
 
     /// The admin catalog as the nodes share it: its version and text (`None`: no node has
@@ -802,6 +809,11 @@ impl crate::bus::Journals for std::sync::Arc<RedisBus> {
         })
     }
 
+    fn ask_holder(&self, connection: &str, credential: &[u8], change: Vec<u8>) -> Answered<'_> {
+        let (connection, credential) = (connection.to_owned(), credential.to_owned());
+        Box::pin(async move { self.ask(&connection, &credential, &change).await })
+    }
+
     fn load_journal(&self, connection: &str, credential: &[u8]) -> Loaded<'_> {
         let mut call = self.load_journal.prepare_invoke();
         call.key(journal_key(connection))
@@ -841,6 +853,11 @@ impl Drop for Pending {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
+}
+
+/// `bytes` in lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A connection's journal's key (its id in braces: one shard).
@@ -924,6 +941,7 @@ async fn connect_listener(
     let pubsub = bus.timed(connect).await?;
     let (mut sink, stream) = pubsub.split();
     bus.timed(sink.subscribe(CATALOG)).await?;
+    bus.timed(sink.subscribe(bus.inbox())).await?;
     let notify: Vec<String> = bus.listening.lock().unwrap().keys().cloned().collect();
     for chunk in notify.chunks(512) {
         bus.timed(sink.subscribe(chunk)).await?;
@@ -949,6 +967,10 @@ async fn forward(
                 };
                 if message.get_channel_name() == CATALOG {
                     bus.catalog_changes.send_modify(|n| *n += 1);
+                    continue;
+                }
+                if message.get_channel_name() == bus.inbox() {
+                    bus.heard(message.get_payload_bytes(), &bus.questions);
                     continue;
                 }
                 // A channel no longer listened to (an announcement on its way meanwhile).

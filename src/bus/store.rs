@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    Batch, Bus, JournalWrite, Journals, Kept, KeptJournal, KeptMessages, KeptState, Loaded,
-    Restored, StateEvent,
+    Answered, Batch, Bus, JournalWrite, Journals, Kept, KeptJournal, KeptMessages, KeptState,
+    Loaded, Restored, StateEvent,
 };
 use tokio::sync::oneshot;
 
@@ -165,6 +165,10 @@ impl Journals for Store {
     /// One node holds every connection.
     fn claim_journal(&self, _connection: &str) -> Kept<'_> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn ask_holder(&self, _connection: &str, _credential: &[u8], _change: Vec<u8>) -> Answered<'_> {
+        Box::pin(std::future::ready(Ok(None)))
     }
 
     fn flush(&self) -> Kept<'_> {

@@ -1,6 +1,12 @@
 //! Changing a live connection: `POST /connections/{id}/subscriptions` adds a channel or a
 //! polled API, `DELETE /connections/{id}/subscriptions/{stream}` removes one, and
 //! `GET /connections/{id}` lists them. Only the connection's own credentials may do so.
+//!
+//! When nodes share a bus, a request may land on a node that does not hold the connection:
+//! it checks the request as its own (the key, the stream), then asks the node holding the
+//! connection to carry it out (`answer` there), and answers the client with what it said.
+
+use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,14 +14,17 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use serde_json::json;
-use tokio::sync::oneshot;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
 
 use super::query::Query;
-use super::{ApiError, AppState, Segments, polls, streams};
-use crate::auth::Operation;
+use super::{ApiError, AppState, Segments, polls};
+use crate::auth::{Credential, Operation};
+use crate::bus::redis::{Asked, RedisBus};
 use crate::hub::ChannelKind;
 use crate::names::validate_name;
+use crate::outlet::change::{Change, answer_bytes};
+use crate::outlet::journal::Journal;
 use crate::outlet::registry::Control;
 use crate::outlet::{Start, StreamSpec};
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -39,7 +48,6 @@ pub async fn add(
 ) -> Result<impl IntoResponse, ApiError> {
     let query = Query::parse(query.as_deref());
     let credential = query.credential(&headers)?;
-    let (control, _) = state.connections.control(&id, &credential)?;
     let add: Add = serde_json::from_slice(&body).map_err(|e| {
         ErrorInfo::bad_request(format!(
             "the body must be {{\"channel\": name}} or {{\"poll\": url}}: {e}"
@@ -82,21 +90,9 @@ pub async fn add(
             );
         }
     };
-    let (name, kind, topic) = (spec.name.clone(), spec.kind, spec.topic.clone());
-    state
-        .hub
-        .prepare(&[&spec.channel])
-        .await
-        .map_err(streams::unavailable)?;
-    ask(&control, |reply| Control::Add(Box::new(spec), reply)).await?;
-    // After the outlet subscribed, so a stopping poller sees the subscriber.
-    if let Some(topic) = topic {
-        state.pollers.ensure(&topic);
-    }
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "connectionId": id, "stream": name, "kind": kind_name(kind) })),
-    ))
+    let mut added = change(&state, &id, &credential, Change::Add(Box::new(spec))).await?;
+    added["connectionId"] = json!(id);
+    Ok((StatusCode::CREATED, Json(added)))
 }
 
 pub async fn remove(
@@ -106,8 +102,7 @@ pub async fn remove(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let credential = Query::parse(query.as_deref()).credential(&headers)?;
-    let (control, _) = state.connections.control(&id, &credential)?;
-    ask(&control, |reply| Control::Remove(stream, reply)).await?;
+    change(&state, &id, &credential, Change::Remove(stream)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -118,15 +113,95 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let credential = Query::parse(query.as_deref()).credential(&headers)?;
-    let (_, journal) = state.connections.control(&id, &credential)?;
-    let streams: Vec<_> = journal
-        .lock()
-        .unwrap()
-        .open_streams()
-        .into_iter()
-        .map(|(_, spec)| json!({ "stream": spec.name, "kind": kind_name(spec.kind) }))
-        .collect();
+    let streams = change(&state, &id, &credential, Change::List).await?;
     Ok(Json(json!({ "connectionId": id, "streams": streams })))
+}
+
+/// Carries out `change` on connection `id`: here when this node holds it, else on the node
+/// that does.
+async fn change(
+    state: &AppState,
+    id: &str,
+    credential: &Credential,
+    change: Change,
+) -> Result<Value, ErrorInfo> {
+    match state.connections.control(id, credential) {
+        Ok((control, journal)) => carry_out(state, &control, &journal, change).await,
+        Err(here) if here.code == codes::NOT_FOUND => {
+            match state
+                .connections
+                .ask_holder(id, credential, &change)
+                .await?
+            {
+                Some(answer) => answer,
+                None => Err(here),
+            }
+        }
+        Err(refused) => Err(refused),
+    }
+}
+
+/// Carries out `change` on a connection this node holds.
+async fn carry_out(
+    state: &AppState,
+    control: &mpsc::Sender<Control>,
+    journal: &Mutex<Journal>,
+    change: Change,
+) -> Result<Value, ErrorInfo> {
+    match change {
+        Change::Add(spec) => {
+            let (name, kind, topic) = (spec.name.clone(), spec.kind, spec.topic.clone());
+            state
+                .hub
+                .prepare(&[&spec.channel])
+                .await
+                .map_err(|e| ErrorInfo::new(codes::UNAVAILABLE, e))?;
+            ask(control, |reply| Control::Add(spec, reply)).await?;
+            // After the outlet subscribed, so a stopping poller sees the subscriber.
+            if let Some(topic) = topic {
+                state.pollers.ensure(&topic);
+            }
+            Ok(json!({ "stream": name, "kind": kind_name(kind) }))
+        }
+        Change::Remove(stream) => {
+            ask(control, |reply| Control::Remove(stream, reply)).await?;
+            Ok(Value::Null)
+        }
+        Change::List => {
+            let streams: Vec<_> = journal
+                .lock()
+                .unwrap()
+                .open_streams()
+                .into_iter()
+                .map(|(_, spec)| json!({ "stream": spec.name, "kind": kind_name(spec.kind) }))
+                .collect();
+            Ok(json!(streams))
+        }
+    }
+}
+
+/// Answers other nodes' changes of the connections this node holds, as they come.
+pub async fn answer(state: AppState, bus: Arc<RedisBus>, mut asked: mpsc::Receiver<Asked>) {
+    while let Some(question) = asked.recv().await {
+        let (state, bus) = (state.clone(), Arc::clone(&bus));
+        tokio::spawn(async move {
+            let answer = match Change::from_bytes(&question.change) {
+                Ok(change) => match state
+                    .connections
+                    .control_for(&question.connection, &question.credential)
+                {
+                    Ok((control, journal)) => carry_out(&state, &control, &journal, change).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(ErrorInfo::bad_request(format!(
+                    "a change not understood: {e}"
+                ))),
+            };
+            if let Err(e) = bus.answer(&question, &answer_bytes(&answer)).await {
+                tracing::debug!("another node's change was not answered: {e}");
+            }
+        });
+    }
 }
 
 fn kind_name(kind: ChannelKind) -> &'static str {

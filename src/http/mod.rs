@@ -3,7 +3,7 @@
 mod admin;
 mod asyncapi;
 mod channels;
-mod connections;
+pub mod connections;
 mod docs;
 mod error;
 mod health;

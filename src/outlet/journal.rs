@@ -11,6 +11,8 @@
 
 mod kept;
 
+pub(crate) use kept::{read_spec, spec as spec_bytes};
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 

@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub mod change;
 pub mod journal;
 pub mod registry;
 

@@ -12,6 +12,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StreamSpec;
+use super::change::{Answer, Change, read_answer};
 use super::journal::Journal;
 use crate::auth::Credential;
 use crate::bus::{Bus, Journals, KeptJournal, unreadable};
@@ -274,6 +275,15 @@ impl Connections {
         id: &str,
         credential: &Credential,
     ) -> Result<(mpsc::Sender<Control>, Arc<Mutex<Journal>>), ErrorInfo> {
+        self.control_for(id, &credential.digest())
+    }
+
+    /// `control`, for the credential whose digest is `digest`.
+    pub fn control_for(
+        &self,
+        id: &str,
+        digest: &[u8],
+    ) -> Result<(mpsc::Sender<Control>, Arc<Mutex<Journal>>), ErrorInfo> {
         let entries = self.entries.lock().unwrap();
         let not_found = || {
             ErrorInfo::new(
@@ -282,7 +292,7 @@ impl Connections {
             )
         };
         let entry = entries.get(id).ok_or_else(not_found)?;
-        if entry.credential != credential.digest() {
+        if entry.credential != digest {
             return Err(ErrorInfo::new(
                 crate::wire::envelope::codes::NOT_PERMITTED,
                 "only the connection's own credentials may change it",
@@ -290,6 +300,32 @@ impl Connections {
         }
         let control = entry.control.clone().ok_or_else(not_found)?;
         Ok((control, Arc::clone(&entry.journal)))
+    }
+
+    /// Asks the node holding connection `id`, when another node does (nodes sharing a bus),
+    /// to carry out `change`: its answer, or `None`.
+    pub async fn ask_holder(
+        &self,
+        id: &str,
+        credential: &Credential,
+        change: &Change,
+    ) -> Result<Option<Answer>, ErrorInfo> {
+        let Some(journals) = &self.journals else {
+            return Ok(None);
+        };
+        let unavailable = |e: String| ErrorInfo::new(crate::wire::envelope::codes::UNAVAILABLE, e);
+        let answer = journals
+            .ask_holder(id, &credential.digest(), change.to_bytes())
+            .await
+            .map_err(unavailable)?;
+        answer
+            .map(|bytes| read_answer(&bytes))
+            .transpose()
+            .map_err(|e| {
+                unavailable(format!(
+                    "the node holding connection {id:?} answered oddly: {e}"
+                ))
+            })
     }
 
     /// Marks a connection closed, unless another has taken it over since.

@@ -30,7 +30,7 @@ struct KeptTopic {
     interval_ms: u64,
 }
 
-pub(super) fn spec(spec: &StreamSpec) -> Vec<u8> {
+pub(crate) fn spec(spec: &StreamSpec) -> Vec<u8> {
     let kept = KeptSpec {
         name: spec.name.clone(),
         channel: spec.channel.clone(),
@@ -50,7 +50,7 @@ pub(super) fn spec(spec: &StreamSpec) -> Vec<u8> {
     serde_json::to_vec(&kept).expect("a stream always serializes")
 }
 
-pub(super) fn read_spec(bytes: &[u8]) -> Result<StreamSpec, String> {
+pub(crate) fn read_spec(bytes: &[u8]) -> Result<StreamSpec, String> {
     let kept: KeptSpec = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     let topic = match kept.topic {
         None => None,
