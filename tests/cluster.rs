@@ -635,20 +635,40 @@ async fn a_dynamic_connection_is_changed_through_any_node() {
     let added = common::add(&nodes[1], &id, json!({"channel": "b"})).await;
     assert_eq!(added.status(), 201);
     let body: Value = added.json().await.unwrap();
-    assert_eq!(body, json!({"connectionId": id, "stream": "b", "kind": "channel"}));
+    assert_eq!(
+        body,
+        json!({"connectionId": id, "stream": "b", "kind": "channel"})
+    );
     common::publish(&nodes[2], "b", json!({"data": "b1"})).await;
     let event = dynamic.events(1).await.remove(0);
     assert_eq!(envelope(&event)["data"], "b1");
     // Listed and removed through the third node.
     let url = nodes[2].url(&format!("/connections/{id}"));
-    let listed: Value = client().get(&url).send().await.unwrap().json().await.unwrap();
+    let listed: Value = client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(listed["streams"].as_array().unwrap().len(), 2, "{listed}");
     let url = nodes[2].url(&format!("/connections/{id}/subscriptions/b"));
     let removed = client().delete(&url).send().await.unwrap();
     assert_eq!(removed.status(), 204);
     let url = nodes[1].url(&format!("/connections/{id}"));
-    let listed: Value = client().get(&url).send().await.unwrap().json().await.unwrap();
-    assert_eq!(listed["streams"], json!([{"stream": "a", "kind": "channel"}]));
+    let listed: Value = client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["streams"],
+        json!([{"stream": "a", "kind": "channel"}])
+    );
     // The holder's refusals reach the client as they are; an unknown connection is 404.
     let url = nodes[1].url(&format!("/connections/{id}/subscriptions/nope"));
     let refused = client().delete(&url).send().await.unwrap();

@@ -546,6 +546,24 @@ async fn an_upstream_that_closes_at_once_is_backed_off_and_told_once() {
 }
 
 #[tokio::test]
+async fn a_retry_field_without_an_event_sets_the_reconnection_time() {
+    let upstream = SseUpstream::start().await;
+    // As a browser reads it: the reconnection time is 4 s from that line on, though no
+    // event follows before the stream ends.
+    upstream.script_every_time("/lone", b"retry: 4000\n\n");
+    let server = Server::start(&format!(
+        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n",
+        upstream.url("/")
+    ));
+    let _stream = SseStream::open(&server.url("/market/lone")).await;
+    // Connections at 0 s and 4 s (then 8 s later, backing off); with the default 1 s
+    // they would be at 0, 1 and 3 s.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let asked = upstream.requests().len();
+    assert_eq!(asked, 1, "{asked} upstream requests in 3.5 s");
+}
+
+#[tokio::test]
 async fn upstream_failures_do_not_push_events_out_of_history() {
     let upstream = SseUpstream::start().await;
     let server = gateway(&upstream, "[channels]\nhistory_size = 1\n");

@@ -340,6 +340,10 @@ impl Relays {
             };
             heard = Instant::now();
             parser.feed(&chunk, &mut frames);
+            // As a browser does: from the line on, even if no event follows.
+            if let Some(retry) = parser.pending_retry() {
+                reconnect.retry_ms = topic.retry_ms(retry);
+            }
             let dispatched = frames.iter().any(|f| matches!(f, SseFrame::Event(_)));
             pending = if dispatched { 0 } else { pending + chunk.len() };
             if pending > topic.max_event_bytes {

@@ -30,10 +30,10 @@ pub struct SseEvent {
     pub id: String,
     /// A valid `retry:` value seen since the previous dispatch (all ASCII digits), if any.
     ///
-    /// A browser applies `retry:` the moment it reads the line; the gateway instead learns
-    /// of it with the next event, which is when it can act on it. A blank line that
-    /// dispatches nothing (no `data:` yet) therefore keeps the value for the next event
-    /// rather than dropping it. Values too large for `u64` saturate, since the spec accepts
+    /// A browser applies `retry:` the moment it reads the line; the event carries it too,
+    /// and `SseParser::pending_retry` tells one read before any event is dispatched. A
+    /// blank line that dispatches nothing (no `data:` yet) keeps the value for the next
+    /// event rather than dropping it. Values too large for `u64` saturate, since the spec accepts
     /// any run of digits and "wait practically forever" is the closest faithful reading.
     pub retry: Option<u64>,
 }
@@ -134,6 +134,12 @@ impl SseParser {
             rest = tail;
         }
         self.line.extend_from_slice(rest);
+    }
+
+    /// A valid `retry:` value read since the last event was dispatched, if any: a browser
+    /// applies it at once, even when no event follows before the stream ends.
+    pub fn pending_retry(&self) -> Option<u64> {
+        self.event.retry
     }
 
     /// Convenience: feed and return only the events.
