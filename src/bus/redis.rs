@@ -177,6 +177,17 @@ end
 return answer
 "#;
 
+const RENEW_EPOCH: &str = r#"
+-- KEYS: the channel's meta. ARGV: the epoch a node saw go back, a fresh one. The fresh one
+-- replaces it unless another node's already did; the epoch after.
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if epoch == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'e', ARGV[2])
+  return ARGV[2]
+end
+return epoch
+"#;
+
 const LEASE: &str = r#"
 -- KEYS: the lease. ARGV: token, ttl ms. 1 when the token still holds the lease, 2 when it
 -- takes it (anew: another token may have held it meanwhile), 0 when another token does.
@@ -294,6 +305,7 @@ pub struct RedisBus {
     append: Script,
     append_state: Script,
     read: Script,
+    renew_epoch: Script,
     lease: Script,
     release: Script,
     want: Script,
@@ -433,6 +445,7 @@ impl RedisBus {
             append: script(APPEND),
             append_state: script(APPEND_STATE),
             read: script(READ),
+            renew_epoch: Script::new(RENEW_EPOCH),
             lease: Script::new(LEASE),
             release: Script::new(RELEASE),
             want: clocked(WANT),
@@ -539,6 +552,20 @@ impl RedisBus {
         let mut commands = self.commands.clone();
         let answer: Vec<Value> = self.timed(call.invoke_async(&mut commands)).await?;
         span(answer).ok_or_else(|| format!("redis at {} answered a read oddly", self.shown))
+    }
+
+    /// Gives `channel` the epoch `fresh` in place of `seen`, unless another node did first:
+    /// its history went back (a replica that lagged was promoted, or Redis restarted from
+    /// an older snapshot), and the offsets after its head, which name events clients saw,
+    /// would be given to other events.
+    pub async fn renew_epoch(&self, channel: &str, seen: u64, fresh: u64) -> Result<(), String> {
+        let keys = self.keys(channel).await?;
+        let mut call = self.renew_epoch.prepare_invoke();
+        call.key(&keys.meta).arg(seen).arg(fresh);
+        let mut commands = self.commands.clone();
+        self.timed(call.invoke_async::<Option<String>>(&mut commands))
+            .await?;
+        Ok(())
     }
 
     /// Takes, or keeps, the lease named `key` for `token` for `ttl`. Nodes with the same

@@ -502,6 +502,14 @@ impl Hub {
             let after = Range::After(offset, READ_BATCH);
             let trim = self.trim();
             let mut span = bus.read(name, cursor::fresh_epoch(), after, &trim).await?;
+            if span.epoch == epoch && span.head < offset {
+                // The bus went back behind what this node heard: in this epoch it would
+                // give those offsets again, to other events. A new epoch, and clients are
+                // told of the gap.
+                tracing::warn!("a channel's history went back on the bus; it starts a new epoch");
+                bus.renew_epoch(name, epoch, cursor::fresh_epoch()).await?;
+                continue;
+            }
             if span.epoch != epoch {
                 // Another epoch: its history starts at its first offset, not after ours.
                 let all = Range::After(0, READ_BATCH);

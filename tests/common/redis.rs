@@ -9,6 +9,8 @@ pub struct Redis {
     pub port: u16,
     /// With TLS: the folder holding the server's certificate and key.
     tls: Option<tempfile::TempDir>,
+    /// Where it keeps its snapshot, if it keeps one.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Redis {
@@ -23,6 +25,7 @@ impl Redis {
             child: None,
             port,
             tls: None,
+            dir: None,
         };
         redis.spawn();
         redis
@@ -40,6 +43,17 @@ impl Redis {
         redis
     }
 
+    /// Starts a Redis that keeps a snapshot when told (`SAVE`) and starts again from it:
+    /// a restart is a Redis gone back to its last snapshot, as a replica that lagged is
+    /// when it is promoted.
+    pub fn start_saving() -> Redis {
+        let mut redis = Redis::start();
+        redis.kill();
+        redis.dir = Some(tempfile::tempdir().unwrap());
+        redis.spawn();
+        redis
+    }
+
     fn spawn(&mut self) {
         let mut command = Command::new("redis-server");
         match &self.tls {
@@ -52,12 +66,15 @@ impl Redis {
                 .arg(dir.path().join("key.pem"))
                 .args(["--tls-auth-clients", "no"]),
         };
-        let child = command
+        command
             .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed: ./test.sh installs it (apt-get install redis-server)");
+            .args(["--save", "", "--appendonly", "no"]);
+        if let Some(dir) = &self.dir {
+            command.arg("--dir").arg(dir.path());
+        }
+        let child = command.stdout(Stdio::null()).spawn().expect(
+            "redis-server is not installed: ./test.sh installs it (apt-get install redis-server)",
+        );
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -82,7 +99,7 @@ impl Redis {
         }
     }
 
-    /// Starts it again on the same port, empty.
+    /// Starts it again on the same port: empty, or from its last snapshot.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
