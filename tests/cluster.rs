@@ -710,10 +710,17 @@ async fn a_dynamic_connection_is_changed_through_any_node() {
         listed["streams"],
         json!([{"stream": "a", "kind": "channel"}])
     );
-    // The holder's refusals reach the client as they are; an unknown connection is 404.
-    let url = nodes[1].url(&format!("/connections/{id}/subscriptions/nope"));
-    let refused = client().delete(&url).send().await.unwrap();
-    expect_error(refused, 404, 40400).await;
+    // The holder's refusals reach the client as they are (a stream it already carries);
+    // an unknown connection is 404.
+    let again = common::add(&nodes[1], &id, json!({"channel": "a"})).await;
+    let body = expect_error(again, 400, 40000).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already"),
+        "{body}"
+    );
     let unknown = common::add(&nodes[1], "nosuchconnection", json!({"channel": "b"})).await;
     expect_error(unknown, 404, 40400).await;
 }

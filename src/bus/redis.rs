@@ -207,24 +207,27 @@ return 0
 "#;
 
 const WANT: &str = r#"
--- KEYS: a polled topic's wanted parts. ARGV: how long the wish lasts (ms), then each part's
--- pointer ('' for the whole document) and interval (ms).
-for i = 2, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], (now + tonumber(ARGV[1])) .. ' ' .. ARGV[i + 1])
+-- KEYS: a polled topic's wanted parts. ARGV: the node, how long the wish lasts (ms), then
+-- each part's name and interval (ms). One field per node and part: each node's wish lasts
+-- on its own.
+for i = 3, #ARGV, 2 do
+  local lasts = now + tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], ARGV[1] .. ' ' .. ARGV[i], lasts .. ' ' .. ARGV[i + 1])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 0
 "#;
 
 const WANTED: &str = r#"
--- KEYS: a polled topic's wanted parts. Each part still wanted, pointer then interval; the
--- lapsed ones leave.
+-- KEYS: a polled topic's wanted parts. Each part some node still wants, its name then the
+-- interval (once per node wanting it); the lapsed wishes leave.
 local answer = {}
 local parts = redis.call('HGETALL', KEYS[1])
 for i = 1, #parts, 2 do
   local lasts, interval = string.match(parts[i + 1], '^(%d+) (%d+)$')
-  if lasts and tonumber(lasts) >= now then
-    table.insert(answer, parts[i])
+  local part = string.match(parts[i], '^%x+ (.*)$')
+  if lasts and part and tonumber(lasts) >= now then
+    table.insert(answer, part)
     table.insert(answer, interval)
   else
     redis.call('HDEL', KEYS[1], parts[i])
@@ -594,7 +597,9 @@ impl RedisBus {
     ) -> Result<(), String> {
         let keys = self.keys(key).await?;
         let mut call = self.want.prepare_invoke();
-        call.key(&keys.wanted).arg(ttl.as_millis() as u64);
+        call.key(&keys.wanted)
+            .arg(&self.owner)
+            .arg(ttl.as_millis() as u64);
         for (pointer, interval) in parts {
             call.arg(pointer).arg(interval);
         }
@@ -604,7 +609,8 @@ impl RedisBus {
     }
 
     /// The parts of the polled topic whose lease is `key` that some node's clients want
-    /// now: pointer ('' for the whole document) and interval (ms).
+    /// now: pointer ('' for the whole document) and interval (ms), once per node wanting
+    /// it.
     pub async fn wanted(&self, key: &str) -> Result<Vec<(String, u64)>, String> {
         let keys = self.keys(key).await?;
         let mut call = self.wanted.prepare_invoke();

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::query::Query;
 use super::{ApiError, AppState, Segments, polls};
@@ -28,6 +28,11 @@ use crate::outlet::journal::Journal;
 use crate::outlet::registry::Control;
 use crate::outlet::{Start, StreamSpec};
 use crate::wire::envelope::{ErrorInfo, codes};
+
+/// Other nodes' changes carried out at once at most (see `answer`).
+const ANSWERING: usize = 64;
+/// How long carrying out another node's change may take: less than it waits.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// The body of an add: a channel (with an optional rewind) or a polled URL, whose query
 /// may carry the poll parameters (`pollInterval`, `mode`, `select`, `X-Sd-Header`).
@@ -180,20 +185,38 @@ async fn carry_out(
     }
 }
 
-/// Answers other nodes' changes of the connections this node holds, as they come.
+/// Answers other nodes' changes of the connections this node holds, as they come: a few
+/// at a time, each within `ANSWER_WITHIN` (an outlet busy writing, or whose client does
+/// not read, takes its changes late), else 503, so the asker hears before it gives up.
 pub async fn answer(state: AppState, bus: Arc<RedisBus>, mut asked: mpsc::Receiver<Asked>) {
+    let slots = Arc::new(Semaphore::new(ANSWERING));
     while let Some(question) = asked.recv().await {
         let (state, bus) = (state.clone(), Arc::clone(&bus));
+        let slot = Arc::clone(&slots).try_acquire_owned();
         tokio::spawn(async move {
-            let answer = match Change::from_bytes(&question.change) {
-                Ok(change) => match state
-                    .connections
-                    .control_for(&question.connection, &question.credential)
-                {
-                    Ok((control, journal)) => carry_out(&state, &control, &journal, change).await,
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(ErrorInfo::bad_request(format!(
+            let busy = || {
+                ErrorInfo::new(
+                    codes::UNAVAILABLE,
+                    "the node holding the connection is busy; try again",
+                )
+            };
+            let answer = match (slot, Change::from_bytes(&question.change)) {
+                (Err(_), _) => Err(busy()),
+                (Ok(_slot), Ok(change)) => {
+                    let held = state
+                        .connections
+                        .control_for(&question.connection, &question.credential);
+                    match held {
+                        Ok((control, journal)) => {
+                            let carried = carry_out(&state, &control, &journal, change);
+                            tokio::time::timeout(ANSWER_WITHIN, carried)
+                                .await
+                                .unwrap_or_else(|_| Err(busy()))
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                (Ok(_), Err(e)) => Err(ErrorInfo::bad_request(format!(
                     "a change not understood: {e}"
                 ))),
             };

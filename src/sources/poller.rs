@@ -141,7 +141,10 @@ impl Pollers {
                 }
                 // Another node may have published since this one last did: diff against
                 // the documents clients hold, not the ones this node kept.
-                Claim::Taken => state = PollState::default(),
+                Claim::Taken => {
+                    state = PollState::default();
+                    wanted.taken();
+                }
                 Claim::Kept => {}
             }
             let mut feeds = run.feeds();
@@ -153,7 +156,11 @@ impl Pollers {
             {
                 run.shared().interval_ms.fetch_min(ms, Ordering::Relaxed);
             }
-            feeds.extend_from_slice(wanted.elsewhere());
+            // A part a client of this node asked for since the last read is fed once.
+            let elsewhere = wanted.elsewhere().iter();
+            let elsewhere = elsewhere.filter(|f| !feeds.iter().any(|own| own.channel == f.channel));
+            let elsewhere: Vec<_> = elsewhere.cloned().collect();
+            feeds.extend(elsewhere);
             let Some(outcome) = run.holding(self.poll(&topic, &mut state)).await else {
                 continue;
             };

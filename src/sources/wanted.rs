@@ -3,8 +3,9 @@
 //! One node polls a topic for the cluster (the holder of its lease), and it feeds the parts
 //! (selected pointers) its own clients watch. A node standing by tells it, through the bus,
 //! which parts its clients watch and at what interval, every second; a wish lapses 3 s after
-//! it was last told. The holder reads the wishes as often and feeds those parts too: a client
-//! watching a part on any node gets it, whichever node polls.
+//! it was last told. The holder reads the wishes before each poll, at most once a second, and
+//! feeds those parts too: a client watching a part on any node gets it, whichever node
+//! polls.
 
 use std::time::Duration;
 
@@ -54,8 +55,9 @@ impl Wanted {
     }
 
     /// Holding the lease: reads the parts other nodes want (at most every `WANT_EVERY`)
-    /// and keeps those that `local` lacks; `forget` is given each part no longer wanted.
-    /// Returns the shortest interval asked for, if any.
+    /// and keeps those that `local` lacks, each brought up to what the bus holds when it
+    /// joins (this node's copy may lag: it fed none of them); `forget` is given each part
+    /// this node feeds no more. Returns the shortest interval asked for, if any.
     pub(super) async fn refresh(
         &mut self,
         hub: &Hub,
@@ -74,7 +76,7 @@ impl Wanted {
                 return None;
             }
         };
-        let mut elsewhere = Vec::new();
+        let mut elsewhere: Vec<Feed<Part>> = Vec::new();
         let mut shortest = None;
         for (name, interval_ms) in wished {
             let Some(select) = part_select(&name) else {
@@ -87,7 +89,8 @@ impl Wanted {
                 select,
                 topic.interval,
             );
-            if local.iter().any(|f| f.channel == part.channel) {
+            let fed = |feeds: &[Feed<Part>]| feeds.iter().any(|f| f.channel == part.channel);
+            if fed(local) || fed(&elsewhere) {
                 continue;
             }
             let feed = Part {
@@ -96,13 +99,35 @@ impl Wanted {
             };
             elsewhere.push(Feed::new(part.channel, feed));
         }
+        let joined: Vec<String> = elsewhere
+            .iter()
+            .filter(|f| {
+                !self
+                    .elsewhere
+                    .iter()
+                    .any(|known| known.channel == f.channel)
+            })
+            .map(|f| f.channel.clone())
+            .collect();
+        if let Err(e) = hub.settle(&joined).await {
+            // Fed from the next read on.
+            tracing::debug!("parts other nodes watch were not read back: {e}");
+            elsewhere.retain(|f| !joined.contains(&f.channel));
+            self.last = None;
+        }
         for gone in &self.elsewhere {
-            if !elsewhere.iter().any(|f| f.channel == gone.channel) {
+            let fed = |feeds: &[Feed<Part>]| feeds.iter().any(|f| f.channel == gone.channel);
+            if !fed(&elsewhere) && !fed(local) {
                 forget(&gone.channel);
             }
         }
         self.elsewhere = elsewhere;
         shortest
+    }
+
+    /// A node that takes the lease anew reads every wish at once, and reads each part back.
+    pub(super) fn taken(&mut self) {
+        *self = Wanted::default();
     }
 
     /// The parts other nodes want that this node feeds besides its own.

@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{RedisBus, TIMEOUT, hex, journal_key};
 
-/// Questions waiting for this node at most; beyond, they go unanswered (the asker times
-/// out and its client tries again).
+/// Questions waiting to be taken up by this node at most; beyond, they go unanswered (the
+/// asker times out and its client tries again).
 pub(super) const QUESTIONS: usize = 256;
 
 /// A change another node asks of a connection this node holds.
@@ -47,8 +47,8 @@ impl RedisBus {
     }
 
     /// Asks the node holding `connection` to carry out `change` for the credential whose
-    /// digest is `credential`: its answer, or `None` when no other node holds it (or that
-    /// node is gone). `Err` when Redis or that node does not answer in time.
+    /// digest is `credential`: its answer, or `None` when no other node holds it. `Err` when
+    /// Redis or that node does not answer in time.
     pub async fn ask(
         &self,
         connection: &str,
@@ -69,6 +69,8 @@ impl RedisBus {
             .lock()
             .unwrap()
             .insert(number, answered);
+        // Forgotten however this ends, the asker's client gone included.
+        let _forget = Forget(&self.waiting, number);
         let mut question = format!(
             "q\n{}\n{number}\n{connection}\n{}\n",
             self.owner,
@@ -78,21 +80,19 @@ impl RedisBus {
         question.extend_from_slice(change);
         let mut publish = redis::cmd("PUBLISH");
         publish.arg(inbox(&owner)).arg(question);
-        let asked = async {
-            let heard: i64 = self.timed(publish.query_async(&mut commands)).await?;
-            if heard == 0 {
-                return Ok(None);
-            }
-            match tokio::time::timeout(TIMEOUT, answer).await {
-                Ok(Ok(answer)) => Ok(Some(answer)),
-                _ => Err(format!(
-                    "the node holding connection {connection:?} did not answer in time; try again"
-                )),
-            }
+        let heard: i64 = self.timed(publish.query_async(&mut commands)).await?;
+        let late = || {
+            format!("the node holding connection {connection:?} did not answer in time; try again")
         };
-        let answered = asked.await;
-        self.waiting.answers.lock().unwrap().remove(&number);
-        answered
+        // Nobody heard: that node is reconnecting to Redis, or gone (its client then
+        // resumes elsewhere, which moves the connection).
+        if heard == 0 {
+            return Err(late());
+        }
+        match tokio::time::timeout(TIMEOUT, answer).await {
+            Ok(Ok(answer)) => Ok(Some(answer)),
+            _ => Err(late()),
+        }
     }
 
     /// Sends `answer` to the node that asked `asked`.
@@ -152,6 +152,15 @@ impl RedisBus {
             }
             _ => {}
         }
+    }
+}
+
+/// Drops a question's place among those waiting for an answer.
+struct Forget<'a>(&'a Waiting, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.answers.lock().unwrap().remove(&self.1);
     }
 }
 
