@@ -71,6 +71,10 @@ pub async fn run(
                 .await
                 .map_err(std::io::Error::other)?;
             notices = Some(heard);
+            tracing::info!(
+                "channels are shared with other nodes through redis at {}",
+                redis.shown()
+            );
             let secret = cluster_secret(&redis).await;
             let connections = Connections::shared(Arc::new(Arc::clone(&redis)));
             shared_bus = Some((Arc::clone(&redis), catalog_changes, asked));

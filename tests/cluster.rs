@@ -253,6 +253,28 @@ async fn a_redis_gone_back_to_an_older_state_never_reuses_an_id_a_client_saw() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_password_may_come_from_the_environment_and_is_never_shown() {
+    let redis = Redis::start_with_password("s3cret-pw");
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{}/0", redis.port);
+    // The file names the backend; the URL, with its password, is in the environment.
+    let config = "[bus]\nbackend = \"redis\"\n";
+    let env = [("STREAMGATE_BUS__REDIS_URL", url.as_str())];
+    let nodes = [
+        Server::start_logged_with(config, &env),
+        Server::start_with(config, &[], &env),
+    ];
+    let mut stream = SseStream::open(&nodes[1].url("/sse?channels=p")).await;
+    common::publish(&nodes[0], "p", json!({"data": "through"})).await;
+    assert_eq!(messages(&mut stream, 1).await[0].2, json!("through"));
+    assert_eq!(redis.cli(&["EXISTS", "sg:{p}:s"]).trim(), "1");
+    let ready = client().get(nodes[0].url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let logs = nodes[0].logs();
+    assert!(logs.contains("redis"), "{logs}");
+    assert!(!logs.contains("s3cret-pw"), "the password was logged");
+}
+
 #[test]
 fn the_redis_backend_needs_a_url() {
     let dir = tempfile::tempdir().unwrap();

@@ -557,6 +557,11 @@ impl RedisBus {
         span(answer).ok_or_else(|| format!("redis at {} answered a read oddly", self.shown))
     }
 
+    /// Where Redis is, as logs and errors show it (without a password).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
     /// Gives `channel` the epoch `fresh` in place of `seen`, unless another node did first:
     /// its history went back (a replica that lagged was promoted, or Redis restarted from
     /// an older snapshot), and the offsets after its head, which name events clients saw,

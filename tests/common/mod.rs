@@ -35,13 +35,17 @@ impl Server {
 
     /// Like `start`, logging everything (`RUST_LOG=trace`) to a file `logs()` reads.
     pub fn start_logged(config: &str) -> Server {
+        Self::start_logged_with(config, &[])
+    }
+
+    /// Like `start_logged`, with extra environment variables.
+    pub fn start_logged_with(config: &str, env: &[(&str, &str)]) -> Server {
         let log = tempfile::NamedTempFile::new().unwrap();
-        let mut server = Self::spawn(
-            config,
-            &[],
-            &[("RUST_LOG", "trace")],
-            Stdio::from(log.reopen().unwrap()),
-        );
+        let env: Vec<(&str, &str)> = [("RUST_LOG", "trace")]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect();
+        let mut server = Self::spawn(config, &[], &env, Stdio::from(log.reopen().unwrap()));
         server.log = Some(log);
         server
     }

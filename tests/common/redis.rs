@@ -11,6 +11,8 @@ pub struct Redis {
     tls: Option<tempfile::TempDir>,
     /// Where it keeps its snapshot, if it keeps one.
     dir: Option<tempfile::TempDir>,
+    /// The password clients must give, if any.
+    password: Option<String>,
 }
 
 impl Redis {
@@ -26,6 +28,7 @@ impl Redis {
             port,
             tls: None,
             dir: None,
+            password: None,
         };
         redis.spawn();
         redis
@@ -54,6 +57,15 @@ impl Redis {
         redis
     }
 
+    /// Starts a Redis that refuses clients without `password`.
+    pub fn start_with_password(password: &str) -> Redis {
+        let mut redis = Redis::start();
+        redis.kill();
+        redis.password = Some(password.to_owned());
+        redis.spawn();
+        redis
+    }
+
     fn spawn(&mut self) {
         let mut command = Command::new("redis-server");
         match &self.tls {
@@ -71,6 +83,9 @@ impl Redis {
             .args(["--save", "", "--appendonly", "no"]);
         if let Some(dir) = &self.dir {
             command.arg("--dir").arg(dir.path());
+        }
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
         }
         let child = command.stdout(Stdio::null()).spawn().expect(
             "redis-server is not installed: ./test.sh installs it (apt-get install redis-server)",
@@ -107,7 +122,11 @@ impl Redis {
 
     /// Runs a command with `redis-cli`, returning what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
+        let mut command = Command::new("redis-cli");
+        if let Some(password) = &self.password {
+            command.args(["--no-auth-warning", "-a", password]);
+        }
+        let out = command
             .args(["-p", &self.port.to_string()])
             .args(args)
             .output()
