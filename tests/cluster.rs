@@ -706,28 +706,12 @@ async fn a_dynamic_connection_is_changed_through_any_node() {
     let event = dynamic.events(1).await.remove(0);
     assert_eq!(envelope(&event)["data"], "b1");
     // Listed and removed through the third node.
-    let url = nodes[2].url(&format!("/connections/{id}"));
-    let listed: Value = client()
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&nodes[2], &format!("/connections/{id}")).await;
     assert_eq!(listed["streams"].as_array().unwrap().len(), 2, "{listed}");
     let url = nodes[2].url(&format!("/connections/{id}/subscriptions/b"));
     let removed = client().delete(&url).send().await.unwrap();
     assert_eq!(removed.status(), 204);
-    let url = nodes[1].url(&format!("/connections/{id}"));
-    let listed: Value = client()
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&nodes[1], &format!("/connections/{id}")).await;
     assert_eq!(
         listed["streams"],
         json!([{"stream": "a", "kind": "channel"}])
@@ -850,17 +834,9 @@ async fn an_admin_change_on_one_node_applies_on_every_node() {
 async fn a_catalog_change_a_node_could_not_take_up_is_taken_up_later() {
     /// Waits until `node` lists the keys `expected`.
     async fn until_keys(node: &Server, expected: [&str; 2]) {
-        let url = node.url("/admin/keys?key=root:root-secret");
         let deadline = std::time::Instant::now() + Duration::from_secs(12);
         loop {
-            let keys: Vec<Value> = client()
-                .get(&url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let keys: Vec<Value> = get_json(node, "/admin/keys?key=root:root-secret").await;
             let mut names: Vec<&str> = keys.iter().map(|k| k["name"].as_str().unwrap()).collect();
             names.sort();
             if names == expected {

@@ -13,11 +13,18 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
 /// A gateway with one shared relay named `market` in front of `upstream`.
+/// The relay `market` of `upstream`, with the default linger and backoff.
+fn relay(upstream: &SseUpstream) -> String {
+    format!(
+        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n",
+        upstream.url("/")
+    )
+}
+
 fn gateway(upstream: &SseUpstream, extra: &str) -> Server {
     Server::start(&format!(
-        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n\
-         linger_ms = 200\nmax_backoff_ms = 300\n{extra}",
-        upstream.url("/")
+        "{}linger_ms = 200\nmax_backoff_ms = 300\n{extra}",
+        relay(upstream)
     ))
 }
 
@@ -528,10 +535,7 @@ async fn an_upstream_that_closes_at_once_is_backed_off_and_told_once() {
     let upstream = SseUpstream::start().await;
     upstream.script_every_time("/flaky", b"id: 1\nretry: 0\ndata: hi\n\n");
     // The default max_backoff_ms: the upstream's retry: 0 is floored, not obeyed.
-    let server = Server::start(&format!(
-        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n",
-        upstream.url("/")
-    ));
+    let server = Server::start(&relay(&upstream));
     let mut stream = SseStream::open(&server.url("/market/flaky")).await;
     assert_eq!(next_relayed(&mut stream).await.data, "hi");
     let closed = stream.next_event().await.expect("an error event");
@@ -551,10 +555,7 @@ async fn a_retry_field_without_an_event_sets_the_reconnection_time() {
     // As a browser reads it: the reconnection time is 4 s from that line on, though no
     // event follows before the stream ends.
     upstream.script_every_time("/lone", b"retry: 4000\n\n");
-    let server = Server::start(&format!(
-        "[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n",
-        upstream.url("/")
-    ));
+    let server = Server::start(&relay(&upstream));
     let _stream = SseStream::open(&server.url("/market/lone")).await;
     // Connections at 0 s and 4 s (then 8 s later, backing off); with the default 1 s
     // they would be at 0, 1 and 3 s.

@@ -439,6 +439,7 @@ impl RedisBus {
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("redis at {shown}: {e}"))?;
         let (questions, asked) = mpsc::channel(asks::QUESTIONS);
+        let owner = format!("{:016x}", rand::random::<u64>());
         let script = |body: &str| Script::new(&format!("{CLOCK}{PRELUDE}{body}"));
         let clocked = |body: &str| Script::new(&format!("{CLOCK}{body}"));
         let bus = std::sync::Arc::new(RedisBus {
@@ -459,8 +460,8 @@ impl RedisBus {
             forget_journal: Script::new(FORGET_JOURNAL),
             change_catalog: Script::new(CHANGE_CATALOG),
             catalog_changes: tokio::sync::watch::Sender::new(0),
-            owner: format!("{:016x}", rand::random::<u64>()),
-            waiting: asks::Waiting::default(),
+            waiting: asks::Waiting::of(&owner),
+            owner,
             questions,
             journal_writes: std::sync::Arc::default(),
             secret: tokio::sync::OnceCell::new(),

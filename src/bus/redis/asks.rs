@@ -33,17 +33,19 @@ pub struct Asked {
     number: u64,
 }
 
-/// The questions this node asked and waits for.
-#[derive(Debug, Default)]
+/// The questions this node asked and waits for, and where their answers come.
+#[derive(Debug)]
 pub(super) struct Waiting {
+    /// This node's pub/sub channel (named once: every announcement is compared with it).
+    inbox: String,
     next: AtomicU64,
     answers: Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
 }
 
 impl RedisBus {
     /// The pub/sub channel this node hears questions and answers on.
-    pub(super) fn inbox(&self) -> String {
-        inbox(&self.owner)
+    pub(super) fn inbox(&self) -> &str {
+        &self.waiting.inbox
     }
 
     /// Asks the node holding `connection` to carry out `change` for the credential whose
@@ -151,6 +153,17 @@ impl RedisBus {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+impl Waiting {
+    /// Nothing asked yet by `node`.
+    pub(super) fn of(node: &str) -> Waiting {
+        Waiting {
+            inbox: inbox(node),
+            next: AtomicU64::default(),
+            answers: Mutex::default(),
         }
     }
 }
