@@ -3,17 +3,25 @@
 //!
 //! `serde_json` with `arbitrary_precision` keeps a number's digits but rewrites its exponent
 //! (`1E5` and `1e5` become `1e+5`), and its typed deserializers turn `-0` into `0`. A gateway
-//! must hand on what it was given, so this reader builds the same `serde_json::Value` (objects
-//! in document order, later duplicate members replacing earlier ones, at most 128 levels deep
-//! as `serde_json` allows) but makes each number from its own text.
+//! must hand on what it was given, so this reader makes each number from its own text. It
+//! reads into a [`Document`] (canonical text and a node table, built in one pass with each
+//! value's structural hash); [`parse`] turns that into the same `serde_json::Value` serde
+//! would build (objects in document order, later duplicate members replacing earlier ones,
+//! at most 128 levels deep as `serde_json` allows).
 
 use std::fmt;
 
-use serde_json::{Map, Number, Value};
+use rustc_hash::FxHashSet;
+use serde_json::Value;
+
+use super::document::{Document, K, Slot, bytes, member_hash};
 
 /// How deep arrays and objects may nest; deeper input is refused (as `serde_json` does), so
 /// what is read can be walked recursively without running out of stack.
 const MAX_DEPTH: usize = 128;
+
+/// Objects with more members than this find duplicate names through a set, not a scan.
+const FEW_MEMBERS: usize = 16;
 
 /// Why the input is not JSON, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,13 +46,36 @@ impl std::error::Error for JsonError {}
 /// Parses one JSON text (surrounding whitespace allowed) into a `Value` whose numbers are
 /// exactly as written.
 pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
-    let mut reader = Reader { input, at: 0 };
-    let value = reader.value(0)?;
+    Ok(document(input)?.to_value())
+}
+
+/// Parses one JSON text into a [`Document`].
+pub(super) fn document(input: &[u8]) -> Result<Document, JsonError> {
+    let mut reader = Reader {
+        input,
+        at: 0,
+        text: String::with_capacity(input.len()),
+        nodes: Vec::with_capacity(input.len() / 16),
+        names: Vec::new(),
+        duplicates: false,
+    };
+    if u32::try_from(input.len()).is_err() {
+        return Err(reader.error("document larger than 4 GiB"));
+    }
+    reader.value(0, 0)?;
     reader.skip_whitespace();
     if reader.at < input.len() {
         return Err(reader.error("trailing characters"));
     }
-    Ok(value)
+    let document = Document {
+        text: reader.text,
+        nodes: reader.nodes,
+    };
+    if reader.duplicates {
+        // Rare: rebuilt through a map, which keeps the last of each name.
+        return Ok(Document::from_value(&document.to_value()));
+    }
+    Ok(document)
 }
 
 struct Reader<'a> {
@@ -52,6 +83,14 @@ struct Reader<'a> {
     /// ASCII by the grammar.
     input: &'a [u8],
     at: usize,
+    /// The canonical text written so far (the input's text is canonical when it can be: the
+    /// canonical form is never longer, so offsets fit in `u32` as the input's do).
+    text: String,
+    nodes: Vec<Slot>,
+    /// The names of the open objects' members so far: hash, start and length in `text`.
+    names: Vec<(u64, usize, usize)>,
+    /// Whether some object named a member twice.
+    duplicates: bool,
 }
 
 impl Reader<'_> {
@@ -80,25 +119,47 @@ impl Reader<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+    /// Reads one value into a node (with `name`, the length of its quoted member name, when
+    /// it is an object member); returns its unfinished hash.
+    fn value(&mut self, depth: usize, name: usize) -> Result<u64, JsonError> {
         self.skip_whitespace();
-        match self.peek() {
-            None => Err(self.error("EOF while parsing a value")),
-            Some(b'{') => self.object(depth + 1),
-            Some(b'[') => self.array(depth + 1),
-            Some(b'"') => Ok(Value::String(self.string()?)),
-            Some(b't') => self.literal("true", Value::Bool(true)),
-            Some(b'f') => self.literal("false", Value::Bool(false)),
-            Some(b'n') => self.literal("null", Value::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self.error("expected value")),
-        }
+        let at = self.nodes.len();
+        let start = self.text.len();
+        self.nodes.push(Slot {
+            start: start as u32,
+            name: name as u32,
+            ..Slot::default()
+        });
+        let hash = match self.peek() {
+            None => return Err(self.error("EOF while parsing a value")),
+            Some(b'{') => self.object(depth + 1)?,
+            Some(b'[') => self.array(depth + 1)?,
+            Some(b'"') => {
+                self.string()?;
+                bytes(5, &self.text.as_bytes()[start + 1..self.text.len() - 1])
+            }
+            Some(b't') => self.literal("true", 3)?,
+            Some(b'f') => self.literal("false", 2)?,
+            Some(b'n') => self.literal("null", 1)?,
+            Some(b'-' | b'0'..=b'9') => {
+                self.number()?;
+                bytes(4, &self.text.as_bytes()[start..])
+            }
+            Some(_) => return Err(self.error("expected value")),
+        };
+        let (end, after) = (self.text.len() as u32, self.nodes.len() as u32);
+        let slot = &mut self.nodes[at];
+        slot.end = end;
+        slot.after = after;
+        slot.hash = hash;
+        Ok(hash)
     }
 
-    fn literal(&mut self, text: &str, value: Value) -> Result<Value, JsonError> {
+    fn literal(&mut self, text: &str, hash: u64) -> Result<u64, JsonError> {
         if self.input[self.at..].starts_with(text.as_bytes()) {
             self.at += text.len();
-            Ok(value)
+            self.text.push_str(text);
+            Ok(hash)
         } else {
             Err(self.error("expected value"))
         }
@@ -110,6 +171,7 @@ impl Reader<'_> {
         if depth > MAX_DEPTH {
             return Err(self.error("recursion limit exceeded"));
         }
+        self.text.push(self.input[self.at] as char);
         self.at += 1;
         self.skip_whitespace();
         let empty = self.peek() == Some(close);
@@ -125,6 +187,7 @@ impl Reader<'_> {
         match self.peek() {
             Some(b',') => {
                 self.at += 1;
+                self.text.push(',');
                 Ok(true)
             }
             Some(c) if c == close => {
@@ -137,21 +200,29 @@ impl Reader<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
-        let mut items = Vec::new();
+    /// Elements are folded in order.
+    fn array(&mut self, depth: usize) -> Result<u64, JsonError> {
+        let mut hash = 6u64.wrapping_mul(K);
+        let mut count = 0u64;
         if !self.enter(depth, b']')? {
             loop {
-                items.push(self.value(depth)?);
+                hash = (hash.rotate_left(5) ^ self.value(depth, 0)?).wrapping_mul(K);
+                count += 1;
                 if !self.more(b']', "EOF while parsing a list")? {
                     break;
                 }
             }
         }
-        Ok(Value::Array(items))
+        self.text.push(']');
+        Ok(hash ^ count)
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
-        let mut members = Map::new();
+    /// Members are added up, so that their order does not change the hash.
+    fn object(&mut self, depth: usize) -> Result<u64, JsonError> {
+        let mut sum = 0u64;
+        let mut count = 0u64;
+        let first = self.names.len();
+        let mut seen = FxHashSet::default();
         if !self.enter(depth, b'}')? {
             loop {
                 self.skip_whitespace();
@@ -160,26 +231,56 @@ impl Reader<'_> {
                     None => return Err(self.error("EOF while parsing an object")),
                     Some(_) => return Err(self.error("key must be a string")),
                 }
-                let key = self.string()?;
+                let start = self.text.len();
+                self.string()?;
+                let len = self.text.len() - start;
+                let name = bytes(7, &self.text.as_bytes()[start + 1..start + len - 1]);
+                self.note_name(first, &mut seen, (name, start, len));
                 self.skip_whitespace();
                 if self.peek() != Some(b':') {
                     return Err(self.error("expected `:`"));
                 }
                 self.at += 1;
-                let value = self.value(depth)?;
-                members.insert(key, value);
+                self.text.push(':');
+                let value = self.value(depth, len)?;
+                sum = sum.wrapping_add(member_hash(name, value));
+                count += 1;
                 if !self.more(b'}', "EOF while parsing an object")? {
                     break;
                 }
             }
         }
-        Ok(Value::Object(members))
+        self.names.truncate(first);
+        self.text.push('}');
+        Ok((sum ^ count ^ 8).wrapping_mul(K))
     }
 
-    /// A string, the reader at its opening quote.
-    fn string(&mut self) -> Result<String, JsonError> {
+    /// Records a member's name among the names of its object (from `first` on), noting a
+    /// duplicate. Few members are scanned; past [`FEW_MEMBERS`] their hashes go in `seen`.
+    fn note_name(&mut self, first: usize, seen: &mut FxHashSet<u64>, name: (u64, usize, usize)) {
+        let names = &self.names[first..];
+        let suspect = if names.len() < FEW_MEMBERS {
+            names.iter().any(|&(hash, ..)| hash == name.0)
+        } else {
+            if seen.is_empty() {
+                seen.extend(names.iter().map(|&(hash, ..)| hash));
+            }
+            !seen.insert(name.0)
+        };
+        if suspect {
+            let text = self.text.as_bytes();
+            let same = |&(hash, start, len): &(u64, usize, usize)| {
+                hash == name.0 && text[start..start + len] == text[name.1..name.1 + name.2]
+            };
+            self.duplicates |= names.iter().any(same);
+        }
+        self.names.push(name);
+    }
+
+    /// A string, the reader at its opening quote, written in canonical form.
+    fn string(&mut self) -> Result<(), JsonError> {
         self.at += 1;
-        let mut out = String::new();
+        self.text.push('"');
         loop {
             // Copy the run up to the next quote, backslash or control character at once.
             let run = self.input[self.at..]
@@ -192,7 +293,7 @@ impl Reader<'_> {
             // A run stops only at ASCII bytes, never inside a character, so it is checked whole.
             let input = self.input;
             match std::str::from_utf8(&input[self.at..self.at + len]) {
-                Ok(text) => out.push_str(text),
+                Ok(text) => self.text.push_str(text),
                 Err(e) => {
                     self.at += e.valid_up_to();
                     return Err(self.error("invalid UTF-8"));
@@ -202,11 +303,13 @@ impl Reader<'_> {
             match self.input[self.at] {
                 b'"' => {
                     self.at += 1;
-                    return Ok(out);
+                    self.text.push('"');
+                    return Ok(());
                 }
                 b'\\' => {
                     self.at += 1;
-                    self.escape(&mut out)?;
+                    let c = self.escape()?;
+                    escape_as_serde(&mut self.text, c);
                 }
                 _ => return Err(self.error("control character in a string")),
             }
@@ -214,7 +317,7 @@ impl Reader<'_> {
     }
 
     /// One escape, the reader just after its backslash.
-    fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
+    fn escape(&mut self) -> Result<char, JsonError> {
         let Some(byte) = self.peek() else {
             return Err(self.error("EOF while parsing a string"));
         };
@@ -250,8 +353,7 @@ impl Reader<'_> {
                 return Err(self.error("invalid escape"));
             }
         };
-        out.push(c);
-        Ok(())
+        Ok(c)
     }
 
     fn hex4(&mut self) -> Result<u32, JsonError> {
@@ -271,7 +373,7 @@ impl Reader<'_> {
     }
 
     /// A number, kept as its text: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-    fn number(&mut self) -> Result<Value, JsonError> {
+    fn number(&mut self) -> Result<(), JsonError> {
         let start = self.at;
         if self.peek() == Some(b'-') {
             self.at += 1;
@@ -297,9 +399,8 @@ impl Reader<'_> {
             return Err(self.error("invalid number"));
         }
         let text = std::str::from_utf8(&self.input[start..self.at]).expect("ASCII");
-        Ok(Value::Number(Number::from_string_unchecked(
-            text.to_owned(),
-        )))
+        self.text.push_str(text);
+        Ok(())
     }
 
     fn digits(&mut self) {
@@ -314,6 +415,28 @@ impl Reader<'_> {
         }
         self.digits();
         Ok(())
+    }
+}
+
+/// Writes `c` as `serde_json` does inside a string: quote, backslash and control characters
+/// escaped (the short forms where JSON has them, else `\u00xx`), everything else as itself.
+fn escape_as_serde(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if u32::from(c) < 0x20 => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let b = c as u8;
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        }
+        c => out.push(c),
     }
 }
 

@@ -4,6 +4,7 @@
 //! An event's body (everything but the per-connection resume id) is encoded once per
 //! [`WireFormat`] and shared; the outlet only adds the id in front.
 
+pub mod document;
 pub mod envelope;
 pub mod json;
 pub mod ndjson;
