@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use streamgate::patch::{Delta, Patch, apply, delta, diff};
+use streamgate::wire::document::Document;
 
 const TICKS: usize = 100;
 
@@ -52,7 +53,7 @@ fn main() {
             ours += patch_len(&patch);
             ops += patch.len();
             theirs += patch_len(&json_patch::diff(old, new));
-            sent += match delta(old, new) {
+            sent += match delta(&Document::from_value(old), &Document::from_value(new)) {
                 Delta::Patch(text) => text.len(),
                 Delta::Snapshot => snapshot,
             };

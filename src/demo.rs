@@ -148,12 +148,17 @@ fn document(prices: &[f64]) -> Value {
 mod tests {
     use super::*;
     use crate::patch::{Delta, delta};
+    use crate::wire::document::Document;
 
     #[test]
     fn a_patch_of_every_price_is_smaller_than_the_list() {
         let before: Vec<f64> = SYMBOLS.iter().map(|(_, _, p)| *p).collect();
         let after: Vec<f64> = before.iter().map(|p| p * 1.0099).collect();
-        let patch = delta(&document(&before), &document(&after));
+        let (before, after) = (document(&before), document(&after));
+        let patch = delta(
+            &Document::from_value(&before),
+            &Document::from_value(&after),
+        );
         assert!(
             matches!(patch, Delta::Patch(_)),
             "the demo would send data only"

@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value};
 use streamgate::patch::{Delta, PatchOperation, apply, delta, diff};
+use streamgate::wire::document::Document;
 
 const CASES: u32 = 5000;
 
@@ -178,7 +179,7 @@ fn check(a: &Value, b: &Value) -> Result<(), TestCaseError> {
     );
 
     let snapshot = serde_json::to_string(b).unwrap().len();
-    match delta(a, b) {
+    match delta(&Document::from_value(a), &Document::from_value(b)) {
         Delta::Patch(chosen) => {
             prop_assert_eq!(&chosen, &text);
             prop_assert!(

@@ -2,7 +2,8 @@
 //! write, whatever the size of the document.
 
 use serde_json::{Value, json};
-use streamgate::patch::{Delta, MAX_DEPTH, Patch, apply, delta, diff};
+use streamgate::patch::{Delta, MAX_DEPTH, Patch, apply, diff};
+use streamgate::wire::document::Document;
 
 fn items(n: usize) -> Vec<Value> {
     (0..n)
@@ -165,6 +166,10 @@ fn reordered_members_are_no_change() {
     let old: Value = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
     let new: Value = serde_json::from_str(r#"{"b":2,"a":1}"#).unwrap();
     assert_eq!(diff(&old, &new), Patch::default());
+}
+
+fn delta(old: &Value, new: &Value) -> Delta {
+    streamgate::patch::delta(&Document::from_value(old), &Document::from_value(new))
 }
 
 fn ops_in(text: &str) -> usize {

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::wire::document::Document;
+
 use super::channel::ChannelKind;
 use super::event::{Relayed, StateData, StateKind};
 
@@ -29,7 +31,7 @@ pub struct StateUpdate {
     pub data: StateData,
     /// The whole document after a `patch` (a `data` event is its own document; an `error`
     /// leaves it unchanged).
-    pub document: Option<Arc<Value>>,
+    pub document: Option<Arc<Document>>,
 }
 
 /// What is appended.

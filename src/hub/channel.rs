@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use serde_json::Value;
 
 use super::append::{Append, Appended, NewMessage, StateUpdate};
 use super::event::{Body, Event, Relayed, StateData, StateKind, state_body};
 use super::{HistoryLimits, Wake, cursor};
 use crate::wire::WireFormat;
+use crate::wire::document::Document;
 use crate::wire::envelope::Message;
 
 /// One channel incarnation.
@@ -111,7 +111,7 @@ struct Log {
     /// A state channel restored from a store: the document that clients resuming at `head`
     /// hold, for the source to diff its next document against (see `take_restored`). Not
     /// a snapshot: a new subscriber waits for the source's fresh one.
-    restored: Option<Arc<Value>>,
+    restored: Option<Arc<Document>>,
 }
 
 #[derive(Debug, Default)]
@@ -145,7 +145,7 @@ struct ReadyState {
     body: Body,
     raw: Bytes,
     stream: Arc<str>,
-    document: Option<Arc<Value>>,
+    document: Option<Arc<Document>>,
 }
 
 impl ReadyState {
@@ -319,7 +319,11 @@ impl Channel {
     }
 
     /// A state channel as a store kept it: at `head`, with the document clients hold there.
-    pub(super) fn restore_state(name: Arc<str>, head: u64, document: Option<Arc<Value>>) -> Self {
+    pub(super) fn restore_state(
+        name: Arc<str>,
+        head: u64,
+        document: Option<Arc<Document>>,
+    ) -> Self {
         let channel = Channel::new(name, ChannelKind::State, head);
         channel.log.write().unwrap().restored = document;
         channel
@@ -327,7 +331,7 @@ impl Channel {
 
     /// The document a restored state channel's clients hold, once: the source's first
     /// event after a restart is diffed against it, so it applies to what they hold.
-    pub fn take_restored(&self) -> Option<Arc<Value>> {
+    pub fn take_restored(&self) -> Option<Arc<Document>> {
         self.log.write().unwrap().restored.take()
     }
 
@@ -434,7 +438,7 @@ impl Channel {
     }
 
     /// The document a state channel's clients hold now, if any.
-    pub(super) fn document(&self) -> Option<Arc<Value>> {
+    pub(super) fn document(&self) -> Option<Arc<Document>> {
         let log = self.log.read().unwrap();
         match &log.snapshot.as_ref()?.body {
             Body::State(_, StateData::Document(document), _) => Some(Arc::clone(document)),
@@ -798,7 +802,10 @@ mod tests {
             let (kind, data) = match i % 50 {
                 0 => {
                     let document = serde_json::json!({"n": "y".repeat(document)});
-                    (StateKind::Data, StateData::Document(Arc::new(document)))
+                    (
+                        StateKind::Data,
+                        StateData::Document(Arc::new(Document::from_value(&document))),
+                    )
                 }
                 _ => (StateKind::Patch, patch(i)),
             };
@@ -806,7 +813,7 @@ mod tests {
                 kind,
                 stream: Arc::clone(&stream),
                 data,
-                document: Some(Arc::new(serde_json::json!({"n": i}))),
+                document: Some(Arc::new(Document::from_value(&serde_json::json!({"n": i})))),
             };
             let append = Append::State(update);
             channel.append(append, now, &limits(state_bytes), &order, String::new);
@@ -883,7 +890,7 @@ mod tests {
                 id: None,
                 name: None,
                 encoding: None,
-                data: Value::String("z".repeat(1000 + i)),
+                data: serde_json::Value::String("z".repeat(1000 + i)),
             })
             .collect();
         let mut n = 0;
@@ -907,7 +914,7 @@ mod tests {
                     timestamp: now,
                     encoding: None,
                     channel: "c".into(),
-                    data: Value::from(o),
+                    data: serde_json::Value::from(o),
                 };
                 (
                     cursor::position(epoch, o),

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::wire::document::Document;
 use crate::wire::envelope::Message;
 use crate::wire::{WireFormat, ndjson, sse};
 
@@ -46,9 +47,9 @@ pub enum StateData {
     /// times their size. The text must be valid JSON. Once appended, it is a slice of the
     /// event's SSE encoding (see [`state_body`]): one buffer holds both.
     Text(Bytes),
-    /// A whole document, shared with the poller that diffs the next version against it, and
-    /// serialized only when an outlet first needs it (a new or lagging subscriber).
-    Document(Arc<Value>),
+    /// A whole document, shared with the poller that diffs the next version against it; its
+    /// text is what subscribers are sent.
+    Document(Arc<Document>),
 }
 
 impl StateData {
@@ -56,7 +57,7 @@ impl StateData {
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
             StateData::Text(text) => String::from_utf8_lossy(text),
-            StateData::Document(document) => document.to_string().into(),
+            StateData::Document(document) => document.text().into(),
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::bus::redis::RedisBus;
 use crate::bus::{Batch, Bus, Restored, StateEvent, unreadable};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
-use crate::wire::json;
+use crate::wire::document::Document;
 use append::Append;
 pub use append::{Appended, NewMessage, StateUpdate};
 use channel::Waiting;
@@ -179,7 +179,7 @@ impl Hub {
         for (name, kept) in restored.states {
             let document = kept
                 .document
-                .map(|text| json::parse(&text).map(Arc::new))
+                .map(|text| Document::parse(&text).map(Arc::new))
                 .transpose()
                 .map_err(|e| unreadable(&*bus, "a document of a polled topic", e))?;
             let name: Arc<str> = Arc::from(name);
@@ -412,7 +412,7 @@ impl Hub {
         let (channel, _turn) = self.held(name, ChannelKind::State).await;
         let document = match (update.kind, &update.data, &update.document) {
             (StateKind::Data, StateData::Document(d), _) | (StateKind::Patch, _, Some(d)) => {
-                Some(serde_json::to_vec(&**d).expect("a document always serializes"))
+                Some(d.text().as_bytes().to_vec())
             }
             _ => None,
         };
@@ -490,7 +490,7 @@ impl Hub {
     /// The document the clients of state channel `name` hold, for its source to diff its
     /// next document against when it has none of its own: the one a store kept (once), or
     /// the one a shared bus keeps current (another node fed the channel until now).
-    pub fn held_document(&self, name: &str) -> Option<Arc<serde_json::Value>> {
+    pub fn held_document(&self, name: &str) -> Option<Arc<Document>> {
         let channel = self.get(name)?;
         let restored = channel.take_restored();
         match self.shared.is_some() && shared::is_shared(name) {

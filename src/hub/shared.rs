@@ -25,6 +25,7 @@ use super::event::{Relayed, StateData, StateKind};
 use super::{Appended, Hub, NewMessage, StateUpdate, cursor, stored};
 use crate::bus::redis::{Appending, Claim, Notice, Range, RedisBus, Span, Trim};
 use crate::clock::now_ms;
+use crate::wire::document::Document;
 use crate::wire::json;
 
 /// Events read from the bus at once when catching up.
@@ -338,15 +339,12 @@ impl Hub {
         // The document is kept as a `data` event of its own: what a node reads first.
         let document = match (update.kind, &update.document) {
             (StateKind::Data, _) => Some(event.clone()),
-            (StateKind::Patch, Some(d)) => {
-                let text = serde_json::to_string(&**d).expect("a document always serializes");
-                Some(stored::state_json(
-                    StateKind::Data,
-                    &update.stream,
-                    &text,
-                    timestamp,
-                ))
-            }
+            (StateKind::Patch, Some(d)) => Some(stored::state_json(
+                StateKind::Data,
+                &update.stream,
+                d.text(),
+                timestamp,
+            )),
             _ => None,
         };
         let trim = self.trim();
@@ -572,21 +570,21 @@ fn unreadable(channel: &str, error: String) {
 /// for a patch).
 fn state_update(
     text: &[u8],
-    previous: Option<&Arc<serde_json::Value>>,
+    previous: Option<&Arc<Document>>,
 ) -> Result<(u64, StateUpdate), String> {
     let (kind, stream, timestamp, data) = stored::state(text)?;
     let (data, document) = match kind {
         StateKind::Data => {
-            let document = json::parse(data.as_bytes()).map_err(|e| e.to_string())?;
+            let document = Document::parse(data.as_bytes()).map_err(|e| e.to_string())?;
             (StateData::Document(Arc::new(document)), None)
         }
         StateKind::Patch => {
             let after = previous.and_then(|previous| {
                 let ops = json::parse(data.as_bytes()).ok()?;
                 let patch = crate::patch::parse(&ops).ok()?;
-                let mut document = (**previous).clone();
+                let mut document = previous.to_value();
                 crate::patch::apply(&mut document, &patch).ok()?;
-                Some(Arc::new(document))
+                Some(Arc::new(Document::from_value(&document)))
             });
             (StateData::Text(data.into()), after)
         }

@@ -21,16 +21,15 @@
 //! placed under the element's final index only when emitted: plans and pairings that are
 //! weighed and dropped share those edits instead of redoing them.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 
 use rustc_hash::FxHashMap;
-use serde_json::Value;
 use similar::{Algorithm, DiffOp, capture_diff_slices};
 
+use crate::wire::document::Node;
+
 use super::emit::{self, Plan};
-use super::equal::identical;
 use super::gaps;
-use super::hash::hash;
 use super::moves::{self, Matching};
 use super::ops::Ops;
 use super::pointer::Path;
@@ -42,9 +41,9 @@ use super::value::{self, Effort};
 /// `'v` is the new document's lifetime: the ops borrow its values.
 pub(super) struct Span<'a, 'v> {
     /// The old elements between the common head and tail.
-    pub(super) old: &'a [Value],
+    pub(super) old: &'a [Node<'a>],
     /// The new elements between the common head and tail.
-    pub(super) new: &'v [Value],
+    pub(super) new: &'a [Node<'v>],
     /// How many equal elements precede the span.
     pub(super) head: usize,
     /// The array's location.
@@ -55,8 +54,6 @@ pub(super) struct Span<'a, 'v> {
     path_len: usize,
     /// Edits between old and new elements, by their indices in the span.
     edits: RefCell<FxHashMap<(usize, usize), Ops<'v>>>,
-    /// Serialized sizes of the new elements, measured when first needed.
-    sizes: Vec<OnceCell<usize>>,
 }
 
 impl<'v> Span<'_, 'v> {
@@ -73,7 +70,7 @@ impl<'v> Span<'_, 'v> {
         let edit = edits.entry((a, b)).or_insert_with(|| {
             let mut ops = Ops::default();
             let root = Path::relative(self.index_len(b) - 2);
-            let (old, new) = (&self.old[a], &self.new[b]);
+            let (old, new) = (self.old[a], self.new[b]);
             value::diff(old, new, &root, self.depth + 1, self.effort, &mut ops);
             ops
         });
@@ -88,35 +85,37 @@ impl<'v> Span<'_, 'v> {
 
     /// The serialized size of new element `b`.
     pub(super) fn new_len(&self, b: usize) -> usize {
-        *self.sizes[b].get_or_init(|| size::value(&self.new[b]))
+        self.new[b].size()
     }
 }
 
 /// Appends to `out` the ops turning the array `old` (at `path`) into `new`.
 pub(super) fn diff<'v>(
-    old: &[Value],
-    new: &'v [Value],
+    old: Node<'_>,
+    new: Node<'v>,
     path: &Path,
     depth: usize,
     effort: &Effort,
     out: &mut Ops<'v>,
 ) {
+    let old: Vec<Node> = old.items().collect();
+    let new: Vec<Node<'v>> = new.items().collect();
     let head = old
         .iter()
-        .zip(new)
-        .take_while(|(a, b)| identical(a, b))
+        .zip(&new)
+        .take_while(|(a, b)| a.equals(**b))
         .count();
     let (old, new) = (&old[head..], &new[head..]);
     let tail = old
         .iter()
         .rev()
         .zip(new.iter().rev())
-        .take_while(|(a, b)| identical(a, b))
+        .take_while(|(a, b)| a.equals(**b))
         .count();
     let (old, new) = (&old[..old.len() - tail], &new[..new.len() - tail]);
     if old.is_empty() {
-        for (i, item) in new.iter().enumerate() {
-            out.add(&path.index(head + i), item, size::value(item));
+        for (i, &item) in new.iter().enumerate() {
+            out.add(&path.index(head + i), item);
         }
         return;
     }
@@ -135,10 +134,9 @@ pub(super) fn diff<'v>(
         effort,
         path_len: size::string(path.to_pointer().as_str()) + path.base(),
         edits: RefCell::default(),
-        sizes: vec![OnceCell::new(); new.len()],
     };
-    let old_hashes: Vec<u64> = old.iter().map(hash).collect();
-    let new_hashes: Vec<u64> = new.iter().map(hash).collect();
+    let old_hashes: Vec<u64> = old.iter().map(|n| n.hash()).collect();
+    let new_hashes: Vec<u64> = new.iter().map(|n| n.hash()).collect();
     let kept = align(&span, &old_hashes, &new_hashes);
     let plan = aligned(&span, &old_hashes, &new_hashes, &kept);
     let plan = match emit::cost_below(&span, &plan, usize::MAX) {
@@ -168,7 +166,7 @@ fn align(span: &Span, old_hashes: &[u64], new_hashes: &[u64]) -> Vec<(usize, usi
         } = op
         {
             for (a, b) in (old_index..old_index + len).zip(new_index..) {
-                if identical(&span.old[a], &span.new[b]) {
+                if span.old[a].equals(span.new[b]) {
                     kept.push((a, b));
                 }
             }
@@ -206,7 +204,7 @@ fn positional(
     let mut matching = Matching::new(span.old.len(), span.new.len());
     let mut kept = Vec::new();
     for (i, (a, b)) in old_hashes.iter().zip(new_hashes).enumerate() {
-        if a == b && (known[i] || identical(&span.old[i], &span.new[i])) {
+        if a == b && (known[i] || span.old[i].equals(span.new[i])) {
             matching.keep(i, i);
             kept.push((i, i));
         }

@@ -134,7 +134,7 @@ pub(super) fn ops<'v>(span: &Span<'_, 'v>, plan: &Plan) -> Ops<'v> {
     for step in steps(plan) {
         match step {
             Step::Remove(at) => out.remove(&index(at)),
-            Step::Add(at, b) => out.add(&index(at), &span.new[b], span.new_len(b)),
+            Step::Add(at, b) => out.add(&index(at), span.new[b]),
             Step::Move(from, to) => out.moved(&index(from), &index(to)),
             Step::Edit(pair, at) => {
                 let Pair { old, new } = plan.pairs[pair];

@@ -1,42 +1,10 @@
-//! The two equalities of JSON values in this module.
-//!
-//! [`identical`] is the diff's: `serde_json`'s `==` (with `arbitrary_precision` a number is
-//! its text, so `1.0` and `1` differ and a change of spelling is sent rather than lost;
-//! objects are equal with their members in any order), computed without hashing every key
-//! when both objects list their members in the same order, as successive versions of a
-//! document nearly always do.
-//!
-//! [`same`] is RFC 6902's, for the `test` op: numbers are equal when their values are,
-//! whatever their spelling (`1`, `1.0` and `10e-1` are all one). It serves only `test` ops
-//! received from elsewhere; the diff never emits them.
+//! RFC 6902's equality, for the `test` op: numbers are equal when their values are, whatever
+//! their spelling (`1`, `1.0` and `10e-1` are all one). It serves only `test` ops received
+//! from elsewhere; the diff never emits them. The diff's own equality is exact
+//! ([`crate::wire::document::Node::equals`]: a number is its text, so `1.0` and `1` differ and
+//! a change of spelling is sent rather than lost).
 
 use serde_json::Value;
-
-/// Whether `a == b`, quickly.
-pub(super) fn identical(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            if x.len() != y.len() {
-                return false;
-            }
-            for ((kx, vx), (ky, vy)) in x.iter().zip(y) {
-                if kx != ky {
-                    return x
-                        .iter()
-                        .all(|(key, vx)| y.get(key).is_some_and(|vy| identical(vx, vy)));
-                }
-                if !identical(vx, vy) {
-                    return false;
-                }
-            }
-            true
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| identical(x, y))
-        }
-        _ => a == b,
-    }
-}
 
 /// Whether `a` and `b` are equal in the sense of RFC 6902 §4.6.
 pub(super) fn same(a: &Value, b: &Value) -> bool {
@@ -111,28 +79,6 @@ mod tests {
         }
         for (a, b) in [("1", "-1"), ("1", "10"), ("0.1", "0.01"), ("1e2", "1e3")] {
             assert!(!same(&parse(a), &parse(b)), "{a} != {b}");
-        }
-    }
-
-    #[test]
-    fn identical_is_serde_equality() {
-        let values = [
-            r#"{"a":1,"b":[1,{"c":2}]}"#,
-            r#"{"b":[1,{"c":2}],"a":1}"#,
-            r#"{"a":1,"b":[1,{"c":3}]}"#,
-            r#"{"a":1,"c":[1,{"c":2}]}"#,
-            r#"{"a":1.0,"b":[1,{"c":2}]}"#,
-            r#"{"a":1}"#,
-            "[1,2]",
-            "[2,1]",
-            "1",
-            "1.0",
-        ]
-        .map(parse);
-        for a in &values {
-            for b in &values {
-                assert_eq!(identical(a, b), a == b, "{a} vs {b}");
-            }
         }
     }
 

@@ -13,10 +13,9 @@
 //! - `gaps.rs`: elements edited in place between kept ones, and the slot layout (which pairs
 //!   stay side by side, which move, which are dissolved into a `remove` and an `add`).
 //! - `emit.rs`: indices that stay right as ops apply one after another.
-//! - `hash.rs`: the structural hash used to align and match elements.
 //! - `ops.rs`, `size.rs`: ops under construction and their exact byte sizes.
 //! - `pointer.rs`: JSON Pointer building (`~0`/`~1` escaping) and array indices.
-//! - `apply.rs`, `equal.rs`: atomic application; the diff's and `test`'s equalities.
+//! - `apply.rs`, `equal.rs`: atomic application; the `test` op's equality.
 //!
 //! ## What a diff looks like
 //! - Minimal where it matters for feeds: an insert at the head of a list is one `add`, a
@@ -45,7 +44,6 @@ mod array;
 mod emit;
 mod equal;
 mod gaps;
-mod hash;
 mod live;
 mod moves;
 mod object;
@@ -63,13 +61,16 @@ pub use value::MAX_DEPTH;
 
 use serde_json::Value;
 
+use crate::wire::document::{Document, Node};
+
 use ops::Ops;
 use pointer::Path;
 use value::Effort;
 
 /// The ops turning `old` into `new`.
 pub fn diff(old: &Value, new: &Value) -> Patch {
-    ops(old, new).into_patch()
+    let (old, new) = (Document::from_value(old), Document::from_value(new));
+    ops(old.root(), new.root()).into_patch()
 }
 
 /// What to send subscribers after the document changed from `old` to `new`.
@@ -83,23 +84,19 @@ pub enum Delta {
 }
 
 /// Diffs `old` and `new` and chooses between the patch and a snapshot by their serialized
-/// sizes. The patch's size is known from the diff, and the document is measured only up to
-/// that size, so choosing costs almost nothing beyond the diff; the patch is written
-/// straight from the new document's values, never copied into a [`Patch`] first.
-pub fn delta(old: &Value, new: &Value) -> Delta {
-    let ops = ops(old, new);
-    let snapshot_smaller = ops
-        .patch_len()
-        .checked_sub(1)
-        .is_some_and(|limit| size::value_within(new, limit).is_some());
-    if snapshot_smaller {
+/// sizes, both known without serializing anything (the patch's from the diff, the
+/// document's from its text); the patch is written straight from the new document's text,
+/// never built as a [`Patch`] first.
+pub fn delta(old: &Document, new: &Document) -> Delta {
+    let ops = ops(old.root(), new.root());
+    if new.text().len() < ops.patch_len() {
         Delta::Snapshot
     } else {
         Delta::Patch(ops.to_text())
     }
 }
 
-fn ops<'v>(old: &Value, new: &'v Value) -> Ops<'v> {
+fn ops<'v>(old: Node<'_>, new: Node<'v>) -> Ops<'v> {
     let mut ops = Ops::default();
     value::diff(old, new, &Path::ROOT, 0, &Effort::new(), &mut ops);
     ops
@@ -120,7 +117,8 @@ mod tests {
 
     /// The diff's running size is exactly the serialized size of the patch it builds.
     fn exact_size(old: &Value, new: &Value) -> Result<(), TestCaseError> {
-        let ops = ops(old, new);
+        let (old, new) = (Document::from_value(old), Document::from_value(new));
+        let ops = ops(old.root(), new.root());
         let expected = ops.patch_len();
         let text = serde_json::to_string(&ops.into_patch()).unwrap();
         prop_assert_eq!(expected, text.len(), "{}", text);

@@ -11,9 +11,9 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::wire::document::Kind;
+
 use super::array::Span;
-use super::equal::identical;
-use super::hash;
 use super::size;
 
 /// A member shared by more old objects than this says little about which one an object came
@@ -94,7 +94,7 @@ pub(super) fn pair_equal(span: &Span, old_hashes: &[u64], new_hashes: &[u64], m:
         };
         if let Some(at) = candidates
             .iter()
-            .rposition(|&a| identical(&span.old[a], &span.new[b]))
+            .rposition(|&a| span.old[a].equals(span.new[b]))
         {
             let a = candidates.remove(at);
             m.pair(a, b);
@@ -102,18 +102,34 @@ pub(super) fn pair_equal(span: &Span, old_hashes: &[u64], new_hashes: &[u64], m:
     }
 }
 
+/// The old objects having one member: the first [`CROWDED`] of them, and how many there are.
+#[derive(Clone, Copy, Default)]
+struct Holders {
+    count: usize,
+    first: [usize; CROWDED],
+}
+
+impl Holders {
+    fn add(&mut self, a: usize) {
+        if let Some(slot) = self.first.get_mut(self.count) {
+            *slot = a;
+        }
+        self.count += 1;
+    }
+
+    /// The holders, unless the member is too common to tell objects apart.
+    fn distinctive(&self) -> &[usize] {
+        self.first.get(..self.count).unwrap_or_default()
+    }
+}
+
 /// Pairs free new objects with the free old object sharing the most distinctive members,
 /// when a move and an edit are smaller than a remove and an add.
 pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
-    let mut by_member: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+    let mut by_member: FxHashMap<u64, Holders> = FxHashMap::default();
     for a in m.free_old() {
-        if let Some(members) = span.old[a].as_object() {
-            for (key, value) in members {
-                by_member
-                    .entry(hash::member(key, value))
-                    .or_default()
-                    .push(a);
-            }
+        for member in span.old[a].members() {
+            by_member.entry(member.hash()).or_default().add(a);
         }
     }
     if by_member.is_empty() {
@@ -125,21 +141,22 @@ pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
         if !span.effort.spare() {
             return;
         }
-        let Some(members) = span.new[b].as_object() else {
+        if span.new[b].kind() != Kind::Object {
             continue;
-        };
+        }
         // A few candidates at most (CROWDED per member): a list beats a map.
         votes.clear();
-        for (key, value) in members {
-            let Some(olds) = by_member.get(&hash::member(key, value)) else {
+        for member in span.new[b].members() {
+            let Some(holders) = by_member.get(&member.hash()) else {
                 continue;
             };
-            if olds.len() <= CROWDED {
-                for &a in olds.iter().filter(|&&a| m.old[a] == Fate::Free) {
-                    match votes.iter_mut().find(|(old, _)| *old == a) {
-                        Some((_, count)) => *count += 1,
-                        None => votes.push((a, 1)),
-                    }
+            for &a in holders.distinctive() {
+                if m.old[a] != Fate::Free {
+                    continue;
+                }
+                match votes.iter_mut().find(|(old, _)| *old == a) {
+                    Some((_, count)) => *count += 1,
+                    None => votes.push((a, 1)),
                 }
             }
         }

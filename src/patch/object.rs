@@ -1,36 +1,64 @@
-//! Objects are diffed member by member, by key.
+//! Objects are diffed member by member, by name.
 //!
-//! Ops come in a stable order: removals in the old document's key order, then edits and
+//! Ops come in a stable order: removals in the old document's member order, then edits and
 //! additions in the new document's. Applying them appends new members at the end of the
-//! object, so a client's key order may differ from the source's when the source inserts a key
-//! in the middle; JSON objects are unordered, and the values are what must (and do) match.
+//! object, so a client's member order may differ from the source's when the source inserts a
+//! member in the middle; JSON objects are unordered, and the values are what must (and do)
+//! match.
 
-use serde_json::{Map, Value};
+use rustc_hash::FxHashMap;
+
+use crate::wire::document::{Member, Node};
 
 use super::ops::Ops;
 use super::pointer::Path;
-use super::value::Effort;
-use super::{size, value};
+use super::value::{self, Effort};
 
 /// Appends to `out` the ops turning the object `old` (at `path`) into `new`.
-pub(super) fn diff<'a>(
-    old: &Map<String, Value>,
-    new: &'a Map<String, Value>,
+pub(super) fn diff<'v>(
+    old: Node<'_>,
+    new: Node<'v>,
     path: &Path,
     depth: usize,
     effort: &Effort,
-    out: &mut Ops<'a>,
+    out: &mut Ops<'v>,
 ) {
-    for key in old.keys() {
-        if !new.contains_key(key) {
-            out.remove(&path.key(key));
+    let olds: Vec<Member> = old.members().collect();
+    let partners = partners(&olds, new);
+    let mut kept = vec![false; olds.len()];
+    for &a in partners.iter().flatten() {
+        kept[a] = true;
+    }
+    for (member, _) in olds.iter().zip(&kept).filter(|(_, kept)| !**kept) {
+        out.remove(&path.key(&member.name()));
+    }
+    for (member, partner) in new.members().zip(partners) {
+        let name = member.name();
+        let at = path.key(&name);
+        match partner {
+            Some(a) => value::diff(olds[a].value, member.value, &at, depth + 1, effort, out),
+            None => out.add(&at, member.value),
         }
     }
-    for (key, new_value) in new {
-        let member = path.key(key);
-        match old.get(key) {
-            Some(old_value) => value::diff(old_value, new_value, &member, depth + 1, effort, out),
-            None => out.add(&member, new_value, size::value(new_value)),
-        }
-    }
+}
+
+/// For each member of `new`, the index of the old member of the same name. Successive
+/// versions nearly always list members in the same order, so each is looked for at its own
+/// index first, and a map of the old names is built only when that fails.
+fn partners(olds: &[Member], new: Node<'_>) -> Vec<Option<usize>> {
+    let mut by_name: Option<FxHashMap<&str, usize>> = None;
+    new.members()
+        .enumerate()
+        .map(|(i, member)| {
+            let name = member.raw_name();
+            if olds.get(i).is_some_and(|old| old.raw_name() == name) {
+                return Some(i);
+            }
+            let by_name = by_name.get_or_insert_with(|| {
+                let names = olds.iter().enumerate();
+                names.map(|(a, old)| (old.raw_name(), a)).collect()
+            });
+            by_name.get(name).copied()
+        })
+        .collect()
 }

@@ -1,15 +1,16 @@
 //! The operations being built, with their exact serialized size kept up to date, so that
 //! alternatives can be compared and the snapshot decision needs no serialization of the patch.
 //!
-//! Values are borrowed from the new document, never copied: the poller writes a patch
-//! straight into its JSON text ([`Ops::to_text`]); [`Ops::into_patch`] copies them only for
+//! Values are nodes of the new document, never copied: a patch's text is written from the
+//! document's canonical text ([`Ops::to_text`]); [`Ops::into_patch`] builds values only for
 //! callers that want a [`Patch`].
 
 use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::{
     AddOperation, MoveOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation,
 };
-use serde_json::Value;
+
+use crate::wire::document::Node;
 
 use super::pointer::Path;
 use super::size;
@@ -17,8 +18,8 @@ use super::size;
 /// One operation; values point into the new document.
 #[derive(Debug)]
 enum Op<'a> {
-    Add(PointerBuf, &'a Value),
-    Replace(PointerBuf, &'a Value),
+    Add(PointerBuf, Node<'a>),
+    Replace(PointerBuf, Node<'a>),
     Remove(PointerBuf),
     Move { from: PointerBuf, path: PointerBuf },
 }
@@ -49,18 +50,18 @@ impl<'a> Ops<'a> {
         1 + self.bytes.max(1)
     }
 
-    /// Adds `value` (whose serialized size is `len`) at `path`.
-    pub(super) fn add(&mut self, path: &Path, value: &'a Value, len: usize) {
+    /// Adds `value` at `path`.
+    pub(super) fn add(&mut self, path: &Path, value: Node<'a>) {
         let path = path.to_pointer();
-        self.bytes += size::ADD + size::string(path.as_str()) + len + 1;
+        self.bytes += size::ADD + size::string(path.as_str()) + value.size() + 1;
         self.paths += 1;
         self.list.push(Op::Add(path, value));
     }
 
-    /// Replaces what is at `path` with `value` (whose serialized size is `len`).
-    pub(super) fn replace(&mut self, path: &Path, value: &'a Value, len: usize) {
+    /// Replaces what is at `path` with `value`.
+    pub(super) fn replace(&mut self, path: &Path, value: Node<'a>) {
         let path = path.to_pointer();
-        self.bytes += size::REPLACE + size::string(path.as_str()) + len + 1;
+        self.bytes += size::REPLACE + size::string(path.as_str()) + value.size() + 1;
         self.paths += 1;
         self.list.push(Op::Replace(path, value));
     }
@@ -108,11 +109,11 @@ impl<'a> Ops<'a> {
         let operation = |op| match op {
             Op::Add(path, value) => PatchOperation::Add(AddOperation {
                 path,
-                value: value.clone(),
+                value: value.to_value(),
             }),
             Op::Replace(path, value) => PatchOperation::Replace(ReplaceOperation {
                 path,
-                value: value.clone(),
+                value: value.to_value(),
             }),
             Op::Remove(path) => PatchOperation::Remove(RemoveOperation { path }),
             Op::Move { from, path } => PatchOperation::Move(MoveOperation { from, path }),
@@ -120,7 +121,7 @@ impl<'a> Ops<'a> {
         Patch(self.list.into_iter().map(operation).collect())
     }
 
-    /// The patch's JSON text, written straight from the document's values: the form
+    /// The patch's JSON text, its values copied from the document's text: the form
     /// [`Patch`] serializes to, member for member.
     pub(super) fn to_text(&self) -> String {
         let mut out = Vec::with_capacity(self.patch_len());
@@ -147,40 +148,39 @@ impl<'a> Ops<'a> {
             write(&mut out, path.as_str());
             if let Op::Add(_, value) | Op::Replace(_, value) = op {
                 out.extend_from_slice(b",\"value\":");
-                write(&mut out, value);
+                out.extend_from_slice(value.text().as_bytes());
             }
             out.push(b'}');
         }
         out.push(b']');
-        String::from_utf8(out).expect("serde_json writes UTF-8")
+        String::from_utf8(out).expect("pointers and documents are UTF-8")
     }
 }
 
-/// Appends the JSON of `value` (numbers as their exact text).
-fn write(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
-    serde_json::to_writer(out, value).expect("JSON values and strings always serialize");
+/// Appends `text` as a JSON string.
+fn write(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(out, text).expect("strings always serialize");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::wire::document::Document;
 
     #[test]
     fn sizes_match_serialization() {
         let root = Path::ROOT;
         let a = root.key("a\"~/b");
         let b = a.index(12);
-        let value = json!({"x": [1, "two", null]});
-        let len = size::value(&value);
+        let value = Document::parse(br#"{"x": [1, "two\u0000", null]}"#).unwrap();
         let mut ops = Ops::default();
         assert_eq!(ops.patch_len(), 2);
-        ops.add(&b, &value, len);
-        ops.replace(&a, &value, len);
+        ops.add(&b, value.root());
+        ops.replace(&a, value.root());
         ops.remove(&b);
         ops.moved(&b, &a);
-        let one = json!(1);
-        ops.replace(&root, &one, 1);
+        let one = Document::parse(b"1").unwrap();
+        ops.replace(&root, one.root());
         let mut placed = Ops::default();
         placed.append_under(b.to_pointer().as_ref(), ops);
         let mut ops = Ops::default();

@@ -1,13 +1,9 @@
 //! Serialized sizes, the currency of every choice the diff makes (recursive edit or whole
 //! replacement, move or remove + add, aligned or positional, patch or snapshot).
 //!
-//! Sizes are those of `serde_json`'s compact output, the form patches travel in. Values are
-//! measured by serializing them into a counter that can stop early: most comparisons only need
-//! to know whether a value is smaller than some small patch.
-
-use std::io;
-
-use serde_json::Value;
+//! Sizes are those of `serde_json`'s compact output, the form patches travel in. A value's
+//! is the length of its canonical text in the document; here are the ops' fixed parts and
+//! the pointers' escaped lengths.
 
 /// Fixed bytes of an `add` op around its path and value:
 /// `{"op":"add","path":` + `,"value":` + `}`.
@@ -18,19 +14,6 @@ pub(super) const REMOVE: usize = 23;
 pub(super) const REPLACE: usize = 33;
 /// Fixed bytes of a `move` op around its two paths: `{"op":"move","from":` + `,"path":` + `}`.
 pub(super) const MOVE: usize = 29;
-
-/// The serialized length of `value`.
-pub(super) fn value(value: &Value) -> usize {
-    value_within(value, usize::MAX).unwrap_or(usize::MAX)
-}
-
-/// The serialized length of `value` if it is at most `limit`, else `None` (found without
-/// serializing past `limit`).
-pub(super) fn value_within(value: &Value, limit: usize) -> Option<usize> {
-    let mut counter = Counter { len: 0, limit };
-    serde_json::to_writer(&mut counter, value).ok()?;
-    Some(counter.len)
-}
 
 /// The length of `text` as a JSON string literal, quotes and escapes included, exactly as
 /// `serde_json` writes it.
@@ -45,30 +28,9 @@ pub(super) fn string(text: &str) -> usize {
         .sum::<usize>()
 }
 
-/// A writer that only counts, and fails once the count passes its limit.
-struct Counter {
-    len: usize,
-    limit: usize,
-}
-
-impl io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.len = self.len.saturating_add(buf.len());
-        if self.len > self.limit {
-            return Err(io::ErrorKind::FileTooLarge.into());
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn strings_measure_as_serialized() {
@@ -86,14 +48,5 @@ mod tests {
                 "{text:?}"
             );
         }
-    }
-
-    #[test]
-    fn values_measure_within_limits() {
-        let v = json!({"a": [1, 2, 3], "b": "text"});
-        let len = serde_json::to_string(&v).unwrap().len();
-        assert_eq!(value(&v), len);
-        assert_eq!(value_within(&v, len), Some(len));
-        assert_eq!(value_within(&v, len - 1), None);
     }
 }

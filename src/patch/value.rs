@@ -3,17 +3,16 @@
 
 use std::cell::Cell;
 
-use serde_json::Value;
+use crate::wire::document::{Kind, Node};
 
-use super::equal::identical;
 use super::ops::Ops;
 use super::pointer::Path;
 use super::{array, object, size};
 
 /// How deep the diff descends into nested containers. Below it, differing values are
 /// replaced whole. This bounds the diff's own recursion: with a few hundred bytes of stack per
-/// level it stays far below the 2 MiB of a spawned thread. `serde_json`'s parser refuses
-/// documents nested deeper than 128 anyway, so parsed input is always diffed structurally.
+/// level it stays far below the 2 MiB of a spawned thread. The JSON reader refuses documents
+/// nested deeper than 128 anyway, so parsed input is always diffed structurally.
 pub const MAX_DEPTH: usize = 128;
 
 /// How many values one diff may compare before it stops trying alternatives.
@@ -42,34 +41,36 @@ impl Effort {
 }
 
 /// Appends to `out` the ops turning `old` (at `path`, `depth` levels down) into `new`.
-pub(super) fn diff<'a>(
-    old: &Value,
-    new: &'a Value,
+pub(super) fn diff<'v>(
+    old: Node<'_>,
+    new: Node<'v>,
     path: &Path,
     depth: usize,
     effort: &Effort,
-    out: &mut Ops<'a>,
+    out: &mut Ops<'v>,
 ) {
     effort.spend();
-    match (old, new) {
-        (Value::Object(old_members), Value::Object(new_members)) if depth < MAX_DEPTH => {
+    if old.equals(new) {
+        return;
+    }
+    match (old.kind(), new.kind()) {
+        (Kind::Object, Kind::Object) if depth < MAX_DEPTH => {
             let mut ops = Ops::default();
-            object::diff(old_members, new_members, path, depth, effort, &mut ops);
+            object::diff(old, new, path, depth, effort, &mut ops);
             settle(new, path, ops, out);
         }
-        (Value::Array(old_items), Value::Array(new_items)) if depth < MAX_DEPTH => {
+        (Kind::Array, Kind::Array) if depth < MAX_DEPTH => {
             let mut ops = Ops::default();
-            array::diff(old_items, new_items, path, depth, effort, &mut ops);
+            array::diff(old, new, path, depth, effort, &mut ops);
             settle(new, path, ops, out);
         }
-        _ if identical(old, new) => {}
-        _ => out.replace(path, new, size::value(new)),
+        _ => out.replace(path, new),
     }
 }
 
 /// Appends the edits `ops` of a container, or one `replace` of the whole container by `new`
 /// when that is no larger (a list that changed everywhere is cheaper to resend).
-fn settle<'a>(new: &'a Value, path: &Path, mut ops: Ops<'a>, out: &mut Ops<'a>) {
+fn settle<'v>(new: Node<'v>, path: &Path, mut ops: Ops<'v>, out: &mut Ops<'v>) {
     if ops.is_empty() {
         return;
     }
@@ -77,9 +78,9 @@ fn settle<'a>(new: &'a Value, path: &Path, mut ops: Ops<'a>, out: &mut Ops<'a>) 
     let whole = ops
         .bytes_under(path.base())
         .checked_sub(fixed)
-        .and_then(|budget| size::value_within(new, budget));
+        .is_some_and(|budget| new.size() <= budget);
     match whole {
-        Some(len) => out.replace(path, new, len),
-        None => out.append(&mut ops),
+        true => out.replace(path, new),
+        false => out.append(&mut ops),
     }
 }

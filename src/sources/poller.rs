@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-use serde_json::Value;
 use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
@@ -30,7 +29,7 @@ use super::wanted::Wanted;
 use crate::config::PollConfig;
 use crate::hub::{Hub, Lease, StateData, StateKind, StateUpdate};
 use crate::patch::{Delta, delta};
-use crate::wire::json;
+use crate::wire::document::Document;
 
 /// The running pollers, by topic key.
 pub struct Pollers {
@@ -226,7 +225,11 @@ impl Pollers {
     }
 
     /// One request; the new document, or `None` when the target says it is unchanged.
-    async fn poll(&self, topic: &Topic, state: &mut PollState) -> Result<Option<Value>, Failure> {
+    async fn poll(
+        &self,
+        topic: &Topic,
+        state: &mut PollState,
+    ) -> Result<Option<Document>, Failure> {
         let mut request = self
             .client
             .get(topic.url.clone())
@@ -254,7 +257,7 @@ impl Pollers {
         let etag = response.headers().get(ETAG).cloned();
         let last_modified = response.headers().get(LAST_MODIFIED).cloned();
         let body = read_capped(&mut response, self.config.max_body_bytes).await?;
-        let document = json::parse(&body).map_err(|e| Failure {
+        let document = Document::parse(&body).map_err(|e| Failure {
             status: status::NOT_JSON,
             cause: "parse",
             message: format!("the target's body is not JSON: {e}"),
@@ -272,14 +275,14 @@ impl Pollers {
         &self,
         feed: &Feed<Part>,
         state: &mut PollState,
-        whole: &Arc<Value>,
+        whole: &Arc<Document>,
         session: &str,
         lease: &Lease,
     ) {
         let channel = &feed.channel;
         let document = match &feed.part.select {
-            Some(pointer) => match whole.pointer(pointer) {
-                Some(part) => Arc::new(part.clone()),
+            Some(pointer) => match whole.part(pointer) {
+                Some(part) => Arc::new(part),
                 None => {
                     // Told once; the part starts afresh with `data` once it exists.
                     state.documents.remove(channel);
@@ -347,7 +350,7 @@ impl Pollers {
         feed: &Feed<Part>,
         kind: StateKind,
         data: StateData,
-        document: Option<Arc<Value>>,
+        document: Option<Arc<Document>>,
         lease: &Lease,
     ) -> bool {
         let update = StateUpdate {
@@ -388,12 +391,12 @@ fn next_slot(slot: Instant, interval: Duration, now: Instant) -> (Instant, u64) 
 #[derive(Default)]
 struct PollState {
     /// The last document of each selected part, by channel.
-    documents: HashMap<String, Arc<Value>>,
+    documents: HashMap<String, Arc<Document>>,
     /// The selected parts whose pointer matched nothing in the last document, by channel:
     /// their subscribers have been told so.
     missing: HashSet<String>,
     /// The last whole document: later polls may be conditional.
-    whole: Option<Arc<Value>>,
+    whole: Option<Arc<Document>>,
     etag: Option<HeaderValue>,
     last_modified: Option<HeaderValue>,
 }

@@ -60,13 +60,14 @@ impl Document {
     /// Parses one JSON text (surrounding whitespace allowed), refusing what `serde_json`
     /// refuses. Later duplicate members replace earlier ones, as in `serde_json`.
     pub fn parse(input: &[u8]) -> Result<Document, JsonError> {
-        json::document(input)
+        json::document(input, json::MAX_DEPTH)
     }
 
-    /// The document of a `serde_json` value.
+    /// The document of a `serde_json` value, as deep as the value is (a value built in
+    /// memory may nest deeper than a parsed one may).
     pub fn from_value(value: &Value) -> Document {
         let text = serde_json::to_string(value).expect("a JSON value always serializes");
-        Document::parse(text.as_bytes()).expect("serde_json writes JSON")
+        json::document(text.as_bytes(), usize::MAX).expect("serde_json writes JSON")
     }
 
     /// The whole document's value.

@@ -18,7 +18,7 @@ use super::document::{Document, K, Slot, bytes, member_hash};
 
 /// How deep arrays and objects may nest; deeper input is refused (as `serde_json` does), so
 /// what is read can be walked recursively without running out of stack.
-const MAX_DEPTH: usize = 128;
+pub(super) const MAX_DEPTH: usize = 128;
 
 /// Objects with more members than this find duplicate names through a set, not a scan.
 const FEW_MEMBERS: usize = 16;
@@ -46,13 +46,14 @@ impl std::error::Error for JsonError {}
 /// Parses one JSON text (surrounding whitespace allowed) into a `Value` whose numbers are
 /// exactly as written.
 pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
-    Ok(document(input)?.to_value())
+    Ok(document(input, MAX_DEPTH)?.to_value())
 }
 
-/// Parses one JSON text into a [`Document`].
-pub(super) fn document(input: &[u8]) -> Result<Document, JsonError> {
+/// Parses one JSON text into a [`Document`], nested at most `max_depth` levels.
+pub(super) fn document(input: &[u8], max_depth: usize) -> Result<Document, JsonError> {
     let mut reader = Reader {
         input,
+        max_depth,
         at: 0,
         text: String::with_capacity(input.len()),
         nodes: Vec::with_capacity(input.len() / 16),
@@ -82,6 +83,7 @@ struct Reader<'a> {
     /// Checked for UTF-8 where text is taken (strings); anything else outside strings must be
     /// ASCII by the grammar.
     input: &'a [u8],
+    max_depth: usize,
     at: usize,
     /// The canonical text written so far (the input's text is canonical when it can be: the
     /// canonical form is never longer, so offsets fit in `u32` as the input's do).
@@ -168,7 +170,7 @@ impl Reader<'_> {
     /// Steps into an array or object (the reader at its opening bracket); true when it is
     /// empty (its `close` consumed).
     fn enter(&mut self, depth: usize, close: u8) -> Result<bool, JsonError> {
-        if depth > MAX_DEPTH {
+        if depth > self.max_depth {
             return Err(self.error("recursion limit exceeded"));
         }
         self.text.push(self.input[self.at] as char);
