@@ -521,6 +521,33 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Text a byte away from JSON is read, or refused, as `serde_json` does, and never
+        /// makes the reader panic.
+        #[test]
+        fn near_json_is_judged_as_serde_judges_it(
+            a in value(),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(b" \"\\:,[]{}0-.eEtu\xc3\xa9\x01".to_vec()),
+            delete in any::<bool>(),
+        ) {
+            let mut text = serde_json::to_string_pretty(&a).unwrap().into_bytes();
+            let at = at.index(text.len() + 1);
+            match delete && at < text.len() {
+                true => drop(text.remove(at)),
+                false => text.insert(at, byte),
+            }
+            // Accepted alike (serde_json may spell a number's exponent otherwise).
+            let theirs = serde_json::from_slice::<Value>(&text);
+            match Document::parse(&text) {
+                Ok(d) => prop_assert!(theirs.is_ok(), "accepted: {}", d.text()),
+                Err(e) => prop_assert!(theirs.is_err(), "refused: {}", e),
+            }
+        }
+    }
+
     #[test]
     fn the_corpus_reads_as_serde_reads_it() {
         let path = concat!(

@@ -53,17 +53,29 @@ pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
 pub(super) fn document(input: &[u8], max_depth: usize) -> Result<Document, JsonError> {
     let mut reader = Reader {
         input,
+        source: "",
         max_depth,
         at: 0,
+        run: 0,
         text: String::with_capacity(input.len()),
-        nodes: Vec::with_capacity(input.len() / 16),
+        // Capacity that is never touched costs address space, not memory; growing costs a copy.
+        nodes: Vec::with_capacity(input.len() / 8),
         names: Vec::new(),
         duplicates: false,
     };
     if u32::try_from(input.len()).is_err() {
         return Err(reader.error("document larger than 4 GiB"));
     }
+    // Checked once, whole: the grammar allows other than ASCII only inside strings.
+    reader.source = match std::str::from_utf8(input) {
+        Ok(source) => source,
+        Err(e) => {
+            reader.at = e.valid_up_to();
+            return Err(reader.error("invalid UTF-8"));
+        }
+    };
     reader.value(0, 0)?;
+    reader.flush();
     reader.skip_whitespace();
     if reader.at < input.len() {
         return Err(reader.error("trailing characters"));
@@ -80,16 +92,19 @@ pub(super) fn document(input: &[u8], max_depth: usize) -> Result<Document, JsonE
 }
 
 struct Reader<'a> {
-    /// Checked for UTF-8 where text is taken (strings); anything else outside strings must be
-    /// ASCII by the grammar.
     input: &'a [u8],
+    /// The input, once checked to be UTF-8.
+    source: &'a str,
     max_depth: usize,
     at: usize,
-    /// The canonical text written so far (the input's text is canonical when it can be: the
-    /// canonical form is never longer, so offsets fit in `u32` as the input's do).
+    /// The canonical text is `text` followed by `input[run..at]`: the input is copied in
+    /// runs, cut only where it is not canonical (whitespace, escapes). The canonical form is
+    /// never longer than the input, so its offsets fit in `u32` as the input's do.
+    run: usize,
     text: String,
     nodes: Vec<Slot>,
-    /// The names of the open objects' members so far: hash, start and length in `text`.
+    /// The names of the open objects' members so far: hash, and start and end in the
+    /// canonical text.
     names: Vec<(u64, usize, usize)>,
     /// Whether some object named a member twice.
     duplicates: bool,
@@ -116,8 +131,32 @@ impl Reader<'_> {
     }
 
     fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.at += 1;
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.flush();
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+                self.at += 1;
+            }
+            self.run = self.at;
+        }
+    }
+
+    /// Moves the pending run of input into `text`. Runs end only at ASCII bytes.
+    fn flush(&mut self) {
+        self.text.push_str(&self.source[self.run..self.at]);
+        self.run = self.at;
+    }
+
+    /// The offset in the canonical text the reader is at.
+    fn pos(&self) -> usize {
+        self.text.len() + self.at - self.run
+    }
+
+    /// The canonical text from `start` to `end`, which lie in one token (a string or a
+    /// number): flushed whole or still pending whole.
+    fn canonical(&self, start: usize, end: usize) -> &[u8] {
+        match start.checked_sub(self.text.len()) {
+            Some(pending) => &self.input[self.run + pending..self.run + pending + end - start],
+            None => &self.text.as_bytes()[start..end],
         }
     }
 
@@ -126,7 +165,7 @@ impl Reader<'_> {
     fn value(&mut self, depth: usize, name: usize) -> Result<u64, JsonError> {
         self.skip_whitespace();
         let at = self.nodes.len();
-        let start = self.text.len();
+        let start = self.pos();
         self.nodes.push(Slot {
             start: start as u32,
             name: name as u32,
@@ -138,18 +177,18 @@ impl Reader<'_> {
             Some(b'[') => self.array(depth + 1)?,
             Some(b'"') => {
                 self.string()?;
-                bytes(5, &self.text.as_bytes()[start + 1..self.text.len() - 1])
+                bytes(5, self.canonical(start + 1, self.pos() - 1))
             }
             Some(b't') => self.literal("true", 3)?,
             Some(b'f') => self.literal("false", 2)?,
             Some(b'n') => self.literal("null", 1)?,
             Some(b'-' | b'0'..=b'9') => {
                 self.number()?;
-                bytes(4, &self.text.as_bytes()[start..])
+                bytes(4, self.canonical(start, self.pos()))
             }
             Some(_) => return Err(self.error("expected value")),
         };
-        let (end, after) = (self.text.len() as u32, self.nodes.len() as u32);
+        let (end, after) = (self.pos() as u32, self.nodes.len() as u32);
         let slot = &mut self.nodes[at];
         slot.end = end;
         slot.after = after;
@@ -160,7 +199,6 @@ impl Reader<'_> {
     fn literal(&mut self, text: &str, hash: u64) -> Result<u64, JsonError> {
         if self.input[self.at..].starts_with(text.as_bytes()) {
             self.at += text.len();
-            self.text.push_str(text);
             Ok(hash)
         } else {
             Err(self.error("expected value"))
@@ -173,7 +211,6 @@ impl Reader<'_> {
         if depth > self.max_depth {
             return Err(self.error("recursion limit exceeded"));
         }
-        self.text.push(self.input[self.at] as char);
         self.at += 1;
         self.skip_whitespace();
         let empty = self.peek() == Some(close);
@@ -189,7 +226,6 @@ impl Reader<'_> {
         match self.peek() {
             Some(b',') => {
                 self.at += 1;
-                self.text.push(',');
                 Ok(true)
             }
             Some(c) if c == close => {
@@ -215,7 +251,6 @@ impl Reader<'_> {
                 }
             }
         }
-        self.text.push(']');
         Ok(hash ^ count)
     }
 
@@ -233,18 +268,17 @@ impl Reader<'_> {
                     None => return Err(self.error("EOF while parsing an object")),
                     Some(_) => return Err(self.error("key must be a string")),
                 }
-                let start = self.text.len();
+                let start = self.pos();
                 self.string()?;
-                let len = self.text.len() - start;
-                let name = bytes(7, &self.text.as_bytes()[start + 1..start + len - 1]);
-                self.note_name(first, &mut seen, (name, start, len));
+                let end = self.pos();
+                let name = bytes(7, self.canonical(start + 1, end - 1));
+                self.note_name(first, &mut seen, (name, start, end));
                 self.skip_whitespace();
                 if self.peek() != Some(b':') {
                     return Err(self.error("expected `:`"));
                 }
                 self.at += 1;
-                self.text.push(':');
-                let value = self.value(depth, len)?;
+                let value = self.value(depth, end - start)?;
                 sum = sum.wrapping_add(member_hash(name, value));
                 count += 1;
                 if !self.more(b'}', "EOF while parsing an object")? {
@@ -253,7 +287,6 @@ impl Reader<'_> {
             }
         }
         self.names.truncate(first);
-        self.text.push('}');
         Ok((sum ^ count ^ 8).wrapping_mul(K))
     }
 
@@ -270,19 +303,20 @@ impl Reader<'_> {
             !seen.insert(name.0)
         };
         if suspect {
-            let text = self.text.as_bytes();
-            let same = |&(hash, start, len): &(u64, usize, usize)| {
-                hash == name.0 && text[start..start + len] == text[name.1..name.1 + name.2]
+            let this = self.canonical(name.1, name.2);
+            let same = |&(hash, start, end): &(u64, usize, usize)| {
+                hash == name.0 && self.canonical(start, end) == this
             };
             self.duplicates |= names.iter().any(same);
         }
         self.names.push(name);
     }
 
-    /// A string, the reader at its opening quote, written in canonical form.
+    /// A string, the reader at its opening quote. One with escapes is written to `text`
+    /// whole, in canonical form; one without is left in the pending run.
     fn string(&mut self) -> Result<(), JsonError> {
         self.at += 1;
-        self.text.push('"');
+        let mut escaped = false;
         loop {
             // Copy the run up to the next quote, backslash or control character at once.
             let run = self.input[self.at..]
@@ -292,26 +326,22 @@ impl Reader<'_> {
                 self.at = self.input.len();
                 return Err(self.error("EOF while parsing a string"));
             };
-            // A run stops only at ASCII bytes, never inside a character, so it is checked whole.
-            let input = self.input;
-            match std::str::from_utf8(&input[self.at..self.at + len]) {
-                Ok(text) => self.text.push_str(text),
-                Err(e) => {
-                    self.at += e.valid_up_to();
-                    return Err(self.error("invalid UTF-8"));
-                }
-            }
             self.at += len;
             match self.input[self.at] {
                 b'"' => {
                     self.at += 1;
-                    self.text.push('"');
+                    if escaped {
+                        self.flush();
+                    }
                     return Ok(());
                 }
                 b'\\' => {
+                    self.flush();
                     self.at += 1;
                     let c = self.escape()?;
                     escape_as_serde(&mut self.text, c);
+                    self.run = self.at;
+                    escaped = true;
                 }
                 _ => return Err(self.error("control character in a string")),
             }
@@ -376,7 +406,6 @@ impl Reader<'_> {
 
     /// A number, kept as its text: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
     fn number(&mut self) -> Result<(), JsonError> {
-        let start = self.at;
         if self.peek() == Some(b'-') {
             self.at += 1;
         }
@@ -400,8 +429,6 @@ impl Reader<'_> {
             // A second digit after a leading zero.
             return Err(self.error("invalid number"));
         }
-        let text = std::str::from_utf8(&self.input[start..self.at]).expect("ASCII");
-        self.text.push_str(text);
         Ok(())
     }
 
