@@ -132,7 +132,7 @@ pub(super) fn diff<'v>(
         path,
         depth,
         effort,
-        path_len: size::string(path.to_pointer().as_str()) + path.base(),
+        path_len: path.pointer_len() + path.base(),
         edits: RefCell::default(),
     };
     let old_hashes: Vec<u64> = old.iter().map(|n| n.hash()).collect();
@@ -158,6 +158,14 @@ pub(super) fn diff<'v>(
 /// match confirmed (a hash collision is left to the pairing).
 fn align(span: &Span, old_hashes: &[u64], new_hashes: &[u64]) -> Vec<(usize, usize)> {
     let mut kept = Vec::new();
+    if let Some(common) = unique_changes_only(old_hashes, new_hashes) {
+        for (a, b) in common {
+            if span.old[a].equals(span.new[b]) {
+                kept.push((a, b));
+            }
+        }
+        return kept;
+    }
     for op in capture_diff_slices(Algorithm::Myers, old_hashes, new_hashes) {
         if let DiffOp::Equal {
             old_index,
@@ -173,6 +181,33 @@ fn align(span: &Span, old_hashes: &[u64], new_hashes: &[u64]) -> Vec<(usize, usi
         }
     }
     kept
+}
+
+/// The alignment when it needs no search, as when items of a list change in place: once the
+/// elements whose hash is found on one side only are set aside (no alignment can match
+/// them), what is left is the same sequence on both sides, so all of it is a longest common
+/// subsequence. `None` otherwise.
+fn unique_changes_only(old: &[u64], new: &[u64]) -> Option<Vec<(usize, usize)>> {
+    let mut sides: FxHashMap<u64, (bool, bool)> = FxHashMap::default();
+    sides.reserve(old.len() + new.len());
+    for &h in old {
+        sides.entry(h).or_default().0 = true;
+    }
+    for &h in new {
+        sides.entry(h).or_default().1 = true;
+    }
+    let shared = |h: &u64| sides[h] == (true, true);
+    let old_shared = (0..old.len()).filter(|&a| shared(&old[a]));
+    let mut new_shared = (0..new.len()).filter(|&b| shared(&new[b]));
+    let mut common = Vec::new();
+    for a in old_shared {
+        let b = new_shared.next()?;
+        if old[a] != new[b] {
+            return None;
+        }
+        common.push((a, b));
+    }
+    new_shared.next().is_none().then_some(common)
 }
 
 /// The plan keeping the `kept` elements and pairing the others.
@@ -223,4 +258,42 @@ fn positional_floor(span: &Span, old_hashes: &[u64], new_hashes: &[u64]) -> usiz
         .count();
     let excess = old_hashes.len().abs_diff(new_hashes.len());
     (changed + excess) * (size::REMOVE + span.index_len(0) + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// When the shortcut answers, it answers a longest common subsequence, as Myers does.
+        #[test]
+        fn the_shortcut_is_a_longest_alignment(
+            old in prop::collection::vec(0u64..30, 0..16),
+            new in prop::collection::vec(0u64..30, 0..16),
+        ) {
+            let Some(common) = unique_changes_only(&old, &new) else {
+                return Ok(());
+            };
+            let longest: usize = capture_diff_slices(Algorithm::Myers, &old, &new)
+                .iter()
+                .map(|op| match *op {
+                    DiffOp::Equal { len, .. } => len,
+                    _ => 0,
+                })
+                .sum();
+            prop_assert_eq!(common.len(), longest);
+            prop_assert!(common.iter().all(|&(a, b)| old[a] == new[b]));
+            prop_assert!(common.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+        }
+    }
+
+    #[test]
+    fn items_changed_in_place_need_no_search() {
+        let common = unique_changes_only(&[1, 2, 3, 4], &[1, 7, 3, 8, 4]).unwrap();
+        assert_eq!(common, [(0, 0), (2, 2), (3, 4)]);
+        assert_eq!(unique_changes_only(&[1, 2], &[2, 1]), None);
+    }
 }

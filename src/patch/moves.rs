@@ -105,21 +105,21 @@ pub(super) fn pair_equal(span: &Span, old_hashes: &[u64], new_hashes: &[u64], m:
 /// The old objects having one member: the first [`CROWDED`] of them, and how many there are.
 #[derive(Clone, Copy, Default)]
 struct Holders {
-    count: usize,
-    first: [usize; CROWDED],
+    count: u32,
+    first: [u32; CROWDED],
 }
 
 impl Holders {
     fn add(&mut self, a: usize) {
-        if let Some(slot) = self.first.get_mut(self.count) {
-            *slot = a;
+        if let Some(slot) = self.first.get_mut(self.count as usize) {
+            *slot = a as u32;
         }
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
     }
 
     /// The holders, unless the member is too common to tell objects apart.
-    fn distinctive(&self) -> &[usize] {
-        self.first.get(..self.count).unwrap_or_default()
+    fn distinctive(&self) -> &[u32] {
+        self.first.get(..self.count as usize).unwrap_or_default()
     }
 }
 
@@ -127,7 +127,11 @@ impl Holders {
 /// when a move and an edit are smaller than a remove and an add.
 pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
     let mut by_member: FxHashMap<u64, Holders> = FxHashMap::default();
-    for a in m.free_old() {
+    let free: Vec<usize> = m.free_old().collect();
+    if let Some(&a) = free.first() {
+        by_member.reserve(free.len() * span.old[a].members().count());
+    }
+    for a in free {
         for member in span.old[a].members() {
             by_member.entry(member.hash()).or_default().add(a);
         }
@@ -150,7 +154,7 @@ pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
             let Some(holders) = by_member.get(&member.hash()) else {
                 continue;
             };
-            for &a in holders.distinctive() {
+            for a in holders.distinctive().iter().map(|&a| a as usize) {
                 if m.old[a] != Fate::Free {
                     continue;
                 }

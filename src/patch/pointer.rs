@@ -8,6 +8,8 @@
 
 use json_patch::jsonptr::{PointerBuf, Token};
 
+use super::size;
+
 /// One step down from a container to a child.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Step<'a> {
@@ -68,22 +70,40 @@ impl<'a> Path<'a> {
 
     /// The escaped pointer text of this location, e.g. `/items/3/a~1b`.
     pub(super) fn to_pointer(&self) -> PointerBuf {
-        let mut steps = Vec::new();
-        let mut at = Some(self);
-        while let Some(path) = at {
-            if let Some(step) = path.step {
-                steps.push(step);
-            }
-            at = path.parent;
-        }
         let mut pointer = PointerBuf::new();
-        for step in steps.into_iter().rev() {
-            match step {
-                Step::Key(key) => pointer.push_back(Token::new(key)),
-                Step::Index(index) => pointer.push_back(index),
-            }
-        }
+        self.push_onto(&mut pointer);
         pointer
+    }
+
+    fn push_onto(&self, pointer: &mut PointerBuf) {
+        if let Some(parent) = self.parent {
+            parent.push_onto(pointer);
+        }
+        match self.step {
+            Some(Step::Key(key)) => pointer.push_back(Token::new(key)),
+            Some(Step::Index(index)) => pointer.push_back(index),
+            None => {}
+        }
+    }
+
+    /// The length of [`Path::to_pointer`]'s text as a JSON string (quotes and escapes
+    /// included), found without building it.
+    pub(super) fn pointer_len(&self) -> usize {
+        let step = match self.step {
+            Some(Step::Key(key)) => 1 + key.bytes().map(escaped_len).sum::<usize>(),
+            Some(Step::Index(index)) => 2 + index.checked_ilog10().unwrap_or(0) as usize,
+            None => 2,
+        };
+        step + self.parent.map_or(0, Path::pointer_len)
+    }
+}
+
+/// The length of one byte of a member name once escaped for a pointer (`~0`, `~1`) and then
+/// as JSON text.
+fn escaped_len(byte: u8) -> usize {
+    match byte {
+        b'~' | b'/' => 2,
+        _ => size::byte(byte),
     }
 }
 
@@ -121,6 +141,10 @@ mod tests {
         assert_eq!(root.to_pointer().as_str(), "");
         assert_eq!(root.key("").to_pointer().as_str(), "/");
         assert_eq!(root.key("~1").to_pointer().as_str(), "/~01");
+        let d = c.key("\"\u{1}\n/é");
+        for path in [&root, &a, &b, &c, &d, &root.index(0), &root.index(10)] {
+            assert_eq!(path.pointer_len(), size::string(path.to_pointer().as_str()));
+        }
     }
 
     #[test]

@@ -18,14 +18,16 @@ pub(super) const MOVE: usize = 29;
 /// The length of `text` as a JSON string literal, quotes and escapes included, exactly as
 /// `serde_json` writes it.
 pub(super) fn string(text: &str) -> usize {
-    2 + text
-        .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\x08' | b'\x0c' | b'\n' | b'\r' | b'\t' => 2,
-            0..0x20 => 6,
-            _ => 1,
-        })
-        .sum::<usize>()
+    2 + text.bytes().map(byte).sum::<usize>()
+}
+
+/// The length of one byte of a string once written as JSON text.
+pub(super) fn byte(b: u8) -> usize {
+    match b {
+        b'"' | b'\\' | b'\x08' | b'\x0c' | b'\n' | b'\r' | b'\t' => 2,
+        0..0x20 => 6,
+        _ => 1,
+    }
 }
 
 #[cfg(test)]

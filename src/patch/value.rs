@@ -74,7 +74,7 @@ fn settle<'v>(new: Node<'v>, path: &Path, mut ops: Ops<'v>, out: &mut Ops<'v>) {
     if ops.is_empty() {
         return;
     }
-    let fixed = size::REPLACE + size::string(path.to_pointer().as_str()) + path.base() + 1;
+    let fixed = size::REPLACE + path.pointer_len() + path.base() + 1;
     let whole = ops
         .bytes_under(path.base())
         .checked_sub(fixed)
