@@ -7,12 +7,17 @@
 //! match.
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::wire::document::{Member, Node};
 
 use super::ops::Ops;
 use super::pointer::Path;
 use super::value::{self, Effort};
+
+/// Objects with up to this many members are diffed without allocating (list items that
+/// changed are many and small).
+const SMALL: usize = 16;
 
 /// Appends to `out` the ops turning the object `old` (at `path`) into `new`.
 pub(super) fn diff<'v>(
@@ -23,9 +28,9 @@ pub(super) fn diff<'v>(
     effort: &Effort,
     out: &mut Ops<'v>,
 ) {
-    let olds: Vec<Member> = old.members().collect();
+    let olds: SmallVec<[Member; SMALL]> = old.members().collect();
     let partners = partners(&olds, new);
-    let mut kept = vec![false; olds.len()];
+    let mut kept: SmallVec<[bool; SMALL]> = smallvec::smallvec![false; olds.len()];
     for &a in partners.iter().flatten() {
         kept[a] = true;
     }
@@ -45,7 +50,7 @@ pub(super) fn diff<'v>(
 /// For each member of `new`, the index of the old member of the same name. Successive
 /// versions nearly always list members in the same order, so each is looked for at its own
 /// index first, and a map of the old names is built only when that fails.
-fn partners(olds: &[Member], new: Node<'_>) -> Vec<Option<usize>> {
+fn partners(olds: &[Member], new: Node<'_>) -> SmallVec<[Option<usize>; SMALL]> {
     let mut by_name: Option<FxHashMap<&str, usize>> = None;
     new.members()
         .enumerate()

@@ -38,11 +38,29 @@ pub(super) struct Slot {
     pub(super) end: u32,
     /// The index of the first node after this value's subtree.
     pub(super) after: u32,
-    /// For an object member, the length of its quoted name, which ends one byte (the `:`)
-    /// before `start`; 0 otherwise.
-    pub(super) name: u32,
+    /// The value's [`Kind`] in the low 3 bits; above them, for an object member, the length
+    /// of its quoted name, which ends one byte (the `:`) before `start` (0 otherwise). The
+    /// kind is here so that walking the nodes does not touch the text.
+    pub(super) tag: u32,
     /// The unfinished structural hash (see [`Node::hash`]).
     pub(super) hash: u64,
+}
+
+impl Slot {
+    /// Names this long or longer are refused: their length would not fit beside the kind.
+    pub(super) const MAX_NAME: usize = 1 << 29;
+
+    pub(super) fn tag(kind: Kind, name: usize) -> u32 {
+        ((name as u32) << 3) | kind as u32
+    }
+
+    fn kind(self) -> Kind {
+        Kind::ALL[(self.tag & 7) as usize]
+    }
+
+    fn name(self) -> usize {
+        (self.tag >> 3) as usize
+    }
 }
 
 /// The kinds of JSON values.
@@ -54,6 +72,31 @@ pub enum Kind {
     String,
     Array,
     Object,
+}
+
+impl Kind {
+    const ALL: [Kind; 8] = [
+        Kind::Null,
+        Kind::Bool,
+        Kind::Number,
+        Kind::String,
+        Kind::Array,
+        Kind::Object,
+        Kind::Null,
+        Kind::Null,
+    ];
+
+    /// The kind of the value starting with `byte` (in valid JSON).
+    pub(super) fn of(byte: u8) -> Kind {
+        match byte {
+            b'{' => Kind::Object,
+            b'[' => Kind::Array,
+            b'"' => Kind::String,
+            b'n' => Kind::Null,
+            b't' | b'f' => Kind::Bool,
+            _ => Kind::Number,
+        }
+    }
 }
 
 impl Document {
@@ -112,15 +155,7 @@ impl<'d> Node<'d> {
     }
 
     pub fn kind(self) -> Kind {
-        let slot = self.slot();
-        match self.doc.text.as_bytes()[slot.start as usize] {
-            b'{' => Kind::Object,
-            b'[' => Kind::Array,
-            b'"' => Kind::String,
-            b'n' => Kind::Null,
-            b't' | b'f' => Kind::Bool,
-            _ => Kind::Number,
-        }
+        self.slot().kind()
     }
 
     /// The value's canonical compact text.
@@ -285,14 +320,14 @@ impl<'d> Member<'d> {
     pub fn raw_name(self) -> &'d str {
         let slot = self.value.slot();
         let end = slot.start as usize - 2;
-        &self.value.doc.text[end + 2 - slot.name as usize..end]
+        &self.value.doc.text[end + 2 - slot.name()..end]
     }
 
     /// The name, unescaped.
     pub fn name(self) -> Cow<'d, str> {
         let slot = self.value.slot();
         let end = slot.start as usize - 1;
-        unquote(&self.value.doc.text[end - slot.name as usize..end])
+        unquote(&self.value.doc.text[end - slot.name()..end])
     }
 
     /// The hash of the member (name and value), which objects add up; used to find objects

@@ -14,7 +14,7 @@ use std::fmt;
 use rustc_hash::FxHashSet;
 use serde_json::Value;
 
-use super::document::{Document, K, Slot, bytes, member_hash};
+use super::document::{Document, K, Kind, Slot, bytes, member_hash};
 
 /// How deep arrays and objects may nest; deeper input is refused (as `serde_json` does), so
 /// what is read can be walked recursively without running out of stack.
@@ -166,9 +166,12 @@ impl Reader<'_> {
         self.skip_whitespace();
         let at = self.nodes.len();
         let start = self.pos();
+        let Some(first) = self.peek() else {
+            return Err(self.error("EOF while parsing a value"));
+        };
         self.nodes.push(Slot {
             start: start as u32,
-            name: name as u32,
+            tag: Slot::tag(Kind::of(first), name),
             ..Slot::default()
         });
         let hash = match self.peek() {
@@ -271,6 +274,9 @@ impl Reader<'_> {
                 let start = self.pos();
                 self.string()?;
                 let end = self.pos();
+                if end - start >= Slot::MAX_NAME {
+                    return Err(self.error("member name longer than 512 MiB"));
+                }
                 let name = bytes(7, self.canonical(start + 1, end - 1));
                 self.note_name(first, &mut seen, (name, start, end));
                 self.skip_whitespace();
