@@ -1,9 +1,10 @@
 //! JSON Patch (RFC 6902): the deltas a polled document's subscribers receive.
 //!
-//! [`diff`] computes the ops turning one version of a document into the next, [`delta`] tells
-//! whether sending them beats resending the document, [`parse`] reads a received patch and
-//! [`apply`] applies one, all or nothing. Patches are [`json_patch::Patch`] values, so they serialize to the standard JSON
-//! form and any RFC 6902 implementation can apply them.
+//! [`delta`] diffs two versions of a polled document ([`Document`]s, as the JSON reader makes
+//! them) and tells whether sending the patch beats resending the document; [`diff`] gives the
+//! same ops as a [`json_patch::Patch`] for two `serde_json` values. [`parse`] reads a received
+//! patch and [`apply`] applies one, all or nothing. Patches serialize to the standard JSON
+//! form, so any RFC 6902 implementation can apply them.
 //!
 //! ## Map
 //! - `value.rs`: the recursive walk, the depth limit, whole replacements.
@@ -23,7 +24,7 @@
 //!   one `replace` of that field. Every choice compares serialized sizes, and a container is
 //!   replaced whole when that is no larger than its edits.
 //! - Never a `test` or `copy` op.
-//! - Numbers are compared by their exact text (`serde_json`'s `arbitrary_precision`): `1.0`
+//! - Numbers are compared by their exact text (as the JSON reader keeps it): `1.0`
 //!   and `1` are different values, so a change of spelling is sent as a `replace`, and every
 //!   number reaches clients digit for digit.
 //! - Objects compare regardless of member order, as JSON defines them; a reordering alone is
@@ -34,7 +35,7 @@
 //! - Moves are found among the elements of one array (a re-sorted list, an item that moved
 //!   and changed); a value that moves to another container is removed and added.
 //! - Structure is followed to a depth of [`MAX_DEPTH`]; deeper, values that differ are
-//!   replaced whole. Parsed documents never go deeper (`serde_json` stops at 128).
+//!   replaced whole. Parsed documents never go deeper (the JSON reader stops at 128).
 //! - Work is linear in the size of the documents (times their depth) for the changes feeds
 //!   make; alternatives that may be thrown away (another pairing, a positional plan) draw on
 //!   a fixed budget per diff, so no input makes it explode.
