@@ -355,22 +355,45 @@ pub(super) fn member_hash(name: u64, value: u64) -> u64 {
     finish(name ^ value.rotate_left(32))
 }
 
-/// Folds `data` eight bytes at a time into a state seeded by `tag` and the length.
+/// Folds `data` into a state seeded by `tag` and the length: eight bytes at a time, and up to
+/// sixteen (most names, numbers and short strings) in two words read at both ends, which may
+/// overlap: the length is in the seed, so no two inputs fold alike by that.
 pub(super) fn bytes(tag: u64, data: &[u8]) -> u64 {
-    let mut h = (tag ^ (data.len() as u64).rotate_left(16)).wrapping_mul(K);
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    let len = data.len();
+    let h = (tag ^ (len as u64).rotate_left(16)).wrapping_mul(K);
+    let fold = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let word = |at: usize| u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| {
+        u64::from(u32::from_le_bytes(
+            data[at..at + 4].try_into().expect("4 bytes"),
+        ))
+    };
+    match len {
+        0 => h,
+        1..4 => {
+            let (first, middle, last) = (data[0], data[len / 2], data[len - 1]);
+            fold(
+                h,
+                u64::from(first) | u64::from(middle) << 8 | u64::from(last) << 16,
+            )
+        }
+        4..8 => fold(h, half(0) | half(len - 4) << 32),
+        8..=16 => fold(fold(h, word(0)), word(len - 8)),
+        _ => {
+            let mut h = h;
+            let mut chunks = data.chunks_exact(8);
+            for chunk in &mut chunks {
+                h = fold(h, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            }
+            let rest = chunks.remainder();
+            if !rest.is_empty() {
+                let mut last = [0u8; 8];
+                last[..rest.len()].copy_from_slice(rest);
+                h = fold(h, u64::from_le_bytes(last));
+            }
+            h
+        }
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-    }
-    h
 }
 
 /// Spreads every input bit over the whole word (the MurmurHash3 finaliser).
