@@ -311,3 +311,49 @@ async fn connections_that_come_back_after_a_restart_are_told_their_streams_are_g
         .unwrap();
     expect_error(resp, 404, 40410).await;
 }
+
+/// A polled API added to a live connection takes its parameters in the body, as a polled
+/// stream takes them in its URL: the part selected, the interval, the mode, the headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_added_with_parameters_in_the_body_uses_them() {
+    let upstream = Upstream::start(json!({"v": 0, "items": [1, 2, 3], "meta": {"x": 1}})).await;
+    let server = Server::start(
+        "[stream]\nkeepalive_ms = 60000\n[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\n\
+         interval_ms = 10000\nmin_interval_ms = 50\n",
+    );
+    let (mut stream, id) = dynamic(&server, "").await;
+    let target = upstream.url("/doc");
+    let body = json!({
+        "poll": target,
+        "select": "/items",
+        "pollInterval": 50,
+        "mode": "snapshot",
+        "headers": {"X-Test": "yes"},
+    });
+    assert_eq!(add(&server, &id, body).await.status(), 201);
+    let first = stream.next_event().await.unwrap();
+    assert_eq!(first.event, "data");
+    let data =
+        |event: &SseEvent| serde_json::from_str::<Value>(&event.data).unwrap()["data"].clone();
+    assert_eq!(data(&first), json!([1, 2, 3]));
+    let (headers, _) = upstream.last_request("/doc");
+    assert_eq!(headers["x-test"], "yes");
+    // Polled every 50 ms, not every 10 s; whole parts, not patches.
+    upstream.set(json!({"v": 1, "items": [1, 2, 3, 4], "meta": {"x": 1}}));
+    let next = tokio::time::timeout(Duration::from_secs(3), stream.next_event())
+        .await
+        .expect("the next poll comes at the body's interval")
+        .unwrap();
+    assert_eq!(next.event, "data");
+    assert_eq!(data(&next), json!([1, 2, 3, 4]));
+
+    for body in [
+        json!({"poll": format!("{target}?select=/items"), "select": "/meta"}),
+        json!({"channel": "x", "select": "/meta"}),
+        json!({"poll": target, "mode": "sometimes"}),
+        json!({"poll": target, "headers": {"Host": "elsewhere"}}),
+        json!({"poll": target, "pollInterval": "fast"}),
+    ] {
+        expect_error(add(&server, &id, body).await, 400, 40000).await;
+    }
+}

@@ -6,6 +6,7 @@
 //! it checks the request as its own (the key, the stream), then asks the node holding the
 //! connection to carry it out (`answer` there), and answers the client with what it said.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -34,14 +35,54 @@ const ANSWERING: usize = 64;
 /// How long carrying out another node's change may take: less than it waits.
 const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(1500);
 
-/// The body of an add: a channel (with an optional rewind) or a polled URL, whose query
-/// may carry the poll parameters (`pollInterval`, `mode`, `select`, `X-Sd-Header`).
+/// The body of an add: a channel (with an optional rewind) or a polled URL with the poll
+/// parameters, in the body or in the URL's query (`pollInterval`, `mode`, `select`, and
+/// `headers` as `X-Sd-Header`), each in one place.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Add {
     channel: Option<String>,
     rewind: Option<u64>,
     poll: Option<String>,
+    #[serde(rename = "pollInterval")]
+    poll_interval: Option<u64>,
+    mode: Option<String>,
+    select: Option<String>,
+    /// Headers to send the target, by name.
+    headers: Option<BTreeMap<String, String>>,
+}
+
+impl Add {
+    /// The URL's query with the body's poll parameters added.
+    fn poll_query(&self, url: &reqwest::Url) -> Result<Query, ErrorInfo> {
+        let mut query = Query::parse(url.query());
+        let interval = self.poll_interval.map(|ms| ms.to_string());
+        let given = [
+            ("pollInterval", interval.as_deref()),
+            ("mode", self.mode.as_deref()),
+            ("select", self.select.as_deref()),
+        ];
+        for (key, value) in given {
+            let Some(value) = value else { continue };
+            if query.get(key).is_some() {
+                return Err(ErrorInfo::bad_request(format!(
+                    "{key} is given both in the body and in the poll URL; give it once"
+                )));
+            }
+            query.push(key, value);
+        }
+        for (name, value) in self.headers.iter().flatten() {
+            query.push("X-Sd-Header", &format!("{name}: {value}"));
+        }
+        Ok(query)
+    }
+
+    fn has_poll_parameters(&self) -> bool {
+        self.poll_interval.is_some()
+            || self.mode.is_some()
+            || self.select.is_some()
+            || self.headers.is_some()
+    }
 }
 
 pub async fn add(
@@ -55,11 +96,19 @@ pub async fn add(
     let credential = query.credential(&headers)?;
     let add: Add = serde_json::from_slice(&body).map_err(|e| {
         ErrorInfo::bad_request(format!(
-            "the body must be {{\"channel\": name}} or {{\"poll\": url}}: {e}"
+            "the body must be {{\"channel\": name, \"rewind\"?: n}} or {{\"poll\": url, \
+             \"pollInterval\"?: ms, \"mode\"?, \"select\"?, \"headers\"?: {{name: value}}}}: {e}"
         ))
     })?;
-    let spec = match (add.channel, add.poll) {
+    if add.channel.is_some() && add.has_poll_parameters() {
+        return Err(ErrorInfo::bad_request(
+            "pollInterval, mode, select and headers go with \"poll\", not \"channel\"",
+        )
+        .into());
+    }
+    let spec = match (&add.channel, &add.poll) {
         (Some(channel), None) => {
+            let channel = channel.clone();
             validate_name(&channel)?;
             state
                 .auth
@@ -71,7 +120,7 @@ pub async fn add(
             let url: reqwest::Url = poll
                 .parse()
                 .map_err(|e| ErrorInfo::bad_request(format!("poll is not a URL: {e}")))?;
-            let poll_query = Query::parse(url.query());
+            let poll_query = add.poll_query(&url)?;
             let mut target = url.clone();
             target.set_query(None);
             let target = polls::adhoc_target(&state, target.as_str(), &poll_query)?;

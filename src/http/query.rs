@@ -50,6 +50,11 @@ impl Query {
         &self.pairs
     }
 
+    /// Adds a pair, as if it came last in the query.
+    pub fn push(&mut self, key: &str, value: &str) {
+        self.pairs.push((key.to_owned(), value.to_owned()));
+    }
+
     /// The pairs that are not the gateway's own (`GATEWAY_PARAMETERS`): what may go upstream.
     pub fn upstream_pairs(&self) -> Vec<(String, String)> {
         self.pairs
