@@ -220,3 +220,18 @@ fn deep_documents_do_not_overflow() {
     let patch = ops(&old, &new);
     assert_eq!(patch.as_array().unwrap().len(), 1);
 }
+
+/// A big first element does not size the work done on the others (the member index of the
+/// elements left to pair was once sized by the first one's members times their number).
+#[test]
+fn a_big_first_element_does_not_size_the_work_on_the_others() {
+    let big: serde_json::Map<String, Value> =
+        (0..10_000).map(|i| (format!("k{i}"), json!(0))).collect();
+    let mut old = vec![Value::Object(big)];
+    old.extend((0..100_000).map(|i| json!(i)));
+    let (old, new) = (Value::from(old), json!([1]));
+    let patch = diff(&old, &new);
+    let mut applied = old.clone();
+    apply(&mut applied, &patch).unwrap();
+    assert_eq!(applied, new);
+}

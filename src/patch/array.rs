@@ -1,9 +1,11 @@
 //! Arrays: which elements stayed, which moved, which changed in place, which came and went.
 //!
 //! 1. The common head and tail are trimmed by equality: a typical feed changes at one end.
-//! 2. What is left (the span) is aligned on element hashes with Myers' diff: the longest
-//!    common subsequence of unchanged elements is kept, so an insert at the head of a long
-//!    list is one `add`, whatever the list's length.
+//! 2. What is left (the span) is aligned on element hashes: the longest common subsequence
+//!    of unchanged elements is kept, so an insert at the head of a long list is one `add`,
+//!    whatever the list's length. When the elements whose hash is on one side only are all
+//!    that differs (items changed in place), that is read off directly; otherwise Myers'
+//!    diff finds it.
 //! 3. The elements left over are paired ([`super::moves`], [`super::gaps`]): an element removed
 //!    here and added, unchanged, there becomes one `move`; an object that moved and changed
 //!    becomes a `move` and a small edit when that is smaller than removing and re-adding it;

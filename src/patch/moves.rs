@@ -128,8 +128,11 @@ impl Holders {
 pub(super) fn pair_similar(span: &Span, m: &mut Matching) {
     let mut by_member: FxHashMap<u64, Holders> = FxHashMap::default();
     let free: Vec<usize> = m.free_old().collect();
+    // Sized for objects like the first: list items are mostly alike. Never more than a few
+    // members per element, whatever the first one holds.
     if let Some(&a) = free.first() {
-        by_member.reserve(free.len() * span.old[a].members().count());
+        let members = span.old[a].members().take(8).count();
+        by_member.reserve(free.len() * members);
     }
     for a in free {
         for member in span.old[a].members() {

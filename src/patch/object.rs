@@ -6,7 +6,8 @@
 //! member in the middle; JSON objects are unordered, and the values are what must (and do)
 //! match.
 
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
+
 use smallvec::SmallVec;
 
 use crate::wire::document::{Member, Node};
@@ -49,9 +50,10 @@ pub(super) fn diff<'v>(
 
 /// For each member of `new`, the index of the old member of the same name. Successive
 /// versions nearly always list members in the same order, so each is looked for at its own
-/// index first, and a map of the old names is built only when that fails.
+/// index first, and a map of the old names (keyed at random, so crafted names cannot make
+/// it quadratic) is built only when that fails.
 fn partners(olds: &[Member], new: Node<'_>) -> SmallVec<[Option<usize>; SMALL]> {
-    let mut by_name: Option<FxHashMap<&str, usize>> = None;
+    let mut by_name: Option<HashMap<&str, usize>> = None;
     new.members()
         .enumerate()
         .map(|(i, member)| {

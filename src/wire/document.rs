@@ -18,6 +18,7 @@
 //! their texts differ (objects are equal with their members in any order).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
 
@@ -172,7 +173,8 @@ impl<'d> Node<'d> {
 
     /// The structural hash: equal values (with object members in any order) hash alike;
     /// different values may collide, so a match found by hash is confirmed with
-    /// [`Node::equals`]. Not keyed: crafted collisions can only make patches larger.
+    /// [`Node::equals`]. Not keyed: crafted collisions can make patches larger and the
+    /// diff's pairing slower (within its fixed effort budget), never wrong.
     pub fn hash(self) -> u64 {
         finish(self.slot().hash)
     }
@@ -224,14 +226,7 @@ impl<'d> Node<'d> {
             return true;
         }
         match (self.kind(), other.kind()) {
-            (Kind::Object, Kind::Object) => {
-                self.members().count() == other.members().count()
-                    && self.members().all(|m| {
-                        other
-                            .get(m.raw_name())
-                            .is_some_and(|theirs| m.value.equals(theirs))
-                    })
-            }
+            (Kind::Object, Kind::Object) => same_members(self, other),
             (Kind::Array, Kind::Array) => {
                 let (mut x, mut y) = (self.items(), other.items());
                 loop {
@@ -282,6 +277,39 @@ impl<'d> Node<'d> {
                 }
                 Value::Object(map)
             }
+        }
+    }
+}
+
+/// Whether two objects have the same members, in any order. Members are compared in order
+/// while their names agree (successive versions nearly always list them alike); from the
+/// first that differs, by name through a map, so a reordering costs linear time (a map keyed
+/// at random: names an upstream crafted to collide cannot make it quadratic).
+fn same_members(a: Node<'_>, b: Node<'_>) -> bool {
+    let (mut ours, mut theirs) = (a.members(), b.members());
+    loop {
+        match (ours.next(), theirs.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) if x.raw_name() == y.raw_name() => {
+                if !x.value.equals(y.value) {
+                    return false;
+                }
+            }
+            (Some(x), Some(y)) => {
+                let rest: HashMap<&str, Node> = std::iter::once(y)
+                    .chain(theirs)
+                    .map(|m| (m.raw_name(), m.value))
+                    .collect();
+                let mut left = rest.len();
+                for m in std::iter::once(x).chain(ours) {
+                    match rest.get(m.raw_name()) {
+                        Some(theirs) if m.value.equals(*theirs) => left -= 1,
+                        _ => return false,
+                    }
+                }
+                return left == 0;
+            }
+            _ => return false,
         }
     }
 }
@@ -449,6 +477,27 @@ mod tests {
         assert_eq!(a.root().hash(), b.root().hash());
         assert!(a.root().equals(b.root()));
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn big_objects_compare_and_deduplicate_by_name() {
+        let names: Vec<String> = (0..2_000).map(|i| format!("\"k{i}\":{i}")).collect();
+        let forward = doc(&format!("{{{}}}", names.join(",")));
+        let backward: Vec<&str> = names.iter().rev().map(String::as_str).collect();
+        let backward = doc(&format!("{{{}}}", backward.join(",")));
+        assert!(forward.root().equals(backward.root()));
+        let changed = doc(&format!("{{{},\"k0\":-1}}", names[1..].join(",")));
+        assert!(!forward.root().equals(changed.root()));
+        let renamed = doc(&format!("{{{},\"x\":0}}", names[1..].join(",")));
+        assert!(!forward.root().equals(renamed.root()));
+        // The same names again, later values winning, past the set's threshold.
+        let again = doc(&format!(
+            "{{{},{}}}",
+            names.join(","),
+            names.join(",").replace(':', ":-")
+        ));
+        assert_eq!(again.root().members().count(), 2_000);
+        assert_eq!(again.root().get("k1999").unwrap().text(), "-1999");
     }
 
     #[test]

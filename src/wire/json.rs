@@ -7,11 +7,12 @@
 //! reads into a [`Document`] (canonical text and a node table, built in one pass with each
 //! value's structural hash); [`parse`] turns that into the same `serde_json::Value` serde
 //! would build (objects in document order, later duplicate members replacing earlier ones,
-//! at most 128 levels deep as `serde_json` allows).
+//! at most 128 levels deep, one more than `serde_json` allows).
 
 use std::fmt;
 
-use rustc_hash::FxHashSet;
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::document::{Document, K, Kind, Slot, bytes, member_hash};
@@ -22,6 +23,10 @@ pub(super) const MAX_DEPTH: usize = 128;
 
 /// Objects with more members than this find duplicate names through a set, not a scan.
 const FEW_MEMBERS: usize = 16;
+
+/// The names of a big object's members, for finding a duplicate: the names themselves in a
+/// set keyed at random, so names crafted to collide cannot make reading quadratic.
+type Names = HashSet<Box<[u8]>>;
 
 /// Why the input is not JSON, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +84,14 @@ pub(super) fn document(input: &[u8], max_depth: usize) -> Result<Document, JsonE
     reader.skip_whitespace();
     if reader.at < input.len() {
         return Err(reader.error("trailing characters"));
+    }
+    // A document is kept while its topic is polled: it gives back what reading reserved
+    // when that is much more than it uses (shrinking always would cost a copy per poll).
+    if reader.text.capacity() > reader.text.len() + reader.text.len() / 4 {
+        reader.text.shrink_to_fit();
+    }
+    if reader.nodes.capacity() > 2 * reader.nodes.len() {
+        reader.nodes.shrink_to_fit();
     }
     let document = Document {
         text: reader.text,
@@ -262,7 +275,7 @@ impl Reader<'_> {
         let mut sum = 0u64;
         let mut count = 0u64;
         let first = self.names.len();
-        let mut seen = FxHashSet::default();
+        let mut seen = Names::new();
         if !self.enter(depth, b'}')? {
             loop {
                 self.skip_whitespace();
@@ -297,23 +310,27 @@ impl Reader<'_> {
     }
 
     /// Records a member's name among the names of its object (from `first` on), noting a
-    /// duplicate. Few members are scanned; past [`FEW_MEMBERS`] their hashes go in `seen`.
-    fn note_name(&mut self, first: usize, seen: &mut FxHashSet<u64>, name: (u64, usize, usize)) {
+    /// duplicate. A few names are scanned; past [`FEW_MEMBERS`] they go in `seen`. Once one
+    /// duplicate is found the document is rebuilt anyway, and nothing more is checked.
+    fn note_name(&mut self, first: usize, seen: &mut Names, name: (u64, usize, usize)) {
+        if self.duplicates {
+            return;
+        }
         let names = &self.names[first..];
-        let suspect = if names.len() < FEW_MEMBERS {
-            names.iter().any(|&(hash, ..)| hash == name.0)
-        } else {
-            if seen.is_empty() {
-                seen.extend(names.iter().map(|&(hash, ..)| hash));
-            }
-            !seen.insert(name.0)
-        };
-        if suspect {
+        if names.len() < FEW_MEMBERS {
             let this = self.canonical(name.1, name.2);
             let same = |&(hash, start, end): &(u64, usize, usize)| {
                 hash == name.0 && self.canonical(start, end) == this
             };
-            self.duplicates |= names.iter().any(same);
+            self.duplicates = names.iter().any(same);
+        } else {
+            if seen.is_empty() {
+                let known = names
+                    .iter()
+                    .map(|&(_, start, end)| self.canonical(start, end));
+                seen.extend(known.map(Box::from));
+            }
+            self.duplicates = !seen.insert(self.canonical(name.1, name.2).into());
         }
         self.names.push(name);
     }
