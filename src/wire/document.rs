@@ -181,31 +181,26 @@ impl<'d> Node<'d> {
 
     /// The elements of an array (nothing for any other kind).
     pub fn items(self) -> Children<'d> {
-        let slot = self.slot();
-        let (at, end) = match self.kind() {
-            Kind::Array => (self.at + 1, slot.after),
-            _ => (slot.after, slot.after),
-        };
-        Children {
-            doc: self.doc,
-            at,
-            end,
-        }
+        self.children(Kind::Array)
     }
 
     /// The members of an object (nothing for any other kind), in document order.
     pub fn members(self) -> impl Iterator<Item = Member<'d>> {
-        let slot = self.slot();
-        let (at, end) = match self.kind() {
-            Kind::Object => (self.at + 1, slot.after),
-            _ => (slot.after, slot.after),
+        self.children(Kind::Object).map(|value| Member { value })
+    }
+
+    /// The values below this one if it is of kind `container`, else none.
+    fn children(self, container: Kind) -> Children<'d> {
+        let after = self.slot().after;
+        let at = match self.kind() == container {
+            true => self.at + 1,
+            false => after,
         };
         Children {
             doc: self.doc,
             at,
-            end,
+            end: after,
         }
-        .map(|value| Member { value })
     }
 
     /// The member named `name`, given as its canonical escaped text without quotes.
