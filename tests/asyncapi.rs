@@ -1,6 +1,7 @@
 //! `GET /asyncapi.json` and `/asyncapi.yaml`: the document is valid AsyncAPI 3.0.0 (the
 //! official JSON Schema, plus the reference rules a schema cannot check), names every API
-//! and relay topic, leaks no upstream secret, and both encodings say the same.
+//! and relay topic, leaks no upstream secret, and both encodings say the same. `GET /`, the
+//! page for people, says the same and leaks nothing either.
 
 mod common;
 
@@ -337,4 +338,34 @@ async fn host_follows_the_request_and_the_minimal_config_is_valid() {
     let yaml = fetch(&server, "/asyncapi.yaml", "application/yaml").await;
     let from_yaml: Value = serde_saphyr::from_str(&yaml).unwrap();
     assert_eq!(from_yaml["channels"], doc["channels"]);
+}
+
+/// `GET /` is a page naming every API and relay, linking the descriptions, and showing no
+/// upstream (nor, so, any secret an upstream carries).
+#[tokio::test]
+async fn the_landing_page_says_what_is_served_and_leaks_nothing() {
+    let server = Server::start(CONFIG);
+    let page = fetch(&server, "/", "text/html; charset=utf-8").await;
+    for expected in [
+        "<!doctype html>",
+        "/apis/weather/{path}",
+        "every 2000 ms",
+        "/apis/odd name+x/{path}",
+        "market at <code>GET /market/{version}</code>",
+        "raw at <code>GET /raw</code>",
+        "GET /{url}",
+        "href=\"/asyncapi.json\"",
+        "href=\"/metrics\"",
+    ] {
+        assert!(
+            page.contains(expected),
+            "{expected:?} missing from the page"
+        );
+    }
+    for secret in SECRETS {
+        assert!(!page.contains(secret), "{secret} leaked");
+    }
+    for upstream in ["weather.example.com", "odd.example.com", "127.0.0.1:9"] {
+        assert!(!page.contains(upstream), "{upstream} shown");
+    }
 }

@@ -7,6 +7,7 @@ pub mod connections;
 mod docs;
 mod error;
 mod health;
+mod landing;
 pub mod limits;
 mod passthrough;
 mod polls;
@@ -68,6 +69,7 @@ const PUBLISH_PATH: &str = "/channels/{channel}/messages";
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(landing::page))
         .route(PUBLISH_PATH, get(channels::history).post(channels::publish))
         .route("/sse", get(streams::sse))
         .route("/apis/{api}/{*path}", get(polls::named))

@@ -1,0 +1,106 @@
+//! `GET /`: a page that says what this gateway serves, made from the live config: the
+//! pub/sub surface, each configured API and relay by name and path (never their upstreams,
+//! which may carry credentials), and where the machine-readable descriptions are. It shows
+//! what anyone may see; `/asyncapi.json` says as much.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::config::Config;
+
+pub async fn page(State(state): State<AppState>) -> Response {
+    let config = state.catalog.config();
+    let headers = [
+        (CONTENT_TYPE, "text/html; charset=utf-8"),
+        (CACHE_CONTROL, "no-cache"),
+    ];
+    (headers, render(&config)).into_response()
+}
+
+const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;\
+    padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .2em}h2{margin-top:2rem}";
+
+/// The page for `config`.
+fn render(config: &Config) -> String {
+    let mut html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>streamgate</title><style>{STYLE}</style></head><body>\n\
+         <h1>streamgate</h1>\n<p>A streaming API gateway, version {}: pub/sub channels, \
+         JSON APIs as live delta streams, and upstream SSE servers fanned out.</p>\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    html.push_str(
+        "<h2>Pub/sub channels</h2>\n<p>Publish with <code>POST /channels/{channel}/messages\
+         </code>; subscribe with <code>GET /sse?channels=a,b</code> (server-sent events) or \
+         <code>GET /event-stream?channels=a,b</code> (NDJSON); read history with \
+         <code>GET /channels/{channel}/messages</code>.</p>\n<h2>Polled APIs</h2>\n",
+    );
+    if config.apis.is_empty() {
+        html.push_str("<p>None configured.</p>\n");
+    } else {
+        html.push_str("<ul>\n");
+        for api in &config.apis {
+            let every = api.interval_ms.unwrap_or(config.poll.interval_ms);
+            let _ = writeln!(
+                html,
+                "<li><code>GET /apis/{}/{{path}}</code>: polled every {every} ms, sent as a \
+                 <code>data</code> snapshot then <code>patch</code> events</li>",
+                escape(&api.name)
+            );
+        }
+        html.push_str("</ul>\n");
+    }
+    if !config.poll.allowed_targets.is_empty() {
+        html.push_str(
+            "<p>Any allowed URL too: <code>GET /{url}</code>, e.g. \
+             <code>/https://api.example.com/items</code>.</p>\n",
+        );
+    }
+    html.push_str("<h2>Relays of upstream SSE servers</h2>\n");
+    if config.relays.is_empty() {
+        html.push_str("<p>None configured.</p>\n");
+    } else {
+        html.push_str("<ul>\n");
+        for relay in &config.relays {
+            let _ = writeln!(
+                html,
+                "<li>{} at <code>GET {}</code></li>",
+                escape(&relay.name),
+                escape(&relay.listen_path)
+            );
+        }
+        html.push_str("</ul>\n");
+    }
+    html.push_str(
+        "<h2>Descriptions</h2>\n<ul>\n\
+         <li><a href=\"/asyncapi.json\">/asyncapi.json</a> and \
+         <a href=\"/asyncapi.yaml\">/asyncapi.yaml</a>: what is served, as AsyncAPI 3.0</li>\n\
+         <li><a href=\"/docs/errors\">/docs/errors</a>: the error codes</li>\n\
+         <li><a href=\"/metrics\">/metrics</a> (Prometheus), \
+         <a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a></li>\n\
+         <li><a href=\"/admin/openapi.json\">/admin/openapi.json</a>: the admin API \
+         (with an admin key)</li>\n</ul>\n</body></html>\n",
+    );
+    html
+}
+
+/// `text` as HTML text or attribute value.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
