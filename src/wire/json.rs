@@ -9,9 +9,8 @@
 //! would build (objects in document order, later duplicate members replacing earlier ones,
 //! at most 128 levels deep, one more than `serde_json` allows).
 
-use std::fmt;
-
 use std::collections::HashSet;
+use std::fmt;
 
 use serde_json::Value;
 
@@ -187,22 +186,21 @@ impl Reader<'_> {
             tag: Slot::tag(Kind::of(first), name),
             ..Slot::default()
         });
-        let hash = match self.peek() {
-            None => return Err(self.error("EOF while parsing a value")),
-            Some(b'{') => self.object(depth + 1)?,
-            Some(b'[') => self.array(depth + 1)?,
-            Some(b'"') => {
+        let hash = match first {
+            b'{' => self.object(depth + 1)?,
+            b'[' => self.array(depth + 1)?,
+            b'"' => {
                 self.string()?;
                 bytes(5, self.canonical(start + 1, self.pos() - 1))
             }
-            Some(b't') => self.literal("true", 3)?,
-            Some(b'f') => self.literal("false", 2)?,
-            Some(b'n') => self.literal("null", 1)?,
-            Some(b'-' | b'0'..=b'9') => {
+            b't' => self.literal("true", 3)?,
+            b'f' => self.literal("false", 2)?,
+            b'n' => self.literal("null", 1)?,
+            b'-' | b'0'..=b'9' => {
                 self.number()?;
                 bytes(4, self.canonical(start, self.pos()))
             }
-            Some(_) => return Err(self.error("expected value")),
+            _ => return Err(self.error("expected value")),
         };
         let (end, after) = (self.pos() as u32, self.nodes.len() as u32);
         let slot = &mut self.nodes[at];
