@@ -30,7 +30,7 @@ use crate::outlet::registry::{Connections, KEEP_EVERY};
 use crate::sources::poller::Pollers;
 use crate::sources::relay::Relays;
 use crate::sources::target::TargetPolicy;
-use crate::sources::upstream;
+use crate::sources::upstream::Upstream;
 
 /// How long open connections get to flush after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -101,14 +101,14 @@ pub async fn run(
     };
     let catalog = Arc::new(catalog.map_err(std::io::Error::other)?);
     let config = catalog.config();
-    let client =
-        upstream::client(Arc::clone(&targets), &config.poll).map_err(std::io::Error::other)?;
+    let upstream =
+        Upstream::new(Arc::clone(&targets), &config.poll).map_err(std::io::Error::other)?;
     let pollers = Arc::new(Pollers::new(
         Arc::clone(&hub),
-        client.clone(),
+        upstream.clone(),
         config.poll.clone(),
     ));
-    let relays = Arc::new(Relays::new(Arc::clone(&hub), client.clone()));
+    let relays = Arc::new(Relays::new(Arc::clone(&hub), upstream.clone()));
     let auth = Arc::new(Auth::new(&config).map_err(std::io::Error::other)?);
     if !config.auth.enabled(&config.keys) {
         tracing::info!(
@@ -140,8 +140,7 @@ pub async fn run(
         shutdown: shutdown_rx,
         pollers,
         relays,
-        client,
-        targets,
+        upstream,
         connections: Arc::clone(&connections),
         publish_rate,
     };

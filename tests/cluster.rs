@@ -732,6 +732,30 @@ async fn a_dynamic_connection_is_changed_through_any_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_polls_a_stream_added_elsewhere_only_if_its_own_policy_allows() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(quotes(0)).await;
+    // The node holding the connection allows no ad-hoc target; the one asked allows it.
+    let strict = Server::start(&redis.bus_config());
+    let open = format!(
+        "{}[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\n",
+        redis.bus_config()
+    );
+    let lenient = Server::start(&open);
+    let (mut dynamic, id) = common::dynamic(&strict, "&channels=a").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let added = common::add(&lenient, &id, json!({"poll": upstream.url("/quotes")})).await;
+    assert_eq!(added.status(), 201);
+    // The holder tells its client the target is refused, and never requests it.
+    let event = dynamic.next_event().await.unwrap();
+    assert_eq!(event.event, "error", "{event:?}");
+    let error: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(error["data"]["status"], 2005, "{error}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(upstream.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_resumed_elsewhere_moves_there_and_back_exactly() {
     /// The next event's id and data.
     async fn data(stream: &mut SseStream) -> (String, String) {

@@ -497,6 +497,40 @@ async fn a_dynamic_connection_with_a_polled_stream_resumes_after_a_kill() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_target_the_restarted_policy_refuses_is_never_polled_again() {
+    let upstream = Upstream::start(json!({"v": 0})).await;
+    let data = tempfile::tempdir().unwrap();
+    let poll = |allowed: &str| {
+        format!("[poll]\nallowed_targets = [{allowed:?}]\ninterval_ms = 50\nmin_interval_ms = 50\n")
+    };
+    let server = Server::start(&config(&data, &poll("http://127.0.0.1:*/*")));
+    let (mut stream, id) = common::dynamic(&server, "").await;
+    let added = common::add(&server, &id, json!({"poll": upstream.url("/doc")})).await;
+    assert_eq!(added.status(), 201);
+    let first = stream.next_event().await.unwrap();
+    assert_eq!(first.event, "data");
+    drop(stream);
+    tokio::time::sleep(JOURNAL_KEPT).await;
+
+    // The operator narrows the policy and restarts: the kept connection's target is out.
+    let narrowed = config(&data, &poll("https://api.example.com/*"));
+    std::fs::write(server.dir().join("streamgate.toml"), narrowed).unwrap();
+    let server = server.restart();
+    let before = upstream.requests();
+    let resumed = client()
+        .get(server.url("/sse?dynamic=true"))
+        .headers(common::last_event_id(&first.id))
+        .send()
+        .await
+        .unwrap();
+    let body = common::expect_error(resumed, 403, 40300).await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("allowed_targets"), "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(upstream.requests(), before, "a refused target was polled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relayed_topic_keeps_its_history_and_resumes_its_upstream_after_a_kill() {
     let upstream = SseUpstream::start().await;
     let data = tempfile::tempdir().unwrap();

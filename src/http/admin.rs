@@ -329,7 +329,7 @@ async fn change(
 ) -> Result<(), ErrorInfo> {
     state
         .catalog
-        .change(&state.auth, &state.targets, |entries| {
+        .change(&state.auth, state.upstream.policy(), |entries| {
             let mut list = kind.list(entries);
             edit(&mut list)?;
             kind.set(entries, list)

@@ -34,7 +34,7 @@ use crate::hub::Hub;
 use crate::outlet::registry::Connections;
 use crate::sources::poller::Pollers;
 use crate::sources::relay::Relays;
-use crate::sources::target::TargetPolicy;
+use crate::sources::upstream::Upstream;
 use crate::wire::envelope::{ErrorInfo, codes};
 pub use error::{ApiError, Segments};
 
@@ -53,12 +53,11 @@ pub struct AppState {
     pub pollers: Arc<Pollers>,
     /// Shared relays' upstream connections.
     pub relays: Arc<Relays>,
-    /// The client for every upstream request (polls and relays).
-    pub client: reqwest::Client,
+    /// The client for every upstream request (polls, relays, passthrough), and what ad-hoc
+    /// poll targets may be.
+    pub upstream: Upstream,
     /// Connections addressable by id (dynamic ones, and those with server-kept cursors).
     pub connections: Arc<Connections>,
-    /// What ad-hoc poll targets may be.
-    pub targets: Arc<TargetPolicy>,
     /// `[limits] publish_rate_per_key`, per publisher.
     pub publish_rate: Arc<limits::PublishRate>,
 }

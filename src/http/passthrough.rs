@@ -67,8 +67,9 @@ pub async fn proxy(
         headers.append(name, value);
     }
     let mut outgoing = state
-        .client
+        .upstream
         .request(parts.method.clone(), upstream)
+        .map_err(ErrorInfo::from)?
         .headers(headers);
     let has_body = parts.headers.contains_key(header::CONTENT_LENGTH)
         || parts.headers.contains_key(header::TRANSFER_ENCODING);

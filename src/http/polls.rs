@@ -45,9 +45,10 @@ pub(super) fn adhoc_target(state: &AppState, raw: &str, query: &Query) -> Result
         .map_err(|e| ErrorInfo::bad_request(format!("the target URL is not valid: {e}")))?;
     merge_query(&mut url, query.upstream_pairs(), &[]);
     state
-        .targets
+        .upstream
+        .policy()
         .check(&url)
-        .map_err(|refusal| ErrorInfo::new(codes::FORBIDDEN, refusal.0))?;
+        .map_err(ErrorInfo::from)?;
     Ok(url)
 }
 

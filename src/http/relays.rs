@@ -67,9 +67,10 @@ pub async fn serve(
         return Err(ErrorInfo::bad_request("the path leaves the relay's upstream").into());
     }
     state
-        .targets
+        .upstream
+        .policy()
         .check(&upstream)
-        .map_err(|refusal| ErrorInfo::new(codes::FORBIDDEN, refusal.0))?;
+        .map_err(ErrorInfo::from)?;
     let injected = header_list(&relay.headers);
     let forwarded = forwarded_headers(relay, request.headers());
     match relay.mode {

@@ -134,15 +134,22 @@ async fn link(
     match (token, journal) {
         (Some(token), Some(journal)) => {
             let mut journal = journal.lock().unwrap();
-            // A resumed connection's streams are checked like new ones (the keys may have
-            // changed since it was opened), before anything changes: a refused resume
-            // leaves the connection it names as it was.
+            // A resumed connection's streams are checked like new ones (the keys and the
+            // target policy may have changed since it was opened, by an admin or a restart),
+            // before anything changes: a refused resume leaves the connection as it was.
             let at = journal
                 .at(token.entry)
                 .unwrap_or_else(|| journal.earliest());
             for r in &at {
                 match &r.spec.topic {
-                    Some(topic) => principal.check(Operation::Poll, &topic.requested)?,
+                    Some(topic) => {
+                        principal.check(Operation::Poll, &topic.requested)?;
+                        state
+                            .upstream
+                            .policy()
+                            .check(&topic.url)
+                            .map_err(ErrorInfo::from)?;
+                    }
                     None => principal.check(Operation::Subscribe, &r.spec.channel)?,
                 }
             }

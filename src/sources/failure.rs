@@ -83,15 +83,21 @@ pub fn backoff(base_ms: u64, failures: u32, max_ms: u64) -> Duration {
     Duration::from_millis(half + rand::rng().random_range(0..=half))
 }
 
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        Failure {
+            status: status::REFUSED,
+            cause: "refused",
+            message: refusal.0,
+        }
+    }
+}
+
 /// Sorts a request error into the statuses subscribers see. The message never includes the
 /// URL: its query may hold credentials.
 pub fn classify(error: reqwest::Error) -> Failure {
     if let Some(refusal) = chain(&error).find_map(|e| e.downcast_ref::<Refusal>()) {
-        return Failure {
-            status: status::REFUSED,
-            cause: "refused",
-            message: refusal.0.clone(),
-        };
+        return refusal.clone().into();
     }
     if let Some(tls) = chain(&error).find_map(|e| e.downcast_ref::<rustls::Error>()) {
         return Failure {

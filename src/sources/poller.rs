@@ -18,13 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ETAG, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
 use super::supervisor::{Claim, Feed, LEASE_RETRY, Run, Supervisor, Tell};
 use super::topic::Topic;
+use super::upstream::Upstream;
 use super::wanted::Wanted;
 use crate::config::PollConfig;
 use crate::hub::{Hub, Lease, StateData, StateKind, StateUpdate};
@@ -34,7 +35,7 @@ use crate::wire::document::Document;
 /// The running pollers, by topic key.
 pub struct Pollers {
     hub: Arc<Hub>,
-    client: reqwest::Client,
+    upstream: Upstream,
     config: PollConfig,
     supervisor: Supervisor<Shared, Part>,
 }
@@ -58,11 +59,11 @@ pub(super) struct Part {
 }
 
 impl Pollers {
-    pub fn new(hub: Arc<Hub>, client: reqwest::Client, config: PollConfig) -> Self {
+    pub fn new(hub: Arc<Hub>, upstream: Upstream, config: PollConfig) -> Self {
         Pollers {
             supervisor: Supervisor::new("poller", Arc::clone(&hub), Tell::Changes),
             hub,
-            client,
+            upstream,
             config,
         }
     }
@@ -231,8 +232,8 @@ impl Pollers {
         state: &mut PollState,
     ) -> Result<Option<Document>, Failure> {
         let mut request = self
-            .client
-            .get(topic.url.clone())
+            .upstream
+            .request(Method::GET, topic.url.clone())?
             .header(ACCEPT, "application/json")
             .timeout(Duration::from_millis(self.config.timeout_ms));
         for (name, value) in &topic.headers {

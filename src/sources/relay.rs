@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
-use reqwest::{Response, Url};
+use reqwest::{Method, Response, Url};
 use tokio::time::Instant;
 
 use super::failure::{Failure, backoff, classify, status};
 use super::supervisor::{Claim, Feed, LEASE_RETRY, Run, Supervisor, Tell, Tended, WATCH_SLICE};
+use super::upstream::Upstream;
 use crate::config::RelayConfig;
 use crate::hub::{Hub, Lease, Relayed};
 use crate::wire::sse_parser::{SseFrame, SseParser};
@@ -107,7 +108,7 @@ impl RelayTopic {
 /// The running relays, by channel.
 pub struct Relays {
     hub: Arc<Hub>,
-    client: reqwest::Client,
+    upstream: Upstream,
     supervisor: Supervisor<RelayStats, ()>,
 }
 
@@ -149,11 +150,11 @@ struct Reconnect {
 }
 
 impl Relays {
-    pub fn new(hub: Arc<Hub>, client: reqwest::Client) -> Self {
+    pub fn new(hub: Arc<Hub>, upstream: Upstream) -> Self {
         Relays {
             supervisor: Supervisor::new("relay", Arc::clone(&hub), Tell::Distinct),
             hub,
-            client,
+            upstream,
         }
     }
 
@@ -259,9 +260,11 @@ impl Relays {
         reconnect: &mut Reconnect,
         run: &mut Run<RelayStats, ()>,
     ) -> Ended {
-        let mut request = self
-            .client
-            .get(topic.url.clone())
+        let request = match self.upstream.request(Method::GET, topic.url.clone()) {
+            Ok(request) => request,
+            Err(refusal) => return lost(refusal.into(), false),
+        };
+        let mut request = request
             .header(ACCEPT, "text/event-stream")
             .header(CACHE_CONTROL, "no-cache");
         for (name, value) in &topic.headers {

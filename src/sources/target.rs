@@ -14,6 +14,7 @@ use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::glob;
+use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Why a target was refused; the text is safe to show to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,13 @@ impl std::fmt::Display for Refusal {
 }
 
 impl std::error::Error for Refusal {}
+
+/// A refused target is the client's answer: 403.
+impl From<Refusal> for ErrorInfo {
+    fn from(refusal: Refusal) -> ErrorInfo {
+        ErrorInfo::new(codes::FORBIDDEN, refusal.0)
+    }
+}
 
 /// The allowed patterns: the config file's, fixed for the life of the process. The admin
 /// API does not change them: what it adds is checked against them (see `catalog`), so it
