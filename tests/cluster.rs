@@ -732,6 +732,19 @@ async fn a_dynamic_connection_is_changed_through_any_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_connection_opened_empty_is_changed_through_any_node() {
+    let redis = Redis::start();
+    let nodes = nodes(&redis);
+    let (mut dynamic, id) = common::dynamic(&nodes[0], "").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let added = common::add(&nodes[1], &id, json!({"channel": "b"})).await;
+    assert_eq!(added.status(), 201);
+    common::publish(&nodes[2], "b", json!({"data": "b1"})).await;
+    let event = dynamic.events(1).await.remove(0);
+    assert_eq!(envelope(&event)["data"], "b1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_holder_polls_a_stream_added_elsewhere_only_if_its_own_policy_allows() {
     let redis = Redis::start();
     let upstream = Upstream::start(quotes(0)).await;

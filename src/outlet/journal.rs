@@ -85,10 +85,14 @@ impl Journal {
         }
     }
 
-    /// A journal whose changes are to be kept (see `unkept`).
+    /// A journal whose changes are to be kept (see `unkept`). Its first write is due even
+    /// while it holds nothing: it names the connection's node and credential, which a
+    /// dynamic connection opened empty needs for streams added through another node, or
+    /// for a resume after a restart.
     pub fn kept(capacity: usize) -> Self {
         let mut journal = Journal::new(capacity);
         journal.unkept = Some(Unkept {
+            reset: true,
             kept_from: journal.base_entry,
             ..Unkept::default()
         });
