@@ -57,9 +57,10 @@ pub async fn run(
         (Some(dir), _) => {
             let (store, mut restored) =
                 Store::open(dir, cursor::new_epoch).map_err(std::io::Error::other)?;
+            let log = store.log();
             let bus: Arc<dyn Bus> = Arc::new(store);
             let journals = std::mem::take(&mut restored.journals);
-            let connections = Connections::new(Arc::clone(&bus), journals, journal_entries)
+            let connections = Connections::new(Arc::clone(&bus), log, journals, journal_entries)
                 .map_err(std::io::Error::other)?;
             let hub =
                 Hub::durable(limits, metrics, bus, restored).map_err(std::io::Error::other)?;

@@ -461,6 +461,68 @@ async fn server_kept_cursors_resume_exactly_after_a_kill() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_resumes_exactly_however_soon_the_kill_comes_after_it() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&config(&data, "[stream]\nkeepalive_ms = 60000\n"));
+    let (mut dynamic, id) = common::dynamic(&server, "&channels=a").await;
+    // A publisher as fast as the gateway takes it, until the kill.
+    let url = server.url("/channels/a/messages");
+    let publisher = tokio::spawn(async move {
+        for i in 0u64.. {
+            let sent = client().post(&url).json(&json!({"data": i})).send().await;
+            if !sent.is_ok_and(|r| r.status() == 201) {
+                break;
+            }
+        }
+    });
+    let mut last_a = None;
+    let number = |event: &SseEvent| envelope(event)["data"].as_u64().unwrap();
+    for _ in 0..200 {
+        let event = dynamic.next_event().await.unwrap();
+        last_a = Some(number(&event));
+    }
+    // A stream added just now, and its first event: the token, killed at once after it.
+    assert_eq!(
+        common::add(&server, &id, json!({"channel": "c"}))
+            .await
+            .status(),
+        201
+    );
+    common::publish(&server, "c", json!({"data": "c1"})).await;
+    let token = loop {
+        let event = dynamic.next_event().await.unwrap();
+        match envelope(&event)["data"].as_str() {
+            Some("c1") => break event.id,
+            _ => last_a = Some(number(&event)),
+        }
+    };
+    let server = server.restart(); // SIGKILL, then the same folder
+    publisher.await.unwrap();
+
+    // Both streams, from exactly where the token was: the next messages of `a` in order,
+    // nothing twice, no gap notice.
+    let mut resumed = common::resume_dynamic(&server, &token, &id).await;
+    common::publish(&server, "c", json!({"data": "c2"})).await;
+    common::publish(&server, "a", json!({"data": "after"})).await;
+    let mut expected = last_a.unwrap() + 1;
+    let mut c2 = false;
+    loop {
+        let event = resumed.next_event().await.unwrap();
+        assert_eq!(event.event, "message", "{event:?}");
+        match &envelope(&event)["data"] {
+            Value::Number(n) => {
+                assert_eq!(n.as_u64(), Some(expected), "{event:?}");
+                expected += 1;
+            }
+            Value::String(s) if s == "c2" => c2 = true,
+            Value::String(s) if s == "after" => break,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(c2, "the stream added just before the kill resumed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dynamic_connection_with_a_polled_stream_resumes_after_a_kill() {
     let items: Vec<u32> = (0..100).collect();
     let upstream = Upstream::start(json!({"v": 0, "items": items})).await;

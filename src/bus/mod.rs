@@ -10,6 +10,7 @@
 //! - [`redis`]: many nodes' bus: Redis gives pub/sub channels their positions, holds their
 //!   history and announces each append to the nodes (the hub's `shared` mirrors them).
 
+pub mod journal_log;
 pub mod redis;
 pub mod store;
 
@@ -149,6 +150,8 @@ pub struct JournalWrite {
     pub entries: Option<(u64, Vec<u8>)>,
     /// The state before entry `.0`: entries below it leave the bus.
     pub base: Option<(u64, Vec<u8>)>,
+    /// The journal's count of changes this write brings it to (see `journal_log`).
+    pub through: u64,
     /// The write under way, until the keeper drops it; what the keeper says of it.
     pub writing: Writing,
 }
@@ -223,6 +226,10 @@ pub struct KeptJournal {
     /// Runs of entries as written, each packed, with the number of its last entry.
     pub entries: Vec<(u64, Vec<u8>)>,
     pub base: Option<(u64, Vec<u8>)>,
+    /// The journal's count of changes this copy is at (0 when not counted).
+    pub through: u64,
+    /// The journal log held changes the store had not: the journal is written whole next.
+    pub whole_next: bool,
 }
 
 /// A pub/sub channel's kept messages, oldest first: `(position, JSON envelope)`.

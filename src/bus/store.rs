@@ -8,13 +8,18 @@
 //! Positions survive restarts: a kept channel goes on from its last position, in its epoch
 //! (see `hub::cursor`). Each start counts itself in the store, so the ids the gateway gives
 //! messages published without one (`{epoch}:{n}`, `n` from `starts << 40` up) never repeat.
+//!
+//! Connections' journals are kept here with the commits, and logged ahead of them in the
+//! same folder (`journal_log`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
+use super::journal_log::{self, JournalLog};
 use super::{
     Answered, Batch, Bus, JournalWrite, Journals, Kept, KeptJournal, KeptMessages, KeptState,
     Loaded, Restored, StateEvent,
@@ -36,6 +41,8 @@ const STATE_DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("stat
 const JOURNAL_CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("journals");
 const JOURNAL_BASES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("journal_bases");
 const JOURNAL_SPECS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("journal_specs");
+/// Each journal's count of changes its last write brought it to (see `journal_log`).
+const JOURNAL_THROUGH: TableDefinition<&str, u64> = TableDefinition::new("journal_through");
 const JOURNAL_ENTRIES: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("journal_entries");
 /// The store's own facts: `format`, `epoch`, `starts`, `secret`.
@@ -67,6 +74,7 @@ const COMPACTION: Compaction = Compaction {
 pub struct Store {
     writer: mpsc::Sender<Request>,
     path: PathBuf,
+    log: Arc<JournalLog>,
 }
 
 enum Request {
@@ -121,13 +129,24 @@ impl Store {
             StartError::Malformed(what) => unreadable(&what),
             StartError::Store(e) => unreadable(&e),
         })?;
+        let mut restored = restored;
+        let (log, records, segments) = JournalLog::open(dir)?;
+        let changed = journal_log::replay(&mut restored.journals, records);
+        log.keep_until(segments, changed);
+        let log = Arc::new(log);
         let (writer, requests) = mpsc::channel();
         let file = path.clone();
+        let writer_log = Arc::clone(&log);
         std::thread::Builder::new()
             .name("history-store".into())
-            .spawn(move || write(Some(db), &file, requests, COMPACTION))
+            .spawn(move || write(Some(db), &file, requests, COMPACTION, &writer_log))
             .map_err(|e| format!("cannot start the history store's writer: {e}"))?;
-        Ok((Store { writer, path }, restored))
+        Ok((Store { writer, path, log }, restored))
+    }
+
+    /// The journal log, which outlets write before they send what it records.
+    pub fn log(&self) -> Arc<JournalLog> {
+        Arc::clone(&self.log)
     }
 
     async fn request(
@@ -325,6 +344,7 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
 fn read_journals(txn: &redb::WriteTransaction) -> Result<Vec<KeptJournal>, StartError> {
     let credentials = txn.open_table(JOURNAL_CREDENTIALS)?;
     let bases = txn.open_table(JOURNAL_BASES)?;
+    let through = txn.open_table(JOURNAL_THROUGH)?;
     let specs = txn.open_table(JOURNAL_SPECS)?;
     let entries = txn.open_table(JOURNAL_ENTRIES)?;
     let mut journals = Vec::new();
@@ -338,6 +358,7 @@ fn read_journals(txn: &redb::WriteTransaction) -> Result<Vec<KeptJournal>, Start
                 let (entry, state) = b.value();
                 (entry, state.to_vec())
             }),
+            through: through.get(connection)?.map_or(0, |t| t.value()),
             ..KeptJournal::default()
         };
         for row in specs.range((connection, 0)..=(connection, u32::MAX))? {
@@ -369,9 +390,13 @@ fn write(
     path: &Path,
     requests: mpsc::Receiver<Request>,
     compaction: Compaction,
+    log: &JournalLog,
 ) {
     let mut looked = Instant::now();
     let mut owed = Owed::default();
+    // Each journal's `through` as committed, and when the log last started a segment.
+    let mut kept = HashMap::new();
+    let mut rotated = Instant::now();
     loop {
         // What a failed commit owes is retried with the next one, at least every second.
         let first = match owed.is_empty() {
@@ -405,6 +430,14 @@ fn write(
                  retry is never doubled)"
             )
         });
+        if result.is_ok() {
+            logged_kept(&pending, &mut kept, log);
+            if rotated.elapsed() >= journal_log::ROTATE_EVERY {
+                rotated = Instant::now();
+                log.rotate();
+            }
+            log.release(&kept);
+        }
         for request in pending {
             match request {
                 Request::Commit(_, done) | Request::State(_, done) | Request::Flush(done) => {
@@ -422,6 +455,23 @@ fn write(
             if let Err(e) = compact(open, path, compaction.floor) {
                 tracing::warn!("the history store could not be compacted: {e}");
             }
+        }
+    }
+}
+
+/// Notes the journals a commit kept, so the log's segments that only held them can go.
+fn logged_kept(pending: &[Request], kept: &mut HashMap<String, u64>, log: &JournalLog) {
+    for request in pending {
+        match request {
+            Request::Journal(write) => {
+                let through = kept.entry(write.connection.clone()).or_default();
+                *through = write.through.max(*through);
+            }
+            Request::ForgetJournal(connection) => {
+                kept.remove(connection);
+                log.forget(connection);
+            }
+            _ => {}
         }
     }
 }
@@ -470,6 +520,7 @@ impl Owed {
 /// The journal tables, open in one write transaction.
 struct JournalTables<'t> {
     credentials: redb::Table<'t, &'static str, &'static [u8]>,
+    through: redb::Table<'t, &'static str, u64>,
     bases: redb::Table<'t, &'static str, (u64, &'static [u8])>,
     specs: redb::Table<'t, (&'static str, u32), &'static [u8]>,
     entries: redb::Table<'t, (&'static str, u64), &'static [u8]>,
@@ -483,6 +534,7 @@ impl JournalTables<'_> {
         }
         self.credentials
             .insert(connection, write.credential.as_slice())?;
+        self.through.insert(connection, write.through)?;
         for (index, spec) in &write.specs {
             self.specs.insert((connection, *index), spec.as_slice())?;
         }
@@ -501,6 +553,7 @@ impl JournalTables<'_> {
 
     fn forget(&mut self, connection: &str) -> Result<(), StoreError> {
         self.credentials.remove(connection)?;
+        self.through.remove(connection)?;
         self.bases.remove(connection)?;
         self.specs
             .retain_in((connection, 0)..=(connection, u32::MAX), |_, _| false)?;
@@ -538,6 +591,7 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
         let mut documents = txn.open_table(STATE_DOCUMENTS)?;
         let mut journals = JournalTables {
             credentials: txn.open_table(JOURNAL_CREDENTIALS)?,
+            through: txn.open_table(JOURNAL_THROUGH)?,
             bases: txn.open_table(JOURNAL_BASES)?,
             specs: txn.open_table(JOURNAL_SPECS)?,
             entries: txn.open_table(JOURNAL_ENTRIES)?,
@@ -664,7 +718,11 @@ mod tests {
     ) -> (mpsc::Sender<Request>, std::thread::JoinHandle<()>) {
         let (writer, requests) = mpsc::channel();
         let file = path.to_owned();
-        let thread = std::thread::spawn(move || write(Some(db), &file, requests, compaction));
+        let dir = path.parent().unwrap().to_owned();
+        let thread = std::thread::spawn(move || {
+            let (log, _, _) = JournalLog::open(&dir).unwrap();
+            write(Some(db), &file, requests, compaction, &log)
+        });
         (writer, thread)
     }
 

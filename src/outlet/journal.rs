@@ -6,8 +6,9 @@
 //! each stood at any recent entry. Its memory is bounded: old entries are folded into a base.
 //!
 //! With a bus, a journal is kept: what it recorded since the last write is handed over
-//! (`unkept`) before the events whose ids name it are sent, so a token a client got resumes
-//! after a restart too.
+//! every few hundred ms (`unkept`), so a token a client got resumes after a restart too. With
+//! a store's journal log, what it recorded is also logged (`unlogged`) before the events
+//! whose ids name it are sent, so every token resumes exactly after a crash.
 
 mod kept;
 
@@ -56,16 +57,27 @@ pub struct Journal {
     capacity: usize,
     /// What the bus has not got yet; `None` when the journal is not kept.
     unkept: Option<Unkept>,
+    /// What the journal log has not got yet; `None` when there is no log.
+    unlogged: Option<Changes>,
+    /// Changes made so far (each entry, each restart): what a write covers, counted the
+    /// same way by the log and the store, never going back.
+    through: u64,
+}
+
+/// Changes since the last write somewhere.
+#[derive(Debug, Default, Clone)]
+struct Changes {
+    /// The journal started over: the keeper drops what it had first.
+    reset: bool,
+    /// Indices of streams added since.
+    specs: Vec<u32>,
+    entries: Vec<(u64, Entry)>,
 }
 
 /// A kept journal's changes since its last write.
 #[derive(Debug, Default)]
 struct Unkept {
-    /// The journal started over: the bus drops what it had first.
-    reset: bool,
-    /// Indices of streams added since.
-    specs: Vec<u32>,
-    entries: Vec<(u64, Entry)>,
+    changes: Changes,
     /// The first entry the bus keeps: its base is the state before it. The bus keeps up to
     /// twice the capacity of entries, and gets a new base once per capacity of them.
     kept_from: u64,
@@ -82,25 +94,33 @@ impl Journal {
             entries: VecDeque::new(),
             capacity: capacity.max(1),
             unkept: None,
+            unlogged: None,
+            through: 1,
         }
     }
 
-    /// A journal whose changes are to be kept (see `unkept`). Its first write is due even
-    /// while it holds nothing: it names the connection's node and credential, which a
-    /// dynamic connection opened empty needs for streams added through another node, or
-    /// for a resume after a restart.
-    pub fn kept(capacity: usize) -> Self {
+    /// A journal whose changes are to be kept (see `unkept`), and logged if `logged`. Its
+    /// first write is due even while it holds nothing: it names the connection's node and
+    /// credential, which a dynamic connection opened empty needs for streams added through
+    /// another node, or for a resume after a restart.
+    pub fn kept(capacity: usize, logged: bool) -> Self {
         let mut journal = Journal::new(capacity);
-        journal.unkept = Some(Unkept {
+        let fresh = || Changes {
             reset: true,
+            ..Changes::default()
+        };
+        journal.unkept = Some(Unkept {
+            changes: fresh(),
             kept_from: journal.base_entry,
-            ..Unkept::default()
+            keeping: Arc::default(),
         });
+        journal.unlogged = logged.then(fresh);
         journal
     }
 
-    /// A journal as the bus kept it.
-    pub fn restore(capacity: usize, kept: &KeptJournal) -> Result<Self, String> {
+    /// A journal as the bus kept it (logged from now on if `logged`). One that the log
+    /// made newer than the store's copy is written whole at its next keep.
+    pub fn restore(capacity: usize, kept: &KeptJournal, logged: bool) -> Result<Self, String> {
         let mut journal = Journal::new(capacity);
         for (index, spec) in &kept.specs {
             // A stream whose write was lost (a failed commit) ends the streams known; the
@@ -139,44 +159,67 @@ impl Journal {
                 journal.push(entry);
             }
         }
+        journal.through = journal.through.max(kept.through);
         journal.unkept = Some(Unkept {
+            changes: match kept.whole_next {
+                true => journal.whole(),
+                false => Changes::default(),
+            },
             kept_from,
-            ..Unkept::default()
+            keeping: Arc::default(),
         });
+        journal.unlogged = logged.then(Changes::default);
         Ok(journal)
+    }
+
+    /// Everything the journal knows, as changes over nothing.
+    fn whole(&self) -> Changes {
+        Changes {
+            reset: true,
+            specs: (0..self.specs.len() as u32).collect(),
+            entries: (self.base_entry..)
+                .zip(self.entries.iter().copied())
+                .collect(),
+        }
     }
 
     /// What the bus has not got yet (`None`: nothing, or the journal is not kept); the
     /// caller names the connection and its credential.
     pub fn unkept(&mut self) -> Option<JournalWrite> {
-        let unkept = self.unkept.as_mut()?;
+        let keeping = Arc::clone(&self.unkept.as_ref()?.keeping);
         // The next write waits for the last one: they land in order.
-        let writing = unkept.keeping.start()?;
-        if unkept.keeping.take_lost() {
+        let writing = keeping.start()?;
+        let whole = keeping.take_lost().then(|| self.whole());
+        let unkept = self.unkept.as_mut()?;
+        if let Some(whole) = whole {
             // A write was lost: everything the journal knows, over what the bus kept.
-            let first = self.base_entry;
-            unkept.reset = true;
-            unkept.specs = (0..self.specs.len() as u32).collect();
-            unkept.entries = (first..).zip(self.entries.iter().copied()).collect();
+            unkept.changes = whole;
         }
-        if !unkept.reset && unkept.specs.is_empty() && unkept.entries.is_empty() {
-            return None;
-        }
-        let mut write = JournalWrite {
-            writing,
-            reset: std::mem::take(&mut unkept.reset),
-            specs: std::mem::take(&mut unkept.specs)
-                .into_iter()
-                .map(|i| (i, kept::spec(&self.specs[i as usize])))
-                .collect(),
-            entries: kept::entries(&std::mem::take(&mut unkept.entries)),
-            ..JournalWrite::default()
-        };
+        let mut write = take(&mut unkept.changes, &self.specs, self.through)?;
+        write.writing = writing;
         if write.reset || self.base_entry >= unkept.kept_from + self.capacity as u64 {
             unkept.kept_from = self.base_entry;
             write.base = Some((self.base_entry, kept::base(&self.base)));
         }
         Some(write)
+    }
+
+    /// What the journal log has not got yet (`None`: nothing, or there is no log); the
+    /// caller names the connection and its credential.
+    pub fn unlogged(&mut self) -> Option<JournalWrite> {
+        let mut write = take(self.unlogged.as_mut()?, &self.specs, self.through)?;
+        if write.reset {
+            write.base = Some((self.base_entry, kept::base(&self.base)));
+        }
+        Some(write)
+    }
+
+    /// The log could not take the last changes: the next ones are everything.
+    pub fn log_lost(&mut self) {
+        let whole = self.whole();
+        if let Some(unlogged) = &mut self.unlogged {
+            *unlogged = whole;
+        }
     }
 
     /// Whether a write of the journal is under way.
@@ -193,8 +236,8 @@ impl Journal {
     pub fn add(&mut self, spec: StreamSpec, position: Option<u64>) -> u32 {
         let stream = self.specs.len() as u32;
         self.specs.push(spec);
-        if let Some(unkept) = &mut self.unkept {
-            unkept.specs.push(stream);
+        for changes in self.pending() {
+            changes.specs.push(stream);
         }
         self.base.push(None);
         self.push(Entry::Added { stream, position });
@@ -212,9 +255,10 @@ impl Journal {
 
     fn push(&mut self, entry: Entry) -> u64 {
         self.entries.push_back(entry);
+        self.through += 1;
         let number = self.base_entry + self.entries.len() as u64 - 1;
-        if let Some(unkept) = &mut self.unkept {
-            unkept.entries.push((number, entry));
+        for changes in self.pending() {
+            changes.entries.push((number, entry));
         }
         while self.entries.len() > self.capacity {
             let oldest = self.entries.pop_front().expect("not empty");
@@ -277,14 +321,14 @@ impl Journal {
         self.base = state.iter().map(|r| Some(r.position)).collect();
         self.base_entry = entry + 1;
         self.entries.clear();
+        self.through += 1;
+        let whole = self.whole();
+        if self.unlogged.is_some() {
+            self.unlogged = Some(whole.clone());
+        }
         if let Some(unkept) = &mut self.unkept {
-            *unkept = Unkept {
-                reset: true,
-                specs: (0..self.specs.len() as u32).collect(),
-                entries: Vec::new(),
-                kept_from: self.base_entry,
-                keeping: Arc::clone(&unkept.keeping),
-            };
+            unkept.changes = whole;
+            unkept.kept_from = self.base_entry;
         }
         let streams = state
             .into_iter()
@@ -292,6 +336,12 @@ impl Journal {
             .map(|(i, r)| (i as u32, r))
             .collect();
         (streams, lost)
+    }
+
+    /// The change trackers: the store's and the log's.
+    fn pending(&mut self) -> impl Iterator<Item = &mut Changes> {
+        let unkept = self.unkept.as_mut().map(|u| &mut u.changes);
+        unkept.into_iter().chain(self.unlogged.as_mut())
     }
 
     /// The number of the newest entry (`base_entry - 1` when there is none).
@@ -312,6 +362,26 @@ impl Journal {
             .map(|(i, _)| (i as u32, &self.specs[i]))
             .collect()
     }
+}
+
+/// A write of `changes` (taken: they are handed over), numbered `through`; `None` when there
+/// are none.
+fn take(changes: &mut Changes, specs: &[StreamSpec], through: u64) -> Option<JournalWrite> {
+    if !changes.reset && changes.specs.is_empty() && changes.entries.is_empty() {
+        return None;
+    }
+    let changes = std::mem::take(changes);
+    Some(JournalWrite {
+        reset: changes.reset,
+        specs: changes
+            .specs
+            .into_iter()
+            .map(|i| (i, kept::spec(&specs[i as usize])))
+            .collect(),
+        entries: kept::entries(&changes.entries),
+        through,
+        ..JournalWrite::default()
+    })
 }
 
 fn apply(state: &mut [Option<Option<u64>>], entry: Entry) {
@@ -421,7 +491,7 @@ mod tests {
 
     #[test]
     fn a_kept_journal_reads_back_at_every_remembered_entry() {
-        let mut j = Journal::kept(4);
+        let mut j = Journal::kept(4, false);
         let mut writes = Vec::new();
         let a = j.add(spec("a"), Some(10));
         let b = j.add(spec("b"), None);
@@ -441,7 +511,7 @@ mod tests {
             kept.entries.len() <= 8,
             "at most twice the capacity is kept"
         );
-        let back = Journal::restore(4, &kept).unwrap();
+        let back = Journal::restore(4, &kept, false).unwrap();
         // Where each stream starts is the resume's to say, not the journal's.
         let at = |j: &Journal, entry| {
             j.at(entry).map(|streams| {
@@ -456,7 +526,7 @@ mod tests {
 
         // A write the bus lost (it sets `lost`): the next one is whole, so what is kept
         // still reads back at every entry.
-        let mut lossy = Journal::kept(4);
+        let mut lossy = Journal::kept(4, false);
         let s = lossy.add(spec("a"), Some(1));
         let mut kept_first = lossy.unkept().unwrap();
         let e1 = lossy.delivered(s, 2);
@@ -471,7 +541,7 @@ mod tests {
         let e2 = lossy.delivered(s, 3);
         let whole = lossy.unkept().unwrap();
         assert!(whole.reset);
-        let again = Journal::restore(4, &held(vec![kept_first, whole])).unwrap();
+        let again = Journal::restore(4, &held(vec![kept_first, whole]), false).unwrap();
         for entry in [e1, e2] {
             assert_eq!(at(&again, entry), at(&lossy, entry), "entry {entry}");
         }
@@ -483,7 +553,7 @@ mod tests {
         assert!(!lost);
         let write = j.unkept().unwrap();
         assert!(write.reset && write.base.is_some() && write.specs.len() == streams.len());
-        let again = Journal::restore(4, &held(vec![write])).unwrap();
+        let again = Journal::restore(4, &held(vec![write]), false).unwrap();
         let last = *entries.last().unwrap() - 1;
         assert_eq!(at(&again, last), at(&j, last));
     }

@@ -292,6 +292,7 @@ impl Outlet {
             // Lag that built up while the previous chunk was being written is the client's
             // slowness; lag found after waking up is a burst, sent in batches.
             self.drain(&mut buf, std::mem::take(&mut after_write));
+            self.log_journal();
             if self.finished || !buf.is_empty() {
                 self.next_keepalive = Instant::now() + self.options.keepalive;
                 return Some(buf.freeze());
@@ -328,6 +329,7 @@ impl Outlet {
                     // What was published before the shutdown goes out first: a publish and
                     // the shutdown signal may wake the outlet together.
                     self.drain(&mut buf, false);
+                    self.log_journal();
                     self.finished = true;
                     if self.options.format.is_sse() {
                         sse::put_retry(&mut buf, self.options.retry_ms);
@@ -335,6 +337,14 @@ impl Outlet {
                     return (!buf.is_empty()).then(|| buf.freeze());
                 }
             }
+        }
+    }
+
+    /// Logs what the journal recorded, before the bytes whose ids name it go out (see
+    /// `bus::journal_log`).
+    fn log_journal(&self) {
+        if let Some(link) = &self.link {
+            link.registry.log(&link.registration);
         }
     }
 

@@ -15,6 +15,7 @@ use super::StreamSpec;
 use super::change::{Answer, Change, read_answer};
 use super::journal::Journal;
 use crate::auth::Credential;
+use crate::bus::journal_log::JournalLog;
 use crate::bus::{Bus, Journals, KeptJournal, unreadable};
 use crate::wire::envelope::ErrorInfo;
 
@@ -51,6 +52,8 @@ pub struct Registration {
     pub id: String,
     pub generation: u64,
     pub journal: Arc<Mutex<Journal>>,
+    /// The digest of the credential the connection was opened or resumed with.
+    pub credential: Vec<u8>,
     pub control: mpsc::Receiver<Control>,
 }
 
@@ -59,6 +62,8 @@ pub struct Connections {
     entries: Mutex<HashMap<String, Entry>>,
     /// Where journals are kept, if anywhere.
     journals: Option<Arc<dyn Journals>>,
+    /// Where they are logged before the events naming them go out, if anywhere.
+    log: Option<Arc<JournalLog>>,
 }
 
 impl Connections {
@@ -66,12 +71,13 @@ impl Connections {
     /// its connection had just closed). `Err` names a journal that cannot be read.
     pub fn new(
         bus: Arc<dyn Bus>,
+        log: Arc<JournalLog>,
         journals: Vec<KeptJournal>,
         capacity: usize,
     ) -> Result<Self, String> {
         let mut entries = HashMap::new();
         for kept in journals {
-            let journal = Journal::restore(capacity, &kept).map_err(|e| {
+            let journal = Journal::restore(capacity, &kept, true).map_err(|e| {
                 let what = format!("a journal of connection {:?}", kept.connection);
                 unreadable(&*bus, &what, e)
             })?;
@@ -87,6 +93,7 @@ impl Connections {
         Ok(Connections {
             entries: Mutex::new(entries),
             journals: Some(bus),
+            log: Some(log),
         })
     }
 
@@ -96,6 +103,7 @@ impl Connections {
         Connections {
             entries: Mutex::default(),
             journals: Some(journals),
+            log: None,
         }
     }
 
@@ -121,7 +129,7 @@ impl Connections {
             _ => return Ok(local),
         };
         // Held by another node since this one last did: what this node has is stale.
-        let journal = Journal::restore(capacity, &handed.journal)
+        let journal = Journal::restore(capacity, &handed.journal, self.log.is_some())
             .map_err(|e| format!("the journal of connection {id:?} is not readable: {e}"))?;
         let journal = Arc::new(Mutex::new(journal));
         let mut entries = self.entries.lock().unwrap();
@@ -182,20 +190,22 @@ impl Connections {
                 id: id.to_owned(),
                 generation: entry.generation,
                 journal: Arc::clone(&entry.journal),
+                credential: entry.credential.clone(),
                 control: rx,
             };
         }
         let id = new_id();
         let journal = match self.journals {
-            Some(_) => Journal::kept(journal_capacity),
+            Some(_) => Journal::kept(journal_capacity, self.log.is_some()),
             None => Journal::new(journal_capacity),
         };
         let journal = Arc::new(Mutex::new(journal));
+        let credential = credential.digest();
         entries.insert(
             id.clone(),
             Entry {
                 journal: Arc::clone(&journal),
-                credential: credential.digest(),
+                credential: credential.clone(),
                 control: Some(tx),
                 closed_at: None,
                 generation: 0,
@@ -205,6 +215,7 @@ impl Connections {
             id,
             generation: 0,
             journal,
+            credential,
             control: rx,
         }
     }
@@ -250,6 +261,26 @@ impl Connections {
             true
         });
         handed
+    }
+
+    /// Logs what a connection's journal recorded since it was last logged, if there is a
+    /// log: called before the events whose ids name it are written.
+    pub fn log(&self, registration: &Registration) {
+        let Some(log) = &self.log else {
+            return;
+        };
+        let mut journal = registration.journal.lock().unwrap();
+        let Some(mut write) = journal.unlogged() else {
+            return;
+        };
+        write.connection = registration.id.clone();
+        // Needed where the journal starts (over); the log's other records continue it.
+        if write.reset {
+            write.credential = registration.credential.clone();
+        }
+        if !log.append(&write) {
+            journal.log_lost();
+        }
     }
 
     /// Hands every journal's last entries to their keeper and waits until they are kept:
