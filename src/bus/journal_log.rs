@@ -14,7 +14,11 @@
 //! deleted once the store keeps everything it records. Each record carries its journal's
 //! `through`, a count of changes that only grows; the store keeps the `through` of each
 //! journal write it commits, and a closed segment goes when, for each connection it names,
-//! the store's is at least the segment's.
+//! the store's is at least the segment's. A record also carries the count its journal's
+//! previous record reached (`from`), so a record lost from the middle of a journal's chain
+//! stops the merge of that journal there (its newer tokens get a gap notice, never a wrong
+//! position). Each segment starts with the store's identity: segments another store left
+//! in the folder (one moved away) are not merged, and are deleted.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -36,12 +40,16 @@ pub enum Record {
     Write(JournalWrite),
     /// The store dropped the connection's journal: older records of it are void.
     Forgotten(String),
+    /// A segment's first record: the identity of the store it belongs to.
+    Store(String),
 }
 
 /// The log, in a folder of numbered segment files.
 #[derive(Debug)]
 pub struct JournalLog {
     dir: PathBuf,
+    /// The store's identity, at the start of each segment.
+    store: String,
     inner: Mutex<Inner>,
 }
 
@@ -64,10 +72,10 @@ struct Closed {
 }
 
 impl JournalLog {
-    /// Opens the log in `dir`: the records of the segments there, oldest first, and the log,
-    /// writing a new segment. The old segments stay until `keep_until` is told what they
-    /// need kept.
-    pub fn open(dir: &Path) -> Result<(JournalLog, Vec<Record>, Vec<u64>), String> {
+    /// Opens the log of the store named `store` in `dir`: the records of its segments there,
+    /// oldest first, and the log, writing a new segment. The old segments stay until
+    /// `keep_until` is told what they need kept.
+    pub fn open(dir: &Path, store: &str) -> Result<(JournalLog, Vec<Record>, Vec<u64>), String> {
         let mut segments = Vec::new();
         let listing = std::fs::read_dir(dir)
             .map_err(|e| format!("cannot list [bus] data_dir {}: {e}", dir.display()))?;
@@ -83,26 +91,40 @@ impl JournalLog {
             let path = segment_path(dir, n);
             let bytes = std::fs::read(&path)
                 .map_err(|e| format!("cannot read the journal log {}: {e}", path.display()))?;
-            if !read_records(&bytes, &mut records) {
+            let mut read = Vec::new();
+            let whole = read_records(&bytes, &mut read);
+            match read.first() {
+                Some(Record::Store(id)) if id == store => {}
+                // Cut short as it was made: nothing in it.
+                None if bytes.len() < 64 => continue,
+                _ => {
+                    tracing::info!(
+                        "the journal log {} is not this store's; it is deleted",
+                        path.display()
+                    );
+                    continue;
+                }
+            }
+            if !whole {
                 tracing::warn!(
                     "the journal log {} ends in a damaged record; tokens it held resume with \
                      a gap notice",
                     path.display()
                 );
             }
+            records.extend(read.into_iter().skip(1));
         }
         let segment = segments.last().map_or(0, |n| n + 1);
-        let file = create(dir, segment)?;
-        let inner = Inner {
-            file,
-            segment,
-            logged: HashMap::new(),
-            closed: VecDeque::new(),
-            failing: false,
-        };
         let log = JournalLog {
             dir: dir.to_owned(),
-            inner: Mutex::new(inner),
+            store: store.to_owned(),
+            inner: Mutex::new(Inner {
+                file: create(dir, segment, store)?,
+                segment,
+                logged: HashMap::new(),
+                closed: VecDeque::new(),
+                failing: false,
+            }),
         };
         Ok((log, records, segments))
     }
@@ -122,10 +144,33 @@ impl JournalLog {
     pub fn append(&self, write: &JournalWrite) -> bool {
         let record = encode_write(write);
         let mut inner = self.inner.lock().unwrap();
-        match inner.file.write_all(&record) {
+        let written = self.write_locked(&mut inner, &record);
+        if written {
+            inner.logged.insert(write.connection.clone(), write.through);
+        }
+        written
+    }
+
+    /// `connection`'s journal is being dropped from the store (logged before the store's
+    /// commit, so no crash leaves the log holding a journal the store dropped): nothing of
+    /// it needs keeping any more.
+    pub fn forget(&self, connection: &str) {
+        let record = encode_forgotten(connection);
+        let mut inner = self.inner.lock().unwrap();
+        inner.logged.remove(connection);
+        for closed in &mut inner.closed {
+            closed.through.remove(connection);
+        }
+        self.write_locked(&mut inner, &record);
+    }
+
+    /// Writes a record to the current segment; on failure, tells it (once per run of
+    /// failures) and starts another segment: a partly written record ends a segment for a
+    /// reader.
+    fn write_locked(&self, inner: &mut Inner, record: &[u8]) -> bool {
+        match inner.file.write_all(record) {
             Ok(()) => {
                 inner.failing = false;
-                inner.logged.insert(write.connection.clone(), write.through);
                 true
             }
             Err(e) => {
@@ -136,22 +181,10 @@ impl JournalLog {
                         self.dir.display()
                     );
                 }
-                // A partly written record would end the segment for a reader: start another.
-                let _ = self.rotate_locked(&mut inner);
+                let _ = self.rotate_locked(inner);
                 false
             }
         }
-    }
-
-    /// The store dropped `connection`'s journal: nothing of it needs keeping any more.
-    pub fn forget(&self, connection: &str) {
-        let mut inner = self.inner.lock().unwrap();
-        inner.logged.remove(connection);
-        for closed in &mut inner.closed {
-            closed.through.remove(connection);
-        }
-        let record = encode_forgotten(connection);
-        let _ = inner.file.write_all(&record);
     }
 
     /// Starts a new segment; the current one is closed.
@@ -163,7 +196,7 @@ impl JournalLog {
     }
 
     fn rotate_locked(&self, inner: &mut Inner) -> Result<(), String> {
-        let file = create(&self.dir, inner.segment + 1)?;
+        let file = create(&self.dir, inner.segment + 1, &self.store)?;
         inner.file = file;
         let closed = Closed {
             segments: vec![inner.segment],
@@ -177,33 +210,47 @@ impl JournalLog {
     /// Deletes the closed segments, oldest first, whose every journal the store keeps at
     /// least as far as they record (`kept`: the store's `through` of each journal).
     pub fn release(&self, kept: &HashMap<String, u64>) {
-        let mut inner = self.inner.lock().unwrap();
-        while let Some(oldest) = inner.closed.front() {
-            let done = oldest
-                .through
-                .iter()
-                .all(|(connection, &through)| kept.get(connection).is_some_and(|&k| k >= through));
-            if !done {
-                break;
-            }
-            for &n in &oldest.segments {
-                let path = segment_path(&self.dir, n);
-                if let Err(e) = std::fs::remove_file(&path)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!("cannot delete the journal log {}: {e}", path.display());
+        let mut gone = Vec::new();
+        {
+            let mut inner = self.inner.lock().unwrap();
+            while let Some(oldest) = inner.closed.front() {
+                let done = oldest.through.iter().all(|(connection, &through)| {
+                    kept.get(connection).is_some_and(|&k| k >= through)
+                });
+                if !done {
+                    break;
                 }
+                gone.extend(inner.closed.pop_front().expect("a front").segments);
             }
-            inner.closed.pop_front();
+        }
+        // Outside the lock: outlets append meanwhile. A segment that cannot be deleted is
+        // read again at the next start, where what it holds is already kept.
+        for n in gone {
+            let path = segment_path(&self.dir, n);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("cannot delete the journal log {}: {e}", path.display());
+            }
         }
     }
 }
 
+/// What `replay` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Each changed journal's `through`, which the store must keep before the segments
+    /// read go (the changed journals are marked to be written whole).
+    pub changed: HashMap<String, u64>,
+    /// Journals the store holds that the log says were dropped (its commit did not happen).
+    pub forgotten: Vec<String>,
+}
+
 /// Merges the log's records into the journals the store kept: each record newer than the
-/// journal (by `through`) applies, in order. Returns each changed journal's `through`, which
-/// the store must keep before the segments read go; the changed journals are marked to be
-/// written whole.
-pub fn replay(journals: &mut Vec<KeptJournal>, records: Vec<Record>) -> HashMap<String, u64> {
+/// journal (by `through`) applies, in order, while it follows on from what is known (by
+/// `from`). Journals the log forgot leave `journals`.
+pub fn replay(journals: &mut Vec<KeptJournal>, records: Vec<Record>) -> Replayed {
+    let stored = journals.len();
     let mut index: HashMap<String, usize> = journals
         .iter()
         .enumerate()
@@ -221,6 +268,7 @@ pub fn replay(journals: &mut Vec<KeptJournal>, records: Vec<Record>) -> HashMap<
                 continue;
             }
             Record::Write(write) => write,
+            Record::Store(_) => continue,
         };
         let i = match index.get(&write.connection) {
             Some(&i) if !gone[i] => i,
@@ -235,7 +283,9 @@ pub fn replay(journals: &mut Vec<KeptJournal>, records: Vec<Record>) -> HashMap<
             _ => continue,
         };
         let journal = &mut journals[i];
-        if write.through <= journal.through {
+        // Known already, or not following on from what is known (a record between is
+        // missing): what the journal knows ends here.
+        if write.through <= journal.through || (!write.reset && write.from > journal.through) {
             continue;
         }
         if write.reset {
@@ -259,12 +309,19 @@ pub fn replay(journals: &mut Vec<KeptJournal>, records: Vec<Record>) -> HashMap<
         journal.whole_next = true;
         changed.insert(write.connection, write.through);
     }
+    let forgotten = journals
+        .iter()
+        .zip(&gone)
+        .take(stored)
+        .filter(|(_, gone)| **gone)
+        .map(|(j, _)| j.connection.clone())
+        .collect();
     let mut i = 0;
     journals.retain(|_| {
         i += 1;
         !gone[i - 1]
     });
-    changed
+    Replayed { changed, forgotten }
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -276,13 +333,17 @@ fn segment_number(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-fn create(dir: &Path, n: u64) -> Result<File, String> {
+/// A new segment, starting with the store's identity.
+fn create(dir: &Path, n: u64, store: &str) -> Result<File, String> {
     let path = segment_path(dir, n);
-    File::options()
+    let failed = |e: std::io::Error| format!("cannot make the journal log {}: {e}", path.display());
+    let mut file = File::options()
         .create(true)
         .append(true)
         .open(&path)
-        .map_err(|e| format!("cannot make the journal log {}: {e}", path.display()))
+        .map_err(failed)?;
+    file.write_all(&encode_store(store)).map_err(failed)?;
+    Ok(file)
 }
 
 /// A journal write's record, with its header.
@@ -291,6 +352,7 @@ fn encode_write(w: &JournalWrite) -> Vec<u8> {
         out.push(0);
         put_bytes(out, w.connection.as_bytes());
         out.extend_from_slice(&w.through.to_le_bytes());
+        out.extend_from_slice(&w.from.to_le_bytes());
         out.push(w.reset as u8);
         put_bytes(out, &w.credential);
         out.extend_from_slice(&(w.specs.len() as u32).to_le_bytes());
@@ -308,6 +370,14 @@ fn encode_write(w: &JournalWrite) -> Vec<u8> {
                 }
             }
         }
+    })
+}
+
+/// A segment's first record: whose it is.
+fn encode_store(store: &str) -> Vec<u8> {
+    framed(|out| {
+        out.push(2);
+        put_bytes(out, store.as_bytes());
     })
 }
 
@@ -364,10 +434,14 @@ fn decode(payload: &[u8]) -> Option<Record> {
     let mut r = Reader(payload);
     let kind = r.u8()?;
     let connection = String::from_utf8(r.bytes()?.to_vec()).ok()?;
-    if kind == 1 {
-        return Some(Record::Forgotten(connection));
+    match kind {
+        0 => {}
+        1 => return Some(Record::Forgotten(connection)),
+        2 => return Some(Record::Store(connection)),
+        _ => return None,
     }
     let through = r.u64()?;
+    let from = r.u64()?;
     let reset = r.u8()? == 1;
     let credential = r.bytes()?.to_vec();
     let count = r.u32()?;
@@ -392,6 +466,7 @@ fn decode(payload: &[u8]) -> Option<Record> {
         entries,
         base,
         through,
+        from,
         writing: Default::default(),
     }))
 }
@@ -427,8 +502,10 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
+    /// A record of `connection` taking it from `through - 1` to `through`.
     fn write(connection: &str, through: u64, reset: bool, last: u64) -> JournalWrite {
         JournalWrite {
+            from: through - 1,
             connection: connection.into(),
             reset,
             credential: b"digest".to_vec(),
@@ -486,8 +563,8 @@ mod tests {
             Record::Write(write("m", 1, true, 1)),
             Record::Forgotten("m".into()),
         ];
-        let changed = replay(&mut journals, records);
-        assert_eq!(changed, HashMap::from([("c".to_owned(), 6)]));
+        let replayed = replay(&mut journals, records);
+        assert_eq!(replayed.changed, HashMap::from([("c".to_owned(), 6)]));
         assert_eq!(journals.len(), 1, "{journals:?}");
         assert_eq!(journals[0].entries, vec![(6, vec![7; 13])]);
         assert!(journals[0].whole_next);
@@ -505,7 +582,7 @@ mod tests {
     #[test]
     fn a_segment_goes_once_the_store_keeps_all_it_records() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, records, old) = JournalLog::open(dir.path()).unwrap();
+        let (log, records, old) = JournalLog::open(dir.path(), "store").unwrap();
         assert!(records.is_empty() && old.is_empty());
         assert!(log.append(&write("c", 3, true, 1)));
         assert!(log.append(&write("d", 2, true, 1)));
@@ -528,7 +605,7 @@ mod tests {
         // once the store keeps what replaying them changed.
         assert!(log.append(&write("e", 9, true, 1)));
         drop(log);
-        let (log, records, old) = JournalLog::open(dir.path()).unwrap();
+        let (log, records, old) = JournalLog::open(dir.path(), "store").unwrap();
         assert_eq!(old, [2]);
         assert_eq!(
             records.len(),
@@ -536,12 +613,51 @@ mod tests {
             "d's forgetting and e's write: {records:?}"
         );
         let mut journals = Vec::new();
-        let changed = replay(&mut journals, records);
-        assert_eq!(changed, kept(&[("e", 9)]));
-        log.keep_until(old, changed);
+        let replayed = replay(&mut journals, records);
+        assert_eq!(replayed.changed, kept(&[("e", 9)]));
+        log.keep_until(old, replayed.changed);
         log.release(&kept(&[]));
         assert_eq!(segments(dir.path()), [2, 3]);
         log.release(&kept(&[("e", 9)]));
         assert_eq!(segments(dir.path()), [3]);
+    }
+
+    #[test]
+    fn a_record_missing_from_a_chain_ends_what_is_merged_there() {
+        let kept = KeptJournal {
+            connection: "c".into(),
+            through: 5,
+            ..KeptJournal::default()
+        };
+        let mut journals = vec![kept];
+        // 6 (from 5) applies; 8 (from 7) does not follow on: the record to 7 is missing.
+        let records = vec![
+            Record::Write(write("c", 6, false, 6)),
+            Record::Write(write("c", 8, false, 8)),
+            Record::Write(write("c", 9, false, 9)),
+        ];
+        let replayed = replay(&mut journals, records);
+        assert_eq!(replayed.changed, HashMap::from([("c".to_owned(), 6)]));
+        assert_eq!(journals[0].entries, vec![(6, vec![7; 13])]);
+        // A journal the log dropped leaves the store too.
+        let dropped = KeptJournal {
+            connection: "d".into(),
+            ..KeptJournal::default()
+        };
+        let mut journals = vec![dropped];
+        let replayed = replay(&mut journals, vec![Record::Forgotten("d".into())]);
+        assert_eq!(replayed.forgotten, ["d"]);
+        assert!(journals.is_empty());
+    }
+
+    #[test]
+    fn another_stores_segments_are_not_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _, _) = JournalLog::open(dir.path(), "old store").unwrap();
+        assert!(log.append(&write("c", 3, true, 1)));
+        drop(log);
+        let (_, records, old) = JournalLog::open(dir.path(), "store").unwrap();
+        assert!(records.is_empty(), "{records:?}");
+        assert_eq!(old, [0], "deleted once released");
     }
 }

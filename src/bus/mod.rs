@@ -152,6 +152,9 @@ pub struct JournalWrite {
     pub base: Option<(u64, Vec<u8>)>,
     /// The journal's count of changes this write brings it to (see `journal_log`).
     pub through: u64,
+    /// The count the log's previous record of the journal brought it to (the log's writes
+    /// only: a record that does not follow on from what is known shows one is missing).
+    pub from: u64,
     /// The write under way, until the keeper drops it; what the keeper says of it.
     pub writing: Writing,
 }

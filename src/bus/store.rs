@@ -48,8 +48,9 @@ const JOURNAL_ENTRIES: TableDefinition<(&str, u64), &[u8]> =
 /// The store's own facts: `format`, `epoch`, `starts`, `secret`.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// The layout this build writes and reads.
-const FORMAT: u64 = 1;
+/// The layout this build writes and reads (2: journals count their changes and are logged
+/// ahead in `journal_log`, which a build of format 1 would not read back).
+const FORMAT: u64 = 2;
 /// Message ids each start may give before the next start's range begins.
 const START_SHIFT: u32 = 40;
 
@@ -130,9 +131,12 @@ impl Store {
             StartError::Store(e) => unreadable(&e),
         })?;
         let mut restored = restored;
-        let (log, records, segments) = JournalLog::open(dir)?;
-        let changed = journal_log::replay(&mut restored.journals, records);
-        log.keep_until(segments, changed);
+        let (log, records, segments) = JournalLog::open(dir, &restored.epoch)?;
+        let replayed = journal_log::replay(&mut restored.journals, records);
+        if !replayed.forgotten.is_empty() {
+            forget_journals(&db, &replayed.forgotten).map_err(|e| unreadable(&e))?;
+        }
+        log.keep_until(segments, replayed.changed);
         let log = Arc::new(log);
         let (writer, requests) = mpsc::channel();
         let file = path.clone();
@@ -169,8 +173,9 @@ impl Journals for Store {
         let _ = self.writer.send(Request::Journal(write));
     }
 
-    /// With the next commit.
+    /// With the next commit (in the journal log at once).
     fn forget_journal(&self, connection: &str) {
+        self.log.forget(connection);
         let _ = self
             .writer
             .send(Request::ForgetJournal(connection.to_owned()));
@@ -340,6 +345,20 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
     Ok(restored)
 }
 
+/// Drops the journals the log says were forgotten (before a crash kept the store from
+/// committing it).
+fn forget_journals(db: &Database, connections: &[String]) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    {
+        let mut journals = JournalTables::open(&txn)?;
+        for connection in connections {
+            journals.forget(connection)?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
 /// Every kept journal.
 fn read_journals(txn: &redb::WriteTransaction) -> Result<Vec<KeptJournal>, StartError> {
     let credentials = txn.open_table(JOURNAL_CREDENTIALS)?;
@@ -431,7 +450,7 @@ fn write(
             )
         });
         if result.is_ok() {
-            logged_kept(&pending, &mut kept, log);
+            logged_kept(&pending, &mut kept);
             if rotated.elapsed() >= journal_log::ROTATE_EVERY {
                 rotated = Instant::now();
                 log.rotate();
@@ -460,7 +479,7 @@ fn write(
 }
 
 /// Notes the journals a commit kept, so the log's segments that only held them can go.
-fn logged_kept(pending: &[Request], kept: &mut HashMap<String, u64>, log: &JournalLog) {
+fn logged_kept(pending: &[Request], kept: &mut HashMap<String, u64>) {
     for request in pending {
         match request {
             Request::Journal(write) => {
@@ -469,7 +488,6 @@ fn logged_kept(pending: &[Request], kept: &mut HashMap<String, u64>, log: &Journ
             }
             Request::ForgetJournal(connection) => {
                 kept.remove(connection);
-                log.forget(connection);
             }
             _ => {}
         }
@@ -526,7 +544,17 @@ struct JournalTables<'t> {
     entries: redb::Table<'t, (&'static str, u64), &'static [u8]>,
 }
 
-impl JournalTables<'_> {
+impl<'t> JournalTables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
+        Ok(JournalTables {
+            credentials: txn.open_table(JOURNAL_CREDENTIALS)?,
+            through: txn.open_table(JOURNAL_THROUGH)?,
+            bases: txn.open_table(JOURNAL_BASES)?,
+            specs: txn.open_table(JOURNAL_SPECS)?,
+            entries: txn.open_table(JOURNAL_ENTRIES)?,
+        })
+    }
+
     fn write(&mut self, write: &JournalWrite) -> Result<(), StoreError> {
         let connection = write.connection.as_str();
         if write.reset {
@@ -589,13 +617,7 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
         let mut floors = txn.open_table(LOG_FLOORS)?;
         let mut heads = txn.open_table(STATE_HEADS)?;
         let mut documents = txn.open_table(STATE_DOCUMENTS)?;
-        let mut journals = JournalTables {
-            credentials: txn.open_table(JOURNAL_CREDENTIALS)?,
-            through: txn.open_table(JOURNAL_THROUGH)?,
-            bases: txn.open_table(JOURNAL_BASES)?,
-            specs: txn.open_table(JOURNAL_SPECS)?,
-            entries: txn.open_table(JOURNAL_ENTRIES)?,
-        };
+        let mut journals = JournalTables::open(&txn)?;
         for request in pending {
             let (channel, forget_through) = match request {
                 Request::Commit(batch, _) => {
@@ -720,7 +742,7 @@ mod tests {
         let file = path.to_owned();
         let dir = path.parent().unwrap().to_owned();
         let thread = std::thread::spawn(move || {
-            let (log, _, _) = JournalLog::open(&dir).unwrap();
+            let (log, _, _) = JournalLog::open(&dir, "test").unwrap();
             write(Some(db), &file, requests, compaction, &log)
         });
         (writer, thread)

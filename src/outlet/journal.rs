@@ -62,6 +62,12 @@ pub struct Journal {
     /// Changes made so far (each entry, each restart): what a write covers, counted the
     /// same way by the log and the store, never going back.
     through: u64,
+    /// `through` when the log last took the changes: where its next record follows on.
+    logged_through: u64,
+    /// Restarts so far: the stream indices an outlet got before the last one name other
+    /// streams now, so what it still records is dropped (a resumed connection's old outlet
+    /// may write an event or two before it sees that it was replaced).
+    generation: u64,
 }
 
 /// Changes since the last write somewhere.
@@ -96,6 +102,8 @@ impl Journal {
             unkept: None,
             unlogged: None,
             through: 1,
+            logged_through: 0,
+            generation: 0,
         }
     }
 
@@ -211,6 +219,7 @@ impl Journal {
         if write.reset {
             write.base = Some((self.base_entry, kept::base(&self.base)));
         }
+        write.from = std::mem::replace(&mut self.logged_through, self.through);
         Some(write)
     }
 
@@ -244,13 +253,24 @@ impl Journal {
         stream
     }
 
-    pub fn remove(&mut self, stream: u32) {
-        self.push(Entry::Removed { stream });
+    /// The journal's restarts so far; an outlet records under the one it opened with.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
-    /// Records a delivery; returns the entry number for the event's id.
-    pub fn delivered(&mut self, stream: u32, seq: u64) -> u64 {
-        self.push(Entry::Delivered { stream, seq })
+    pub fn remove(&mut self, generation: u64, stream: u32) {
+        if generation == self.generation {
+            self.push(Entry::Removed { stream });
+        }
+    }
+
+    /// Records a delivery; returns the entry number for the event's id (the newest one,
+    /// recording nothing, for an outlet of an earlier `generation`).
+    pub fn delivered(&mut self, generation: u64, stream: u32, seq: u64) -> u64 {
+        match generation == self.generation {
+            true => self.push(Entry::Delivered { stream, seq }),
+            false => self.last(),
+        }
     }
 
     fn push(&mut self, entry: Entry) -> u64 {
@@ -322,6 +342,7 @@ impl Journal {
         self.base_entry = entry + 1;
         self.entries.clear();
         self.through += 1;
+        self.generation += 1;
         let whole = self.whole();
         if self.unlogged.is_some() {
             self.unlogged = Some(whole.clone());
@@ -406,10 +427,10 @@ mod tests {
         let mut j = Journal::new(100);
         let a = j.add(spec("a"), Some(10));
         let b = j.add(spec("b"), Some(3));
-        let e1 = j.delivered(a, 11);
-        let e2 = j.delivered(b, 4);
-        j.remove(a);
-        let e3 = j.delivered(b, 5);
+        let e1 = j.delivered(j.generation(), a, 11);
+        let e2 = j.delivered(j.generation(), b, 4);
+        j.remove(j.generation(), a);
+        let e3 = j.delivered(j.generation(), b, 5);
         let at = |e| {
             j.at(e)
                 .unwrap()
@@ -429,7 +450,7 @@ mod tests {
         let a = j.add(spec("a"), None);
         let mut last = 0;
         for seq in 1..=10 {
-            last = j.delivered(a, seq);
+            last = j.delivered(j.generation(), a, seq);
         }
         assert_eq!(j.at(last).unwrap()[0].position, Some(10));
         assert_eq!(j.at(last - 3).unwrap()[0].position, Some(7));
@@ -442,27 +463,27 @@ mod tests {
     fn a_restart_keeps_the_token_valid_and_forgets_what_followed() {
         let mut j = Journal::new(100);
         let a = j.add(spec("a"), Some(0));
-        let token = j.delivered(a, 1);
-        j.delivered(a, 2);
+        let token = j.delivered(j.generation(), a, 1);
+        j.delivered(j.generation(), a, 2);
         j.add(spec("b"), Some(5));
         let (streams, lost) = j.restart(token);
         assert!(!lost);
         assert_eq!(streams.len(), 1, "b came after the token");
         assert_eq!(streams[0].1.position, Some(1));
         assert_eq!(j.at(token).unwrap()[0].position, Some(1));
-        let next = j.delivered(streams[0].0, 2);
+        let next = j.delivered(j.generation(), streams[0].0, 2);
         assert_eq!(next, token + 1);
         assert_eq!(j.at(next).unwrap()[0].position, Some(2));
 
         // A token newer than the journal (not kept before a crash): the newest state it
         // knows, and entries numbered after the token, never reusing a number it held.
         let b = j.add(spec("b"), Some(5));
-        let newest = j.delivered(b, 6);
+        let newest = j.delivered(j.generation(), b, 6);
         let (streams, lost) = j.restart(newest + 10);
         assert!(lost);
         let at: Vec<_> = streams.iter().map(|(_, r)| r.position).collect();
         assert_eq!(at, [Some(2), Some(6)]);
-        assert_eq!(j.delivered(streams[1].0, 7), newest + 11);
+        assert_eq!(j.delivered(j.generation(), streams[1].0, 7), newest + 11);
     }
 
     /// The journal's next write, as the bus would take it: done at once.
@@ -497,13 +518,13 @@ mod tests {
         let b = j.add(spec("b"), None);
         let mut entries = Vec::new();
         for seq in 11..=30 {
-            entries.push(j.delivered(a, seq));
+            entries.push(j.delivered(j.generation(), a, seq));
             if seq % 3 == 0 {
                 writes.extend(written(&mut j));
             }
         }
-        j.remove(b);
-        entries.push(j.delivered(a, 31));
+        j.remove(j.generation(), b);
+        entries.push(j.delivered(j.generation(), a, 31));
         writes.extend(written(&mut j));
         assert!(j.unkept().is_none(), "nothing left to write");
         let kept = held(writes);
@@ -529,7 +550,7 @@ mod tests {
         let mut lossy = Journal::kept(4, false);
         let s = lossy.add(spec("a"), Some(1));
         let mut kept_first = lossy.unkept().unwrap();
-        let e1 = lossy.delivered(s, 2);
+        let e1 = lossy.delivered(lossy.generation(), s, 2);
         assert!(
             lossy.unkept().is_none(),
             "the next write waits for the last"
@@ -538,7 +559,7 @@ mod tests {
         let lost = lossy.unkept().unwrap();
         lost.writing.lost();
         drop(lost);
-        let e2 = lossy.delivered(s, 3);
+        let e2 = lossy.delivered(lossy.generation(), s, 3);
         let whole = lossy.unkept().unwrap();
         assert!(whole.reset);
         let again = Journal::restore(4, &held(vec![kept_first, whole]), false).unwrap();
@@ -556,5 +577,24 @@ mod tests {
         let again = Journal::restore(4, &held(vec![write]), false).unwrap();
         let last = *entries.last().unwrap() - 1;
         assert_eq!(at(&again, last), at(&j, last));
+    }
+
+    #[test]
+    fn an_outlet_from_before_a_restart_records_nothing() {
+        let mut j = Journal::new(100);
+        let old = j.generation();
+        let a = j.add(spec("a"), Some(0));
+        let token = j.delivered(old, a, 1);
+        let b = j.add(spec("b"), Some(0));
+        j.delivered(old, b, 1);
+        // The client resumes at `token`: b came later, so only a is restored, as index 0.
+        let (streams, _) = j.restart(token);
+        assert_eq!(streams.len(), 1);
+        // The replaced outlet writes once more, with its old indices (b was 1).
+        let newest = j.delivered(old, b, 2);
+        j.remove(old, b);
+        assert_eq!(newest, token, "nothing recorded");
+        assert_eq!(j.open_streams().len(), 1);
+        assert_eq!(j.at(token).unwrap()[0].position, Some(1));
     }
 }

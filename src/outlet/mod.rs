@@ -127,6 +127,8 @@ pub struct Outlet {
     finished: bool,
     /// For connections with server-kept cursors: their id, journal and control line.
     link: Option<Link>,
+    /// The journal's generation when this outlet opened (see `Journal::generation`).
+    journal_generation: u64,
     /// Written before anything else: why a resume failed, and a dynamic connection's
     /// `connected` event.
     greeting: Option<Bytes>,
@@ -171,6 +173,9 @@ impl Outlet {
             .as_mut()
             .map(|l| std::mem::take(&mut l.restored))
             .unwrap_or_default();
+        let journal_generation = link
+            .as_ref()
+            .map_or(0, |l| l.registration.journal.lock().unwrap().generation());
         let mut outlet = Outlet {
             hub: Arc::clone(&hub),
             subs: Vec::with_capacity(streams.len()),
@@ -184,6 +189,7 @@ impl Outlet {
             id: String::new(),
             finished: false,
             link,
+            journal_generation,
             greeting,
         };
         for (index, spec) in restored {
@@ -254,7 +260,9 @@ impl Outlet {
                     Some(i) => {
                         let sub = self.subs.remove(i);
                         if let Some(j) = self.journal() {
-                            j.lock().unwrap().remove(sub.journal_index);
+                            j.lock()
+                                .unwrap()
+                                .remove(self.journal_generation, sub.journal_index);
                         }
                         Ok(())
                     }
@@ -494,12 +502,11 @@ impl Outlet {
         self.subs[i].cursor = event.seq;
         match &self.link {
             Some(link) => {
-                let entry = link
-                    .registration
-                    .journal
-                    .lock()
-                    .unwrap()
-                    .delivered(self.subs[i].journal_index, event.seq);
+                let entry = link.registration.journal.lock().unwrap().delivered(
+                    self.journal_generation,
+                    self.subs[i].journal_index,
+                    event.seq,
+                );
                 cursor::encode_token(self.hub.epoch(), &link.registration.id, entry, &mut self.id);
             }
             None => cursor::encode(self.subs.iter().map(|s| s.cursor), &mut self.id),
