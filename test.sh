@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# Every test, as CI runs it: installs what the tests need and is missing (redis-server, for
-# the many-node tests), then formatting, lints and the whole test suite.
+# Every test, as CI runs it: installs what the tests need and is missing (redis-server for
+# the many-node tests, Chromium and playwright-core for the browser tests), then
+# formatting, lints and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-    echo "test.sh: installing redis-server (the many-node tests start their own)" >&2
-    sudo=""
+# Installs Debian packages `$@` (as root, or with sudo).
+apt_install() {
+    local sudo=""
     if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    echo "test.sh: installing redis-server (the many-node tests start their own)" >&2
+    apt_install redis-server
+fi
+# The browser tests drive Debian's Chromium with playwright-core (tests/browser/).
+if ! command -v chromium >/dev/null || ! command -v node >/dev/null; then
+    echo "test.sh: installing chromium and nodejs (the browser tests drive them)" >&2
+    apt_install chromium nodejs npm
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    echo "test.sh: installing the browser tests' packages (npm ci)" >&2
+    npm ci --prefix tests/browser --no-audit --no-fund >/dev/null
 fi
 
 cargo fmt --check

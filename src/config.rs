@@ -13,6 +13,7 @@ mod auth;
 mod bus;
 mod http;
 mod limits;
+pub mod mercure;
 mod relay;
 pub use auth::{AuthConfig, CapabilityMap, KeyConfig};
 pub use bus::{Backend, BusConfig};
@@ -42,6 +43,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub http: HttpConfig,
     pub bus: BusConfig,
+    /// The Mercure hub; off without the section.
+    pub mercure: Option<mercure::MercureConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,6 +303,9 @@ impl Config {
         let poll = &self.poll;
         if poll.min_interval_ms > poll.max_interval_ms {
             return Err("[poll] min_interval_ms is larger than max_interval_ms".into());
+        }
+        if let Some(mercure) = &self.mercure {
+            mercure.validate()?;
         }
         let mut names = std::collections::HashSet::new();
         for api in &self.apis {

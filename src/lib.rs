@@ -20,10 +20,11 @@
 //!   failures as in-band errors, the target policy against SSRF, the upstream client).
 //! - [`outlet`]: one client connection: its positions in its channels, keepalive, batching,
 //!   gap notices. Its queue is the channels' history; it holds only positions.
-//! - [`wire`]: SSE and NDJSON encoding, Ably's `Message` / `ErrorInfo`, an SSE parser, YAML.
+//! - [`wire`]: SSE, NDJSON and Mercure encoding, Ably's `Message` / `ErrorInfo`, an SSE
+//!   parser, YAML.
 //! - [`http`]: the router and one file per surface (channels, streams, polls, relays and
-//!   passthrough, connections, the AsyncAPI document, health), and the request limits and
-//!   CORS layered around them.
+//!   passthrough, connections, the Mercure hub, the AsyncAPI document, health), and the
+//!   request limits and CORS layered around them.
 //! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`), API keys and JWTs, and
 //!   capabilities: who may do what on which channel, API or relay.
 //! - [`metrics`]: Prometheus handles for the hot paths.

@@ -76,6 +76,17 @@ fn render(config: &Config) -> String {
         }
         html.push_str("</ul>\n");
     }
+    if let Some(mercure) = &config.mercure {
+        let who = match mercure.anonymous {
+            true => "anyone may subscribe to public updates",
+            false => "subscribers need a token",
+        };
+        let _ = writeln!(
+            html,
+            "<h2>Mercure hub</h2>\n<p>At <code>/.well-known/mercure</code>: publish with a form \
+             <code>POST</code> and a JWT, subscribe with <code>GET ?topic=...</code>; {who}.</p>"
+        );
+    }
     html.push_str(
         "<h2>Descriptions</h2>\n<ul>\n\
          <li><a href=\"/asyncapi.json\">/asyncapi.json</a> and \

@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod landing;
 pub mod limits;
+mod mercure;
 mod passthrough;
 mod polls;
 pub(crate) mod query;
@@ -92,6 +93,10 @@ pub fn router(state: AppState) -> Router {
         .route("/asyncapi.json", get(asyncapi::json))
         .route("/asyncapi.yaml", get(asyncapi::yaml))
         .route("/docs/errors", get(docs::errors))
+        .route(
+            "/.well-known/mercure",
+            get(mercure::subscribe).post(mercure::publish),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -109,7 +109,16 @@ async fn open(
     let topic = spec.topic.clone().expect("a polled stream has a topic");
     // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
     let expires = principal.expires_at_ms;
-    let response = respond(state, &[spec], WireFormat::SseRaw, false, None, expires).await?;
+    let response = respond(
+        state,
+        &[spec],
+        WireFormat::SseRaw,
+        false,
+        None,
+        expires,
+        None,
+    )
+    .await?;
     state.pollers.ensure(&topic);
     Ok(response)
 }

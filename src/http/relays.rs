@@ -120,7 +120,16 @@ async fn shared(
         topic: None,
     };
     // The outlet subscribes before the relay is ensured, so a stopping relay sees it.
-    let response = respond(state, &[spec], format, heartbeats, None, expires_at_ms).await?;
+    let response = respond(
+        state,
+        &[spec],
+        format,
+        heartbeats,
+        None,
+        expires_at_ms,
+        None,
+    )
+    .await?;
     state.relays.ensure(&topic);
     Ok(response)
 }

@@ -15,7 +15,7 @@ use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::auth::{Credential, Principal};
 use crate::hub::cursor;
-use crate::outlet::{Link, Outlet, OutletOptions, Start, StreamSpec};
+use crate::outlet::{Filter, Link, Outlet, OutletOptions, Start, StreamSpec};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
 
@@ -95,7 +95,16 @@ async fn open(
         .filter_map(|(_, spec)| spec.topic.clone())
         .collect();
     let expires = principal.expires_at_ms;
-    let response = respond(&state, &streams, format, params.heartbeats, link, expires).await?;
+    let response = respond(
+        &state,
+        &streams,
+        format,
+        params.heartbeats,
+        link,
+        expires,
+        None,
+    )
+    .await?;
     for topic in &topics {
         state.pollers.ensure(topic);
     }
@@ -224,6 +233,7 @@ pub(super) async fn respond(
     heartbeats: bool,
     link: Option<Link>,
     expires_at_ms: Option<u64>,
+    filter: Option<Filter>,
 ) -> Result<Response, ApiError> {
     let restored = link.iter().flat_map(|l| &l.restored).map(|(_, spec)| spec);
     let names: Vec<&str> = streams
@@ -235,6 +245,7 @@ pub(super) async fn respond(
     let config = &state.config;
     let options = OutletOptions {
         format,
+        filter,
         heartbeats,
         keepalive: Duration::from_millis(config.stream.keepalive_ms),
         batch: config.channels.subscriber_queue.min(WRITE_BATCH),

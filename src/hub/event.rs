@@ -188,6 +188,17 @@ pub(super) fn encode(body: &Body, format: WireFormat) -> Bytes {
         (Body::Relayed(r), WireFormat::NdjsonRaw) => {
             ndjson::data_json(&Value::String(r.data.clone()))
         }
+        (Body::Message(m), WireFormat::Mercure) => {
+            let update = &m.data;
+            sse::mercure_event(
+                update["id"].as_str().unwrap_or_default(),
+                update["type"].as_str(),
+                update["retry"].as_u64(),
+                update["data"].as_str().unwrap_or_default(),
+            )
+        }
+        // Only Mercure updates (messages) are sent as Mercure events.
+        (Body::State(..) | Body::Relayed(_), WireFormat::Mercure) => Bytes::new(),
     }
 }
 

@@ -79,9 +79,21 @@ impl StreamSpec {
 }
 
 /// How the connection writes.
+/// Which events of its streams a connection gets (all, without one).
+#[derive(Clone)]
+pub struct Filter(pub Arc<dyn Fn(&Event) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Filter")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OutletOptions {
     pub format: WireFormat,
+    /// Events the filter refuses are passed over (a Mercure subscriber's selectors).
+    pub filter: Option<Filter>,
     pub heartbeats: bool,
     pub keepalive: Duration,
     pub batch: usize,
@@ -460,6 +472,12 @@ impl Outlet {
                 heads.push(Reverse((next.order, r)));
             }
             let i = *i;
+            if let Some(Filter(keeps)) = &self.options.filter
+                && !keeps(&event)
+            {
+                self.subs[i].cursor = event.seq;
+                continue;
+            }
             self.put_positioned(buf, i, &event);
             delivered += 1;
         }
@@ -512,7 +530,10 @@ impl Outlet {
             None => cursor::encode(self.subs.iter().map(|s| s.cursor), &mut self.id),
         }
         let body = event.encoded(self.options.format);
-        if self.options.format.is_sse() {
+        if self.options.format == WireFormat::Mercure {
+            // The update's own id: what a Mercure client resumes with.
+            buf.extend_from_slice(body);
+        } else if self.options.format.is_sse() {
             sse::put_id(buf, &self.id);
             buf.extend_from_slice(body);
         } else {

@@ -19,10 +19,12 @@ pub enum WireFormat {
     SseRaw,
     NdjsonEnveloped,
     NdjsonRaw,
+    /// Mercure updates: each event carries the update's own id (see `http::mercure`).
+    Mercure,
 }
 
 impl WireFormat {
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
 
     pub fn new(sse: bool, enveloped: bool) -> Self {
         match (sse, enveloped) {
@@ -34,6 +36,9 @@ impl WireFormat {
     }
 
     pub fn is_sse(self) -> bool {
-        matches!(self, WireFormat::SseEnveloped | WireFormat::SseRaw)
+        matches!(
+            self,
+            WireFormat::SseEnveloped | WireFormat::SseRaw | WireFormat::Mercure
+        )
     }
 }

@@ -17,6 +17,24 @@ pub fn event_body(name: &str, text: &str) -> Bytes {
     buf.freeze()
 }
 
+/// A Mercure update: its own `id`, `event` only when it has a type, `retry` when it sets
+/// one, and its data as `data:` lines.
+pub fn mercure_event(id: &str, kind: Option<&str>, retry: Option<u64>, text: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(text.len() + id.len() + 32);
+    put_id(&mut buf, id);
+    if let Some(kind) = kind {
+        buf.put_slice(b"event: ");
+        buf.put_slice(kind.as_bytes());
+        buf.put_u8(b'\n');
+    }
+    if let Some(retry) = retry {
+        buf.put_slice(format!("retry: {retry}\n").as_bytes());
+    }
+    put_data_lines(&mut buf, text);
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
 fn put_data_lines(buf: &mut BytesMut, text: &str) {
     let mut rest = text;
     loop {

@@ -1,0 +1,144 @@
+//! Mercure topic selectors: `*`, an exact topic, or an RFC 6570 URI template a topic may
+//! match.
+//!
+//! A template becomes a regular expression once, when the selector is read: each expression
+//! matches what its operator could have expanded to (a simple `{var}` no reserved character,
+//! `{+var}` and `{#var}` any, `{/var}` a path segment after a `/`, and so on), so matching a
+//! topic is one regex run.
+
+use regex::Regex;
+
+/// One selector, ready to match topics.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    /// `*`: every topic.
+    All,
+    Exact(String),
+    Template(Regex),
+}
+
+impl Selector {
+    /// Reads a selector; a template that is not valid RFC 6570 is matched as an exact topic
+    /// (as the protocol's reference hub does).
+    pub fn new(text: &str) -> Selector {
+        if text == "*" {
+            return Selector::All;
+        }
+        match text.contains('{').then(|| template(text)).flatten() {
+            Some(regex) => Selector::Template(regex),
+            None => Selector::Exact(text.to_owned()),
+        }
+    }
+
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            Selector::All => true,
+            Selector::Exact(exact) => exact == topic,
+            Selector::Template(regex) => regex.is_match(topic),
+        }
+    }
+}
+
+/// Whether any of `selectors` matches any of `topics`.
+pub fn any_matches(selectors: &[Selector], topics: &[String]) -> bool {
+    selectors
+        .iter()
+        .any(|s| topics.iter().any(|topic| s.matches(topic)))
+}
+
+/// Characters a simple expansion leaves as they are (unreserved), or a percent-escape.
+const UNRESERVED: &str = r"(?:[A-Za-z0-9\-._~]|%[0-9A-Fa-f]{2})";
+/// Those, the reserved characters too (`+` and `#` expansions).
+const ANY: &str = r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})";
+
+/// The regular expression a URI template's expansions match; `None` when it is not a
+/// template (an unclosed brace, an unknown operator, a bad variable name).
+fn template(text: &str) -> Option<Regex> {
+    let mut pattern = String::from("^");
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        pattern.push_str(&regex::escape(&rest[..open]));
+        let close = rest[open..].find('}')? + open;
+        pattern.push_str(&expression(&rest[open + 1..close])?);
+        rest = &rest[close + 1..];
+    }
+    if rest.contains('}') {
+        return None;
+    }
+    pattern.push_str(&regex::escape(rest));
+    pattern.push('$');
+    Regex::new(&pattern).ok()
+}
+
+/// One `{...}` expression, without its braces.
+fn expression(inside: &str) -> Option<String> {
+    let (operator, variables) = match inside.chars().next()? {
+        op @ ('+' | '#' | '.' | '/' | ';' | '?' | '&') => (Some(op), &inside[1..]),
+        _ => (None, inside),
+    };
+    let names: Vec<&str> = variables.split(',').collect();
+    let valid = |name: &str| {
+        let name = name.trim_end_matches('*');
+        let name = name.split(':').next().unwrap_or_default();
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '%')
+    };
+    if !names.iter().all(|n| valid(n)) {
+        return None;
+    }
+    let value = match operator {
+        Some('+' | '#') => ANY,
+        _ => UNRESERVED,
+    };
+    // Each variable may be undefined (expanding to nothing), so every part is optional.
+    let part = |prefix: &str| format!("(?:{prefix}{value}*)?");
+    let pattern = match operator {
+        None | Some('+') => format!("(?:{value}|,)*"),
+        Some('#') => format!("(?:#(?:{value}|,)*)?"),
+        Some('.') => format!("(?:{})*", part(r"\.")),
+        Some('/') => format!("(?:{})*", part("/")),
+        Some(';') => format!(r"(?:;[A-Za-z0-9_.%]+(?:={value}*)?)*"),
+        Some('?' | '&') => {
+            let first = regex::escape(&operator.map(String::from).unwrap_or_default());
+            format!(r"(?:{first}[A-Za-z0-9_.%]+={value}*(?:&[A-Za-z0-9_.%]+={value}*)*)?")
+        }
+        Some(_) => return None,
+    };
+    Some(pattern)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_match_as_the_protocol_says() {
+        let all = Selector::new("*");
+        assert!(all.matches("https://example.com/books/1"));
+        let exact = Selector::new("https://example.com/books/1");
+        assert!(exact.matches("https://example.com/books/1"));
+        assert!(!exact.matches("https://example.com/books/12"));
+        let simple = Selector::new("https://example.com/books/{id}");
+        assert!(simple.matches("https://example.com/books/1"));
+        assert!(simple.matches("https://example.com/books/a%20b"));
+        assert!(!simple.matches("https://example.com/books/1/reviews"));
+        assert!(!simple.matches("https://example.com/authors/1"));
+        let reserved = Selector::new("https://example.com/{+path}");
+        assert!(reserved.matches("https://example.com/books/1/reviews"));
+        let segments = Selector::new("https://example.com{/a,b}");
+        assert!(segments.matches("https://example.com/books/1"));
+        let query = Selector::new("https://example.com/search{?q,lang}");
+        assert!(query.matches("https://example.com/search?q=x&lang=fr"));
+        assert!(query.matches("https://example.com/search"));
+        // Not a template: matched as written.
+        let broken = Selector::new("https://example.com/{oops");
+        assert!(broken.matches("https://example.com/{oops"));
+        assert!(!broken.matches("https://example.com/x"));
+        // Regex characters in the literal parts are literal.
+        let dotted = Selector::new("urn:a.b:{id}");
+        assert!(dotted.matches("urn:a.b:1"));
+        assert!(!dotted.matches("urn:aXb:1"));
+    }
+}

@@ -1,0 +1,21 @@
+// Debian's Chromium, headless, as the browser tests drive it: no sandbox (tests run as
+// root in CI), and no background networking (the machine's network is closed; Chromium
+// would keep trying Google's hosts).
+
+import { chromium } from "playwright-core";
+
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}

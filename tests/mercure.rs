@@ -1,0 +1,273 @@
+//! The Mercure hub (`[mercure]`, `/.well-known/mercure`): publishing with a form POST and a
+//! JWT, subscribing with topic selectors, private updates, and resuming by update id, over
+//! real sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, SseStream, client, expect_error};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+const KEY: &str = "!ChangeThisMercureHubJWTSecretKey!";
+
+fn hub(anonymous: bool) -> Server {
+    Server::start(&format!(
+        "[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = {anonymous}\n"
+    ))
+}
+
+/// An HS256 token with `claim` as its `mercure` claim.
+fn token(claim: Value, key: &str) -> String {
+    let claims = json!({ "mercure": claim });
+    let key = jsonwebtoken::EncodingKey::from_secret(key.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+fn publisher() -> String {
+    token(json!({"publish": ["*"]}), KEY)
+}
+
+/// Publishes the form `fields` with `bearer`; the response.
+async fn post(server: &Server, bearer: Option<&str>, fields: &[(&str, &str)]) -> reqwest::Response {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut request = client()
+        .post(server.url("/.well-known/mercure"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    request.send().await.unwrap()
+}
+
+/// Publishes and returns the update's id.
+async fn publish(server: &Server, fields: &[(&str, &str)]) -> String {
+    let response = post(server, Some(&publisher()), fields).await;
+    assert_eq!(response.status(), 200);
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(kind.starts_with("text/plain"), "{kind}");
+    response.text().await.unwrap()
+}
+
+fn subscribe_url(server: &Server, selectors: &[&str]) -> String {
+    let query: Vec<String> = selectors
+        .iter()
+        .map(|s| format!("topic={}", urlencode(s)))
+        .collect();
+    server.url(&format!("/.well-known/mercure?{}", query.join("&")))
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+async fn subscribe(server: &Server, selectors: &[&str]) -> SseStream {
+    SseStream::open(&subscribe_url(server, selectors)).await
+}
+
+fn bearer_headers(token: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    headers.insert(AUTHORIZATION, value);
+    headers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_reach_the_subscribers_whose_selectors_match() {
+    let server = hub(true);
+    let book = "https://example.com/books/1";
+    let mut exact = subscribe(&server, &[book]).await;
+    let mut template = subscribe(&server, &["https://example.com/books/{id}"]).await;
+    let mut all = subscribe(&server, &["*"]).await;
+    let mut several = subscribe(&server, &["urn:other", book]).await;
+    let mut other = subscribe(&server, &["https://example.com/authors/1"]).await;
+
+    let fields = [
+        ("topic", book),
+        ("data", "line one\nline two"),
+        ("id", "urn:example:1"),
+        ("type", "book-changed"),
+        ("retry", "1500"),
+    ];
+    assert_eq!(publish(&server, &fields).await, "urn:example:1");
+    for stream in [&mut exact, &mut template, &mut all, &mut several] {
+        let event = stream.next_event().await.unwrap();
+        assert_eq!(event.id, "urn:example:1");
+        assert_eq!(event.event, "book-changed");
+        assert_eq!(event.data, "line one\nline two");
+        assert_eq!(event.retry, Some(1500));
+    }
+    // Not matched: nothing, until an update it matches (an alternate topic here).
+    let fields = [
+        ("topic", "urn:canonical"),
+        ("topic", "https://example.com/authors/1"),
+        ("data", "author"),
+    ];
+    let id = publish(&server, &fields).await;
+    assert!(id.starts_with("urn:uuid:"), "{id}");
+    let event = other.next_event().await.unwrap();
+    assert_eq!(
+        (event.id.as_str(), event.data.as_str()),
+        (id.as_str(), "author")
+    );
+    assert_eq!(event.event, "message", "no type: a plain message event");
+    all.next_event().await.unwrap();
+    exact.expect_quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_needs_a_token_whose_selectors_allow_every_topic() {
+    let server = hub(true);
+    let topic = [("topic", "https://example.com/books/1"), ("data", "x")];
+    expect_error(post(&server, None, &topic).await, 401, 40101).await;
+    let forged = token(json!({"publish": ["*"]}), "another key");
+    expect_error(post(&server, Some(&forged), &topic).await, 401, 40101).await;
+    let books = token(json!({"publish": ["https://example.com/books/{id}"]}), KEY);
+    assert_eq!(post(&server, Some(&books), &topic).await.status(), 200);
+    let both = [
+        ("topic", "https://example.com/books/1"),
+        ("topic", "https://example.com/authors/1"),
+    ];
+    expect_error(post(&server, Some(&books), &both).await, 403, 40300).await;
+    // The form is checked too.
+    let publisher = publisher();
+    for fields in [
+        vec![("data", "no topic")],
+        vec![("topic", "t"), ("id", "#fragment")],
+        vec![("topic", "t"), ("id", "a\u{7}b")],
+        vec![("topic", "t"), ("retry", "soon")],
+    ] {
+        expect_error(post(&server, Some(&publisher), &fields).await, 400, 40000).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_updates_reach_only_subscribers_allowed_to_see_them() {
+    let server = hub(true);
+    let book = "https://example.com/books/1";
+    let mut anonymous = subscribe(&server, &[book]).await;
+    let allowed = token(
+        json!({"subscribe": ["https://example.com/books/{id}"]}),
+        KEY,
+    );
+    let url = subscribe_url(&server, &[book]);
+    let mut signed = SseStream::open_with(&url, bearer_headers(&allowed)).await;
+    let query_url = format!("{url}&authorization={allowed}");
+    let mut by_query = SseStream::open(&query_url).await;
+    let other = token(json!({"subscribe": ["urn:nothing"]}), KEY);
+    let mut not_allowed = SseStream::open_with(&url, bearer_headers(&other)).await;
+
+    let secret = publish(
+        &server,
+        &[("topic", book), ("data", "secret"), ("private", "on")],
+    )
+    .await;
+    for stream in [&mut signed, &mut by_query] {
+        assert_eq!(stream.next_event().await.unwrap().id, secret);
+    }
+    let public = publish(&server, &[("topic", book), ("data", "public")]).await;
+    for stream in [&mut anonymous, &mut not_allowed, &mut signed, &mut by_query] {
+        let event = stream.next_event().await.unwrap();
+        assert_eq!(
+            (event.id.as_str(), event.data.as_str()),
+            (public.as_str(), "public")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_needs_a_selector_and_a_valid_token_unless_anonymous() {
+    let open = hub(true);
+    let none = client().get(open.url("/.well-known/mercure")).send().await;
+    expect_error(none.unwrap(), 400, 40000).await;
+    let forged = token(json!({"subscribe": ["*"]}), "another key");
+    let url = subscribe_url(&open, &["*"]);
+    let refused = client().get(&url).bearer_auth(&forged).send().await;
+    expect_error(refused.unwrap(), 401, 40101).await;
+
+    let closed = hub(false);
+    let url = subscribe_url(&closed, &["*"]);
+    let refused = client().get(&url).send().await;
+    expect_error(refused.unwrap(), 401, 40101).await;
+    let allowed = token(json!({"subscribe": ["*"]}), KEY);
+    let mut stream = SseStream::open_with(&url, bearer_headers(&allowed)).await;
+    let id = publish(&closed, &[("topic", "urn:a"), ("data", "x")]).await;
+    assert_eq!(stream.next_event().await.unwrap().id, id);
+
+    // Without [mercure], there is no hub; the landing page says which.
+    let off = Server::start("");
+    let response = client().get(subscribe_url(&off, &["*"])).send().await;
+    expect_error(response.unwrap(), 404, 40400).await;
+    let page = common::get_text(&open, "/").await;
+    assert!(page.contains("/.well-known/mercure"), "{page}");
+    assert!(!common::get_text(&off, "/").await.contains("Mercure"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_resumes_after_the_update_it_names() {
+    let server = hub(true);
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let data = format!("u{n}");
+        let topic = if n == 2 { "urn:elsewhere" } else { "urn:a" };
+        ids.push(publish(&server, &[("topic", topic), ("data", &data)]).await);
+    }
+    let url = subscribe_url(&server, &["urn:a"]);
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(&ids[0]).unwrap());
+    let mut resumed = SseStream::open_with(&url, headers).await;
+    assert_eq!(resumed.next_event().await.unwrap().data, "u3");
+    let mut by_query = SseStream::open(&format!("{url}&lastEventID={}", ids[1])).await;
+    assert_eq!(by_query.next_event().await.unwrap().data, "u3");
+    let mut earliest = SseStream::open(&format!("{url}&lastEventID=earliest")).await;
+    let data: Vec<String> = earliest
+        .events(2)
+        .await
+        .into_iter()
+        .map(|e| e.data)
+        .collect();
+    assert_eq!(data, ["u1", "u3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cookie_publishes_only_from_allowed_origins_and_a_token_ends_at_its_expiry() {
+    let server = Server::start(&format!(
+        "[mercure]\npublisher_jwt_key = {KEY:?}\npublish_origins = [\"https://app.example.com\"]\n"
+    ));
+    let cookie = format!("mercureAuthorization={}", publisher());
+    let body = "topic=urn%3Aa&data=x";
+    let send = |origin: &'static str| {
+        client()
+            .post(server.url("/.well-known/mercure"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie.clone())
+            .header("origin", origin)
+            .body(body)
+            .send()
+    };
+    assert_eq!(send("https://app.example.com").await.unwrap().status(), 200);
+    expect_error(send("https://evil.example.com").await.unwrap(), 403, 40300).await;
+
+    // A subscriber's token that expires in a second ends its stream then.
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let claims = json!({"mercure": {"subscribe": ["*"]}, "exp": exp});
+    let key = jsonwebtoken::EncodingKey::from_secret(KEY.as_bytes());
+    let expiring = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    let url = subscribe_url(&server, &["*"]);
+    let mut stream = SseStream::open_with(&url, bearer_headers(&expiring)).await;
+    let event = stream.next_event().await.unwrap();
+    assert_eq!(event.event, "error");
+    let error: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(error["code"], 40142);
+}
