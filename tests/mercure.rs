@@ -143,6 +143,7 @@ async fn publishing_needs_a_token_whose_selectors_allow_every_topic() {
         vec![("topic", "t"), ("id", "#fragment")],
         vec![("topic", "t"), ("id", "a\u{7}b")],
         vec![("topic", "t"), ("retry", "soon")],
+        vec![("topic", "t"); 101],
     ] {
         expect_error(post(&server, Some(&publisher), &fields).await, 400, 40000).await;
     }
@@ -161,6 +162,8 @@ async fn private_updates_reach_only_subscribers_allowed_to_see_them() {
     let mut signed = SseStream::open_with(&url, bearer_headers(&allowed)).await;
     let query_url = format!("{url}&authorization={allowed}");
     let mut by_query = SseStream::open(&query_url).await;
+    let cache = &by_query.response.headers()["cache-control"];
+    assert_eq!(cache, "private, no-cache", "the token is in the URL");
     let other = token(json!({"subscribe": ["urn:nothing"]}), KEY);
     let mut not_allowed = SseStream::open_with(&url, bearer_headers(&other)).await;
 
@@ -223,17 +226,43 @@ async fn a_subscriber_resumes_after_the_update_it_names() {
     let mut headers = HeaderMap::new();
     headers.insert("last-event-id", HeaderValue::from_str(&ids[0]).unwrap());
     let mut resumed = SseStream::open_with(&url, headers).await;
+    // The response names where the stream starts: the id asked for when it is known, the
+    // newest update without one, `earliest` for an id history does not hold.
+    assert_eq!(resumed.response.headers()["last-event-id"], ids[0].as_str());
     assert_eq!(resumed.next_event().await.unwrap().data, "u3");
+    let fresh = SseStream::open(&url).await;
+    assert_eq!(fresh.response.headers()["last-event-id"], ids[2].as_str());
+    let unknown = SseStream::open(&format!("{url}&lastEventID=urn:nothing")).await;
+    assert_eq!(unknown.response.headers()["last-event-id"], "earliest");
     let mut by_query = SseStream::open(&format!("{url}&lastEventID={}", ids[1])).await;
     assert_eq!(by_query.next_event().await.unwrap().data, "u3");
     let mut earliest = SseStream::open(&format!("{url}&lastEventID=earliest")).await;
-    let data: Vec<String> = earliest
-        .events(2)
-        .await
-        .into_iter()
-        .map(|e| e.data)
-        .collect();
-    assert_eq!(data, ["u1", "u3"]);
+    assert_eq!(data_of(earliest.events(2).await), ["u1", "u3"]);
+    // Read from every update (a template), the same.
+    let url = subscribe_url(&server, &["urn:{x}"]);
+    let mut template = SseStream::open(&format!("{url}&lastEventID={}", ids[0])).await;
+    assert_eq!(data_of(template.events(2).await), ["u2", "u3"]);
+}
+
+fn data_of(events: Vec<streamgate::wire::sse_parser::SseEvent>) -> Vec<String> {
+    events.into_iter().map(|e| e.data).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_on_two_topics_of_a_subscriber_reaches_it_once() {
+    let server = hub(true);
+    let mut both = subscribe(&server, &["urn:a", "urn:b"]).await;
+    let two = [("topic", "urn:a"), ("topic", "urn:b"), ("data", "1")];
+    let first = publish(&server, &two).await;
+    let second = publish(&server, &[("topic", "urn:b"), ("data", "2")]).await;
+    let ids: Vec<String> = both.events(2).await.into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, [first, second]);
+    both.expect_quiet(Duration::from_millis(300)).await;
+    // And once again on a resume from before it.
+    let url = subscribe_url(&server, &["urn:a", "urn:b"]);
+    let mut again = SseStream::open(&format!("{url}&lastEventID=earliest")).await;
+    assert_eq!(data_of(again.events(2).await), ["1", "2"]);
+    again.expect_quiet(Duration::from_millis(300)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

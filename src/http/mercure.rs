@@ -2,12 +2,16 @@
 //! EventSource and topic selectors, authorize with JWTs carrying the `mercure` claim.
 //!
 //! An update is a message of one channel, `[mercure]` (a name clients cannot subscribe to
-//! by themselves): history, resume, limits, metrics and the bus work for it as for every
-//! other channel, in one order for all topics. A subscriber's outlet reads that channel and
-//! keeps the updates its selectors match (and, for private ones, its token allows); the
-//! Mercure wire format puts the update's own id, type and retry in each event.
+//! by themselves), in one order for all topics, and a copy of it goes to a channel per topic
+//! of the update: history, resume, limits, metrics and the bus work for them as for every
+//! other channel. A subscriber whose selectors are all exact topics reads those topics'
+//! channels, so an update wakes only the subscribers of its topics (the hub's channel map is
+//! the index); one with `*` or a URI template reads `[mercure]` and keeps the updates its
+//! selectors match. Either keeps only the private updates its token allows, and an update
+//! that reached it through two of its topics once. The Mercure wire format puts the update's
+//! own id, type and retry in each event.
 
-mod selector;
+pub mod selector;
 
 use std::sync::Arc;
 
@@ -30,6 +34,19 @@ use crate::wire::envelope::{ErrorInfo, codes};
 
 /// The channel every update goes to.
 pub const CHANNEL: &str = "[mercure]";
+
+/// Publishes on this node one at a time: the copies of an update reach its topics' channels
+/// before the next update's, so every channel holds updates in `[mercure]`'s order (what a
+/// resume by update id relies on).
+static PUBLISHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Topics one update may have: each is a channel the update is copied to.
+const MAX_TOPICS: usize = 100;
+
+/// The channel of the updates of `topic`.
+fn topic_channel(topic: &str) -> String {
+    format!("{CHANNEL}\n{topic}")
+}
 
 /// `POST /.well-known/mercure`: publishes an update; answers its id.
 pub async fn publish(
@@ -73,17 +90,33 @@ pub async fn publish(
         .into());
     }
     let id = update.id.clone();
-    let message = NewMessage {
+    let mut topics = update.topics.clone();
+    topics.sort_unstable();
+    topics.dedup();
+    let message = |data| NewMessage {
         id: None,
         name: None,
         encoding: None,
-        data: update.into_json(),
+        data,
     };
-    state
+    let mut data = update.into_json();
+    let _turn = PUBLISHING.lock().await;
+    let appended = state
         .hub
-        .publish(CHANNEL, vec![message])
+        .publish(CHANNEL, vec![message(data.clone())])
         .await
         .map_err(unavailable)?;
+    // The copies name the update, so a subscriber of two of its topics gets it once.
+    data["key"] = Value::from(appended.ids.into_iter().next().unwrap_or_default());
+    let copies = topics.iter().map(|topic| {
+        let channel = topic_channel(topic);
+        let copy = message(data.clone());
+        let hub = &state.hub;
+        async move { hub.publish(&channel, vec![copy]).await }
+    });
+    for copied in futures_util::future::join_all(copies).await {
+        copied.map_err(unavailable)?;
+    }
     let mut response = id.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -135,35 +168,118 @@ pub async fn subscribe(
         }
     };
     let authorized: Vec<Selector> = claim.subscribe.iter().map(|s| Selector::new(s)).collect();
+    // Exact topics only: their channels. Otherwise every update, matched here.
+    let mut channels: Vec<String> = selectors
+        .iter()
+        .map(|s| match s {
+            Selector::Exact(topic) => Some(topic_channel(topic)),
+            Selector::All | Selector::Template(_) => None,
+        })
+        .collect::<Option<_>>()
+        .unwrap_or_else(|| vec![CHANNEL.to_owned()]);
+    channels.sort_unstable();
+    channels.dedup();
+    let most = state.config.limits.max_streams_per_connection;
+    if channels.len() > most {
+        return Err(ErrorInfo::bad_request(format!(
+            "{} topics are more than one subscription may have ([limits] \
+             max_streams_per_connection = {most})",
+            channels.len()
+        ))
+        .into());
+    }
     let last = headers
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .or_else(|| param("lastEventID"));
-    let start = match last.as_deref() {
-        None => Start::Live,
-        Some("earliest") => Start::Rewind(u64::MAX),
-        Some(id) => position_of(&state, id).map_or(Start::Live, Start::After),
+    let next = match last.as_deref() {
+        None | Some("earliest") => None,
+        Some(id) => order_after(&state, id),
     };
+    let streams: Vec<StreamSpec> = channels
+        .into_iter()
+        .map(|channel| {
+            let start = match (last.as_deref(), next) {
+                (Some("earliest"), _) => Start::Rewind(u64::MAX),
+                (_, Some(order)) => resume_before(&state, &channel, order),
+                _ => Start::Live,
+            };
+            StreamSpec::log(channel, start)
+        })
+        .collect();
+    let delivered = std::sync::Mutex::new(Recent::default());
     let filter = Filter(Arc::new(move |event: &Event| {
         let Some(message) = event.message() else {
             return false;
         };
         let topics = topics(&message.data);
         let private = message.data["private"].as_bool().unwrap_or(false);
-        any_matches(&selectors, &topics) && (!private || any_matches(&authorized, &topics))
+        let shown =
+            any_matches(&selectors, &topics) && (!private || any_matches(&authorized, &topics));
+        let key = message.data["key"].as_str();
+        shown && key.is_none_or(|key| delivered.lock().unwrap().first(key))
     }));
-    let spec = StreamSpec::log(CHANNEL.to_owned(), start);
+    // The id the stream starts after, for a client to resume from even if no update comes:
+    // the one it named if known, else the newest update (`earliest` when there is none, or
+    // the id it named is not in history).
+    let since = match (last.as_deref(), next) {
+        (Some(id), Some(_)) if id != "earliest" => id.to_owned(),
+        (None, _) => newest_id(&state).unwrap_or_else(|| "earliest".to_owned()),
+        _ => "earliest".to_owned(),
+    };
     let format = WireFormat::Mercure;
-    respond(
+    let mut response = respond(
         &state,
-        &[spec],
+        &streams,
         format,
         false,
         None,
         expires_at_ms,
         Some(filter),
     )
-    .await
+    .await?;
+    let headers = response.headers_mut();
+    if let Ok(since) = HeaderValue::from_str(&since) {
+        headers.insert("last-event-id", since);
+    }
+    if param("authorization").is_some() {
+        // The token is in the URL: no shared cache may keep the response.
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+    }
+    Ok(response)
+}
+
+/// The id of the newest update in history.
+fn newest_id(state: &AppState) -> Option<String> {
+    let channel = state.hub.get(CHANNEL)?;
+    let events = channel.retained(state.hub.limits(), crate::clock::now_ms());
+    let newest = events.last()?.message()?;
+    newest.data["id"].as_str().map(str::to_owned)
+}
+
+/// The keys of the updates a subscriber got last, to pass over the second copy of one
+/// that reached it through two of its topics (copies come one after the other).
+#[derive(Default)]
+struct Recent(std::collections::VecDeque<String>);
+
+impl Recent {
+    /// How many keys are remembered: far more than an update has copies in a row.
+    const KEPT: usize = 64;
+
+    /// Whether `key` is new; it is remembered.
+    fn first(&mut self, key: &str) -> bool {
+        if self.0.iter().any(|k| k == key) {
+            return false;
+        }
+        if self.0.len() == Self::KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back(key.to_owned());
+        true
+    }
 }
 
 /// The update's topics as kept in its message.
@@ -178,15 +294,30 @@ fn topics(data: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The position of the update with id `id`, if history still holds it.
-fn position_of(state: &AppState, id: &str) -> Option<u64> {
+/// Where a resume after update `id` starts, as a hub-wide order: the updates after it
+/// come from this order on (copies of `id` come before it). `None` when history no longer
+/// holds `id`.
+fn order_after(state: &AppState, id: &str) -> Option<u64> {
     let channel = state.hub.get(CHANNEL)?;
     let events = channel.retained(state.hub.limits(), crate::clock::now_ms());
-    events
+    let at = events
         .iter()
-        .rev()
-        .find(|e| e.message().is_some_and(|m| m.data["id"] == id))
-        .map(|e| e.seq)
+        .rposition(|e| e.message().is_some_and(|m| m.data["id"] == id))?;
+    Some(events.get(at + 1).map_or(u64::MAX, |next| next.order))
+}
+
+/// A channel's start for a resume whose next update has hub-wide order `order`: after its
+/// last event published before that.
+fn resume_before(state: &AppState, channel: &str, order: u64) -> Start {
+    let Some(channel) = state.hub.get(channel) else {
+        return Start::Live;
+    };
+    let events = channel.retained(state.hub.limits(), crate::clock::now_ms());
+    match events.iter().rposition(|e| e.order < order) {
+        Some(last) => Start::After(events[last].seq),
+        // Everything it holds came after: all of it.
+        None => Start::After(events.first().map_or(channel.bounds().1, |e| e.seq - 1)),
+    }
 }
 
 /// `[mercure]`, or 404 when the hub is off.
@@ -237,6 +368,11 @@ impl Update {
         }
         if update.topics.is_empty() {
             return Err(ErrorInfo::bad_request("an update needs a topic"));
+        }
+        if update.topics.len() > MAX_TOPICS {
+            return Err(ErrorInfo::bad_request(format!(
+                "an update may have {MAX_TOPICS} topics at most"
+            )));
         }
         if update.id.starts_with('#') || update.id.chars().any(char::is_control) {
             return Err(ErrorInfo::bad_request(

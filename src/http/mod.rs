@@ -9,7 +9,7 @@ mod error;
 mod health;
 mod landing;
 pub mod limits;
-mod mercure;
+pub mod mercure;
 mod passthrough;
 mod polls;
 pub(crate) mod query;

@@ -518,6 +518,12 @@ impl Outlet {
     /// Writes an event of stream `i` with the connection's cursor after it as its id.
     fn put_positioned(&mut self, buf: &mut BytesMut, i: usize, event: &Event) {
         self.subs[i].cursor = event.seq;
+        let body = event.encoded(self.options.format);
+        if self.options.format == WireFormat::Mercure {
+            // The update's own id, in its encoding: what a Mercure client resumes with.
+            buf.extend_from_slice(body);
+            return;
+        }
         match &self.link {
             Some(link) => {
                 let entry = link.registration.journal.lock().unwrap().delivered(
@@ -529,11 +535,7 @@ impl Outlet {
             }
             None => cursor::encode(self.subs.iter().map(|s| s.cursor), &mut self.id),
         }
-        let body = event.encoded(self.options.format);
-        if self.options.format == WireFormat::Mercure {
-            // The update's own id: what a Mercure client resumes with.
-            buf.extend_from_slice(body);
-        } else if self.options.format.is_sse() {
+        if self.options.format.is_sse() {
             sse::put_id(buf, &self.id);
             buf.extend_from_slice(body);
         } else {

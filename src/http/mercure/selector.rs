@@ -4,7 +4,16 @@
 //! A template becomes a regular expression once, when the selector is read: each expression
 //! matches what its operator could have expanded to (a simple `{var}` no reserved character,
 //! `{+var}` and `{#var}` any, `{/var}` a path segment after a `/`, and so on), so matching a
-//! topic is one regex run.
+//! topic is one regex run, after a check of the template's literal start (most templates a
+//! topic does not match differ there, and a comparison of bytes is far cheaper).
+//!
+//! Subscribers often share a template (every page of a kind subscribes to the same one):
+//! templates are interned, and each remembers its answer for the last topic it was asked
+//! about, so an update is matched against each distinct template once, however many
+//! subscribers hold it (they check it one after the other as the update wakes them).
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use regex::Regex;
 
@@ -14,7 +23,54 @@ pub enum Selector {
     /// `*`: every topic.
     All,
     Exact(String),
-    Template(Regex),
+    Template(Arc<Template>),
+}
+
+/// A compiled URI template, shared by the selectors that name it.
+#[derive(Debug)]
+pub struct Template {
+    /// The text before the first expression: every match starts with it.
+    prefix: String,
+    regex: Regex,
+    /// The last topic asked about, and the answer.
+    last: Mutex<(String, bool)>,
+}
+
+impl Template {
+    fn matches(&self, topic: &str) -> bool {
+        if !topic.starts_with(self.prefix.as_str()) {
+            return false;
+        }
+        let mut last = self.last.lock().unwrap();
+        if last.0 != topic {
+            *last = (topic.to_owned(), self.regex.is_match(topic));
+        }
+        last.1
+    }
+}
+
+/// The templates in use, by text.
+static TEMPLATES: LazyLock<Mutex<HashMap<String, Weak<Template>>>> =
+    LazyLock::new(Default::default);
+
+/// The template `text` names, shared with every selector naming it; `None` when it is not
+/// one.
+fn interned(text: &str, brace: usize) -> Option<Arc<Template>> {
+    let mut templates = TEMPLATES.lock().unwrap();
+    if let Some(template) = templates.get(text).and_then(Weak::upgrade) {
+        return Some(template);
+    }
+    let template = Arc::new(Template {
+        prefix: text[..brace].to_owned(),
+        regex: template(text)?,
+        last: Mutex::default(),
+    });
+    // Templates no selector holds any more leave as the map doubles.
+    if templates.len() >= 1024 && templates.len().is_power_of_two() {
+        templates.retain(|_, t| t.strong_count() > 0);
+    }
+    templates.insert(text.to_owned(), Arc::downgrade(&template));
+    Some(template)
 }
 
 impl Selector {
@@ -24,8 +80,8 @@ impl Selector {
         if text == "*" {
             return Selector::All;
         }
-        match text.contains('{').then(|| template(text)).flatten() {
-            Some(regex) => Selector::Template(regex),
+        match text.find('{').and_then(|brace| interned(text, brace)) {
+            Some(template) => Selector::Template(template),
             None => Selector::Exact(text.to_owned()),
         }
     }
@@ -34,7 +90,7 @@ impl Selector {
         match self {
             Selector::All => true,
             Selector::Exact(exact) => exact == topic,
-            Selector::Template(regex) => regex.is_match(topic),
+            Selector::Template(template) => template.matches(topic),
         }
     }
 }
