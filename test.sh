@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test, as CI runs it: installs what the tests need and is missing (redis-server for
-# the many-node tests, Chromium and playwright-core for the browser tests), then
-# formatting, lints and the whole test suite.
+# the many-node tests, Chromium and playwright-core for the browser tests, Symfony's Mercure
+# publisher for the Mercure tests), then formatting, lints and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,6 +21,11 @@ fi
 if ! command -v chromium >/dev/null || ! command -v node >/dev/null; then
     echo "test.sh: installing chromium and nodejs (the browser tests drive them)" >&2
     apt_install chromium nodejs npm
+fi
+# Symfony's Mercure publisher, a real client of the Mercure hub (tests/php/).
+if ! command -v php >/dev/null || [ ! -f /usr/share/php/Symfony/Component/Mercure/autoload.php ]; then
+    echo "test.sh: installing php-cli and php-symfony-mercure (the Mercure tests publish with them)" >&2
+    apt_install php-cli php-symfony-mercure
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
     echo "test.sh: installing the browser tests' packages (npm ci)" >&2

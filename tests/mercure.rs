@@ -300,3 +300,28 @@ async fn the_cookie_publishes_only_from_allowed_origins_and_a_token_ends_at_its_
     let error: Value = serde_json::from_str(&event.data).unwrap();
     assert_eq!(error["code"], 40142);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symfony_publishes_as_it_does_to_any_mercure_hub() {
+    let server = hub(false);
+    let topic = "https://example.com/books/1";
+    let allowed = token(json!({"subscribe": [topic]}), KEY);
+    let url = subscribe_url(&server, &["https://example.com/books/{id}"]);
+    let mut stream = SseStream::open_with(&url, bearer_headers(&allowed)).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/php/publish.php");
+    let hub_url = server.url("/.well-known/mercure");
+    let data = "first line\nsecond line";
+    let output = std::process::Command::new("php")
+        .args([script, &hub_url, &publisher(), topic, data])
+        .output()
+        .expect("php (./test.sh installs php-cli and php-symfony-mercure)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let id = String::from_utf8(output.stdout).unwrap();
+    assert!(id.starts_with("urn:uuid:"), "{id}");
+    let event = stream.next_event().await.unwrap();
+    assert_eq!(event.id, id);
+    assert_eq!(event.event, "greeting");
+    assert_eq!(event.retry, Some(2500));
+    assert_eq!(event.data, data);
+}
