@@ -214,8 +214,8 @@ pub async fn subscribe(
         };
         let topics = topics(&message.data);
         let private = message.data["private"].as_bool().unwrap_or(false);
-        let shown =
-            any_matches(&selectors, &topics) && (!private || any_matches(&authorized, &topics));
+        let shown = any_matches(&selectors, topics.clone())
+            && (!private || any_matches(&authorized, topics));
         let key = message.data["key"].as_str();
         shown && key.is_none_or(|key| delivered.lock().unwrap().first(key))
     }));
@@ -283,15 +283,9 @@ impl Recent {
 }
 
 /// The update's topics as kept in its message.
-fn topics(data: &Value) -> Vec<String> {
-    data["topics"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+fn topics(data: &Value) -> impl Iterator<Item = &str> + Clone {
+    let topics = data["topics"].as_array().map(Vec::as_slice);
+    topics.unwrap_or_default().iter().filter_map(Value::as_str)
 }
 
 /// Where a resume after update `id` starts, as a hub-wide order: the updates after it

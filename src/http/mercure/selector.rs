@@ -96,10 +96,13 @@ impl Selector {
 }
 
 /// Whether any of `selectors` matches any of `topics`.
-pub fn any_matches(selectors: &[Selector], topics: &[String]) -> bool {
+pub fn any_matches<'t>(
+    selectors: &[Selector],
+    topics: impl Iterator<Item = &'t str> + Clone,
+) -> bool {
     selectors
         .iter()
-        .any(|s| topics.iter().any(|topic| s.matches(topic)))
+        .any(|s| topics.clone().any(|topic| s.matches(topic)))
 }
 
 /// Characters a simple expansion leaves as they are (unreserved), or a percent-escape.
