@@ -23,6 +23,7 @@ use crate::bus::store::Store;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::http::limits::{self, PublishRate};
+use crate::http::mercure::MercureKeys;
 use crate::http::{AppState, connections, router};
 use crate::hub::{HistoryLimits, Hub, cursor};
 use crate::metrics::Metrics;
@@ -132,6 +133,12 @@ pub async fn run(
     let keep = Duration::from_secs(config.channels.history_ttl_s);
     let sweeper = tokio::spawn(sweep(Arc::clone(&hub), Arc::clone(&connections), keep));
     let publish_rate = Arc::new(PublishRate::new(&config));
+    let mercure = match &config.mercure {
+        Some(mercure) => Some(Arc::new(
+            MercureKeys::load(mercure).map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
     let state = AppState {
         hub: Arc::clone(&hub),
         config,
@@ -144,6 +151,7 @@ pub async fn run(
         upstream,
         connections: Arc::clone(&connections),
         publish_rate,
+        mercure,
     };
     if let Some((bus, asked)) = questions {
         // Other nodes' changes of the dynamic connections this node holds.

@@ -325,3 +325,41 @@ async fn symfony_publishes_as_it_does_to_any_mercure_hub() {
     assert_eq!(event.retry, Some(2500));
     assert_eq!(event.data, data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_may_be_es256_signed_and_checked_with_a_public_key_file() {
+    let pair = rcgen::KeyPair::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("mercure.pem");
+    std::fs::write(&public, pair.public_key_pem()).unwrap();
+    let server = Server::start(&format!(
+        "[mercure]\npublisher_jwt_key_file = {public:?}\nanonymous = false\n"
+    ));
+    let es256 = |claim: Value| {
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        jsonwebtoken::encode(&header, &json!({ "mercure": claim }), &key).unwrap()
+    };
+    // Subscribers' tokens are checked with the publishers' key when none of their own is set.
+    let url = subscribe_url(&server, &["urn:a"]);
+    let subscriber = es256(json!({"subscribe": ["*"]}));
+    let mut stream = SseStream::open_with(&url, bearer_headers(&subscriber)).await;
+    let publisher = es256(json!({"publish": ["*"]}));
+    let sent = post(
+        &server,
+        Some(&publisher),
+        &[("topic", "urn:a"), ("data", "x")],
+    )
+    .await;
+    assert_eq!(sent.status(), 200);
+    let id = sent.text().await.unwrap();
+    assert_eq!(stream.next_event().await.unwrap().id, id);
+    // An HS256 token, whatever its secret, is not one.
+    let hs256 = token(json!({"publish": ["*"]}), "");
+    expect_error(
+        post(&server, Some(&hs256), &[("topic", "urn:a")]).await,
+        401,
+        40101,
+    )
+    .await;
+}

@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub use capability::{Capabilities, Operation};
 use token::TokenKeys;
 pub use token::expired as token_expired;
+pub use token::public_key;
 
 use crate::config::Config;
 use crate::wire::envelope::{ErrorInfo, codes};

@@ -47,6 +47,13 @@ struct Claims {
     ably_client_id: Option<String>,
 }
 
+/// An RSA or EC public key in PEM (RS256 / ES256 tokens are checked with it).
+pub fn public_key(pem: &[u8]) -> Option<DecodingKey> {
+    DecodingKey::from_rsa_pem(pem)
+        .or_else(|_| DecodingKey::from_ec_pem(pem))
+        .ok()
+}
+
 impl TokenKeys {
     pub fn load(
         config: &AuthConfig,
@@ -71,15 +78,13 @@ impl TokenKeys {
                     path.display()
                 )
             })?;
-            let key = DecodingKey::from_rsa_pem(&pem)
-                .or_else(|_| DecodingKey::from_ec_pem(&pem))
-                .map_err(|_| {
-                    format!(
-                        "[auth] public_key_files: {} is neither an RSA nor an EC public key \
+            let key = public_key(&pem).ok_or_else(|| {
+                format!(
+                    "[auth] public_key_files: {} is neither an RSA nor an EC public key \
                          in PEM",
-                        path.display()
-                    )
-                })?;
+                    path.display()
+                )
+            })?;
             public.push(key);
         }
         let jwks = match &config.jwks_file {

@@ -11,7 +11,10 @@
 //! that reached it through two of its topics once. The Mercure wire format puts the update's
 //! own id, type and retry in each event.
 
+mod keys;
 pub mod selector;
+
+pub use keys::MercureKeys;
 
 use std::sync::Arc;
 
@@ -19,10 +22,9 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
+use self::keys::{Claim, unauthorized};
 use self::selector::{Selector, any_matches};
 use super::streams::{respond, unavailable};
 use super::{ApiError, AppState};
@@ -75,7 +77,7 @@ pub async fn publish(
             token
         }
     };
-    let (claim, _) = verify(&config.publisher_jwt_key, &token)?;
+    let (claim, _) = keys(&state)?.publisher.verify(&token)?;
     let update = Update::read(&body)?;
     let allowed: Vec<Selector> = claim.publish.iter().map(|s| Selector::new(s)).collect();
     if !update
@@ -157,7 +159,7 @@ pub async fn subscribe(
         .or_else(|| param("authorization"))
         .or_else(|| cookie(&headers, &config.cookie_name));
     let (claim, expires_at_ms) = match token {
-        Some(token) => verify(config.subscriber_key(), &token)?,
+        Some(token) => keys(&state)?.subscriber.verify(&token)?,
         None if config.anonymous => (Claim::default(), None),
         None => {
             return Err(unauthorized(
@@ -314,14 +316,21 @@ fn resume_before(state: &AppState, channel: &str, order: u64) -> Start {
     }
 }
 
+/// The keys tokens are checked with (the hub is on when `mercure` is).
+fn keys(state: &AppState) -> Result<&MercureKeys, ErrorInfo> {
+    state.mercure.as_deref().ok_or_else(off)
+}
+
+fn off() -> ErrorInfo {
+    ErrorInfo::new(
+        codes::NOT_FOUND,
+        "the Mercure hub is off: add a [mercure] section to the config",
+    )
+}
+
 /// `[mercure]`, or 404 when the hub is off.
 fn mercure(state: &AppState) -> Result<&MercureConfig, ErrorInfo> {
-    state.config.mercure.as_ref().ok_or_else(|| {
-        ErrorInfo::new(
-            codes::NOT_FOUND,
-            "the Mercure hub is off: add a [mercure] section to the config",
-        )
-    })
+    state.config.mercure.as_ref().ok_or_else(off)
 }
 
 /// An update as a publisher's form gives it.
@@ -399,43 +408,6 @@ impl Update {
             "retry": self.retry,
         })
     }
-}
-
-/// The `mercure` claim of a token.
-#[derive(Debug, Default, Deserialize)]
-struct Claim {
-    #[serde(default)]
-    publish: Vec<String>,
-    #[serde(default)]
-    subscribe: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    #[serde(default)]
-    mercure: Claim,
-    exp: Option<u64>,
-}
-
-/// Checks an HS256 token signed with `key`: its `mercure` claim, and when it expires
-/// (milliseconds since the Unix epoch) if it does. 401 when it does not verify.
-fn verify(key: &str, token: &str) -> Result<(Claim, Option<u64>), ErrorInfo> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.required_spec_claims.clear();
-    validation.validate_aud = false;
-    validation.leeway = 0;
-    let decoded = jsonwebtoken::decode::<Claims>(
-        token,
-        &DecodingKey::from_secret(key.as_bytes()),
-        &validation,
-    )
-    .map_err(|e| unauthorized(format!("the Mercure JWT is not valid: {e}")))?;
-    let claims = decoded.claims;
-    Ok((claims.mercure, claims.exp.map(|s| s.saturating_mul(1000))))
-}
-
-fn unauthorized(message: impl Into<String>) -> ErrorInfo {
-    ErrorInfo::new(codes::BAD_CREDENTIALS, message)
 }
 
 /// The token of an `Authorization: Bearer` header.

@@ -61,6 +61,8 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     /// `[limits] publish_rate_per_key`, per publisher.
     pub publish_rate: Arc<limits::PublishRate>,
+    /// The Mercure hub's token keys, when `[mercure]` is on.
+    pub mercure: Option<Arc<mercure::MercureKeys>>,
 }
 
 /// Where a channel's messages are published (`POST`) and read back (`GET`); a publish's
