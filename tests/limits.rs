@@ -557,6 +557,8 @@ async fn cors_answers_allowed_origins_only() {
     }
     assert!(h.contains_key("access-control-max-age"));
     assert!(list(h, "vary").contains("origin"));
+    // A listed origin may send credentials (a Mercure subscriber's cookie).
+    assert_eq!(h["access-control-allow-credentials"], "true");
 
     let resp = preflight(&server, "https://evil.example").await;
     assert_eq!(cors_headers(resp.headers()), Vec::<String>::new());
@@ -596,6 +598,12 @@ async fn cors_any_origin_and_none_configured() {
     let any = Server::start("[http]\ncors_origins = [\"*\"]\n");
     let resp = preflight(&any, "https://whoever.example").await;
     assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    // Never with credentials: any page could then act as its visitor.
+    assert!(
+        !resp
+            .headers()
+            .contains_key("access-control-allow-credentials")
+    );
 
     let none = Server::start("");
     let resp = client()

@@ -106,15 +106,18 @@ impl Allowed {
 }
 
 /// Preflight answers and `Access-Control-Allow-Origin` on every response to an allowed
-/// origin (`*` when any is allowed, else the origin itself, with `Vary: Origin`).
+/// origin (`*` when any is allowed, else the origin itself, with `Vary: Origin`). Origins
+/// listed by name may send credentials (a Mercure subscriber's cookie, with
+/// `EventSource(url, {withCredentials: true})`); `*` never allows them.
 fn cors(allowed: &Allowed) -> CorsLayer {
-    let origin = if allowed.any {
-        AllowOrigin::any()
+    let (origin, credentials) = if allowed.any {
+        (AllowOrigin::any(), false)
     } else {
-        AllowOrigin::list(allowed.origins.iter().cloned())
+        (AllowOrigin::list(allowed.origins.iter().cloned()), true)
     };
     CorsLayer::new()
         .allow_origin(origin)
+        .allow_credentials(credentials)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,
