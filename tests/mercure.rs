@@ -363,3 +363,37 @@ async fn tokens_may_be_es256_signed_and_checked_with_a_public_key_file() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_a_subscriber_may_not_see_neither_hold_back_nor_reorder_the_others() {
+    let server = Server::start(&format!(
+        "[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = true\n[channels]\nhistory_size = 1000\n"
+    ));
+    // More updates than one read takes that a template subscriber does not match, and that
+    // an anonymous subscriber of the topic may not see (private), then one each may see.
+    for _ in 0..300 {
+        publish(
+            &server,
+            &[("topic", "https://example.com/b/1"), ("data", "b")],
+        )
+        .await;
+        let private = [("topic", "urn:a"), ("data", "secret"), ("private", "on")];
+        publish(&server, &private).await;
+    }
+    publish(
+        &server,
+        &[("topic", "https://example.com/a/1"), ("data", "a")],
+    )
+    .await;
+    publish(&server, &[("topic", "urn:a"), ("data", "public a")]).await;
+    publish(&server, &[("topic", "urn:b"), ("data", "public b")]).await;
+
+    // Sent at once, with nothing published after.
+    let url = subscribe_url(&server, &["https://example.com/a/{x}"]);
+    let mut template = SseStream::open(&format!("{url}&lastEventID=earliest")).await;
+    assert_eq!(template.next_event().await.unwrap().data, "a");
+    // In publish order across the subscriber's topics.
+    let url = subscribe_url(&server, &["urn:a", "urn:b"]);
+    let mut exact = SseStream::open(&format!("{url}&lastEventID=earliest")).await;
+    assert_eq!(data_of(exact.events(2).await), ["public a", "public b"]);
+}

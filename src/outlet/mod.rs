@@ -311,11 +311,14 @@ impl Outlet {
             let mut buf = BytesMut::new();
             // Lag that built up while the previous chunk was being written is the client's
             // slowness; lag found after waking up is a burst, sent in batches.
-            self.drain(&mut buf, std::mem::take(&mut after_write));
+            let passed_over = self.drain(&mut buf, std::mem::take(&mut after_write));
             self.log_journal();
             if self.finished || !buf.is_empty() {
                 self.next_keepalive = Instant::now() + self.options.keepalive;
                 return Some(buf.freeze());
+            }
+            if passed_over {
+                continue;
             }
             let deadline = self.next_deadline();
             let control = async {
@@ -369,8 +372,9 @@ impl Outlet {
     }
 
     /// Copies up to one batch of new events from the channels into `buf`, interleaving
-    /// channels in publish order.
-    fn drain(&mut self, buf: &mut BytesMut, after_write: bool) {
+    /// channels in publish order. True when the filter passed over events: there may be
+    /// more to read at once, with nothing to wake the outlet for them.
+    fn drain(&mut self, buf: &mut BytesMut, after_write: bool) -> bool {
         let budget = self.options.batch;
         let mut reads = Vec::new();
         for i in 0..self.subs.len() {
@@ -406,7 +410,7 @@ impl Outlet {
                     );
                     self.put_event(buf, "error", &error.to_json());
                     self.finished = true;
-                    return;
+                    return false;
                 } else {
                     let skipped = lag - self.options.queue;
                     let notice = ErrorInfo::new(
@@ -460,9 +464,13 @@ impl Outlet {
             .filter_map(|(r, (_, events))| Some(Reverse((events.as_slice().first()?.order, r))))
             .collect();
         let mut delivered = 0;
+        // Events the filter passes over count against the budget too: each channel's read
+        // holds at most a budget of events, and the merge is in order only while none of
+        // them runs out before the others.
+        let mut taken = 0;
         // Bounded in bytes too: the chunk is this connection's own copy, held while its
         // client is not reading.
-        while delivered < budget && buf.len() < WRITE_BYTES {
+        while taken < budget && buf.len() < WRITE_BYTES {
             let Some(Reverse((_, r))) = heads.pop() else {
                 break;
             };
@@ -472,6 +480,7 @@ impl Outlet {
                 heads.push(Reverse((next.order, r)));
             }
             let i = *i;
+            taken += 1;
             if let Some(Filter(keeps)) = &self.options.filter
                 && !keeps(&event)
             {
@@ -484,6 +493,7 @@ impl Outlet {
         if delivered > 0 {
             self.hub.metrics().delivered.increment(delivered as u64);
         }
+        taken > delivered
     }
 
     /// Writes a state channel's current state (the document, then a newer error) if it is
