@@ -144,6 +144,7 @@ async fn publishing_needs_a_token_whose_selectors_allow_every_topic() {
         vec![("topic", "t"), ("id", "a\u{7}b")],
         vec![("topic", "t"), ("retry", "soon")],
         vec![("topic", "t"); 101],
+        vec![("topic", &*"t".repeat(2049))],
     ] {
         expect_error(post(&server, Some(&publisher), &fields).await, 400, 40000).await;
     }
@@ -183,6 +184,15 @@ async fn private_updates_reach_only_subscribers_allowed_to_see_them() {
             (public.as_str(), "public")
         );
     }
+    // Naming a private update it may not know of tells a subscriber nothing of it: as for
+    // an id never published, its stream starts from the oldest update it may see.
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(&secret).unwrap());
+    let mut probe = SseStream::open_with(&url, headers).await;
+    assert_eq!(probe.response.headers()["last-event-id"], "earliest");
+    assert_eq!(probe.next_event().await.unwrap().id, public);
+    let fresh = SseStream::open(&url).await;
+    assert_eq!(fresh.response.headers()["last-event-id"], public.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,8 @@ static PUBLISHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Topics one update may have: each is a channel the update is copied to.
 const MAX_TOPICS: usize = 100;
+/// The longest topic: it names a channel.
+const MAX_TOPIC_BYTES: usize = 2048;
 
 /// The channel of the updates of `topic`.
 fn topic_channel(topic: &str) -> String {
@@ -194,17 +196,34 @@ pub async fn subscribe(
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .or_else(|| param("lastEventID"));
+    // Whether the subscriber may know of an update (public, or its token allows it), and
+    // whether it is sent to it (a selector matches one of its topics too).
+    let may_know = Arc::new(move |data: &Value| {
+        let private = data["private"].as_bool().unwrap_or(false);
+        !private || any_matches(&authorized, topics(data))
+    });
+    let knows = Arc::clone(&may_know);
+    let sees = move |data: &Value| any_matches(&selectors, topics(data)) && knows(data);
+    // Where the stream starts: after the update named, if history holds it and the
+    // subscriber may know of it (a private one it may not is as unknown to it as one never
+    // published: its existence shows nowhere); from the oldest update kept for `earliest`
+    // or an unknown id; live without one. The response's `Last-Event-ID` says which.
     let next = match last.as_deref() {
-        None | Some("earliest") => None,
-        Some(id) => order_after(&state, id),
+        Some(id) if id != "earliest" => order_after(&state, id, &*may_know),
+        _ => None,
+    };
+    let since = match (last.as_deref(), next) {
+        (Some(id), Some(_)) => id.to_owned(),
+        (None, _) => newest_known(&state, &*may_know).unwrap_or_else(|| "earliest".to_owned()),
+        (Some(_), None) => "earliest".to_owned(),
     };
     let streams: Vec<StreamSpec> = channels
         .into_iter()
         .map(|channel| {
             let start = match (last.as_deref(), next) {
-                (Some("earliest"), _) => Start::Rewind(u64::MAX),
-                (_, Some(order)) => resume_before(&state, &channel, order),
-                _ => Start::Live,
+                (None, _) => Start::Live,
+                (Some(_), Some(order)) => resume_before(&state, &channel, order),
+                (Some(_), None) => Start::Rewind(u64::MAX),
             };
             StreamSpec::log(channel, start)
         })
@@ -214,21 +233,9 @@ pub async fn subscribe(
         let Some(message) = event.message() else {
             return false;
         };
-        let topics = topics(&message.data);
-        let private = message.data["private"].as_bool().unwrap_or(false);
-        let shown = any_matches(&selectors, topics.clone())
-            && (!private || any_matches(&authorized, topics));
         let key = message.data["key"].as_str();
-        shown && key.is_none_or(|key| delivered.lock().unwrap().first(key))
+        sees(&message.data) && key.is_none_or(|key| delivered.lock().unwrap().first(key))
     }));
-    // The id the stream starts after, for a client to resume from even if no update comes:
-    // the one it named if known, else the newest update (`earliest` when there is none, or
-    // the id it named is not in history).
-    let since = match (last.as_deref(), next) {
-        (Some(id), Some(_)) if id != "earliest" => id.to_owned(),
-        (None, _) => newest_id(&state).unwrap_or_else(|| "earliest".to_owned()),
-        _ => "earliest".to_owned(),
-    };
     let format = WireFormat::Mercure;
     let mut response = respond(
         &state,
@@ -254,11 +261,15 @@ pub async fn subscribe(
     Ok(response)
 }
 
-/// The id of the newest update in history.
-fn newest_id(state: &AppState) -> Option<String> {
+/// The id of the newest update in history the subscriber may know of.
+fn newest_known(state: &AppState, knows: &dyn Fn(&Value) -> bool) -> Option<String> {
     let channel = state.hub.get(CHANNEL)?;
     let events = channel.retained(state.hub.limits(), crate::clock::now_ms());
-    let newest = events.last()?.message()?;
+    let newest = events
+        .iter()
+        .rev()
+        .filter_map(|e| e.message())
+        .find(|m| knows(&m.data))?;
     newest.data["id"].as_str().map(str::to_owned)
 }
 
@@ -292,13 +303,14 @@ fn topics(data: &Value) -> impl Iterator<Item = &str> + Clone {
 
 /// Where a resume after update `id` starts, as a hub-wide order: the updates after it
 /// come from this order on (copies of `id` come before it). `None` when history no longer
-/// holds `id`.
-fn order_after(state: &AppState, id: &str) -> Option<u64> {
+/// holds an update `id` the subscriber may know of.
+fn order_after(state: &AppState, id: &str, knows: &dyn Fn(&Value) -> bool) -> Option<u64> {
     let channel = state.hub.get(CHANNEL)?;
     let events = channel.retained(state.hub.limits(), crate::clock::now_ms());
-    let at = events
-        .iter()
-        .rposition(|e| e.message().is_some_and(|m| m.data["id"] == id))?;
+    let at = events.iter().rposition(|e| {
+        e.message()
+            .is_some_and(|m| m.data["id"] == id && knows(&m.data))
+    })?;
     Some(events.get(at + 1).map_or(u64::MAX, |next| next.order))
 }
 
@@ -371,6 +383,12 @@ impl Update {
         }
         if update.topics.is_empty() {
             return Err(ErrorInfo::bad_request("an update needs a topic"));
+        }
+        if let Some(long) = update.topics.iter().find(|t| t.len() > MAX_TOPIC_BYTES) {
+            return Err(ErrorInfo::bad_request(format!(
+                "a topic may be {MAX_TOPIC_BYTES} bytes long at most; one is {}",
+                long.len()
+            )));
         }
         if update.topics.len() > MAX_TOPICS {
             return Err(ErrorInfo::bad_request(format!(

@@ -56,15 +56,20 @@ static TEMPLATES: LazyLock<Mutex<HashMap<String, Weak<Template>>>> =
 /// The template `text` names, shared with every selector naming it; `None` when it is not
 /// one.
 fn interned(text: &str, brace: usize) -> Option<Arc<Template>> {
-    let mut templates = TEMPLATES.lock().unwrap();
-    if let Some(template) = templates.get(text).and_then(Weak::upgrade) {
-        return Some(template);
+    let known = TEMPLATES.lock().unwrap().get(text).and_then(Weak::upgrade);
+    if known.is_some() {
+        return known;
     }
+    // Compiled outside the lock: a long template takes a while, and nobody waits for it.
     let template = Arc::new(Template {
         prefix: text[..brace].to_owned(),
         regex: template(text)?,
         last: Mutex::default(),
     });
+    let mut templates = TEMPLATES.lock().unwrap();
+    if let Some(raced) = templates.get(text).and_then(Weak::upgrade) {
+        return Some(raced);
+    }
     // Templates no selector holds any more leave as the map doubles.
     if templates.len() >= 1024 && templates.len().is_power_of_two() {
         templates.retain(|_, t| t.strong_count() > 0);
@@ -135,33 +140,45 @@ fn expression(inside: &str) -> Option<String> {
         op @ ('+' | '#' | '.' | '/' | ';' | '?' | '&') => (Some(op), &inside[1..]),
         _ => (None, inside),
     };
-    let names: Vec<&str> = variables.split(',').collect();
-    let valid = |name: &str| {
-        let name = name.trim_end_matches('*');
-        let name = name.split(':').next().unwrap_or_default();
-        !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '%')
-    };
-    if !names.iter().all(|n| valid(n)) {
-        return None;
+    // Each variable: its name, and the longest value a prefix modifier (`{id:3}`) allows.
+    let mut names = Vec::new();
+    let mut longest = None;
+    for variable in variables.split(',') {
+        let variable = variable.trim_end_matches('*');
+        let (name, prefix) = match variable.split_once(':') {
+            Some((name, length)) => (name, Some(length.parse::<u16>().ok()?)),
+            None => (variable, None),
+        };
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '%';
+        if name.is_empty() || !name.chars().all(valid) {
+            return None;
+        }
+        names.push(regex::escape(name));
+        longest = prefix.max(longest);
     }
     let value = match operator {
         Some('+' | '#') => ANY,
         _ => UNRESERVED,
     };
-    // Each variable may be undefined (expanding to nothing), so every part is optional.
-    let part = |prefix: &str| format!("(?:{prefix}{value}*)?");
+    // A prefix modifier bounds a lone variable's value; a list keeps any length.
+    let run = match (longest, names.len()) {
+        (Some(n), 1) => format!("{{0,{n}}}"),
+        _ => "*".to_owned(),
+    };
+    // Each variable may be undefined (expanding to nothing), so every part is optional;
+    // the forms that name their variables (`;`, `?`, `&`) name only these.
+    let names = names.join("|");
+    let part = |prefix: &str| format!("(?:{prefix}{value}{run})?");
     let pattern = match operator {
-        None | Some('+') => format!("(?:{value}|,)*"),
-        Some('#') => format!("(?:#(?:{value}|,)*)?"),
+        None | Some('+') => format!("(?:{value}|,){run}"),
+        Some('#') => format!("(?:#(?:{value}|,){run})?"),
         Some('.') => format!("(?:{})*", part(r"\.")),
         Some('/') => format!("(?:{})*", part("/")),
-        Some(';') => format!(r"(?:;[A-Za-z0-9_.%]+(?:={value}*)?)*"),
+        Some(';') => format!("(?:;(?:{names})(?:={value}{run})?)*"),
         Some('?' | '&') => {
             let first = regex::escape(&operator.map(String::from).unwrap_or_default());
-            format!(r"(?:{first}[A-Za-z0-9_.%]+={value}*(?:&[A-Za-z0-9_.%]+={value}*)*)?")
+            let pair = format!("(?:{names})={value}{run}");
+            format!("(?:{first}{pair}(?:&{pair})*)?")
         }
         Some(_) => return None,
     };
@@ -191,6 +208,13 @@ mod tests {
         let query = Selector::new("https://example.com/search{?q,lang}");
         assert!(query.matches("https://example.com/search?q=x&lang=fr"));
         assert!(query.matches("https://example.com/search"));
+        assert!(
+            !query.matches("https://example.com/search?admin=1"),
+            "only its names"
+        );
+        let short = Selector::new("urn:isbn:{prefix:3}");
+        assert!(short.matches("urn:isbn:978"));
+        assert!(!short.matches("urn:isbn:9781"), "at most 3 characters");
         // Not a template: matched as written.
         let broken = Selector::new("https://example.com/{oops");
         assert!(broken.matches("https://example.com/{oops"));
