@@ -407,3 +407,20 @@ async fn updates_a_subscriber_may_not_see_neither_hold_back_nor_reorder_the_othe
     let mut exact = SseStream::open(&format!("{url}&lastEventID=earliest")).await;
     assert_eq!(data_of(exact.events(2).await), ["public a", "public b"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_subscriber_gets_a_comment_every_heartbeat() {
+    let server = Server::start(&format!(
+        "[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = true\nheartbeat_ms = 200\n\
+         [stream]\nkeepalive_ms = 60000\n"
+    ));
+    let mut stream = subscribe(&server, &["urn:a"]).await;
+    let frame = stream.next_frame_within(Duration::from_secs(2)).await;
+    assert!(
+        matches!(
+            frame,
+            Some(streamgate::wire::sse_parser::SseFrame::Comment(_))
+        ),
+        "{frame:?}"
+    );
+}

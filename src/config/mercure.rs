@@ -20,6 +20,9 @@ pub struct MercureConfig {
     pub cookie_name: String,
     /// Origins (`scheme://host[:port]`) allowed to publish with the cookie.
     pub publish_origins: Vec<String>,
+    /// How often an idle subscriber's stream gets a comment (keeps proxies from closing it).
+    #[serde(deserialize_with = "super::at_least_one")]
+    pub heartbeat_ms: u64,
 }
 
 impl Default for MercureConfig {
@@ -32,6 +35,7 @@ impl Default for MercureConfig {
             anonymous: false,
             cookie_name: "mercureAuthorization".into(),
             publish_origins: Vec::new(),
+            heartbeat_ms: 40_000,
         }
     }
 }

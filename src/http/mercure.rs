@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use self::keys::{Claim, unauthorized};
 use self::selector::{Selector, any_matches};
-use super::streams::{respond, unavailable};
+use super::streams::{Delivery, respond, unavailable};
 use super::{ApiError, AppState};
 use crate::config::mercure::MercureConfig;
 use crate::hub::{Event, NewMessage};
@@ -236,17 +236,12 @@ pub async fn subscribe(
         let key = message.data["key"].as_str();
         sees(&message.data) && key.is_none_or(|key| delivered.lock().unwrap().first(key))
     }));
-    let format = WireFormat::Mercure;
-    let mut response = respond(
-        &state,
-        &streams,
-        format,
-        false,
-        None,
-        expires_at_ms,
-        Some(filter),
-    )
-    .await?;
+    let delivery = Delivery {
+        filter: Some(filter),
+        keepalive_ms: Some(config.heartbeat_ms),
+        ..Delivery::new(WireFormat::Mercure, false, expires_at_ms)
+    };
+    let mut response = respond(&state, &streams, None, delivery).await?;
     let headers = response.headers_mut();
     if let Ok(since) = HeaderValue::from_str(&since) {
         headers.insert("last-event-id", since);

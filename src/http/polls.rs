@@ -13,7 +13,7 @@ use reqwest::header::{self, HeaderName, HeaderValue};
 use super::passthrough::HOP_BY_HOP;
 use super::query::Query;
 use super::stream_params::resume_cursor;
-use super::streams::respond;
+use super::streams::{Delivery, respond};
 use super::{ApiError, AppState, Segments};
 use crate::auth::{Operation, Principal};
 use crate::config::header_list;
@@ -109,16 +109,8 @@ async fn open(
     let topic = spec.topic.clone().expect("a polled stream has a topic");
     // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
     let expires = principal.expires_at_ms;
-    let response = respond(
-        state,
-        &[spec],
-        WireFormat::SseRaw,
-        false,
-        None,
-        expires,
-        None,
-    )
-    .await?;
+    let delivery = Delivery::new(WireFormat::SseRaw, false, expires);
+    let response = respond(state, &[spec], None, delivery).await?;
     state.pollers.ensure(&topic);
     Ok(response)
 }

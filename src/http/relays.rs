@@ -10,7 +10,7 @@ use super::passthrough;
 use super::polls::resume_start;
 use super::query::Query;
 use super::stream_params::parse_rewind;
-use super::streams::respond;
+use super::streams::{Delivery, respond};
 use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::config::{RelayConfig, RelayMode, header_list};
@@ -120,16 +120,8 @@ async fn shared(
         topic: None,
     };
     // The outlet subscribes before the relay is ensured, so a stopping relay sees it.
-    let response = respond(
-        state,
-        &[spec],
-        format,
-        heartbeats,
-        None,
-        expires_at_ms,
-        None,
-    )
-    .await?;
+    let delivery = Delivery::new(format, heartbeats, expires_at_ms);
+    let response = respond(state, &[spec], None, delivery).await?;
     state.relays.ensure(&topic);
     Ok(response)
 }

@@ -95,16 +95,8 @@ async fn open(
         .filter_map(|(_, spec)| spec.topic.clone())
         .collect();
     let expires = principal.expires_at_ms;
-    let response = respond(
-        &state,
-        &streams,
-        format,
-        params.heartbeats,
-        link,
-        expires,
-        None,
-    )
-    .await?;
+    let delivery = Delivery::new(format, params.heartbeats, expires);
+    let response = respond(&state, &streams, link, delivery).await?;
     for topic in &topics {
         state.pollers.ensure(topic);
     }
@@ -223,18 +215,48 @@ fn unknown_connection(source: &str) -> ErrorInfo {
     )
 }
 
+/// How a stream's events are written: what `respond` needs besides the streams.
+pub(super) struct Delivery {
+    pub format: WireFormat,
+    /// `heartbeats=true`: `heartbeat` events instead of keepalive comments.
+    pub heartbeats: bool,
+    /// When the credential's token expires (milliseconds since the Unix epoch): the stream
+    /// ends then with error 40142.
+    pub expires_at_ms: Option<u64>,
+    /// Events to pass over (a Mercure subscriber's selectors).
+    pub filter: Option<Filter>,
+    /// The keepalive interval, instead of `[stream] keepalive_ms`.
+    pub keepalive_ms: Option<u64>,
+}
+
+impl Delivery {
+    pub fn new(format: WireFormat, heartbeats: bool, expires_at_ms: Option<u64>) -> Delivery {
+        Delivery {
+            format,
+            heartbeats,
+            expires_at_ms,
+            filter: None,
+            keepalive_ms: None,
+        }
+    }
+}
+
 /// Opens an outlet on `streams` (and the streams `link` restores) and answers with its
 /// stream, SSE or NDJSON by `format`. Channels a shared bus holds are made ready on this
 /// node first: 503 when the bus cannot be reached.
 pub(super) async fn respond(
     state: &AppState,
     streams: &[StreamSpec],
-    format: WireFormat,
-    heartbeats: bool,
     link: Option<Link>,
-    expires_at_ms: Option<u64>,
-    filter: Option<Filter>,
+    delivery: Delivery,
 ) -> Result<Response, ApiError> {
+    let Delivery {
+        format,
+        heartbeats,
+        expires_at_ms,
+        filter,
+        keepalive_ms,
+    } = delivery;
     let restored = link.iter().flat_map(|l| &l.restored).map(|(_, spec)| spec);
     let names: Vec<&str> = streams
         .iter()
@@ -247,7 +269,7 @@ pub(super) async fn respond(
         format,
         filter,
         heartbeats,
-        keepalive: Duration::from_millis(config.stream.keepalive_ms),
+        keepalive: Duration::from_millis(keepalive_ms.unwrap_or(config.stream.keepalive_ms)),
         batch: config.channels.subscriber_queue.min(WRITE_BATCH),
         queue: config.channels.subscriber_queue as u64,
         overflow: config.channels.overflow,
