@@ -26,9 +26,9 @@ use serde_json::{Value, json};
 
 use self::keys::{Claim, unauthorized};
 use self::selector::{Selector, any_matches};
+use super::query::Query;
 use super::streams::{Delivery, respond, unavailable};
 use super::{ApiError, AppState};
-use crate::config::mercure::MercureConfig;
 use crate::hub::{Event, NewMessage};
 use crate::outlet::{Filter, Start, StreamSpec};
 use crate::wire::WireFormat;
@@ -58,7 +58,8 @@ pub async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let config = mercure(&state)?;
+    let hub = hub(&state)?;
+    let config = &hub.config;
     let token = match bearer(&headers) {
         Some(token) => token,
         None => {
@@ -79,13 +80,13 @@ pub async fn publish(
             token
         }
     };
-    let (claim, _) = keys(&state)?.publisher.verify(&token)?;
+    let (claim, _) = hub.publisher.verify(&token)?;
     let update = Update::read(&body)?;
     let allowed: Vec<Selector> = claim.publish.iter().map(|s| Selector::new(s)).collect();
     if !update
         .topics
         .iter()
-        .all(|topic| allowed.iter().any(|s| s.matches(topic)))
+        .all(|topic| any_matches(&allowed, std::iter::once(topic.as_str())))
     {
         return Err(ErrorInfo::new(
             codes::FORBIDDEN,
@@ -136,17 +137,11 @@ pub async fn subscribe(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let config = mercure(&state)?;
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
-    let param = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let selectors: Vec<Selector> = pairs
+    let hub = hub(&state)?;
+    let config = &hub.config;
+    let query = Query::parse(query.as_deref());
+    let selectors: Vec<Selector> = query
+        .pairs()
         .iter()
         .filter(|(k, _)| k == "topic" || k == "match")
         .map(|(_, v)| Selector::new(v))
@@ -158,10 +153,10 @@ pub async fn subscribe(
         .into());
     }
     let token = bearer(&headers)
-        .or_else(|| param("authorization"))
+        .or_else(|| query.get("authorization").map(str::to_owned))
         .or_else(|| cookie(&headers, &config.cookie_name));
     let (claim, expires_at_ms) = match token {
-        Some(token) => keys(&state)?.subscriber.verify(&token)?,
+        Some(token) => hub.subscriber.verify(&token)?,
         None if config.anonymous => (Claim::default(), None),
         None => {
             return Err(unauthorized(
@@ -195,7 +190,7 @@ pub async fn subscribe(
     let last = headers
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .or_else(|| param("lastEventID"));
+        .or_else(|| query.get("lastEventID").map(str::to_owned));
     // Whether the subscriber may know of an update (public, or its token allows it), and
     // whether it is sent to it (a selector matches one of its topics too).
     let may_know = Arc::new(move |data: &Value| {
@@ -246,7 +241,7 @@ pub async fn subscribe(
     if let Ok(since) = HeaderValue::from_str(&since) {
         headers.insert("last-event-id", since);
     }
-    if param("authorization").is_some() {
+    if query.get("authorization").is_some() {
         // The token is in the URL: no shared cache may keep the response.
         headers.insert(
             header::CACHE_CONTROL,
@@ -323,21 +318,14 @@ fn resume_before(state: &AppState, channel: &str, order: u64) -> Start {
     }
 }
 
-/// The keys tokens are checked with (the hub is on when `mercure` is).
-fn keys(state: &AppState) -> Result<&MercureKeys, ErrorInfo> {
-    state.mercure.as_deref().ok_or_else(off)
-}
-
-fn off() -> ErrorInfo {
-    ErrorInfo::new(
-        codes::NOT_FOUND,
-        "the Mercure hub is off: add a [mercure] section to the config",
-    )
-}
-
-/// `[mercure]`, or 404 when the hub is off.
-fn mercure(state: &AppState) -> Result<&MercureConfig, ErrorInfo> {
-    state.config.mercure.as_ref().ok_or_else(off)
+/// The hub's config and keys, or 404 when the hub is off.
+fn hub(state: &AppState) -> Result<&MercureKeys, ErrorInfo> {
+    state.mercure.as_deref().ok_or_else(|| {
+        ErrorInfo::new(
+            codes::NOT_FOUND,
+            "the Mercure hub is off: add a [mercure] section to the config",
+        )
+    })
 }
 
 /// An update as a publisher's form gives it.

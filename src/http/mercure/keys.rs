@@ -8,8 +8,9 @@ use crate::auth::public_key;
 use crate::config::mercure::{JwtKey, MercureConfig};
 use crate::wire::envelope::{ErrorInfo, codes};
 
-/// The publishers' and the subscribers' keys.
+/// The hub's config, with the publishers' and the subscribers' keys read from it.
 pub struct MercureKeys {
+    pub config: MercureConfig,
     pub publisher: Key,
     pub subscriber: Key,
 }
@@ -17,6 +18,7 @@ pub struct MercureKeys {
 impl MercureKeys {
     pub fn load(config: &MercureConfig) -> Result<MercureKeys, String> {
         Ok(MercureKeys {
+            config: config.clone(),
             publisher: Key::load(config.publisher_key(), "publisher")?,
             subscriber: Key::load(config.subscriber_key(), "subscriber")?,
         })
