@@ -411,7 +411,7 @@ async fn updates_a_subscriber_may_not_see_neither_hold_back_nor_reorder_the_othe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_subscriber_gets_a_comment_every_heartbeat() {
     let server = Server::start(&format!(
-        "[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = true\nheartbeat_ms = 200\n\
+        "[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = true\nheartbeat_ms = 200\nsubscriptions = false\n\
          [stream]\nkeepalive_ms = 60000\n"
     ));
     let mut stream = subscribe(&server, &["urn:a"]).await;
