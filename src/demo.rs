@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::config::{ApiConfig, Config, RelayConfig};
-use crate::hub::{Hub, NewMessage};
+use crate::hub::{Append, Hub, NewMessage};
 
 pub const CHANNEL: &str = "demo-quotes";
 const TICK: Duration = Duration::from_secs(1);
@@ -120,7 +120,10 @@ async fn tick(hub: Arc<Hub>, quotes: Quotes, ticks: Ticks) {
             encoding: None,
             data: doc,
         };
-        if let Err(e) = hub.publish(CHANNEL, vec![quotes]).await {
+        if let Err(e) = hub
+            .append(CHANNEL, Append::Messages(vec![quotes]), None)
+            .await
+        {
             tracing::warn!("the demo could not publish a tick: {e}");
         }
     }

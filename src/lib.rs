@@ -11,9 +11,10 @@
 //! - [`hub`]: channels (ordered, bounded history, subscriber wakers), the one append path
 //!   every source writes through, resume cursors, the event type whose wire encodings are
 //!   computed once and shared by every subscriber.
-//! - [`bus`]: what must outlive the process, behind the `Bus` the hub calls: pub/sub
-//!   history and polled documents on disk (`[bus] data_dir`), committed in groups before a
-//!   publish is acknowledged or an event delivered.
+//! - [`bus`]: where appended events get their positions, and what must outlive the process
+//!   or span nodes, behind the `Bus` the hub calls: memory only, pub/sub history and polled
+//!   documents on disk (`[bus] data_dir`, committed in groups before a publish is
+//!   acknowledged or an event delivered), or Redis for many nodes.
 //! - [`sources`]: what writes into channels: HTTP publish, pollers that turn a JSON API
 //!   into a state channel, relays that share one upstream SSE connection per topic through a
 //!   log channel (the supervisor that starts and stops both with their subscribers, topics,

@@ -17,7 +17,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
-use crate::bus::Bus;
 use crate::bus::redis::RedisBus;
 use crate::bus::store::Store;
 use crate::catalog::Catalog;
@@ -58,13 +57,12 @@ pub async fn run(
         (Some(dir), _) => {
             let (store, mut restored) =
                 Store::open(dir, cursor::new_epoch).map_err(std::io::Error::other)?;
-            let log = store.log();
-            let bus: Arc<dyn Bus> = Arc::new(store);
+            let store = Arc::new(store);
             let journals = std::mem::take(&mut restored.journals);
-            let connections = Connections::new(Arc::clone(&bus), log, journals, journal_entries)
+            let connections = Connections::new(Arc::clone(&store), journals, journal_entries)
                 .map_err(std::io::Error::other)?;
             let hub =
-                Hub::durable(limits, metrics, bus, restored).map_err(std::io::Error::other)?;
+                Hub::durable(limits, metrics, store, restored).map_err(std::io::Error::other)?;
             (hub, connections)
         }
         (None, Some(url)) => {

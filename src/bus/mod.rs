@@ -1,16 +1,20 @@
-//! The bus: what must outlive the process, and later what spans nodes.
+//! The bus: where events get their positions, and what must outlive the process or span
+//! nodes.
 //!
 //! The hub keeps fan-out to local subscribers (wakers, encodings made once); its [`Bus`]
-//! keeps what a restart or a crash must not lose: pub/sub history, the position and document
-//! of each polled topic, and the journals behind server-kept cursors. Without `[bus] data_dir` the hub has no bus and everything
-//! lives in memory.
+//! places what is appended and keeps what a restart or a crash must not lose: pub/sub
+//! history, the position and document of each polled topic; [`Journals`] keeps the
+//! journals behind server-kept cursors.
 //!
+//! - [`memory`]: one node's bus without `data_dir`: it places events and keeps nothing.
 //! - [`store`]: one node's bus, an embedded store (redb) whose writer groups the commits of
 //!   concurrent appends.
 //! - [`redis`]: many nodes' bus: Redis gives pub/sub channels their positions, holds their
 //!   history and announces each append to the nodes (the hub's `shared` mirrors them).
 
 pub mod journal_log;
+pub mod memory;
+pub mod position;
 pub mod redis;
 pub mod store;
 
@@ -19,25 +23,91 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Where the hub keeps what it appends.
+/// Where the hub appends: what gives each event its position and keeps it.
 ///
-/// The hub plans positions (one node: its channel's turn is the only writer) and appends an
-/// event to memory, where subscribers see it, only once the bus has kept it: after a crash no
-/// position a client saw is given to another event. A bus shared by several nodes will give
-/// the positions itself.
-pub trait Bus: Journals {
-    /// Keeps new messages of a pub/sub channel, all or none; resolves once they are durable.
-    fn append(&self, batch: Batch) -> Kept<'_>;
-    /// Keeps a state channel's next position, and its document when the event changes it.
-    fn append_state(&self, event: StateEvent) -> Kept<'_>;
-    /// Drops a pub/sub channel's messages up to `through`: they left history (or never
+/// Every source appends through one call: a publisher's messages, a polled document's
+/// changes and relayed events alike. The bus places the events (a position each, or the
+/// position of the message already kept under its publisher-given id), keeps them, and only
+/// then does the hub append them to memory, where subscribers see them: after a crash no
+/// position a client saw is given to another event. One node's bus ([`memory`], [`store`])
+/// places events right after the hub's copy of the channel, which its turn leaves as the
+/// only writer; a bus shared by several nodes ([`redis`]) gives positions itself, and the
+/// hub's copy is a mirror of it.
+pub trait Bus: Send + Sync + std::fmt::Debug {
+    /// Places and keeps `append`'s events, all or none.
+    fn append(&self, append: Append) -> Placing<'_>;
+    /// Drops a log channel's events up to position `through`: they left history (or never
     /// were: a channel made afresh starts at `through`). The channel's epoch and position
-    /// are kept even when no message is left.
+    /// are kept even when no event is left.
     fn trim(&self, channel: &str, through: u64);
-    /// Drops all a channel has kept: it left memory (idle and empty), or its source stopped.
+    /// This node lets go of a channel (idle and empty, or its source stopped): one node's
+    /// bus drops all it kept of it; a shared bus stops telling this node of it.
     fn drop_channel(&self, channel: &str);
+    /// Whether the bus keeps events beyond memory: it then needs their stored form
+    /// (`Appending::json`, left empty otherwise).
+    fn keeps(&self) -> bool;
     /// What the operator calls this bus, for messages (e.g. the store's file).
     fn describe(&self) -> String;
+}
+
+/// Events to append to one channel.
+#[derive(Debug, Default)]
+pub struct Append {
+    pub channel: String,
+    /// A state channel's (a polled document's), whose bus keeps its head and document, not
+    /// its events; else a log channel's.
+    pub state: bool,
+    pub events: Vec<Appending>,
+    /// A state channel's document after the events (JSON text), when they changed it.
+    pub document: Option<Vec<u8>>,
+    /// The position of the newest event of this node's copy of the channel, if it has one.
+    pub after: Option<u64>,
+    /// Only the holder of this lease may append (a source's, on a shared bus).
+    pub fence: Option<Fence>,
+    pub limits: Trim,
+}
+
+/// One event to append.
+#[derive(Debug, Default)]
+pub struct Appending {
+    /// A message's id (empty for other events).
+    pub id: String,
+    /// Given by the publisher: while a message with this id is kept, the event is
+    /// acknowledged, not appended.
+    pub given: bool,
+    /// The stored form (see `Bus::keeps`).
+    pub json: Vec<u8>,
+}
+
+/// A source's claim to append alone in the cluster: the lease's name and this holder's
+/// token, which a shared bus checks on every append.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    pub lease: String,
+    pub token: String,
+}
+
+/// The history limits a bus applies to what it keeps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trim {
+    pub size: usize,
+    pub ttl_ms: u64,
+}
+
+/// Where the events of an `Append` went, in order: a position each, or `None` for a message
+/// whose id was kept already.
+pub type Placed = Vec<Option<u64>>;
+
+/// An append in progress: `Err` (a message for the client) when it could not be kept.
+pub type Placing<'a> = Pin<Box<dyn Future<Output = Result<Placed, String>> + Send + 'a>>;
+
+/// The positions one node's bus gives `append`'s events: the next ones after the hub's
+/// copy (the hub left out what it already holds by id).
+fn next_positions(append: &Append) -> Placed {
+    let after = append.after.unwrap_or_default();
+    (1..=append.events.len() as u64)
+        .map(|i| Some(after + i))
+        .collect()
 }
 
 /// Where the journals behind server-kept cursors are kept: one node's store, or Redis for
@@ -98,23 +168,6 @@ pub fn new_secret() -> Vec<u8> {
 
 /// An append in progress: `Err` (a message for the client) when it could not be kept.
 pub type Kept<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
-
-/// One pub/sub channel's new messages, and the positions it no longer keeps.
-pub struct Batch {
-    pub channel: String,
-    /// `(position, JSON envelope)`, in order.
-    pub messages: Vec<(u64, Vec<u8>)>,
-    /// Positions up to this one leave the bus (0: none).
-    pub forget_through: u64,
-}
-
-/// A state channel's next event: its position, and the document after it (JSON text) when
-/// the event changes the document.
-pub struct StateEvent {
-    pub channel: String,
-    pub position: u64,
-    pub document: Option<Vec<u8>>,
-}
 
 /// What a bus held when the gateway started.
 pub struct Restored {

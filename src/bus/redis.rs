@@ -30,7 +30,11 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Client, Script, Value};
 
-use crate::bus::{Answered, Handed, JournalWrite, Kept, KeptJournal, Loaded};
+use crate::bus::position::{fresh_epoch, position};
+use crate::bus::{
+    Answered, Append, Appending, Bus, Fence, Handed, JournalWrite, Kept, KeptJournal, Loaded,
+    Placing, Trim,
+};
 pub use asks::Asked;
 use tokio::sync::mpsc;
 
@@ -365,25 +369,11 @@ pub enum Notice {
     Reconnected,
 }
 
-/// An event for `append`.
-pub struct Appending {
-    pub id: String,
-    /// A publisher's id: known still in history, the event is acknowledged, not appended.
-    pub given: bool,
-    pub json: Vec<u8>,
-}
-
 /// What an append did: the channel's epoch, and per event its offset (positive) or the
 /// offset of the event already kept under its id (negative).
-pub struct AppendAnswer {
-    pub epoch: u64,
-    pub offsets: Vec<i64>,
-}
-
-/// The history limits the append scripts apply.
-pub struct Trim {
-    pub size: usize,
-    pub ttl_ms: u64,
+struct AppendAnswer {
+    epoch: u64,
+    offsets: Vec<i64>,
 }
 
 /// Part of a channel's history as read.
@@ -478,7 +468,7 @@ impl RedisBus {
 
     /// Appends `events` to `channel` (drawing `epoch` if it has none), trimming history to
     /// `trim`, and announces them; for the holder of the lease `fence` only, when given.
-    pub async fn append(
+    async fn append_log(
         &self,
         channel: &str,
         epoch: u64,
@@ -511,20 +501,22 @@ impl RedisBus {
     /// the holder of the lease named `lease` with `token`; `(epoch, offset)` of the event. Refused when the
     /// lease is no longer the token's (a fencing token: a node that lost its lease, paused
     /// or cut off, cannot append over the new holder).
-    pub async fn append_state(
+    async fn append_state(
         &self,
         channel: &str,
         epoch: u64,
-        (lease, token): (&str, &str),
+        fence: Option<&Fence>,
         event: &[u8],
         document: Option<&[u8]>,
         trim: &Trim,
     ) -> Result<(u64, u64), String> {
         let mut keys = self.keys(channel).await?;
         // The lease is the source's (a poll's topic), which may feed several channels.
-        keys.lease = self.keys(lease).await?.lease;
+        if let Some(fence) = fence {
+            keys.lease = self.keys(&fence.lease).await?.lease;
+        }
         let mut call = self.append_state.prepare_invoke();
-        keys.prelude(&mut call, epoch, trim, Some(token));
+        keys.prelude(&mut call, epoch, trim, fence.map(|f| f.token.as_str()));
         call.arg(event).arg(document.unwrap_or_default());
         let mut commands = self.commands.clone();
         match self
@@ -770,6 +762,52 @@ impl RedisBus {
              message ids is never doubled)",
             self.shown
         )
+    }
+}
+
+impl Bus for std::sync::Arc<RedisBus> {
+    /// Redis gives the positions; answered once it holds the events, which it announces
+    /// to every node listening.
+    fn append(&self, append: Append) -> Placing<'_> {
+        Box::pin(async move {
+            let (channel, trim) = (append.channel.as_str(), &append.limits);
+            let fence = append.fence.as_ref();
+            if append.state {
+                let [event] = &append.events[..] else {
+                    return Err("a state channel takes one event at a time".to_owned());
+                };
+                let document = append.document.as_deref();
+                let (epoch, offset) = self
+                    .append_state(channel, fresh_epoch(), fence, &event.json, document, trim)
+                    .await?;
+                return Ok(vec![Some(position(epoch, offset))]);
+            }
+            let token = fence.map(|f| f.token.as_str());
+            let answer = self
+                .append_log(channel, fresh_epoch(), &append.events, trim, token)
+                .await?;
+            let placed = answer
+                .offsets
+                .iter()
+                .map(|&offset| (offset > 0).then(|| position(answer.epoch, offset.unsigned_abs())));
+            Ok(placed.collect())
+        })
+    }
+
+    /// The script trims as it appends.
+    fn trim(&self, _channel: &str, _through: u64) {}
+
+    /// History stays for the other nodes; this one no longer hears of it.
+    fn drop_channel(&self, channel: &str) {
+        self.unlisten(channel);
+    }
+
+    fn keeps(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        format!("redis at {}", self.shown)
     }
 }
 

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::journal_log::{self, JournalLog};
+use super::position;
 use super::{
-    Answered, Batch, Bus, JournalWrite, Journals, Kept, KeptJournal, KeptMessages, KeptState,
-    Loaded, Restored, StateEvent,
+    Answered, Append, Bus, JournalWrite, Journals, Kept, KeptJournal, KeptMessages, KeptState,
+    Loaded, Placing, Restored, next_positions,
 };
 use tokio::sync::oneshot;
 
@@ -49,8 +50,9 @@ const JOURNAL_ENTRIES: TableDefinition<(&str, u64), &[u8]> =
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// The layout this build writes and reads (2: journals count their changes and are logged
-/// ahead in `journal_log`, which a build of format 1 would not read back).
-const FORMAT: u64 = 2;
+/// ahead in `journal_log`, which a build of format 1 would not read back; 3: a polled
+/// topic's document is kept as its `data` event, as a shared bus keeps it, not as bare JSON).
+const FORMAT: u64 = 3;
 /// Message ids each start may give before the next start's range begins.
 const START_SHIFT: u32 = 40;
 
@@ -76,6 +78,21 @@ pub struct Store {
     writer: mpsc::Sender<Request>,
     path: PathBuf,
     log: Arc<JournalLog>,
+}
+
+/// A log channel's new events: `(position, stored form)`, in order, and the positions up to
+/// `forget_through` that leave history with them (0: none).
+struct Batch {
+    channel: String,
+    messages: Vec<(u64, Vec<u8>)>,
+    forget_through: u64,
+}
+
+/// A state channel's next head, and its document after it when the events changed it.
+struct StateEvent {
+    channel: String,
+    position: u64,
+    document: Option<Vec<u8>>,
 }
 
 enum Request {
@@ -202,15 +219,44 @@ impl Journals for Store {
 }
 
 impl Bus for Store {
-    /// Resolves once the messages are on disk.
-    fn append(&self, batch: Batch) -> Kept<'_> {
+    /// Resolves once the events are on disk. Events the count limit pushes out of history
+    /// leave in the same commit (counting a relay's notices, which memory does not: it may
+    /// hold a few more); the age limit's with the hub's `trim`.
+    fn append(&self, append: Append) -> Placing<'_> {
+        let placed = next_positions(&append);
         let (done, committed) = oneshot::channel();
-        Box::pin(self.request(Request::Commit(batch, done), committed))
-    }
-
-    fn append_state(&self, event: StateEvent) -> Kept<'_> {
-        let (done, committed) = oneshot::channel();
-        Box::pin(self.request(Request::State(event, done), committed))
+        let mut positions = placed.iter().map(|p| p.unwrap_or_default());
+        let request = match append.state {
+            true => Request::State(
+                StateEvent {
+                    channel: append.channel,
+                    position: positions.next_back().unwrap_or_default(),
+                    document: append.document,
+                },
+                done,
+            ),
+            false => {
+                let last = placed.last().copied().flatten().unwrap_or_default();
+                let forget_through = match last.checked_sub(append.limits.size as u64) {
+                    // Within the channel's epoch: its offset goes past the size.
+                    Some(through) if position::split(through).0 == position::split(last).0 => {
+                        through
+                    }
+                    _ => 0,
+                };
+                let events = append.events.into_iter().map(|e| e.json);
+                let batch = Batch {
+                    channel: append.channel,
+                    messages: positions.zip(events).collect(),
+                    forget_through,
+                };
+                Request::Commit(batch, done)
+            }
+        };
+        Box::pin(async move {
+            self.request(request, committed).await?;
+            Ok(placed)
+        })
     }
 
     /// With the next commit.
@@ -223,6 +269,10 @@ impl Bus for Store {
     /// With the next commit.
     fn drop_channel(&self, channel: &str) {
         let _ = self.writer.send(Request::Drop(channel.to_owned()));
+    }
+
+    fn keeps(&self) -> bool {
+        true
     }
 
     fn describe(&self) -> String {
@@ -275,6 +325,11 @@ fn start(db: &Database, new_epoch: impl FnOnce() -> String) -> Result<Restored, 
         };
         if let Some(format) = format.filter(|&f| f > FORMAT) {
             return Err(StartError::Newer(format));
+        }
+        if format.is_some_and(|f| f < 3) {
+            // Bare documents, without the stream and time their event needs: the polled
+            // topics start again from their next `data` (their positions go on).
+            txn.delete_table(STATE_DOCUMENTS)?;
         }
         let epoch = match meta.get("epoch")? {
             Some(epoch) => String::from_utf8_lossy(epoch.value()).into_owned(),
@@ -619,18 +674,23 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
         let mut documents = txn.open_table(STATE_DOCUMENTS)?;
         let mut journals = JournalTables::open(&txn)?;
         for request in pending {
-            let (channel, forget_through) = match request {
+            match request {
                 Request::Commit(batch, _) => {
+                    let channel = batch.channel.as_str();
                     for (position, message) in &batch.messages {
-                        messages.insert((batch.channel.as_str(), *position), message.as_slice())?;
+                        messages.insert((channel, *position), message.as_slice())?;
                     }
-                    (batch.channel.as_str(), batch.forget_through)
+                    let through = batch.forget_through;
+                    if through > 0 {
+                        messages.retain_in((channel, 0)..=(channel, through), |_, _| false)?;
+                    }
                 }
                 Request::Forget(channel, through) => {
                     // Floors only rise within a channel's epoch, and a new epoch follows a
                     // `Drop`: the newest floor is the one to keep.
-                    floors.insert(channel.as_str(), *through)?;
-                    (channel.as_str(), *through)
+                    let channel = channel.as_str();
+                    floors.insert(channel, *through)?;
+                    messages.retain_in((channel, 0)..=(channel, *through), |_, _| false)?;
                 }
                 Request::State(event, _) => {
                     let channel = event.channel.as_str();
@@ -638,7 +698,6 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
                     if let Some(document) = &event.document {
                         documents.insert(channel, document.as_slice())?;
                     }
-                    continue;
                 }
                 Request::Drop(channel) => {
                     let channel = channel.as_str();
@@ -646,20 +705,10 @@ fn commit(db: &Database, pending: &[Request]) -> Result<(), StoreError> {
                     documents.remove(channel)?;
                     floors.remove(channel)?;
                     messages.retain_in((channel, 0)..=(channel, u64::MAX), |_, _| false)?;
-                    continue;
                 }
-                Request::Journal(write) => {
-                    journals.write(write)?;
-                    continue;
-                }
-                Request::ForgetJournal(connection) => {
-                    journals.forget(connection)?;
-                    continue;
-                }
-                Request::Flush(_) => continue,
-            };
-            if forget_through > 0 {
-                messages.retain_in((channel, 0)..=(channel, forget_through), |_, _| false)?;
+                Request::Journal(write) => journals.write(write)?,
+                Request::ForgetJournal(connection) => journals.forget(connection)?,
+                Request::Flush(_) => {}
             }
         }
     }
@@ -879,5 +928,34 @@ mod tests {
         let compacted = std::fs::metadata(&path).unwrap().len();
         assert!(compacted < full / 4, "{compacted} of {full}");
         assert_eq!(kept_positions(&path), [202]);
+    }
+
+    #[test]
+    fn a_store_of_format_2_keeps_its_polled_topics_heads_but_not_their_bare_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            let format = 2u64.to_le_bytes();
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert("format", format.as_slice()).unwrap();
+            drop(meta);
+            txn.open_table(STATE_HEADS)
+                .unwrap()
+                .insert("[poll]t", 7)
+                .unwrap();
+            let mut documents = txn.open_table(STATE_DOCUMENTS).unwrap();
+            documents
+                .insert("[poll]t", b"{\"a\":1}".as_slice())
+                .unwrap();
+            drop(documents);
+            txn.commit().unwrap();
+        }
+        let (_store, restored) = Store::open(dir.path(), || "e".into()).unwrap();
+        let kept = KeptState {
+            head: 7,
+            document: None,
+        };
+        assert_eq!(restored.states, [("[poll]t".to_owned(), kept)]);
     }
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::query::Query;
 use super::{ApiError, AppState, Segments, streams};
 use crate::auth::Operation;
+use crate::hub::Append;
 use crate::names::validate_name;
 use crate::sources::publish::{check_batch, parse_body};
 use crate::wire::envelope::ErrorInfo;
@@ -55,7 +56,7 @@ pub async fn publish(
     // With `[bus] data_dir`, answered once the messages are on disk.
     let ids = state
         .hub
-        .publish(&channel, messages)
+        .append(&channel, Append::Messages(messages), None)
         .await
         .map_err(streams::unavailable)?;
     let ids = ids.ids;

@@ -29,7 +29,7 @@ use self::selector::{Selector, any_matches};
 use super::query::Query;
 use super::streams::{Delivery, respond, unavailable};
 use super::{ApiError, AppState};
-use crate::hub::{Event, NewMessage};
+use crate::hub::{Append, Event, NewMessage};
 use crate::outlet::{Filter, Start, StreamSpec};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -108,7 +108,7 @@ pub async fn publish(
     let _turn = PUBLISHING.lock().await;
     let appended = state
         .hub
-        .publish(CHANNEL, vec![message(data.clone())])
+        .append(CHANNEL, Append::Messages(vec![message(data.clone())]), None)
         .await
         .map_err(unavailable)?;
     // The copies name the update, so a subscriber of two of its topics gets it once.
@@ -117,7 +117,10 @@ pub async fn publish(
         let channel = topic_channel(topic);
         let copy = message(data.clone());
         let hub = &state.hub;
-        async move { hub.publish(&channel, vec![copy]).await }
+        async move {
+            hub.append(&channel, Append::Messages(vec![copy]), None)
+                .await
+        }
     });
     for copied in futures_util::future::join_all(copies).await {
         copied.map_err(unavailable)?;

@@ -1,16 +1,21 @@
-//! What sources append to a channel. One path for a publisher's messages, a polled
-//! document's changes and relayed upstream events: each gets a position, enters history and
-//! wakes the channel's subscribers the same way, and this is where a store will take over
-//! positions and history (see `Channel::append`).
+//! The one way into a channel: a publisher's messages, a polled document's changes and
+//! relayed upstream events are placed by the bus (a position each), kept by it, and only then
+//! enter history and wake the channel's subscribers (see `Bus`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::Value;
+use tokio::sync::oneshot;
 
+use crate::bus::{self, Appending, Fence};
+use crate::clock::now_ms;
 use crate::wire::document::Document;
+use crate::wire::envelope::Message;
 
-use super::channel::ChannelKind;
-use super::event::{Relayed, StateData, StateKind};
+use super::channel::{Channel, ChannelKind, Placed};
+use super::event::{Body, Relayed, StateData, StateKind};
+use super::{Hub, Lease, stored};
 
 /// A message as a source hands it to the hub, before it has a position.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,8 +47,8 @@ pub enum Append {
     Messages(Vec<NewMessage>),
     /// A change of a polled document.
     State(StateUpdate),
-    /// An event relayed from an upstream SSE server.
-    Relayed(Relayed),
+    /// Events relayed from an upstream SSE server, in order.
+    Relayed(Vec<Relayed>),
 }
 
 impl Append {
@@ -63,4 +68,233 @@ pub struct Appended {
     pub ids: Vec<String>,
     /// Events that entered history.
     pub count: usize,
+}
+
+/// An append waiting for its channel's turn, and where to answer it.
+pub(super) struct Waiting {
+    append: Append,
+    fence: Option<Fence>,
+    done: oneshot::Sender<Result<Appended, String>>,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Waiting({:?})", self.append.channel_kind())
+    }
+}
+
+impl Hub {
+    /// Appends to the channel `name`, making it if needed: the only way into a channel.
+    /// `Err` when the bus failed: nothing was appended (a source keeps what it had, e.g.
+    /// the document to diff its next one against).
+    ///
+    /// Appends to a channel wait for its turn, and each turn places everything waiting then
+    /// in one call to the bus: concurrent publishers share a flush to disk or a round trip
+    /// to Redis. A source passes its `lease`: on a shared bus only its holder may append.
+    pub async fn append(
+        self: &Arc<Self>,
+        name: &str,
+        append: Append,
+        lease: Option<&Lease>,
+    ) -> Result<Appended, String> {
+        let kind = append.channel_kind();
+        let (done, answer) = oneshot::channel();
+        let mut waiting = Some(Waiting {
+            append,
+            fence: lease.map(Lease::fence),
+            done,
+        });
+        let channel = match self.shared_bus(name) {
+            // A state channel's source diffs against the mirror's document: it is made.
+            Some(bus) if kind == ChannelKind::State => Some(self.attach(bus, name).await?),
+            // Published to without a mirror here: the bus alone holds it.
+            Some(_) => self.get(name),
+            // Queued under the map's read lock: the sweeper never drops a channel with an
+            // append waiting (see `Channel::is_disposable`).
+            None => Some(self.with_channel(name, kind, |channel| {
+                channel.wait(waiting.take());
+                Arc::clone(channel)
+            })),
+        };
+        match channel {
+            Some(channel) => {
+                channel.wait(waiting.take());
+                let hub = Arc::clone(self);
+                // A task of its own: an appender that goes away mid-commit must not leave
+                // events kept that memory never got (the next turn would reuse positions).
+                tokio::spawn(async move {
+                    let (_turn, group) = channel.turn().await;
+                    hub.commit(channel.name(), Some(&channel), group).await;
+                });
+            }
+            None => self.commit(name, None, waiting.into_iter().collect()).await,
+        }
+        answer.await.map_err(|_| {
+            "the bus did not answer; the messages may or may not be kept: retry with the same \
+             message ids (a retry is never doubled)"
+                .to_owned()
+        })?
+    }
+
+    /// Commits `group` (appends to the channel `name`, in order; this node's `copy` of the
+    /// channel, if it has one, has its turn held), answering each. Publishers' messages go
+    /// together; a source's appends one by one.
+    async fn commit(
+        self: &Arc<Self>,
+        name: &str,
+        copy: Option<&Arc<Channel>>,
+        group: Vec<Waiting>,
+    ) {
+        let mut group = group.into_iter().peekable();
+        while let Some(first) = group.next() {
+            let mut run = vec![first];
+            while let Some(next) = group.next_if(|next| {
+                matches!(
+                    (&run[0].append, &next.append),
+                    (Append::Messages(_), Append::Messages(_))
+                )
+            }) {
+                run.push(next);
+            }
+            self.place(name, copy, run).await;
+        }
+    }
+
+    /// Places `run` through the bus, then appends what is new to `copy`, answering each.
+    async fn place(
+        self: &Arc<Self>,
+        name: &str,
+        copy: Option<&Arc<Channel>>,
+        mut run: Vec<Waiting>,
+    ) {
+        let bus = self.bus_of(name);
+        let keeps = bus.keeps();
+        let timestamp = now_ms();
+        let mut seen = HashSet::new();
+        let mut request = bus::Append {
+            channel: name.to_owned(),
+            after: copy.map(|c| c.head()),
+            fence: run[0].fence.clone(),
+            limits: self.trim(),
+            ..bus::Append::default()
+        };
+        // Per append, the indices of its events that are new (the others are known by id).
+        let mut fresh = Vec::with_capacity(run.len());
+        for waiting in &mut run {
+            let mut new = Vec::new();
+            match &mut waiting.append {
+                Append::Messages(batch) => {
+                    for (i, message) in batch.iter_mut().enumerate() {
+                        let given = message.id.is_some();
+                        let id = message.id.get_or_insert_with(|| self.next_message_id());
+                        let known = copy.is_some_and(|c| c.holds_id(id));
+                        if known || !seen.insert(id.clone()) {
+                            continue;
+                        }
+                        let id = id.clone();
+                        let json = match keeps {
+                            true => stored::json(message, timestamp),
+                            false => Vec::new(),
+                        };
+                        request.events.push(Appending { id, given, json });
+                        new.push(i);
+                    }
+                }
+                Append::State(update) => {
+                    request.state = true;
+                    let (event, document) = match keeps {
+                        true => stored::state_forms(update, timestamp),
+                        false => Default::default(),
+                    };
+                    request.document = document;
+                    request.events.push(Appending {
+                        json: event,
+                        ..Appending::default()
+                    });
+                    new.push(0);
+                }
+                Append::Relayed(events) => {
+                    for (i, relayed) in events.iter().enumerate() {
+                        let json = match keeps {
+                            true => stored::relayed_json(relayed, timestamp),
+                            false => Vec::new(),
+                        };
+                        request.events.push(Appending {
+                            json,
+                            ..Appending::default()
+                        });
+                        new.push(i);
+                    }
+                }
+            }
+            fresh.push(new);
+        }
+        // Nothing new (every message known by id): nothing to wait for.
+        let placed = match request.events.is_empty() {
+            true => Ok(Vec::new()),
+            false => bus.append(request).await,
+        };
+        let mut placed = match placed {
+            Ok(placed) => placed.into_iter(),
+            Err(e) => {
+                for waiting in run {
+                    let _ = waiting.done.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        let mut events = Vec::new();
+        let mut answers = Vec::with_capacity(run.len());
+        for (waiting, new) in run.into_iter().zip(fresh) {
+            let mut appended = Appended::default();
+            let mut positions = new.into_iter().map(|i| (i, placed.next().flatten()));
+            match waiting.append {
+                Append::Messages(batch) => {
+                    let ids = batch.iter().map(|m| m.id.clone().unwrap_or_default());
+                    appended.ids = ids.collect();
+                    let mut batch: Vec<Option<NewMessage>> = batch.into_iter().map(Some).collect();
+                    for (i, position) in positions {
+                        let (Some(position), Some(message)) = (position, batch[i].take()) else {
+                            continue;
+                        };
+                        let body = Body::Message(Message {
+                            id: message.id.unwrap_or_default(),
+                            name: message.name,
+                            timestamp,
+                            encoding: message.encoding,
+                            channel: name.to_owned(),
+                            data: message.data,
+                        });
+                        events.push((position, timestamp, Placed::Log(body)));
+                        appended.count += 1;
+                    }
+                }
+                Append::State(update) => {
+                    if let Some((_, Some(position))) = positions.next() {
+                        events.push((position, timestamp, Placed::State(update)));
+                        appended.count += 1;
+                    }
+                }
+                Append::Relayed(relayed) => {
+                    let mut relayed: Vec<Option<Relayed>> = relayed.into_iter().map(Some).collect();
+                    for (i, position) in positions {
+                        if let (Some(position), Some(relayed)) = (position, relayed[i].take()) {
+                            let body = Body::Relayed(relayed);
+                            events.push((position, timestamp, Placed::Log(body)));
+                            appended.count += 1;
+                        }
+                    }
+                }
+            }
+            answers.push((waiting.done, appended));
+        }
+        let count: usize = answers.iter().map(|(_, a)| a.count).sum();
+        self.metrics.published.increment(count as u64);
+        if let Some(copy) = copy {
+            self.apply(copy, events);
+        }
+        for (done, appended) in answers {
+            let _ = done.send(Ok(appended));
+        }
+    }
 }

@@ -1,18 +1,17 @@
 //! A channel: an ordered, bounded log of events and the set of outlets watching it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::append::{Append, Appended, NewMessage, StateUpdate};
-use super::event::{Body, Event, Relayed, StateData, StateKind, state_body};
+use super::append::{StateUpdate, Waiting};
+use super::event::{Body, Event, StateData, StateKind, state_body};
 use super::{HistoryLimits, Wake, cursor};
 use crate::wire::WireFormat;
 use crate::wire::document::Document;
-use crate::wire::envelope::Message;
 
 /// One channel incarnation.
 ///
@@ -28,10 +27,10 @@ pub struct Channel {
     /// Mirror of `Log::head`, so an outlet can see "nothing new" without taking the lock.
     head: AtomicU64,
     subscribers: Mutex<Subscribers>,
-    /// Held by a durable commit from planning its positions to appending its messages (see
-    /// `Hub::publish`): one at a time per channel, so positions on disk and in memory agree.
+    /// Held by a commit from placing its events to appending them (see `Hub::append`): one
+    /// at a time per channel, so positions on the bus and in memory agree.
     turn: Arc<tokio::sync::Mutex<()>>,
-    /// Durable publishes waiting for the next commit of this channel.
+    /// Appends waiting for the next commit of this channel.
     waiting: Mutex<Vec<Waiting>>,
     /// A channel of a shared bus: the newest position announced, and whether a task is
     /// reading history to reach it (see `Hub::catch_up`).
@@ -44,19 +43,7 @@ struct CatchUp {
     running: bool,
 }
 
-/// A durable publish waiting for its commit, and where to answer it.
-pub(super) struct Waiting {
-    pub(super) batch: Vec<NewMessage>,
-    pub(super) done: tokio::sync::oneshot::Sender<Result<Appended, String>>,
-}
-
-impl std::fmt::Debug for Waiting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Waiting({} messages)", self.batch.len())
-    }
-}
-
-/// What an event placed elsewhere is to a channel (see `Log::follow`).
+/// What an event placed by the bus is to a channel (see `Log::follow`).
 #[derive(Debug, PartialEq, Eq)]
 enum Follow {
     Next,
@@ -132,13 +119,6 @@ pub struct Read {
     pub events: Vec<Arc<Event>>,
 }
 
-/// An append with the work that needs no lock done.
-enum Ready {
-    Messages(Vec<NewMessage>),
-    State(ReadyState),
-    Relayed(Relayed),
-}
-
 /// A state update with its event's body and SSE encoding made.
 struct ReadyState {
     kind: StateKind,
@@ -161,7 +141,7 @@ impl ReadyState {
     }
 }
 
-/// An event another holder of a channel's history placed (see `Channel::mirror`).
+/// An event the bus placed (see `Channel::place`).
 pub(super) enum Placed {
     Log(Body),
     State(StateUpdate),
@@ -214,23 +194,30 @@ impl Channel {
         channel
     }
 
-    /// Appends events that another holder of the channel's history placed (a bus shared by
-    /// several nodes), as `(position, timestamp, event)` in position order (a state event's
-    /// document after it computed by the caller), then wakes the
-    /// subscribers. Events known already are skipped; an event of another epoch starts the
-    /// channel afresh in that epoch (its history was lost: subscribers are told of the gap).
-    /// An event that does not follow the head is a hole: with `jump` (the events were read
-    /// from history, which no longer has what the hole held) the channel continues after
-    /// it, reporting the gap; without, nothing from there on is appended and this answers
-    /// false: the caller reads history to fill the hole.
-    pub(super) fn mirror(
+    /// Appends events the bus placed, as `(position, timestamp, event)` in position order
+    /// (a state event's document after it computed by the caller), then wakes the
+    /// subscribers once. Events known already are skipped; an event of another epoch starts
+    /// the channel afresh in that epoch (its history was lost: subscribers are told of the
+    /// gap). An event that does not follow the head is a hole (a shared bus placed other
+    /// nodes' events between): with `jump` (the events were read from history, which no
+    /// longer has what the hole held) the channel continues after it, reporting the gap;
+    /// without, nothing from there on is appended and this answers false: the caller reads
+    /// history to fill the hole.
+    ///
+    /// A state channel's history keeps at most `state_bytes` of events besides the count
+    /// and age limits, and at most twice the size of the document as last sent whole: the
+    /// document is kept apart as the snapshot, so a client resuming past the retained
+    /// patches gets it afresh (which is then smaller than the patches it replaces), and
+    /// patches of big documents cannot pile up to gigabytes.
+    pub(super) fn place(
         &self,
         events: Vec<(u64, u64, Placed)>,
         jump: bool,
         limits: &HistoryLimits,
         order: &AtomicU64,
     ) -> bool {
-        // A state event's bytes are made before the lock, as in `append`.
+        // A state event's bytes are made before the lock (subscribers of the channel wait on
+        // it): they size the event against `state_bytes`, and are kept as its encoding.
         enum Ready {
             Log(Body),
             State(ReadyState),
@@ -335,33 +322,21 @@ impl Channel {
         self.log.write().unwrap().restored.take()
     }
 
-    /// Queues a durable publish for the next commit of this channel.
-    pub(super) fn wait(&self, waiting: Waiting) {
-        self.waiting.lock().unwrap().push(waiting);
+    /// Queues an append for the next commit of this channel.
+    pub(super) fn wait(&self, waiting: Option<Waiting>) {
+        self.waiting.lock().unwrap().extend(waiting);
     }
 
     /// This channel's turn to commit, and the publishes waiting for it (perhaps none: an
     /// earlier turn may have taken them all).
     pub(super) async fn turn(&self) -> (tokio::sync::OwnedMutexGuard<()>, Vec<Waiting>) {
-        let turn = self.hold().await;
+        let turn = Arc::clone(&self.turn).lock_owned().await;
         (turn, std::mem::take(&mut *self.waiting.lock().unwrap()))
     }
 
-    /// This channel's turn alone, for a source's appends (see `Hub::held`).
-    pub(super) async fn hold(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        Arc::clone(&self.turn).lock_owned().await
-    }
-
-    /// The positions `batch` will get when appended after position `after` (see
-    /// `Log::plan`), for a durable commit that keeps them before appending.
-    pub(super) fn plan(
-        &self,
-        batch: &mut [NewMessage],
-        after: &mut u64,
-        seen: &mut HashSet<String>,
-        next_id: impl FnMut() -> String,
-    ) -> Vec<(u64, usize)> {
-        self.log.read().unwrap().plan(batch, after, seen, next_id)
+    /// Whether a message with publisher-given or generated id `id` is in history.
+    pub(super) fn holds_id(&self, id: &str) -> bool {
+        self.log.read().unwrap().ids.contains_key(id)
     }
 
     pub fn name(&self) -> &str {
@@ -381,54 +356,6 @@ impl Channel {
     pub fn bounds(&self) -> (u64, u64) {
         let log = self.log.read().unwrap();
         (log.floor, log.head)
-    }
-
-    /// Appends, then wakes every subscriber once. `next_id` names messages that came
-    /// without an id; `order` counts every event appended in the hub.
-    ///
-    /// A state channel's history keeps at most `state_bytes` of events besides the count
-    /// and age limits, and at most twice the size of the document as last sent whole: the
-    /// document is kept apart as the snapshot, so a client resuming past the retained
-    /// patches gets it afresh (which is then smaller than the patches it replaces), and
-    /// patches of big documents cannot pile up to gigabytes.
-    pub(super) fn append(
-        &self,
-        append: Append,
-        timestamp: u64,
-        limits: &HistoryLimits,
-        order: &AtomicU64,
-        next_id: impl FnMut() -> String,
-    ) -> Appended {
-        // A state event's bytes are made before the lock (subscribers of the channel wait
-        // on it): they size the event against `state_bytes`, and are kept as its encoding.
-        let ready = match append {
-            Append::Messages(batch) => Ready::Messages(batch),
-            Append::State(update) => Ready::State(ReadyState::new(update)),
-            Append::Relayed(relayed) => Ready::Relayed(relayed),
-        };
-        let appended = {
-            let mut log = self.log.write().unwrap();
-            let appended = match ready {
-                Ready::Messages(batch) => {
-                    log.push_messages(&self.name, batch, timestamp, order, next_id)
-                }
-                Ready::State(state) => log.push_state(state, timestamp, order),
-                Ready::Relayed(relayed) => {
-                    log.push(Body::Relayed(relayed), timestamp, order);
-                    Appended {
-                        ids: Vec::new(),
-                        count: 1,
-                    }
-                }
-            };
-            log.evict(limits, timestamp);
-            self.head.store(log.head, Ordering::Release);
-            appended
-        };
-        if appended.count > 0 {
-            self.wake_all();
-        }
-        appended
     }
 
     /// What `f` finds in the newest retained event it finds anything in.
@@ -552,67 +479,8 @@ impl Channel {
 }
 
 impl Log {
-    /// Appends one event at the next position.
-    /// A publisher's batch; messages whose id is still in history are acknowledged again
-    /// with that id, not appended.
-    fn push_messages(
-        &mut self,
-        channel: &str,
-        mut batch: Vec<NewMessage>,
-        timestamp: u64,
-        order: &AtomicU64,
-        next_id: impl FnMut() -> String,
-    ) -> Appended {
-        let mut after = self.head;
-        let planned = self.plan(&mut batch, &mut after, &mut HashSet::new(), next_id);
-        let ids = batch.iter().map(|m| m.id.clone().unwrap_or_default());
-        let ids = ids.collect();
-        let mut batch: Vec<Option<NewMessage>> = batch.into_iter().map(Some).collect();
-        for &(position, i) in &planned {
-            let message = batch[i].take().expect("each message is planned once");
-            let id = message.id.expect("planning gives every message an id");
-            self.ids.insert(id.clone(), position);
-            let body = Body::Message(Message {
-                id,
-                name: message.name,
-                timestamp,
-                encoding: message.encoding,
-                channel: channel.to_string(),
-                data: message.data,
-            });
-            self.push(body, timestamp, order);
-        }
-        Appended {
-            ids,
-            count: planned.len(),
-        }
-    }
-
-    /// The positions `batch` takes when appended after position `after` (moved past them):
-    /// every message gets an id (`next_id` for those without), and one whose id is still
-    /// in history, or `seen` earlier in the same group, gets no position: it is acknowledged
-    /// again, not appended (idempotent publishing). Returns `(position, index in batch)`.
-    fn plan(
-        &self,
-        batch: &mut [NewMessage],
-        after: &mut u64,
-        seen: &mut HashSet<String>,
-        mut next_id: impl FnMut() -> String,
-    ) -> Vec<(u64, usize)> {
-        let mut planned = Vec::with_capacity(batch.len());
-        for (i, message) in batch.iter_mut().enumerate() {
-            let id = message.id.get_or_insert_with(&mut next_id);
-            if self.ids.contains_key(id.as_str()) || !seen.insert(id.clone()) {
-                continue;
-            }
-            *after += 1;
-            planned.push((*after, i));
-        }
-        planned
-    }
-
     /// One state event; the snapshot follows it (see `StateView`).
-    fn push_state(&mut self, state: ReadyState, timestamp: u64, order: &AtomicU64) -> Appended {
+    fn push_state(&mut self, state: ReadyState, timestamp: u64, order: &AtomicU64) {
         let ReadyState {
             kind,
             body,
@@ -636,10 +504,6 @@ impl Log {
                 }
             }
             StateKind::Error => self.error = Some(event),
-        }
-        Appended {
-            ids: Vec::new(),
-            count: 1,
         }
     }
 
@@ -774,6 +638,7 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::envelope::Message;
 
     fn limits(state_bytes: usize) -> HistoryLimits {
         HistoryLimits {
@@ -815,8 +680,8 @@ mod tests {
                 data,
                 document: Some(Arc::new(Document::from_value(&serde_json::json!({"n": i})))),
             };
-            let append = Append::State(update);
-            channel.append(append, now, &limits(state_bytes), &order, String::new);
+            let placed = vec![(i as u64 + 1, now, Placed::State(update))];
+            channel.place(placed, false, &limits(state_bytes), &order);
 
             let log = channel.log.read().unwrap();
             let sum: usize = log.events.iter().map(|e| state_size(e)).sum();
@@ -867,8 +732,8 @@ mod tests {
             data: patch(7),
             document: None,
         };
-        let append = Append::State(update);
-        channel.append(append, 0, &limits(1 << 20), &AtomicU64::new(0), String::new);
+        let placed = vec![(1, 0, Placed::State(update))];
+        channel.place(placed, false, &limits(1 << 20), &AtomicU64::new(0));
         let log = channel.log.read().unwrap();
         let event = log.events.back().expect("appended");
         let Body::State(_, StateData::Text(text), _) = &event.body else {
@@ -885,20 +750,21 @@ mod tests {
     fn a_log_channel_keeps_its_count_rule_whatever_the_bytes() {
         let channel = Channel::new(Arc::from("c"), ChannelKind::Log, 0);
         let order = AtomicU64::new(0);
+        let now = crate::clock::now_ms();
         let batch = (0..50)
-            .map(|i| NewMessage {
-                id: None,
-                name: None,
-                encoding: None,
-                data: serde_json::Value::String("z".repeat(1000 + i)),
+            .map(|i| {
+                let message = Message {
+                    id: i.to_string(),
+                    name: None,
+                    timestamp: now,
+                    encoding: None,
+                    channel: "c".into(),
+                    data: serde_json::Value::String("z".repeat(1000 + i)),
+                };
+                (i as u64 + 1, now, Placed::Log(Body::Message(message)))
             })
             .collect();
-        let mut n = 0;
-        let append = Append::Messages(batch);
-        channel.append(append, crate::clock::now_ms(), &limits(100), &order, || {
-            n += 1;
-            n.to_string()
-        });
+        channel.place(batch, false, &limits(100), &order);
         assert_eq!(channel.bounds(), (0, 50));
     }
 
@@ -934,21 +800,21 @@ mod tests {
     fn a_mirror_skips_what_it_has_stops_at_a_hole_and_follows_a_new_epoch_once() {
         let channel = Channel::new(Arc::from("c"), ChannelKind::Log, cursor::position(5, 0));
         let (order, limits) = (AtomicU64::new(0), limits(1 << 20));
-        assert!(channel.mirror(placed(5, &[1, 2]), false, &limits, &order));
+        assert!(channel.place(placed(5, &[1, 2]), false, &limits, &order));
         // Known events are skipped; a hole stops the announcement's events there.
-        assert!(!channel.mirror(placed(5, &[2, 3, 5, 6]), false, &limits, &order));
+        assert!(!channel.place(placed(5, &[2, 3, 5, 6]), false, &limits, &order));
         assert_eq!(offsets(&channel), [1, 2, 3]);
         // Read from history, whose hole is for good: it goes on after it, with a gap.
-        assert!(channel.mirror(placed(5, &[5, 6]), true, &limits, &order));
+        assert!(channel.place(placed(5, &[5, 6]), true, &limits, &order));
         assert_eq!(offsets(&channel), [5, 6]);
         assert_eq!(
             channel.bounds(),
             (cursor::position(5, 4), cursor::position(5, 6))
         );
         // Another epoch starts afresh; in it, an event after offset 1 is a hole.
-        assert!(!channel.mirror(placed(2, &[3]), false, &limits, &order));
+        assert!(!channel.place(placed(2, &[3]), false, &limits, &order));
         assert_eq!(channel.head(), cursor::position(2, 0));
-        assert!(channel.mirror(placed(2, &[1]), false, &limits, &order));
+        assert!(channel.place(placed(2, &[1]), false, &limits, &order));
         assert_eq!(offsets(&channel), [1]);
         let old = cursor::position(5, 6);
         assert!(
@@ -956,7 +822,7 @@ mod tests {
             "an old epoch's position is a gap"
         );
         // A late event of the epoch it left never takes the channel back there.
-        assert!(channel.mirror(placed(5, &[7]), false, &limits, &order));
+        assert!(channel.place(placed(5, &[7]), false, &limits, &order));
         assert_eq!(channel.head(), cursor::position(2, 1));
     }
 }

@@ -13,21 +13,19 @@ mod shared;
 mod stored;
 pub mod wake;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
+use crate::bus::memory::Memory;
 use crate::bus::redis::RedisBus;
-use crate::bus::{Batch, Bus, Restored, StateEvent, unreadable};
+use crate::bus::{Bus, Restored, Trim, unreadable};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::wire::document::Document;
-use append::Append;
-pub use append::{Appended, NewMessage, StateUpdate};
-use channel::Waiting;
+pub use append::{Append, Appended, NewMessage, StateUpdate};
+use channel::Placed;
 pub use channel::{Channel, ChannelKind, Read, StateView, Subscription};
 pub use event::{Event, Relayed, StateData, StateKind};
 pub use shared::Lease;
@@ -57,11 +55,11 @@ pub struct Hub {
     metrics: Metrics,
     /// Keys the digests of secrets in channel names (see `secret`).
     secret: Vec<u8>,
-    /// What keeps pub/sub history and polled documents beyond the process (`[bus] data_dir`);
-    /// without one, everything lives in memory.
-    bus: Option<Arc<dyn Bus>>,
-    /// What holds pub/sub channels for several nodes (`[bus] backend = "redis"`; see
-    /// `shared`): their channels here are mirrors.
+    /// What places this node's channels and keeps them beyond the process (`[bus]
+    /// data_dir`), or places them only.
+    bus: Arc<dyn Bus>,
+    /// What places and holds the channels several nodes share (`[bus] backend = "redis"`;
+    /// see `shared`): their channels here are mirrors.
     shared: Option<Arc<RedisBus>>,
     /// Mirrors are made one at a time (see `Hub::prepare`).
     attaching: tokio::sync::Mutex<()>,
@@ -89,7 +87,7 @@ impl Hub {
             outlets: AtomicU64::new(0),
             metrics,
             secret: crate::bus::new_secret(),
-            bus: None,
+            bus: Arc::new(Memory),
             shared: None,
             attaching: tokio::sync::Mutex::const_new(()),
         }
@@ -179,7 +177,7 @@ impl Hub {
         for (name, kept) in restored.states {
             let document = kept
                 .document
-                .map(|text| Document::parse(&text).map(Arc::new))
+                .map(|text| stored::document(&text).map(Arc::new))
                 .transpose()
                 .map_err(|e| unreadable(&*bus, "a document of a polled topic", e))?;
             let name: Arc<str> = Arc::from(name);
@@ -188,7 +186,7 @@ impl Hub {
         }
         hub.metrics.channels.set(channels.len() as f64);
         hub.channels = RwLock::new(channels);
-        hub.bus = Some(bus);
+        hub.bus = bus;
         Ok(hub)
     }
 
@@ -273,217 +271,42 @@ impl Hub {
             .is_some_and(|rest| rest.starts_with(':'))
     }
 
-    /// Appends to the channel `name`, making it if needed (see `Channel::append`), when
-    /// nothing is kept beyond memory: sources append through `publish`, `append_state` and
-    /// `append_relayed`, which keep first when the hub has a bus.
-    fn append(&self, name: &str, append: Append) -> Appended {
-        let timestamp = now_ms();
-        self.with_channel(name, append.channel_kind(), |channel| {
-            self.append_to(channel, append, timestamp)
-        })
-    }
-
-    fn append_to(&self, channel: &Channel, append: Append, timestamp: u64) -> Appended {
-        let appended = channel.append(append, timestamp, &self.limits, &self.order, || {
-            self.next_message_id()
-        });
-        self.metrics.published.increment(appended.count as u64);
-        appended
-    }
-
     fn next_message_id(&self) -> String {
         let n = self.message_ids.fetch_add(1, Ordering::Relaxed) + 1;
         format!("{}:{n}", self.epoch)
     }
 
-    /// Publishes a batch to a pub/sub channel. With a bus, the messages are kept first and
-    /// only then appended (and seen by subscribers): a message that was not kept is never
-    /// delivered, so no position a client saw is ever given to another message after a
-    /// crash. `Err` when the bus failed: nothing was appended.
-    ///
-    /// Publishes to one channel wait for its turn; each turn commits every publish waiting
-    /// then, in one write, so concurrent publishers share the flush to disk.
-    pub async fn publish(
-        self: &Arc<Self>,
-        name: &str,
-        batch: Vec<NewMessage>,
-    ) -> Result<Appended, String> {
-        if let Some(bus) = &self.shared {
-            return self.publish_shared(bus, name, batch).await;
-        }
-        let Some(bus) = self.bus.clone() else {
-            return Ok(self.append(name, Append::Messages(batch)));
-        };
-        let (done, answer) = oneshot::channel();
-        // Queued under the map's read lock: the sweeper never drops a channel with a
-        // publish waiting (see `Channel::is_disposable`).
-        let channel = self.with_channel(name, ChannelKind::Log, |channel| {
-            channel.wait(Waiting { batch, done });
-            Arc::clone(channel)
-        });
-        let hub = Arc::clone(self);
-        // A task of its own: a publisher that goes away mid-commit must not leave messages
-        // on disk that memory never got (the next commit would reuse their positions).
-        tokio::spawn(async move {
-            let (_turn, group) = channel.turn().await;
-            if !group.is_empty() {
-                hub.commit(&*bus, &channel, group).await;
-            }
-        });
-        answer.await.map_err(|_| {
-            "the history store did not answer; the messages may or may not be kept: retry \
-             with the same message ids (a retry is never doubled)"
-                .to_owned()
-        })?
+    /// The shared bus, when it holds the channel `name`.
+    fn shared_bus(&self, name: &str) -> Option<&Arc<RedisBus>> {
+        self.shared.as_ref().filter(|_| shared::is_shared(name))
     }
 
-    /// Commits `group` (publishes to `channel`, in order) and appends them, answering each.
-    async fn commit(&self, bus: &dyn Bus, channel: &Channel, mut group: Vec<Waiting>) {
-        let timestamp = now_ms();
-        let mut after = channel.head();
-        let mut seen = HashSet::new();
-        let mut planned = Vec::with_capacity(group.len());
-        let mut messages = Vec::new();
-        for waiting in &mut group {
-            let positions = channel.plan(&mut waiting.batch, &mut after, &mut seen, || {
-                self.next_message_id()
-            });
-            let batch = &waiting.batch;
-            messages.extend(
-                positions
-                    .iter()
-                    .map(|&(position, i)| (position, stored::json(&batch[i], timestamp))),
-            );
-            planned.push(positions);
+    /// The bus that places the channel `name`'s events.
+    fn bus_of(&self, name: &str) -> &dyn Bus {
+        match self.shared_bus(name) {
+            Some(shared) => shared,
+            None => &*self.bus,
         }
-        let batch = Batch {
-            channel: channel.name().to_owned(),
-            messages,
-            forget_through: after.saturating_sub(self.limits.size as u64),
-        };
-        // Nothing new (every message known by id): nothing to wait for.
-        let committed = match batch.messages.is_empty() {
-            true => Ok(()),
-            false => bus.append(batch).await,
-        };
-        if let Err(e) = committed {
-            for waiting in group {
-                let _ = waiting.done.send(Err(e.clone()));
-            }
+    }
+
+    /// The history limits, as the bus applies them to what it keeps.
+    fn trim(&self) -> Trim {
+        Trim {
+            size: self.limits.size,
+            ttl_ms: self.limits.ttl_ms,
+        }
+    }
+
+    /// Appends events the bus placed to this node's copy of their channel (see
+    /// `Channel::place`), catching the copy up from a shared bus when they leave a hole.
+    /// The bus trimmed what the count limit pushed out as it kept them; what ages out
+    /// leaves with the sweep.
+    fn apply(self: &Arc<Self>, channel: &Arc<Channel>, events: Vec<(u64, u64, Placed)>) {
+        let Some(&(last, ..)) = events.last() else {
             return;
-        }
-        for (waiting, positions) in group.into_iter().zip(planned) {
-            // Only what was planned: a message known by id when planning is acknowledged
-            // again, whatever history has dropped since.
-            let ids = waiting
-                .batch
-                .iter()
-                .map(|m| m.id.clone().unwrap_or_default());
-            let ids = ids.collect();
-            let mut batch: Vec<Option<NewMessage>> = waiting.batch.into_iter().map(Some).collect();
-            let new = positions.iter().filter_map(|&(_, i)| batch[i].take());
-            let appended = self.append_to(channel, Append::Messages(new.collect()), timestamp);
-            let _ = waiting.done.send(Ok(Appended { ids, ..appended }));
-        }
-    }
-
-    /// Appends a state channel's next event (its source's only way in). With a bus, the
-    /// event's position, and the document after it, are committed first: after a crash no
-    /// position a client saw is given to another event, and the restarted source diffs
-    /// against the kept document, so its first patch applies to what clients hold. `Err`
-    /// when the bus failed: nothing was appended, and the source should keep its previous
-    /// document to diff against.
-    ///
-    /// With a shared bus, only the holder of the source's `lease` may append (see
-    /// `Hub::hold`); the lease means nothing on one node.
-    pub async fn append_state(
-        self: &Arc<Self>,
-        name: &str,
-        update: StateUpdate,
-        lease: &Lease,
-    ) -> Result<(), String> {
-        if let Some(bus) = &self.shared {
-            return self.append_state_shared(bus, name, update, lease).await;
-        }
-        let Some(bus) = &self.bus else {
-            self.append(name, Append::State(update));
-            return Ok(());
         };
-        let (channel, _turn) = self.held(name, ChannelKind::State).await;
-        let document = match (update.kind, &update.data, &update.document) {
-            (StateKind::Data, StateData::Document(d), _) | (StateKind::Patch, _, Some(d)) => {
-                Some(d.text().as_bytes().to_vec())
-            }
-            _ => None,
-        };
-        let event = StateEvent {
-            channel: name.to_owned(),
-            // The source appends alone, one event at a time: the next position is this.
-            position: channel.head() + 1,
-            document,
-        };
-        bus.append_state(event).await?;
-        self.append_to(&channel, Append::State(update), now_ms());
-        Ok(())
-    }
-
-    /// Appends events relayed from an upstream (its relay's only way in). With a bus, they
-    /// are kept first, all or none, as published messages are: a restarted relay resumes
-    /// its upstream after the last event kept, and clients resume in the kept history.
-    /// `Err` when the bus failed: nothing was appended.
-    ///
-    /// With a shared bus, only the holder of the relay topic's `lease` may append.
-    pub async fn append_relayed(
-        self: &Arc<Self>,
-        name: &str,
-        events: Vec<Relayed>,
-        lease: &Lease,
-    ) -> Result<(), String> {
-        if let Some(bus) = &self.shared {
-            return self.append_relayed_shared(bus, name, events, lease).await;
-        }
-        let Some(bus) = &self.bus else {
-            for relayed in events {
-                self.append(name, Append::Relayed(relayed));
-            }
-            return Ok(());
-        };
-        let (channel, _turn) = self.held(name, ChannelKind::Log).await;
-        let timestamp = now_ms();
-        // The relay appends alone: the events take the next positions, in order.
-        let first = channel.head() + 1;
-        let messages = (first..)
-            .zip(&events)
-            .map(|(position, relayed)| (position, stored::relayed_json(relayed, timestamp)))
-            .collect();
-        let batch = Batch {
-            channel: name.to_owned(),
-            messages,
-            forget_through: 0,
-        };
-        bus.append(batch).await?;
-        for relayed in events {
-            self.append_to(&channel, Append::Relayed(relayed), timestamp);
-        }
-        // What the count limit pushed out leaves the bus too.
-        bus.trim(name, channel.bounds().0);
-        Ok(())
-    }
-
-    /// The channel `name` (made, of `kind`, if needed) with its turn held: the sweeper does
-    /// not drop a channel whose turn is held, and one it dropped before the turn was taken
-    /// is made again.
-    async fn held(
-        &self,
-        name: &str,
-        kind: ChannelKind,
-    ) -> (Arc<Channel>, tokio::sync::OwnedMutexGuard<()>) {
-        loop {
-            let channel = self.with_channel(name, kind, Arc::clone);
-            let turn = channel.hold().await;
-            if self.get(name).is_some_and(|c| Arc::ptr_eq(&c, &channel)) {
-                return (channel, turn);
-            }
+        if !channel.place(events, false, &self.limits, &self.order) {
+            self.catch_up_later(channel, last);
         }
     }
 
@@ -493,9 +316,9 @@ impl Hub {
     pub fn held_document(&self, name: &str) -> Option<Arc<Document>> {
         let channel = self.get(name)?;
         let restored = channel.take_restored();
-        match self.shared.is_some() && shared::is_shared(name) {
-            true => restored.or_else(|| channel.document()),
-            false => restored,
+        match self.shared_bus(name) {
+            Some(_) => restored.or_else(|| channel.document()),
+            None => restored,
         }
     }
 
@@ -504,16 +327,13 @@ impl Hub {
     pub fn retire_state(&self, channel: &Channel) -> bool {
         // A shared state channel's document stays: the bus keeps it current, whichever
         // node polls, as long as this node holds the channel.
-        if self.shared.is_some() && shared::is_shared(channel.name()) {
+        if self.shared_bus(channel.name()).is_some() {
             return channel.subscriber_count() == 0;
         }
         let retired = channel.retire_state();
         // A log channel (a relay's) has no state: its history stays, on the bus too.
-        if retired
-            && channel.kind() == ChannelKind::State
-            && let Some(bus) = &self.bus
-        {
-            bus.drop_channel(channel.name());
+        if retired && channel.kind() == ChannelKind::State {
+            self.bus.drop_channel(channel.name());
         }
         retired
     }
@@ -541,10 +361,8 @@ impl Hub {
             let base = cursor::fresh_base();
             // A log channel's epoch is kept from the start, so a client holding its first
             // position resumes after a restart even if nothing was published.
-            if let Some(bus) = &self.bus
-                && kind == ChannelKind::Log
-            {
-                bus.trim(name, base);
+            if kind == ChannelKind::Log {
+                self.bus_of(name).trim(name, base);
             }
             Arc::new(Channel::new(Arc::from(name), kind, base))
         });
@@ -557,21 +375,16 @@ impl Hub {
         let linger = Duration::from_millis(self.limits.ttl_ms);
         let mut channels = self.channels.write().unwrap();
         channels.retain(|name, channel| {
-            // Only pub/sub channels are stored (relayed channels are log channels too, named
-            // `[relay]...`).
-            if channel.expire(&self.limits, now)
-                && let Some(bus) = &self.bus
-                && channel.kind() == ChannelKind::Log
-            {
+            // A log channel's history is kept (relayed channels are log channels too, named
+            // `[relay]...`); a state channel's document.
+            let bus = self.bus_of(name);
+            if channel.expire(&self.limits, now) && channel.kind() == ChannelKind::Log {
                 bus.trim(name, channel.bounds().0);
             }
-            let mirror = self.shared.is_some() && shared::is_shared(name);
+            let mirror = self.shared_bus(name).is_some();
             let disposable = channel.is_disposable(linger, mirror);
-            if let Some(bus) = self.bus.as_ref().filter(|_| disposable) {
+            if disposable {
                 bus.drop_channel(name);
-            }
-            if let Some(bus) = self.shared.as_ref().filter(|_| disposable && mirror) {
-                bus.unlisten(name);
             }
             !disposable
         });

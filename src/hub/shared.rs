@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::channel::{Channel, ChannelKind, Placed};
-use super::event::{Relayed, StateData, StateKind};
-use super::{Appended, Hub, NewMessage, StateUpdate, cursor, stored};
-use crate::bus::redis::{Appending, Claim, Notice, Range, RedisBus, Span, Trim};
-use crate::clock::now_ms;
+use super::event::{StateData, StateKind};
+use super::{Hub, StateUpdate, cursor, stored};
+use crate::bus::Fence;
+use crate::bus::redis::{Claim, Notice, Range, RedisBus, Span};
 use crate::wire::document::Document;
 use crate::wire::json;
 
@@ -68,6 +68,14 @@ impl Lease {
     /// How long ago the bus last confirmed the lease.
     pub fn renewed_ago(&self) -> Duration {
         self.renewed.elapsed()
+    }
+
+    /// What the bus checks on every append of the lease's holder.
+    pub(super) fn fence(&self) -> Fence {
+        Fence {
+            lease: self.key.clone(),
+            token: self.token.to_string(),
+        }
     }
 
     /// Whether the lease is held and due for renewal.
@@ -203,7 +211,11 @@ impl Hub {
 
     /// The mirror of `name`, made if needed: heard first, then read, so nothing announced
     /// in between is lost.
-    async fn attach(&self, bus: &Arc<RedisBus>, name: &str) -> Result<Arc<Channel>, String> {
+    pub(super) async fn attach(
+        &self,
+        bus: &Arc<RedisBus>,
+        name: &str,
+    ) -> Result<Arc<Channel>, String> {
         if let Some(channel) = self.get(name) {
             channel.touch();
             return Ok(channel);
@@ -243,124 +255,8 @@ impl Hub {
         let base = first.map_or(span.head, |first| first - 1);
         let channel = Channel::new(Arc::from(name), kind, cursor::position(span.epoch, base));
         let channel = Arc::new(channel);
-        self.mirror(&channel, span, true);
+        self.mirror(&channel, span);
         Ok(channel)
-    }
-
-    /// Publishes through the shared bus: answered once Redis holds the messages. The
-    /// node's mirror, if it has one, gets them at once (its own clients read what they
-    /// wrote), the other nodes' when they hear the announcement.
-    pub(super) async fn publish_shared(
-        self: &Arc<Self>,
-        bus: &RedisBus,
-        name: &str,
-        mut batch: Vec<NewMessage>,
-    ) -> Result<Appended, String> {
-        let timestamp = now_ms();
-        let events: Vec<Appending> = batch
-            .iter_mut()
-            .map(|message| {
-                let given = message.id.is_some();
-                let id = message.id.get_or_insert_with(|| self.next_message_id());
-                Appending {
-                    id: id.clone(),
-                    given,
-                    json: stored::json(message, timestamp),
-                }
-            })
-            .collect();
-        let ids = events.iter().map(|e| e.id.clone()).collect();
-        let count = self.append_log_shared(bus, name, events, None).await?;
-        Ok(Appended { ids, count })
-    }
-
-    /// Appends events relayed from an upstream through the shared bus, for the holder of
-    /// the relay topic's `lease`.
-    pub(super) async fn append_relayed_shared(
-        self: &Arc<Self>,
-        bus: &RedisBus,
-        name: &str,
-        events: Vec<Relayed>,
-        lease: &Lease,
-    ) -> Result<(), String> {
-        let timestamp = now_ms();
-        let events = events.iter().map(|relayed| Appending {
-            id: String::new(),
-            given: false,
-            json: stored::relayed_json(relayed, timestamp),
-        });
-        let fence = Some(&*lease.token);
-        self.append_log_shared(bus, name, events.collect(), fence)
-            .await
-            .map(drop)
-    }
-
-    /// Appends to a log channel through the shared bus, then to the node's mirror if it
-    /// has one; how many events were new.
-    async fn append_log_shared(
-        self: &Arc<Self>,
-        bus: &RedisBus,
-        name: &str,
-        events: Vec<Appending>,
-        fence: Option<&str>,
-    ) -> Result<usize, String> {
-        let epoch = cursor::fresh_epoch();
-        let answer = bus
-            .append(name, epoch, &events, &self.trim(), fence)
-            .await?;
-        let new: Vec<(u64, Vec<u8>)> = answer
-            .offsets
-            .iter()
-            .zip(events)
-            .filter(|(offset, _)| **offset > 0)
-            .map(|(&offset, event)| (offset as u64, event.json))
-            .collect();
-        let count = new.len();
-        self.metrics.published.increment(count as u64);
-        if let Some(channel) = self.get(name).filter(|_| count > 0) {
-            self.apply(&channel, answer.epoch, new);
-        }
-        Ok(count)
-    }
-
-    /// Appends a state channel's event through the shared bus, for the holder of `lease`,
-    /// then to the node's mirror.
-    pub(super) async fn append_state_shared(
-        self: &Arc<Self>,
-        bus: &Arc<RedisBus>,
-        name: &str,
-        update: StateUpdate,
-        lease: &Lease,
-    ) -> Result<(), String> {
-        let channel = self.attach(bus, name).await?;
-        let timestamp = now_ms();
-        let text = update.data.text();
-        let event = stored::state_json(update.kind, &update.stream, &text, timestamp);
-        // The document is kept as a `data` event of its own: what a node reads first.
-        let document = match (update.kind, &update.document) {
-            (StateKind::Data, _) => Some(event.clone()),
-            (StateKind::Patch, Some(d)) => Some(stored::state_json(
-                StateKind::Data,
-                &update.stream,
-                d.text(),
-                timestamp,
-            )),
-            _ => None,
-        };
-        let trim = self.trim();
-        let epoch = cursor::fresh_epoch();
-        let (epoch, offset) = bus
-            .append_state(
-                name,
-                epoch,
-                (&lease.key, &lease.token),
-                &event,
-                document.as_deref(),
-                &trim,
-            )
-            .await?;
-        self.apply(&channel, epoch, vec![(offset, event)]);
-        Ok(())
     }
 
     /// Applies the bus's announcements, in order, until the bus is gone.
@@ -373,7 +269,7 @@ impl Hub {
                     events,
                 } => {
                     if let Some(mirror) = self.get(&channel) {
-                        self.apply(&mirror, epoch, events);
+                        self.apply_announced(&mirror, epoch, events);
                     }
                 }
                 Notice::Reconnected => {
@@ -391,7 +287,12 @@ impl Hub {
     }
 
     /// Applies announced events to `channel`, catching up from the bus if they leave a hole.
-    fn apply(self: &Arc<Self>, channel: &Arc<Channel>, epoch: u64, events: Vec<(u64, Vec<u8>)>) {
+    fn apply_announced(
+        self: &Arc<Self>,
+        channel: &Arc<Channel>,
+        epoch: u64,
+        events: Vec<(u64, Vec<u8>)>,
+    ) {
         let Some(&(last, _)) = events.last() else {
             return;
         };
@@ -401,17 +302,21 @@ impl Hub {
             events,
             ..Span::default()
         };
-        if !self.mirror(channel, span, false) {
-            self.catch_up_later(channel, cursor::position(epoch, last));
-        }
+        self.apply(channel, self.placed(channel, span));
     }
 
-    /// Applies `span` to the mirror `channel` (see `Channel::mirror`). False when it left
-    /// a hole to read.
-    fn mirror(&self, channel: &Channel, span: Span, jump: bool) -> bool {
+    /// Applies `span`, read from the bus's history, to the mirror `channel`: it goes on
+    /// after what history no longer holds.
+    fn mirror(&self, channel: &Channel, span: Span) {
+        let placed = self.placed(channel, span);
+        channel.place(placed, true, &self.limits, &self.order);
+    }
+
+    /// The events of `span` that `channel` may append, readable.
+    fn placed(&self, channel: &Channel, span: Span) -> Vec<(u64, u64, Placed)> {
         let name = channel.name();
         let epoch = span.epoch;
-        let placed = match channel.kind() {
+        match channel.kind() {
             ChannelKind::Log => span
                 .events
                 .into_iter()
@@ -455,14 +360,13 @@ impl Hub {
                 }
                 placed
             }
-        };
-        channel.mirror(placed, jump, &self.limits, &self.order)
+        }
     }
 
     /// Catches `channel` up to the announced `position` in the background, unless that
     /// already runs (it then goes on to `position`). A read that fails is tried again,
     /// backing off, until the bus answers.
-    fn catch_up_later(self: &Arc<Self>, channel: &Arc<Channel>, position: u64) {
+    pub(super) fn catch_up_later(self: &Arc<Self>, channel: &Arc<Channel>, position: u64) {
         let Some(bus) = self.shared.clone() else {
             return;
         };
@@ -525,7 +429,7 @@ impl Hub {
                 let base = span.document.as_ref().map_or(span.head, |(o, _)| o - 1);
                 channel.reset(cursor::position(span.epoch, base));
             }
-            self.mirror(channel, span, true);
+            self.mirror(channel, span);
             let head = channel.head();
             let caught = cursor::split(head).0 == cursor::split(bus_head).0 && head >= bus_head;
             if caught {
@@ -538,13 +442,6 @@ impl Hub {
                 channel.reset(bus_head);
                 return Ok(());
             }
-        }
-    }
-
-    fn trim(&self) -> Trim {
-        Trim {
-            size: self.limits.size,
-            ttl_ms: self.limits.ttl_ms,
         }
     }
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::append::NewMessage;
+use super::append::{NewMessage, StateUpdate};
 use super::event::{Body, Relayed, StateKind};
+use crate::wire::document::Document;
 use crate::wire::envelope::Message;
 use crate::wire::json;
 
@@ -69,7 +70,7 @@ struct StoredState<'a> {
 }
 
 /// The stored form of a state event of `kind` with JSON `data`, appended at `timestamp`.
-pub(super) fn state_json(kind: StateKind, stream: &str, data: &str, timestamp: u64) -> Vec<u8> {
+fn state_json(kind: StateKind, stream: &str, data: &str, timestamp: u64) -> Vec<u8> {
     let data = serde_json::value::RawValue::from_string(data.to_owned())
         .expect("a state event's data is JSON");
     let stored = StoredState {
@@ -79,6 +80,32 @@ pub(super) fn state_json(kind: StateKind, stream: &str, data: &str, timestamp: u
         data: &data,
     };
     serde_json::to_vec(&stored).expect("a state event always serializes")
+}
+
+/// The stored forms of a state channel's `update`, appended at `timestamp`: the event, and
+/// the document after it as a `data` event of its own (what a reader of the channel starts
+/// from) when the update changed it.
+pub(super) fn state_forms(update: &StateUpdate, timestamp: u64) -> (Vec<u8>, Option<Vec<u8>>) {
+    let stream = &update.stream;
+    let event = state_json(update.kind, stream, &update.data.text(), timestamp);
+    let document = match (update.kind, &update.document) {
+        (StateKind::Data, _) => Some(event.clone()),
+        (StateKind::Patch, Some(d)) => {
+            Some(state_json(StateKind::Data, stream, d.text(), timestamp))
+        }
+        _ => None,
+    };
+    (event, document)
+}
+
+/// The document a state channel's stored `data` event holds.
+pub(super) fn document(text: &[u8]) -> Result<Document, String> {
+    match state(text)? {
+        (StateKind::Data, _, _, data) => {
+            Document::parse(data.as_bytes()).map_err(|e| e.to_string())
+        }
+        (kind, ..) => Err(format!("a {} event is no document", kind.name())),
+    }
 }
 
 /// A state event stored as `text`: its kind, stream, time and JSON text.

@@ -16,7 +16,8 @@ use super::change::{Answer, Change, read_answer};
 use super::journal::Journal;
 use crate::auth::Credential;
 use crate::bus::journal_log::JournalLog;
-use crate::bus::{Bus, Journals, KeptJournal, unreadable};
+use crate::bus::store::Store;
+use crate::bus::{Journals, KeptJournal, unreadable};
 use crate::wire::envelope::ErrorInfo;
 
 /// How often journals are handed to the bus (see `Connections::keep_all`).
@@ -67,11 +68,10 @@ pub struct Connections {
 }
 
 impl Connections {
-    /// The registry, with the journals `bus` kept (each resumable for `keep` from now, as if
-    /// its connection had just closed). `Err` names a journal that cannot be read.
+    /// The registry, with the journals `store` kept (each resumable for `keep` from now, as
+    /// if its connection had just closed). `Err` names a journal that cannot be read.
     pub fn new(
-        bus: Arc<dyn Bus>,
-        log: Arc<JournalLog>,
+        store: Arc<Store>,
         journals: Vec<KeptJournal>,
         capacity: usize,
     ) -> Result<Self, String> {
@@ -79,7 +79,7 @@ impl Connections {
         for kept in journals {
             let journal = Journal::restore(capacity, &kept, true).map_err(|e| {
                 let what = format!("a journal of connection {:?}", kept.connection);
-                unreadable(&*bus, &what, e)
+                unreadable(&*store, &what, e)
             })?;
             let entry = Entry {
                 journal: Arc::new(Mutex::new(journal)),
@@ -92,8 +92,8 @@ impl Connections {
         }
         Ok(Connections {
             entries: Mutex::new(entries),
-            journals: Some(bus),
-            log: Some(log),
+            log: Some(store.log()),
+            journals: Some(store),
         })
     }
 

@@ -28,7 +28,7 @@ use super::topic::Topic;
 use super::upstream::Upstream;
 use super::wanted::Wanted;
 use crate::config::PollConfig;
-use crate::hub::{Hub, Lease, StateData, StateKind, StateUpdate};
+use crate::hub::{Append, Hub, Lease, StateData, StateKind, StateUpdate};
 use crate::patch::{Delta, delta};
 use crate::wire::document::Document;
 
@@ -360,7 +360,10 @@ impl Pollers {
             data,
             document,
         };
-        let appended = self.hub.append_state(&feed.channel, update, lease).await;
+        let appended = self
+            .hub
+            .append(&feed.channel, Append::State(update), Some(lease));
+        let appended = appended.await;
         if let Err(e) = &appended {
             tracing::warn!("a polled document was not delivered: {e}");
         }

@@ -23,7 +23,7 @@ use super::failure::{Failure, backoff, classify, status};
 use super::supervisor::{Claim, Feed, LEASE_RETRY, Run, Supervisor, Tell, Tended, WATCH_SLICE};
 use super::upstream::Upstream;
 use crate::config::RelayConfig;
-use crate::hub::{Hub, Lease, Relayed};
+use crate::hub::{Append, Hub, Lease, Relayed};
 use crate::wire::sse_parser::{SseFrame, SseParser};
 
 /// The reconnection delay until the upstream sends `retry:`.
@@ -400,7 +400,7 @@ impl Relays {
             let ids: Vec<String> = batch.iter().filter_map(|r| r.upstream_id.clone()).collect();
             if let Err(e) = self
                 .hub
-                .append_relayed(&topic.channel, batch, run.lease())
+                .append(&topic.channel, Append::Relayed(batch), Some(run.lease()))
                 .await
             {
                 // Nobody saw them: the upstream is asked for them again.
@@ -447,7 +447,7 @@ impl Relays {
         };
         if let Err(e) = self
             .hub
-            .append_relayed(&topic.channel, vec![notice], lease)
+            .append(&topic.channel, Append::Relayed(vec![notice]), Some(lease))
             .await
         {
             tracing::warn!("a relay's error event was not kept: {e}");
