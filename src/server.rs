@@ -65,9 +65,8 @@ pub async fn run(
                 Hub::durable(limits, metrics, store, restored).map_err(std::io::Error::other)?;
             (hub, connections)
         }
-        (None, Some(url)) => {
-            let ca_file = config.bus.redis_ca_file.as_deref();
-            let (redis, heard, catalog_changes, asked) = RedisBus::connect(url, ca_file)
+        (None, Some(_)) => {
+            let (redis, heard, catalog_changes, asked) = RedisBus::connect(&config.bus)
                 .await
                 .map_err(std::io::Error::other)?;
             notices = Some(heard);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::redis::Redis;
+use common::redis::{BusUnderTest, Redis, RedisCluster};
 use common::sse_upstream::SseUpstream;
 use common::upstream::{Behaviour, Upstream};
 use common::{
@@ -15,9 +15,11 @@ use common::{
 };
 use serde_json::{Value, json};
 
-/// Three gateways on `redis`.
-fn nodes(redis: &Redis) -> Vec<Server> {
-    (0..3).map(|_| Server::start(&redis.bus_config())).collect()
+/// Three gateways on `redis`, once they reach it (before, a client gets a 503 to retry).
+async fn nodes(redis: &impl BusUnderTest) -> Vec<Server> {
+    let nodes: Vec<Server> = (0..3).map(|_| Server::start(&redis.bus_config())).collect();
+    until_ready(&nodes).await;
+    nodes
 }
 
 /// `n` events of `stream` as (message id, SSE id, data).
@@ -43,8 +45,19 @@ async fn publish_status(server: &Server, channel: &str, body: Value) -> reqwest:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_delivers_every_message_in_one_order_with_the_same_ids() {
-    let redis = Redis::start();
-    let nodes = nodes(&redis);
+    every_node_delivers_every_message_in_one_order_with_the_same_ids_on(&Redis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_every_node_delivers_every_message_in_one_order() {
+    every_node_delivers_every_message_in_one_order_with_the_same_ids_on(&RedisCluster::start())
+        .await;
+}
+
+async fn every_node_delivers_every_message_in_one_order_with_the_same_ids_on(
+    redis: &impl BusUnderTest,
+) {
+    let nodes = nodes(redis).await;
     let mut streams = Vec::new();
     for node in &nodes {
         streams.push(SseStream::open(&node.url("/sse?channels=orders")).await);
@@ -97,9 +110,58 @@ async fn every_node_delivers_every_message_in_one_order_with_the_same_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_announcements_go_only_to_the_shard_of_their_channel() {
+    let cluster = RedisCluster::start();
+    let nodes = nodes(&cluster).await;
+    let mut stream = SseStream::open(&nodes[1].url("/sse?channels=a,b,c,d")).await;
+    for channel in ["a", "b", "c", "d"] {
+        common::publish(&nodes[0], channel, json!({"data": channel})).await;
+    }
+    let data: Vec<Value> = messages(&mut stream, 4)
+        .await
+        .into_iter()
+        .map(|m| m.2)
+        .collect();
+    assert_eq!(data, [json!("a"), json!("b"), json!("c"), json!("d")]);
+    // Sharded pub/sub only: a classic channel would be broadcast to every shard.
+    let (sharded, classic) = cluster.channels();
+    assert!(classic.is_empty(), "classic channels: {classic:?}");
+    for channel in ["a", "b", "c", "d"] {
+        let notify = format!("sg:{{{channel}}}:n");
+        assert!(sharded.contains(&notify), "{notify} not in {sharded:?}");
+    }
+    assert!(sharded.contains(&"sg:catalog".to_owned()), "{sharded:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_channel_moved_to_another_shard_is_still_heard() {
+    let cluster = RedisCluster::start();
+    let nodes = nodes(&cluster).await;
+    let mut stream = SseStream::open(&nodes[1].url("/sse?channels=moved")).await;
+    common::publish(&nodes[0], "moved", json!({"data": "m1"})).await;
+    assert_eq!(messages(&mut stream, 1).await[0].2, json!("m1"));
+    // Resharding: the channel's keys and its announcements now live on another shard,
+    // which never had the node's subscription.
+    cluster.move_slot_of("sg:{moved}:n");
+    common::publish(&nodes[0], "moved", json!({"data": "m2"})).await;
+    let next = messages(&mut stream, 1).await;
+    assert_eq!(next[0].2, json!("m2"));
+    common::publish(&nodes[2], "moved", json!({"data": "m3"})).await;
+    assert_eq!(messages(&mut stream, 1).await[0].2, json!("m3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_on_another_node_exactly() {
-    let redis = Redis::start();
-    let nodes = nodes(&redis);
+    a_client_resumes_on_another_node_exactly_on(&Redis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_client_resumes_on_another_node_exactly() {
+    a_client_resumes_on_another_node_exactly_on(&RedisCluster::start()).await;
+}
+
+async fn a_client_resumes_on_another_node_exactly_on(redis: &impl BusUnderTest) {
+    let nodes = nodes(redis).await;
     let mut first = SseStream::open(&nodes[0].url("/sse?channels=feed")).await;
     for i in 0..10 {
         common::publish(&nodes[i % 3], "feed", json!({"data": i})).await;
@@ -129,7 +191,7 @@ async fn a_client_resumes_on_another_node_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_id_is_kept_once_across_nodes() {
     let redis = Redis::start();
-    let nodes = nodes(&redis);
+    let nodes = nodes(&redis).await;
     let mut stream = SseStream::open(&nodes[2].url("/sse?channels=pay")).await;
     for node in &nodes[..2] {
         let ids = common::publish(node, "pay", json!({"id": "order-7", "data": 7})).await;
@@ -146,7 +208,7 @@ async fn a_publisher_id_is_kept_once_across_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_missed_announcements_catches_up_once_heard_again() {
     let redis = Redis::start();
-    let nodes = nodes(&redis);
+    let nodes = nodes(&redis).await;
     let mut stream = SseStream::open(&nodes[1].url("/sse?channels=late")).await;
     common::publish(&nodes[0], "late", json!({"data": 0})).await;
     assert_eq!(messages(&mut stream, 1).await[0].2, json!(0));
@@ -163,8 +225,16 @@ async fn a_node_that_missed_announcements_catches_up_once_heard_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_a_publish_is_refused_at_once_and_streams_recover_after() {
-    let mut redis = Redis::start();
-    let nodes = nodes(&redis);
+    without_redis_a_publish_is_refused_and_streams_recover_on(&mut Redis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_redis_cluster_a_publish_is_refused_and_streams_recover_after() {
+    without_redis_a_publish_is_refused_and_streams_recover_on(&mut RedisCluster::start()).await;
+}
+
+async fn without_redis_a_publish_is_refused_and_streams_recover_on(redis: &mut impl BusUnderTest) {
+    let nodes = nodes(redis).await;
     let mut stream = SseStream::open(&nodes[1].url("/sse?channels=up")).await;
     common::publish(&nodes[0], "up", json!({"data": "before"})).await;
     assert_eq!(messages(&mut stream, 1).await[0].2, json!("before"));
@@ -220,7 +290,7 @@ async fn until_ready(nodes: &[Server]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_gone_back_to_an_older_state_never_reuses_an_id_a_client_saw() {
     let mut redis = Redis::start_saving();
-    let nodes = nodes(&redis);
+    let nodes = nodes(&redis).await;
     let mut stream = SseStream::open(&nodes[1].url("/sse?channels=c")).await;
     common::publish(&nodes[0], "c", json!({"data": "m1"})).await;
     assert_eq!(messages(&mut stream, 1).await[0].2, json!("m1"));
@@ -304,6 +374,17 @@ fn the_redis_backend_needs_a_url() {
         "[bus]\nbackend = \"redis\"\nredis_url = \"redis://h\"\nredis_ca_file = \"/ca.pem\"\n",
     );
     assert!(!ok && err.contains("rediss://"), "{err}");
+    // Several servers are a cluster's nodes; a cluster is Redis's.
+    let (ok, err) = check("[bus]\nbackend = \"redis\"\nredis_url = \"redis://a,redis://b\"\n");
+    assert!(!ok && err.contains("redis_cluster = true"), "{err}");
+    let (ok, err) = check(
+        "[bus]\nbackend = \"redis\"\nredis_cluster = true\nredis_url = \"redis://a:7000, redis://b:7000\"\n",
+    );
+    assert!(ok, "{err}");
+    let (ok, err) = check("[bus]\nredis_cluster = true\n");
+    assert!(!ok && err.contains("backend = \"redis\""), "{err}");
+    let (ok, err) = check("[bus]\nbackend = \"redis\"\nredis_url = \" , \"\n");
+    assert!(!ok && err.contains("names no server"), "{err}");
 }
 
 /// A delta stream's events as a client applies them.
@@ -355,7 +436,7 @@ fn quotes(version: u64) -> Value {
     json!({"version": version, "items": items})
 }
 
-fn polled(redis: &Redis, upstream: &Upstream) -> String {
+fn polled(redis: &impl BusUnderTest, upstream: &Upstream) -> String {
     format!(
         "{}[poll]\nmin_interval_ms = 100\n[[api]]\nname = \"q\"\nbase_url = \"{}\"\n\
          interval_ms = 200\n",
@@ -367,7 +448,7 @@ fn polled(redis: &Redis, upstream: &Upstream) -> String {
 /// `n` nodes polling `upstream`, each with a client that holds its first document.
 async fn polling_nodes(
     n: usize,
-    redis: &Redis,
+    redis: &impl BusUnderTest,
     upstream: &Upstream,
 ) -> (Vec<Server>, Vec<Document>) {
     let nodes: Vec<Server> = (0..n)
@@ -392,9 +473,17 @@ async fn assert_one_poll_per_interval(upstream: &Upstream) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_polls_a_topic_for_subscribers_on_every_node() {
-    let redis = Redis::start();
+    one_node_polls_a_topic_for_subscribers_on_every_node_on(&Redis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_one_node_polls_a_topic_and_its_parts() {
+    one_node_polls_a_topic_for_subscribers_on_every_node_on(&RedisCluster::start()).await;
+}
+
+async fn one_node_polls_a_topic_for_subscribers_on_every_node_on(redis: &impl BusUnderTest) {
     let upstream = Upstream::start(quotes(0)).await;
-    let (nodes, mut docs) = polling_nodes(3, &redis, &upstream).await;
+    let (nodes, mut docs) = polling_nodes(3, redis, &upstream).await;
     // A selected part of the same topic, on one node.
     let mut part = Document::open(&nodes[0], "/apis/q/quotes?select=/items/7").await;
     part.until(&quotes(0)["items"][7]).await;
@@ -538,7 +627,7 @@ async fn a_relay_backing_off_longer_than_the_lease_keeps_it_on_one_node() {
     );
 }
 
-fn relayed(redis: &Redis, upstream: &SseUpstream) -> String {
+fn relayed(redis: &impl BusUnderTest, upstream: &SseUpstream) -> String {
     format!(
         "{}[[relay]]\nname = \"market\"\nlisten_path = \"/market\"\nupstream = \"{}\"\n",
         redis.bus_config(),
@@ -549,7 +638,7 @@ fn relayed(redis: &Redis, upstream: &SseUpstream) -> String {
 /// `n` nodes relaying `upstream`, each with a client of its topic `quotes`.
 async fn relaying_nodes(
     n: usize,
-    redis: &Redis,
+    redis: &impl BusUnderTest,
     upstream: &SseUpstream,
 ) -> (Vec<Server>, Vec<SseStream>) {
     let nodes: Vec<Server> = (0..n)
@@ -574,9 +663,19 @@ async fn relayed_events(stream: &mut SseStream, n: usize) -> Vec<(String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_upstream_connection_per_relay_topic_for_subscribers_on_every_node() {
-    let redis = Redis::start();
+    one_upstream_connection_per_relay_topic_for_subscribers_on_every_node_on(&Redis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_one_upstream_connection_per_relay_topic() {
+    one_upstream_connection_per_relay_topic_for_subscribers_on_every_node_on(&RedisCluster::start()).await;
+}
+
+async fn one_upstream_connection_per_relay_topic_for_subscribers_on_every_node_on(
+    redis: &impl BusUnderTest,
+) {
     let upstream = SseUpstream::start().await;
-    let (_nodes, mut streams) = relaying_nodes(3, &redis, &upstream).await;
+    let (_nodes, mut streams) = relaying_nodes(3, redis, &upstream).await;
     eventually("the upstream connection", || upstream.open_streams() == 1).await;
     for i in 0..3 {
         upstream.send("quote", &format!("{{\"n\":{i}}}"));
@@ -640,7 +739,7 @@ async fn when_the_relaying_node_dies_another_resumes_the_upstream_after_the_last
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_kept_cursors_resume_on_another_node_after_a_kill() {
     let redis = Redis::start();
-    let mut nodes = nodes(&redis);
+    let mut nodes = nodes(&redis).await;
     let payloads = |events: Vec<streamgate::wire::sse_parser::SseEvent>| -> Vec<String> {
         let data = |e: &streamgate::wire::sse_parser::SseEvent| {
             envelope(e)["data"].as_str().unwrap().to_owned()
@@ -689,8 +788,16 @@ async fn server_kept_cursors_resume_on_another_node_after_a_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dynamic_connection_is_changed_through_any_node() {
-    let redis = Redis::start();
-    let nodes = nodes(&redis);
+    a_dynamic_connection_is_changed_through_any_node_on(&Redis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_dynamic_connection_is_changed_through_any_node() {
+    a_dynamic_connection_is_changed_through_any_node_on(&RedisCluster::start()).await;
+}
+
+async fn a_dynamic_connection_is_changed_through_any_node_on(redis: &impl BusUnderTest) {
+    let nodes = nodes(redis).await;
     let (mut dynamic, id) = common::dynamic(&nodes[0], "&channels=a").await;
     // Its journal, which names the node holding it, is in Redis within 250 ms.
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -734,7 +841,7 @@ async fn a_dynamic_connection_is_changed_through_any_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dynamic_connection_opened_empty_is_changed_through_any_node() {
     let redis = Redis::start();
-    let nodes = nodes(&redis);
+    let nodes = nodes(&redis).await;
     let (mut dynamic, id) = common::dynamic(&nodes[0], "").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let added = common::add(&nodes[1], &id, json!({"channel": "b"})).await;
@@ -777,7 +884,7 @@ async fn a_connection_resumed_elsewhere_moves_there_and_back_exactly() {
         (event.id, data)
     }
     let redis = Redis::start();
-    let nodes = nodes(&redis);
+    let nodes = nodes(&redis).await;
     let (mut first, id) = common::dynamic(&nodes[0], "&channels=a").await;
     common::publish(&nodes[2], "a", json!({"data": "a1"})).await;
     let (token, _) = data(&mut first).await;
@@ -811,7 +918,15 @@ async fn a_connection_resumed_elsewhere_moves_there_and_back_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_change_on_one_node_applies_on_every_node() {
-    let redis = Redis::start();
+    an_admin_change_on_one_node_applies_on_every_node_on(&Redis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_an_admin_change_applies_on_every_node() {
+    an_admin_change_on_one_node_applies_on_every_node_on(&RedisCluster::start()).await;
+}
+
+async fn an_admin_change_on_one_node_applies_on_every_node_on(redis: &impl BusUnderTest) {
     let upstream = Upstream::start(json!({"price": 1})).await;
     let config = format!(
         "{}[[key]]\nname = \"root\"\nsecret = \"root-secret\"\ncapabilities = {{ \"*\" = [\"*\"] }}\n\
@@ -953,7 +1068,7 @@ async fn nodes_reach_redis_over_tls_with_a_private_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopping_keeps_its_connections_last_entries_for_the_others() {
     let redis = Redis::start();
-    let mut nodes = nodes(&redis);
+    let mut nodes = nodes(&redis).await;
     let (mut dynamic, id) = common::dynamic(&nodes[0], "&channels=a").await;
     common::publish(&nodes[1], "a", json!({"data": "a1"})).await;
     common::publish(&nodes[1], "a", json!({"data": "a2"})).await;

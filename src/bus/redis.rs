@@ -16,18 +16,21 @@
 //! appended, so every node sees one order. Positions never come from a clock.
 //!
 //! Announcements go over one pub/sub connection per node, apart from the multiplexed
-//! connection that runs the scripts (a subscribed connection can run nothing else). It is
-//! probed every few seconds: a subscription that died silently (a failover, a proxy) is
-//! noticed and made again, and the hub then reads what it missed (`Notice::Reconnected`).
+//! connection that runs the scripts (a subscribed connection can run nothing else); on a
+//! Redis Cluster, sharded pub/sub on the cluster connection (see `link`). It is probed
+//! every few seconds: a subscription that died silently (a failover, a proxy) is noticed
+//! and made again, and the hub then reads what it missed (`Notice::Reconnected`); so is a
+//! subscription the cluster ended because its channel's slot moved.
 
 mod asks;
+mod link;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
 use redis::{Client, Script, Value};
 
 use crate::bus::position::{fresh_epoch, position};
@@ -35,7 +38,9 @@ use crate::bus::{
     Answered, Append, Appending, Bus, Fence, Handed, JournalWrite, Kept, KeptJournal, Loaded,
     Placing, Trim,
 };
+use crate::config::BusConfig;
 pub use asks::Asked;
+use link::{Cluster, Commands, Heard, Hearing, Listener, Sink};
 use tokio::sync::mpsc;
 
 /// How long a command may take before the bus reports Redis as unreachable.
@@ -133,7 +138,7 @@ for i = 7, #ARGV, 3 do
 end
 if #notice > 1 then
   trim()
-  redis.call('PUBLISH', ARGV[6], table.concat(notice, '\n'))
+  redis.call(publish, ARGV[6], table.concat(notice, '\n'))
 end
 return answer
 "#;
@@ -147,7 +152,7 @@ if ARGV[8] ~= '' then
 end
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 trim()
-redis.call('PUBLISH', ARGV[6], epoch .. '\n' .. offset .. '\n' .. ARGV[7])
+redis.call(publish, ARGV[6], epoch .. '\n' .. offset .. '\n' .. ARGV[7])
 return {tonumber(epoch), offset}
 "#;
 
@@ -291,7 +296,7 @@ const CHANGE_CATALOG: &str = r#"
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version ~= tonumber(ARGV[1]) then return -1 end
 redis.call('HSET', KEYS[1], 'version', version + 1, 'text', ARGV[2])
-redis.call('PUBLISH', KEYS[1], version + 1)
+redis.call(publish, KEYS[1], version + 1)
 return version + 1
 "#;
 
@@ -307,8 +312,9 @@ const JOURNAL_KEEP: Duration = Duration::from_secs(24 * 3600);
 pub struct RedisBus {
     /// The server, as messages name it (without a password).
     shown: String,
-    client: Client,
-    commands: ConnectionManager,
+    commands: Commands,
+    /// The command that announces: `SPUBLISH` on a cluster (see `link`).
+    publish: &'static str,
     append: Script,
     append_state: Script,
     read: Script,
@@ -338,7 +344,7 @@ pub struct RedisBus {
     /// The channels this node hears the announcements of, by announcement channel.
     listening: Mutex<HashMap<String, String>>,
     /// Where subscriptions are asked; `None` while the connection is down.
-    sink: Mutex<Option<PubSubSink>>,
+    sink: Mutex<Option<Sink>>,
 }
 
 impl std::fmt::Debug for RedisBus {
@@ -397,45 +403,76 @@ pub enum Range {
 }
 
 impl RedisBus {
-    /// Connects lazily to `url`: the gateway starts while Redis is down, and is ready once
-    /// it answers. Announcements reach the receiver returned, and changes of the admin
-    /// catalog made on other nodes (see `catalog`) the watch.
-    pub async fn connect(
-        url: &str,
-        ca_file: Option<&std::path::Path>,
-    ) -> Result<Connected, String> {
-        let shown = without_password(url);
-        let client = match ca_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    format!(
-                        "[bus] redis_ca_file {}: cannot read it: {e}",
-                        path.display()
-                    )
-                })?;
-                let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                };
-                Client::build_with_tls(url, certificates)
-            }
-            None => Client::open(url),
+    /// Connects lazily to the Redis of `config` (one server, or a Redis Cluster): the
+    /// gateway starts while Redis is down, and is ready once it answers. Announcements
+    /// reach the receiver returned, and changes of the admin catalog made on other nodes
+    /// (see `catalog`) the watch.
+    pub async fn connect(config: &BusConfig) -> Result<Connected, String> {
+        let urls: Vec<&str> = config.redis_urls().collect();
+        let shown: Vec<String> = urls.iter().map(|url| without_password(url)).collect();
+        let shown = shown.join(",");
+        let certificates = || -> Result<Option<redis::TlsCertificates>, String> {
+            let Some(path) = &config.redis_ca_file else {
+                return Ok(None);
+            };
+            let pem = std::fs::read(path).map_err(|e| {
+                format!(
+                    "[bus] redis_ca_file {}: cannot read it: {e}",
+                    path.display()
+                )
+            })?;
+            Ok(Some(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            }))
         };
-        let client = client.map_err(|e| format!("[bus] redis_url {shown:?} is not usable: {e}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(TIMEOUT))
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1);
-        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| format!("redis at {shown}: {e}"))?;
+        let unusable =
+            |e: redis::RedisError| format!("[bus] redis_url {shown:?} is not usable: {e}");
+        let (commands, listener) = match config.redis_cluster {
+            true => {
+                let (pushes, heard) = mpsc::unbounded_channel();
+                let mut builder = ClusterClientBuilder::new(urls)
+                    .use_protocol(redis::ProtocolVersion::RESP3)
+                    .push_sender(pushes)
+                    .connection_timeout(TIMEOUT)
+                    .response_timeout(TIMEOUT)
+                    .retries(1);
+                if let Some(certificates) = certificates()? {
+                    builder = builder.certs(certificates);
+                }
+                let cluster = Cluster::new(builder.build().map_err(unusable)?);
+                let listener = Listener::Cluster(cluster.clone(), heard);
+                (Commands::Cluster(cluster), listener)
+            }
+            false => {
+                let url = urls.first().copied().unwrap_or_default();
+                let client = match certificates()? {
+                    Some(certificates) => Client::build_with_tls(url, certificates),
+                    None => Client::open(url),
+                };
+                let client = client.map_err(unusable)?;
+                let manager = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(TIMEOUT))
+                    .set_connection_timeout(Some(TIMEOUT))
+                    .set_number_of_retries(1);
+                let commands = ConnectionManager::new_lazy_with_config(client.clone(), manager)
+                    .map_err(|e| format!("redis at {shown}: {e}"))?;
+                (
+                    Commands::Single(commands),
+                    Listener::Single(Box::new(client)),
+                )
+            }
+        };
         let (questions, asked) = mpsc::channel(asks::QUESTIONS);
         let owner = format!("{:016x}", rand::random::<u64>());
-        let script = |body: &str| Script::new(&format!("{CLOCK}{PRELUDE}{body}"));
+        let publish = Sink::publish_command(config.redis_cluster);
+        let publishing = format!("local publish = '{publish}'\n");
+        let script = |body: &str| Script::new(&format!("{publishing}{CLOCK}{PRELUDE}{body}"));
         let clocked = |body: &str| Script::new(&format!("{CLOCK}{body}"));
         let bus = std::sync::Arc::new(RedisBus {
             shown,
-            client,
             commands,
+            publish,
             append: script(APPEND),
             append_state: script(APPEND_STATE),
             read: script(READ),
@@ -448,7 +485,7 @@ impl RedisBus {
             load_journal: Script::new(LOAD_JOURNAL),
             claim_journal: Script::new(CLAIM_JOURNAL),
             forget_journal: Script::new(FORGET_JOURNAL),
-            change_catalog: Script::new(CHANGE_CATALOG),
+            change_catalog: Script::new(&format!("{publishing}{CHANGE_CATALOG}")),
             catalog_changes: tokio::sync::watch::Sender::new(0),
             waiting: asks::Waiting::of(&owner),
             owner,
@@ -462,7 +499,7 @@ impl RedisBus {
         // Watched from before the announcement connection is first made: its making is a
         // change too, which covers a change announced before this node listened.
         let catalog_changes = bus.catalog_changes.subscribe();
-        tokio::spawn(listen_loop(std::sync::Arc::clone(&bus), tx));
+        tokio::spawn(listen_loop(std::sync::Arc::clone(&bus), listener, tx));
         Ok((bus, rx, catalog_changes, asked))
     }
 
@@ -655,6 +692,11 @@ impl RedisBus {
         subscribed
     }
 
+    /// Whether this node hears the announcement channel `name`.
+    fn hears(&self, name: &str) -> bool {
+        name == CATALOG || name == self.inbox() || self.listening.lock().unwrap().contains_key(name)
+    }
+
     /// Stops hearing `channel`'s announcements (in the background).
     pub fn unlisten(self: &std::sync::Arc<Self>, channel: &str) {
         let mut listening = self.listening.lock().unwrap();
@@ -703,12 +745,20 @@ impl RedisBus {
     /// keyed with the cluster's secret.
     async fn keys(&self, channel: &str) -> Result<Keys, String> {
         if !channel.starts_with('[') {
-            return Ok(Keys::of(channel));
+            return Ok(Keys::of(channel, None));
         }
         let secret = self.secret().await?;
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-        let tag = aws_lc_rs::hmac::sign(&key, channel.as_bytes());
-        Ok(Keys::of(&format!("#{}", hex(tag.as_ref()))))
+        let digest = |text: &str| {
+            let tag = aws_lc_rs::hmac::sign(&key, text.as_bytes());
+            format!("#{}", hex(tag.as_ref()))
+        };
+        // A polled topic's selected part lives in its topic's slot, with the lease its
+        // append script checks (a script's keys must share one slot on a cluster).
+        match channel.split_once(PART) {
+            Some((topic, _)) => Ok(Keys::of(&digest(topic), Some(&digest(channel)))),
+            None => Ok(Keys::of(&digest(channel), None)),
+        }
     }
 
     /// The admin catalog as the nodes share it: its version and text (`None`: no node has
@@ -974,11 +1024,15 @@ fn kept_journal(connection: String, fields: Vec<(Vec<u8>, Vec<u8>)>) -> Option<K
 
 /// Keeps one announcement connection up: (re)connects, subscribes to every channel listened
 /// to, forwards announcements, and probes the connection.
-async fn listen_loop(bus: std::sync::Arc<RedisBus>, notices: mpsc::Sender<Notice>) {
+async fn listen_loop(
+    bus: std::sync::Arc<RedisBus>,
+    mut listener: Listener,
+    notices: mpsc::Sender<Notice>,
+) {
     let mut down_since: Option<std::time::Instant> = None;
     loop {
-        match connect_listener(&bus).await {
-            Ok((sink, stream)) => {
+        match connect_listener(&bus, &mut listener).await {
+            Ok((sink, hearing)) => {
                 if let Some(since) = down_since.take() {
                     tracing::info!(
                         "redis at {} is reachable again after {:.1} s",
@@ -992,7 +1046,7 @@ async fn listen_loop(bus: std::sync::Arc<RedisBus>, notices: mpsc::Sender<Notice
                 if notices.send(Notice::Reconnected).await.is_err() {
                     return;
                 }
-                let why = forward(&bus, sink, stream, &notices).await;
+                let why = forward(&bus, sink, hearing, &notices).await;
                 *bus.sink.lock().unwrap() = None;
                 match why {
                     Some(why) => tracing::warn!("redis at {}: {why}; reconnecting", bus.shown),
@@ -1011,55 +1065,61 @@ async fn listen_loop(bus: std::sync::Arc<RedisBus>, notices: mpsc::Sender<Notice
     }
 }
 
-async fn connect_listener(
+async fn connect_listener<'a>(
     bus: &RedisBus,
-) -> Result<(PubSubSink, redis::aio::PubSubStream), String> {
-    let connect = bus.client.get_async_pubsub();
-    let pubsub = bus.timed(connect).await?;
-    let (mut sink, stream) = pubsub.split();
+    listener: &'a mut Listener,
+) -> Result<(Sink, Hearing<'a>), String> {
+    let (mut sink, hearing) = bus.timed(listener.connect()).await?;
     bus.timed(sink.subscribe(CATALOG)).await?;
     bus.timed(sink.subscribe(bus.inbox())).await?;
     let notify: Vec<String> = bus.listening.lock().unwrap().keys().cloned().collect();
-    for chunk in notify.chunks(512) {
-        bus.timed(sink.subscribe(chunk)).await?;
-    }
-    Ok((sink, stream))
+    bus.timed(sink.subscribe_all(&notify)).await?;
+    Ok((sink, hearing))
 }
 
 /// Forwards announcements until the connection fails a probe or ends (`Some(why)`), or the
 /// hub is gone (`None`).
 async fn forward(
     bus: &RedisBus,
-    mut sink: PubSubSink,
-    mut stream: redis::aio::PubSubStream,
+    mut sink: Sink,
+    mut hearing: Hearing<'_>,
     notices: &mpsc::Sender<Notice>,
 ) -> Option<String> {
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.tick().await;
     loop {
         tokio::select! {
-            message = stream.next() => {
-                let Some(message) = message else {
-                    return Some("the announcement connection closed".to_owned());
+            heard = hearing.next() => {
+                let (name, payload) = match heard {
+                    None => return Some("the announcement connection closed".to_owned()),
+                    Some(Heard::Lost) => {
+                        return Some("a connection to a cluster node was lost".to_owned());
+                    }
+                    // Not one this node let go of (`unlisten`): subscribed again on the
+                    // shard that holds it now, and what it missed read back.
+                    Some(Heard::Ended(name)) if bus.hears(&name) => {
+                        return Some(format!("the cluster moved {name:?} to another shard"));
+                    }
+                    Some(Heard::Ended(_)) => continue,
+                    Some(Heard::Message(name, payload)) => (name, payload),
                 };
-                if message.get_channel_name() == CATALOG {
+                if name == CATALOG {
                     bus.catalog_changes.send_modify(|n| *n += 1);
                     continue;
                 }
-                if message.get_channel_name() == bus.inbox() {
-                    bus.heard(message.get_payload_bytes(), &bus.questions);
+                if name == bus.inbox() {
+                    bus.heard(&payload, &bus.questions);
                     continue;
                 }
                 // A channel no longer listened to (an announcement on its way meanwhile).
-                let heard = bus.listening.lock().unwrap().get(message.get_channel_name()).cloned();
+                let heard = bus.listening.lock().unwrap().get(&name).cloned();
                 let Some(channel) = heard else {
                     continue;
                 };
-                let Some(notice) = notice(channel, message.get_payload_bytes()) else {
+                let Some(notice) = notice(channel, &payload) else {
                     tracing::warn!(
-                        "redis at {}: an announcement on {:?} is not readable; ignored",
+                        "redis at {}: an announcement on {name:?} is not readable; ignored",
                         bus.shown,
-                        message.get_channel_name()
                     );
                     continue;
                 };
@@ -1075,9 +1135,8 @@ async fn forward(
                 }
             }
             _ = probe.tick() => {
-                let ping = sink.ping::<Value>();
-                match tokio::time::timeout(TIMEOUT, ping).await {
-                    Ok(Ok(_)) => {}
+                match tokio::time::timeout(TIMEOUT, sink.probe()).await {
+                    Ok(Ok(())) => {}
                     Ok(Err(e)) => return Some(format!("the announcement connection failed: {e}")),
                     Err(_) => return Some("the announcement connection did not answer a probe".to_owned()),
                 }
@@ -1147,9 +1206,18 @@ struct Keys {
     notify: String,
 }
 
+/// What separates a polled topic's key from its selected part in a channel's name (see
+/// `sources::topic`).
+const PART: &str = "\nselect ";
+
 impl Keys {
-    fn of(channel: &str) -> Keys {
-        let key = |kind: &str| format!("sg:{{{channel}}}:{kind}");
+    /// The keys of the channel named `tag`, or of `part` of it (a polled topic's selected
+    /// part: the tag is the topic's, so the keys share its slot).
+    fn of(tag: &str, part: Option<&str>) -> Keys {
+        let key = |kind: &str| match part {
+            Some(part) => format!("sg:{{{tag}}}{part}:{kind}"),
+            None => format!("sg:{{{tag}}}:{kind}"),
+        };
         Keys {
             meta: key("m"),
             stream: key("s"),

@@ -219,9 +219,9 @@ impl Journals for Store {
 }
 
 impl Bus for Store {
-    /// Resolves once the events are on disk. Events the count limit pushes out of history
-    /// leave in the same commit (counting a relay's notices, which memory does not: it may
-    /// hold a few more); the age limit's with the hub's `trim`.
+    /// Resolves once the events are on disk. Events the count limit (`limits.size`, which
+    /// the hub raises by the relay notices history passes over) pushes out of history leave
+    /// in the same commit; the age limit's with the hub's `trim`.
     fn append(&self, append: Append) -> Placing<'_> {
         let placed = next_positions(&append);
         let (done, committed) = oneshot::channel();

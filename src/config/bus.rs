@@ -17,6 +17,9 @@ pub struct BusConfig {
     /// With `rediss://`: the CA certificates (PEM) that sign the server's certificate,
     /// trusted instead of the system's.
     pub redis_ca_file: Option<PathBuf>,
+    /// `redis_url` names a node of a Redis Cluster (or several, comma-separated): the
+    /// gateway finds the others, and announces through sharded pub/sub.
+    pub redis_cluster: bool,
 }
 
 /// One node (`memory`), or many nodes sharing pub/sub channels through Redis.
@@ -31,13 +34,25 @@ pub enum Backend {
 impl BusConfig {
     pub fn validate(&self) -> Result<(), String> {
         match (self.backend, &self.data_dir, &self.redis_url) {
-            (Backend::Redis, None, Some(url)) => match url.split_once("://") {
-                Some(("redis" | "rediss", _)) => Ok(()),
-                _ => Err(format!(
-                    "[bus] redis_url {:?} must start with redis:// or rediss:// (TLS)",
-                    shown(url)
-                )),
-            },
+            (Backend::Redis, None, Some(urls)) => {
+                self.redis_urls()
+                    .try_for_each(|url| match url.split_once("://") {
+                        Some(("redis" | "rediss", _))
+                            if urls.contains(',') && !self.redis_cluster =>
+                        {
+                            Err(format!(
+                                "[bus] redis_url {:?} names several servers: that is a Redis \
+                             Cluster's nodes, with redis_cluster = true",
+                                shown(urls)
+                            ))
+                        }
+                        Some(("redis" | "rediss", _)) => Ok(()),
+                        _ => Err(format!(
+                            "[bus] redis_url {:?} must start with redis:// or rediss:// (TLS)",
+                            shown(url)
+                        )),
+                    })
+            }
             (Backend::Redis, None, None) => Err("[bus] backend = \"redis\" needs redis_url, \
                  e.g. redis_url = \"redis://127.0.0.1:6379/0\" (or STREAMGATE_BUS__REDIS_URL)"
                 .into()),
@@ -56,7 +71,21 @@ impl BusConfig {
         if self.redis_ca_file.is_some() && !tls {
             return Err("[bus] redis_ca_file is for a rediss:// (TLS) redis_url".into());
         }
+        if self.redis_cluster && self.backend != Backend::Redis {
+            return Err("[bus] redis_cluster needs backend = \"redis\"".into());
+        }
+        if self.backend == Backend::Redis && self.redis_urls().next().is_none() {
+            return Err("[bus] redis_url names no server, e.g. redis_url = \
+                 \"redis://127.0.0.1:6379/0\""
+                .into());
+        }
         Ok(())
+    }
+
+    /// The Redis servers `redis_url` names (a Redis Cluster's may be several).
+    pub fn redis_urls(&self) -> impl Iterator<Item = &str> {
+        let urls = self.redis_url.as_deref().unwrap_or_default();
+        urls.split(',').map(str::trim).filter(|u| !u.is_empty())
     }
 }
 

@@ -107,8 +107,12 @@ impl Hub {
         let channel = match self.shared_bus(name) {
             // A state channel's source diffs against the mirror's document: it is made.
             Some(bus) if kind == ChannelKind::State => Some(self.attach(bus, name).await?),
-            // Published to without a mirror here: the bus alone holds it.
-            Some(_) => self.get(name),
+            // Published to without a mirror here: the bus alone holds it. Queued under the
+            // map's read lock, as below.
+            Some(_) => self.channels.read().unwrap().get(name).map(|channel| {
+                channel.wait(waiting.take());
+                Arc::clone(channel)
+            }),
             // Queued under the map's read lock: the sweeper never drops a channel with an
             // append waiting (see `Channel::is_disposable`).
             None => Some(self.with_channel(name, kind, |channel| {
@@ -178,6 +182,12 @@ impl Hub {
             limits: self.trim(),
             ..bus::Append::default()
         };
+        // History's count passes over relay notices (failures never push events out): the
+        // bus keeps as many more as may be in it.
+        if let Append::Relayed(events) = &run[0].append {
+            let notices = events.iter().filter(|r| r.notice).count();
+            request.limits.size += notices + copy.map_or(0, |c| c.notices());
+        }
         // Per append, the indices of its events that are new (the others are known by id).
         let mut fresh = Vec::with_capacity(run.len());
         for waiting in &mut run {
@@ -296,5 +306,79 @@ impl Hub {
         for (done, appended) in answers {
             let _ = done.send(Ok(appended));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Append;
+    use crate::bus::Journals;
+    use crate::bus::store::Store;
+    use crate::hub::{HistoryLimits, Hub, Relayed};
+    use crate::metrics::Metrics;
+
+    fn relayed(id: Option<&str>, notice: bool) -> Relayed {
+        Relayed {
+            event: if notice { "error" } else { "tick" }.into(),
+            data: "{}".into(),
+            upstream_id: id.map(str::to_owned),
+            stream: Arc::from("r"),
+            notice,
+        }
+    }
+
+    /// A hub on the store in `dir`, opened again until the last one let go of the file.
+    async fn durable(dir: &std::path::Path) -> (Arc<Hub>, Arc<Store>) {
+        let limits = HistoryLimits {
+            size: 3,
+            ttl_ms: 3_600_000,
+            state_bytes: 1 << 20,
+        };
+        let mut tries = 0;
+        let (store, restored) = loop {
+            match Store::open(dir, || "e".into()) {
+                Ok(opened) => break opened,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    assert!(e.contains("in use"), "{e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let store = Arc::new(store);
+        let bus = Arc::clone(&store) as Arc<dyn crate::bus::Bus>;
+        let hub = Hub::durable(limits, Metrics::install().0, bus, restored).unwrap();
+        (Arc::new(hub), store)
+    }
+
+    #[tokio::test]
+    async fn relay_notices_push_no_event_out_of_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hub, store) = durable(dir.path()).await;
+        let events = ["u1", "u2", "u3"].map(|id| relayed(Some(id), false));
+        let channel = "[relay]r";
+        hub.append(channel, Append::Relayed(events.into()), None)
+            .await
+            .unwrap();
+        for _ in 0..4 {
+            let notice = vec![relayed(None, true)];
+            hub.append(channel, Append::Relayed(notice), None)
+                .await
+                .unwrap();
+        }
+        let newest = |hub: &Hub| {
+            let channel = hub.get(channel).unwrap();
+            channel.find_newest(|e| e.relayed().and_then(|r| r.upstream_id.clone()))
+        };
+        assert_eq!(newest(&hub).as_deref(), Some("u3"));
+        store.flush().await.unwrap();
+        drop((hub, store));
+        // What a restarted relay resumes its upstream after is still there.
+        let (hub, _store) = durable(dir.path()).await;
+        assert_eq!(newest(&hub).as_deref(), Some("u3"));
     }
 }

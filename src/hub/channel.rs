@@ -334,6 +334,11 @@ impl Channel {
         (turn, std::mem::take(&mut *self.waiting.lock().unwrap()))
     }
 
+    /// How many relay notices history holds: the count limit passes over them.
+    pub(super) fn notices(&self) -> usize {
+        self.log.read().unwrap().notices
+    }
+
     /// Whether a message with publisher-given or generated id `id` is in history.
     pub(super) fn holds_id(&self, id: &str) -> bool {
         self.log.read().unwrap().ids.contains_key(id)

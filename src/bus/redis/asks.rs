@@ -80,7 +80,7 @@ impl RedisBus {
         )
         .into_bytes();
         question.extend_from_slice(change);
-        let mut publish = redis::cmd("PUBLISH");
+        let mut publish = redis::cmd(self.publish);
         publish.arg(inbox(&owner)).arg(question);
         let heard: i64 = self.timed(publish.query_async(&mut commands)).await?;
         let late = || {
@@ -101,7 +101,7 @@ impl RedisBus {
     pub async fn answer(&self, asked: &Asked, answer: &[u8]) -> Result<(), String> {
         let mut message = format!("a\n{}\n", asked.number).into_bytes();
         message.extend_from_slice(answer);
-        let mut publish = redis::cmd("PUBLISH");
+        let mut publish = redis::cmd(self.publish);
         publish.arg(inbox(&asked.asker)).arg(message);
         let mut commands = self.commands.clone();
         self.timed(publish.query_async::<i64>(&mut commands))
