@@ -20,15 +20,18 @@ pub enum Operation {
     /// Stream a polled API.
     Poll,
     Admin,
+    /// Enter a channel's presence, update one's data there, and leave it.
+    Presence,
 }
 
 impl Operation {
-    const ALL: [Operation; 5] = [
+    const ALL: [Operation; 6] = [
         Operation::Subscribe,
         Operation::Publish,
         Operation::History,
         Operation::Poll,
         Operation::Admin,
+        Operation::Presence,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +41,7 @@ impl Operation {
             Operation::History => "history",
             Operation::Poll => "poll",
             Operation::Admin => "admin",
+            Operation::Presence => "presence",
         }
     }
 
@@ -65,7 +69,7 @@ impl Capabilities {
                         .ok_or_else(|| {
                             format!(
                                 "{name:?} is not an operation; use subscribe, publish, history, \
-                                 poll, admin or *"
+                                 presence, poll, admin or *"
                             )
                         })?
                         .bit(),

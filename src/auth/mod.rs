@@ -174,6 +174,8 @@ pub struct Principal {
     /// What rate limits count by: the key's name (also for the HS256 tokens it signed), or
     /// `token:{clientId}` for other tokens.
     pub name: Option<String>,
+    /// Who the client is, as its token says (`clientId`): whom presence enters.
+    pub client_id: Option<String>,
 }
 
 impl Auth {
@@ -265,6 +267,7 @@ impl Rules {
                     capabilities: vec![Arc::clone(caps)],
                     expires_at_ms: None,
                     name: Some(name.clone()),
+                    client_id: None,
                 }),
                 // Neither the name nor the secret is echoed: either may be mistyped secret.
                 _ => Err(ErrorInfo::new(
@@ -283,12 +286,13 @@ impl Rules {
                         capabilities.push(caps);
                         Some(key)
                     }
-                    None => verified.client_id.map(|id| format!("token:{id}")),
+                    None => verified.client_id.as_ref().map(|id| format!("token:{id}")),
                 };
                 let principal = Principal {
                     capabilities,
                     expires_at_ms: Some(verified.expires_at_ms),
                     name,
+                    client_id: verified.client_id,
                 };
                 principal.check_expiry()?;
                 Ok(principal)

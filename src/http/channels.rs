@@ -11,16 +11,26 @@ use serde_json::json;
 
 use super::query::Query;
 use super::{ApiError, AppState, Segments, streams};
-use crate::auth::Operation;
+use crate::auth::{Operation, Principal};
 use crate::hub::Append;
 use crate::names::validate_name;
 use crate::sources::publish::{check_batch, parse_body};
 use crate::wire::envelope::ErrorInfo;
 
-/// Decodes the `{channel}` segment into a valid name.
-fn channel_name(Segments(name): Segments<String>) -> Result<String, ApiError> {
-    validate_name(&name)?;
-    Ok(name)
+/// The channel a `/channels/{channel}/...` request names (a valid name), the query, and the
+/// principal its credential is, once allowed `operation` on the channel.
+pub(super) fn authorized(
+    state: &AppState,
+    Segments(channel): Segments<String>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    operation: Operation,
+) -> Result<(String, Query, Principal), ApiError> {
+    validate_name(&channel)?;
+    let query = Query::parse(query);
+    let credential = query.credential(headers)?;
+    let principal = state.auth.authorize(&credential, operation, &channel)?;
+    Ok((channel, query, principal))
 }
 
 /// The client's address is there when served by `server`; it is what an anonymous
@@ -34,12 +44,8 @@ pub async fn publish(
     // Read whole, within `[channels] max_message_bytes`, by `limits`.
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let channel = channel_name(path)?;
-    let query = Query::parse(query.as_deref());
-    let credential = query.credential(&headers)?;
-    let principal = state
-        .auth
-        .authorize(&credential, Operation::Publish, &channel)?;
+    let (channel, _, principal) =
+        authorized(&state, path, query.as_deref(), &headers, Operation::Publish)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -75,12 +81,8 @@ pub async fn history(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let channel = channel_name(path)?;
-    let query = Query::parse(query.as_deref());
-    let credential = query.credential(&headers)?;
-    state
-        .auth
-        .authorize(&credential, Operation::History, &channel)?;
+    let (channel, query, _) =
+        authorized(&state, path, query.as_deref(), &headers, Operation::History)?;
     let limit: usize = query.number("limit")?.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ErrorInfo::bad_request("limit must be between 1 and 1000").into());

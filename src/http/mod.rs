@@ -12,6 +12,7 @@ pub mod limits;
 pub mod mercure;
 mod passthrough;
 mod polls;
+mod presence;
 pub(crate) mod query;
 mod relays;
 mod request_body;
@@ -68,11 +69,14 @@ pub struct AppState {
 /// Where a channel's messages are published (`POST`) and read back (`GET`); a publish's
 /// body has its own limit.
 const PUBLISH_PATH: &str = "/channels/{channel}/messages";
+/// A member's data is bounded as a message is.
+const PRESENCE_PATH: &str = "/channels/{channel}/presence";
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(landing::page))
         .route(PUBLISH_PATH, get(channels::history).post(channels::publish))
+        .route(PRESENCE_PATH, get(presence::members).post(presence::change))
         .route("/sse", get(streams::sse))
         .route("/apis/{api}/{*path}", get(polls::named))
         .route("/connections/{id}", get(connections::list))

@@ -18,7 +18,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ApiError, PUBLISH_PATH};
+use super::{ApiError, PRESENCE_PATH, PUBLISH_PATH};
 use crate::config::Config;
 use crate::metrics::Limit;
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -28,7 +28,7 @@ use crate::wire::envelope::{ErrorInfo, codes};
 pub struct BodyLimits {
     /// `[limits] max_body_bytes`.
     max_body: usize,
-    /// `[channels] max_message_bytes`, a publish's own limit.
+    /// `[channels] max_message_bytes`, a publish's (and a presence change's) own limit.
     max_publish: usize,
     /// `[limits] read_timeout_ms`.
     timeout: Duration,
@@ -60,7 +60,7 @@ impl BodyLimits {
             && request
                 .extensions()
                 .get::<MatchedPath>()
-                .is_some_and(|path| path.as_str() == PUBLISH_PATH);
+                .is_some_and(|path| [PUBLISH_PATH, PRESENCE_PATH].contains(&path.as_str()));
         if publish {
             (self.max_publish, "[channels] max_message_bytes")
         } else {

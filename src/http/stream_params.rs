@@ -4,7 +4,7 @@ use axum::http::HeaderMap;
 
 use super::query::Query;
 use crate::auth::Credential;
-use crate::hub::cursor;
+use crate::hub::{cursor, presence};
 use crate::names::validate_name;
 use crate::outlet::Start;
 use crate::wire::envelope::ErrorInfo;
@@ -25,6 +25,12 @@ pub struct StreamParams {
     /// The resume id came from `lastEvent` (a request error if it cannot be honoured), not
     /// from a browser's header (then a gap notice).
     pub token_from_query: bool,
+}
+
+/// The channel a stream of `channels` is about: a presence stream's, or itself (what the
+/// client must be allowed to subscribe to).
+pub fn subject(stream: &str) -> &str {
+    presence::channel_of(stream).unwrap_or(stream)
 }
 
 impl StreamParams {
@@ -69,6 +75,14 @@ impl StreamParams {
             .filter(|_| !list.is_empty())
             .map(|item| parse_channel(item, rewind))
             .collect::<Result<Vec<_>, _>>()?;
+        // `presence=true`: each channel's presence stream too, from the same start.
+        if query.flag("presence", false)? {
+            let streams = channels
+                .iter()
+                .map(|(name, start)| (presence::stream_of(name), *start));
+            let streams: Vec<_> = streams.collect();
+            channels.extend(streams);
+        }
         channels.sort_by(|a, b| a.0.cmp(&b.0));
         channels.dedup_by(|a, b| a.0 == b.0);
         if channels.len() > max_streams {

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::query::Query;
-use super::stream_params::StreamParams;
+use super::stream_params::{self, StreamParams};
 use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::auth::{Credential, Principal};
@@ -58,7 +58,7 @@ async fn open(
     )?;
     let principal = state.auth.principal(&params.credential)?;
     for (channel, _) in &params.channels {
-        principal.check(Operation::Subscribe, channel)?;
+        principal.check(Operation::Subscribe, stream_params::subject(channel))?;
     }
     tracing::debug!(
         channels = params.channels.len(),
@@ -151,7 +151,10 @@ async fn link(
                             .check(&topic.url)
                             .map_err(ErrorInfo::from)?;
                     }
-                    None => principal.check(Operation::Subscribe, &r.spec.channel)?,
+                    None => principal.check(
+                        Operation::Subscribe,
+                        stream_params::subject(&r.spec.channel),
+                    )?,
                 }
             }
             let (resumed, lost) = journal.restart(token.entry);

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use crate::bus::{self, Appending, Fence};
 use crate::clock::now_ms;
 use crate::wire::document::Document;
-use crate::wire::envelope::Message;
+use crate::wire::envelope::{Message, PresenceMessage};
 
 use super::channel::{Channel, ChannelKind, Placed};
 use super::event::{Body, Relayed, StateData, StateKind};
@@ -49,6 +49,8 @@ pub enum Append {
     State(StateUpdate),
     /// Events relayed from an upstream SSE server, in order.
     Relayed(Vec<Relayed>),
+    /// A change of a channel's members, to its presence stream (see `presence`).
+    Presence(PresenceMessage),
 }
 
 impl Append {
@@ -56,7 +58,7 @@ impl Append {
     pub fn channel_kind(&self) -> ChannelKind {
         match self {
             Append::State(_) => ChannelKind::State,
-            Append::Messages(_) | Append::Relayed(_) => ChannelKind::Log,
+            Append::Messages(_) | Append::Relayed(_) | Append::Presence(_) => ChannelKind::Log,
         }
     }
 }
@@ -223,6 +225,11 @@ impl Hub {
                     });
                     new.push(0);
                 }
+                // Never kept (see `Hub::bus_of`).
+                Append::Presence(_) => {
+                    request.events.push(Appending::default());
+                    new.push(0);
+                }
                 Append::Relayed(events) => {
                     for (i, relayed) in events.iter().enumerate() {
                         let json = match keeps {
@@ -282,6 +289,13 @@ impl Hub {
                 Append::State(update) => {
                     if let Some((_, Some(position))) = positions.next() {
                         events.push((position, timestamp, Placed::State(update)));
+                        appended.count += 1;
+                    }
+                }
+                Append::Presence(message) => {
+                    if let Some((_, Some(position))) = positions.next() {
+                        let body = Body::Presence(message);
+                        events.push((position, timestamp, Placed::Log(body)));
                         appended.count += 1;
                     }
                 }
@@ -380,5 +394,23 @@ mod tests {
         // What a restarted relay resumes its upstream after is still there.
         let (hub, _store) = durable(dir.path()).await;
         assert_eq!(newest(&hub).as_deref(), Some("u3"));
+    }
+
+    #[tokio::test]
+    async fn presence_is_never_kept_beyond_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hub, store) = durable(dir.path()).await;
+        let action = crate::wire::envelope::PresenceAction::Enter;
+        let entered = hub.presence("room", "alice", action, serde_json::Value::Null);
+        assert!(entered.await.unwrap().is_some());
+        let stream = crate::hub::presence::stream_of("room");
+        let head = hub.get(&stream).unwrap().bounds().1;
+        assert_eq!(crate::bus::position::split(head).1, 1);
+        store.flush().await.unwrap();
+        drop((hub, store));
+        // Who was there went with the process: a restart knows nobody, and no stream.
+        let (hub, _store) = durable(dir.path()).await;
+        assert!(hub.members("room").await.is_empty());
+        assert!(hub.get(&stream).is_none());
     }
 }

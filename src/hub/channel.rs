@@ -613,7 +613,7 @@ fn is_notice(event: &Event) -> bool {
 fn state_size(event: &Event) -> usize {
     match event.body {
         Body::State(..) => event.encoded(WireFormat::SseRaw).len(),
-        Body::Message(_) | Body::Relayed(_) => 0,
+        Body::Message(_) | Body::Relayed(_) | Body::Presence(_) => 0,
     }
 }
 

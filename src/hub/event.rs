@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::wire::document::Document;
-use crate::wire::envelope::Message;
+use crate::wire::envelope::{Message, PresenceMessage};
 use crate::wire::{WireFormat, ndjson, sse};
 
 /// What an event carries.
@@ -21,6 +21,8 @@ pub enum Body {
     State(StateKind, StateData, Arc<str>),
     /// An event relayed from an upstream SSE server.
     Relayed(Relayed),
+    /// A member of a channel entered, updated its data or left (see `presence`).
+    Presence(PresenceMessage),
 }
 
 /// An upstream SSE event as the relay received it: sent to a connection that carries only
@@ -115,6 +117,7 @@ impl Event {
     pub fn name(&self) -> &str {
         match &self.body {
             Body::Message(_) => "message",
+            Body::Presence(_) => "presence",
             Body::State(kind, ..) => kind.name(),
             Body::Relayed(r) => &r.event,
         }
@@ -123,14 +126,14 @@ impl Event {
     pub fn message(&self) -> Option<&Message> {
         match &self.body {
             Body::Message(m) => Some(m),
-            Body::State(..) | Body::Relayed(_) => None,
+            Body::State(..) | Body::Relayed(_) | Body::Presence(_) => None,
         }
     }
 
     pub fn relayed(&self) -> Option<&Relayed> {
         match &self.body {
             Body::Relayed(r) => Some(r),
-            Body::Message(_) | Body::State(..) => None,
+            Body::Message(_) | Body::State(..) | Body::Presence(_) => None,
         }
     }
 
@@ -197,8 +200,17 @@ pub(super) fn encode(body: &Body, format: WireFormat) -> Bytes {
                 update["data"].as_str().unwrap_or_default(),
             )
         }
+        // A presence message is its own payload, enveloped or not.
+        (Body::Presence(p), WireFormat::SseEnveloped | WireFormat::SseRaw) => {
+            sse::event_body("presence", &presence_json(p))
+        }
+        (Body::Presence(p), WireFormat::NdjsonEnveloped | WireFormat::NdjsonRaw) => {
+            Bytes::from(presence_json(p))
+        }
         // Only Mercure updates (messages) are sent as Mercure events.
-        (Body::State(..) | Body::Relayed(_), WireFormat::Mercure) => Bytes::new(),
+        (Body::State(..) | Body::Relayed(_) | Body::Presence(_), WireFormat::Mercure) => {
+            Bytes::new()
+        }
     }
 }
 
@@ -229,6 +241,10 @@ fn relayed_envelope(relayed: &Relayed) -> String {
         data: &relayed.data,
     };
     serde_json::to_string(&envelope).expect("an envelope always serializes")
+}
+
+fn presence_json(message: &PresenceMessage) -> String {
+    serde_json::to_string(message).expect("a PresenceMessage always serializes")
 }
 
 fn envelope_json(message: &Message) -> String {

@@ -9,6 +9,7 @@ pub mod append;
 pub mod channel;
 pub mod cursor;
 pub mod event;
+pub mod presence;
 mod shared;
 mod stored;
 pub mod wake;
@@ -63,6 +64,8 @@ pub struct Hub {
     shared: Option<Arc<RedisBus>>,
     /// Mirrors are made one at a time (see `Hub::prepare`).
     attaching: tokio::sync::Mutex<()>,
+    /// Who is on each channel (see `presence`).
+    members: presence::Members,
 }
 
 /// One channel, as the admin stats show it.
@@ -90,6 +93,7 @@ impl Hub {
             bus: Arc::new(Memory),
             shared: None,
             attaching: tokio::sync::Mutex::const_new(()),
+            members: presence::Members::default(),
         }
     }
 
@@ -281,10 +285,12 @@ impl Hub {
         self.shared.as_ref().filter(|_| shared::is_shared(name))
     }
 
-    /// The bus that places the channel `name`'s events.
+    /// The bus that places the channel `name`'s events: a presence stream's is memory's
+    /// whatever the hub's (its members are the process's own).
     fn bus_of(&self, name: &str) -> &dyn Bus {
         match self.shared_bus(name) {
             Some(shared) => shared,
+            None if presence::is_stream(name) => &Memory,
             None => &*self.bus,
         }
     }

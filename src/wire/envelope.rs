@@ -1,4 +1,4 @@
-//! The JSON shapes clients see: Ably's `Message` and `ErrorInfo`.
+//! The JSON shapes clients see: Ably's `Message`, `PresenceMessage` and `ErrorInfo`.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +15,30 @@ pub struct Message {
     pub encoding: Option<String>,
     pub channel: String,
     pub data: Value,
+}
+
+/// Ably's PresenceMessage, with the channel it is of (as a `Message` says its own): a
+/// member entering, updating its data or leaving, or, in a list of members, being there.
+#[derive(Debug, Clone, Serialize)]
+pub struct PresenceMessage {
+    pub id: String,
+    pub action: PresenceAction,
+    #[serde(rename = "clientId")]
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub data: Value,
+    /// Milliseconds since the Unix epoch, stamped by the gateway.
+    pub timestamp: u64,
+    pub channel: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceAction {
+    Enter,
+    Update,
+    Leave,
+    Present,
 }
 
 /// Ably's ErrorInfo: the body of every error, before a stream opens and inside it.

@@ -1,0 +1,84 @@
+//! `POST /channels/{channel}/presence` (enter, update or leave for the credential's
+//! clientId) and `GET` (the members now). Streams carry the changes as `event: presence`
+//! when asked (`presence=true`, see `stream_params`).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::channels::authorized;
+use super::{ApiError, AppState, Segments, streams};
+use crate::auth::Operation;
+use crate::wire::envelope::{ErrorInfo, PresenceAction};
+
+/// Answers 201 with the presence message the change made, or 200 when it changed nothing
+/// (leaving without being there).
+pub async fn change(
+    State(state): State<AppState>,
+    path: Segments<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (channel, _, principal) = authorized(
+        &state,
+        path,
+        query.as_deref(),
+        &headers,
+        Operation::Presence,
+    )?;
+    let client_id = principal.client_id.ok_or_else(|| {
+        ErrorInfo::bad_request(
+            "presence is for a client with an identity: use a token with a clientId claim",
+        )
+    })?;
+    let (action, data) = parse(&body)?;
+    let changed = state
+        .hub
+        .presence(&channel, &client_id, action, data)
+        .await
+        .map_err(streams::unavailable)?;
+    Ok(match changed {
+        Some(message) => (StatusCode::CREATED, Json(message)).into_response(),
+        None => {
+            let unchanged = json!({"channel": channel, "clientId": client_id, "present": false});
+            (StatusCode::OK, Json(unchanged)).into_response()
+        }
+    })
+}
+
+/// The members now, each as a `present` message (subscribers may see who is there).
+pub async fn members(
+    State(state): State<AppState>,
+    path: Segments<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (channel, ..) = authorized(
+        &state,
+        path,
+        query.as_deref(),
+        &headers,
+        Operation::Subscribe,
+    )?;
+    Ok(Json(state.hub.members(&channel).await).into_response())
+}
+
+/// `{"action": "enter" | "update" | "leave", "data"?}`, numbers kept as written.
+fn parse(body: &[u8]) -> Result<(PresenceAction, Value), ErrorInfo> {
+    let expected = "the body must be a JSON object: {\"action\": \"enter\" | \"update\" | \
+                    \"leave\", \"data\": ...}";
+    let Ok(Value::Object(mut request)) = crate::wire::json::parse(body) else {
+        return Err(ErrorInfo::bad_request(expected));
+    };
+    let action = match request.get("action").and_then(Value::as_str) {
+        Some("enter") => PresenceAction::Enter,
+        Some("update") => PresenceAction::Update,
+        Some("leave") => PresenceAction::Leave,
+        _ => return Err(ErrorInfo::bad_request(expected)),
+    };
+    Ok((action, request.remove("data").unwrap_or(Value::Null)))
+}

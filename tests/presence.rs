@@ -1,0 +1,222 @@
+//! Presence on the Ably surface: `POST /channels/{channel}/presence` (enter, update, leave for
+//! the credential's clientId), `GET` (members now), and `event: presence` on the streams that
+//! ask for it, over real requests with real tokens.
+
+mod common;
+
+use common::{Server, SseStream, client, expect_error};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+const KEYS: &str = r#"
+[[key]]
+name = "app"
+secret = "app-secret-1"
+capabilities = { "room:*" = ["subscribe", "publish", "presence"] }
+
+[[key]]
+name = "reader"
+secret = "reader-secret-2"
+capabilities = { "room:*" = ["subscribe"] }
+"#;
+
+/// A token for `client_id` (if any), signed with key `kid`.
+fn token(kid: &str, secret: &str, client_id: Option<&str>) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    // As much as the signing key allows.
+    let mut claims = json!({"exp": exp, "capability": {"*": ["*"]}});
+    if let Some(id) = client_id {
+        claims["clientId"] = json!(id);
+    }
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.into());
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn app(client_id: &str) -> String {
+    token("app", "app-secret-1", Some(client_id))
+}
+
+async fn post(server: &Server, channel: &str, token: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(server.url(&format!("/channels/{channel}/presence")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn members(server: &Server, channel: &str, token: &str) -> Vec<Value> {
+    let response = client()
+        .get(server.url(&format!("/channels/{channel}/presence")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// `(action, clientId, data)` of each member or presence message.
+fn summary(messages: &[Value]) -> Vec<(String, String, Value)> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m["action"].as_str().unwrap().to_owned(),
+                m["clientId"].as_str().unwrap().to_owned(),
+                m["data"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn members_enter_update_and_leave_and_streams_that_ask_are_told() {
+    let server = Server::start(KEYS);
+    let watcher = app("watcher");
+    let url = format!("/sse?channels=room:a&presence=true&accessToken={watcher}");
+    let mut stream = SseStream::open(&server.url(&url)).await;
+    let plain_url = format!("/sse?channels=room:a&accessToken={watcher}");
+    let mut plain = SseStream::open(&server.url(&plain_url)).await;
+
+    let alice = app("alice");
+    let bob = app("bob");
+    let entered = post(
+        &server,
+        "room:a",
+        &alice,
+        json!({"action": "enter", "data": "hi"}),
+    )
+    .await;
+    assert_eq!(entered.status(), 201);
+    let body: Value = entered.json().await.unwrap();
+    assert_eq!(body["action"], "enter");
+    assert_eq!(body["clientId"], "alice");
+    let entered = post(&server, "room:a", &bob, json!({"action": "enter"})).await;
+    assert_eq!(entered.status(), 201);
+    // Numbers as the client wrote them.
+    let updated = client()
+        .post(server.url("/channels/room:a/presence"))
+        .bearer_auth(&alice)
+        .body(r#"{"action": "update", "data": {"mood": 1.50E+3}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 201);
+    let mood: Value = serde_json::from_str(r#"{"mood": 1.50E+3}"#).unwrap();
+
+    let now = members(&server, "room:a", &watcher).await;
+    let mut now = summary(&now);
+    now.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        now,
+        [
+            ("present".into(), "alice".into(), mood.clone()),
+            ("present".into(), "bob".into(), Value::Null),
+        ]
+    );
+
+    let left = post(&server, "room:a", &bob, json!({"action": "leave"})).await;
+    assert_eq!(left.status(), 201);
+    assert_eq!(
+        summary(&members(&server, "room:a", &watcher).await).len(),
+        1
+    );
+
+    // The stream that asked hears every change, in order, as Ably's PresenceMessage.
+    let events = stream.events(4).await;
+    assert!(events.iter().all(|e| e.event == "presence"), "{events:?}");
+    let messages: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
+    assert_eq!(
+        summary(&messages),
+        [
+            ("enter".into(), "alice".into(), json!("hi")),
+            ("enter".into(), "bob".into(), Value::Null),
+            ("update".into(), "alice".into(), mood.clone()),
+            ("leave".into(), "bob".into(), Value::Null),
+        ]
+    );
+    assert!(
+        events[2].data.contains("1.50E+3"),
+        "numbers as published: {}",
+        events[2].data
+    );
+    for message in &messages {
+        assert_eq!(message["channel"], "room:a");
+        assert!(message["id"].as_str().is_some_and(|id| !id.is_empty()));
+        assert!(message["timestamp"].as_u64().unwrap() > 0);
+    }
+    // Messages still come through the same stream; a stream that did not ask hears only
+    // them.
+    let published = client()
+        .post(server.url("/channels/room:a/messages"))
+        .bearer_auth(&alice)
+        .json(&json!({"data": "m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 201);
+    let next = stream.next_event().await.unwrap();
+    assert_eq!(next.event, "message");
+    let only = plain.next_event().await.unwrap();
+    assert_eq!(only.event, "message", "{only:?}");
+
+    // Resuming after the second presence event gives exactly the rest.
+    let resume = format!("{url}&lastEvent={}", events[1].id);
+    let mut resumed = SseStream::open(&server.url(&resume)).await;
+    let rest = resumed.events(3).await;
+    let kinds: Vec<&str> = rest.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(kinds, ["presence", "presence", "message"]);
+}
+
+#[tokio::test]
+async fn presence_needs_its_capability_a_client_id_and_a_known_action() {
+    let server = Server::start(KEYS);
+    // A key without the presence capability may list members, not enter.
+    let reader = token("reader", "reader-secret-2", Some("rita"));
+    let refused = post(&server, "room:a", &reader, json!({"action": "enter"})).await;
+    expect_error(refused, 401, 40160).await;
+    assert!(members(&server, "room:a", &reader).await.is_empty());
+    // Not on a channel the key does not cover.
+    let outside = post(&server, "lobby", &app("alice"), json!({"action": "enter"})).await;
+    expect_error(outside, 401, 40160).await;
+    // Who enters is the credential's clientId; without one, nobody.
+    let anonymous = token("app", "app-secret-1", None);
+    let nobody = post(&server, "room:a", &anonymous, json!({"action": "enter"})).await;
+    let body = expect_error(nobody, 400, 40000).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("clientId"),
+        "{body}"
+    );
+    let bad = post(&server, "room:a", &app("alice"), json!({"action": "dance"})).await;
+    let body = expect_error(bad, 400, 40000).await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("enter"),
+        "{body}"
+    );
+    let not_json = client()
+        .post(server.url("/channels/room:a/presence"))
+        .bearer_auth(app("alice"))
+        .body("enter")
+        .send()
+        .await
+        .unwrap();
+    expect_error(not_json, 400, 40000).await;
+    // Leaving without having entered changes nothing, and says so.
+    let left = post(&server, "room:a", &app("carol"), json!({"action": "leave"})).await;
+    assert_eq!(left.status(), 200);
+    assert!(members(&server, "room:a", &app("alice")).await.is_empty());
+}
