@@ -87,6 +87,10 @@ pub struct ChannelsConfig {
     /// What a pub/sub stream does past `subscriber_queue`: `"skip"` the oldest with an
     /// in-band notice, or `"disconnect"` with an in-band error.
     pub overflow: Overflow,
+    /// Channels (patterns, `*` any run of characters) whose subscribers enter presence while
+    /// their stream is open, when their credential has a clientId (and the `presence`
+    /// capability), and leave when it closes.
+    pub presence_on_subscribe: Vec<String>,
 }
 
 impl Default for ChannelsConfig {
@@ -98,6 +102,7 @@ impl Default for ChannelsConfig {
             max_message_bytes: 64 * 1024,
             subscriber_queue: 1000,
             overflow: Overflow::Skip,
+            presence_on_subscribe: Vec::new(),
         }
     }
 }

@@ -220,3 +220,62 @@ async fn presence_needs_its_capability_a_client_id_and_a_known_action() {
     assert_eq!(left.status(), 200);
     assert!(members(&server, "room:a", &app("alice")).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_subscriber_enters_while_its_stream_is_open_and_leaves_when_it_drops() {
+    let config = format!("{KEYS}\n[channels]\npresence_on_subscribe = [\"room:b\"]\n");
+    let server = Server::start(&config);
+    let watcher = app("watcher");
+    let url = format!("/sse?channels=room:b&presence=true&accessToken={watcher}");
+    let mut watching = SseStream::open(&server.url(&url)).await;
+    // The watcher is a subscriber too: it hears itself enter.
+    let own: Value = serde_json::from_str(&watching.events(1).await[0].data).unwrap();
+    assert_eq!(
+        (own["action"].as_str(), own["clientId"].as_str()),
+        (Some("enter"), Some("watcher"))
+    );
+
+    let dave = app("dave");
+    let dave_url = format!("/sse?channels=room:b&accessToken={dave}");
+    let daves_stream = SseStream::open(&server.url(&dave_url)).await;
+    let entered: Value = serde_json::from_str(&watching.events(1).await[0].data).unwrap();
+    assert_eq!(entered["action"], "enter");
+    assert_eq!(entered["clientId"], "dave");
+    let connection = entered["connectionId"].as_str().unwrap().to_owned();
+    let now = members(&server, "room:b", &watcher).await;
+    let mut ids: Vec<&str> = now
+        .iter()
+        .map(|m| m["clientId"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["dave", "watcher"]);
+
+    // Dave's stream drops: he leaves, on that connection.
+    drop(daves_stream);
+    let left: Value = serde_json::from_str(&watching.events(1).await[0].data).unwrap();
+    assert_eq!(left["action"], "leave");
+    assert_eq!(left["clientId"], "dave");
+    assert_eq!(left["connectionId"], connection.as_str());
+    let now = members(&server, "room:b", &watcher).await;
+    assert_eq!(
+        summary(&now),
+        [("present".into(), "watcher".into(), Value::Null)]
+    );
+
+    // A subscriber without the presence capability, or on a channel not configured, does
+    // not enter.
+    let reader = token("reader", "reader-secret-2", Some("rita"));
+    let _rita =
+        SseStream::open(&server.url(&format!("/sse?channels=room:b&accessToken={reader}"))).await;
+    let erin = app("erin");
+    let elsewhere = format!("/sse?channels=room:c&presence=true&accessToken={erin}");
+    let mut elsewhere = SseStream::open(&server.url(&elsewhere)).await;
+    watching
+        .expect_quiet(std::time::Duration::from_millis(300))
+        .await;
+    assert_eq!(members(&server, "room:b", &watcher).await.len(), 1);
+    elsewhere
+        .expect_quiet(std::time::Duration::from_millis(100))
+        .await;
+    assert!(members(&server, "room:c", &watcher).await.is_empty());
+}

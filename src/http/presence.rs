@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::channels::authorized;
 use super::{ApiError, AppState, Segments, streams};
 use crate::auth::Operation;
+use crate::hub::presence::Member;
 use crate::wire::envelope::{ErrorInfo, PresenceAction};
 
 /// Answers 201 with the presence message the change made, or 200 when it changed nothing
@@ -36,9 +37,14 @@ pub async fn change(
         )
     })?;
     let (action, data) = parse(&body)?;
+    // Entered over REST: a member on no connection.
+    let member = Member {
+        client_id: client_id.clone(),
+        connection_id: None,
+    };
     let changed = state
         .hub
-        .presence(&channel, &client_id, action, data)
+        .presence(&channel, &member, action, data)
         .await
         .map_err(streams::unavailable)?;
     Ok(match changed {

@@ -15,6 +15,7 @@ use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::auth::{Credential, Principal};
 use crate::hub::cursor;
+use crate::hub::presence::Entered;
 use crate::outlet::{Filter, Link, Outlet, OutletOptions, Start, StreamSpec};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -95,12 +96,33 @@ async fn open(
         .filter_map(|(_, spec)| spec.topic.clone())
         .collect();
     let expires = principal.expires_at_ms;
-    let delivery = Delivery::new(format, params.heartbeats, expires);
+    let mut delivery = Delivery::new(format, params.heartbeats, expires);
+    delivery.enter = entering(&state, &principal, &streams);
     let response = respond(&state, &streams, link, delivery).await?;
     for topic in &topics {
         state.pollers.ensure(topic);
     }
     Ok(response)
+}
+
+/// The subscriber to enter on the channels of `streams` that `[channels]
+/// presence_on_subscribe` names, if its credential has a client id and may enter them.
+fn entering(
+    state: &AppState,
+    principal: &Principal,
+    streams: &[StreamSpec],
+) -> Option<(String, Vec<String>)> {
+    let client_id = principal.client_id.clone()?;
+    let patterns = &state.config.channels.presence_on_subscribe;
+    let channels: Vec<String> = streams
+        .iter()
+        .map(|s| s.channel.to_string())
+        // Pub/sub channels only: the gateway's own (presence, polls, relays) start with `[`.
+        .filter(|c| !c.starts_with('['))
+        .filter(|c| patterns.iter().any(|p| crate::glob::matches(p, c)))
+        .filter(|c| principal.check(Operation::Presence, c).is_ok())
+        .collect();
+    (!channels.is_empty()).then_some((client_id, channels))
 }
 
 /// Connections with more streams than this, or dynamic ones, get server-kept cursors: an id
@@ -230,6 +252,9 @@ pub(super) struct Delivery {
     pub filter: Option<Filter>,
     /// The keepalive interval, instead of `[stream] keepalive_ms`.
     pub keepalive_ms: Option<u64>,
+    /// The subscriber to enter on these channels' presence while the stream is open (see
+    /// `[channels] presence_on_subscribe`): its client id and the channels.
+    pub enter: Option<(String, Vec<String>)>,
 }
 
 impl Delivery {
@@ -240,6 +265,7 @@ impl Delivery {
             expires_at_ms,
             filter: None,
             keepalive_ms: None,
+            enter: None,
         }
     }
 }
@@ -259,6 +285,7 @@ pub(super) async fn respond(
         expires_at_ms,
         filter,
         keepalive_ms,
+        enter,
     } = delivery;
     let restored = link.iter().flat_map(|l| &l.restored).map(|(_, spec)| spec);
     let names: Vec<&str> = streams
@@ -287,10 +314,21 @@ pub(super) async fn respond(
         state.shutdown.clone(),
         link,
     );
-    let body = Body::from_stream(futures_util::stream::unfold(outlet, |mut outlet| async {
+    // Entered once subscribed (a stream asking for presence hears its own), and left when
+    // the stream is dropped with the outlet.
+    let entered = match enter {
+        Some((client_id, channels)) => Some(
+            Entered::enter(&state.hub, &client_id, channels)
+                .await
+                .map_err(unavailable)?,
+        ),
+        None => None,
+    };
+    let stream = futures_util::stream::unfold((outlet, entered), |(mut outlet, entered)| async {
         let chunk = outlet.next_chunk().await?;
-        Some((Ok::<_, Infallible>(chunk), outlet))
-    }));
+        Some((Ok::<_, Infallible>(chunk), (outlet, entered)))
+    });
+    let body = Body::from_stream(stream);
     let content_type = if format.is_sse() {
         "text/event-stream; charset=utf-8"
     } else {

@@ -401,7 +401,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (hub, store) = durable(dir.path()).await;
         let action = crate::wire::envelope::PresenceAction::Enter;
-        let entered = hub.presence("room", "alice", action, serde_json::Value::Null);
+        let alice = crate::hub::presence::Member {
+            client_id: "alice".into(),
+            connection_id: None,
+        };
+        let entered = hub.presence("room", &alice, action, serde_json::Value::Null);
         assert!(entered.await.unwrap().is_some());
         let stream = crate::hub::presence::stream_of("room");
         let head = hub.get(&stream).unwrap().bounds().1;

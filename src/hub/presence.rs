@@ -3,6 +3,10 @@
 //! that ask for presence read like any channel (fan-out, history, resume). Presence is
 //! never kept beyond the process (see `Hub::bus_of`): a member is there while this process
 //! knows it.
+//!
+//! A member is a client id on a connection, as in Ably: one that entered over REST has none;
+//! a stream that entered its subscriber (see `Entered`) leaves when it closes, whatever the
+//! client's other streams do.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -31,18 +35,25 @@ pub(super) fn is_stream(name: &str) -> bool {
     name.starts_with(PREFIX)
 }
 
-/// Every channel's members: by client id, the message that entered or last updated each.
-pub(super) type Members = tokio::sync::Mutex<HashMap<String, BTreeMap<String, PresenceMessage>>>;
+/// Who is present: a client id, on a connection or none.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Member {
+    pub client_id: String,
+    pub connection_id: Option<String>,
+}
+
+/// Every channel's members, each with the message that entered or last updated it.
+pub(super) type Members = tokio::sync::Mutex<HashMap<String, BTreeMap<Member, PresenceMessage>>>;
 
 impl Hub {
-    /// Carries out `action` (enter, update or leave) for `client_id` on `channel`: its
-    /// member set changes, and the change is appended to the channel's presence stream, in
-    /// the same order. `None` when it changed nothing (leaving without being there).
-    /// Entering again is an update; updating without having entered enters.
+    /// Carries out `action` (enter, update or leave) for `member` on `channel`: its member
+    /// set changes, and the change is appended to the channel's presence stream, in the
+    /// same order. `None` when it changed nothing (leaving without being there). Entering
+    /// again is an update; updating without having entered enters.
     pub async fn presence(
         self: &Arc<Self>,
         channel: &str,
-        client_id: &str,
+        member: &Member,
         action: PresenceAction,
         data: Value,
     ) -> Result<Option<PresenceMessage>, String> {
@@ -50,7 +61,7 @@ impl Hub {
         // order.
         let mut members = self.members.lock().await;
         let set = members.entry(channel.to_owned()).or_default();
-        let action = match (action, set.contains_key(client_id)) {
+        let action = match (action, set.contains_key(member)) {
             (PresenceAction::Leave, false) => return Ok(None),
             (PresenceAction::Enter, true) => PresenceAction::Update,
             (PresenceAction::Update, false) => PresenceAction::Enter,
@@ -59,14 +70,15 @@ impl Hub {
         let message = PresenceMessage {
             id: self.next_message_id(),
             action,
-            client_id: client_id.to_owned(),
+            client_id: member.client_id.clone(),
+            connection_id: member.connection_id.clone(),
             data,
             timestamp: now_ms(),
             channel: channel.to_owned(),
         };
         let before = match action {
-            PresenceAction::Leave => set.remove(client_id),
-            _ => set.insert(client_id.to_owned(), message.clone()),
+            PresenceAction::Leave => set.remove(member),
+            _ => set.insert(member.clone(), message.clone()),
         };
         let appended = self
             .append(&stream_of(channel), Append::Presence(message.clone()), None)
@@ -75,8 +87,8 @@ impl Hub {
         if let Err(e) = appended {
             // Nobody was told: the set stays as it was.
             match before {
-                Some(before) => set.insert(client_id.to_owned(), before),
-                None => set.remove(client_id),
+                Some(before) => set.insert(member.clone(), before),
+                None => set.remove(member),
             };
             return Err(e);
         }
@@ -96,5 +108,64 @@ impl Hub {
             ..entered.clone()
         })
         .collect()
+    }
+}
+
+/// A stream's subscriber, entered on its channels for as long as the stream is open: it
+/// leaves them when this is dropped.
+#[derive(Debug)]
+pub struct Entered {
+    hub: Arc<Hub>,
+    member: Member,
+    channels: Vec<String>,
+}
+
+impl Entered {
+    /// Enters `client_id` on `channels` on a connection of its own.
+    pub async fn enter(
+        hub: &Arc<Hub>,
+        client_id: &str,
+        channels: Vec<String>,
+    ) -> Result<Entered, String> {
+        let connection_id = format!("{:016x}", rand::random::<u64>());
+        let member = Member {
+            client_id: client_id.to_owned(),
+            connection_id: Some(connection_id),
+        };
+        let mut entered = Entered {
+            hub: Arc::clone(hub),
+            member,
+            channels: Vec::with_capacity(channels.len()),
+        };
+        for channel in channels {
+            // Entered on each as it goes: a failure leaves those entered (on drop).
+            let enter = hub.presence(
+                &channel,
+                &entered.member,
+                PresenceAction::Enter,
+                Value::Null,
+            );
+            enter.await?;
+            entered.channels.push(channel);
+        }
+        Ok(entered)
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (hub, member) = (Arc::clone(&self.hub), self.member.clone());
+        let channels = std::mem::take(&mut self.channels);
+        runtime.spawn(async move {
+            for channel in channels {
+                let leave = hub.presence(&channel, &member, PresenceAction::Leave, Value::Null);
+                if let Err(e) = leave.await {
+                    tracing::debug!("a stream's subscriber did not leave {channel:?}: {e}");
+                }
+            }
+        });
     }
 }

@@ -25,6 +25,10 @@ pub struct PresenceMessage {
     pub action: PresenceAction,
     #[serde(rename = "clientId")]
     pub client_id: String,
+    /// The stream a member entered with (it leaves when the stream closes); none for a
+    /// member that entered over REST.
+    #[serde(rename = "connectionId", skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
     #[serde(skip_serializing_if = "Value::is_null")]
     pub data: Value,
     /// Milliseconds since the Unix epoch, stamped by the gateway.
