@@ -278,4 +278,48 @@ async fn a_subscriber_enters_while_its_stream_is_open_and_leaves_when_it_drops()
         .expect_quiet(std::time::Duration::from_millis(100))
         .await;
     assert!(members(&server, "room:c", &watcher).await.is_empty());
+
+    // A connection resumed with its server-kept token enters again (its old stream left).
+    let frank = app("frank");
+    let frank_url = format!("/sse?channels=room:b&dynamic=true&accessToken={frank}");
+    let mut franks = SseStream::open(&server.url(&frank_url)).await;
+    let first = next_presence(&mut watching).await;
+    assert_eq!(
+        (first["action"].as_str(), first["clientId"].as_str()),
+        (Some("enter"), Some("frank"))
+    );
+    let published = client()
+        .post(server.url("/channels/room:b/messages"))
+        .bearer_auth(&frank)
+        .json(&json!({"data": "to resume after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 201);
+    let token = loop {
+        let event = franks.next_event().await.unwrap();
+        if event.event == "message" {
+            break event.id;
+        }
+    };
+    drop(franks);
+    assert_eq!(next_presence(&mut watching).await["action"], "leave");
+    let resumed = format!("/sse?lastEvent={token}&accessToken={frank}");
+    let _franks = SseStream::open(&server.url(&resumed)).await;
+    let again = next_presence(&mut watching).await;
+    assert_eq!(
+        (again["action"].as_str(), again["clientId"].as_str()),
+        (Some("enter"), Some("frank"))
+    );
+    assert_ne!(again["connectionId"], first["connectionId"]);
+}
+
+/// The next presence message `stream` carries, past its messages.
+async fn next_presence(stream: &mut SseStream) -> Value {
+    loop {
+        let event = stream.next_event().await.unwrap();
+        if event.event == "presence" {
+            return serde_json::from_str(&event.data).unwrap();
+        }
+    }
 }

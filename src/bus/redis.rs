@@ -1,7 +1,8 @@
 //! Many nodes' bus: Redis holds each pub/sub channel's history and gives its positions.
 //!
 //! Per channel (the name in braces: a Redis Cluster hash tag, so a channel's keys live on one
-//! shard and one script may touch them all):
+//! shard and one script may touch them all; the gateway's own channels, and names with a
+//! brace, go by a digest of the name):
 //! - `sg:{name}:m`, a hash: the channel's epoch `e` and its last offset `o`;
 //! - `sg:{name}:s`, a stream: the history, one entry per event, its id `{offset}-0`, fields
 //!   `t` (when it was appended, ms) and `d` (the event as the hub stores it, JSON);
@@ -744,7 +745,9 @@ impl RedisBus {
     /// channels (`[`...: polls and relays, whose names hold forwarded headers), by a digest
     /// keyed with the cluster's secret.
     async fn keys(&self, channel: &str) -> Result<Keys, String> {
-        if !channel.starts_with('[') {
+        // A name with a brace would cut the hash tag short, and spread the channel's keys
+        // over a cluster's slots: such a name goes by its digest, as the gateway's own do.
+        if !channel.starts_with('[') && !channel.contains(['{', '}']) {
             return Ok(Keys::of(channel, None));
         }
         let secret = self.secret().await?;
@@ -1073,7 +1076,10 @@ async fn connect_listener<'a>(
     bus.timed(sink.subscribe(CATALOG)).await?;
     bus.timed(sink.subscribe(bus.inbox())).await?;
     let notify: Vec<String> = bus.listening.lock().unwrap().keys().cloned().collect();
-    bus.timed(sink.subscribe_all(&notify)).await?;
+    // Each command in its own time: thousands of channels take a while on a cluster.
+    for batch in notify.chunks(sink.batch()) {
+        bus.timed(sink.subscribe_batch(batch)).await?;
+    }
     Ok((sink, hearing))
 }
 

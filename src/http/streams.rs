@@ -97,7 +97,9 @@ async fn open(
         .collect();
     let expires = principal.expires_at_ms;
     let mut delivery = Delivery::new(format, params.heartbeats, expires);
-    delivery.enter = entering(&state, &principal, &streams);
+    // A resumed connection's streams too: its old stream left them as it closed.
+    let restored = link.iter().flat_map(|l| &l.restored).map(|(_, spec)| spec);
+    delivery.enter = entering(&state, &principal, streams.iter().chain(restored));
     let response = respond(&state, &streams, link, delivery).await?;
     for topic in &topics {
         state.pollers.ensure(topic);
@@ -107,15 +109,14 @@ async fn open(
 
 /// The subscriber to enter on the channels of `streams` that `[channels]
 /// presence_on_subscribe` names, if its credential has a client id and may enter them.
-fn entering(
+fn entering<'a>(
     state: &AppState,
     principal: &Principal,
-    streams: &[StreamSpec],
+    streams: impl Iterator<Item = &'a StreamSpec>,
 ) -> Option<(String, Vec<String>)> {
     let client_id = principal.client_id.clone()?;
     let patterns = &state.config.channels.presence_on_subscribe;
     let channels: Vec<String> = streams
-        .iter()
         .map(|s| s.channel.to_string())
         // Pub/sub channels only: the gateway's own (presence, polls, relays) start with `[`.
         .filter(|c| !c.starts_with('['))

@@ -417,4 +417,21 @@ mod tests {
         assert!(hub.members("room").await.is_empty());
         assert!(hub.get(&stream).is_none());
     }
+
+    #[tokio::test]
+    async fn leaving_channels_nobody_entered_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hub, _store) = durable(dir.path()).await;
+        let nobody = crate::hub::presence::Member {
+            client_id: "mallory".into(),
+            connection_id: None,
+        };
+        let leave = crate::wire::envelope::PresenceAction::Leave;
+        for i in 0..100 {
+            let channel = format!("made-up-{i}");
+            let left = hub.presence(&channel, &nobody, leave, Default::default());
+            assert!(left.await.unwrap().is_none());
+        }
+        assert!(hub.members.lock().await.is_empty());
+    }
 }

@@ -60,8 +60,10 @@ impl Hub {
         // Held until the change is in the stream: changes reach members and streams in one
         // order.
         let mut members = self.members.lock().await;
-        let set = members.entry(channel.to_owned()).or_default();
-        let action = match (action, set.contains_key(member)) {
+        let present = members
+            .get(channel)
+            .is_some_and(|set| set.contains_key(member));
+        let action = match (action, present) {
             (PresenceAction::Leave, false) => return Ok(None),
             (PresenceAction::Enter, true) => PresenceAction::Update,
             (PresenceAction::Update, false) => PresenceAction::Enter,
@@ -76,6 +78,7 @@ impl Hub {
             timestamp: now_ms(),
             channel: channel.to_owned(),
         };
+        let set = members.entry(channel.to_owned()).or_default();
         let before = match action {
             PresenceAction::Leave => set.remove(member),
             _ => set.insert(member.clone(), message.clone()),
@@ -84,18 +87,17 @@ impl Hub {
             .append(&stream_of(channel), Append::Presence(message.clone()), None)
             .await;
         let set = members.entry(channel.to_owned()).or_default();
-        if let Err(e) = appended {
+        if appended.is_err() {
             // Nobody was told: the set stays as it was.
             match before {
                 Some(before) => set.insert(member.clone(), before),
                 None => set.remove(member),
             };
-            return Err(e);
         }
         if set.is_empty() {
             members.remove(channel);
         }
-        Ok(Some(message))
+        appended.map(|_| Some(message))
     }
 
     /// The members of `channel` now, each as a `present` message with the data it last
@@ -138,7 +140,9 @@ impl Entered {
             channels: Vec::with_capacity(channels.len()),
         };
         for channel in channels {
-            // Entered on each as it goes: a failure leaves those entered (on drop).
+            // Counted before it is entered: a stream dropped while entering (its client
+            // went away) still leaves, and a leave of a member not there changes nothing.
+            entered.channels.push(channel.clone());
             let enter = hub.presence(
                 &channel,
                 &entered.member,
@@ -146,7 +150,6 @@ impl Entered {
                 Value::Null,
             );
             enter.await?;
-            entered.channels.push(channel);
         }
         Ok(entered)
     }

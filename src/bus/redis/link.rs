@@ -104,22 +104,21 @@ impl Sink {
         }
     }
 
-    /// Subscribes to `channels`, as many at once as the server takes: one server any
-    /// number, a cluster one (each may be on another shard).
-    pub(super) async fn subscribe_all(&mut self, channels: &[String]) -> redis::RedisResult<()> {
+    /// How many channels one subscription command takes: one server many, a cluster one
+    /// (each may be on another shard).
+    pub(super) fn batch(&self) -> usize {
         match self {
-            Sink::Single(sink) => {
-                for chunk in channels.chunks(512) {
-                    sink.subscribe(chunk).await?;
-                }
-            }
-            Sink::Cluster(connection) => {
-                for channel in channels {
-                    connection.ssubscribe(channel).await?;
-                }
-            }
+            Sink::Single(_) => 512,
+            Sink::Cluster(_) => 1,
         }
-        Ok(())
+    }
+
+    /// Subscribes to `channels`, at most `batch` of them.
+    pub(super) async fn subscribe_batch(&mut self, channels: &[String]) -> redis::RedisResult<()> {
+        match self {
+            Sink::Single(sink) => sink.subscribe(channels).await,
+            Sink::Cluster(connection) => connection.ssubscribe(channels).await,
+        }
     }
 
     pub(super) async fn unsubscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
