@@ -208,7 +208,20 @@ async fn document_is_valid_complete_and_keeps_secrets() {
     assert_eq!(ops["subscribe"]["action"], "receive");
     assert_eq!(ops["publish"]["action"], "send");
     assert_eq!(ops["publish"]["bindings"]["http"]["method"], "POST");
-    assert_eq!(ops.len(), 8, "{:?}", ops.keys().collect::<Vec<_>>());
+    assert_eq!(ops["presence"]["action"], "send");
+    assert_eq!(ops.len(), 9, "{:?}", ops.keys().collect::<Vec<_>>());
+    let presence = &doc["components"]["schemas"]["PresenceMessage"]["properties"];
+    for key in [
+        "id",
+        "action",
+        "clientId",
+        "connectionId",
+        "data",
+        "timestamp",
+        "channel",
+    ] {
+        assert!(presence.get(key).is_some(), "PresenceMessage.{key}");
+    }
     let ably = &doc["components"]["schemas"]["AblyMessage"]["properties"];
     for key in ["id", "name", "timestamp", "encoding", "channel", "data"] {
         assert!(ably.get(key).is_some(), "Message.{key}");

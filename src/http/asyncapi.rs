@@ -174,8 +174,10 @@ impl Doc {
                 },
                 "messages": {
                     "message": { "$ref": "#/components/messages/ablyMessage" },
+                    "presence": { "$ref": "#/components/messages/presence" },
                     "error": { "$ref": "#/components/messages/ablyError" },
                     "publish": { "$ref": "#/components/messages/publish" },
+                    "presenceChange": { "$ref": "#/components/messages/presenceChange" },
                 },
             }),
         );
@@ -183,7 +185,7 @@ impl Doc {
             "subscribe".into(),
             "receive",
             &id,
-            &["message", "error"],
+            &["message", "presence", "error"],
             json!({
                 "title": "Subscribe",
                 "summary": "GET /sse?channels={channel} or GET /event-stream?channels={channel}",
@@ -218,6 +220,11 @@ impl Doc {
                                     "default": false,
                                     "description": "Send `event: heartbeat` instead of keepalive comments.",
                                 },
+                                "presence": {
+                                    "type": "boolean",
+                                    "default": false,
+                                    "description": "Also each channel's presence changes, as `event: presence`.",
+                                },
                                 "dynamic": {
                                     "type": "boolean",
                                     "default": false,
@@ -243,6 +250,18 @@ impl Doc {
                 "description": "Answers 201 `{\"channel\", \"messageIds\"}`. A message `id` \
                     given by the publisher makes the publish idempotent within the history \
                     window.",
+                "bindings": { "http": { "method": "POST", "bindingVersion": HTTP_BINDING } },
+            }),
+        );
+        self.operation(
+            "presence".into(),
+            "send",
+            &id,
+            &["presenceChange"],
+            json!({
+                "title": "Enter, update or leave presence",
+                "summary": "POST /channels/{channel}/presence",
+                "description": "For the credential's clientId (a token's `clientId` claim) with                     the `presence` capability. Answers 201 with the PresenceMessage the change                     made, or 200 when it changed nothing. `GET /channels/{channel}/presence`                     lists the members now (action `present`).",
                 "bindings": { "http": { "method": "POST", "bindingVersion": HTTP_BINDING } },
             }),
         );

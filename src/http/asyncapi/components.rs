@@ -47,6 +47,28 @@ pub fn components() -> Value {
                     "data": { "description": "The payload: any JSON value." },
                 },
             },
+            "PresenceMessage": {
+                "type": "object",
+                "description": "Ably's PresenceMessage, with the channel it is of.",
+                "required": ["id", "action", "clientId", "timestamp", "channel"],
+                "properties": {
+                    "id": str_prop("The presence message's id."),
+                    "action": { "type": "string", "enum": ["enter", "update", "leave", "present"] },
+                    "clientId": str_prop("The member: the clientId of its credential."),
+                    "connectionId": str_prop("The stream the member entered with (absent when it entered over REST)."),
+                    "data": { "description": "The member's data: any JSON value (absent when none)." },
+                    "timestamp": { "type": "integer", "description": "Milliseconds since the Unix epoch." },
+                    "channel": str_prop("The channel."),
+                },
+            },
+            "PresenceChange": {
+                "type": "object",
+                "required": ["action"],
+                "properties": {
+                    "action": { "type": "string", "enum": ["enter", "update", "leave"] },
+                    "data": { "description": "The member's data: any JSON value." },
+                },
+            },
             "ErrorInfo": {
                 "type": "object",
                 "description": "Ably's ErrorInfo.",
@@ -100,6 +122,20 @@ pub fn components() -> Value {
                     default), else the message's bare `data`.",
                 "contentType": "application/json",
                 "payload": { "$ref": "#/components/schemas/AblyMessage" },
+            },
+            "presence": {
+                "name": "presence",
+                "title": "Presence",
+                "summary": "SSE `event: presence` (with `presence=true`): a member entered, updated its data or left.",
+                "contentType": "application/json",
+                "payload": { "$ref": "#/components/schemas/PresenceMessage" },
+            },
+            "presenceChange": {
+                "name": "presenceChange",
+                "title": "Presence change",
+                "summary": "Enter, update or leave, for the credential's clientId.",
+                "contentType": "application/json",
+                "payload": { "$ref": "#/components/schemas/PresenceChange" },
             },
             "ablyError": {
                 "name": "error",
