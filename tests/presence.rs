@@ -323,3 +323,17 @@ async fn next_presence(stream: &mut SseStream) -> Value {
         }
     }
 }
+
+#[tokio::test]
+async fn presence_changes_count_against_the_publish_rate() {
+    let config = format!("{KEYS}\n[limits]\npublish_rate_per_key = 1\npublish_burst = 2\n");
+    let server = Server::start(&config);
+    let alice = app("alice");
+    for action in ["enter", "update"] {
+        let changed = post(&server, "room:a", &alice, json!({"action": action})).await;
+        assert_eq!(changed.status(), 201);
+    }
+    let refused = post(&server, "room:a", &alice, json!({"action": "leave"})).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("retry-after").is_some());
+}

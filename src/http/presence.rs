@@ -2,11 +2,13 @@
 //! clientId) and `GET` (the members now). Streams carry the changes as `event: presence`
 //! when asked (`presence=true`, see `stream_params`).
 
-use axum::Json;
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::channels::authorized;
@@ -17,10 +19,12 @@ use crate::wire::envelope::{ErrorInfo, PresenceAction};
 
 /// Answers 201 with the presence message the change made, or 200 when it changed nothing
 /// (leaving without being there).
+/// A change counts as a message against `[limits] publish_rate_per_key`.
 pub async fn change(
     State(state): State<AppState>,
     path: Segments<String>,
     RawQuery(query): RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -37,6 +41,13 @@ pub async fn change(
         )
     })?;
     let (action, data) = parse(&body)?;
+    let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let allowed = state
+        .publish_rate
+        .check(principal.name.as_deref(), address, 1);
+    if let Err(refused) = allowed {
+        return Ok(refused.into_response());
+    }
     // Entered over REST: a member on no connection.
     let member = Member {
         client_id: client_id.clone(),
