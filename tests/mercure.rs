@@ -424,3 +424,28 @@ async fn an_idle_subscriber_gets_a_comment_every_heartbeat() {
         "{frame:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_is_discovered_from_its_answers_and_the_landing_page() {
+    let server = hub(true);
+    let discovery = "</.well-known/mercure>; rel=\"mercure\"";
+    let page = client().get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.headers()["link"], discovery);
+    let published = post(
+        &server,
+        Some(&publisher()),
+        &[("topic", "urn:t"), ("data", "x")],
+    )
+    .await;
+    assert_eq!(published.headers()["link"], discovery);
+    let subscribed = client()
+        .get(subscribe_url(&server, &["urn:t"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.headers()["link"], discovery);
+    // Without a hub, the page names none.
+    let plain = Server::start("");
+    let page = client().get(plain.url("/")).send().await.unwrap();
+    assert!(page.headers().get("link").is_none());
+}

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LINK};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -18,7 +18,13 @@ pub async fn page(State(state): State<AppState>) -> Response {
         (CONTENT_TYPE, "text/html; charset=utf-8"),
         (CACHE_CONTROL, "no-cache"),
     ];
-    (headers, render(&config)).into_response()
+    let mut response = (headers, render(&config)).into_response();
+    if state.mercure.is_some() {
+        response
+            .headers_mut()
+            .insert(LINK, super::mercure::DISCOVERY);
+    }
+    response
 }
 
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;\

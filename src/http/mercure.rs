@@ -126,12 +126,19 @@ pub async fn publish(
         copied.map_err(unavailable)?;
     }
     let mut response = id.into_response();
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    headers.insert(header::LINK, DISCOVERY);
     Ok(response)
 }
+
+/// Where the hub is, as Mercure's discovery says it (RFC 8288, relative to the response's
+/// own URL): on the hub's own answers and the landing page.
+pub const DISCOVERY: HeaderValue =
+    HeaderValue::from_static("</.well-known/mercure>; rel=\"mercure\"");
 
 /// `GET /.well-known/mercure?topic=...`: the updates the selectors match, as they come,
 /// after the update `Last-Event-ID` (or `lastEventID`) names if it is still in history.
@@ -241,6 +248,7 @@ pub async fn subscribe(
     };
     let mut response = respond(&state, &streams, None, delivery).await?;
     let headers = response.headers_mut();
+    headers.insert(header::LINK, DISCOVERY);
     if let Ok(since) = HeaderValue::from_str(&since) {
         headers.insert("last-event-id", since);
     }
