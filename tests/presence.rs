@@ -249,6 +249,22 @@ async fn a_subscriber_enters_while_its_stream_is_open_and_leaves_when_it_drops()
         .collect();
     ids.sort();
     assert_eq!(ids, ["dave", "watcher"]);
+    // Filtered as Ably's presence query is.
+    let listed = |query: String| {
+        let url = server.url(&format!("/channels/room:b/presence?{query}"));
+        let request = client().get(url).bearer_auth(&watcher);
+        async move {
+            let listed: Vec<Value> = request.send().await.unwrap().json().await.unwrap();
+            let ids = listed
+                .iter()
+                .map(|m| m["clientId"].as_str().unwrap().to_owned());
+            ids.collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("clientId=dave".into()).await, ["dave"]);
+    assert_eq!(listed(format!("connectionId={connection}")).await, ["dave"]);
+    let nobody = listed("clientId=watcher&connectionId=nope".into()).await;
+    assert!(nobody.is_empty());
 
     // Dave's stream drops: he leaves, on that connection.
     drop(daves_stream);

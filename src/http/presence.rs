@@ -67,21 +67,29 @@ pub async fn change(
     })
 }
 
-/// The members now, each as a `present` message (subscribers may see who is there).
+/// The members now, each as a `present` message (subscribers may see who is there); only
+/// those of `clientId` and `connectionId` when given, as Ably's presence query has it.
 pub async fn members(
     State(state): State<AppState>,
     path: Segments<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (channel, ..) = authorized(
+    let (channel, query, _) = authorized(
         &state,
         path,
         query.as_deref(),
         &headers,
         Operation::Subscribe,
     )?;
-    Ok(Json(state.hub.members(&channel).await).into_response())
+    let client_id = query.text("clientId")?;
+    let connection_id = query.text("connectionId")?;
+    let mut members = state.hub.members(&channel).await;
+    members.retain(|m| {
+        client_id.is_none_or(|id| m.client_id == id)
+            && connection_id.is_none_or(|id| m.connection_id.as_deref() == Some(id))
+    });
+    Ok(Json(members).into_response())
 }
 
 /// `{"action": "enter" | "update" | "leave", "data"?}`, numbers kept as written.
