@@ -52,6 +52,18 @@ async fn post(server: &Server, channel: &str, token: &str, body: Value) -> reqwe
         .unwrap()
 }
 
+/// Publishes `body` to `channel` with `token`, which must be allowed to.
+async fn publish_as(server: &Server, channel: &str, token: &str, body: Value) {
+    let published = client()
+        .post(server.url(&format!("/channels/{channel}/messages")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 201);
+}
+
 async fn members(server: &Server, channel: &str, token: &str) -> Vec<Value> {
     let response = client()
         .get(server.url(&format!("/channels/{channel}/presence")))
@@ -158,14 +170,7 @@ async fn members_enter_update_and_leave_and_streams_that_ask_are_told() {
     }
     // Messages still come through the same stream; a stream that did not ask hears only
     // them.
-    let published = client()
-        .post(server.url("/channels/room:a/messages"))
-        .bearer_auth(&alice)
-        .json(&json!({"data": "m"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(published.status(), 201);
+    publish_as(&server, "room:a", &alice, json!({"data": "m"})).await;
     let next = stream.next_event().await.unwrap();
     assert_eq!(next.event, "message");
     let only = plain.next_event().await.unwrap();
@@ -304,14 +309,13 @@ async fn a_subscriber_enters_while_its_stream_is_open_and_leaves_when_it_drops()
         (first["action"].as_str(), first["clientId"].as_str()),
         (Some("enter"), Some("frank"))
     );
-    let published = client()
-        .post(server.url("/channels/room:b/messages"))
-        .bearer_auth(&frank)
-        .json(&json!({"data": "to resume after"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(published.status(), 201);
+    publish_as(
+        &server,
+        "room:b",
+        &frank,
+        json!({"data": "to resume after"}),
+    )
+    .await;
     let token = loop {
         let event = franks.next_event().await.unwrap();
         if event.event == "message" {

@@ -33,8 +33,23 @@ pub(super) fn authorized(
     Ok((channel, query, principal))
 }
 
-/// The client's address is there when served by `server`; it is what an anonymous
-/// publisher's rate is counted by.
+/// Counts `count` messages of `principal` against `[limits] publish_rate_per_key`: the
+/// refusal to answer when they are over it. Not an ApiError: a refusal to come back later
+/// carries a Retry-After header. The client's address (`peer`, there when served by
+/// `server`) is what an anonymous publisher is counted by.
+pub(super) fn over_rate(
+    state: &AppState,
+    principal: &Principal,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    count: usize,
+) -> Option<Response> {
+    let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let allowed = state
+        .publish_rate
+        .check(principal.name.as_deref(), address, count);
+    allowed.err().map(IntoResponse::into_response)
+}
+
 pub async fn publish(
     State(state): State<AppState>,
     path: Segments<String>,
@@ -51,13 +66,8 @@ pub async fn publish(
         .and_then(|v| v.to_str().ok());
     let messages = parse_body(content_type, &body)?;
     check_batch(&messages, &state.hub)?;
-    let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    let allowed = state
-        .publish_rate
-        .check(principal.name.as_deref(), address, messages.len());
-    if let Err(refused) = allowed {
-        // Not an ApiError: a refusal to come back later carries a Retry-After header.
-        return Ok(refused.into_response());
+    if let Some(refused) = over_rate(&state, &principal, peer, messages.len()) {
+        return Ok(refused);
     }
     // With `[bus] data_dir`, answered once the messages are on disk.
     let ids = state

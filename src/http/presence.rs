@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 
-use super::channels::authorized;
+use super::channels::{authorized, over_rate};
 use super::{ApiError, AppState, Segments, streams};
 use crate::auth::Operation;
 use crate::hub::presence::Member;
@@ -35,18 +35,14 @@ pub async fn change(
         &headers,
         Operation::Presence,
     )?;
-    let client_id = principal.client_id.ok_or_else(|| {
+    let client_id = principal.client_id.clone().ok_or_else(|| {
         ErrorInfo::bad_request(
             "presence is for a client with an identity: use a token with a clientId claim",
         )
     })?;
     let (action, data) = parse(&body)?;
-    let address = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    let allowed = state
-        .publish_rate
-        .check(principal.name.as_deref(), address, 1);
-    if let Err(refused) = allowed {
-        return Ok(refused.into_response());
+    if let Some(refused) = over_rate(&state, &principal, peer, 1) {
+        return Ok(refused);
     }
     // Entered over REST: a member on no connection.
     let member = Member {

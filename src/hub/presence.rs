@@ -86,7 +86,6 @@ impl Hub {
         let appended = self
             .append(&stream_of(channel), Append::Presence(message.clone()), None)
             .await;
-        let set = members.entry(channel.to_owned()).or_default();
         if appended.is_err() {
             // Nobody was told: the set stays as it was.
             match before {
