@@ -6,78 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::mercure::*;
 use common::{Server, SseStream, client, expect_error};
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-
-const KEY: &str = "!ChangeThisMercureHubJWTSecretKey!";
-
-fn hub(anonymous: bool) -> Server {
-    Server::start(&format!(
-        "[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = {anonymous}\n"
-    ))
-}
-
-/// An HS256 token with `claim` as its `mercure` claim.
-fn token(claim: Value, key: &str) -> String {
-    let claims = json!({ "mercure": claim });
-    let key = jsonwebtoken::EncodingKey::from_secret(key.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
-}
-
-fn publisher() -> String {
-    token(json!({"publish": ["*"]}), KEY)
-}
-
-/// Publishes the form `fields` with `bearer`; the response.
-async fn post(server: &Server, bearer: Option<&str>, fields: &[(&str, &str)]) -> reqwest::Response {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish();
-    let mut request = client()
-        .post(server.url("/.well-known/mercure"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    if let Some(bearer) = bearer {
-        request = request.bearer_auth(bearer);
-    }
-    request.send().await.unwrap()
-}
-
-/// Publishes and returns the update's id.
-async fn publish(server: &Server, fields: &[(&str, &str)]) -> String {
-    let response = post(server, Some(&publisher()), fields).await;
-    assert_eq!(response.status(), 200);
-    let kind = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(kind.starts_with("text/plain"), "{kind}");
-    response.text().await.unwrap()
-}
-
-fn subscribe_url(server: &Server, selectors: &[&str]) -> String {
-    let query: Vec<String> = selectors
-        .iter()
-        .map(|s| format!("topic={}", urlencode(s)))
-        .collect();
-    server.url(&format!("/.well-known/mercure?{}", query.join("&")))
-}
-
-fn urlencode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-async fn subscribe(server: &Server, selectors: &[&str]) -> SseStream {
-    SseStream::open(&subscribe_url(server, selectors)).await
-}
-
-fn bearer_headers(token: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
-    headers.insert(AUTHORIZATION, value);
-    headers
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_reach_the_subscribers_whose_selectors_match() {

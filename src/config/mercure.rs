@@ -20,7 +20,7 @@ pub struct MercureConfig {
     pub cookie_name: String,
     /// Origins (`scheme://host[:port]`) allowed to publish with the cookie.
     pub publish_origins: Vec<String>,
-    /// Subscription events and the subscriptions API: not served yet, so only `false`.
+    /// Subscription events and the subscriptions API (`/.well-known/mercure/subscriptions`).
     pub subscriptions: bool,
     /// How often an idle subscriber's stream gets a comment (keeps proxies from closing it).
     #[serde(deserialize_with = "super::at_least_one")]
@@ -88,13 +88,6 @@ impl MercureConfig {
                 ));
             }
         }
-        if self.subscriptions {
-            return Err(
-                "[mercure] subscriptions = true: subscription events and the subscriptions API \
-                 are not served yet; remove the key or set it to false"
-                    .into(),
-            );
-        }
         if self.publisher_jwt_key.is_empty() && self.publisher_jwt_key_file.is_none() {
             return Err(
                 "[mercure] needs publisher_jwt_key (the HS256 secret publishers' tokens are \
@@ -132,8 +125,5 @@ mod tests {
             both.contains("both publisher_jwt_key and publisher_jwt_key_file"),
             "{both}"
         );
-        config.publisher_jwt_key_file = None;
-        config.subscriptions = true;
-        assert!(config.validate().unwrap_err().contains("not served yet"));
     }
 }

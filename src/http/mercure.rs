@@ -13,8 +13,10 @@
 
 mod keys;
 pub mod selector;
+mod subscriptions;
 
 pub use keys::MercureKeys;
+pub use subscriptions::{PATH as SUBSCRIPTIONS, subscriptions};
 
 use std::sync::Arc;
 
@@ -29,7 +31,8 @@ use self::selector::{Selector, any_matches};
 use super::query::Query;
 use super::streams::{Delivery, respond, unavailable};
 use super::{ApiError, AppState};
-use crate::hub::{Append, Event, NewMessage};
+use crate::config::mercure::MercureConfig;
+use crate::hub::{Append, Event, Hub, NewMessage};
 use crate::outlet::{Filter, Start, StreamSpec};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -94,6 +97,20 @@ pub async fn publish(
         )
         .into());
     }
+    let id = dispatch(&state.hub, update).await.map_err(unavailable)?;
+    let mut response = id.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::LINK, DISCOVERY);
+    Ok(response)
+}
+
+/// Publishes `update` on this node: a message of `[mercure]`, then a copy in the channel of
+/// each of its topics. Answers its id.
+async fn dispatch(hub: &Arc<Hub>, update: Update) -> Result<String, String> {
     let id = update.id.clone();
     let mut topics = update.topics.clone();
     topics.sort_unstable();
@@ -106,33 +123,23 @@ pub async fn publish(
     };
     let mut data = update.into_json();
     let _turn = PUBLISHING.lock().await;
-    let appended = state
-        .hub
+    let appended = hub
         .append(CHANNEL, Append::Messages(vec![message(data.clone())]), None)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     // The copies name the update, so a subscriber of two of its topics gets it once.
     data["key"] = Value::from(appended.ids.into_iter().next().unwrap_or_default());
     let copies = topics.iter().map(|topic| {
         let channel = topic_channel(topic);
         let copy = message(data.clone());
-        let hub = &state.hub;
         async move {
             hub.append(&channel, Append::Messages(vec![copy]), None)
                 .await
         }
     });
     for copied in futures_util::future::join_all(copies).await {
-        copied.map_err(unavailable)?;
+        copied?;
     }
-    let mut response = id.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::LINK, DISCOVERY);
-    Ok(response)
+    Ok(id)
 }
 
 /// Where the hub is, as Mercure's discovery says it (RFC 8288, relative to the response's
@@ -150,22 +157,22 @@ pub async fn subscribe(
     let hub = hub(&state)?;
     let config = &hub.config;
     let query = Query::parse(query.as_deref());
-    let selectors: Vec<Selector> = query
+    let mut asked: Vec<&str> = query
         .pairs()
         .iter()
         .filter(|(k, _)| k == "topic" || k == "match")
-        .map(|(_, v)| Selector::new(v))
+        .map(|(_, v)| v.as_str())
         .collect();
+    asked.sort_unstable();
+    asked.dedup();
+    let selectors: Vec<Selector> = asked.iter().map(|s| Selector::new(s)).collect();
     if selectors.is_empty() {
         return Err(ErrorInfo::bad_request(
             "subscribing needs at least one topic selector: ?topic=...",
         )
         .into());
     }
-    let token = bearer(&headers)
-        .or_else(|| query.get("authorization").map(str::to_owned))
-        .or_else(|| cookie(&headers, &config.cookie_name));
-    let (claim, expires_at_ms) = match token {
+    let (claim, expires_at_ms) = match subscriber_token(&headers, &query, config) {
         Some(token) => hub.subscriber.verify(&token)?,
         None if config.anonymous => (Claim::default(), None),
         None => {
@@ -203,10 +210,7 @@ pub async fn subscribe(
         .or_else(|| query.get("lastEventID").map(str::to_owned));
     // Whether the subscriber may know of an update (public, or its token allows it), and
     // whether it is sent to it (a selector matches one of its topics too).
-    let may_know = Arc::new(move |data: &Value| {
-        let private = data["private"].as_bool().unwrap_or(false);
-        !private || any_matches(&authorized, topics(data))
-    });
+    let may_know = Arc::new(move |data: &Value| may_know(&authorized, data));
     let knows = Arc::clone(&may_know);
     let sees = move |data: &Value| any_matches(&selectors, topics(data)) && knows(data);
     // Where the stream starts: after the update named, if history holds it and the
@@ -241,9 +245,15 @@ pub async fn subscribe(
         let key = message.data["key"].as_str();
         sees(&message.data) && key.is_none_or(|key| delivered.lock().unwrap().first(key))
     }));
+    // With subscriptions on, the subscriber is present on each of its selectors while it
+    // reads, and each change is published (see `subscriptions`).
+    let enter = config
+        .subscriptions
+        .then(|| subscriptions::entering(&state.hub, &asked, claim.payload));
     let delivery = Delivery {
         filter: Some(filter),
         keepalive_ms: Some(config.heartbeat_ms),
+        enter,
         ..Delivery::new(WireFormat::Mercure, false, expires_at_ms)
     };
     let mut response = respond(&state, &streams, None, delivery).await?;
@@ -260,6 +270,21 @@ pub async fn subscribe(
         );
     }
     Ok(response)
+}
+
+/// A subscriber's token: from `Authorization: Bearer`, else the `authorization` query
+/// parameter, else the cookie.
+fn subscriber_token(headers: &HeaderMap, query: &Query, config: &MercureConfig) -> Option<String> {
+    bearer(headers)
+        .or_else(|| query.get("authorization").map(str::to_owned))
+        .or_else(|| cookie(headers, &config.cookie_name))
+}
+
+/// Whether a subscriber whose token allows `authorized` may know of the update kept as
+/// `data`: it is public, or one of its topics is allowed.
+fn may_know(authorized: &[Selector], data: &Value) -> bool {
+    let private = data["private"].as_bool().unwrap_or(false);
+    !private || any_matches(authorized, topics(data))
 }
 
 /// The id of the newest update in history the subscriber may know of.

@@ -103,6 +103,11 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/mercure",
             get(mercure::subscribe).post(mercure::publish),
         )
+        .route(mercure::SUBSCRIPTIONS, get(mercure::subscriptions))
+        .route(
+            &format!("{}/{{*selector}}", mercure::SUBSCRIPTIONS),
+            get(mercure::subscriptions),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -15,7 +15,7 @@ use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::auth::{Credential, Principal};
 use crate::hub::cursor;
-use crate::hub::presence::Entered;
+use crate::hub::presence::{Entered, Entering};
 use crate::outlet::{Filter, Link, Outlet, OutletOptions, Start, StreamSpec};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -113,7 +113,7 @@ fn entering<'a>(
     state: &AppState,
     principal: &Principal,
     streams: impl Iterator<Item = &'a StreamSpec>,
-) -> Option<(String, Vec<String>)> {
+) -> Option<Entering> {
     let client_id = principal.client_id.clone()?;
     let patterns = &state.config.channels.presence_on_subscribe;
     let channels: Vec<String> = streams
@@ -123,7 +123,12 @@ fn entering<'a>(
         .filter(|c| patterns.iter().any(|p| crate::glob::matches(p, c)))
         .filter(|c| principal.check(Operation::Presence, c).is_ok())
         .collect();
-    (!channels.is_empty()).then_some((client_id, channels))
+    (!channels.is_empty()).then_some(Entering {
+        client_id,
+        data: serde_json::Value::Null,
+        channels,
+        announce: None,
+    })
 }
 
 /// Connections with more streams than this, or dynamic ones, get server-kept cursors: an id
@@ -253,9 +258,9 @@ pub(super) struct Delivery {
     pub filter: Option<Filter>,
     /// The keepalive interval, instead of `[stream] keepalive_ms`.
     pub keepalive_ms: Option<u64>,
-    /// The subscriber to enter on these channels' presence while the stream is open (see
-    /// `[channels] presence_on_subscribe`): its client id and the channels.
-    pub enter: Option<(String, Vec<String>)>,
+    /// The subscriber to enter on channels' presence while the stream is open (see
+    /// `[channels] presence_on_subscribe`, and Mercure's subscriptions).
+    pub enter: Option<Entering>,
 }
 
 impl Delivery {
@@ -318,8 +323,8 @@ pub(super) async fn respond(
     // Entered once subscribed (a stream asking for presence hears its own), and left when
     // the stream is dropped with the outlet.
     let entered = match enter {
-        Some((client_id, channels)) => Some(
-            Entered::enter(&state.hub, &client_id, channels)
+        Some(entering) => Some(
+            Entered::enter(&state.hub, entering)
                 .await
                 .map_err(unavailable)?,
         ),

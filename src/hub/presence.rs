@@ -7,10 +7,15 @@
 //! A member is a client id on a connection, as in Ably: one that entered over REST has none;
 //! a stream that entered its subscriber (see `Entered`) leaves when it closes, whatever the
 //! client's other streams do.
+//!
+//! The gateway's own channels (named with `[`, which users cannot name) have member sets but
+//! no presence stream: nobody could ask for one. The Mercure hub keeps its subscribers so and
+//! announces their changes as updates of its own (see `Entering::announce`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::{Append, Hub};
@@ -49,7 +54,8 @@ impl Hub {
     /// Carries out `action` (enter, update or leave) for `member` on `channel`: its member
     /// set changes, and the change is appended to the channel's presence stream, in the
     /// same order. `None` when it changed nothing (leaving without being there). Entering
-    /// again is an update; updating without having entered enters.
+    /// again is an update; updating without having entered enters; leaving without data
+    /// leaves with the member's last.
     pub async fn presence(
         self: &Arc<Self>,
         channel: &str,
@@ -60,10 +66,13 @@ impl Hub {
         // Held until the change is in the stream: changes reach members and streams in one
         // order.
         let mut members = self.members.lock().await;
-        let present = members
-            .get(channel)
-            .is_some_and(|set| set.contains_key(member));
-        let action = match (action, present) {
+        let present = members.get(channel).and_then(|set| set.get(member));
+        // A leave without data carries the member's last data, as Ably's does.
+        let data = match (action, present) {
+            (PresenceAction::Leave, Some(last)) if data.is_null() => last.data.clone(),
+            _ => data,
+        };
+        let action = match (action, present.is_some()) {
             (PresenceAction::Leave, false) => return Ok(None),
             (PresenceAction::Enter, true) => PresenceAction::Update,
             (PresenceAction::Update, false) => PresenceAction::Enter,
@@ -83,9 +92,15 @@ impl Hub {
             PresenceAction::Leave => set.remove(member),
             _ => set.insert(member.clone(), message.clone()),
         };
-        let appended = self
-            .append(&stream_of(channel), Append::Presence(message.clone()), None)
-            .await;
+        let appended = match channel.starts_with('[') {
+            true => Ok(()),
+            false => {
+                let change = Append::Presence(message.clone());
+                self.append(&stream_of(channel), change, None)
+                    .await
+                    .map(drop)
+            }
+        };
         if appended.is_err() {
             // Nobody was told: the set stays as it was.
             match before {
@@ -96,7 +111,14 @@ impl Hub {
         if set.is_empty() {
             members.remove(channel);
         }
-        appended.map(|_| Some(message))
+        appended.map(|()| Some(message))
+    }
+
+    /// The channels named `prefix…` that have members now.
+    pub async fn present_channels(&self, prefix: &str) -> Vec<String> {
+        let members = self.members.lock().await;
+        let channels = members.keys().filter(|c| c.starts_with(prefix));
+        channels.cloned().collect()
     }
 
     /// The members of `channel` now, each as a `present` message with the data it last
@@ -112,33 +134,43 @@ impl Hub {
     }
 }
 
+/// Who is told of a change of a member's presence besides its channel's presence stream.
+pub type Announce = Arc<dyn Fn(PresenceMessage) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// What a stream enters for as long as it is open.
+pub struct Entering {
+    pub client_id: String,
+    /// The data it enters with.
+    pub data: Value,
+    pub channels: Vec<String>,
+    /// Told of each change once it is made.
+    pub announce: Option<Announce>,
+}
+
 /// A stream's subscriber, entered on its channels for as long as the stream is open: it
 /// leaves them when this is dropped.
-#[derive(Debug)]
 pub struct Entered {
     hub: Arc<Hub>,
     member: Member,
     channels: Vec<String>,
+    announce: Option<Announce>,
 }
 
 impl Entered {
-    /// Enters `client_id` on `channels` on a connection of its own.
-    pub async fn enter(
-        hub: &Arc<Hub>,
-        client_id: &str,
-        channels: Vec<String>,
-    ) -> Result<Entered, String> {
+    /// Enters a subscriber on its channels on a connection of its own.
+    pub async fn enter(hub: &Arc<Hub>, entering: Entering) -> Result<Entered, String> {
         let connection_id = format!("{:016x}", rand::random::<u64>());
         let member = Member {
-            client_id: client_id.to_owned(),
+            client_id: entering.client_id,
             connection_id: Some(connection_id),
         };
         let mut entered = Entered {
             hub: Arc::clone(hub),
             member,
-            channels: Vec::with_capacity(channels.len()),
+            channels: Vec::with_capacity(entering.channels.len()),
+            announce: entering.announce,
         };
-        for channel in channels {
+        for channel in entering.channels {
             // Counted before it is entered: a stream dropped while entering (its client
             // went away) still leaves, and a leave of a member not there changes nothing.
             entered.channels.push(channel.clone());
@@ -146,9 +178,12 @@ impl Entered {
                 &channel,
                 &entered.member,
                 PresenceAction::Enter,
-                Value::Null,
+                entering.data.clone(),
             );
-            enter.await?;
+            let change = enter.await?;
+            if let (Some(announce), Some(change)) = (&entered.announce, change) {
+                announce(change).await;
+            }
         }
         Ok(entered)
     }
@@ -161,11 +196,16 @@ impl Drop for Entered {
         };
         let (hub, member) = (Arc::clone(&self.hub), self.member.clone());
         let channels = std::mem::take(&mut self.channels);
+        let announce = self.announce.take();
         runtime.spawn(async move {
             for channel in channels {
                 let leave = hub.presence(&channel, &member, PresenceAction::Leave, Value::Null);
-                if let Err(e) = leave.await {
-                    tracing::debug!("a stream's subscriber did not leave {channel:?}: {e}");
+                match (leave.await, &announce) {
+                    (Ok(Some(change)), Some(announce)) => announce(change).await,
+                    (Ok(_), _) => {}
+                    (Err(e), _) => {
+                        tracing::debug!("a stream's subscriber did not leave {channel:?}: {e}")
+                    }
                 }
             }
         });

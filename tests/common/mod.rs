@@ -1,6 +1,7 @@
 //! Shared test support: a real `streamgate` process on a free port, and real clients.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod mercure;
 pub mod redis;
 pub mod sse_upstream;
 pub mod upstream;

@@ -38,6 +38,9 @@ pub struct Claim {
     pub publish: Vec<String>,
     #[serde(default)]
     pub subscribe: Vec<String>,
+    /// What subscription events and the subscriptions API show of the subscriber.
+    #[serde(default)]
+    pub payload: serde_json::Value,
 }
 
 #[derive(Deserialize)]

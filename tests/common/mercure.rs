@@ -1,0 +1,80 @@
+//! A Mercure hub under test, and what its publishers and subscribers do.
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+use super::{Server, SseStream, client};
+
+/// The hub's publisher key (HS256), which checks subscribers' tokens too.
+pub const KEY: &str = "!ChangeThisMercureHubJWTSecretKey!";
+
+pub fn hub(anonymous: bool) -> Server {
+    Server::start(&format!(
+        "[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = {anonymous}\n"
+    ))
+}
+
+/// An HS256 token with `claim` as its `mercure` claim.
+pub fn token(claim: Value, key: &str) -> String {
+    let claims = json!({ "mercure": claim });
+    let key = jsonwebtoken::EncodingKey::from_secret(key.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+pub fn publisher() -> String {
+    token(json!({"publish": ["*"]}), KEY)
+}
+
+/// Publishes the form `fields` with `bearer`; the response.
+pub async fn post(
+    server: &Server,
+    bearer: Option<&str>,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut request = client()
+        .post(server.url("/.well-known/mercure"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    request.send().await.unwrap()
+}
+
+/// Publishes and returns the update's id.
+pub async fn publish(server: &Server, fields: &[(&str, &str)]) -> String {
+    let response = post(server, Some(&publisher()), fields).await;
+    assert_eq!(response.status(), 200);
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(kind.starts_with("text/plain"), "{kind}");
+    response.text().await.unwrap()
+}
+
+pub fn subscribe_url(server: &Server, selectors: &[&str]) -> String {
+    let query: Vec<String> = selectors
+        .iter()
+        .map(|s| format!("topic={}", urlencode(s)))
+        .collect();
+    server.url(&format!("/.well-known/mercure?{}", query.join("&")))
+}
+
+pub fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+pub async fn subscribe(server: &Server, selectors: &[&str]) -> SseStream {
+    SseStream::open(&subscribe_url(server, selectors)).await
+}
+
+pub fn bearer_headers(token: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    headers.insert(AUTHORIZATION, value);
+    headers
+}
