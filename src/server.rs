@@ -85,6 +85,7 @@ pub async fn run(
     let hub = Arc::new(hub);
     if let Some(notices) = notices {
         tokio::spawn(Arc::clone(&hub).hear(notices));
+        tokio::spawn(Arc::clone(&hub).keep_presence(config.bus.node_timeout()));
     }
     let mut config = config;
     // The demo's entries point at this process: they are not for the admin store.

@@ -11,7 +11,7 @@ use common::sse_upstream::SseUpstream;
 use common::upstream::{Behaviour, Upstream};
 use common::{
     Server, SseStream, client, envelope, eventually, expect_error, get_json, last_event_id,
-    next_relayed,
+    next_relayed, signal, until_ready,
 };
 use serde_json::{Value, json};
 
@@ -273,21 +273,6 @@ async fn without_redis_a_publish_is_refused_and_streams_recover_on(redis: &mut i
     let notice: Value = serde_json::from_str(&gap.data).unwrap();
     assert_eq!(notice["code"], 40900);
     assert_eq!(messages(&mut stream, 1).await[0].2, json!("after"));
-}
-
-/// Waits until every node says it is ready (it reaches Redis and hears announcements).
-async fn until_ready(nodes: &[Server]) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    for node in nodes {
-        loop {
-            let ready = client().get(node.url("/readyz")).send().await.unwrap();
-            if ready.status() == 200 {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "node not ready again");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -553,16 +538,6 @@ async fn when_the_polling_node_dies_another_goes_on_with_the_same_patch_chain() 
     let mut late = Document::open(&nodes[1], "/apis/q/quotes").await;
     late.until(&quotes(2)).await;
     assert_eq!(late.kinds, ["data"]);
-}
-
-/// Pauses (`STOP`) or resumes (`CONT`) a node's process, as a long stall would.
-fn signal(node: &Server, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(node.pid().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

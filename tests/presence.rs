@@ -4,53 +4,9 @@
 
 mod common;
 
+use common::presence::*;
 use common::{Server, SseStream, client, expect_error};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-
-const KEYS: &str = r#"
-[[key]]
-name = "app"
-secret = "app-secret-1"
-capabilities = { "room:*" = ["subscribe", "publish", "presence"] }
-
-[[key]]
-name = "reader"
-secret = "reader-secret-2"
-capabilities = { "room:*" = ["subscribe"] }
-"#;
-
-/// A token for `client_id` (if any), signed with key `kid`.
-fn token(kid: &str, secret: &str, client_id: Option<&str>) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    // As much as the signing key allows.
-    let mut claims = json!({"exp": exp, "capability": {"*": ["*"]}});
-    if let Some(id) = client_id {
-        claims["clientId"] = json!(id);
-    }
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(kid.into());
-    let key = EncodingKey::from_secret(secret.as_bytes());
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
-}
-
-fn app(client_id: &str) -> String {
-    token("app", "app-secret-1", Some(client_id))
-}
-
-async fn post(server: &Server, channel: &str, token: &str, body: Value) -> reqwest::Response {
-    client()
-        .post(server.url(&format!("/channels/{channel}/presence")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
 
 /// Publishes `body` to `channel` with `token`, which must be allowed to.
 async fn publish_as(server: &Server, channel: &str, token: &str, body: Value) {
@@ -62,31 +18,6 @@ async fn publish_as(server: &Server, channel: &str, token: &str, body: Value) {
         .await
         .unwrap();
     assert_eq!(published.status(), 201);
-}
-
-async fn members(server: &Server, channel: &str, token: &str) -> Vec<Value> {
-    let response = client()
-        .get(server.url(&format!("/channels/{channel}/presence")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
-/// `(action, clientId, data)` of each member or presence message.
-fn summary(messages: &[Value]) -> Vec<(String, String, Value)> {
-    messages
-        .iter()
-        .map(|m| {
-            (
-                m["action"].as_str().unwrap().to_owned(),
-                m["clientId"].as_str().unwrap().to_owned(),
-                m["data"].clone(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@
 
 mod asks;
 mod link;
+mod presence;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,6 +43,7 @@ use crate::bus::{
 use crate::config::BusConfig;
 pub use asks::Asked;
 use link::{Cluster, Commands, Heard, Hearing, Listener, Sink};
+pub use presence::Beat;
 use tokio::sync::mpsc;
 
 /// How long a command may take before the bus reports Redis as unreachable.
@@ -328,6 +330,9 @@ pub struct RedisBus {
     load_journal: Script,
     claim_journal: Script,
     forget_journal: Script,
+    presence_change: Script,
+    remove_node: Script,
+    beat: Script,
     change_catalog: Script,
     /// Bumped when another node changed the admin catalog, or the announcement connection
     /// was made again (a change may have been missed).
@@ -486,6 +491,9 @@ impl RedisBus {
             load_journal: Script::new(LOAD_JOURNAL),
             claim_journal: Script::new(CLAIM_JOURNAL),
             forget_journal: Script::new(FORGET_JOURNAL),
+            presence_change: Script::new(presence::CHANGE),
+            remove_node: Script::new(presence::REMOVE_NODE),
+            beat: clocked(presence::BEAT),
             change_catalog: Script::new(&format!("{publishing}{CHANGE_CATALOG}")),
             catalog_changes: tokio::sync::watch::Sender::new(0),
             waiting: asks::Waiting::of(&owner),
@@ -1210,6 +1218,8 @@ struct Keys {
     /// A polled topic's parts wanted by the nodes that do not poll it (see `want`).
     wanted: String,
     notify: String,
+    /// The channel's members (see `presence`).
+    members: String,
 }
 
 /// What separates a polled topic's key from its selected part in a channel's name (see
@@ -1232,6 +1242,7 @@ impl Keys {
             lease: key("l"),
             wanted: key("w"),
             notify: key("n"),
+            members: key("p"),
         }
     }
 

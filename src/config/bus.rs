@@ -20,7 +20,13 @@ pub struct BusConfig {
     /// `redis_url` names a node of a Redis Cluster (or several, comma-separated): the
     /// gateway finds the others, and announces through sharded pub/sub.
     pub redis_cluster: bool,
+    /// How long a node may go unheard on Redis before the others take it for dead and
+    /// its subscribers leave the channels' presence (default 15,000).
+    pub node_timeout_ms: Option<u64>,
 }
+
+/// `[bus] node_timeout_ms` when unset.
+const NODE_TIMEOUT_MS: u64 = 15_000;
 
 /// One node (`memory`), or many nodes sharing pub/sub channels through Redis.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -71,6 +77,18 @@ impl BusConfig {
         if self.redis_ca_file.is_some() && !tls {
             return Err("[bus] redis_ca_file is for a rediss:// (TLS) redis_url".into());
         }
+        match self.node_timeout_ms {
+            Some(_) if self.backend != Backend::Redis => {
+                return Err("[bus] node_timeout_ms needs backend = \"redis\"".into());
+            }
+            Some(ms) if ms < 300 => {
+                return Err(format!(
+                    "[bus] node_timeout_ms = {ms} is shorter than a node's beat can be kept \
+                     (at least 300 ms; the default is {NODE_TIMEOUT_MS})"
+                ));
+            }
+            _ => {}
+        }
         if self.redis_cluster && self.backend != Backend::Redis {
             return Err("[bus] redis_cluster needs backend = \"redis\"".into());
         }
@@ -80,6 +98,11 @@ impl BusConfig {
                 .into());
         }
         Ok(())
+    }
+
+    /// How long a node may go unheard (see `node_timeout_ms`), in ms.
+    pub fn node_timeout(&self) -> u64 {
+        self.node_timeout_ms.unwrap_or(NODE_TIMEOUT_MS)
     }
 
     /// The Redis servers `redis_url` names (a Redis Cluster's may be several).

@@ -80,7 +80,11 @@ pub async fn members(
     )?;
     let client_id = query.text("clientId")?;
     let connection_id = query.text("connectionId")?;
-    let mut members = state.hub.members(&channel).await;
+    let mut members = state
+        .hub
+        .members(&channel)
+        .await
+        .map_err(streams::unavailable)?;
     members.retain(|m| {
         client_id.is_none_or(|id| m.client_id == id)
             && connection_id.is_none_or(|id| m.connection_id.as_deref() == Some(id))

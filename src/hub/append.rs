@@ -225,9 +225,16 @@ impl Hub {
                     });
                     new.push(0);
                 }
-                // Never kept (see `Hub::bus_of`).
-                Append::Presence(_) => {
-                    request.events.push(Appending::default());
+                // Kept by a shared bus only (see `Hub::bus_of`).
+                Append::Presence(message) => {
+                    let json = match keeps {
+                        true => stored::presence_json(message),
+                        false => Vec::new(),
+                    };
+                    request.events.push(Appending {
+                        json,
+                        ..Appending::default()
+                    });
                     new.push(0);
                 }
                 Append::Relayed(events) => {
@@ -414,7 +421,7 @@ mod tests {
         drop((hub, store));
         // Who was there went with the process: a restart knows nobody, and no stream.
         let (hub, _store) = durable(dir.path()).await;
-        assert!(hub.members("room").await.is_empty());
+        assert!(hub.members("room").await.unwrap().is_empty());
         assert!(hub.get(&stream).is_none());
     }
 

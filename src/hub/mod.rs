@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod event;
 pub mod presence;
 mod shared;
+mod shared_presence;
 mod stored;
 pub mod wake;
 
@@ -286,7 +287,8 @@ impl Hub {
     }
 
     /// The bus that places the channel `name`'s events: a presence stream's is memory's
-    /// whatever the hub's (its members are the process's own).
+    /// whatever the hub's (its members are the process's own), unless a shared bus holds
+    /// it (see `shared_presence`).
     fn bus_of(&self, name: &str) -> &dyn Bus {
         match self.shared_bus(name) {
             Some(shared) => shared,

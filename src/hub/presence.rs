@@ -1,8 +1,9 @@
 //! Presence: who is on a channel now, with their data. One set of members per channel; each
 //! change is also an event of the channel's companion `[presence]{name}`, which the streams
-//! that ask for presence read like any channel (fan-out, history, resume). Presence is
-//! never kept beyond the process (see `Hub::bus_of`): a member is there while this process
-//! knows it.
+//! that ask for presence read like any channel (fan-out, history, resume). On one node,
+//! presence is never kept beyond the process (see `Hub::bus_of`): a member is there while
+//! this process knows it. On a shared bus, a pub/sub channel's set and its presence stream
+//! are shared by every node (see `shared_presence`).
 //!
 //! A member is a client id on a connection, as in Ably: one that entered over REST has none;
 //! a stream that entered its subscriber (see `Entered`) leaves when it closes, whatever the
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use super::{Append, Hub};
+use super::{Append, Hub, shared_presence};
 use crate::clock::now_ms;
 use crate::wire::envelope::{PresenceAction, PresenceMessage};
 
@@ -66,19 +67,7 @@ impl Hub {
         // Held until the change is in the stream: changes reach members and streams in one
         // order.
         let mut members = self.members.lock().await;
-        let present = members.get(channel).and_then(|set| set.get(member));
-        // A leave without data carries the member's last data, as Ably's does.
-        let data = match (action, present) {
-            (PresenceAction::Leave, Some(last)) if data.is_null() => last.data.clone(),
-            _ => data,
-        };
-        let action = match (action, present.is_some()) {
-            (PresenceAction::Leave, false) => return Ok(None),
-            (PresenceAction::Enter, true) => PresenceAction::Update,
-            (PresenceAction::Update, false) => PresenceAction::Enter,
-            (action, _) => action,
-        };
-        let message = PresenceMessage {
+        let mut message = PresenceMessage {
             id: self.next_message_id(),
             action,
             client_id: member.client_id.clone(),
@@ -87,11 +76,42 @@ impl Hub {
             timestamp: now_ms(),
             channel: channel.to_owned(),
         };
-        let set = members.entry(channel.to_owned()).or_default();
-        let before = match action {
-            PresenceAction::Leave => set.remove(member),
-            _ => set.insert(member.clone(), message.clone()),
+        // The member as it was: on a shared bus, in the set every node shares (it may have
+        // entered through another node), which changes at once; else in this node's.
+        let shared = self.shared_bus(channel);
+        let before = match shared {
+            Some(bus) => {
+                let entry = (action != PresenceAction::Leave).then_some(&message);
+                shared_presence::change(bus, channel, member, entry).await?
+            }
+            None => members
+                .get(channel)
+                .and_then(|set| set.get(member))
+                .cloned(),
         };
+        message.action = match (action, &before) {
+            (PresenceAction::Leave, None) => return Ok(None),
+            (PresenceAction::Enter, Some(_)) => PresenceAction::Update,
+            (PresenceAction::Update, None) => PresenceAction::Enter,
+            (action, _) => action,
+        };
+        // A leave without data carries the member's last data, as Ably's does.
+        if let (PresenceAction::Leave, Some(last)) = (action, &before)
+            && message.data.is_null()
+        {
+            message.data = last.data.clone();
+        }
+        // This node's set: every member on a bus of its own; on a shared one, those on its
+        // connections (they go when it does).
+        let kept_here = shared.is_none() || member.connection_id.is_some();
+        let set = members.entry(channel.to_owned()).or_default();
+        let was_empty = set.is_empty();
+        if kept_here {
+            match message.action {
+                PresenceAction::Leave => set.remove(member),
+                _ => set.insert(member.clone(), message.clone()),
+            };
+        }
         let appended = match channel.starts_with('[') {
             true => Ok(()),
             false => {
@@ -101,36 +121,54 @@ impl Hub {
                     .map(drop)
             }
         };
-        if appended.is_err() {
-            // Nobody was told: the set stays as it was.
-            match before {
-                Some(before) => set.insert(member.clone(), before),
-                None => set.remove(member),
+        if let Err(e) = appended {
+            // Nobody was told: the sets stay as they were.
+            match &before {
+                Some(before) if kept_here => set.insert(member.clone(), before.clone()),
+                _ => set.remove(member),
             };
+            if let Some(bus) = shared {
+                shared_presence::change(bus, channel, member, before.as_ref()).await?;
+            }
+            if set.is_empty() {
+                members.remove(channel);
+            }
+            return Err(e);
         }
-        if set.is_empty() {
+        let is_empty = set.is_empty();
+        if is_empty {
             members.remove(channel);
         }
-        appended.map(|()| Some(message))
-    }
-
-    /// The channels named `prefix…` that have members now.
-    pub async fn present_channels(&self, prefix: &str) -> Vec<String> {
-        let members = self.members.lock().await;
-        let channels = members.keys().filter(|c| c.starts_with(prefix));
-        channels.cloned().collect()
+        if let Some(bus) = shared.filter(|_| was_empty != is_empty) {
+            bus.presence_here(channel, !is_empty).await?;
+        }
+        Ok(Some(message))
     }
 
     /// The members of `channel` now, each as a `present` message with the data it last
     /// entered or updated with, by client id.
-    pub async fn members(&self, channel: &str) -> Vec<PresenceMessage> {
-        let members = self.members.lock().await;
-        let set = members.get(channel).into_iter().flat_map(BTreeMap::values);
-        set.map(|entered| PresenceMessage {
+    pub async fn members(&self, channel: &str) -> Result<Vec<PresenceMessage>, String> {
+        let present = |entered: &PresenceMessage| PresenceMessage {
             action: PresenceAction::Present,
             ..entered.clone()
-        })
-        .collect()
+        };
+        if let Some(bus) = self.shared_bus(channel) {
+            let mut members = shared_presence::members(bus, channel).await?;
+            members.sort_by(|a, b| {
+                (&a.client_id, &a.connection_id).cmp(&(&b.client_id, &b.connection_id))
+            });
+            return Ok(members.iter().map(present).collect());
+        }
+        let members = self.members.lock().await;
+        let set = members.get(channel).into_iter().flat_map(BTreeMap::values);
+        Ok(set.map(present).collect())
+    }
+
+    /// The channels named `prefix…` that have members on this node now.
+    pub async fn present_channels(&self, prefix: &str) -> Vec<String> {
+        let members = self.members.lock().await;
+        let channels = members.keys().filter(|c| c.starts_with(prefix));
+        channels.cloned().collect()
     }
 }
 

@@ -446,10 +446,13 @@ impl Hub {
     }
 }
 
-/// Whether a channel named `name` is held by a shared bus: pub/sub channels, polls' and
-/// relays' are.
+/// Whether a channel named `name` is held by a shared bus: pub/sub channels and their
+/// presence streams, polls' and relays' are.
 pub(super) fn is_shared(name: &str) -> bool {
-    !name.starts_with('[') || name.starts_with("[poll]") || name.starts_with("[relay]")
+    match super::presence::channel_of(name) {
+        Some(channel) => !channel.starts_with('['),
+        None => !name.starts_with('[') || name.starts_with("[poll]") || name.starts_with("[relay]"),
+    }
 }
 
 fn kind_of(name: &str) -> ChannelKind {

@@ -1,6 +1,7 @@
 //! A log channel's event as the store keeps it: a pub/sub message as its JSON envelope
 //! without the channel (the store's key names it), numbers as their exact text; a relayed
-//! event as its type, data and upstream id, marked `"relayed": true`.
+//! event as its type, data and upstream id, marked `"relayed": true`; a presence change (on
+//! a shared bus only) as its message, marked `"presence": true`.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use serde_json::Value;
 use super::append::{NewMessage, StateUpdate};
 use super::event::{Body, Relayed, StateKind};
 use crate::wire::document::Document;
-use crate::wire::envelope::Message;
+use crate::wire::envelope::{Message, PresenceMessage};
 use crate::wire::json;
 
 #[derive(Serialize, Deserialize)]
@@ -39,8 +40,29 @@ pub(super) fn relayed_json(relayed: &Relayed, timestamp: u64) -> Vec<u8> {
     serde_json::to_vec(&stored).expect("a relayed event always serializes")
 }
 
+/// A presence change as a shared bus keeps it, marked `"presence": true`.
+#[derive(Serialize, Deserialize)]
+struct StoredPresence {
+    presence: bool,
+    message: PresenceMessage,
+}
+
+/// The stored form of a presence change.
+pub(super) fn presence_json(message: &PresenceMessage) -> Vec<u8> {
+    let stored = StoredPresence {
+        presence: true,
+        message: message.clone(),
+    };
+    serde_json::to_vec(&stored).expect("a presence change always serializes")
+}
+
 /// The event of `channel` stored as `text`, and when it was appended.
 pub(super) fn body(channel: &str, text: &[u8]) -> Result<(Body, u64), String> {
+    if text.starts_with(br#"{"presence":true"#) {
+        let stored: StoredPresence = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        let timestamp = stored.message.timestamp;
+        return Ok((Body::Presence(stored.message), timestamp));
+    }
     if text.starts_with(br#"{"relayed":true"#) {
         let stored: StoredRelayed = serde_json::from_slice(text).map_err(|e| e.to_string())?;
         let relayed = Relayed {

@@ -1,6 +1,6 @@
 //! The JSON shapes clients see: Ably's `Message`, `PresenceMessage` and `ErrorInfo`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A published message as it is stored and delivered (Ably's Message object).
@@ -19,7 +19,7 @@ pub struct Message {
 
 /// Ably's PresenceMessage, with the channel it is of (as a `Message` says its own): a
 /// member entering, updating its data or leaving, or, in a list of members, being there.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PresenceMessage {
     pub id: String,
     pub action: PresenceAction,
@@ -29,14 +29,14 @@ pub struct PresenceMessage {
     /// member that entered over REST.
     #[serde(rename = "connectionId", skip_serializing_if = "Option::is_none")]
     pub connection_id: Option<String>,
-    #[serde(skip_serializing_if = "Value::is_null")]
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub data: Value,
     /// Milliseconds since the Unix epoch, stamped by the gateway.
     pub timestamp: u64,
     pub channel: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PresenceAction {
     Enter,

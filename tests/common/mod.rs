@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod mercure;
+pub mod presence;
 pub mod redis;
 pub mod sse_upstream;
 pub mod upstream;
@@ -412,4 +413,29 @@ pub async fn events_by_kind(
         by_kind.insert(e.event.clone(), serde_json::from_str(&e.data).unwrap());
     }
     by_kind
+}
+
+/// Waits until every node says it is ready (it reaches Redis and hears announcements).
+pub async fn until_ready(nodes: &[Server]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    for node in nodes {
+        loop {
+            let ready = client().get(node.url("/readyz")).send().await.unwrap();
+            if ready.status() == 200 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "node not ready again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Pauses (`STOP`) or resumes (`CONT`) a node's process, as a long stall would.
+pub fn signal(node: &Server, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(node.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
 }

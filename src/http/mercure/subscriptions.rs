@@ -198,7 +198,8 @@ pub async fn subscriptions(
 
 /// The active subscriptions of the presence set of `channel`.
 async fn listed(hub: &Hub, channel: &str) -> Vec<Value> {
-    let members = hub.members(channel).await;
+    // A Mercure set is this node's own: reading it cannot fail.
+    let members = hub.members(channel).await.unwrap_or_default();
     members.iter().filter_map(subscription).collect()
 }
 

@@ -1,0 +1,157 @@
+//! Presence shared by the nodes: who is on a channel, whichever node they entered through.
+//!
+//! - `sg:{name}:p`, a hash per channel: one field per member (its client id, a newline, its
+//!   connection id or nothing), the value the node it entered through, a newline, and the
+//!   presence message that entered or last updated it (JSON).
+//! - `sg:nodes`, a sorted set: each node by when it was last heard (Redis's clock, ms). A
+//!   node beats every third of `[bus] node_timeout_ms`.
+//! - `sg:node:{id}:c`, a set per node: the channels it has members on, so that the members
+//!   of a node not heard for the timeout can be found and removed, by whichever node sees it
+//!   first (a removal is atomic: each member leaves once).
+
+use super::RedisBus;
+
+/// The nodes, by when each was last heard.
+const NODES: &str = "sg:nodes";
+
+pub(super) const CHANGE: &str = r#"
+-- KEYS: a channel's members. ARGV: the member, its entry ('' for none: it leaves). The
+-- entry it had (false: none).
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return before
+"#;
+
+pub(super) const REMOVE_NODE: &str = r#"
+-- KEYS: a channel's members. ARGV: a node. Its members leave; their entries.
+local gone = {}
+local prefix = ARGV[1] .. '\n'
+local members = redis.call('HGETALL', KEYS[1])
+for i = 1, #members, 2 do
+  if string.sub(members[i + 1], 1, #prefix) == prefix then
+    redis.call('HDEL', KEYS[1], members[i])
+    table.insert(gone, members[i + 1])
+  end
+end
+return gone
+"#;
+
+/// After `CLOCK`.
+pub(super) const BEAT: &str = r#"
+-- KEYS: the nodes. ARGV: this node, the timeout (ms). 1 when this node was not in the set
+-- (first beat, or taken for dead meanwhile), else 0; then the nodes not heard for the
+-- timeout.
+local new = redis.call('ZADD', KEYS[1], now, ARGV[1])
+local answer = {tostring(new)}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))) do
+  table.insert(answer, node)
+end
+return answer
+"#;
+
+/// What a beat found.
+pub struct Beat {
+    /// This node was not among the living (its first beat, or others took it for dead and
+    /// removed its members).
+    pub absent: bool,
+    /// Nodes not heard for the timeout.
+    pub dead: Vec<String>,
+}
+
+impl RedisBus {
+    /// This node's id, as entries name it.
+    pub fn node(&self) -> &str {
+        &self.owner
+    }
+
+    /// Sets `member`'s entry on `channel` (`None`: it leaves); the entry it had.
+    pub async fn presence_change(
+        &self,
+        channel: &str,
+        member: &str,
+        entry: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        let keys = self.keys(channel).await?;
+        let mut call = self.presence_change.prepare_invoke();
+        call.key(&keys.members)
+            .arg(member)
+            .arg(entry.unwrap_or_default());
+        let mut commands = self.commands.clone();
+        self.timed(call.invoke_async(&mut commands)).await
+    }
+
+    /// Every member's entry on `channel`.
+    pub async fn presence_members(&self, channel: &str) -> Result<Vec<String>, String> {
+        let keys = self.keys(channel).await?;
+        let mut commands = self.commands.clone();
+        let mut call = redis::cmd("HVALS");
+        call.arg(&keys.members);
+        self.timed(call.query_async(&mut commands)).await
+    }
+
+    /// Records (or forgets) that this node has members on `channel`.
+    pub async fn presence_here(&self, channel: &str, here: bool) -> Result<(), String> {
+        let index = index_of(&self.owner);
+        let mut call = redis::cmd(if here { "SADD" } else { "SREM" });
+        call.arg(&index).arg(channel);
+        let mut commands = self.commands.clone();
+        self.timed(call.query_async::<i64>(&mut commands)).await?;
+        Ok(())
+    }
+
+    /// Says this node lives; who else does not (not heard for `timeout_ms`).
+    pub async fn beat(&self, timeout_ms: u64) -> Result<Beat, String> {
+        let mut call = self.beat.prepare_invoke();
+        call.key(NODES).arg(&self.owner).arg(timeout_ms);
+        let mut commands = self.commands.clone();
+        let answer: Vec<String> = self.timed(call.invoke_async(&mut commands)).await?;
+        let mut answer = answer.into_iter();
+        Ok(Beat {
+            absent: answer.next().as_deref() == Some("1"),
+            dead: answer.collect(),
+        })
+    }
+
+    /// The channels dead `node` had members on.
+    pub async fn channels_of(&self, node: &str) -> Result<Vec<String>, String> {
+        let mut call = redis::cmd("SMEMBERS");
+        call.arg(index_of(node));
+        let mut commands = self.commands.clone();
+        self.timed(call.query_async(&mut commands)).await
+    }
+
+    /// Removes dead `node`'s members of `channel`; their entries (each is removed once,
+    /// whoever else removes them too).
+    pub async fn remove_members_of(
+        &self,
+        node: &str,
+        channel: &str,
+    ) -> Result<Vec<String>, String> {
+        let keys = self.keys(channel).await?;
+        let mut call = self.remove_node.prepare_invoke();
+        call.key(&keys.members).arg(node);
+        let mut commands = self.commands.clone();
+        self.timed(call.invoke_async(&mut commands)).await
+    }
+
+    /// Forgets dead `node`, once its members are removed.
+    pub async fn forget_node(&self, node: &str) -> Result<(), String> {
+        let mut commands = self.commands.clone();
+        let mut forget = redis::cmd("ZREM");
+        forget.arg(NODES).arg(node);
+        self.timed(forget.query_async::<i64>(&mut commands)).await?;
+        let mut index = redis::cmd("DEL");
+        index.arg(index_of(node));
+        self.timed(index.query_async::<i64>(&mut commands)).await?;
+        Ok(())
+    }
+}
+
+/// The set of the channels `node` has members on.
+fn index_of(node: &str) -> String {
+    format!("sg:node:{{{node}}}:c")
+}
