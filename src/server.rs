@@ -132,9 +132,11 @@ pub async fn run(
     let sweeper = tokio::spawn(sweep(Arc::clone(&hub), Arc::clone(&connections), keep));
     let publish_rate = Arc::new(PublishRate::new(&config));
     let mercure = match &config.mercure {
-        Some(mercure) => Some(Arc::new(
-            MercureKeys::load(mercure).map_err(std::io::Error::other)?,
-        )),
+        Some(mercure) => {
+            let keys = MercureKeys::load(mercure).map_err(std::io::Error::other)?;
+            tokio::spawn(crate::http::mercure::topics::copy(Arc::clone(&hub)));
+            Some(Arc::new(keys))
+        }
         None => None,
     };
     let state = AppState {

@@ -2,18 +2,20 @@
 //! EventSource and topic selectors, authorize with JWTs carrying the `mercure` claim.
 //!
 //! An update is a message of one channel, `[mercure]` (a name clients cannot subscribe to
-//! by themselves), in one order for all topics, and a copy of it goes to a channel per topic
-//! of the update: history, resume, limits, metrics and the bus work for them as for every
-//! other channel. A subscriber whose selectors are all exact topics reads those topics'
-//! channels, so an update wakes only the subscribers of its topics (the hub's channel map is
-//! the index); one with `*` or a URI template reads `[mercure]` and keeps the updates its
-//! selectors match. Either keeps only the private updates its token allows, and an update
-//! that reached it through two of its topics once. The Mercure wire format puts the update's
-//! own id, type and retry in each event.
+//! by themselves), in one order for all topics (on Redis, for all nodes), so history,
+//! resume, limits, metrics and the bus work for updates as for every other channel. Each
+//! node copies every update into a channel per topic of it (see `topics`): a subscriber
+//! whose selectors are all exact topics reads those topics' channels, so an update wakes
+//! only the subscribers of its topics (the hub's channel map is the index); one with `*` or
+//! a URI template reads `[mercure]` and keeps the updates its selectors match. Either keeps
+//! only the private updates its token allows, and an update that reached it through two of
+//! its topics once. The Mercure wire format puts the update's own id, type and retry in
+//! each event.
 
 mod keys;
 pub mod selector;
 mod subscriptions;
+pub mod topics;
 
 pub use keys::MercureKeys;
 pub use subscriptions::{PATH as SUBSCRIPTIONS, subscriptions};
@@ -39,11 +41,6 @@ use crate::wire::envelope::{ErrorInfo, codes};
 
 /// The channel every update goes to.
 pub const CHANNEL: &str = "[mercure]";
-
-/// Publishes on this node one at a time: the copies of an update reach its topics' channels
-/// before the next update's, so every channel holds updates in `[mercure]`'s order (what a
-/// resume by update id relies on).
-static PUBLISHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Topics one update may have: each is a channel the update is copied to.
 const MAX_TOPICS: usize = 100;
@@ -108,37 +105,18 @@ pub async fn publish(
     Ok(response)
 }
 
-/// Publishes `update` on this node: a message of `[mercure]`, then a copy in the channel of
-/// each of its topics. Answers its id.
+/// Publishes `update`: a message of `[mercure]` (each node copies it to its topics'
+/// channels). Answers its id.
 async fn dispatch(hub: &Arc<Hub>, update: Update) -> Result<String, String> {
     let id = update.id.clone();
-    let mut topics = update.topics.clone();
-    topics.sort_unstable();
-    topics.dedup();
-    let message = |data| NewMessage {
+    let message = NewMessage {
         id: None,
         name: None,
         encoding: None,
-        data,
+        data: update.into_json(),
     };
-    let mut data = update.into_json();
-    let _turn = PUBLISHING.lock().await;
-    let appended = hub
-        .append(CHANNEL, Append::Messages(vec![message(data.clone())]), None)
+    hub.append(CHANNEL, Append::Messages(vec![message]), None)
         .await?;
-    // The copies name the update, so a subscriber of two of its topics gets it once.
-    data["key"] = Value::from(appended.ids.into_iter().next().unwrap_or_default());
-    let copies = topics.iter().map(|topic| {
-        let channel = topic_channel(topic);
-        let copy = message(data.clone());
-        async move {
-            hub.append(&channel, Append::Messages(vec![copy]), None)
-                .await
-        }
-    });
-    for copied in futures_util::future::join_all(copies).await {
-        copied?;
-    }
     Ok(id)
 }
 
@@ -217,11 +195,11 @@ pub async fn subscribe(
     // subscriber may know of it (a private one it may not is as unknown to it as one never
     // published: its existence shows nowhere); from the oldest update kept for `earliest`
     // or an unknown id; live without one. The response's `Last-Event-ID` says which.
-    let next = match last.as_deref() {
-        Some(id) if id != "earliest" => order_after(&state, id, &*may_know),
+    let resumed = match last.as_deref() {
+        Some(id) if id != "earliest" => position_of(&state, id, &*may_know),
         _ => None,
     };
-    let since = match (last.as_deref(), next) {
+    let since = match (last.as_deref(), resumed) {
         (Some(id), Some(_)) => id.to_owned(),
         (None, _) => newest_known(&state, &*may_know).unwrap_or_else(|| "earliest".to_owned()),
         (Some(_), None) => "earliest".to_owned(),
@@ -229,9 +207,9 @@ pub async fn subscribe(
     let streams: Vec<StreamSpec> = channels
         .into_iter()
         .map(|channel| {
-            let start = match (last.as_deref(), next) {
+            let start = match (last.as_deref(), resumed) {
                 (None, _) => Start::Live,
-                (Some(_), Some(order)) => resume_before(&state, &channel, order),
+                (Some(_), Some(position)) => resume_after(&state, &channel, position),
                 (Some(_), None) => Start::Rewind(u64::MAX),
             };
             StreamSpec::log(channel, start)
@@ -242,8 +220,8 @@ pub async fn subscribe(
         let Some(message) = event.message() else {
             return false;
         };
-        let key = message.data["key"].as_str();
-        sees(&message.data) && key.is_none_or(|key| delivered.lock().unwrap().first(key))
+        let source = topics::source(event);
+        sees(&message.data) && source.is_none_or(|s| delivered.lock().unwrap().first(s))
     }));
     // With subscriptions on, the subscriber is present on each of its selectors while it
     // reads, and each change is published (see `subscriptions`).
@@ -299,24 +277,25 @@ fn newest_known(state: &AppState, knows: &dyn Fn(&Value) -> bool) -> Option<Stri
     newest.data["id"].as_str().map(str::to_owned)
 }
 
-/// The keys of the updates a subscriber got last, to pass over the second copy of one
-/// that reached it through two of its topics (copies come one after the other).
+/// The updates a subscriber got last (by position in `[mercure]`), to pass over the
+/// second copy of one that reached it through two of its topics (copies come one after the
+/// other).
 #[derive(Default)]
-struct Recent(std::collections::VecDeque<String>);
+struct Recent(std::collections::VecDeque<u64>);
 
 impl Recent {
-    /// How many keys are remembered: far more than an update has copies in a row.
+    /// How many are remembered: far more than an update has copies in a row.
     const KEPT: usize = 64;
 
-    /// Whether `key` is new; it is remembered.
-    fn first(&mut self, key: &str) -> bool {
-        if self.0.iter().any(|k| k == key) {
+    /// Whether `source` is new; it is remembered.
+    fn first(&mut self, source: u64) -> bool {
+        if self.0.contains(&source) {
             return false;
         }
         if self.0.len() == Self::KEPT {
             self.0.pop_front();
         }
-        self.0.push_back(key.to_owned());
+        self.0.push_back(source);
         true
     }
 }
@@ -327,29 +306,33 @@ fn topics(data: &Value) -> impl Iterator<Item = &str> + Clone {
     topics.unwrap_or_default().iter().filter_map(Value::as_str)
 }
 
-/// Where a resume after update `id` starts, as a hub-wide order: the updates after it
-/// come from this order on (copies of `id` come before it). `None` when history no longer
-/// holds an update `id` the subscriber may know of.
-fn order_after(state: &AppState, id: &str, knows: &dyn Fn(&Value) -> bool) -> Option<u64> {
+/// The position in `[mercure]` of the newest update `id` the subscriber may know of that
+/// history holds; a resume after it starts there.
+fn position_of(state: &AppState, id: &str, knows: &dyn Fn(&Value) -> bool) -> Option<u64> {
     let channel = state.hub.get(CHANNEL)?;
     let events = channel.retained(state.hub.limits(), crate::clock::now_ms());
-    let at = events.iter().rposition(|e| {
+    let named = events.iter().rev().find(|e| {
         e.message()
             .is_some_and(|m| m.data["id"] == id && knows(&m.data))
     })?;
-    Some(events.get(at + 1).map_or(u64::MAX, |next| next.order))
+    Some(named.seq)
 }
 
-/// A channel's start for a resume whose next update has hub-wide order `order`: after its
-/// last event published before that.
-fn resume_before(state: &AppState, channel: &str, order: u64) -> Start {
+/// Where channel `channel` (`[mercure]` or a topic's) starts for a resume after the
+/// update at `position` of `[mercure]`: after it, or after the last copy of an update up
+/// to it.
+fn resume_after(state: &AppState, channel: &str, position: u64) -> Start {
+    if channel == CHANNEL {
+        return Start::After(position);
+    }
     let Some(channel) = state.hub.get(channel) else {
         return Start::Live;
     };
     let events = channel.retained(state.hub.limits(), crate::clock::now_ms());
-    match events.iter().rposition(|e| e.order < order) {
+    let copied = |e: &Arc<Event>| topics::source(e).is_some_and(|s| s <= position);
+    match events.iter().rposition(copied) {
         Some(last) => Start::After(events[last].seq),
-        // Everything it holds came after: all of it.
+        // Every copy it holds is of a later update: all of them.
         None => Start::After(events.first().map_or(channel.bounds().1, |e| e.seq - 1)),
     }
 }

@@ -69,6 +69,13 @@ pub struct Hub {
     members: presence::Members,
 }
 
+/// Whether the channel `name`'s events are never kept beyond the process: presence streams
+/// (on one node, members are the process's own) and the Mercure hub's topic channels
+/// (copies of `[mercure]`'s updates, made again from it when a node starts).
+fn never_kept(name: &str) -> bool {
+    presence::is_stream(name) || name.starts_with("[mercure]\n")
+}
+
 /// One channel, as the admin stats show it.
 #[derive(Debug, serde::Serialize)]
 pub struct ChannelStats {
@@ -126,7 +133,10 @@ impl Hub {
         hub.message_ids = AtomicU64::new(restored.message_ids);
         hub.secret = restored.secret;
         let mut kept = Vec::with_capacity(restored.channels.len());
-        for (name, stored) in restored.channels {
+        // Channels never kept (an earlier version kept Mercure's topic copies) are made
+        // again by their sources.
+        let restored_channels = restored.channels.into_iter();
+        for (name, stored) in restored_channels.filter(|(name, _)| !never_kept(name)) {
             let events = stored
                 .into_iter()
                 .map(|(position, json)| {
@@ -286,13 +296,12 @@ impl Hub {
         self.shared.as_ref().filter(|_| shared::is_shared(name))
     }
 
-    /// The bus that places the channel `name`'s events: a presence stream's is memory's
-    /// whatever the hub's (its members are the process's own), unless a shared bus holds
-    /// it (see `shared_presence`).
+    /// The bus that places the channel `name`'s events: memory's for a channel never kept
+    /// (see `never_kept`) whatever the hub's, unless a shared bus holds it.
     fn bus_of(&self, name: &str) -> &dyn Bus {
         match self.shared_bus(name) {
             Some(shared) => shared,
-            None if presence::is_stream(name) => &Memory,
+            None if never_kept(name) => &Memory,
             None => &*self.bus,
         }
     }

@@ -447,11 +447,16 @@ impl Hub {
 }
 
 /// Whether a channel named `name` is held by a shared bus: pub/sub channels and their
-/// presence streams, polls' and relays' are.
+/// presence streams, polls' and relays', and the Mercure hub's updates are.
 pub(super) fn is_shared(name: &str) -> bool {
     match super::presence::channel_of(name) {
         Some(channel) => !channel.starts_with('['),
-        None => !name.starts_with('[') || name.starts_with("[poll]") || name.starts_with("[relay]"),
+        None => {
+            !name.starts_with('[')
+                || name.starts_with("[poll]")
+                || name.starts_with("[relay]")
+                || name == "[mercure]"
+        }
     }
 }
 

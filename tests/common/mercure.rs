@@ -9,9 +9,12 @@ use super::{Server, SseStream, client};
 pub const KEY: &str = "!ChangeThisMercureHubJWTSecretKey!";
 
 pub fn hub(anonymous: bool) -> Server {
-    Server::start(&format!(
-        "[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = {anonymous}\n"
-    ))
+    Server::start(&hub_config(anonymous))
+}
+
+/// The `[mercure]` section of a hub with `KEY`.
+pub fn hub_config(anonymous: bool) -> String {
+    format!("[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = {anonymous}\n")
 }
 
 /// An HS256 token with `claim` as its `mercure` claim.

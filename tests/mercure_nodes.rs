@@ -1,0 +1,131 @@
+//! The Mercure hub beyond one process: its updates kept on disk across a restart
+//! (`[bus] data_dir`), and shared by every node on Redis (`[bus] backend = "redis"`): one
+//! order, every subscriber on every node, resume on any node.
+
+mod common;
+
+use common::mercure::*;
+use common::redis::{BusUnderTest, Redis, RedisCluster};
+use common::{Server, SseStream, until_ready};
+use reqwest::header::{HeaderMap, HeaderValue};
+
+const A: &str = "https://example.com/books/1";
+const B: &str = "https://example.com/books/2";
+const TEMPLATE: &str = "https://example.com/books/{id}";
+
+/// A subscriber of `selectors` resuming after update `last`.
+async fn resume(server: &Server, selectors: &[&str], last: &str) -> SseStream {
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(last).unwrap());
+    SseStream::open_with(&subscribe_url(server, selectors), headers).await
+}
+
+/// The ids of the next `n` updates a stream gets.
+async fn ids(stream: &mut SseStream, n: usize) -> Vec<String> {
+    stream.events(n).await.into_iter().map(|e| e.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_survive_a_restart_and_resume_on_every_kind_of_selector() {
+    let data = tempfile::tempdir().unwrap();
+    let config = format!("[bus]\ndata_dir = {:?}\n{}", data.path(), hub_config(true));
+    let server = Server::start(&config);
+    let mut published = Vec::new();
+    for (topics, data) in [(&[A][..], "1"), (&[B], "2"), (&[A, B], "3"), (&[B], "4")] {
+        let mut fields: Vec<(&str, &str)> = topics.iter().map(|t| ("topic", *t)).collect();
+        fields.push(("data", data));
+        published.push(publish(&server, &fields).await);
+    }
+    let server = server.restart(); // SIGKILL, then the same folder
+    // The topics' channels are made again from the updates kept: an exact topic resumes
+    // after an update of another topic as a template does.
+    let mut exact = resume(&server, &[A], &published[1]).await;
+    assert_eq!(
+        exact.response.headers()["last-event-id"],
+        published[1].as_str()
+    );
+    assert_eq!(ids(&mut exact, 1).await, [published[2].clone()]);
+    let mut both = resume(&server, &[A, B], &published[0]).await;
+    assert_eq!(ids(&mut both, 3).await, published[1..]);
+    let mut template = resume(&server, &[TEMPLATE], "earliest").await;
+    assert_eq!(ids(&mut template, 4).await, published);
+    // And go on live.
+    let next = publish(&server, &[("topic", A), ("data", "5")]).await;
+    for stream in [&mut exact, &mut both, &mut template] {
+        assert_eq!(ids(stream, 1).await, std::slice::from_ref(&next));
+    }
+    exact
+        .expect_quiet(std::time::Duration::from_millis(200))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_serves_every_update_in_one_order() {
+    every_node_serves_every_update_in_one_order_on(&Redis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_every_node_serves_every_update_in_one_order() {
+    every_node_serves_every_update_in_one_order_on(&RedisCluster::start()).await;
+}
+
+async fn every_node_serves_every_update_in_one_order_on(redis: &impl BusUnderTest) {
+    let config = format!("{}{}", redis.bus_config(), hub_config(true));
+    let nodes = [Server::start(&config), Server::start(&config)];
+    until_ready(&nodes).await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        for selectors in [&[A][..], &[A, B], &[TEMPLATE], &["*"]] {
+            streams.push((
+                selectors,
+                SseStream::open(&subscribe_url(node, selectors)).await,
+            ));
+        }
+    }
+    // Published through both nodes at once: one order all the same.
+    let publishing = (0..20).map(|i| {
+        let node = &nodes[i % 2];
+        let topic = if i % 3 == 0 { B } else { A };
+        async move {
+            let data = i.to_string();
+            publish(node, &[("topic", topic), ("data", &data)]).await
+        }
+    });
+    let published = futures_util::future::join_all(publishing).await;
+    let of_a = published
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .count();
+    let mut orders: Vec<Vec<String>> = Vec::new();
+    for (selectors, stream) in &mut streams {
+        let n = if *selectors == [A] {
+            of_a
+        } else {
+            published.len()
+        };
+        orders.push(ids(stream, n).await);
+    }
+    for order in &orders {
+        let mut sorted = order.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), order.len(), "each update once");
+    }
+    // Every stream that gets every update gets them in one order, and the stream of one
+    // topic gets its updates in that order too.
+    let everything = &orders[1];
+    for (order, (selectors, _)) in orders.iter().zip(&streams) {
+        let expected: Vec<&String> = everything
+            .iter()
+            .filter(|id| *selectors != [A] || order.contains(*id))
+            .collect();
+        assert_eq!(order.iter().collect::<Vec<_>>(), expected, "{selectors:?}");
+    }
+    // A subscriber resumes on the other node exactly after the update it names.
+    let middle = &everything[9];
+    let mut resumed = resume(&nodes[0], &[A, B], middle).await;
+    assert_eq!(ids(&mut resumed, 10).await, everything[10..]);
+    let mut resumed = resume(&nodes[1], &[TEMPLATE], middle).await;
+    assert_eq!(ids(&mut resumed, 10).await, everything[10..]);
+}
