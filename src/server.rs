@@ -135,6 +135,9 @@ pub async fn run(
         Some(mercure) => {
             let keys = MercureKeys::load(mercure).map_err(std::io::Error::other)?;
             tokio::spawn(crate::http::mercure::topics::copy(Arc::clone(&hub)));
+            if mercure.subscriptions {
+                crate::http::mercure::announce_subscriptions(&hub);
+            }
             Some(Arc::new(keys))
         }
         None => None,

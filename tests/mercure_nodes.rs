@@ -1,6 +1,7 @@
 //! The Mercure hub beyond one process: its updates kept on disk across a restart
 //! (`[bus] data_dir`), and shared by every node on Redis (`[bus] backend = "redis"`): one
-//! order, every subscriber on every node, resume on any node.
+//! order, every subscriber on every node, resume on any node, every node's subscriptions
+//! listed and announced, a dead node's ended.
 
 mod common;
 
@@ -8,6 +9,7 @@ use common::mercure::*;
 use common::redis::{BusUnderTest, Redis, RedisCluster};
 use common::{Server, SseStream, until_ready};
 use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::json;
 
 const A: &str = "https://example.com/books/1";
 const B: &str = "https://example.com/books/2";
@@ -128,4 +130,64 @@ async fn every_node_serves_every_update_in_one_order_on(redis: &impl BusUnderTes
     assert_eq!(ids(&mut resumed, 10).await, everything[10..]);
     let mut resumed = resume(&nodes[1], &[TEMPLATE], middle).await;
     assert_eq!(ids(&mut resumed, 10).await, everything[10..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_lists_and_announces_every_subscription_and_a_dead_nodes_end() {
+    every_node_lists_and_announces_every_subscription_on(&Redis::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_every_node_lists_and_announces_every_subscription() {
+    every_node_lists_and_announces_every_subscription_on(&RedisCluster::start()).await;
+}
+
+async fn every_node_lists_and_announces_every_subscription_on(redis: &impl BusUnderTest) {
+    // A node not heard for 1.5 s is dead.
+    let config = format!(
+        "{}node_timeout_ms = 1500\n{}subscriptions = true\n",
+        redis.bus_config(),
+        hub_config(true)
+    );
+    let nodes = [Server::start(&config), Server::start(&config)];
+    until_ready(&nodes).await;
+    let [a, b] = nodes;
+    let watching = token(json!({"subscribe": [EVERY_SUBSCRIPTION]}), KEY);
+    let url = subscribe_url(&b, &[EVERY_SUBSCRIPTION]);
+    let mut watcher = SseStream::open_with(&url, bearer_headers(&watching)).await;
+    let watcher_id = next_subscription(&mut watcher).await.1["subscriber"].clone();
+
+    // A subscriber on a: b's watcher is told, and b lists it.
+    let reader = token(json!({"payload": {"user": "alice"}}), KEY);
+    let url = subscribe_url(&a, &["urn:a"]);
+    let _reading = SseStream::open_with(&url, bearer_headers(&reader)).await;
+    let (_, started) = next_subscription(&mut watcher).await;
+    assert_eq!(
+        (&started["topic"], &started["active"], &started["payload"]),
+        (&json!("urn:a"), &json!(true), &json!({"user": "alice"}))
+    );
+    let lister = token(json!({"subscribe": ["*"]}), KEY);
+    for node in [&a, &b] {
+        let (status, all) = list(node, "/.well-known/mercure/subscriptions", Some(&lister)).await;
+        assert_eq!(status, 200, "{all}");
+        let mut listed = summary(&all);
+        listed.retain(|(_, subscriber, _)| *subscriber != watcher_id);
+        let reader_id = started["subscriber"].as_str().unwrap().to_owned();
+        assert_eq!(listed, [("urn:a".to_owned(), reader_id, true)]);
+    }
+
+    // a dies: b ends its subscriptions, and says so.
+    drop(a);
+    let (_, ended) = next_subscription(&mut watcher).await;
+    assert_eq!(
+        (&ended["subscriber"], &ended["active"], &ended["payload"]),
+        (
+            &started["subscriber"],
+            &json!(false),
+            &json!({"user": "alice"})
+        )
+    );
+    let (_, all) = list(&b, "/.well-known/mercure/subscriptions", Some(&lister)).await;
+    let listed = summary(&all);
+    assert_eq!(listed.len(), 1, "the watcher's own only: {listed:?}");
 }

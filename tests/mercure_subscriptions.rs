@@ -7,64 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::mercure::*;
-use common::{Server, SseStream, client, expect_error};
+use common::{SseStream, client, expect_error};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-
-/// Every subscription's URL, and so every subscription update's topic.
-const EVERY_SUBSCRIPTION: &str = "/.well-known/mercure/subscriptions{/topic,subscriber}";
-
-fn hub_with_subscriptions() -> Server {
-    Server::start(&format!(
-        "[mercure]\npublisher_jwt_key = {KEY:?}\nanonymous = true\nsubscriptions = true\n"
-    ))
-}
-
-/// A path segment as the protocol puts a topic or a subscriber in a subscription's URL.
-fn segment(text: &str) -> String {
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(text, KEEP).to_string()
-}
-
-/// `GET` of a subscriptions URL with `bearer`: the status and the document.
-async fn list(server: &Server, path: &str, bearer: Option<&str>) -> (u16, Value) {
-    let mut request = client().get(server.url(path));
-    if let Some(bearer) = bearer {
-        request = request.bearer_auth(bearer);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    if status == 200 {
-        let kind = &response.headers()["content-type"];
-        assert_eq!(kind, "application/ld+json");
-        assert!(response.headers().contains_key("link"));
-    }
-    (status, response.json().await.unwrap())
-}
-
-/// The next subscription update a stream gets: its event id and its document.
-async fn next_subscription(stream: &mut SseStream) -> (String, Value) {
-    let event = stream.next_event().await.unwrap();
-    (event.id, serde_json::from_str(&event.data).unwrap())
-}
-
-/// The subscriptions of a collection, as (topic, subscriber, active), sorted.
-fn summary(collection: &Value) -> Vec<(String, String, bool)> {
-    let listed = collection["subscriptions"].as_array().unwrap();
-    let mut summary: Vec<_> = listed
-        .iter()
-        .map(|s| {
-            let field = |name: &str| s[name].as_str().unwrap().to_owned();
-            (field("topic"), field("subscriber"), s["active"] == true)
-        })
-        .collect();
-    summary.sort();
-    summary
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_are_announced_and_listed_while_they_read() {

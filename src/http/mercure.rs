@@ -18,7 +18,7 @@ mod subscriptions;
 pub mod topics;
 
 pub use keys::MercureKeys;
-pub use subscriptions::{PATH as SUBSCRIPTIONS, subscriptions};
+pub use subscriptions::{PATH as SUBSCRIPTIONS, announce as announce_subscriptions, subscriptions};
 
 use std::sync::Arc;
 
@@ -227,7 +227,7 @@ pub async fn subscribe(
     // reads, and each change is published (see `subscriptions`).
     let enter = config
         .subscriptions
-        .then(|| subscriptions::entering(&state.hub, &asked, claim.payload));
+        .then(|| subscriptions::entering(&asked, claim.payload));
     let delivery = Delivery {
         filter: Some(filter),
         keepalive_ms: Some(config.heartbeat_ms),

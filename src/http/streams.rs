@@ -127,7 +127,6 @@ fn entering<'a>(
         client_id,
         data: serde_json::Value::Null,
         channels,
-        announce: None,
     })
 }
 

@@ -67,6 +67,8 @@ pub struct Hub {
     attaching: tokio::sync::Mutex<()>,
     /// Who is on each channel (see `presence`).
     members: presence::Members,
+    /// Who is told of the presence changes of the gateway's own channels.
+    announcers: presence::Announcers,
 }
 
 /// Whether the channel `name`'s events are never kept beyond the process: presence streams
@@ -102,6 +104,7 @@ impl Hub {
             shared: None,
             attaching: tokio::sync::Mutex::const_new(()),
             members: presence::Members::default(),
+            announcers: presence::Announcers::default(),
         }
     }
 

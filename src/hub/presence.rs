@@ -10,8 +10,9 @@
 //! client's other streams do.
 //!
 //! The gateway's own channels (named with `[`, which users cannot name) have member sets but
-//! no presence stream: nobody could ask for one. The Mercure hub keeps its subscribers so and
-//! announces their changes as updates of its own (see `Entering::announce`).
+//! no presence stream: nobody could ask for one. Their changes go to the surface that
+//! registered for them instead (`Hub::announce_presence`): the Mercure hub keeps its
+//! subscribers so and publishes their changes as updates of its own.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -78,7 +79,7 @@ impl Hub {
         };
         // The member as it was: on a shared bus, in the set every node shares (it may have
         // entered through another node), which changes at once; else in this node's.
-        let shared = self.shared_bus(channel);
+        let shared = self.presence_bus(channel);
         let before = match shared {
             Some(bus) => {
                 let entry = (action != PresenceAction::Leave).then_some(&message);
@@ -112,16 +113,7 @@ impl Hub {
                 _ => set.insert(member.clone(), message.clone()),
             };
         }
-        let appended = match channel.starts_with('[') {
-            true => Ok(()),
-            false => {
-                let change = Append::Presence(message.clone());
-                self.append(&stream_of(channel), change, None)
-                    .await
-                    .map(drop)
-            }
-        };
-        if let Err(e) = appended {
+        if let Err(e) = self.tell(&message).await {
             // Nobody was told: the sets stay as they were.
             match &before {
                 Some(before) if kept_here => set.insert(member.clone(), before.clone()),
@@ -145,6 +137,43 @@ impl Hub {
         Ok(Some(message))
     }
 
+    /// Tells a change of a member set to who follows it: the channel's presence stream, or
+    /// for the gateway's own channels the surface registered for them.
+    pub(super) async fn tell(self: &Arc<Self>, change: &PresenceMessage) -> Result<(), String> {
+        let channel = &change.channel;
+        if !channel.starts_with('[') {
+            let append = Append::Presence(change.clone());
+            return self
+                .append(&stream_of(channel), append, None)
+                .await
+                .map(drop);
+        }
+        let announcer = {
+            let announcers = self.announcers.0.read().unwrap();
+            let mut registered = announcers.iter();
+            let found = registered.find(|(prefix, _)| channel.starts_with(prefix.as_str()));
+            found.map(|(_, announce)| Arc::clone(announce))
+        };
+        match announcer {
+            Some(announce) => announce(change.clone()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Changes of the member sets of the channels named `prefix…` (the gateway's own) are
+    /// told to `announce` from now on.
+    pub fn announce_presence(&self, prefix: &str, announce: Announce) {
+        let mut announcers = self.announcers.0.write().unwrap();
+        announcers.push((prefix.to_owned(), announce));
+    }
+
+    /// The shared bus, when it holds `channel`'s member set: a pub/sub channel's, or a
+    /// Mercure selector's.
+    pub(super) fn presence_bus(&self, channel: &str) -> Option<&Arc<crate::bus::redis::RedisBus>> {
+        let held = !channel.starts_with('[') || channel.starts_with("[mercure]\n");
+        self.shared.as_ref().filter(|_| held)
+    }
+
     /// The members of `channel` now, each as a `present` message with the data it last
     /// entered or updated with, by client id.
     pub async fn members(&self, channel: &str) -> Result<Vec<PresenceMessage>, String> {
@@ -152,7 +181,7 @@ impl Hub {
             action: PresenceAction::Present,
             ..entered.clone()
         };
-        if let Some(bus) = self.shared_bus(channel) {
+        if let Some(bus) = self.presence_bus(channel) {
             let mut members = shared_presence::members(bus, channel).await?;
             members.sort_by(|a, b| {
                 (&a.client_id, &a.connection_id).cmp(&(&b.client_id, &b.connection_id))
@@ -164,16 +193,36 @@ impl Hub {
         Ok(set.map(present).collect())
     }
 
-    /// The channels named `prefix…` that have members on this node now.
-    pub async fn present_channels(&self, prefix: &str) -> Vec<String> {
-        let members = self.members.lock().await;
-        let channels = members.keys().filter(|c| c.starts_with(prefix));
-        channels.cloned().collect()
+    /// The channels named `prefix…` that have members bound to a node now (on a shared bus,
+    /// to any node).
+    pub async fn present_channels(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let mut channels: Vec<String> = match self.presence_bus(prefix) {
+            Some(bus) => bus.present_channels().await?,
+            None => self.members.lock().await.keys().cloned().collect(),
+        };
+        channels.retain(|c| c.starts_with(prefix));
+        channels.sort_unstable();
+        channels.dedup();
+        Ok(channels)
     }
 }
 
-/// Who is told of a change of a member's presence besides its channel's presence stream.
-pub type Announce = Arc<dyn Fn(PresenceMessage) -> BoxFuture<'static, ()> + Send + Sync>;
+/// Who is told of the changes of the member sets of the gateway's own channels.
+pub type Announce =
+    Arc<dyn Fn(PresenceMessage) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// The announcers registered, by the prefix of the channels they are told of.
+#[derive(Default)]
+pub(super) struct Announcers(std::sync::RwLock<Vec<(String, Announce)>>);
+
+impl std::fmt::Debug for Announcers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let announcers = self.0.read().unwrap();
+        f.debug_list()
+            .entries(announcers.iter().map(|(prefix, _)| prefix))
+            .finish()
+    }
+}
 
 /// What a stream enters for as long as it is open.
 pub struct Entering {
@@ -181,8 +230,6 @@ pub struct Entering {
     /// The data it enters with.
     pub data: Value,
     pub channels: Vec<String>,
-    /// Told of each change once it is made.
-    pub announce: Option<Announce>,
 }
 
 /// A stream's subscriber, entered on its channels for as long as the stream is open: it
@@ -191,7 +238,6 @@ pub struct Entered {
     hub: Arc<Hub>,
     member: Member,
     channels: Vec<String>,
-    announce: Option<Announce>,
 }
 
 impl Entered {
@@ -206,7 +252,6 @@ impl Entered {
             hub: Arc::clone(hub),
             member,
             channels: Vec::with_capacity(entering.channels.len()),
-            announce: entering.announce,
         };
         for channel in entering.channels {
             // Counted before it is entered: a stream dropped while entering (its client
@@ -218,10 +263,7 @@ impl Entered {
                 PresenceAction::Enter,
                 entering.data.clone(),
             );
-            let change = enter.await?;
-            if let (Some(announce), Some(change)) = (&entered.announce, change) {
-                announce(change).await;
-            }
+            enter.await?;
         }
         Ok(entered)
     }
@@ -234,16 +276,11 @@ impl Drop for Entered {
         };
         let (hub, member) = (Arc::clone(&self.hub), self.member.clone());
         let channels = std::mem::take(&mut self.channels);
-        let announce = self.announce.take();
         runtime.spawn(async move {
             for channel in channels {
                 let leave = hub.presence(&channel, &member, PresenceAction::Leave, Value::Null);
-                match (leave.await, &announce) {
-                    (Ok(Some(change)), Some(announce)) => announce(change).await,
-                    (Ok(_), _) => {}
-                    (Err(e), _) => {
-                        tracing::debug!("a stream's subscriber did not leave {channel:?}: {e}")
-                    }
+                if let Err(e) = leave.await {
+                    tracing::debug!("a stream's subscriber did not leave {channel:?}: {e}");
                 }
             }
         });

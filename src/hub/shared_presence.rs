@@ -1,6 +1,7 @@
-//! Presence on a shared bus: a pub/sub channel's members are those of every node, kept by
-//! the bus (see `bus::redis` `presence`), and its presence stream is a shared channel like
-//! the channel itself, so a stream on any node hears every change.
+//! Presence on a shared bus: a pub/sub channel's members (and a Mercure selector's
+//! subscribers) are those of every node, kept by the bus (see `bus::redis` `presence`), and
+//! a pub/sub channel's presence stream is a shared channel like the channel itself, so a
+//! stream on any node hears every change.
 //!
 //! A member on a connection is bound to the node holding the connection: when that node is
 //! not heard for `[bus] node_timeout_ms` (it died, or lost Redis), the first node to notice
@@ -11,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::presence::{Member, stream_of};
-use super::{Append, Hub};
+use super::Hub;
+use super::presence::Member;
 use crate::bus::redis::RedisBus;
 use crate::clock::now_ms;
 use crate::wire::envelope::{PresenceAction, PresenceMessage};
@@ -108,8 +109,7 @@ impl Hub {
                     timestamp: now_ms(),
                     ..last
                 };
-                let change = Append::Presence(leave);
-                self.append(&stream_of(&channel), change, None).await?;
+                self.tell(&leave).await?;
             }
         }
         tracing::info!("presence: node {node} was not heard for the timeout; its members left");
@@ -120,7 +120,10 @@ impl Hub {
     /// this one was not heard), each announced as entering again.
     async fn enter_again(self: &Arc<Self>, bus: &RedisBus) {
         let members = self.members.lock().await;
-        for (channel, set) in members.iter().filter(|(c, _)| self.shared_bus(c).is_some()) {
+        for (channel, set) in members
+            .iter()
+            .filter(|(c, _)| self.presence_bus(c).is_some())
+        {
             if let Err(e) = bus.presence_here(channel, true).await {
                 tracing::debug!("presence: {channel:?} not entered again yet: {e}");
                 continue;
@@ -135,8 +138,7 @@ impl Hub {
                             timestamp: now_ms(),
                             ..entered.clone()
                         };
-                        let change = Append::Presence(enter);
-                        if let Err(e) = self.append(&stream_of(channel), change, None).await {
+                        if let Err(e) = self.tell(&enter).await {
                             tracing::debug!("presence: entering {channel:?} again not told: {e}");
                         }
                     }

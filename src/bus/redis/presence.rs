@@ -116,6 +116,19 @@ impl RedisBus {
         })
     }
 
+    /// The channels the living nodes have members on.
+    pub async fn present_channels(&self) -> Result<Vec<String>, String> {
+        let mut commands = self.commands.clone();
+        let mut nodes = redis::cmd("ZRANGE");
+        nodes.arg(NODES).arg(0).arg(-1);
+        let nodes: Vec<String> = self.timed(nodes.query_async(&mut commands)).await?;
+        let mut channels = Vec::new();
+        for node in nodes {
+            channels.extend(self.channels_of(&node).await?);
+        }
+        Ok(channels)
+    }
+
     /// The channels dead `node` had members on.
     pub async fn channels_of(&self, node: &str) -> Result<Vec<String>, String> {
         let mut call = redis::cmd("SMEMBERS");

@@ -3,7 +3,9 @@
 //! `[mercure]\n{selector}`, with its token's `mercure.payload` as data) while its stream is
 //! open. Each change of a set is published as a private update on
 //! `/.well-known/mercure/subscriptions/{selector}/{subscriber}`, and
-//! `GET /.well-known/mercure/subscriptions[/{selector}[/{subscriber}]]` lists the sets.
+//! `GET /.well-known/mercure/subscriptions[/{selector}[/{subscriber}]]` lists the sets. On a
+//! shared bus the sets are the cluster's (see `hub::shared_presence`): every node lists every
+//! subscriber, and a dead node's subscribers end, announced by the node that noticed.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use super::{
     topic_channel,
 };
 use crate::http::query::Query;
+use crate::http::streams::unavailable;
 use crate::http::{ApiError, AppState};
 use crate::hub::Hub;
 use crate::hub::presence::{Announce, Entering};
@@ -39,15 +42,15 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// The JSON-LD context of Mercure's documents.
 const CONTEXT: &str = "https://mercure.rocks/";
 
-/// What a subscriber reading `selectors` enters, as a new subscriber with its token's
-/// `payload`: each change is published as a subscription update.
-pub fn entering(hub: &Arc<Hub>, selectors: &[&str], payload: Value) -> Entering {
-    let hub = Arc::clone(hub);
+/// Publishes each change of the subscribers' presence sets as a subscription update, from
+/// now on (whichever node's subscriber it is about, on a shared bus: the node that saw it).
+pub fn announce(hub: &Arc<Hub>) {
+    let publishing = Arc::downgrade(hub);
     let announce: Announce = Arc::new(move |change| {
-        let hub = Arc::clone(&hub);
+        let hub = publishing.upgrade();
         Box::pin(async move {
-            let Some(document) = subscription(&change) else {
-                return;
+            let (Some(hub), Some(document)) = (hub, subscription(&change)) else {
+                return Ok(());
             };
             let update = Update {
                 id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
@@ -57,16 +60,19 @@ pub fn entering(hub: &Arc<Hub>, selectors: &[&str], payload: Value) -> Entering 
                 kind: None,
                 retry: None,
             };
-            if let Err(e) = dispatch(&hub, update).await {
-                tracing::warn!("a Mercure subscription update was not published: {e}");
-            }
+            dispatch(&hub, update).await.map(drop)
         })
     });
+    hub.announce_presence(&format!("{CHANNEL}\n"), announce);
+}
+
+/// What a subscriber reading `selectors` enters: each selector's set, as a new subscriber
+/// with its token's `payload`.
+pub fn entering(selectors: &[&str], payload: Value) -> Entering {
     Entering {
         client_id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
         data: payload,
         channels: selectors.iter().map(|s| topic_channel(s)).collect(),
-        announce: Some(announce),
     }
 }
 
@@ -149,18 +155,19 @@ pub async fn subscriptions(
     let document = match segments.as_slice() {
         [] => {
             let prefix = format!("{CHANNEL}\n");
+            let channels = state.hub.present_channels(&prefix).await;
             let mut all = Vec::new();
-            for channel in state.hub.present_channels(&prefix).await {
-                all.extend(listed(&state.hub, &channel).await);
+            for channel in channels.map_err(unavailable)? {
+                all.extend(listed(&state.hub, &channel).await?);
             }
             collection(path, all, last_event_id)
         }
         [selector] => {
-            let listed = listed(&state.hub, &topic_channel(selector)).await;
+            let listed = listed(&state.hub, &topic_channel(selector)).await?;
             collection(path, listed, last_event_id)
         }
         [selector, subscriber] => {
-            let listed = listed(&state.hub, &topic_channel(selector)).await;
+            let listed = listed(&state.hub, &topic_channel(selector)).await?;
             let mut one = listed
                 .into_iter()
                 .find(|s| s["subscriber"] == subscriber.as_str())
@@ -197,10 +204,9 @@ pub async fn subscriptions(
 }
 
 /// The active subscriptions of the presence set of `channel`.
-async fn listed(hub: &Hub, channel: &str) -> Vec<Value> {
-    // A Mercure set is this node's own: reading it cannot fail.
-    let members = hub.members(channel).await.unwrap_or_default();
-    members.iter().filter_map(subscription).collect()
+async fn listed(hub: &Hub, channel: &str) -> Result<Vec<Value>, ApiError> {
+    let members = hub.members(channel).await.map_err(unavailable)?;
+    Ok(members.iter().filter_map(subscription).collect())
 }
 
 /// A collection of subscriptions.
