@@ -289,3 +289,39 @@ async fn presence_changes_count_against_the_publish_rate() {
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().get("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn channels_added_to_a_dynamic_connection_enter_and_leave_with_it() {
+    let config = format!("{KEYS}\n[channels]\npresence_on_subscribe = [\"room:*\"]\n");
+    let server = Server::start(&config);
+    let reader = token("reader", "reader-secret-2", Some("reader"));
+    let url = format!("/sse?channels=room:c&presence=true&accessToken={reader}");
+    let mut watching = SseStream::open(&server.url(&url)).await;
+    let credential = format!("accessToken={}", app("dave"));
+    let (daves_stream, id) = common::dynamic(&server, &format!("&{credential}")).await;
+    let subscriptions = server.url(&format!("/connections/{id}/subscriptions?{credential}"));
+    let add = || {
+        let request = client().post(&subscriptions);
+        request.json(&json!({"channel": "room:c"})).send()
+    };
+    assert_eq!(add().await.unwrap().status(), 201);
+    assert_eq!(
+        next_change(&mut watching).await,
+        ("enter".into(), "dave".into(), Value::Null)
+    );
+    let listed = members(&server, "room:c", &reader).await;
+    assert_eq!(summary(&listed)[0].1, "dave");
+    let channel = format!("/connections/{id}/subscriptions/room:c?{credential}");
+    let removed = client().delete(server.url(&channel)).send().await.unwrap();
+    assert_eq!(removed.status(), 204);
+    assert_eq!(
+        next_change(&mut watching).await,
+        ("leave".into(), "dave".into(), Value::Null)
+    );
+    // Added again, then the stream closes: it leaves with it.
+    assert_eq!(add().await.unwrap().status(), 201);
+    assert_eq!(next_change(&mut watching).await.0, "enter");
+    drop(daves_stream);
+    assert_eq!(next_change(&mut watching).await.0, "leave");
+    assert!(members(&server, "room:c", &reader).await.is_empty());
+}

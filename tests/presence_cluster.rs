@@ -19,14 +19,6 @@ fn node(redis: &impl BusUnderTest) -> Server {
     Server::start(&config)
 }
 
-/// The next presence change a stream hears, as (action, clientId, data).
-async fn next_change(stream: &mut SseStream) -> (String, String, Value) {
-    let event = stream.next_event().await.expect("a presence event");
-    assert_eq!(event.event, "presence", "{event:?}");
-    let message: Value = serde_json::from_str(&event.data).unwrap();
-    summary(&[message]).remove(0)
-}
-
 /// The clientIds present on `room:a` as `server` lists them.
 async fn present(server: &Server) -> Vec<String> {
     let listed = members(server, "room:a", &app("watcher")).await;

@@ -180,7 +180,7 @@ async fn change(
     change: Change,
 ) -> Result<Value, ErrorInfo> {
     match state.connections.control(id, credential) {
-        Ok((control, journal)) => carry_out(state, &control, &journal, change).await,
+        Ok((control, journal)) => carry_out(state, id, &control, &journal, change).await,
         Err(here) if here.code == codes::NOT_FOUND => {
             match state
                 .connections
@@ -198,27 +198,34 @@ async fn change(
 /// Carries out `change` on a connection this node holds.
 async fn carry_out(
     state: &AppState,
+    id: &str,
     control: &mpsc::Sender<Control>,
     journal: &Mutex<Journal>,
     change: Change,
 ) -> Result<Value, ErrorInfo> {
+    let unavailable = |e| ErrorInfo::new(codes::UNAVAILABLE, e);
+    // The connection's subscriber, when its streams enter the channels' presence.
+    let presence = state.connections.presence(id);
     match change {
         Change::Add(spec) => {
             let (name, kind, topic) = (spec.name.clone(), spec.kind, spec.topic.clone());
-            state
-                .hub
-                .prepare(&[&spec.channel])
-                .await
-                .map_err(|e| ErrorInfo::new(codes::UNAVAILABLE, e))?;
+            let channel = spec.channel.to_string();
+            state.hub.prepare(&[&channel]).await.map_err(unavailable)?;
             ask(control, |reply| Control::Add(spec, reply)).await?;
             // After the outlet subscribed, so a stopping poller sees the subscriber.
             if let Some(topic) = topic {
                 state.pollers.ensure(&topic);
             }
+            if let Some(presence) = presence.filter(|p| p.admits(&channel)) {
+                presence.enter(channel).await.map_err(unavailable)?;
+            }
             Ok(json!({ "stream": name, "kind": kind_name(kind) }))
         }
         Change::Remove(stream) => {
-            ask(control, |reply| Control::Remove(stream, reply)).await?;
+            ask(control, |reply| Control::Remove(stream.clone(), reply)).await?;
+            if let Some(presence) = presence {
+                presence.leave(stream).await.map_err(unavailable)?;
+            }
             Ok(Value::Null)
         }
         Change::List => {
@@ -257,7 +264,8 @@ pub async fn answer(state: AppState, bus: Arc<RedisBus>, mut asked: mpsc::Receiv
                         .control_for(&question.connection, &question.credential);
                     match held {
                         Ok((control, journal)) => {
-                            let carried = carry_out(&state, &control, &journal, change);
+                            let connection = &question.connection;
+                            let carried = carry_out(&state, connection, &control, &journal, change);
                             tokio::time::timeout(ANSWER_WITHIN, carried)
                                 .await
                                 .unwrap_or_else(|_| Err(busy()))

@@ -15,7 +15,7 @@ use super::{ApiError, AppState};
 use crate::auth::Operation;
 use crate::auth::{Credential, Principal};
 use crate::hub::cursor;
-use crate::hub::presence::{Entered, Entering};
+use crate::hub::entered::{Entered, Entering};
 use crate::outlet::{Filter, Link, Outlet, OutletOptions, Start, StreamSpec};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
@@ -99,7 +99,8 @@ async fn open(
     let mut delivery = Delivery::new(format, params.heartbeats, expires);
     // A resumed connection's streams too: its old stream left them as it closed.
     let restored = link.iter().flat_map(|l| &l.restored).map(|(_, spec)| spec);
-    delivery.enter = entering(&state, &principal, streams.iter().chain(restored));
+    let linked = link.is_some();
+    delivery.enter = entering(&state, &principal, streams.iter().chain(restored), linked);
     let response = respond(&state, &streams, link, delivery).await?;
     for topic in &topics {
         state.pollers.ensure(topic);
@@ -108,25 +109,33 @@ async fn open(
 }
 
 /// The subscriber to enter on the channels of `streams` that `[channels]
-/// presence_on_subscribe` names, if its credential has a client id and may enter them.
+/// presence_on_subscribe` names, if its credential has a client id and may enter them; on
+/// a server-kept connection (`linked`), on the channels added to it later too.
 fn entering<'a>(
     state: &AppState,
     principal: &Principal,
     streams: impl Iterator<Item = &'a StreamSpec>,
+    linked: bool,
 ) -> Option<Entering> {
     let client_id = principal.client_id.clone()?;
-    let patterns = &state.config.channels.presence_on_subscribe;
+    let patterns = state.config.channels.presence_on_subscribe.clone();
+    let allowed = principal.clone();
+    let admits = move |channel: &str| {
+        // Pub/sub channels only: the gateway's own (presence, polls, relays) start with `[`.
+        !channel.starts_with('[')
+            && patterns.iter().any(|p| crate::glob::matches(p, channel))
+            && allowed.check(Operation::Presence, channel).is_ok()
+    };
     let channels: Vec<String> = streams
         .map(|s| s.channel.to_string())
-        // Pub/sub channels only: the gateway's own (presence, polls, relays) start with `[`.
-        .filter(|c| !c.starts_with('['))
-        .filter(|c| patterns.iter().any(|p| crate::glob::matches(p, c)))
-        .filter(|c| principal.check(Operation::Presence, c).is_ok())
+        .filter(|c| admits(c))
         .collect();
-    (!channels.is_empty()).then_some(Entering {
+    let later = linked && !state.config.channels.presence_on_subscribe.is_empty();
+    (!channels.is_empty() || later).then(|| Entering {
         client_id,
         data: serde_json::Value::Null,
         channels,
+        admits: Arc::new(admits),
     })
 }
 
@@ -312,6 +321,14 @@ pub(super) async fn respond(
         max_streams: config.limits.max_streams_per_connection,
         expires_at_ms,
     };
+    let registered = link.as_ref().map(|l| {
+        let registration = &l.registration;
+        (
+            Arc::clone(&l.registry),
+            registration.id.clone(),
+            registration.generation,
+        )
+    });
     let outlet = Outlet::open(
         Arc::clone(&state.hub),
         streams,
@@ -322,11 +339,15 @@ pub(super) async fn respond(
     // Entered once subscribed (a stream asking for presence hears its own), and left when
     // the stream is dropped with the outlet.
     let entered = match enter {
-        Some(entering) => Some(
-            Entered::enter(&state.hub, entering)
-                .await
-                .map_err(unavailable)?,
-        ),
+        Some(entering) => {
+            let entered = Entered::enter(&state.hub, entering).await;
+            let entered = entered.map_err(unavailable)?;
+            // Channels added to the connection later enter as they come.
+            if let Some((registry, id, generation)) = registered {
+                registry.set_presence(&id, generation, entered.presence());
+            }
+            Some(entered)
+        }
         None => None,
     };
     let stream = futures_util::stream::unfold((outlet, entered), |(mut outlet, entered)| async {

@@ -8,6 +8,7 @@
 pub mod append;
 pub mod channel;
 pub mod cursor;
+pub mod entered;
 pub mod event;
 pub mod presence;
 mod shared;

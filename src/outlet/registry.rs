@@ -18,6 +18,7 @@ use crate::auth::Credential;
 use crate::bus::journal_log::JournalLog;
 use crate::bus::store::Store;
 use crate::bus::{Journals, KeptJournal, unreadable};
+use crate::hub::entered::Presence;
 use crate::wire::envelope::ErrorInfo;
 
 /// How often journals are handed to the bus (see `Connections::keep_all`).
@@ -42,6 +43,8 @@ struct Entry {
     /// The digest of the credential that opened the connection (see `Credential::digest`).
     credential: Vec<u8>,
     control: Option<mpsc::Sender<Control>>,
+    /// The subscriber's presence while the connection is open, when its streams enter it.
+    presence: Option<Presence>,
     /// When the connection closed; `None` while it is open.
     closed_at: Option<Instant>,
     /// Which registration holds the entry now (a resume takes it over).
@@ -85,6 +88,7 @@ impl Connections {
                 journal: Arc::new(Mutex::new(journal)),
                 credential: kept.credential,
                 control: None,
+                presence: None,
                 closed_at: Some(Instant::now()),
                 generation: 0,
             };
@@ -137,6 +141,7 @@ impl Connections {
             journal: Arc::clone(&journal),
             credential: digest,
             control: None,
+            presence: None,
             closed_at: Some(Instant::now()),
             generation: 0,
         };
@@ -184,6 +189,7 @@ impl Connections {
                 let _ = old.try_send(Control::Close);
             }
             entry.closed_at = None;
+            entry.presence = None;
             entry.credential = credential.digest();
             entry.generation += 1;
             return Registration {
@@ -207,6 +213,7 @@ impl Connections {
                 journal: Arc::clone(&journal),
                 credential: credential.clone(),
                 control: Some(tx),
+                presence: None,
                 closed_at: None,
                 generation: 0,
             },
@@ -359,6 +366,23 @@ impl Connections {
             })
     }
 
+    /// Keeps the presence of connection `id`'s subscriber, for the changes of its streams,
+    /// unless another has taken it over since.
+    pub fn set_presence(&self, id: &str, generation: u64, presence: Presence) {
+        let mut entries = self.entries.lock().unwrap();
+        if let Some(entry) = entries.get_mut(id)
+            && entry.generation == generation
+        {
+            entry.presence = Some(presence);
+        }
+    }
+
+    /// The presence of connection `id`'s subscriber, if its streams enter it.
+    pub fn presence(&self, id: &str) -> Option<Presence> {
+        let entries = self.entries.lock().unwrap();
+        entries.get(id)?.presence.clone()
+    }
+
     /// Marks a connection closed, unless another has taken it over since.
     pub fn closed(&self, id: &str, generation: u64) {
         let mut entries = self.entries.lock().unwrap();
@@ -366,6 +390,7 @@ impl Connections {
             && entry.generation == generation
         {
             entry.control = None;
+            entry.presence = None;
             entry.closed_at = Some(Instant::now());
         }
     }

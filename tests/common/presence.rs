@@ -3,7 +3,7 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use super::{Server, client};
+use super::{Server, SseStream, client};
 
 /// Keys of a gateway with presence: `app` may enter `room:*`, `reader` only subscribe.
 pub const KEYS: &str = r#"
@@ -73,4 +73,12 @@ pub fn summary(messages: &[Value]) -> Vec<(String, String, Value)> {
             )
         })
         .collect()
+}
+
+/// The next presence change a stream hears, as (action, clientId, data).
+pub async fn next_change(stream: &mut SseStream) -> (String, String, Value) {
+    let event = stream.next_event().await.expect("a presence event");
+    assert_eq!(event.event, "presence", "{event:?}");
+    let message: Value = serde_json::from_str(&event.data).unwrap();
+    summary(&[message]).remove(0)
 }

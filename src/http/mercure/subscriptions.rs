@@ -25,7 +25,8 @@ use crate::http::query::Query;
 use crate::http::streams::unavailable;
 use crate::http::{ApiError, AppState};
 use crate::hub::Hub;
-use crate::hub::presence::{Announce, Entering};
+use crate::hub::entered::Entering;
+use crate::hub::presence::Announce;
 use crate::wire::envelope::{ErrorInfo, PresenceAction, PresenceMessage, codes};
 
 /// Where subscriptions are listed, and the prefix of subscription updates' topics.
@@ -73,6 +74,8 @@ pub fn entering(selectors: &[&str], payload: Value) -> Entering {
         client_id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
         data: payload,
         channels: selectors.iter().map(|s| topic_channel(s)).collect(),
+        // A subscriber's selectors are fixed.
+        admits: Arc::new(|_| false),
     }
 }
 
