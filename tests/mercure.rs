@@ -381,3 +381,26 @@ async fn the_hub_is_discovered_from_its_answers_and_the_landing_page() {
     let page = client().get(plain.url("/")).send().await.unwrap();
     assert!(page.headers().get("link").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_has_at_most_as_many_selectors_as_a_connection_has_streams() {
+    let server = Server::start(&format!(
+        "{}[limits]\nmax_streams_per_connection = 3\n",
+        hub_config(true)
+    ));
+    let templates = ["urn:a:{x}", "urn:b:{x}", "urn:c:{x}", "urn:d:{x}"];
+    let response = client()
+        .get(subscribe_url(&server, &templates))
+        .send()
+        .await
+        .unwrap();
+    let error = expect_error(response, 400, 40000).await;
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("4 selectors"), "{message}");
+    let response = client()
+        .get(subscribe_url(&server, &templates[..3]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -191,3 +191,23 @@ async fn every_node_lists_and_announces_every_subscription_on(redis: &impl BusUn
     let listed = summary(&all);
     assert_eq!(listed.len(), 1, "the watcher's own only: {listed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_a_new_subscriber_gets_no_update_from_before_it() {
+    let data = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[bus]\ndata_dir = {:?}\n[channels]\nhistory_size = 5000\n{}",
+        data.path(),
+        hub_config(true)
+    );
+    let server = Server::start(&config);
+    for i in 0..3000 {
+        publish(&server, &[("topic", A), ("data", &i.to_string())]).await;
+    }
+    let server = server.restart();
+    // Subscribed while the node may still be copying the kept updates to their topics'
+    // channels: those copies are not new to it.
+    let mut exact = SseStream::open(&subscribe_url(&server, &[A])).await;
+    let next = publish(&server, &[("topic", A), ("data", "new")]).await;
+    assert_eq!(ids(&mut exact, 1).await, std::slice::from_ref(&next));
+}

@@ -98,3 +98,30 @@ async fn members_are_shared_by_the_nodes_and_a_dead_nodes_leave_on(redis: &impl 
     );
     assert!(present(&b).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_stream_closes_while_redis_stalls_still_leaves() {
+    let redis = Redis::start();
+    let config = format!(
+        "{}{KEYS}\n[channels]\npresence_on_subscribe = [\"room:*\"]\n",
+        redis.bus_config()
+    );
+    let nodes = [Server::start(&config)];
+    until_ready(&nodes).await;
+    let [node] = nodes;
+    let reader = token("reader", "reader-secret-2", Some("reader"));
+    let url = format!("/sse?channels=room:a&presence=true&accessToken={reader}");
+    let mut watching = SseStream::open(&node.url(&url)).await;
+    let alice_url = format!("/sse?channels=room:a&accessToken={}", app("alice"));
+    let alice = SseStream::open(&node.url(&alice_url)).await;
+    assert_eq!(next_change(&mut watching).await.0, "enter");
+    // Redis holds every write for 3 s, longer than a command may wait: the first leave
+    // fails, and the member must not stay.
+    redis.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]);
+    drop(alice);
+    assert_eq!(
+        next_change(&mut watching).await,
+        ("leave".into(), "alice".into(), Value::Null)
+    );
+    assert!(present(&node).await.is_empty());
+}

@@ -333,6 +333,7 @@ pub struct RedisBus {
     presence_change: Script,
     remove_node: Script,
     beat: Script,
+    forget_node: Script,
     change_catalog: Script,
     /// Bumped when another node changed the admin catalog, or the announcement connection
     /// was made again (a change may have been missed).
@@ -494,6 +495,7 @@ impl RedisBus {
             presence_change: Script::new(presence::CHANGE),
             remove_node: Script::new(presence::REMOVE_NODE),
             beat: clocked(presence::BEAT),
+            forget_node: clocked(presence::FORGET),
             change_catalog: Script::new(&format!("{publishing}{CHANGE_CATALOG}")),
             catalog_changes: tokio::sync::watch::Sender::new(0),
             waiting: asks::Waiting::of(&owner),

@@ -173,12 +173,14 @@ pub async fn subscribe(
         .unwrap_or_else(|| vec![CHANNEL.to_owned()]);
     channels.sort_unstable();
     channels.dedup();
+    // Each selector is a stream's worth of work (a channel to read, or a template to
+    // match and, with subscriptions on, a presence set to enter).
     let most = state.config.limits.max_streams_per_connection;
-    if channels.len() > most {
+    if asked.len() > most {
         return Err(ErrorInfo::bad_request(format!(
-            "{} topics are more than one subscription may have ([limits] \
+            "{} selectors are more than one subscription may have ([limits] \
              max_streams_per_connection = {most})",
-            channels.len()
+            asked.len()
         ))
         .into());
     }
@@ -215,13 +217,22 @@ pub async fn subscribe(
             StreamSpec::log(channel, start)
         })
         .collect();
+    // Copies of updates from before the stream's start are passed over: a topic's copies
+    // come a moment after the update (and all of them as a node starts), so one may reach
+    // a topic's channel after a subscriber started reading it.
+    let floor = match (last.as_deref(), resumed) {
+        (None, _) => state.hub.get(CHANNEL).map_or(0, |c| c.head()),
+        (Some(_), Some(position)) => position,
+        (Some(_), None) => 0,
+    };
     let delivered = std::sync::Mutex::new(Recent::default());
     let filter = Filter(Arc::new(move |event: &Event| {
         let Some(message) = event.message() else {
             return false;
         };
         let source = topics::source(event);
-        sees(&message.data) && source.is_none_or(|s| delivered.lock().unwrap().first(s))
+        let fresh = |s| s > floor && delivered.lock().unwrap().first(s);
+        sees(&message.data) && source.is_none_or(fresh)
     }));
     // With subscriptions on, the subscriber is present on each of its selectors while it
     // reads, and each change is published (see `subscriptions`).

@@ -3,9 +3,10 @@
 //!
 //! One task per stream carries out its changes in the order they are asked (an enter asked
 //! before a leave is never carried out after it), and leaves every channel it entered when
-//! the stream closes, whatever was added meanwhile.
+//! the stream closes, whatever was added meanwhile, trying again while the bus fails.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -128,11 +129,10 @@ async fn carry_out(
                 (channel, PresenceAction::Enter, done)
             }
             Change::Leave(channel, done) => {
-                let Some(at) = entered.iter().position(|c| *c == channel) else {
+                if !entered.contains(&channel) {
                     let _ = done.send(Ok(()));
                     continue;
-                };
-                entered.remove(at);
+                }
                 (channel, PresenceAction::Leave, done)
             }
             Change::Close => break,
@@ -142,12 +142,27 @@ async fn carry_out(
             _ => Value::Null,
         };
         let changed = hub.presence(&channel, &member, action, data).await;
+        // Left: no longer listed. A leave that failed stays listed: the close leaves it.
+        if action == PresenceAction::Leave && changed.is_ok() {
+            entered.retain(|c| *c != channel);
+        }
         let _ = done.send(changed.map(drop));
     }
     for channel in entered {
-        let leave = hub.presence(&channel, &member, PresenceAction::Leave, Value::Null);
-        if let Err(e) = leave.await {
-            tracing::debug!("a stream's subscriber did not leave {channel:?}: {e}");
+        leave(&hub, &member, &channel).await;
+    }
+}
+
+/// Leaves `channel`, trying again while the bus fails (the member would stay otherwise).
+async fn leave(hub: &Arc<Hub>, member: &Member, channel: &str) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let leave = hub.presence(channel, member, PresenceAction::Leave, Value::Null);
+        match leave.await {
+            Ok(_) => return,
+            Err(e) => tracing::debug!("a stream's subscriber did not leave {channel:?} yet: {e}"),
         }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
     }
 }

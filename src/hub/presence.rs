@@ -80,15 +80,34 @@ impl Hub {
         // The member as it was: on a shared bus, in the set every node shares (it may have
         // entered through another node), which changes at once; else in this node's.
         let shared = self.presence_bus(channel);
+        let leaving = action == PresenceAction::Leave;
+        // This node's set: every member on a bus of its own; on a shared one, those on its
+        // connections (they go when it does).
+        let kept_here = shared.is_none() || member.connection_id.is_some();
+        if let Some(bus) = shared
+            && kept_here
+            && !leaving
+            && !members.contains_key(channel)
+        {
+            // Listed before it enters: a channel listed with none of this node's members
+            // costs nothing, one missing would keep them there when this node dies.
+            bus.presence_here(channel, true).await?;
+        }
+        let here = members
+            .get(channel)
+            .and_then(|set| set.get(member))
+            .cloned();
         let before = match shared {
             Some(bus) => {
-                let entry = (action != PresenceAction::Leave).then_some(&message);
-                shared_presence::change(bus, channel, member, entry).await?
+                let entry = (!leaving).then_some(&message);
+                let shared_before = shared_presence::change(bus, channel, member, entry).await?;
+                // A member this node holds that leaves is told to leave even when the
+                // shared set no longer has it: an earlier attempt whose answer was lost may
+                // have removed it, or another node while this one was not heard (a leave
+                // told twice changes nothing; one missed would leave it present for good).
+                shared_before.or(here.filter(|_| leaving))
             }
-            None => members
-                .get(channel)
-                .and_then(|set| set.get(member))
-                .cloned(),
+            None => here,
         };
         message.action = match (action, &before) {
             (PresenceAction::Leave, None) => return Ok(None),
@@ -102,9 +121,6 @@ impl Hub {
         {
             message.data = last.data.clone();
         }
-        // This node's set: every member on a bus of its own; on a shared one, those on its
-        // connections (they go when it does).
-        let kept_here = shared.is_none() || member.connection_id.is_some();
         let set = members.entry(channel.to_owned()).or_default();
         let was_empty = set.is_empty();
         if kept_here {
@@ -131,8 +147,11 @@ impl Hub {
         if is_empty {
             members.remove(channel);
         }
-        if let Some(bus) = shared.filter(|_| was_empty != is_empty) {
-            bus.presence_here(channel, !is_empty).await?;
+        if let Some(bus) = shared.filter(|_| is_empty && !was_empty)
+            && let Err(e) = bus.presence_here(channel, false).await
+        {
+            // Listed with none of this node's members: harmless.
+            tracing::debug!("presence: {channel:?} stays in this node's list: {e}");
         }
         Ok(Some(message))
     }

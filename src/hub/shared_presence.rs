@@ -75,6 +75,13 @@ impl Hub {
         };
         let mut beats = tokio::time::interval(Duration::from_millis(timeout_ms / 3));
         beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Entering again and removing take a while with many members: they run beside the
+        // beats (a node busy with them must still be heard), one of each at a time.
+        let mut entering: Option<tokio::task::JoinHandle<()>> = None;
+        let mut removing: Option<tokio::task::JoinHandle<()>> = None;
+        let idle = |task: &Option<tokio::task::JoinHandle<()>>| {
+            task.as_ref().is_none_or(|t| t.is_finished())
+        };
         loop {
             beats.tick().await;
             let beat = match bus.beat(timeout_ms).await {
@@ -84,20 +91,32 @@ impl Hub {
                     continue;
                 }
             };
-            if beat.absent {
-                self.enter_again(&bus).await;
+            if beat.absent && idle(&entering) {
+                let (hub, bus) = (Arc::clone(&self), Arc::clone(&bus));
+                entering = Some(tokio::spawn(async move { hub.enter_again(&bus).await }));
             }
-            for node in beat.dead.iter().filter(|n| *n != bus.node()) {
-                if let Err(e) = self.remove_node(&bus, node).await {
-                    tracing::debug!("presence: the members of node {node} not removed yet: {e}");
-                }
+            let dead: Vec<String> = beat.dead.into_iter().filter(|n| n != bus.node()).collect();
+            if !dead.is_empty() && idle(&removing) {
+                let (hub, bus) = (Arc::clone(&self), Arc::clone(&bus));
+                removing = Some(tokio::spawn(async move {
+                    for node in dead {
+                        if let Err(e) = hub.remove_node(&bus, &node, timeout_ms).await {
+                            tracing::debug!("presence: node {node}'s members not removed yet: {e}");
+                        }
+                    }
+                }));
             }
         }
     }
 
     /// Removes the members of dead `node` from every channel it had members on, each
     /// announced as leaving, then forgets the node.
-    async fn remove_node(self: &Arc<Self>, bus: &RedisBus, node: &str) -> Result<(), String> {
+    async fn remove_node(
+        self: &Arc<Self>,
+        bus: &RedisBus,
+        node: &str,
+        timeout_ms: u64,
+    ) -> Result<(), String> {
         for channel in bus.channels_of(node).await? {
             for gone in bus.remove_members_of(node, &channel).await? {
                 let Some(last) = read_entry(&gone) else {
@@ -109,11 +128,29 @@ impl Hub {
                     timestamp: now_ms(),
                     ..last
                 };
-                self.tell(&leave).await?;
+                // Removed already: its leave is told, or tried a few times and given up
+                // on (the sets are right; only a stream's watchers miss it).
+                self.tell_surely(&leave).await;
             }
         }
-        tracing::info!("presence: node {node} was not heard for the timeout; its members left");
-        bus.forget_node(node).await
+        if bus.forget_node(node, timeout_ms).await? {
+            tracing::info!("presence: node {node} was not heard for the timeout; its members left");
+        }
+        Ok(())
+    }
+
+    /// Tells `change`, trying again a few times while the bus fails.
+    async fn tell_surely(self: &Arc<Self>, change: &PresenceMessage) {
+        for attempt in 1..=5 {
+            match self.tell(change).await {
+                Ok(()) => return,
+                Err(e) if attempt == 5 => {
+                    let channel = &change.channel;
+                    tracing::warn!("presence: a leave of {channel:?} was not told: {e}");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+            }
+        }
     }
 
     /// Puts this node's members back in the shared sets (another node removed them while
@@ -138,9 +175,7 @@ impl Hub {
                             timestamp: now_ms(),
                             ..entered.clone()
                         };
-                        if let Err(e) = self.tell(&enter).await {
-                            tracing::debug!("presence: entering {channel:?} again not told: {e}");
-                        }
+                        self.tell_surely(&enter).await;
                     }
                     Err(e) => tracing::debug!("presence: {channel:?} not entered again yet: {e}"),
                 }

@@ -53,6 +53,18 @@ end
 return answer
 "#;
 
+/// After `CLOCK`.
+pub(super) const FORGET: &str = r#"
+-- KEYS: the nodes. ARGV: a node, the timeout (ms). Forgets the node if it is still not
+-- heard (it may have beaten again meanwhile): 1, else 0.
+local heard = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if heard and tonumber(heard) <= now - tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
 /// What a beat found.
 pub struct Beat {
     /// This node was not among the living (its first beat, or others took it for dead and
@@ -151,16 +163,19 @@ impl RedisBus {
         self.timed(call.invoke_async(&mut commands)).await
     }
 
-    /// Forgets dead `node`, once its members are removed.
-    pub async fn forget_node(&self, node: &str) -> Result<(), String> {
+    /// Forgets dead `node` once its members are removed, unless it was heard again
+    /// meanwhile (not heard for `timeout_ms`); whether it was.
+    pub async fn forget_node(&self, node: &str, timeout_ms: u64) -> Result<bool, String> {
         let mut commands = self.commands.clone();
-        let mut forget = redis::cmd("ZREM");
-        forget.arg(NODES).arg(node);
-        self.timed(forget.query_async::<i64>(&mut commands)).await?;
-        let mut index = redis::cmd("DEL");
-        index.arg(index_of(node));
-        self.timed(index.query_async::<i64>(&mut commands)).await?;
-        Ok(())
+        let mut forget = self.forget_node.prepare_invoke();
+        forget.key(NODES).arg(node).arg(timeout_ms);
+        let forgotten: i64 = self.timed(forget.invoke_async(&mut commands)).await?;
+        if forgotten == 1 {
+            let mut index = redis::cmd("DEL");
+            index.arg(index_of(node));
+            self.timed(index.query_async::<i64>(&mut commands)).await?;
+        }
+        Ok(forgotten == 1)
     }
 }
 

@@ -112,7 +112,7 @@ fn with_context(document: Value) -> Value {
 }
 
 /// `GET /.well-known/mercure/subscriptions[/{selector}[/{subscriber}]]`: the subscriptions
-/// on this node, all, of one selector, or one (404 when it is not active). The token's
+/// (on a shared bus, every node's), all, of one selector, or one (404 when it is not active). The token's
 /// `mercure.subscribe` selectors must match the URL's path, as they would the topic of
 /// the subscription updates it describes.
 pub async fn subscriptions(
