@@ -112,9 +112,9 @@ fn with_context(document: Value) -> Value {
 }
 
 /// `GET /.well-known/mercure/subscriptions[/{selector}[/{subscriber}]]`: the subscriptions
-/// (on a shared bus, every node's), all, of one selector, or one (404 when it is not active). The token's
-/// `mercure.subscribe` selectors must match the URL's path, as they would the topic of
-/// the subscription updates it describes.
+/// (on a shared bus, every node's), all, of one selector, or one (404 when it is not
+/// active). The token's `mercure.subscribe` selectors must match the URL's path, as they
+/// would the topic of the subscription updates it describes.
 pub async fn subscriptions(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
