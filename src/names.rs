@@ -41,7 +41,8 @@ pub fn validate_name(name: &str) -> Result<(), ErrorInfo> {
     }
     if name.starts_with('[') {
         return Err(ErrorInfo::bad_request(format!(
-            "unsupported channel qualifier in {name:?}; the only qualifier is [?rewind=N]name"
+            "unsupported channel qualifier in {name:?}: a name may not start with [ (a \
+             stream's channel list takes [?rewind=N&presence]name)"
         )));
     }
     Ok(())

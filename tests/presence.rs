@@ -325,3 +325,48 @@ async fn channels_added_to_a_dynamic_connection_enter_and_leave_with_it() {
     assert_eq!(next_change(&mut watching).await.0, "leave");
     assert!(members(&server, "room:c", &reader).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_channel_qualifier_asks_for_that_channels_presence_only() {
+    let server = Server::start(KEYS);
+    let watcher = app("watcher");
+    // `[?presence]room:a,room:b`, URL-encoded.
+    let url = format!("/sse?channels=%5B%3Fpresence%5Droom:a,room:b&accessToken={watcher}");
+    let mut stream = SseStream::open(&server.url(&url)).await;
+    let alice = app("alice");
+    for channel in ["room:b", "room:a"] {
+        let entered = post(&server, channel, &alice, json!({"action": "enter"})).await;
+        assert_eq!(entered.status(), 201);
+    }
+    publish_as(&server, "room:b", &alice, json!({"data": "m"})).await;
+    let events = stream.events(2).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(kinds, ["presence", "message"]);
+    let change: Value = serde_json::from_str(&events[0].data).unwrap();
+    assert_eq!(change["channel"], "room:a");
+
+    // With a rewind, and `presence=false` undoing the request's `presence=true`.
+    let both = format!(
+        "/sse?channels=%5B%3Frewind%3D1%26presence%3Dfalse%5Droom:b&presence=true&accessToken={watcher}"
+    );
+    let mut stream = SseStream::open(&server.url(&both)).await;
+    let rewound = stream.events(1).await;
+    assert_eq!(rewound[0].event, "message");
+    stream
+        .expect_quiet(std::time::Duration::from_millis(200))
+        .await;
+
+    let unknown = "/sse?channels=%5B%3Fdelta%3Dvcdiff%5Droom:a";
+    let response = client()
+        .get(server.url(&format!("{unknown}&accessToken={watcher}")))
+        .send()
+        .await
+        .unwrap();
+    let error = expect_error(response, 400, 40000).await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("presence")
+    );
+}

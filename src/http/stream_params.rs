@@ -70,18 +70,20 @@ impl StreamParams {
             return Err(ErrorInfo::bad_request("separator must not be empty"));
         }
         let rewind = query.get("rewind").map(parse_rewind).transpose()?;
-        let mut channels = list
+        let presence = query.flag("presence", false)?;
+        let asked = list
             .split(separator)
             .filter(|_| !list.is_empty())
-            .map(|item| parse_channel(item, rewind))
+            .map(|item| parse_channel(item, rewind, presence))
             .collect::<Result<Vec<_>, _>>()?;
-        // `presence=true`: each channel's presence stream too, from the same start.
-        if query.flag("presence", false)? {
-            let streams = channels
-                .iter()
-                .map(|(name, start)| (presence::stream_of(name), *start));
-            let streams: Vec<_> = streams.collect();
-            channels.extend(streams);
+        // `presence=true`, or a channel's `[?presence]`: its presence stream too, from the
+        // same start.
+        let mut channels = Vec::with_capacity(asked.len());
+        for (name, start, presence) in asked {
+            if presence {
+                channels.push((presence::stream_of(&name), start));
+            }
+            channels.push((name, start));
         }
         channels.sort_by(|a, b| a.0.cmp(&b.0));
         channels.dedup_by(|a, b| a.0 == b.0);
@@ -165,28 +167,40 @@ fn resume(channels: &mut [(String, Start)], parsed: Option<cursor::Cursor>) {
     }
 }
 
-/// One item of the channel list: `name` or `[?rewind=N]name`.
-fn parse_channel(item: &str, rewind: Option<Start>) -> Result<(String, Start), ErrorInfo> {
-    let (name, start) = match item.strip_prefix("[?") {
+/// One item of the channel list: `name`, or `[?params]name` with `rewind=N` and
+/// `presence` (or `presence=true|false`) joined by `&`: the channel, where it starts, and
+/// whether its presence events come too (`rewind` and `presence` are the request's unless
+/// the qualifier says).
+fn parse_channel(
+    item: &str,
+    rewind: Option<Start>,
+    presence: bool,
+) -> Result<(String, Start, bool), ErrorInfo> {
+    let (mut start, mut presence) = (rewind.unwrap_or(Start::Live), presence);
+    let name = match item.strip_prefix("[?") {
         Some(rest) => {
             let (params, name) = rest.split_once(']').ok_or_else(|| {
                 ErrorInfo::bad_request(format!("channel qualifier in {item:?} is not closed"))
             })?;
-            let query = Query::parse(Some(params));
-            let value = match params.split_once('=') {
-                Some(("rewind", _)) => query.get("rewind").unwrap_or_default(),
-                _ => {
-                    return Err(ErrorInfo::bad_request(format!(
-                        "unsupported channel parameters in {item:?}; the only one is rewind"
-                    )));
+            for (key, value) in Query::parse(Some(params)).pairs() {
+                match (key.as_str(), value.as_str()) {
+                    ("rewind", value) => start = parse_rewind(value)?,
+                    ("presence", "" | "true") => presence = true,
+                    ("presence", "false") => presence = false,
+                    _ => {
+                        return Err(ErrorInfo::bad_request(format!(
+                            "unsupported channel parameters in {item:?}: [?rewind=N&presence]name \
+                             takes rewind (a count or an age) and presence (true or false)"
+                        )));
+                    }
                 }
-            };
-            (name, parse_rewind(value)?)
+            }
+            name
         }
-        None => (item, rewind.unwrap_or(Start::Live)),
+        None => item,
     };
     validate_name(name)?;
-    Ok((name.to_owned(), start))
+    Ok((name.to_owned(), start, presence))
 }
 
 /// `rewind` is a count of messages (`10`) or an age (`30s`, `2m`, `1h`).
