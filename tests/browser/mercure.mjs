@@ -24,6 +24,7 @@ const cases = [
   ["another URI", ["https://example.net/items/x"], ["https://example.net/items/y"], false, false],
   ["a template that does not match", ["https://example.net/items/x"], ["https://example.net/other/{id}"], false, false],
   ["private, to an anonymous subscriber", [a], [a], true, false],
+  ["private, by URI", [`https://example.net/items/${a}`], [`https://example.net/items/${a}`], true, false],
   ["private, by template", [`https://example.net/items/${b}`], ["https://example.net/items/{id}"], true, false],
 ];
 
