@@ -1,12 +1,14 @@
 //! Headless Chromium against a real gateway: what browsers do with the gateway's surfaces
-//! (a page's EventSource and fetch), checked by scripts in `tests/browser/` run with Node and
-//! playwright-core. `./test.sh` installs Chromium and the scripts' packages when missing.
+//! (a page's EventSource and fetch, the JavaScript client), checked by scripts in
+//! `tests/browser/` run with Node and playwright-core. `./test.sh` installs Chromium and the
+//! scripts' packages when missing.
 
 mod common;
 
 use std::process::Command;
 
-use common::Server;
+use common::upstream::Upstream;
+use common::{Server, client};
 use serde_json::json;
 
 /// Runs `tests/browser/{script}` with `args`; panics with its output unless it succeeds.
@@ -40,4 +42,72 @@ fn a_page_subscribes_and_publishes_through_the_mercure_hub() {
     let key = jsonwebtoken::EncodingKey::from_secret(key.as_bytes());
     let jwt = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
     run("mercure.mjs", &[&server.url(""), &jwt]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_client_keeps_channels_and_a_document_over_one_connection() {
+    // A document of which each version changes a little (so the gateway sends patches).
+    let version = |v: u64| {
+        let items: Vec<_> = (0..20)
+            .map(|n| json!({"n": n, "name": format!("item {n}")}))
+            .collect();
+        json!({"v": v, "price": v * 3, "items": items})
+    };
+    let upstream = Upstream::start(version(1)).await;
+    let server = Server::start(
+        "[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\ninterval_ms = 100\n\
+         min_interval_ms = 50\n",
+    );
+    let api = upstream.url("/quotes");
+    // The API changes while the page watches it, then stays at its last version.
+    let mut last = version(30);
+    last["note"] = json!("last, with a key of its own: x/y ~ z");
+    let expected = last.to_string();
+    let changing = tokio::spawn(async move {
+        for v in 2..30 {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            upstream.set(version(v));
+        }
+        upstream.set(last);
+        upstream
+    });
+    let base = server.url("");
+    let page = tokio::task::spawn_blocking(move || run("client.mjs", &[&base, &api, &expected]));
+    page.await.unwrap();
+    drop(changing.await.unwrap());
+}
+
+#[tokio::test]
+async fn the_client_is_served_with_an_etag_to_revalidate() {
+    let server = Server::start("");
+    let url = server.url("/client/streamgate.js");
+    let first = client().get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let headers = first.headers().clone();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(headers["cache-control"], "public, no-cache");
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let source = first.text().await.unwrap();
+    let packaged = include_str!("../clients/js/streamgate.js");
+    assert_eq!(source, packaged, "the source in clients/js, as it is");
+    let again = client()
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    let stale = client()
+        .get(&url)
+        .header("if-none-match", "\"another\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
 }

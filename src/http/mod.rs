@@ -3,6 +3,7 @@
 mod admin;
 mod asyncapi;
 mod channels;
+mod client;
 pub mod connections;
 mod docs;
 mod error;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/{kind}/{name}",
             get(admin::get).put(admin::put).delete(admin::delete),
         )
+        .route("/client/streamgate.js", get(client::script))
         .route("/asyncapi.json", get(asyncapi::json))
         .route("/asyncapi.yaml", get(asyncapi::yaml))
         .route("/docs/errors", get(docs::errors))

@@ -1,0 +1,405 @@
+// streamgate's JavaScript client: pub/sub channels and live JSON documents over one
+// streaming connection to a streamgate gateway. An ES module without dependencies.
+//
+//   import { Gateway } from "/client/streamgate.js";
+//   const gw = new Gateway("https://gw.example.com", { key: "app:secret" });
+//   const orders = gw.channel("orders", { rewind: 10 });
+//   orders.subscribe((message) => console.log(message.name, message.data));
+//   const quotes = gw.document("/apis/quotes/latest", { pollInterval: 1000 });
+//   quotes.subscribe((value, patch) => render(value));
+//
+// Every channel and document of one Gateway shares one dynamic connection
+// (`/sse?dynamic=true`): adding or dropping one never reconnects. The browser's EventSource
+// reconnects by itself and the gateway resumes the connection from the last event id, so
+// nothing is lost; when it cannot (the gateway forgot the connection), the client adds its
+// streams again. An expired token (error 40142) asks `authCallback` for a new one and
+// resumes where it was. See docs/CLIENT.md.
+
+const EXPIRED_TOKEN = 40142;
+const UNKNOWN_CONNECTION = 40410;
+
+/** A gateway, and the one streaming connection all its subscriptions share. */
+export class Gateway {
+  /**
+   * @param {string} baseUrl the gateway's address, e.g. "https://gw.example.com"
+   * @param {{key?: string, token?: string, authCallback?: () => Promise<string>}} [options]
+   */
+  constructor(baseUrl, options = {}) {
+    this.baseUrl = String(baseUrl).replace(/\/+$/, "");
+    this.key = options.key;
+    this.token = options.token;
+    this.authCallback = options.authCallback;
+    /** Streams by their name on the connection: a channel's name, a document's URL. */
+    this.streams = new Map();
+    this.source = null;
+    this.connectionId = null;
+    this.lastEventId = null;
+    this.closed = false;
+    /** Resolves with the connection id once the connection is up. */
+    this.connected = null;
+    this._open();
+  }
+
+  /**
+   * A pub/sub channel.
+   * @param {string} name
+   * @param {{rewind?: number}} [options] messages from history to start with
+   */
+  channel(name, options = {}) {
+    let channel = this.streams.get(name);
+    if (!channel) {
+      channel = new Channel(this, name, options);
+      this.streams.set(name, channel);
+    }
+    return channel;
+  }
+
+  /**
+   * A live JSON document: a polled API turned into a delta stream by the gateway.
+   * @param {string} pathOrUrl the API's URL, or a path on the gateway (e.g. "/apis/quotes")
+   * @param {{select?: string, pollInterval?: number}} [options]
+   */
+  document(pathOrUrl, options = {}) {
+    return new LiveDocument(this, new URL(pathOrUrl, this.baseUrl + "/").href, options);
+  }
+
+  /** Ends every subscription and the connection. */
+  close() {
+    this.closed = true;
+    if (this.source) this.source.close();
+    this.source = null;
+    this.streams.clear();
+  }
+
+  /** The credential as query parameters. */
+  _credential() {
+    const query = new URLSearchParams();
+    if (this.token) query.set("accessToken", this.token);
+    else if (this.key) query.set("key", this.key);
+    return query;
+  }
+
+  /** Headers that carry the credential on REST calls. */
+  _headers(extra = {}) {
+    const headers = { ...extra };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    else if (this.key) headers.Authorization = `Basic ${btoa(this.key)}`;
+    return headers;
+  }
+
+  /** Opens the streaming connection, resuming after `lastEventId` if there is one. */
+  _open() {
+    if (this.closed) return;
+    const query = this._credential();
+    query.set("dynamic", "true");
+    if (this.lastEventId) query.set("lastEvent", this.lastEventId);
+    let ready;
+    this.connected = new Promise((resolve) => (ready = resolve));
+    const source = new EventSource(`${this.baseUrl}/sse?${query}`);
+    this.source = source;
+    source.addEventListener("connected", (e) => {
+      const { connectionId } = JSON.parse(e.data);
+      // A connection the gateway resumed has its streams; one it started anew (it no
+      // longer knew ours) gets them added again. On the first, they add themselves.
+      const anew = this.connectionId !== null && connectionId !== this.connectionId;
+      this.connectionId = connectionId;
+      ready(connectionId);
+      if (anew) for (const stream of this.streams.values()) stream._attach();
+    });
+    const track = (e) => {
+      if (e.lastEventId) this.lastEventId = e.lastEventId;
+    };
+    source.addEventListener("message", (e) => {
+      track(e);
+      const message = JSON.parse(e.data);
+      const channel = this.streams.get(message.channel);
+      if (channel instanceof Channel) channel._deliver(message);
+    });
+    for (const kind of ["data", "patch"]) {
+      source.addEventListener(kind, (e) => {
+        track(e);
+        const { channel, data } = JSON.parse(e.data);
+        const document = this.streams.get(channel);
+        if (document instanceof LiveDocument) document._apply(kind, data);
+      });
+    }
+    source.addEventListener("error", (e) => {
+      if (!e.data) return; // the connection dropped: EventSource reconnects by itself
+      const info = JSON.parse(e.data);
+      const error = info.error || info;
+      if (error.code === EXPIRED_TOKEN) this._renew();
+      else if (error.code === UNKNOWN_CONNECTION) this.lastEventId = null;
+      else for (const stream of this.streams.values()) stream._error(error);
+    });
+  }
+
+  /** A new token from `authCallback`, then the connection again where it was. */
+  async _renew() {
+    if (this.source) this.source.close();
+    if (!this.authCallback) return;
+    this.token = await this.authCallback();
+    this._open();
+  }
+
+  /** Asks the connection to carry a stream; its name on the connection. */
+  async _add(body) {
+    const id = await this.connected;
+    const query = this._credential();
+    const response = await fetch(`${this.baseUrl}/connections/${encodeURIComponent(id)}/subscriptions?${query}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new GatewayError(answer.error);
+    return answer.stream;
+  }
+
+  /** Drops a stream from the connection. */
+  async _remove(name) {
+    this.streams.delete(name);
+    if (!this.connectionId || this.closed) return;
+    const query = this._credential();
+    const stream = encodeURIComponent(name);
+    const id = encodeURIComponent(this.connectionId);
+    await fetch(`${this.baseUrl}/connections/${id}/subscriptions/${stream}?${query}`, {
+      method: "DELETE",
+    });
+  }
+}
+
+/** An error the gateway answered: Ably's ErrorInfo. */
+export class GatewayError extends Error {
+  constructor(info = {}) {
+    super(info.message || "the gateway refused");
+    this.code = info.code;
+    this.statusCode = info.statusCode;
+    this.href = info.href;
+  }
+}
+
+/** A pub/sub channel: its messages in order, publishing, history. */
+class Channel {
+  constructor(gateway, name, options) {
+    this.gateway = gateway;
+    this.name = name;
+    this.rewind = options.rewind;
+    this.listeners = new Set();
+    this.attached = null;
+  }
+
+  /** Calls `listener(message)` for each message, in order; attaches on the first call. */
+  subscribe(listener) {
+    this.listeners.add(listener);
+    if (!this.attached) this._attach();
+    return this.attached;
+  }
+
+  /** Publishes `{name?, data, id?}`; resolves with the gateway's answer. */
+  async publish(message) {
+    const gateway = this.gateway;
+    const url = `${gateway.baseUrl}/channels/${encodeURIComponent(this.name)}/messages`;
+    const response = await fetch(url, {
+      method: "POST",
+      headers: gateway._headers({ "Content-Type": "application/json" }),
+      body: JSON.stringify(message),
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new GatewayError(answer.error);
+    return answer;
+  }
+
+  /** The channel's retained messages, oldest first. */
+  async history() {
+    const gateway = this.gateway;
+    const query = new URLSearchParams({ direction: "forwards", limit: "1000" });
+    const url = `${gateway.baseUrl}/channels/${encodeURIComponent(this.name)}/messages?${query}`;
+    const response = await fetch(url, { headers: gateway._headers() });
+    const answer = await response.json();
+    if (!response.ok) throw new GatewayError(answer.error);
+    return answer;
+  }
+
+  /** Stops the messages, and drops the channel from the connection. */
+  unsubscribe() {
+    this.listeners.clear();
+    this.attached = null;
+    return this.gateway._remove(this.name);
+  }
+
+  _attach() {
+    const body = { channel: this.name };
+    if (this.rewind) body.rewind = this.rewind;
+    this.attached = this.gateway._add(body);
+    return this.attached;
+  }
+
+  _deliver(message) {
+    for (const listener of this.listeners) listener(message);
+  }
+
+  _error(error) {
+    this.lastError = error;
+  }
+}
+
+/** A live JSON document: `value` is the document now; each change calls the listeners. */
+class LiveDocument {
+  constructor(gateway, url, options) {
+    this.gateway = gateway;
+    this.url = url;
+    this.options = options;
+    this.value = undefined;
+    this.listeners = new Set();
+    this.stream = null;
+    this.attached = null;
+  }
+
+  /** Calls `listener(value, patch)` on the first document (patch null) and each change. */
+  subscribe(listener) {
+    this.listeners.add(listener);
+    if (!this.attached) this._attach();
+    return this.attached;
+  }
+
+  /** Stops the changes, and drops the document from the connection. */
+  unsubscribe() {
+    this.listeners.clear();
+    this.attached = null;
+    return this.stream ? this.gateway._remove(this.stream) : Promise.resolve();
+  }
+
+  _attach() {
+    const body = { poll: this.url };
+    if (this.options.select) body.select = this.options.select;
+    if (this.options.pollInterval) body.pollInterval = this.options.pollInterval;
+    this.attached = this.gateway._add(body).then((stream) => {
+      this.stream = stream;
+      this.gateway.streams.set(stream, this);
+      return stream;
+    });
+    return this.attached;
+  }
+
+  _apply(kind, data) {
+    let patch = null;
+    if (kind === "data") {
+      // The whole document: a first one, or a fresh one after a gap.
+      this.value = data;
+    } else {
+      patch = data;
+      this.value = applyPatch(this.value, patch);
+    }
+    for (const listener of this.listeners) listener(this.value, patch);
+  }
+
+  _error(error) {
+    this.lastError = error;
+  }
+}
+
+/**
+ * Applies a JSON Patch (RFC 6902) to `document`; the new document (`document` is left as
+ * it was). Throws when an operation cannot apply: the patch is then not applied at all.
+ */
+export function applyPatch(document, patch) {
+  let result = structuredClone(document);
+  for (const op of patch) result = applyOperation(result, op);
+  return result;
+}
+
+function applyOperation(document, op) {
+  const path = parsePointer(op.path);
+  switch (op.op) {
+    case "add":
+      return put(document, path, structuredClone(op.value));
+    case "remove":
+      return take(document, path).document;
+    case "replace":
+      return replace(document, path, structuredClone(op.value));
+    case "move": {
+      const from = parsePointer(op.from);
+      const { document: without, value } = take(document, from);
+      return put(without, path, value);
+    }
+    case "copy":
+      return put(document, path, structuredClone(get(document, parsePointer(op.from))));
+    case "test":
+      if (!deepEqual(get(document, path), op.value)) throw new Error(`test failed at ${op.path}`);
+      return document;
+    default:
+      throw new Error(`unknown operation ${op.op}`);
+  }
+}
+
+function parsePointer(pointer) {
+  if (pointer === "") return [];
+  if (!pointer.startsWith("/")) throw new Error(`not a JSON pointer: ${pointer}`);
+  return pointer
+    .slice(1)
+    .split("/")
+    .map((token) => token.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+
+function get(document, path) {
+  let node = document;
+  for (const token of path) {
+    if (Array.isArray(node)) node = node[arrayIndex(node, token, false)];
+    else if (node !== null && typeof node === "object" && Object.hasOwn(node, token)) node = node[token];
+    else throw new Error(`no member ${token}`);
+  }
+  return node;
+}
+
+function arrayIndex(array, token, adding) {
+  if (adding && token === "-") return array.length;
+  if (!/^(0|[1-9][0-9]*)$/.test(token)) throw new Error(`not an array index: ${token}`);
+  const index = Number(token);
+  if (index > array.length || (!adding && index === array.length)) throw new Error(`index ${token} out of range`);
+  return index;
+}
+
+/** `document` with `value` at `path` (added into an array, or set in an object). */
+function put(document, path, value) {
+  if (path.length === 0) return value;
+  const parent = get(document, path.slice(0, -1));
+  const last = path[path.length - 1];
+  if (Array.isArray(parent)) parent.splice(arrayIndex(parent, last, true), 0, value);
+  else if (parent !== null && typeof parent === "object") parent[last] = value;
+  else throw new Error(`cannot add under a ${typeof parent}`);
+  return document;
+}
+
+/** `document` with what is at `path` (which must exist) replaced by `value`, in place. */
+function replace(document, path, value) {
+  if (path.length === 0) return value;
+  const parent = get(document, path.slice(0, -1));
+  const last = path[path.length - 1];
+  if (Array.isArray(parent)) parent[arrayIndex(parent, last, false)] = value;
+  else if (parent !== null && typeof parent === "object" && Object.hasOwn(parent, last)) parent[last] = value;
+  else throw new Error(`no member ${last}`);
+  return document;
+}
+
+/** `document` without what is at `path`, and that value. */
+function take(document, path) {
+  if (path.length === 0) return { document: undefined, value: document };
+  const parent = get(document, path.slice(0, -1));
+  const last = path[path.length - 1];
+  let value;
+  if (Array.isArray(parent)) value = parent.splice(arrayIndex(parent, last, false), 1)[0];
+  else if (parent !== null && typeof parent === "object" && Object.hasOwn(parent, last)) {
+    value = parent[last];
+    delete parent[last];
+  } else throw new Error(`no member ${last}`);
+  return { document, value };
+}
+
+function deepEqual(a, b) {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]));
+}

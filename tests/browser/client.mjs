@@ -1,0 +1,138 @@
+// The JavaScript client (/client/streamgate.js) in a page of the gateway: channels in
+// order, publishing and history, a live document equal to the API's, everything over one
+// streaming connection. Run by tests/browser.rs:
+//   node tests/browser/client.mjs BASE_URL API_URL FINAL_DOCUMENT_JSON
+// Prints one line per check and exits 1 if any fails.
+
+import { launch } from "./chromium.mjs";
+
+const [base, api, finalJson] = process.argv.slice(2);
+
+const browser = await launch();
+let failed = 0;
+const check = (ok, what, detail) => {
+  if (!ok) failed += 1;
+  console.log(`${ok ? "ok" : "FAILED"}: ${what}${ok ? "" : `: ${JSON.stringify(detail)}`}`);
+};
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => console.log(`page: ${m.text()}`));
+  await page.goto(`${base}/`);
+  const result = await page.evaluate(
+    async ({ api, finalJson }) => {
+      // Count the streaming connections the client opens.
+      const Native = window.EventSource;
+      let opened = 0;
+      window.EventSource = class extends Native {
+        constructor(...args) {
+          super(...args);
+          opened += 1;
+        }
+      };
+      const { Gateway, applyPatch } = await import("/client/streamgate.js");
+      const within = (ms, promise, what) =>
+        Promise.race([
+          promise,
+          new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms)),
+        ]);
+
+      const gw = new Gateway(window.origin);
+      const a = gw.channel("client-a");
+      const b = gw.channel("client-b");
+      const got = { a: [], b: [] };
+      await a.subscribe((m) => got.a.push(m.data));
+      await b.subscribe((m) => got.b.push(m.data));
+      for (let i = 0; i < 20; i++) await (i % 2 ? b : a).publish({ name: "n", data: i });
+      await within(5000, (async () => {
+        while (got.a.length < 10 || got.b.length < 10) await new Promise((r) => setTimeout(r, 20));
+      })(), "channel messages");
+      const history = (await a.history()).map((m) => m.data);
+
+      // A live document, its first value then each patch applied.
+      const expected = JSON.parse(finalJson);
+      const document = gw.document(api, { pollInterval: 100 });
+      let patches = 0;
+      let final = null;
+      await within(15000, new Promise((resolve) => {
+        document.subscribe((value, patch) => {
+          if (patch) patches += 1;
+          if (value.v === expected.v) {
+            final = value;
+            resolve();
+          }
+        });
+      }), "the document's last version");
+
+      // Dropped: its messages stop; the other goes on, on the same connection.
+      await b.unsubscribe();
+      await b.publish({ data: "after" });
+      await a.publish({ data: "after" });
+      await within(5000, (async () => {
+        while (got.a.length < 11) await new Promise((r) => setTimeout(r, 20));
+      })(), "a message after the other channel left");
+      await new Promise((r) => setTimeout(r, 300));
+      gw.close();
+
+      // The patch algorithm on its own: RFC 6902's operations.
+      const patched = applyPatch(
+        { a: [1, 2, 3], b: { "x/y": 1, "m~n": 2 }, c: "keep" },
+        [
+          { op: "add", path: "/a/1", value: 9 },
+          { op: "remove", path: "/a/0" },
+          { op: "replace", path: "/b/x~1y", value: 5 },
+          { op: "move", from: "/b/m~0n", path: "/moved" },
+          { op: "copy", from: "/c", path: "/a/-" },
+          { op: "test", path: "/c", value: "keep" },
+        ],
+      );
+      let refused = false;
+      try {
+        applyPatch({ a: 1 }, [{ op: "test", path: "/a", value: 2 }]);
+      } catch {
+        refused = true;
+      }
+      return { got, history, final, expected, patches, opened, patched, refused };
+    },
+    { api, finalJson },
+  );
+  const range = (n, from) => Array.from({ length: n }, (_, i) => from + 2 * i);
+  // JSON with its objects' keys sorted: equal documents, equal texts.
+  const canonical = (v) =>
+    JSON.stringify(v, (_, x) =>
+      x && typeof x === "object" && !Array.isArray(x)
+        ? Object.fromEntries(Object.entries(x).sort(([k], [l]) => (k < l ? -1 : 1)))
+        : x,
+    );
+  check(
+    JSON.stringify(result.got.a) === JSON.stringify([...range(10, 0), "after"]),
+    "one channel's messages, in order",
+    result.got.a,
+  );
+  check(
+    JSON.stringify(result.got.b) === JSON.stringify(range(10, 1)),
+    "the other's, and none after it left",
+    result.got.b,
+  );
+  check(
+    JSON.stringify(result.history) === JSON.stringify(range(10, 0)),
+    "history",
+    result.history,
+  );
+  check(
+    canonical(result.final) === canonical(result.expected),
+    "the live document equals the API's",
+    result.final,
+  );
+  check(result.patches > 0, "patches kept it live", result.patches);
+  check(result.opened === 1, "one streaming connection for everything", result.opened);
+  check(
+    canonical(result.patched) ===
+      canonical({ a: [9, 2, 3, "keep"], b: { "x/y": 5 }, c: "keep", moved: 2 }),
+    "RFC 6902 operations",
+    result.patched,
+  );
+  check(result.refused, "a failed test operation refuses the patch", result.refused);
+} finally {
+  await browser.close();
+}
+process.exit(failed === 0 ? 0 : 1);
