@@ -17,7 +17,7 @@ pub mod mercure;
 mod relay;
 pub use auth::{AuthConfig, CapabilityMap, KeyConfig};
 pub use bus::{Backend, BusConfig};
-pub use http::HttpConfig;
+pub use http::{HttpConfig, check_origin};
 pub use limits::LimitsConfig;
 pub use relay::{RelayConfig, RelayMode, Route};
 

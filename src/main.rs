@@ -36,6 +36,10 @@ enum Command {
         /// Also serve a built-in, changing stock-ticker API (/demo/quotes, channel demo-quotes).
         #[arg(long)]
         demo: bool,
+        /// Let pages of ORIGIN (scheme://host[:port], or *) call the gateway (CORS), besides
+        /// [http] cors_origins; repeatable.
+        #[arg(long = "cors", value_name = "ORIGIN")]
+        cors: Vec<String>,
     },
     /// Validate a config file (and STREAMGATE_* overrides); exit non-zero with the reason.
     CheckConfig { file: PathBuf },
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
             config,
             listen,
             demo,
+            cors,
         } => {
             let config_file = config;
             let mut config = match load(config_file.as_deref()) {
@@ -81,6 +86,13 @@ fn main() -> ExitCode {
             };
             if let Some(listen) = listen {
                 config.server.listen = listen;
+            }
+            for origin in cors {
+                if let Err(e) = streamgate::config::check_origin(&origin) {
+                    eprintln!("--cors: {e}");
+                    return ExitCode::FAILURE;
+                }
+                config.http.cors_origins.push(origin);
             }
             let store = config_file
                 .as_deref()

@@ -543,7 +543,8 @@ async fn cors_answers_allowed_origins_only() {
     let h = resp.headers();
     assert_eq!(h["access-control-allow-origin"], APP);
     let methods = list(h, "access-control-allow-methods");
-    for method in ["get", "post", "delete", "options"] {
+    // PUT: the admin API changes entries with it.
+    for method in ["get", "post", "put", "delete", "options"] {
         assert!(methods.contains(method), "{methods}");
     }
     let allowed = list(h, "access-control-allow-headers");
@@ -658,4 +659,30 @@ fn bad_limits_and_origins_are_named() {
     );
     let err = config_error("[http]\ncors_origins = [\"app.example\"]\n");
     assert!(err.contains("scheme://host"), "{err}");
+}
+
+#[tokio::test]
+async fn cors_origins_may_come_from_the_command_line() {
+    let server = Server::start_with("", &["--cors", APP], &[]);
+    let resp = preflight(&server, APP).await;
+    assert_eq!(resp.headers()["access-control-allow-origin"], APP);
+    let methods = list(resp.headers(), "access-control-allow-methods");
+    assert!(methods.contains("put"), "{methods}");
+    // Checked as the config's are: a path is not part of an origin.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--cors",
+            "https://app.example/",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--cors") && stderr.contains("\"https://app.example\""),
+        "{stderr}"
+    );
 }

@@ -16,28 +16,29 @@ pub struct HttpConfig {
 fn origins<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let origins = Vec::<String>::deserialize(deserializer)?;
     for origin in &origins {
-        if origin == "*" {
-            continue;
-        }
-        let normalized = url::Url::parse(origin)
-            .ok()
-            .map(|url| url.origin())
-            .filter(|o| o.is_tuple())
-            .map(|o| o.ascii_serialization());
-        match normalized {
-            Some(normalized) if normalized == *origin => {}
-            Some(normalized) => {
-                return Err(serde::de::Error::custom(format!(
-                    "{origin:?} is not an origin as browsers send it; write {normalized:?}"
-                )));
-            }
-            None => {
-                return Err(serde::de::Error::custom(format!(
-                    "{origin:?} is not an origin; write scheme://host[:port] \
-                     (e.g. \"https://app.example.com\") or \"*\""
-                )));
-            }
-        }
+        check_origin(origin).map_err(serde::de::Error::custom)?;
     }
     Ok(origins)
+}
+
+/// Whether `origin` is `*` or an origin exactly as browsers send it; if not, what to write.
+pub fn check_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let normalized = url::Url::parse(origin)
+        .ok()
+        .map(|url| url.origin())
+        .filter(|o| o.is_tuple())
+        .map(|o| o.ascii_serialization());
+    match normalized {
+        Some(normalized) if normalized == origin => Ok(()),
+        Some(normalized) => Err(format!(
+            "{origin:?} is not an origin as browsers send it; write {normalized:?}"
+        )),
+        None => Err(format!(
+            "{origin:?} is not an origin; write scheme://host[:port] \
+             (e.g. \"https://app.example.com\") or \"*\""
+        )),
+    }
 }

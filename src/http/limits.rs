@@ -118,7 +118,13 @@ fn cors(allowed: &Allowed) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(origin)
         .allow_credentials(credentials)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
