@@ -2,7 +2,8 @@
 //! one command. `GET /demo/quotes` answers the current list, and is configured as the API
 //! `demo` (stream it at `/apis/demo/quotes`); every tick the list is also published on the
 //! channel `demo-quotes`, and sent as an SSE event by `GET /demo/ticks`, an upstream SSE
-//! server that the shared relay `demo` fronts at `/relays/demo/ticks`.
+//! server that the shared relay `demo` fronts at `/relays/demo/ticks`. `GET /demo` is a page
+//! that shows the quotes as a live table, and a channel, through the JavaScript client.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,7 @@ pub fn start(hub: Arc<Hub>) -> Router {
     let (ticks, _) = broadcast::channel(16);
     tokio::spawn(tick(hub, Arc::clone(&quotes), ticks.clone()));
     Router::new()
+        .route("/demo", get(page))
         .route("/demo/quotes", get(current))
         .with_state(quotes)
         .route("/demo/ticks", get(stream_ticks).with_state(ticks))
@@ -90,6 +92,12 @@ async fn stream_ticks(State(ticks): State<Ticks>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/event-stream")],
         Body::from_stream(events),
     )
+}
+
+/// `GET /demo`: the quotes as a live table and a channel to write on, built on the
+/// JavaScript client.
+async fn page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../clients/demo.html"))
 }
 
 async fn current(State(quotes): State<Quotes>) -> impl IntoResponse {

@@ -11,8 +11,12 @@ use common::upstream::Upstream;
 use common::{Server, client};
 use serde_json::json;
 
+/// One browser at a time: two at once on a small machine make each slow enough to time out.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `tests/browser/{script}` with `args`; panics with its output unless it succeeds.
 fn run(script: &str, args: &[&str]) {
+    let _turn = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         dir.join("node_modules/playwright-core").exists(),
@@ -110,4 +114,10 @@ async fn the_client_is_served_with_an_etag_to_revalidate() {
         .await
         .unwrap();
     assert_eq!(stale.status(), 200);
+}
+
+#[test]
+fn the_demo_page_shows_live_quotes_and_publishes_on_its_channel() {
+    let server = Server::start_with("", &["--demo"], &[]);
+    run("demo.mjs", &[&server.url("")]);
 }

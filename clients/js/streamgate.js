@@ -31,6 +31,8 @@ export class Gateway {
     this.authCallback = options.authCallback;
     /** Streams by their name on the connection: a channel's name, a document's URL. */
     this.streams = new Map();
+    /** A document's first events may come before the answer that names its stream. */
+    this.unclaimed = new Map();
     this.source = null;
     this.connectionId = null;
     this.lastEventId = null;
@@ -56,11 +58,13 @@ export class Gateway {
 
   /**
    * A live JSON document: a polled API turned into a delta stream by the gateway.
-   * @param {string} pathOrUrl the API's URL, or a path on the gateway (e.g. "/apis/quotes")
+   * @param {string} pathOrUrl the URL of a JSON API the gateway may poll (`[poll]
+   *   allowed_targets`), or its path on the gateway's own origin
    * @param {{select?: string, pollInterval?: number}} [options]
    */
   document(pathOrUrl, options = {}) {
-    return new LiveDocument(this, new URL(pathOrUrl, this.baseUrl + "/").href, options);
+    const target = new URL(pathOrUrl, this.baseUrl + "/").href;
+    return new LiveDocument(this, target, options);
   }
 
   /** Ends every subscription and the connection. */
@@ -121,6 +125,11 @@ export class Gateway {
         const { channel, data } = JSON.parse(e.data);
         const document = this.streams.get(channel);
         if (document instanceof LiveDocument) document._apply(kind, data);
+        else {
+          const waiting = this.unclaimed.get(channel) || [];
+          if (waiting.length < 100) waiting.push([kind, data]);
+          this.unclaimed.set(channel, waiting);
+        }
       });
     }
     source.addEventListener("error", (e) => {
@@ -276,6 +285,9 @@ class LiveDocument {
     this.attached = this.gateway._add(body).then((stream) => {
       this.stream = stream;
       this.gateway.streams.set(stream, this);
+      const waiting = this.gateway.unclaimed.get(stream) || [];
+      this.gateway.unclaimed.delete(stream);
+      for (const [kind, data] of waiting) this._apply(kind, data);
       return stream;
     });
     return this.attached;
@@ -286,9 +298,20 @@ class LiveDocument {
     if (kind === "data") {
       // The whole document: a first one, or a fresh one after a gap.
       this.value = data;
+      this.stale = false;
+    } else if (this.stale || this.value === undefined) {
+      return; // a patch of a document not held: wait for the next whole one
     } else {
       patch = data;
-      this.value = applyPatch(this.value, patch);
+      try {
+        this.value = applyPatch(this.value, patch);
+      } catch (error) {
+        // Not applicable (a bug somewhere): ask for the document again, whole.
+        this.stale = true;
+        this.lastError = error;
+        if (this.stream) this.gateway._remove(this.stream).then(() => this._attach());
+        return;
+      }
     }
     for (const listener of this.listeners) listener(this.value, patch);
   }
