@@ -133,7 +133,16 @@ export class Gateway {
       });
     }
     source.addEventListener("error", (e) => {
-      if (!e.data) return; // the connection dropped: EventSource reconnects by itself
+      if (!e.data) {
+        // The connection dropped: EventSource reconnects by itself, unless the gateway
+        // refused it (a resume another credential cannot make): then a new connection,
+        // which gets the streams added again.
+        if (source.readyState === EventSource.CLOSED && this.source === source && this.lastEventId) {
+          this.lastEventId = null;
+          setTimeout(() => this._open(), 1000);
+        }
+        return;
+      }
       const info = JSON.parse(e.data);
       const error = info.error || info;
       if (error.code === EXPIRED_TOKEN) this._renew();

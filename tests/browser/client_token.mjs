@@ -1,0 +1,56 @@
+// The JavaScript client when its token expires: the gateway ends the stream (40142), the
+// client asks authCallback for a new token and goes on with it. Run by tests/browser.rs:
+//   node tests/browser/client_token.mjs BASE_URL SHORT_TOKEN LONG_TOKEN
+// (SHORT_TOKEN expires within seconds). Prints one line per check; exits 1 if any fails.
+
+import { launch } from "./chromium.mjs";
+
+const [base, short, long] = process.argv.slice(2);
+const browser = await launch();
+let failed = 0;
+const check = (ok, what, detail) => {
+  if (!ok) failed += 1;
+  console.log(`${ok ? "ok" : "FAILED"}: ${what}${ok ? "" : `: ${JSON.stringify(detail)}`}`);
+};
+try {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.log(`page error: ${e}`));
+  await page.goto(`${base}/`);
+  const result = await page.evaluate(
+    async ({ short, long }) => {
+      const { Gateway } = await import("/client/streamgate.js");
+      let asked = 0;
+      const gw = new Gateway(window.origin, {
+        token: short,
+        authCallback: async () => {
+          asked += 1;
+          return long;
+        },
+      });
+      const got = [];
+      const channel = gw.channel("room:tokens");
+      await channel.subscribe((m) => got.push(m.data));
+      await channel.publish({ data: "before" });
+      // Past the short token's expiry the stream ends; the client renews its token.
+      const deadline = Date.now() + 15000;
+      while (asked === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Published with the new token until one arrives on the connection it opens (one
+      // published before the client is subscribed again is not delivered: docs/CLIENT.md).
+      while (!got.includes("after") && Date.now() < deadline) {
+        await channel.publish({ data: "after" }).catch(() => {});
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      gw.close();
+      return { got, asked };
+    },
+    { short, long },
+  );
+  check(result.got[0] === "before", "the first message", result.got);
+  check(result.got.includes("after"), "a message after the token was renewed", result.got);
+  check(result.asked === 1, "authCallback asked once", result.asked);
+} catch (e) {
+  check(false, "the page", String(e));
+} finally {
+  await browser.close();
+}
+process.exit(failed === 0 ? 0 : 1);
