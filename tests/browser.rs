@@ -137,3 +137,39 @@ fn the_client_asks_for_a_new_token_when_its_token_expires() {
         &[&server.url(""), &token(now + 3), &token(now + 600)],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_subscribes_again_when_a_restarted_gateway_forgot_its_connection() {
+    let server = Server::start("");
+    let base = server.url("");
+    let page = tokio::task::spawn_blocking(move || run("client_restart.mjs", &[&base]));
+    // Once the page had time to subscribe (its browser may wait for another test's).
+    let channel = server.url("/channels/restarts/messages");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let history: Vec<serde_json::Value> = client()
+            .get(&channel)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !history.is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Restarted without data_dir: the connection is forgotten.
+    let server = server.restart();
+    let channel = server.url("/channels/restarts/messages");
+    while !page.is_finished() {
+        let _ = client()
+            .post(&channel)
+            .json(&json!({"data": "after"}))
+            .send()
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    page.await.unwrap();
+}

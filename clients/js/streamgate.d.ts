@@ -4,9 +4,9 @@
 export interface Message {
   id: string;
   channel: string;
-  name?: string;
+  name?: string | null;
   data: unknown;
-  encoding?: string;
+  encoding?: string | null;
   timestamp: number;
 }
 

@@ -5,7 +5,7 @@
 //   const gw = new Gateway("https://gw.example.com", { key: "app:secret" });
 //   const orders = gw.channel("orders", { rewind: 10 });
 //   orders.subscribe((message) => console.log(message.name, message.data));
-//   const quotes = gw.document("/apis/quotes/latest", { pollInterval: 1000 });
+//   const quotes = gw.document("https://api.example.com/quotes", { pollInterval: 1000 });
 //   quotes.subscribe((value, patch) => render(value));
 //
 // Every channel and document of one Gateway shares one dynamic connection
@@ -73,6 +73,7 @@ export class Gateway {
     if (this.source) this.source.close();
     this.source = null;
     this.streams.clear();
+    this.unclaimed.clear();
   }
 
   /** The credential as query parameters. */
@@ -103,12 +104,15 @@ export class Gateway {
     this.source = source;
     source.addEventListener("connected", (e) => {
       const { connectionId } = JSON.parse(e.data);
+      this.failures = 0;
       // A connection the gateway resumed has its streams; one it started anew (it no
-      // longer knew ours) gets them added again. On the first, they add themselves.
+      // longer knew ours, or the browser reconnected before any event) gets them added
+      // again, on this connection.
       const anew = this.connectionId !== null && connectionId !== this.connectionId;
       this.connectionId = connectionId;
       ready(connectionId);
-      if (anew) for (const stream of this.streams.values()) stream._attach();
+      this.connected = Promise.resolve(connectionId);
+      if (anew) for (const stream of this.streams.values()) stream._reattach();
     });
     const track = (e) => {
       if (e.lastEventId) this.lastEventId = e.lastEventId;
@@ -126,6 +130,7 @@ export class Gateway {
         const document = this.streams.get(channel);
         if (document instanceof LiveDocument) document._apply(kind, data);
         else {
+          // Its stream's name is not known yet (the answer adding it is on its way).
           const waiting = this.unclaimed.get(channel) || [];
           if (waiting.length < 100) waiting.push([kind, data]);
           this.unclaimed.set(channel, waiting);
@@ -135,33 +140,59 @@ export class Gateway {
     source.addEventListener("error", (e) => {
       if (!e.data) {
         // The connection dropped: EventSource reconnects by itself, unless the gateway
-        // refused it (a resume another credential cannot make): then a new connection,
-        // which gets the streams added again.
-        if (source.readyState === EventSource.CLOSED && this.source === source && this.lastEventId) {
-          this.lastEventId = null;
-          setTimeout(() => this._open(), 1000);
-        }
+        // answered with an error (it refused a resume, the gateway is restarting, the
+        // credential is refused): then the client opens it again, resuming once, then
+        // anew, waiting longer each time.
+        if (source.readyState === EventSource.CLOSED && this.source === source) this._retry();
         return;
       }
       const info = JSON.parse(e.data);
       const error = info.error || info;
-      if (error.code === EXPIRED_TOKEN) this._renew();
+      if (error.code === EXPIRED_TOKEN) this._renew(error);
       else if (error.code === UNKNOWN_CONNECTION) this.lastEventId = null;
-      else for (const stream of this.streams.values()) stream._error(error);
+      else {
+        // A stream's error names it; one that does not is the connection's.
+        const stream = info.channel && this.streams.get(info.channel);
+        const errorInfo = info.channel ? info.data?.error || info.data : error;
+        if (stream) stream._error(errorInfo);
+        else for (const each of this.streams.values()) each._error(errorInfo);
+      }
     });
   }
 
+  /** Opens the connection again after the gateway refused it. */
+  _retry() {
+    if (this.closed) return;
+    this.failures = (this.failures || 0) + 1;
+    // The first retry resumes; later ones start a new connection.
+    if (this.failures > 1) this.lastEventId = null;
+    const wait = Math.min(1000 * 2 ** (this.failures - 1), 30000);
+    setTimeout(() => this._open(), wait);
+  }
+
   /** A new token from `authCallback`, then the connection again where it was. */
-  async _renew() {
+  async _renew(error) {
     if (this.source) this.source.close();
-    if (!this.authCallback) return;
-    this.token = await this.authCallback();
+    this.source = null;
+    if (!this.authCallback) {
+      for (const stream of this.streams.values()) stream._error(error);
+      return;
+    }
+    try {
+      this.token = await this.authCallback();
+    } catch (e) {
+      for (const stream of this.streams.values()) stream._error(e);
+      setTimeout(() => this._renew(error), 5000);
+      return;
+    }
     this._open();
   }
 
-  /** Asks the connection to carry a stream; its name on the connection. */
-  async _add(body) {
+  /** Asks the connection to carry `stream` (unless it does already); its name on it. */
+  async _add(body, stream) {
     const id = await this.connected;
+    if (stream.on === id) return stream.name;
+    stream.on = id;
     const query = this._credential();
     const response = await fetch(`${this.baseUrl}/connections/${encodeURIComponent(id)}/subscriptions?${query}`, {
       method: "POST",
@@ -169,7 +200,10 @@ export class Gateway {
       body: JSON.stringify(body),
     });
     const answer = await response.json();
-    if (!response.ok) throw new GatewayError(answer.error);
+    if (!response.ok) {
+      stream.on = null;
+      throw new GatewayError(answer.error);
+    }
     return answer.stream;
   }
 
@@ -197,7 +231,7 @@ export class GatewayError extends Error {
 }
 
 /** A pub/sub channel: its messages in order, publishing, history. */
-class Channel {
+export class Channel {
   constructor(gateway, name, options) {
     this.gateway = gateway;
     this.name = name;
@@ -209,7 +243,8 @@ class Channel {
   /** Calls `listener(message)` for each message, in order; attaches on the first call. */
   subscribe(listener) {
     this.listeners.add(listener);
-    if (!this.attached) this._attach();
+    this.gateway.streams.set(this.name, this);
+    if (!this.attached) this._attach(this.rewind);
     return this.attached;
   }
 
@@ -241,15 +276,24 @@ class Channel {
   /** Stops the messages, and drops the channel from the connection. */
   unsubscribe() {
     this.listeners.clear();
+    const attached = this.attached || Promise.resolve();
     this.attached = null;
-    return this.gateway._remove(this.name);
+    this.on = null;
+    // Removed once added, if the answer adding it is still on its way.
+    return attached.catch(() => {}).then(() => this.gateway._remove(this.name));
   }
 
-  _attach() {
+  _attach(rewind) {
     const body = { channel: this.name };
-    if (this.rewind) body.rewind = this.rewind;
-    this.attached = this.gateway._add(body);
+    if (rewind) body.rewind = rewind;
+    this.attached = this.gateway._add(body, this);
+    this.attached.catch((e) => this._error(e));
     return this.attached;
+  }
+
+  /** On a new connection: subscribed again, from live (a rewind is not repeated). */
+  _reattach() {
+    if (this.listeners.size > 0) this._attach();
   }
 
   _deliver(message) {
@@ -262,7 +306,7 @@ class Channel {
 }
 
 /** A live JSON document: `value` is the document now; each change calls the listeners. */
-class LiveDocument {
+export class LiveDocument {
   constructor(gateway, url, options) {
     this.gateway = gateway;
     this.url = url;
@@ -283,15 +327,24 @@ class LiveDocument {
   /** Stops the changes, and drops the document from the connection. */
   unsubscribe() {
     this.listeners.clear();
+    this.on = null;
+    const attached = this.attached;
     this.attached = null;
-    return this.stream ? this.gateway._remove(this.stream) : Promise.resolve();
+    // Removed once added, if the answer adding it is still on its way.
+    const removing = attached ? attached.then((stream) => this.gateway._remove(stream)) : null;
+    return removing ? removing.catch(() => {}) : Promise.resolve();
+  }
+
+  /** On a new connection: followed again (a fresh whole document comes first). */
+  _reattach() {
+    if (this.listeners.size > 0) this._attach();
   }
 
   _attach() {
     const body = { poll: this.url };
     if (this.options.select) body.select = this.options.select;
     if (this.options.pollInterval) body.pollInterval = this.options.pollInterval;
-    this.attached = this.gateway._add(body).then((stream) => {
+    this.attached = this.gateway._add(body, this).then((stream) => {
       this.stream = stream;
       this.gateway.streams.set(stream, this);
       const waiting = this.gateway.unclaimed.get(stream) || [];
@@ -318,7 +371,10 @@ class LiveDocument {
         // Not applicable (a bug somewhere): ask for the document again, whole.
         this.stale = true;
         this.lastError = error;
-        if (this.stream) this.gateway._remove(this.stream).then(() => this._attach());
+        if (this.stream && this.listeners.size > 0) {
+          this.on = null;
+          this.gateway._remove(this.stream).then(() => this.listeners.size > 0 && this._attach());
+        }
         return;
       }
     }
@@ -397,8 +453,10 @@ function put(document, path, value) {
   const parent = get(document, path.slice(0, -1));
   const last = path[path.length - 1];
   if (Array.isArray(parent)) parent.splice(arrayIndex(parent, last, true), 0, value);
-  else if (parent !== null && typeof parent === "object") parent[last] = value;
-  else throw new Error(`cannot add under a ${typeof parent}`);
+  else if (parent !== null && typeof parent === "object") {
+    // An own member whatever its name (`__proto__` included).
+    Object.defineProperty(parent, last, { value, writable: true, enumerable: true, configurable: true });
+  } else throw new Error(`cannot add under a ${typeof parent}`);
   return document;
 }
 
