@@ -398,6 +398,9 @@ export function applyPatch(document, patch) {
 
 function applyOperation(document, op) {
   const path = parsePointer(op.path);
+  if (["add", "replace", "test"].includes(op.op) && !("value" in op)) {
+    throw new Error(`${op.op} at ${op.path} has no value`);
+  }
   switch (op.op) {
     case "add":
       return put(document, path, structuredClone(op.value));
@@ -406,6 +409,8 @@ function applyOperation(document, op) {
     case "replace":
       return replace(document, path, structuredClone(op.value));
     case "move": {
+      // Into its own child is no place (RFC 6902, 4.4).
+      if (op.path.startsWith(op.from + "/")) throw new Error(`cannot move ${op.from} into itself`);
       const from = parsePointer(op.from);
       const { document: without, value } = take(document, from);
       return put(without, path, value);

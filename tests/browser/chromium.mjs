@@ -5,6 +5,11 @@
 import { chromium } from "playwright-core";
 
 export function launch() {
+  // A script never hangs its test: past this, it fails.
+  setTimeout(() => {
+    console.log("FAILED: the script took longer than 90 s");
+    process.exit(1);
+  }, 90000).unref();
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,

@@ -98,13 +98,27 @@ try {
           { op: "test", path: "/c", value: "keep" },
         ],
       );
-      let refused = false;
-      try {
-        applyPatch({ a: 1 }, [{ op: "test", path: "/a", value: 2 }]);
-      } catch {
-        refused = true;
-      }
-      return { got, history, wrong, seen, patches, opened, patched, refused };
+      // Each of these must be refused, leaving the document as it was.
+      const refusals = [
+        [{ op: "test", path: "/a", value: 2 }],
+        [{ op: "move", from: "/list/0", path: "/list/0/x" }],
+        [{ op: "add", path: "/b" }],
+        [{ op: "remove", path: "/list/-" }],
+        [{ op: "add", path: "/list/01", value: 1 }],
+        [{ op: "add", path: "/b", value: 1 }, { op: "remove", path: "/nothing" }],
+      ];
+      const original = { a: 1, list: [{}, {}] };
+      const refused = refusals.every((patch) => {
+        try {
+          applyPatch(original, patch);
+          return false;
+        } catch {
+          return JSON.stringify(original) === '{"a":1,"list":[{},{}]}';
+        }
+      });
+      const own = applyPatch({}, [{ op: "add", path: "/__proto__", value: { admin: true } }]);
+      const ownMember = Object.hasOwn(own, "__proto__") && own.admin === undefined;
+      return { got, history, wrong, seen, patches, opened, patched, refused, ownMember };
     },
     { api },
   );
@@ -140,7 +154,8 @@ try {
     "RFC 6902 operations",
     result.patched,
   );
-  check(result.refused, "a failed test operation refuses the patch", result.refused);
+  check(result.refused, "patches that cannot apply are refused whole", result.refused);
+  check(result.ownMember, "a __proto__ member is an own member", result.ownMember);
 } finally {
   await browser.close();
 }

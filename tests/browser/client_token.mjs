@@ -1,12 +1,21 @@
 // The JavaScript client when its token expires: the gateway ends the stream (40142), the
 // client asks authCallback for a new token and goes on with it. Run by tests/browser.rs:
-//   node tests/browser/client_token.mjs BASE_URL SHORT_TOKEN LONG_TOKEN
-// (SHORT_TOKEN expires within seconds). Prints one line per check; exits 1 if any fails.
+//   node tests/browser/client_token.mjs BASE_URL KEY_NAME KEY_SECRET
+// It signs its tokens itself (HS256, `kid` KEY_NAME) as the page starts: the first expires
+// 4 s later. Prints one line per check; exits 1 if any fails.
 
+import { createHmac } from "node:crypto";
 import { launch } from "./chromium.mjs";
 
-const [base, short, long] = process.argv.slice(2);
+const [base, kid, secret] = process.argv.slice(2);
+const sign = (exp) => {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const signed = `${part({ alg: "HS256", typ: "JWT", kid })}.${part({ exp, capability: { "*": ["*"] } })}`;
+  return `${signed}.${createHmac("sha256", secret).update(signed).digest("base64url")}`;
+};
 const browser = await launch();
+const now = Math.floor(Date.now() / 1000);
+const [short, long] = [sign(now + 4), sign(now + 600)];
 let failed = 0;
 const check = (ok, what, detail) => {
   if (!ok) failed += 1;
