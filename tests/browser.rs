@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 
 use common::upstream::Upstream;
-use common::{Server, client};
+use common::{Server, client, get_json};
 use serde_json::json;
 
 /// One browser at a time: two at once on a small machine make each slow enough to time out.
@@ -135,17 +135,10 @@ async fn the_client_subscribes_again_when_a_restarted_gateway_forgot_its_connect
     let base = server.url("");
     let page = tokio::task::spawn_blocking(move || run("client_restart.mjs", &[&base]));
     // Once the page had time to subscribe (its browser may wait for another test's).
-    let channel = server.url("/channels/restarts/messages");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let history: Vec<serde_json::Value> = client()
-            .get(&channel)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let history: Vec<serde_json::Value> =
+            get_json(&server, "/channels/restarts/messages").await;
         if !history.is_empty() || std::time::Instant::now() > deadline {
             break;
         }

@@ -109,15 +109,19 @@ pub async fn publish(
 /// channels). Answers its id.
 async fn dispatch(hub: &Arc<Hub>, update: Update) -> Result<String, String> {
     let id = update.id.clone();
-    let message = NewMessage {
+    let message = Append::Messages(vec![as_message(update.into_json())]);
+    hub.append(CHANNEL, message, None).await?;
+    Ok(id)
+}
+
+/// The message an update (or a topic's copy of it) is kept as: its data alone.
+fn as_message(data: Value) -> NewMessage {
+    NewMessage {
         id: None,
         name: None,
         encoding: None,
-        data: update.into_json(),
-    };
-    hub.append(CHANNEL, Append::Messages(vec![message]), None)
-        .await?;
-    Ok(id)
+        data,
+    }
 }
 
 /// Where the hub is, as Mercure's discovery says it (RFC 8288, relative to the response's

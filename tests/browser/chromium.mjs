@@ -4,7 +4,7 @@
 
 import { chromium } from "playwright-core";
 
-export function launch() {
+function launch() {
   // A script never hangs its test: past this, it fails.
   setTimeout(() => {
     console.log("FAILED: the script took longer than 90 s");
@@ -23,4 +23,29 @@ export function launch() {
       "--disable-sync",
     ],
   });
+}
+
+/**
+ * Runs `body(page, check)` in a new page of a launched browser, printing what the page logs
+ * and throws. Each `check(ok, what, detail)` prints one line (the detail when it failed); an
+ * exception out of `body` fails as "the page". Exits 1 if anything failed, else 0.
+ */
+export async function checkPage(body) {
+  const browser = await launch();
+  let failed = 0;
+  const check = (ok, what, detail) => {
+    if (!ok) failed += 1;
+    console.log(`${ok ? "ok" : "FAILED"}: ${what}${ok ? "" : `: ${JSON.stringify(detail)}`}`);
+  };
+  try {
+    const page = await browser.newPage();
+    page.on("console", (m) => console.log(`page: ${m.text()}`));
+    page.on("pageerror", (e) => console.log(`page error: ${e}`));
+    await body(page, check);
+  } catch (e) {
+    check(false, "the page", String(e));
+  } finally {
+    await browser.close();
+  }
+  process.exit(failed === 0 ? 0 : 1);
 }

@@ -5,19 +5,11 @@
 // (the API's version v is the document `version(v)` below, and changes every 150 ms)
 // Prints one line per check and exits 1 if any fails.
 
-import { launch } from "./chromium.mjs";
+import { checkPage } from "./chromium.mjs";
 
 const [base, api] = process.argv.slice(2);
 
-const browser = await launch();
-let failed = 0;
-const check = (ok, what, detail) => {
-  if (!ok) failed += 1;
-  console.log(`${ok ? "ok" : "FAILED"}: ${what}${ok ? "" : `: ${JSON.stringify(detail)}`}`);
-};
-try {
-  const page = await browser.newPage();
-  page.on("console", (m) => console.log(`page: ${m.text()}`));
+await checkPage(async (page, check) => {
   await page.goto(`${base}/`);
   const result = await page.evaluate(
     async ({ api }) => {
@@ -156,7 +148,4 @@ try {
   );
   check(result.refused, "patches that cannot apply are refused whole", result.refused);
   check(result.ownMember, "a __proto__ member is an own member", result.ownMember);
-} finally {
-  await browser.close();
-}
-process.exit(failed === 0 ? 0 : 1);
+});

@@ -5,18 +5,10 @@
 // until the page has it:   node tests/browser/client_restart.mjs BASE_URL
 // Prints one line per check; exits 1 if any fails.
 
-import { launch } from "./chromium.mjs";
+import { checkPage } from "./chromium.mjs";
 
 const [base] = process.argv.slice(2);
-const browser = await launch();
-let failed = 0;
-const check = (ok, what, detail) => {
-  if (!ok) failed += 1;
-  console.log(`${ok ? "ok" : "FAILED"}: ${what}${ok ? "" : `: ${JSON.stringify(detail)}`}`);
-};
-try {
-  const page = await browser.newPage();
-  page.on("pageerror", (e) => console.log(`page error: ${e}`));
+await checkPage(async (page, check) => {
   await page.goto(`${base}/`);
   const result = await page.evaluate(async () => {
     const { Gateway } = await import("/client/streamgate.js");
@@ -37,9 +29,4 @@ try {
   check(result.got[0] === "before", "a message before the restart", result.got);
   check(result.got.includes("after"), "a message after it, on the new connection", result.got);
   check(result.first !== result.second, "a new connection id", result);
-} catch (e) {
-  check(false, "the page", String(e));
-} finally {
-  await browser.close();
-}
-process.exit(failed === 0 ? 0 : 1);
+});

@@ -5,7 +5,7 @@
 // 4 s later. Prints one line per check; exits 1 if any fails.
 
 import { createHmac } from "node:crypto";
-import { launch } from "./chromium.mjs";
+import { checkPage } from "./chromium.mjs";
 
 const [base, kid, secret] = process.argv.slice(2);
 const sign = (exp) => {
@@ -13,17 +13,9 @@ const sign = (exp) => {
   const signed = `${part({ alg: "HS256", typ: "JWT", kid })}.${part({ exp, capability: { "*": ["*"] } })}`;
   return `${signed}.${createHmac("sha256", secret).update(signed).digest("base64url")}`;
 };
-const browser = await launch();
 const now = Math.floor(Date.now() / 1000);
 const [short, long] = [sign(now + 4), sign(now + 600)];
-let failed = 0;
-const check = (ok, what, detail) => {
-  if (!ok) failed += 1;
-  console.log(`${ok ? "ok" : "FAILED"}: ${what}${ok ? "" : `: ${JSON.stringify(detail)}`}`);
-};
-try {
-  const page = await browser.newPage();
-  page.on("pageerror", (e) => console.log(`page error: ${e}`));
+await checkPage(async (page, check) => {
   await page.goto(`${base}/`);
   const result = await page.evaluate(
     async ({ short, long }) => {
@@ -57,9 +49,4 @@ try {
   check(result.got[0] === "before", "the first message", result.got);
   check(result.got.includes("after"), "a message after the token was renewed", result.got);
   check(result.asked === 1, "authCallback asked once", result.asked);
-} catch (e) {
-  check(false, "the page", String(e));
-} finally {
-  await browser.close();
-}
-process.exit(failed === 0 ? 0 : 1);
+});

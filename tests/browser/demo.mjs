@@ -4,19 +4,10 @@
 // Prints one line per check and exits 1 if any fails. With SCREENSHOT=file.png it also
 // saves the page as it ends (how docs/img/demo.png is made).
 
-import { launch } from "./chromium.mjs";
+import { checkPage } from "./chromium.mjs";
 
 const [base] = process.argv.slice(2);
-const browser = await launch();
-let failed = 0;
-const check = (ok, what, detail) => {
-  if (!ok) failed += 1;
-  console.log(`${ok ? "ok" : "FAILED"}: ${what}${ok ? "" : `: ${JSON.stringify(detail)}`}`);
-};
-try {
-  const page = await browser.newPage();
-  page.on("console", (m) => console.log(`page: ${m.text()}`));
-  page.on("pageerror", (e) => console.log(`page error: ${e}`));
+await checkPage(async (page, check) => {
   await page.goto(`${base}/demo`);
   const rows = page.locator("#quotes tbody tr");
   await rows.nth(7).waitFor({ timeout: 10000 });
@@ -35,9 +26,4 @@ try {
   await page.locator("#messages li", { hasText: text }).waitFor({ timeout: 5000 });
   check(true, "a message typed on the page is published and appears");
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
-} catch (e) {
-  check(false, "the page", String(e));
-} finally {
-  await browser.close();
-}
-process.exit(failed === 0 ? 0 : 1);
+});

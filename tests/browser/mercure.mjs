@@ -4,7 +4,7 @@
 //   node tests/browser/mercure.mjs BASE_URL PUBLISHER_JWT
 // Prints one line per case and exits 1 if any case is not as expected.
 
-import { launch } from "./chromium.mjs";
+import { checkPage } from "./chromium.mjs";
 
 const [base, jwt] = process.argv.slice(2);
 
@@ -28,10 +28,7 @@ const cases = [
   ["private, by template", [`https://example.net/items/${b}`], ["https://example.net/items/{id}"], true, false],
 ];
 
-const browser = await launch();
-let failed = 0;
-try {
-  const page = await browser.newPage();
+await checkPage(async (page, check) => {
   await page.goto(`${base}/`);
   for (const [name, topics, selectors, isPrivate, mustArrive] of cases) {
     const result = await page.evaluate(
@@ -76,10 +73,6 @@ try {
     const answered =
       result.status === 200 && /^text\/plain/.test(result.type) && result.body === result.id;
     const ok = result.received === mustArrive && answered;
-    if (!ok) failed += 1;
-    console.log(`${ok ? "ok" : "FAILED"}: ${name}: ${JSON.stringify(result)}`);
+    check(ok, name, result);
   }
-} finally {
-  await browser.close();
-}
-process.exit(failed === 0 ? 0 : 1);
+});

@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{CHANNEL, topic_channel, topics};
-use crate::hub::{Append, ChannelKind, Event, Hub, NewMessage, Wake};
+use super::{CHANNEL, as_message, topic_channel, topics};
+use crate::hub::{Append, ChannelKind, Event, Hub, Wake};
 
 /// Updates copied at a time.
 const BATCH: usize = 256;
 
 /// The field of a copy that names its update's position in `[mercure]`.
-pub const SOURCE: &str = "source";
+const SOURCE: &str = "source";
 
 /// Copies `[mercure]`'s updates into their topics' channels, from the oldest it holds, for
 /// the life of the process.
@@ -59,12 +59,7 @@ async fn copy_one(hub: &Arc<Hub>, event: &Event) {
     topics.dedup();
     let copies = topics.iter().map(|topic| {
         let channel = topic_channel(topic);
-        let copy = NewMessage {
-            id: None,
-            name: None,
-            encoding: None,
-            data: data.clone(),
-        };
+        let copy = as_message(data.clone());
         async move {
             let copied = hub.append(&channel, Append::Messages(vec![copy]), None);
             if let Err(e) = copied.await {
