@@ -91,9 +91,17 @@ impl Hub {
                     continue;
                 }
             };
-            if beat.absent && idle(&entering) {
-                let (hub, bus) = (Arc::clone(&self), Arc::clone(&bus));
-                entering = Some(tokio::spawn(async move { hub.enter_again(&bus).await }));
+            // Absent from the living (Redis lost them), or members removed by another node
+            // that took this one for dead while it was away.
+            if idle(&entering) {
+                let removed = bus.take_removed().await.unwrap_or_else(|e| {
+                    tracing::debug!("presence: this node's removal mark not read: {e}");
+                    false
+                });
+                if beat.absent || removed {
+                    let (hub, bus) = (Arc::clone(&self), Arc::clone(&bus));
+                    entering = Some(tokio::spawn(async move { hub.enter_again(&bus).await }));
+                }
             }
             let dead: Vec<String> = beat.dead.into_iter().filter(|n| n != bus.node()).collect();
             if !dead.is_empty() && idle(&removing) {
@@ -118,7 +126,12 @@ impl Hub {
         timeout_ms: u64,
     ) -> Result<(), String> {
         for channel in bus.channels_of(node).await? {
-            for gone in bus.remove_members_of(node, &channel).await? {
+            let removed = bus.remove_members_of(node, &channel).await?;
+            if !removed.is_empty() {
+                // After the removal: a node that lives enters them again.
+                bus.mark_removed(node).await?;
+            }
+            for gone in removed {
                 let Some(last) = read_entry(&gone) else {
                     continue;
                 };

@@ -8,6 +8,9 @@
 //! - `sg:node:{id}:c`, a set per node: the channels it has members on, so that the members
 //!   of a node not heard for the timeout can be found and removed, by whichever node sees it
 //!   first (a removal is atomic: each member leaves once).
+//! - `sg:node:{id}:r`: set after a node removed some of `id`'s members. A node that was
+//!   taken for dead but lives (it beat again meanwhile) finds it and enters its members
+//!   again: the mark comes after each removal, so no removal goes unnoticed.
 
 use super::RedisBus;
 
@@ -163,6 +166,27 @@ impl RedisBus {
         self.timed(call.invoke_async(&mut commands)).await
     }
 
+    /// Tells `node` that some of its members were removed (it was taken for dead): it
+    /// enters them again if it lives.
+    pub async fn mark_removed(&self, node: &str) -> Result<(), String> {
+        let mut mark = redis::cmd("SET");
+        mark.arg(removed_of(node))
+            .arg(1)
+            .arg("PX")
+            .arg(24 * 3600 * 1000);
+        let mut commands = self.commands.clone();
+        self.timed(mark.query_async::<()>(&mut commands)).await
+    }
+
+    /// Whether another node removed some of this node's members since it last asked.
+    pub async fn take_removed(&self) -> Result<bool, String> {
+        let mut take = redis::cmd("GETDEL");
+        take.arg(removed_of(&self.owner));
+        let mut commands = self.commands.clone();
+        let mark: Option<String> = self.timed(take.query_async(&mut commands)).await?;
+        Ok(mark.is_some())
+    }
+
     /// Forgets dead `node` once its members are removed, unless it was heard again
     /// meanwhile (not heard for `timeout_ms`); whether it was.
     pub async fn forget_node(&self, node: &str, timeout_ms: u64) -> Result<bool, String> {
@@ -177,6 +201,11 @@ impl RedisBus {
         }
         Ok(forgotten == 1)
     }
+}
+
+/// The mark that another node removed some of `node`'s members.
+fn removed_of(node: &str) -> String {
+    format!("sg:node:{{{node}}}:r")
 }
 
 /// The set of the channels `node` has members on.
