@@ -1,6 +1,7 @@
 //! Prometheus metrics: the handles the hot paths bump, registered once per process.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -11,8 +12,11 @@ pub struct Metrics {
     /// Open streaming connections.
     pub connections: Gauge,
     pub channels: Gauge,
-    pub published: Counter,
-    pub delivered: Counter,
+    published: Counter,
+    delivered: Counter,
+    polls: Counter,
+    /// The same counts, readable back (a Prometheus counter is not).
+    totals: Arc<Totals>,
     /// Events a slow subscriber missed because they left history before it read them.
     pub drops: Counter,
     /// Poll slots skipped because the topic's previous poll was still running.
@@ -45,6 +49,10 @@ impl Metrics {
                     "Messages written to streaming connections"
                 );
                 describe_counter!(
+                    "streamgate_polls_total",
+                    "Requests made to polled APIs, answered or failed"
+                );
+                describe_counter!(
                     "streamgate_queue_drops_total",
                     "Messages a slow subscriber missed because they left history first"
                 );
@@ -68,11 +76,57 @@ impl Metrics {
             channels: gauge!("streamgate_channels"),
             published: counter!("streamgate_messages_published_total"),
             delivered: counter!("streamgate_messages_delivered_total"),
+            polls: counter!("streamgate_polls_total"),
+            totals: Arc::default(),
             drops: counter!("streamgate_queue_drops_total"),
             poll_skipped_slots: counter!("streamgate_poll_skipped_slots_total"),
         };
         (metrics, handle)
     }
+
+    /// `n` events entered channels.
+    pub fn published(&self, n: u64) {
+        self.published.increment(n);
+        self.totals.published.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `n` events were written to a streaming connection.
+    pub fn delivered(&self, n: u64) {
+        self.delivered.increment(n);
+        self.totals.delivered.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A polled API was requested.
+    pub fn polled(&self) {
+        self.polls.increment(1);
+        self.totals.polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts since the process started.
+    pub fn counts(&self) -> Counts {
+        let totals = &self.totals;
+        Counts {
+            published: totals.published.load(Ordering::Relaxed),
+            delivered: totals.delivered.load(Ordering::Relaxed),
+            polls: totals.polls.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    published: AtomicU64,
+    delivered: AtomicU64,
+    polls: AtomicU64,
+}
+
+/// Counts since the process started, read at one time: what the gateway's own figures are
+/// made of (see `sources::figures`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub published: u64,
+    pub delivered: u64,
+    pub polls: u64,
 }
 
 /// A limit that refuses connections or requests: the `limit` label of

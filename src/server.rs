@@ -109,6 +109,11 @@ pub async fn run(
         config.poll.clone(),
     ));
     let relays = Arc::new(Relays::new(Arc::clone(&hub), upstream.clone()));
+    tokio::spawn(crate::sources::figures::publish(
+        Arc::clone(&hub),
+        Arc::clone(&pollers),
+        Arc::clone(&relays),
+    ));
     let auth = Arc::new(Auth::new(&config).map_err(std::io::Error::other)?);
     if !config.auth.enabled(&config.keys) {
         tracing::info!(

@@ -157,3 +157,39 @@ async fn the_client_subscribes_again_when_a_restarted_gateway_forgot_its_connect
     }
     page.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_landing_page_shows_live_figures_and_the_detail_to_an_admin() {
+    let server = Server::start(
+        r#"
+[[key]]
+name = "ops"
+secret = "ops-secret"
+capabilities = { "admin" = ["admin"] }
+
+[[key]]
+name = "app"
+secret = "app-secret"
+capabilities = { "*" = ["publish"] }
+"#,
+    );
+    let base = server.url("");
+    let page = tokio::task::spawn_blocking(move || {
+        run(
+            "landing.mjs",
+            &[&base, "ops:ops-secret", "orders-on-the-landing-page"],
+        );
+    });
+    // A few messages a second, for as long as the page watches.
+    let channel = server.url("/channels/orders-on-the-landing-page/messages?key=app:app-secret");
+    while !page.is_finished() {
+        let resp = client()
+            .post(&channel)
+            .json(&json!({"data": 1}))
+            .send()
+            .await;
+        assert_eq!(resp.unwrap().status(), 201);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    page.await.unwrap();
+}

@@ -7,6 +7,7 @@ mod client;
 pub mod connections;
 mod docs;
 mod error;
+mod figures;
 mod health;
 mod landing;
 pub mod limits;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
             delete(connections::remove),
         )
         .route("/event-stream", get(streams::event_stream))
+        .route("/figures", get(figures::stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -100,7 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/client/streamgate.js", get(client::script))
         .route("/asyncapi.json", get(asyncapi::json))
         .route("/asyncapi.yaml", get(asyncapi::yaml))
-        .route("/docs/errors", get(docs::errors))
+        .route("/docs/{page}", get(docs::page))
         .route(
             "/.well-known/mercure",
             get(mercure::subscribe).post(mercure::publish),

@@ -320,7 +320,7 @@ impl Hub {
             answers.push((waiting.done, appended));
         }
         let count: usize = answers.iter().map(|(_, a)| a.count).sum();
-        self.metrics.published.increment(count as u64);
+        self.metrics.published(count as u64);
         if let Some(copy) = copy {
             self.apply(copy, events);
         }

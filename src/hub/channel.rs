@@ -348,6 +348,11 @@ impl Channel {
         &self.name
     }
 
+    /// The name, shared.
+    pub fn shared_name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
     pub fn kind(&self) -> ChannelKind {
         self.kind
     }

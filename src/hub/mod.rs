@@ -6,6 +6,7 @@
 //! is recognised as such.
 
 pub mod append;
+pub mod census;
 pub mod channel;
 pub mod cursor;
 pub mod entered;
@@ -53,8 +54,8 @@ pub struct Hub {
     order: AtomicU64,
     /// Names messages published without an id.
     message_ids: AtomicU64,
-    /// Open outlets (streaming connections), for the admin stats.
-    outlets: AtomicU64,
+    /// Open outlets (streaming connections), for the figures and the admin stats.
+    census: Arc<census::Census>,
     metrics: Metrics,
     /// Keys the digests of secrets in channel names (see `secret`).
     secret: Vec<u8>,
@@ -72,11 +73,15 @@ pub struct Hub {
     announcers: presence::Announcers,
 }
 
+/// The channel of the node's own figures (see `sources::figures`): never kept, never
+/// shared.
+pub const FIGURES: &str = "[figures]";
+
 /// Whether the channel `name`'s events are never kept beyond the process: presence streams
-/// (on one node, members are the process's own) and the Mercure hub's topic channels
-/// (copies of `[mercure]`'s updates, made again from it when a node starts).
+/// (on one node, members are the process's own), the Mercure hub's topic channels (copies
+/// of `[mercure]`'s updates, made again from it when a node starts) and the node's figures.
 fn never_kept(name: &str) -> bool {
-    presence::is_stream(name) || name.starts_with("[mercure]\n")
+    presence::is_stream(name) || name.starts_with("[mercure]\n") || name == FIGURES
 }
 
 /// One channel, as the admin stats show it.
@@ -98,7 +103,7 @@ impl Hub {
             epoch: cursor::new_epoch(),
             order: AtomicU64::new(0),
             message_ids: AtomicU64::new(0),
-            outlets: AtomicU64::new(0),
+            census: Arc::default(),
             metrics,
             secret: crate::bus::new_secret(),
             bus: Arc::new(Memory),
@@ -228,35 +233,35 @@ impl Hub {
         &self.metrics
     }
 
-    pub fn outlet_opened(&self) {
-        self.outlets.fetch_add(1, Ordering::Relaxed);
-        self.metrics.connections.increment(1.0);
+    /// Counts an outlet opening now (addressed by `connection`, if it has an id) until the
+    /// card drops.
+    pub fn outlet_opened(&self, connection: Option<String>) -> census::Counted {
+        self.census.open(&self.metrics, connection)
     }
 
-    pub fn outlet_closed(&self) {
-        self.outlets.fetch_sub(1, Ordering::Relaxed);
-        self.metrics.connections.decrement(1.0);
+    pub fn outlets(&self) -> usize {
+        self.census.count()
     }
 
-    pub fn outlets(&self) -> u64 {
-        self.outlets.load(Ordering::Relaxed)
+    /// The open outlets, oldest first, at most `most` of them.
+    pub fn outlet_stats(&self, most: usize) -> Vec<census::StreamStats> {
+        self.census.list(most)
     }
 
-    /// Every channel in memory. The names of polled and relayed channels are cut to their
-    /// first line, without the URL's query: the rest may hold forwarded credentials.
+    /// How many channels are in memory.
+    pub fn channel_count(&self) -> usize {
+        self.channels.read().unwrap().len()
+    }
+
+    /// Every channel in memory, named as `shown_name` shows them.
     pub fn channel_stats(&self) -> Vec<ChannelStats> {
         let channels = self.channels.read().unwrap();
         let mut stats: Vec<ChannelStats> = channels
             .values()
             .map(|c| {
-                let name = c.name();
-                let shown = match name.starts_with('[') {
-                    true => without_userinfo(name.split(['\n', '?']).next().unwrap_or(name)),
-                    false => name.to_owned(),
-                };
                 let (floor, head) = c.bounds();
                 ChannelStats {
-                    name: shown,
+                    name: shown_name(c.name()),
                     kind: match c.kind() {
                         ChannelKind::Log => "log",
                         ChannelKind::State => "state",
@@ -410,6 +415,15 @@ impl Hub {
             !disposable
         });
         self.metrics.channels.set(channels.len() as f64);
+    }
+}
+
+/// The channel `name` as the admin stats show it: a polled or relayed channel's cut to its
+/// first line, without the URL's query: the rest may hold forwarded credentials.
+pub fn shown_name(name: &str) -> String {
+    match name.starts_with('[') {
+        true => without_userinfo(name.split(['\n', '?']).next().unwrap_or(name)),
+        false => name.to_owned(),
     }
 }
 

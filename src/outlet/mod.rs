@@ -23,6 +23,7 @@ pub mod registry;
 use std::sync::Mutex;
 
 use crate::config::Overflow;
+use crate::hub::census::Counted;
 use crate::hub::{Channel, ChannelKind, Event, Hub, Subscription, Wake, cursor};
 use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::{WireFormat, ndjson, sse};
@@ -128,6 +129,8 @@ struct Sub {
 
 pub struct Outlet {
     hub: Arc<Hub>,
+    /// What the census shows of it while it is open.
+    card: Counted,
     subs: Vec<Sub>,
     waker: Arc<Wake>,
     options: OutletOptions,
@@ -188,8 +191,10 @@ impl Outlet {
         let journal_generation = link
             .as_ref()
             .map_or(0, |l| l.registration.journal.lock().unwrap().generation());
+        let card = hub.outlet_opened(link.as_ref().map(|l| l.registration.id.clone()));
         let mut outlet = Outlet {
             hub: Arc::clone(&hub),
+            card,
             subs: Vec::with_capacity(streams.len()),
             waker,
             next_keepalive: Instant::now() + options.keepalive,
@@ -210,7 +215,6 @@ impl Outlet {
         for spec in streams {
             outlet.add(spec.clone(), None);
         }
-        hub.outlet_opened();
         outlet
     }
 
@@ -218,6 +222,7 @@ impl Outlet {
     fn add(&mut self, spec: StreamSpec, journal_index: Option<u32>) {
         let hub = &self.hub;
         let subscription = hub.subscribe(&spec.channel, spec.kind, Arc::clone(&self.waker));
+        self.card.joined(subscription.channel().shared_name());
         let (cursor, lost) = start_position(hub, subscription.channel(), spec.start);
         let state = subscription.channel().kind() == ChannelKind::State;
         let state_pending = state && (lost || !matches!(spec.start, Start::After(_)));
@@ -271,6 +276,7 @@ impl Outlet {
                 let result = match self.subs.iter().position(|s| s.name == name) {
                     Some(i) => {
                         let sub = self.subs.remove(i);
+                        self.card.left(sub.subscription.channel().name());
                         if let Some(j) = self.journal() {
                             j.lock()
                                 .unwrap()
@@ -491,7 +497,7 @@ impl Outlet {
             delivered += 1;
         }
         if delivered > 0 {
-            self.hub.metrics().delivered.increment(delivered as u64);
+            self.card.delivered(delivered as u64);
         }
         taken > delivered
     }
@@ -510,14 +516,14 @@ impl Outlet {
         if resync && view.snapshot.is_none() {
             if let Some(error) = view.error.filter(|e| e.seq > cursor) {
                 self.put_positioned(buf, i, &error);
-                self.hub.metrics().delivered.increment(1);
+                self.card.delivered(1);
             }
             return;
         }
         for event in [view.snapshot, view.error].into_iter().flatten() {
             if resync || event.seq > cursor {
                 self.put_positioned(buf, i, &event);
-                self.hub.metrics().delivered.increment(1);
+                self.card.delivered(1);
             }
         }
         let sub = &mut self.subs[i];
@@ -605,7 +611,6 @@ impl Drop for Outlet {
             link.registry
                 .closed(&registration.id, registration.generation);
         }
-        self.hub.outlet_closed();
         tracing::debug!(channels = self.subs.len(), "stream closed");
     }
 }

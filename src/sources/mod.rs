@@ -4,6 +4,7 @@
 //! (lingering), failures told once and backed off.
 
 pub mod failure;
+pub mod figures;
 pub mod poller;
 pub mod publish;
 pub mod relay;

@@ -111,6 +111,15 @@ impl Pollers {
         stats
     }
 
+    /// How many topics are polled, and how many of them failed their last poll.
+    pub fn tally(&self) -> (usize, usize) {
+        let statuses = self
+            .supervisor
+            .stats(|shared, _| shared.last_status.load(Ordering::Relaxed));
+        let failing = statuses.iter().filter(|&&status| status >= 400).count();
+        (statuses.len(), failing)
+    }
+
     async fn run(self: Arc<Self>, topic: Topic, mut run: Run<Shared, Part>) {
         let mut state = PollState::default();
         // The first poll is at once (a subscriber waits for it); the next ones are due at
@@ -170,6 +179,7 @@ impl Pollers {
                 Err(failure) => u64::from(failure.status),
             };
             run.shared().requests.fetch_add(1, Ordering::Relaxed);
+            self.hub.metrics().polled();
             run.shared().last_status.store(status, Ordering::Relaxed);
             let interval_ms = run.shared().interval_ms.load(Ordering::Relaxed);
             slot = match outcome {

@@ -193,6 +193,15 @@ impl Relays {
         stats
     }
 
+    /// How many upstreams are relayed, and how many of them are connected.
+    pub fn tally(&self) -> (usize, usize) {
+        let connected = self
+            .supervisor
+            .stats(|r, _| r.connected.load(Ordering::Relaxed));
+        let up = connected.iter().filter(|&&c| c).count();
+        (connected.len(), up)
+    }
+
     async fn run(self: Arc<Self>, topic: RelayTopic, mut run: Run<RelayStats, ()>) {
         // A topic relayed before (its channel still has history, perhaps kept across a
         // restart) resumes where it stopped.

@@ -9,6 +9,9 @@ use serde_json::json;
 use super::Admitted;
 use crate::http::{ApiError, AppState};
 
+/// How many open streams the stats list at most.
+const LISTED: usize = 1000;
+
 pub async fn stats(State(state): State<AppState>, _: Admitted) -> Result<Response, ApiError> {
     let hub = &state.hub;
     Ok(Json(json!({
@@ -20,6 +23,7 @@ pub async fn stats(State(state): State<AppState>, _: Admitted) -> Result<Respons
         "connections": {
             "open": hub.outlets(),
             "resumable": state.connections.count(),
+            "list": hub.outlet_stats(LISTED),
         },
     }))
     .into_response())

@@ -1,0 +1,128 @@
+//! The streams open on this node, one card each: how many (the `streamgate_connections`
+//! gauge, the figures) and, for the admin stats, which: each one's channels and what it was
+//! sent. A card is made when an outlet opens and gone when it drops.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::shown_name;
+use crate::metrics::Metrics;
+
+/// The cards of the open streams.
+#[derive(Debug, Default)]
+pub struct Census {
+    next: AtomicU64,
+    cards: Mutex<HashMap<u64, Arc<Card>>>,
+}
+
+#[derive(Debug)]
+struct Card {
+    opened_ms: u64,
+    /// The id a client addresses and resumes the connection by, when it has one.
+    connection: Option<String>,
+    channels: Mutex<Vec<Arc<str>>>,
+    delivered: AtomicU64,
+}
+
+/// One open stream, as the admin stats show it.
+#[derive(Debug, serde::Serialize)]
+pub struct StreamStats {
+    #[serde(rename = "connectionId", skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    #[serde(rename = "openedAt")]
+    pub opened_ms: u64,
+    /// As `shown_name` shows them.
+    pub channels: Vec<String>,
+    /// Events written to it so far.
+    pub delivered: u64,
+}
+
+impl Census {
+    /// A card for a stream opening now, counted until the handle drops.
+    pub fn open(self: &Arc<Self>, metrics: &Metrics, connection: Option<String>) -> Counted {
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let card = Arc::new(Card {
+            opened_ms: crate::clock::now_ms(),
+            connection,
+            channels: Mutex::default(),
+            delivered: AtomicU64::new(0),
+        });
+        self.cards.lock().unwrap().insert(number, Arc::clone(&card));
+        metrics.connections.increment(1.0);
+        Counted {
+            census: Arc::clone(self),
+            metrics: metrics.clone(),
+            number,
+            card,
+        }
+    }
+
+    /// How many streams are open.
+    pub fn count(&self) -> usize {
+        self.cards.lock().unwrap().len()
+    }
+
+    /// The open streams, oldest first, at most `most` of them.
+    pub fn list(&self, most: usize) -> Vec<StreamStats> {
+        let mut cards: Vec<(u64, Arc<Card>)> = {
+            let cards = self.cards.lock().unwrap();
+            cards.iter().map(|(n, c)| (*n, Arc::clone(c))).collect()
+        };
+        cards.sort_unstable_by_key(|(number, _)| *number);
+        cards.truncate(most);
+        cards
+            .into_iter()
+            .map(|(_, card)| StreamStats {
+                connection: card.connection.clone(),
+                opened_ms: card.opened_ms,
+                channels: card
+                    .channels
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|c| shown_name(c))
+                    .collect(),
+                delivered: card.delivered.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+/// An open stream's card: dropped when the stream closes.
+#[derive(Debug)]
+pub struct Counted {
+    census: Arc<Census>,
+    metrics: Metrics,
+    number: u64,
+    card: Arc<Card>,
+}
+
+impl Counted {
+    /// The stream reads `channel` from now on.
+    pub fn joined(&self, channel: Arc<str>) {
+        self.card.channels.lock().unwrap().push(channel);
+    }
+
+    /// The stream no longer reads `channel`.
+    pub fn left(&self, channel: &str) {
+        let mut channels = self.card.channels.lock().unwrap();
+        if let Some(i) = channels.iter().position(|c| &**c == channel) {
+            channels.remove(i);
+        }
+    }
+
+    /// `n` events were written to the stream.
+    pub fn delivered(&self, n: u64) {
+        self.card.delivered.fetch_add(n, Ordering::Relaxed);
+        self.metrics.delivered(n);
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.census.cards.lock().unwrap().remove(&self.number);
+        self.metrics.connections.decrement(1.0);
+    }
+}
