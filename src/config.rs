@@ -52,13 +52,29 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address to listen on; `--listen` overrides it.
     pub listen: SocketAddr,
+    /// TLS (HTTP/2 and HTTP/1.1 by ALPN): the certificate chain and its private key, PEM,
+    /// read again on SIGHUP and when they change. Both or neither.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
+    }
+}
+
+impl ServerConfig {
+    /// The certificate and key files, when the server speaks TLS.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        Some((
+            self.tls_cert_file.as_deref()?,
+            self.tls_key_file.as_deref()?,
+        ))
     }
 }
 
@@ -305,6 +321,13 @@ impl Config {
     /// Checks that involve several keys (single values are checked while parsing).
     /// Capabilities are checked by `auth::Auth::new` (see `config::auth`).
     pub fn validate(&self) -> Result<(), String> {
+        let server = &self.server;
+        if server.tls_cert_file.is_some() != server.tls_key_file.is_some() {
+            return Err(
+                "[server] tls_cert_file and tls_key_file go together: set both (TLS) or neither"
+                    .into(),
+            );
+        }
         let poll = &self.poll;
         if poll.min_interval_ms > poll.max_interval_ms {
             return Err("[poll] min_interval_ms is larger than max_interval_ms".into());

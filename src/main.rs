@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
 use streamgate::config::Config;
+use streamgate::server::tls::Certs;
 
 /// jemalloc: measured against glibc and mimalloc on the poll step and on idle connections
 /// (docs/BENCHMARKS.md, "Allocator, again"), as fast as mimalloc on the first and the
@@ -60,7 +63,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Bench(command) => streamgate::bench::run_command(*command),
         Command::Tail { url } => tail(&url),
-        Command::CheckConfig { file } => match load(Some(&file)) {
+        Command::CheckConfig { file } => match load(Some(&file)).and_then(|config| {
+            // Serving would load the certificate too.
+            tls(&config).map_err(|e| format!("{}: {e}", file.display()))
+        }) {
             Ok(_) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
@@ -143,15 +149,32 @@ async fn serve(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    let tls = tls(&config).map_err(std::io::Error::other)?;
+    if tls.is_some() && demo {
+        return Err(std::io::Error::other(
+            "--demo serves its demo API over plain HTTP on the gateway's own address; run it \
+             without [server] tls_cert_file / tls_key_file",
+        ));
+    }
     let addr = config.server.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     // Printed on stdout so scripts and tests can find a port chosen with `--listen ...:0`.
     let local = listener.local_addr()?;
-    println!("streamgate listening on http://{local}");
-    tracing::info!(addr = %local, "listening");
-    streamgate::server::run(config, listener, demo, store, stop_signal()).await
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("streamgate listening on {scheme}://{local}");
+    tracing::info!(addr = %local, tls = tls.is_some(), "listening");
+    streamgate::server::run(config, listener, tls, demo, store, stop_signal()).await
+}
+
+/// The TLS certificate and key of `[server]`, loaded, when set.
+fn tls(config: &Config) -> Result<Option<Arc<Certs>>, String> {
+    config
+        .server
+        .tls_files()
+        .map(|(cert, key)| Certs::load(cert, key))
+        .transpose()
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -5,6 +5,7 @@ mod accept;
 mod head;
 mod http1;
 mod rewind;
+pub mod tls;
 mod write_deadline;
 
 use std::future::Future;
@@ -35,11 +36,13 @@ use crate::sources::upstream::Upstream;
 /// How long open connections get to flush after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves until `stop` resolves, then ends every stream with a `retry:` hint and returns
-/// once the connections have closed (or the grace period ran out).
+/// Serves until `stop` resolves (over TLS with `tls`), then ends every stream with a
+/// `retry:` hint and returns once the connections have closed (or the grace period ran
+/// out).
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    tls: Option<Arc<tls::Certs>>,
     demo: bool,
     store: Option<PathBuf>,
     stop: impl Future<Output = ()> + Send + 'static,
@@ -172,7 +175,11 @@ pub async fn run(
     }
     let app = limits::apply(app, &config);
     let (stopped_tx, mut stopped_rx) = watch::channel(false);
-    let serve = accept::serve(listener, app, &config.limits, async move {
+    let tls = tls.map(|certs| {
+        tokio::spawn(Arc::clone(&certs).watch());
+        certs.acceptor()
+    });
+    let serve = accept::serve(listener, tls, app, &config.limits, async move {
         stop.await;
         tracing::info!("shutting down: telling clients to reconnect");
         let _ = shutdown_tx.send(true);

@@ -193,3 +193,11 @@ capabilities = { "*" = ["publish"] }
     }
     page.await.unwrap();
 }
+
+#[test]
+fn a_page_over_tls_opens_more_streams_than_http1_allows() {
+    let certs = tempfile::tempdir().unwrap();
+    common::tls::issue(certs.path());
+    let server = Server::start(&common::tls::config(certs.path(), ""));
+    run("http2.mjs", &[&server.url("")]);
+}

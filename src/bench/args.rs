@@ -10,6 +10,7 @@ use super::limits;
 use super::marker::RunId;
 use super::procfs;
 use super::target::{self, SubscribeTarget};
+use super::tls::BenchTls;
 
 /// File descriptors a process keeps for itself besides subscribers: stdio, the runtime's
 /// epoll and wakeup descriptors, pipes to worker processes, reqwest's DNS and pool.
@@ -108,6 +109,14 @@ pub struct BenchArgs {
     /// Also print the report as one JSON object on stdout (the table then goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// The CA certificate (PEM) of an https:// server under test, trusted by subscribers and
+    /// publisher.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Subscribers share HTTP/2 connections (over TLS), this many streams on each; 0: one
+    /// HTTP/1.1 connection each.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub h2_streams: u64,
 
     /// Run as a child process holding subscribers for a parent.
     #[arg(long, hide = true)]
@@ -127,6 +136,8 @@ pub struct Settings {
     pub run: RunId,
     /// One per `--subscribe-url`, in order.
     pub subscribe: Vec<SubscribeTarget>,
+    /// For https:// targets (`--tls-ca`).
+    pub tls: Option<BenchTls>,
     pub publish_url: Url,
     pub publish_method: Method,
     pub publish_headers: HeaderMap,
@@ -158,6 +169,27 @@ impl Settings {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let publish_url = target::loopback_url("publish-url", &args.publish_url)?;
+        let tls = args
+            .tls_ca
+            .as_deref()
+            .map(|file| BenchTls::load(file, args.h2_streams > 0))
+            .transpose()?;
+        let secure = subscribe
+            .iter()
+            .map(|t| t.tls)
+            .chain([publish_url.scheme() == "https"]);
+        if tls.is_none() && secure.clone().any(|tls| tls) {
+            return Err(
+                "https:// targets need --tls-ca FILE: the CA that signed the server's \
+                        certificate"
+                    .into(),
+            );
+        }
+        if args.h2_streams > 0 && subscribe.iter().any(|t| !t.tls) {
+            return Err(
+                "--h2-streams needs https:// --subscribe-url targets (HTTP/2 over TLS)".into(),
+            );
+        }
         let publish_method = Method::from_bytes(
             args.publish_method.to_ascii_uppercase().as_bytes(),
         )
@@ -223,6 +255,7 @@ impl Settings {
             timeout: Duration::from_secs(args.timeout_secs),
             run,
             subscribe,
+            tls,
             publish_url,
             publish_method,
             publish_headers,

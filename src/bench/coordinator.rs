@@ -58,6 +58,8 @@ pub fn plan(settings: &Settings, count: u64, first: u64) -> Plan {
         connect_rate: (f64::from(args.connect_rate) * fraction).max(1.0),
         connect_window: ((f64::from(args.connect_window) * fraction) as usize).max(1),
         source_addrs: args.source_addrs,
+        tls: settings.tls.clone(),
+        h2_streams: args.h2_streams,
     }
 }
 

@@ -35,6 +35,7 @@ mod response;
 mod subscriber;
 mod tally;
 mod target;
+mod tls;
 mod upstream;
 mod worker;
 

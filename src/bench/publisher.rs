@@ -75,11 +75,15 @@ impl Publisher {
         let concurrency = settings.args.publish_concurrency as usize;
         // One pooled keep-alive connection per request in flight; proxies from the
         // environment must not sit between the tool and a local server.
-        let client = Client::builder()
+        let mut client = Client::builder()
             .no_proxy()
             .http1_only()
             .pool_max_idle_per_host(concurrency)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(tls) = &settings.tls {
+            client = client.tls_certs_only([tls.certificate()?]);
+        }
+        let client = client
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
         Ok(Publisher {

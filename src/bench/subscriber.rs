@@ -1,9 +1,11 @@
-//! Subscriber connections: raw sockets speaking just enough HTTP/1.1 to read a stream.
+//! Subscriber connections: raw sockets speaking just enough HTTP/1.1 to read a stream, or,
+//! over TLS, HTTP/1.1 or HTTP/2 (several streams on one connection, `--h2-streams`).
 //!
-//! A connection's state is a few small state machines (head, de-chunking, marker scan,
-//! sequence window) and no buffer: reads go into one buffer per worker thread, consumed
-//! before the next await. That keeps the tool itself small next to the server it measures,
-//! even at tens of thousands of connections in one process.
+//! A plain connection's state is a few small state machines (head, de-chunking, marker
+//! scan, sequence window) and no buffer: reads go into one buffer per worker thread,
+//! consumed before the next await. That keeps the tool itself small next to the server it
+//! measures, even at tens of thousands of connections in one process. A TLS connection
+//! keeps a read buffer of its own (the TLS stream is read across an await).
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -11,16 +13,23 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use bytes::Bytes;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 
 use super::clock;
 use super::marker::{RunId, Scanner, Stamp};
 use super::response::{Dechunker, Framing, HeadReader};
 use super::tally::{Arrival, Sequence, Tally};
 use super::target::SubscribeTarget;
+use super::tls::BenchTls;
+
+/// What a TLS subscriber reads at once.
+const TLS_READ: usize = 16 * 1024;
 
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; 64 * 1024].into_boxed_slice());
@@ -39,14 +48,20 @@ pub struct Plan {
     pub connect_rate: f64,
     pub connect_window: usize,
     pub source_addrs: u8,
+    /// For https:// targets.
+    pub tls: Option<BenchTls>,
+    /// Streams per HTTP/2 connection; 0: HTTP/1.1, a connection each.
+    pub h2_streams: u64,
 }
 
-/// Opens `plan.count` connections at `plan.connect_rate` per second, each then reading its
-/// stream until the process ends. Returns once all have been started.
+/// Opens `plan.count` subscribers at `plan.connect_rate` per second (over HTTP/2,
+/// `plan.h2_streams` on each connection), each then reading its stream until the process
+/// ends. Returns once all have been started.
 pub async fn open_all(plan: Plan, tally: Arc<Tally>) {
     let window = Arc::new(Semaphore::new(plan.connect_window));
     let start = Instant::now();
-    for local in 0..plan.count {
+    let per_connection = plan.h2_streams.max(1);
+    for local in (0..plan.count).step_by(per_connection as usize) {
         let due = start + Duration::from_secs_f64(local as f64 / plan.connect_rate);
         tokio::time::sleep_until(due).await;
         let Ok(permit) = Arc::clone(&window).acquire_owned().await else {
@@ -54,9 +69,26 @@ pub async fn open_all(plan: Plan, tally: Arc<Tally>) {
         };
         let index = plan.first + local;
         let source = source_address(index, plan.source_addrs);
-        let target = &plan.targets[(index % plan.targets.len() as u64) as usize];
-        let connection = Connection::new(plan.run, local as usize, Arc::clone(&tally), permit);
-        tokio::spawn(connection.run(target.clone(), source));
+        // Over HTTP/2, one connection's streams go to one target: targets rotate by
+        // connection.
+        let which = (plan.first + local) / per_connection;
+        let target = plan.targets[(which % plan.targets.len() as u64) as usize].clone();
+        let tls = plan.tls.clone().filter(|_| target.tls);
+        let slots = local..(local + per_connection).min(plan.count);
+        let mut permit = Some(permit);
+        let mut subscribers = slots.map(|slot| {
+            Connection::new(plan.run, slot as usize, Arc::clone(&tally), permit.take())
+        });
+        match (plan.h2_streams, tls) {
+            (0, tls) => {
+                let subscriber = subscribers.next().expect("one slot");
+                tokio::spawn(subscriber.run(target, source, tls));
+            }
+            (_, Some(tls)) => {
+                tokio::spawn(run_h2(subscribers.collect(), target, source, tls));
+            }
+            (_, None) => unreachable!("--h2-streams is refused without --tls-ca"),
+        }
     }
 }
 
@@ -84,7 +116,8 @@ enum Flow {
 struct Connection {
     slot: usize,
     tally: Arc<Tally>,
-    /// Held until the response head arrives: bounds connections opening at once.
+    /// Held until the response head arrives: bounds connections opening at once (over
+    /// HTTP/2, the first stream of a connection holds it).
     opening: Option<OwnedSemaphorePermit>,
     head: HeadReader,
     body: Option<Body>,
@@ -93,11 +126,16 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(run: RunId, slot: usize, tally: Arc<Tally>, opening: OwnedSemaphorePermit) -> Self {
+    fn new(
+        run: RunId,
+        slot: usize,
+        tally: Arc<Tally>,
+        opening: Option<OwnedSemaphorePermit>,
+    ) -> Self {
         Connection {
             slot,
             tally,
-            opening: Some(opening),
+            opening,
             head: HeadReader::default(),
             body: None,
             scanner: Scanner::new(run),
@@ -105,11 +143,71 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, target: SubscribeTarget, source: Option<SocketAddr>) {
-        let outcome = match connect(&target, source).await {
-            Ok(stream) => self.read(stream).await,
-            Err(e) => Err(e),
+    async fn run(
+        mut self,
+        target: SubscribeTarget,
+        source: Option<SocketAddr>,
+        tls: Option<BenchTls>,
+    ) {
+        let outcome = self.stream(&target, source, tls).await;
+        self.finish(outcome, &target);
+    }
+
+    /// Connects, sends the request and reads the response until it ends.
+    async fn stream(
+        &mut self,
+        target: &SubscribeTarget,
+        source: Option<SocketAddr>,
+        tls: Option<BenchTls>,
+    ) -> Result<(), String> {
+        let stream = connect(target, source).await?;
+        let Some(tls) = tls else {
+            let mut stream = stream;
+            send(&mut stream, &target.request).await?;
+            return self.read(stream).await;
         };
+        let mut stream = handshake(&tls, stream, target).await?;
+        send(&mut stream, &target.request).await?;
+        let mut buffer = vec![0; TLS_READ];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    if let Flow::Ended = self.take(&buffer[..n])? {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Reads one stream of an HTTP/2 connection until it ends.
+    async fn stream_h2(
+        &mut self,
+        connection: h2::client::SendRequest<Bytes>,
+        target: &SubscribeTarget,
+    ) -> Result<(), String> {
+        let failed = |e: h2::Error| format!("HTTP/2: {e}");
+        let mut connection = connection.ready().await.map_err(failed)?;
+        let (response, _) = connection
+            .send_request(target.h2_request.clone(), true)
+            .map_err(failed)?;
+        let response = response.await.map_err(failed)?;
+        self.accepted(response.status().as_u16(), Framing::Close)?;
+        let mut body = response.into_body();
+        while let Some(data) = body.data().await {
+            let data = data.map_err(failed)?;
+            let _ = body.flow_control().release_capacity(data.len());
+            if let Flow::Ended = self.take(&data)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts how the subscriber ended.
+    fn finish(&self, outcome: Result<(), String>, target: &SubscribeTarget) {
         let accepted = self.body.is_some();
         let reason = match outcome {
             Ok(()) if accepted => "the server ended the response".to_owned(),
@@ -142,21 +240,27 @@ impl Connection {
         }
     }
 
+    /// The response's head arrived: its body is read from now on.
+    fn accepted(&mut self, status: u16, framing: Framing) -> Result<(), String> {
+        if !(200..300).contains(&status) {
+            return Err(format!("HTTP status {status}"));
+        }
+        self.body = Some(match framing {
+            Framing::Chunked => Body::Chunked(Dechunker::default()),
+            Framing::Length(n) => Body::Length(n),
+            Framing::Close => Body::Close,
+        });
+        self.opening = None;
+        self.tally.connect_succeeded(self.slot);
+        Ok(())
+    }
+
     fn take(&mut self, mut bytes: &[u8]) -> Result<Flow, String> {
         if self.body.is_none() {
             let Some((head, used)) = self.head.feed(bytes)? else {
                 return Ok(Flow::Open);
             };
-            if !(200..300).contains(&head.status) {
-                return Err(format!("HTTP status {}", head.status));
-            }
-            self.body = Some(match head.framing {
-                Framing::Chunked => Body::Chunked(Dechunker::default()),
-                Framing::Length(n) => Body::Length(n),
-                Framing::Close => Body::Close,
-            });
-            self.opening = None;
-            self.tally.connect_succeeded(self.slot);
+            self.accepted(head.status, head.framing)?;
             bytes = &bytes[used..];
         }
         let received_at = clock::unix_micros();
@@ -214,6 +318,42 @@ impl Connection {
     }
 }
 
+/// Opens `streams` (at least one) as streams of one HTTP/2 connection over TLS to
+/// `target`, each read by a task of its own.
+async fn run_h2(
+    streams: Vec<Connection>,
+    target: SubscribeTarget,
+    source: Option<SocketAddr>,
+    tls: BenchTls,
+) {
+    let connected = async {
+        let stream = handshake(&tls, connect(&target, source).await?, &target).await?;
+        let (send, connection) = h2::client::Builder::new()
+            .initial_window_size(1 << 20)
+            .handshake::<_, Bytes>(stream)
+            .await
+            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok::<_, String>(send)
+    }
+    .await;
+    let target = Arc::new(target);
+    for mut stream in streams {
+        match &connected {
+            Err(e) => stream.finish(Err(e.clone()), &target),
+            Ok(send) => {
+                let (send, target) = (send.clone(), Arc::clone(&target));
+                tokio::spawn(async move {
+                    let outcome = stream.stream_h2(send, &target).await;
+                    stream.finish(outcome, &target);
+                });
+            }
+        }
+    }
+}
+
 async fn connect(
     target: &SubscribeTarget,
     source: Option<SocketAddr>,
@@ -229,15 +369,33 @@ async fn connect(
             .bind(source)
             .map_err(|e| format!("bind {source}: {e}"))?;
     }
-    let mut stream = socket
+    socket
         .connect(target.addr)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
-    stream
-        .write_all(&target.request)
+        .map_err(|e| format!("connect: {e}"))
+}
+
+/// The TLS handshake with `target` (a loopback address: its certificate names the IP).
+async fn handshake(
+    tls: &BenchTls,
+    stream: TcpStream,
+    target: &SubscribeTarget,
+) -> Result<TlsStream<TcpStream>, String> {
+    let name = ServerName::IpAddress(target.addr.ip().into());
+    tls.connector
+        .connect(name, stream)
         .await
-        .map_err(|e| format!("sending the request: {e}"))?;
-    Ok(stream)
+        .map_err(|e| format!("TLS handshake: {e}"))
+}
+
+async fn send(
+    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
+    request: &[u8],
+) -> Result<(), String> {
+    stream
+        .write_all(request)
+        .await
+        .map_err(|e| format!("sending the request: {e}"))
 }
 
 #[cfg(test)]

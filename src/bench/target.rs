@@ -9,12 +9,13 @@ use bytes::Bytes;
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 
-/// Parses `text` (the value of `--{flag}`) and checks that it is plain HTTP to loopback.
+/// Parses `text` (the value of `--{flag}`) and checks that it is HTTP(S) to loopback.
 pub fn loopback_url(flag: &str, text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("--{flag} {text:?} is not a URL: {e}"))?;
-    if url.scheme() != "http" {
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "--{flag} {text:?}: only http:// URLs are supported (the targets are local servers)"
+            "--{flag} {text:?}: only http:// and https:// URLs are supported (the targets are \
+             local servers)"
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -64,7 +65,12 @@ pub fn header(flag: &str, text: &str) -> Result<(HeaderName, HeaderValue), Strin
 #[derive(Debug, Clone)]
 pub struct SubscribeTarget {
     pub addr: SocketAddr,
+    /// Over TLS (https://).
+    pub tls: bool,
+    /// The request as HTTP/1.1 bytes.
     pub request: Bytes,
+    /// The same request, for HTTP/2.
+    pub h2_request: axum::http::Request<()>,
 }
 
 impl SubscribeTarget {
@@ -87,9 +93,17 @@ impl SubscribeTarget {
             request.extend_from_slice(b"\r\n");
         }
         request.extend_from_slice(b"\r\n");
+        let mut h2_request = axum::http::Request::get(url.as_str());
+        for (name, value) in headers {
+            h2_request = h2_request.header(name, value);
+        }
         Ok(SubscribeTarget {
             addr,
+            tls: url.scheme() == "https",
             request: Bytes::from(request),
+            h2_request: h2_request
+                .body(())
+                .map_err(|e| format!("{url}: cannot make an HTTP/2 request of it: {e}"))?,
         })
     }
 }
@@ -111,7 +125,7 @@ mod tests {
         for bad in [
             "http://10.0.0.1/",
             "http://example.com/",
-            "https://127.0.0.1/",
+            "ftp://127.0.0.1/",
             "http://u:p@127.0.0.1/",
             "127.0.0.1:8080",
         ] {

@@ -101,6 +101,10 @@ impl Worker {
         for header in &args.subscribe_headers {
             command.args(["--subscribe-header", header]);
         }
+        if let Some(ca) = &args.tls_ca {
+            command.arg("--tls-ca").arg(ca);
+        }
+        command.args(["--h2-streams", &args.h2_streams.to_string()]);
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

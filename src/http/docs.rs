@@ -11,7 +11,7 @@ use super::ApiError;
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Each page: its path under `/docs/`, what it is about, its text.
-pub const PAGES: [(&str, &str, &str); 12] = [
+pub const PAGES: [(&str, &str, &str); 13] = [
     (
         "channels",
         "pub/sub channels and streams",
@@ -47,6 +47,7 @@ pub const PAGES: [(&str, &str, &str); 12] = [
         "limits and CORS",
         include_str!("../../docs/LIMITS.md"),
     ),
+    ("tls", "TLS and HTTP/2", include_str!("../../docs/TLS.md")),
     (
         "admin",
         "the admin API and its stats",

@@ -320,7 +320,10 @@ impl Hub {
             answers.push((waiting.done, appended));
         }
         let count: usize = answers.iter().map(|(_, a)| a.count).sum();
-        self.metrics.published(count as u64);
+        // The node's figures are the gateway's own, not what its users published.
+        if name != super::FIGURES {
+            self.metrics.published(count as u64);
+        }
         if let Some(copy) = copy {
             self.apply(copy, events);
         }

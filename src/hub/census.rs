@@ -6,22 +6,27 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use smallvec::SmallVec;
+
 use super::shown_name;
 use crate::metrics::Metrics;
 
 /// The cards of the open streams.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Census {
+    metrics: Metrics,
     next: AtomicU64,
     cards: Mutex<HashMap<u64, Arc<Card>>>,
 }
 
+/// Kept small: every idle stream has one.
 #[derive(Debug)]
 struct Card {
     opened_ms: u64,
     /// The id a client addresses and resumes the connection by, when it has one.
-    connection: Option<String>,
-    channels: Mutex<Vec<Arc<str>>>,
+    connection: Option<Box<str>>,
+    /// Most streams read one channel: no allocation for it.
+    channels: Mutex<SmallVec<[Arc<str>; 1]>>,
     delivered: AtomicU64,
 }
 
@@ -40,20 +45,27 @@ pub struct StreamStats {
 }
 
 impl Census {
+    pub fn new(metrics: Metrics) -> Census {
+        Census {
+            metrics,
+            next: AtomicU64::new(0),
+            cards: Mutex::default(),
+        }
+    }
+
     /// A card for a stream opening now, counted until the handle drops.
-    pub fn open(self: &Arc<Self>, metrics: &Metrics, connection: Option<String>) -> Counted {
+    pub fn open(self: &Arc<Self>, connection: Option<String>) -> Counted {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let card = Arc::new(Card {
             opened_ms: crate::clock::now_ms(),
-            connection,
+            connection: connection.map(String::into_boxed_str),
             channels: Mutex::default(),
             delivered: AtomicU64::new(0),
         });
         self.cards.lock().unwrap().insert(number, Arc::clone(&card));
-        metrics.connections.increment(1.0);
+        self.metrics.connections.increment(1.0);
         Counted {
             census: Arc::clone(self),
-            metrics: metrics.clone(),
             number,
             card,
         }
@@ -75,7 +87,7 @@ impl Census {
         cards
             .into_iter()
             .map(|(_, card)| StreamStats {
-                connection: card.connection.clone(),
+                connection: card.connection.as_deref().map(str::to_owned),
                 opened_ms: card.opened_ms,
                 channels: card
                     .channels
@@ -94,7 +106,6 @@ impl Census {
 #[derive(Debug)]
 pub struct Counted {
     census: Arc<Census>,
-    metrics: Metrics,
     number: u64,
     card: Arc<Card>,
 }
@@ -116,13 +127,13 @@ impl Counted {
     /// `n` events were written to the stream.
     pub fn delivered(&self, n: u64) {
         self.card.delivered.fetch_add(n, Ordering::Relaxed);
-        self.metrics.delivered(n);
+        self.census.metrics.delivered(n);
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
         self.census.cards.lock().unwrap().remove(&self.number);
-        self.metrics.connections.decrement(1.0);
+        self.census.metrics.connections.decrement(1.0);
     }
 }

@@ -103,7 +103,7 @@ impl Hub {
             epoch: cursor::new_epoch(),
             order: AtomicU64::new(0),
             message_ids: AtomicU64::new(0),
-            census: Arc::default(),
+            census: Arc::new(census::Census::new(metrics.clone())),
             metrics,
             secret: crate::bus::new_secret(),
             bus: Arc::new(Memory),
@@ -236,7 +236,7 @@ impl Hub {
     /// Counts an outlet opening now (addressed by `connection`, if it has an id) until the
     /// card drops.
     pub fn outlet_opened(&self, connection: Option<String>) -> census::Counted {
-        self.census.open(&self.metrics, connection)
+        self.census.open(connection)
     }
 
     pub fn outlets(&self) -> usize {

@@ -1,8 +1,8 @@
 //! The accept loop: admits client connections within `[limits] max_connections` and
 //! `max_connections_per_ip`, answers the ones over a limit with a 503, and serves the rest
-//! (`server::http1`, handing some to hyper), the head limits set above `[limits]
-//! max_header_bytes` so the gateway's check (a JSON 431, see `http::limits`) is the one
-//! clients meet.
+//! (`server::http1`, handing some to hyper; over TLS, hyper serves HTTP/2 or HTTP/1.1 as
+//! the client chose), the head limits set above `[limits] max_header_bytes` so the
+//! gateway's check (a JSON 431, see `http::limits`) is the one clients meet.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -12,15 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderValue, Request, Version, header};
 use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use super::http1;
+use super::write_deadline::Socket;
 
 use crate::config::LimitsConfig;
 use crate::http::ApiError;
@@ -36,12 +39,17 @@ const HYPER_DEFAULT_HEADER_LIST: usize = 16 * 1024;
 const REFUSALS_IN_FLIGHT: usize = 256;
 /// How long a refused client gets to send its request and read the answer.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often hyper pings an HTTP/2 client, and how long it waits for the answer: a client
+/// gone without a word (its machine off, its network changed) lets its streams go.
+const H2_PING_EVERY: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Serves `app` on `listener` until `stop` resolves, then stops accepting, lets every
-/// connection finish its requests (open streams end on the server's own shutdown signal),
-/// and returns once all have closed.
+/// Serves `app` on `listener` (over TLS with `tls`) until `stop` resolves, then stops
+/// accepting, lets every connection finish its requests (open streams end on the server's
+/// own shutdown signal), and returns once all have closed.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     app: Router,
     limits: &LimitsConfig,
     stop: impl Future<Output = ()>,
@@ -79,20 +87,50 @@ pub async fn serve(
         let admitted = match admission.admit(peer.ip()) {
             Ok(admitted) => admitted,
             Err(refusal) => {
-                refuse(stream, refusal, &refusals);
+                refuse(stream, tls.clone(), refusal, &refusals);
                 continue;
             }
         };
-        let connection = http1::serve(Arc::clone(&shared), stream, peer, stopped.clone());
-        tokio::spawn(async move {
-            connection.await;
-            drop(admitted);
-        });
+        let (shared, stop) = (Arc::clone(&shared), stopped.clone());
+        // Two tasks of their own sizes: a plain connection's keeps no room for a TLS one.
+        match &tls {
+            None => spawn_admitted(http1::serve(shared, stream, peer, stop), admitted),
+            Some(tls) => spawn_admitted(secure(shared, tls.clone(), stream, peer, stop), admitted),
+        }
     }
     drop(listener);
     let _ = stopping.send(true);
     drop(stopped);
     stopping.closed().await;
+}
+
+/// Runs `connection`, counted as admitted until it ends.
+fn spawn_admitted(connection: impl Future<Output = ()> + Send + 'static, admitted: Admitted) {
+    tokio::spawn(async move {
+        connection.await;
+        drop(admitted);
+    });
+}
+
+/// Serves a TLS connection: the handshake within `[limits] read_timeout_ms` (a client that
+/// says nothing does not hold its slot), then hyper, HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn secure(
+    shared: Arc<http1::Shared>,
+    tls: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let handshake = tokio::time::timeout(shared.read_timeout, tls.accept(stream));
+    let stream = tokio::select! {
+        shaken = handshake => match shaken {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return tracing::debug!("TLS handshake with {peer} failed: {e}"),
+            Err(_) => return tracing::debug!("TLS handshake with {peer} timed out"),
+        },
+        _ = stop.wait_for(|stopping| *stopping) => return,
+    };
+    http1::hand_over(&shared, stream, bytes::Bytes::new(), peer, stop).await;
 }
 
 /// The largest request head read, set above the gateway's own limit so that a head a little
@@ -115,15 +153,24 @@ fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
         .max_buf_size(max_head(limits))
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.read_timeout());
-    builder.http2().max_header_list_size(
-        u32::try_from(
-            limits
-                .max_header_bytes
-                .saturating_mul(2)
-                .max(HYPER_DEFAULT_HEADER_LIST),
+    builder
+        .http2()
+        .max_header_list_size(
+            u32::try_from(
+                limits
+                    .max_header_bytes
+                    .saturating_mul(2)
+                    .max(HYPER_DEFAULT_HEADER_LIST),
+            )
+            .unwrap_or(u32::MAX),
         )
-        .unwrap_or(u32::MAX),
-    );
+        // A stream is a request: one connection carries as many as the limit says.
+        .max_concurrent_streams(
+            u32::try_from(limits.max_streams_per_connection).unwrap_or(u32::MAX),
+        )
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(H2_PING_EVERY)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
     builder
 }
 
@@ -148,29 +195,54 @@ struct Refusal {
     message: String,
 }
 
-/// Answers a refused connection's first request with a 503 ErrorInfo and closes it, or
-/// just closes it when too many refusals are being answered already.
-fn refuse(stream: TcpStream, refusal: Refusal, in_flight: &Arc<Semaphore>) {
+/// Answers a refused connection's first request with a 503 ErrorInfo (after the TLS
+/// handshake, with `tls`) and closes it, or just closes it when too many refusals are being
+/// answered already.
+fn refuse(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    refusal: Refusal,
+    in_flight: &Arc<Semaphore>,
+) {
     refusal.limit.refused();
     tracing::debug!(limit = ?refusal.limit, "connection refused");
     let Ok(permit) = Arc::clone(in_flight).try_acquire_owned() else {
         return;
     };
     let info = ErrorInfo::new(codes::TOO_MANY_CONNECTIONS, refusal.message);
-    let service = hyper::service::service_fn(move |_request: Request<Incoming>| {
+    tokio::spawn(async move {
+        let answered = async {
+            match tls {
+                None => answer_refused(stream, info).await,
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        answer_refused::<TlsStream<TcpStream>>(stream, info).await;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answered).await;
+        drop(permit);
+    });
+}
+
+/// Answers every request on `stream` with `info`, closing it after the first over HTTP/1.
+async fn answer_refused<S: Socket>(stream: S, info: ErrorInfo) {
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut response = ApiError(info.clone()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        // HTTP/2 has no such field: the connection ends when hyper has answered.
+        if request.version() < Version::HTTP_2 {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         async move { Ok::<_, Infallible>(response) }
     });
-    tokio::spawn(async move {
-        let mut http1 = hyper::server::conn::http1::Builder::new();
-        http1.keep_alive(false);
-        let connection = http1.serve_connection(TokioIo::new(stream), service);
-        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, connection).await;
-        drop(permit);
-    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(false);
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// The open connections, counted against the limits.

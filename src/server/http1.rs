@@ -10,6 +10,7 @@
 //! It answers requests without a body (GET, HEAD, DELETE, OPTIONS: every subscription). At
 //! the first request with a body, an upgrade or an `Expect`, and for HTTP/2, the connection
 //! goes to hyper for the rest of its life, with the bytes already read put back in front.
+//! hyper serves TLS connections whole (see `server::tls`).
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -36,7 +37,7 @@ use tower::ServiceExt;
 
 use super::head::{self, ChunkSize, Framing, Parsed};
 use super::rewind::Rewind;
-use super::write_deadline::{Deadlined, WriteDeadline};
+use super::write_deadline::{Deadlined, Socket, WriteDeadline};
 
 /// The first read of a request head; most heads fit, larger ones grow the buffer.
 const FIRST_READ: usize = 1024;
@@ -470,9 +471,9 @@ async fn refuse(stream: &mut TcpStream, timeout: Duration, status: StatusCode) -
 }
 
 /// Serves the rest of the connection with hyper, `read` (bytes already read) first.
-async fn hand_over(
+pub async fn hand_over<S: Socket>(
     shared: &Shared,
-    stream: TcpStream,
+    stream: S,
     read: Bytes,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,

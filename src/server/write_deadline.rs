@@ -2,8 +2,8 @@
 //! it for that long is cut off. Otherwise a client that never reads would hold, besides its
 //! connection, the kernel's socket buffers full of what it was sent, for ever.
 //!
-//! Used by the server's own loop for each of its writes, and around the socket of every
-//! connection hyper serves.
+//! Used by the server's own loop for each of its writes, and around the socket (plain or
+//! TLS) of every connection hyper serves.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
+use tokio_rustls::server::TlsStream;
 
 use crate::metrics::Limit;
 
@@ -65,14 +66,33 @@ impl WriteDeadline {
     }
 }
 
-/// A socket whose writes have a `WriteDeadline`; reads go straight through.
-pub struct Deadlined {
-    socket: TcpStream,
+/// A client connection, plain or TLS, with the TCP socket under it (a stalled connection's
+/// socket is reset).
+pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Socket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Socket for TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+/// A socket whose writes (and flushes: TLS writes records out then) have a
+/// `WriteDeadline`; reads go straight through.
+pub struct Deadlined<S> {
+    socket: S,
     deadline: WriteDeadline,
 }
 
-impl Deadlined {
-    pub fn new(socket: TcpStream, timeout: Duration) -> Deadlined {
+impl<S: Socket> Deadlined<S> {
+    pub fn new(socket: S, timeout: Duration) -> Deadlined<S> {
         Deadlined {
             socket,
             deadline: WriteDeadline::new(timeout),
@@ -80,7 +100,7 @@ impl Deadlined {
     }
 }
 
-impl AsyncRead for Deadlined {
+impl<S: Socket> AsyncRead for Deadlined<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -90,7 +110,7 @@ impl AsyncRead for Deadlined {
     }
 }
 
-impl AsyncWrite for Deadlined {
+impl<S: Socket> AsyncWrite for Deadlined<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -98,7 +118,7 @@ impl AsyncWrite for Deadlined {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let written = Pin::new(&mut this.socket).poll_write(cx, buf);
-        this.deadline.poll(cx, &this.socket, written)
+        this.deadline.poll(cx, this.socket.tcp(), written)
     }
 
     fn poll_write_vectored(
@@ -108,7 +128,7 @@ impl AsyncWrite for Deadlined {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let written = Pin::new(&mut this.socket).poll_write_vectored(cx, bufs);
-        this.deadline.poll(cx, &this.socket, written)
+        this.deadline.poll(cx, this.socket.tcp(), written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -116,10 +136,14 @@ impl AsyncWrite for Deadlined {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.socket).poll_flush(cx)
+        let this = &mut *self;
+        let flushed = Pin::new(&mut this.socket).poll_flush(cx);
+        this.deadline.poll(cx, this.socket.tcp(), flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.socket).poll_shutdown(cx)
+        let this = &mut *self;
+        let shut = Pin::new(&mut this.socket).poll_shutdown(cx);
+        this.deadline.poll(cx, this.socket.tcp(), shut)
     }
 }

@@ -71,8 +71,7 @@ impl Rates {
         // One decimal is all a chart shows.
         let rate = |a: u64, b: u64| (b.saturating_sub(a) as f64 / seconds * 10.0).round() / 10.0;
         Rates {
-            // The figures' own message of the last second is not the users'.
-            published: rate(before.published + 1, after.published).max(0.0),
+            published: rate(before.published, after.published),
             delivered: rate(before.delivered, after.delivered),
             polls: rate(before.polls, after.polls),
         }

@@ -26,11 +26,11 @@ function launch() {
 }
 
 /**
- * Runs `body(page, check)` in a new page of a launched browser, printing what the page logs
+ * Runs `body(page, check)` in a new page (made with `pageOptions`) of a launched browser, printing what the page logs
  * and throws. Each `check(ok, what, detail)` prints one line (the detail when it failed); an
  * exception out of `body` fails as "the page". Exits 1 if anything failed, else 0.
  */
-export async function checkPage(body) {
+export async function checkPage(body, pageOptions = {}) {
   const browser = await launch();
   let failed = 0;
   const check = (ok, what, detail) => {
@@ -38,7 +38,7 @@ export async function checkPage(body) {
     console.log(`${ok ? "ok" : "FAILED"}: ${what}${ok ? "" : `: ${JSON.stringify(detail)}`}`);
   };
   try {
-    const page = await browser.newPage();
+    const page = await browser.newPage(pageOptions);
     page.on("console", (m) => console.log(`page: ${m.text()}`));
     page.on("pageerror", (e) => console.log(`page error: ${e}`));
     await body(page, check);

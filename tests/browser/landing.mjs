@@ -9,10 +9,9 @@ import { checkPage } from "./chromium.mjs";
 const [base, adminKey, channel] = process.argv.slice(2);
 await checkPage(async (page, check) => {
   await page.goto(`${base}/`);
-  const figure = (name) => page.locator(`[data-figure=${name}]`);
-  await page.waitForFunction(() => document.querySelector("[data-figure=connections]").textContent !== "–", null, { timeout: 10000 });
-  const connections = Number(await figure("connections").textContent());
-  check(connections >= 1, "the page's own stream is counted", connections);
+  // The figures the node kept come first (from before the page watched), then live ones.
+  await page.waitForFunction(() => Number(document.querySelector("[data-figure=connections]").textContent) >= 1, null, { timeout: 10000 });
+  check(true, "the page's own stream is counted");
   // The test publishes a few messages a second for as long as the page runs.
   await page.waitForFunction(() => Number(document.querySelector("[data-figure=publishedPerSecond]").textContent) > 0, null, { timeout: 10000 });
   check(true, "messages published per second rise while the test publishes");

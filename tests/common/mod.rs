@@ -5,6 +5,7 @@ pub mod mercure;
 pub mod presence;
 pub mod redis;
 pub mod sse_upstream;
+pub mod tls;
 pub mod upstream;
 
 use std::collections::VecDeque;
@@ -62,7 +63,11 @@ impl Server {
     /// (with whatever the first left there), as clients see a restart.
     pub fn restart(mut self) -> Server {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        let listen = self.base.trim_start_matches("http://").to_owned();
+        let listen = self
+            .base
+            .split_once("://")
+            .map_or("", |(_, a)| a)
+            .to_owned();
         drop(self);
         Self::spawn_in(dir, &listen, &[], &[], Stdio::inherit())
     }
