@@ -380,3 +380,142 @@ async fn an_expiring_token_ends_its_stream_with_40142() {
         "the stream ends after the error"
     );
 }
+
+/// A token of key `app` for `client_id` (if any) with `capability`, valid `secs` seconds.
+fn app_token(client_id: Option<&str>, capability: Value, secs: u64) -> String {
+    let mut claims = json!({"exp": now() + secs, "capability": capability});
+    if let Some(id) = client_id {
+        claims["clientId"] = json!(id);
+    }
+    hs256("app", "app-secret-1", claims)
+}
+
+/// Opens a dynamic connection with `token` on `orders:a` and reads one message published
+/// on it: the connection's id and that message's event id.
+async fn connection_with(server: &Server, token: &str) -> (SseStream, String, String) {
+    let url = format!("/sse?dynamic=true&channels=orders:a&accessToken={token}");
+    let mut stream = SseStream::open(&server.url(&url)).await;
+    let connected = stream.next_event().await.unwrap();
+    let id = serde_json::from_str::<Value>(&connected.data).unwrap()["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    publish_as_ops(server, "first").await;
+    let first = stream.next_event().await.unwrap();
+    assert_eq!(common::envelope(&first)["data"], "first");
+    (stream, id, first.id)
+}
+
+async fn publish_as_ops(server: &Server, data: &str) {
+    let resp = client()
+        .post(server.url("/channels/orders:a/messages"))
+        .headers(basic("ops", "ops-secret-2"))
+        .json(&json!({"data": data}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}
+
+/// Resumes a connection after `last` with `token`: the stream and its `connected` event's
+/// data, or the refusal's status and ErrorInfo.
+async fn resume_with(
+    server: &Server,
+    token: &str,
+    last: &str,
+) -> Result<(SseStream, Value), (u16, Value)> {
+    let url = format!("/sse?dynamic=true&accessToken={token}&lastEvent={last}");
+    let resp = client().get(server.url(&url)).send().await.unwrap();
+    if resp.status() != 200 {
+        let status = resp.status().as_u16();
+        return Err((status, resp.json::<Value>().await.unwrap()["error"].clone()));
+    }
+    let mut stream = SseStream::of(resp);
+    let connected = stream.next_event().await.unwrap();
+    assert_eq!(connected.event, "connected", "{connected:?}");
+    let data = serde_json::from_str(&connected.data).unwrap();
+    Ok((stream, data))
+}
+
+#[tokio::test]
+async fn a_renewed_token_of_the_same_client_resumes_its_connection() {
+    let server = Server::start(KEYS);
+    let all = json!({"orders:*": ["subscribe"]});
+    let first_token = app_token(Some("alice"), all.clone(), 600);
+    let (stream, id, last) = connection_with(&server, &first_token).await;
+    drop(stream);
+    // Published while the client renews its token: not missed.
+    publish_as_ops(&server, "during").await;
+
+    let renewed = app_token(Some("alice"), all.clone(), 900);
+    assert_ne!(renewed, first_token);
+    let (mut resumed, connected) = resume_with(&server, &renewed, &last).await.unwrap();
+    assert_eq!(connected["connectionId"], id);
+    let next = resumed.next_event().await.unwrap();
+    assert_eq!(common::envelope(&next)["data"], "during");
+
+    // Another client, or a token without a client id, cannot take the connection over.
+    for other in [
+        app_token(Some("mallory"), all.clone(), 600),
+        app_token(None, all.clone(), 600),
+    ] {
+        let (status, refused) = resume_with(&server, &other, &next.id).await.err().unwrap();
+        assert_eq!(
+            (status, &refused["code"]),
+            (404, &json!(40410)),
+            "{refused}"
+        );
+    }
+    // A renewed token that no longer allows a stream of the connection: the resume is
+    // refused, naming it.
+    let narrower = app_token(Some("alice"), json!({"orders:b": ["subscribe"]}), 600);
+    let (status, refused) = resume_with(&server, &narrower, &next.id)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        (status, &refused["code"]),
+        (401, &json!(40160)),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_a_client_id_resumes_only_with_itself() {
+    let server = Server::start(KEYS);
+    let all = json!({"orders:*": ["subscribe"]});
+    let token = app_token(None, all.clone(), 600);
+    let (stream, id, last) = connection_with(&server, &token).await;
+    drop(stream);
+    let (_, again) = resume_with(&server, &token, &last).await.unwrap();
+    assert_eq!(again["connectionId"], id, "{again}");
+    let other = app_token(None, all, 601);
+    let (status, refused) = resume_with(&server, &other, &last).await.err().unwrap();
+    assert_eq!(
+        (status, &refused["code"]),
+        (404, &json!(40410)),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_browsers_last_event_id_wins_over_the_lastevent_its_page_put_in_the_url() {
+    let server = Server::start(KEYS);
+    let token = app_token(Some("alice"), json!({"orders:*": ["subscribe"]}), 600);
+    let (mut stream, id, first) = connection_with(&server, &token).await;
+    publish_as_ops(&server, "second").await;
+    let second = stream.next_event().await.unwrap();
+    drop(stream);
+    publish_as_ops(&server, "third").await;
+    // The URL still says `first`; the browser says `second`, the last it got.
+    let url = format!("/sse?dynamic=true&accessToken={token}&lastEvent={first}");
+    let mut resumed =
+        SseStream::open_with(&server.url(&url), common::last_event_id(&second.id)).await;
+    let connected = resumed.next_event().await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&connected.data).unwrap()["connectionId"],
+        id
+    );
+    let next = resumed.next_event().await.unwrap();
+    assert_eq!(common::envelope(&next)["data"], "third");
+}

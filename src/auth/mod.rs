@@ -36,6 +36,12 @@ pub enum Credential {
     Token(String),
 }
 
+/// The SHA-256 digest of `text`.
+fn digest(text: &str) -> Vec<u8> {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    digest.as_ref().to_vec()
+}
+
 /// Secrets and tokens compare in constant time: the connection registry compares a
 /// presented credential with the one that opened a connection.
 impl PartialEq for Credential {
@@ -58,16 +64,14 @@ impl PartialEq for Credential {
 impl Eq for Credential {}
 
 impl Credential {
-    /// A SHA-256 digest of the credential: what a connection's journal is kept with, so
-    /// resuming it after a restart still needs the credential, and no secret is on disk.
-    pub fn digest(&self) -> Vec<u8> {
-        let text = match self {
-            Credential::Anonymous => "a".to_owned(),
-            Credential::Key { name, secret } => format!("k\0{name}\0{secret}"),
-            Credential::Token(token) => format!("t\0{token}"),
-        };
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
-        digest.as_ref().to_vec()
+    /// A SHA-256 digest of the credential: what a connection is bound to unless its
+    /// principal says otherwise (see `Principal::binding`); no secret is on disk.
+    fn digest(&self) -> Vec<u8> {
+        match self {
+            Credential::Anonymous => digest("a"),
+            Credential::Key { name, secret } => digest(&format!("k\0{name}\0{secret}")),
+            Credential::Token(token) => digest(&format!("t\0{token}")),
+        }
     }
 
     /// Reads a credential from the `key` / `accessToken` parameters and the `Authorization`
@@ -176,6 +180,12 @@ pub struct Principal {
     pub name: Option<String>,
     /// Who the client is, as its token says (`clientId`): whom presence enters.
     pub client_id: Option<String>,
+    /// What the connections it opens are bound to: resuming or changing one takes a
+    /// principal bound alike. A SHA-256 digest (kept with a connection's journal): of the
+    /// API key, of the signing key and `clientId` for a token that has one (a renewed token
+    /// of the same client resumes its connection, with the new token's capabilities checked
+    /// again), else of the token itself.
+    pub binding: Vec<u8>,
 }
 
 impl Auth {
@@ -247,6 +257,21 @@ impl Rules {
     }
 
     fn principal(&self, credential: &Credential) -> Result<Principal, ErrorInfo> {
+        let mut principal = self.checked(credential)?;
+        principal.binding = match (credential, &principal.client_id) {
+            // `name`: the signing key's for HS256 tokens, the client's for tokens the
+            // configured public keys verify (one signer).
+            (Credential::Token(_), Some(client_id)) if self.enabled => {
+                let signer = principal.name.as_deref().unwrap_or("");
+                digest(&format!("c\0{signer}\0{client_id}"))
+            }
+            _ => credential.digest(),
+        };
+        Ok(principal)
+    }
+
+    /// The principal `credential` proves, without its binding.
+    fn checked(&self, credential: &Credential) -> Result<Principal, ErrorInfo> {
         if !self.enabled {
             return Ok(Principal::default());
         }
@@ -265,9 +290,8 @@ impl Rules {
             Credential::Key { name, secret } => match self.keys.get(name) {
                 Some((expected, caps)) if same_secret(expected, secret) => Ok(Principal {
                     capabilities: vec![Arc::clone(caps)],
-                    expires_at_ms: None,
                     name: Some(name.clone()),
-                    client_id: None,
+                    ..Principal::default()
                 }),
                 // Neither the name nor the secret is echoed: either may be mistyped secret.
                 _ => Err(ErrorInfo::new(
@@ -293,6 +317,7 @@ impl Rules {
                     expires_at_ms: Some(verified.expires_at_ms),
                     name,
                     client_id: verified.client_id,
+                    binding: Vec::new(),
                 };
                 principal.check_expiry()?;
                 Ok(principal)

@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::query::Query;
 use super::{ApiError, AppState, Segments, polls};
-use crate::auth::{Credential, Operation};
+use crate::auth::{Operation, Principal};
 use crate::bus::redis::{Asked, RedisBus};
 use crate::hub::ChannelKind;
 use crate::names::validate_name;
@@ -94,6 +94,7 @@ pub async fn add(
 ) -> Result<impl IntoResponse, ApiError> {
     let query = Query::parse(query.as_deref());
     let credential = query.credential(&headers)?;
+    let principal = state.auth.principal(&credential)?;
     let add: Add = serde_json::from_slice(&body).map_err(|e| {
         ErrorInfo::bad_request(format!(
             "the body must be {{\"channel\": name, \"rewind\"?: n}} or {{\"poll\": url, \
@@ -110,9 +111,7 @@ pub async fn add(
         (Some(channel), None) => {
             let channel = channel.clone();
             validate_name(&channel)?;
-            state
-                .auth
-                .authorize(&credential, Operation::Subscribe, &channel)?;
+            principal.check(Operation::Subscribe, &channel)?;
             let start = add.rewind.map_or(Start::Live, Start::Rewind);
             StreamSpec::log(channel, start)
         }
@@ -126,9 +125,7 @@ pub async fn add(
             let target = polls::adhoc_target(&state, target.as_str(), &poll_query)?;
             let interval = state.config.poll.interval_ms;
             // The connection's credential, like a channel added to it.
-            state
-                .auth
-                .authorize(&credential, Operation::Poll, target.as_str())?;
+            principal.check(Operation::Poll, target.as_str())?;
             polls::stream(
                 &state,
                 target,
@@ -144,7 +141,7 @@ pub async fn add(
             );
         }
     };
-    let mut added = change(&state, &id, &credential, Change::Add(Box::new(spec))).await?;
+    let mut added = change(&state, &id, &principal, Change::Add(Box::new(spec))).await?;
     added["connectionId"] = json!(id);
     Ok((StatusCode::CREATED, Json(added)))
 }
@@ -156,7 +153,8 @@ pub async fn remove(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let credential = Query::parse(query.as_deref()).credential(&headers)?;
-    change(&state, &id, &credential, Change::Remove(stream)).await?;
+    let principal = state.auth.principal(&credential)?;
+    change(&state, &id, &principal, Change::Remove(stream)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -167,7 +165,8 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let credential = Query::parse(query.as_deref()).credential(&headers)?;
-    let streams = change(&state, &id, &credential, Change::List).await?;
+    let principal = state.auth.principal(&credential)?;
+    let streams = change(&state, &id, &principal, Change::List).await?;
     Ok(Json(json!({ "connectionId": id, "streams": streams })))
 }
 
@@ -176,15 +175,15 @@ pub async fn list(
 async fn change(
     state: &AppState,
     id: &str,
-    credential: &Credential,
+    principal: &Principal,
     change: Change,
 ) -> Result<Value, ErrorInfo> {
-    match state.connections.control(id, credential) {
+    match state.connections.control(id, &principal.binding) {
         Ok((control, journal)) => carry_out(state, id, &control, &journal, change).await,
         Err(here) if here.code == codes::NOT_FOUND => {
             match state
                 .connections
-                .ask_holder(id, credential, &change)
+                .ask_holder(id, &principal.binding, &change)
                 .await?
             {
                 Some(answer) => answer,
@@ -261,7 +260,7 @@ pub async fn answer(state: AppState, bus: Arc<RedisBus>, mut asked: mpsc::Receiv
                 (Ok(_slot), Ok(change)) => {
                     let held = state
                         .connections
-                        .control_for(&question.connection, &question.credential);
+                        .control(&question.connection, &question.credential);
                     match held {
                         Ok((control, journal)) => {
                             let connection = &question.connection;

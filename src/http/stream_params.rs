@@ -45,10 +45,12 @@ impl StreamParams {
             .get("last-event-id")
             .filter(|h| !h.is_empty())
             .map(|h| std::str::from_utf8(h.as_bytes()).ok());
-        let token = match (query.get("lastEvent"), header_id) {
-            (Some(text), _) => cursor::parse_token(text).map(|t| (t, true)),
-            (None, Some(Some(text))) => cursor::parse_token(text).map(|t| (t, false)),
-            _ => None,
+        // The header wins when it is a token, as in `resume_cursor`.
+        let from_header = header_id.flatten().and_then(cursor::parse_token);
+        let token = match (query.get("lastEvent"), from_header) {
+            (_, Some(token)) => Some((token, false)),
+            (Some(text), None) => cursor::parse_token(text).map(|t| (t, true)),
+            (None, None) => None,
         };
         let list = query
             .text("channels")?
@@ -115,16 +117,26 @@ impl StreamParams {
     }
 }
 
-/// Sets every channel's start from a cursor of the right length, or to `Unknown`.
-/// Where a request for `streams` streams resumes: `lastEvent` (a request error when it is
-/// not an id this server issued for that many streams), else the `Last-Event-ID` header (an
-/// id we cannot read as one of ours, browsers sending raw bytes, is an unknown position:
-/// `Some(None)`), else nowhere (`None`).
+/// Where a request for `streams` streams resumes: the `Last-Event-ID` header when it is an
+/// id this server issued for that many streams, else `lastEvent` (a request error when it
+/// is not such an id), else the header as an unknown position (an id we cannot read as one
+/// of ours, browsers sending raw bytes: `Some(None)`), else nowhere (`None`).
+///
+/// The header wins: a browser sends it when its `EventSource` reconnects by itself, with the
+/// last id it got, newer than a `lastEvent` its page put in the URL when it opened it.
 pub(super) fn resume_cursor(
     query: &Query,
     headers: &HeaderMap,
     streams: usize,
 ) -> Result<Option<Option<cursor::Cursor>>, ErrorInfo> {
+    let header = headers.get("last-event-id").filter(|h| !h.is_empty());
+    let ours = header
+        .and_then(|h| std::str::from_utf8(h.as_bytes()).ok())
+        .and_then(cursor::parse)
+        .filter(|c| c.positions.len() == streams);
+    if ours.is_some() {
+        return Ok(Some(ours));
+    }
     if let Some(text) = query.get("lastEvent") {
         let parsed = cursor::parse(text).ok_or_else(|| {
             ErrorInfo::bad_request(format!(
@@ -141,17 +153,10 @@ pub(super) fn resume_cursor(
         }
         return Ok(Some(Some(parsed)));
     }
-    let Some(header) = headers.get("last-event-id").filter(|h| !h.is_empty()) else {
-        return Ok(None);
-    };
-    Ok(Some(
-        std::str::from_utf8(header.as_bytes())
-            .ok()
-            .and_then(cursor::parse)
-            .filter(|c| c.positions.len() == streams),
-    ))
+    Ok(header.map(|_| None))
 }
 
+/// Sets every channel's start from a cursor of the right length, or to `Unknown`.
 fn resume(channels: &mut [(String, Start)], parsed: Option<cursor::Cursor>) {
     match parsed {
         Some(c) => {

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use super::query::Query;
 use super::stream_params::{self, StreamParams};
 use super::{ApiError, AppState};
-use crate::auth::Operation;
-use crate::auth::{Credential, Principal};
+
+use crate::auth::{Operation, Principal};
 use crate::hub::cursor;
 use crate::hub::entered::{Entered, Entering};
 use crate::outlet::{Filter, Link, Outlet, OutletOptions, Start, StreamSpec};
@@ -79,7 +79,6 @@ async fn open(
                 &state,
                 params.token,
                 params.token_from_query,
-                params.credential,
                 &principal,
                 params.dynamic,
                 &mut streams,
@@ -149,7 +148,6 @@ async fn link(
     state: &AppState,
     token: Option<cursor::Token>,
     token_from_query: bool,
-    credential: Credential,
     principal: &Principal,
     announce: bool,
     streams: &mut Vec<StreamSpec>,
@@ -160,7 +158,7 @@ async fn link(
     // epoch, which only a lone node checks.
     let journal = match &token {
         Some(t) if t.epoch == state.hub.epoch() || state.hub.is_shared() => registry
-            .resumable(&t.connection, &credential, capacity)
+            .resumable(&t.connection, &principal.binding, capacity)
             .await
             .map_err(|e| ErrorInfo::new(codes::UNAVAILABLE, e))?,
         _ => None,
@@ -228,7 +226,7 @@ async fn link(
             .await
             .map_err(|e| ErrorInfo::new(codes::UNAVAILABLE, e))?;
     }
-    let registration = registry.register(credential, capacity, resume.as_deref());
+    let registration = registry.register(principal.binding.clone(), capacity, resume.as_deref());
     Ok(Link {
         registry: Arc::clone(registry),
         registration,

@@ -14,7 +14,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::StreamSpec;
 use super::change::{Answer, Change, read_answer};
 use super::journal::Journal;
-use crate::auth::Credential;
 use crate::bus::journal_log::JournalLog;
 use crate::bus::store::Store;
 use crate::bus::{Journals, KeptJournal, unreadable};
@@ -40,7 +39,7 @@ pub enum Control {
 #[derive(Debug)]
 struct Entry {
     journal: Arc<Mutex<Journal>>,
-    /// The digest of the credential that opened the connection (see `Credential::digest`).
+    /// What the connection is bound to (see `Principal::binding`).
     credential: Vec<u8>,
     control: Option<mpsc::Sender<Control>>,
     /// The subscriber's presence while the connection is open, when its streams enter it.
@@ -56,7 +55,7 @@ pub struct Registration {
     pub id: String,
     pub generation: u64,
     pub journal: Arc<Mutex<Journal>>,
-    /// The digest of the credential the connection was opened or resumed with.
+    /// What the connection is bound to, as opened or resumed (see `Principal::binding`).
     pub credential: Vec<u8>,
     pub control: mpsc::Receiver<Control>,
 }
@@ -111,21 +110,21 @@ impl Connections {
         }
     }
 
-    /// The journal of connection `id` for `credential`, to resume it: the node's own, or
+    /// The journal of connection `id` for a principal bound by `binding` (see
+    /// `Principal::binding`), to resume it: the node's own, or
     /// the one another node kept, newer than this node's copy if it has one (see `claim`).
     /// `Err` when the journals' keeper cannot be reached.
     pub async fn resumable(
         &self,
         id: &str,
-        credential: &Credential,
+        binding: &[u8],
         capacity: usize,
     ) -> Result<Option<Arc<Mutex<Journal>>>, String> {
         let Some(journals) = &self.journals else {
-            return Ok(self.journal(id, credential));
+            return Ok(self.journal(id, binding));
         };
-        let digest = credential.digest();
-        let handed = journals.load_journal(id, &digest).await?;
-        let local = self.journal(id, credential);
+        let handed = journals.load_journal(id, binding).await?;
+        let local = self.journal(id, binding);
         let handed = match handed {
             Some(handed) if !(handed.ours && local.is_some()) => handed,
             // Not kept elsewhere (or by no keeper at all), or this node holds it: its own
@@ -139,7 +138,7 @@ impl Connections {
         let mut entries = self.entries.lock().unwrap();
         let fresh = Entry {
             journal: Arc::clone(&journal),
-            credential: digest,
+            credential: binding.to_vec(),
             control: None,
             presence: None,
             closed_at: Some(Instant::now()),
@@ -176,7 +175,7 @@ impl Connections {
     /// caller already read), closing the connection that held it.
     pub fn register(
         &self,
-        credential: Credential,
+        binding: Vec<u8>,
         journal_capacity: usize,
         resume: Option<&str>,
     ) -> Registration {
@@ -190,7 +189,7 @@ impl Connections {
             }
             entry.closed_at = None;
             entry.presence = None;
-            entry.credential = credential.digest();
+            entry.credential = binding;
             entry.generation += 1;
             return Registration {
                 id: id.to_owned(),
@@ -206,7 +205,7 @@ impl Connections {
             None => Journal::new(journal_capacity),
         };
         let journal = Arc::new(Mutex::new(journal));
-        let credential = credential.digest();
+        let credential = binding;
         entries.insert(
             id.clone(),
             Entry {
@@ -229,12 +228,11 @@ impl Connections {
 
     /// The journal of a connection, open or recently closed, for the credential that opened
     /// it (a resume id alone does not let anyone take a connection over).
-    pub fn journal(&self, id: &str, credential: &Credential) -> Option<Arc<Mutex<Journal>>> {
+    pub fn journal(&self, id: &str, binding: &[u8]) -> Option<Arc<Mutex<Journal>>> {
         let entries = self.entries.lock().unwrap();
-        let digest = credential.digest();
         entries
             .get(id)
-            .filter(|e| e.credential == digest)
+            .filter(|e| e.credential == binding)
             .map(|e| Arc::clone(&e.journal))
     }
 
@@ -307,20 +305,12 @@ impl Connections {
         Ok(())
     }
 
-    /// The control line of an open connection, if `credential` is the one that opened it.
+    /// The control line of an open connection, for a principal bound as the one that
+    /// opened it (see `Principal::binding`).
     pub fn control(
         &self,
         id: &str,
-        credential: &Credential,
-    ) -> Result<(mpsc::Sender<Control>, Arc<Mutex<Journal>>), ErrorInfo> {
-        self.control_for(id, &credential.digest())
-    }
-
-    /// `control`, for the credential whose digest is `digest`.
-    pub fn control_for(
-        &self,
-        id: &str,
-        digest: &[u8],
+        binding: &[u8],
     ) -> Result<(mpsc::Sender<Control>, Arc<Mutex<Journal>>), ErrorInfo> {
         let entries = self.entries.lock().unwrap();
         let not_found = || {
@@ -330,7 +320,7 @@ impl Connections {
             )
         };
         let entry = entries.get(id).ok_or_else(not_found)?;
-        if entry.credential != digest {
+        if entry.credential != binding {
             return Err(ErrorInfo::new(
                 crate::wire::envelope::codes::NOT_PERMITTED,
                 "only the connection's own credentials may change it",
@@ -345,7 +335,7 @@ impl Connections {
     pub async fn ask_holder(
         &self,
         id: &str,
-        credential: &Credential,
+        binding: &[u8],
         change: &Change,
     ) -> Result<Option<Answer>, ErrorInfo> {
         let Some(journals) = &self.journals else {
@@ -353,7 +343,7 @@ impl Connections {
         };
         let unavailable = |e: String| ErrorInfo::new(crate::wire::envelope::codes::UNAVAILABLE, e);
         let answer = journals
-            .ask_holder(id, &credential.digest(), change.to_bytes())
+            .ask_holder(id, binding, change.to_bytes())
             .await
             .map_err(unavailable)?;
         answer

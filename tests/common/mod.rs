@@ -290,6 +290,11 @@ impl SseStream {
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "opening {url}");
+        SseStream::of(response)
+    }
+
+    /// Reads `response` as a stream.
+    pub fn of(response: reqwest::Response) -> SseStream {
         SseStream {
             response,
             parser: SseParser::new(),
