@@ -43,36 +43,47 @@ function draw() {
   document.getElementById("chart-points").textContent = String(series.length);
 }
 
-// The detail, for an admin key or token: kept for this tab only, refreshed every two seconds.
+// The detail, for an admin key or token: held by this page only (never stored, where
+// another page of the origin could read it), refreshed every two seconds.
 const form = document.getElementById("sign-in");
 const detail = document.getElementById("detail");
+const message = document.getElementById("sign-in-state");
+let key = null;
+let round = 0;
 let timer = null;
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  sessionStorage.setItem("streamgate-admin-key", form.key.value);
+  key = form.key.value;
   form.key.value = "";
-  refresh();
+  refresh(++round);
 });
-if (sessionStorage.getItem("streamgate-admin-key")) refresh();
 
-async function refresh() {
+async function refresh(mine) {
   clearTimeout(timer);
-  const key = sessionStorage.getItem("streamgate-admin-key");
-  const message = document.getElementById("sign-in-state");
   let stats;
   try {
     // An API key is `name:secret` (Basic); anything else is taken for a token (Bearer).
     const authorization = key.includes(":") ? `Basic ${btoa(key)}` : `Bearer ${key}`;
     const response = await fetch("/admin/stats", { headers: { Authorization: authorization } });
     stats = await response.json();
-    if (!response.ok) throw new Error(stats.message || response.statusText);
+    if (response.status === 401 || response.status === 403) {
+      key = null;
+      message.textContent = `Not signed in: ${stats.error?.message || response.statusText}`;
+      detail.replaceChildren();
+      return;
+    }
+    if (!response.ok) throw new Error(stats.error?.message || response.statusText);
   } catch (error) {
-    sessionStorage.removeItem("streamgate-admin-key");
-    message.textContent = `Not signed in: ${error.message}`;
-    detail.replaceChildren();
+    // The gateway restarting, the network: try again, still signed in.
+    if (mine === round) {
+      message.textContent = `Signed in; the detail is not available now: ${error.message}`;
+      timer = setTimeout(() => refresh(mine), 2000);
+    }
     return;
   }
+  // A newer sign-in took over meanwhile.
+  if (mine !== round) return;
   message.textContent = "Signed in.";
   detail.replaceChildren(
     table("Channels", ["name", "kind", "retained", "subscribers"], stats.channels),
@@ -80,7 +91,7 @@ async function refresh() {
     table("Relay upstreams", ["stream", "url", "connected", "connects", "events", "subscribers"], stats.topics.relays),
     table("Connections", ["openedAt", "connectionId", "channels", "delivered"], stats.connections.list),
   );
-  timer = setTimeout(refresh, 2000);
+  timer = setTimeout(() => refresh(mine), 2000);
 }
 
 // A titled table of `rows`, one column per key; text only, never markup.

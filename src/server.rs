@@ -4,6 +4,7 @@
 mod accept;
 mod head;
 mod http1;
+mod idle;
 mod rewind;
 pub mod tls;
 mod write_deadline;
@@ -112,7 +113,7 @@ pub async fn run(
         config.poll.clone(),
     ));
     let relays = Arc::new(Relays::new(Arc::clone(&hub), upstream.clone()));
-    tokio::spawn(crate::sources::figures::publish(
+    let figures = tokio::spawn(crate::sources::figures::publish(
         Arc::clone(&hub),
         Arc::clone(&pollers),
         Arc::clone(&relays),
@@ -175,10 +176,10 @@ pub async fn run(
     }
     let app = limits::apply(app, &config);
     let (stopped_tx, mut stopped_rx) = watch::channel(false);
-    let tls = tls.map(|certs| {
-        tokio::spawn(Arc::clone(&certs).watch());
-        certs.acceptor()
-    });
+    let watch = tls
+        .as_ref()
+        .map(|certs| tokio::spawn(Arc::clone(certs).watch()));
+    let tls = tls.map(|certs| certs.acceptor());
     let serve = accept::serve(listener, tls, app, &config.limits, async move {
         stop.await;
         tracing::info!("shutting down: telling clients to reconnect");
@@ -196,6 +197,10 @@ pub async fn run(
         }
     }
     sweeper.abort();
+    figures.abort();
+    if let Some(watch) = watch {
+        watch.abort();
+    }
     // The journals' last entries name the ids clients reconnect with: kept before exiting
     // (with a store, all it was asked to keep).
     if let Err(e) = connections.flush().await {

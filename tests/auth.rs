@@ -454,10 +454,12 @@ async fn a_renewed_token_of_the_same_client_resumes_its_connection() {
     let next = resumed.next_event().await.unwrap();
     assert_eq!(common::envelope(&next)["data"], "during");
 
-    // Another client, or a token without a client id, cannot take the connection over.
+    // Another client, a token without a client id or with a wildcard one, cannot take the
+    // connection over.
     for other in [
         app_token(Some("mallory"), all.clone(), 600),
         app_token(None, all.clone(), 600),
+        app_token(Some("*"), all.clone(), 600),
     ] {
         let (status, refused) = resume_with(&server, &other, &next.id).await.err().unwrap();
         assert_eq!(

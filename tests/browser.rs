@@ -201,3 +201,31 @@ fn a_page_over_tls_opens_more_streams_than_http1_allows() {
     let server = Server::start(&common::tls::config(certs.path(), ""));
     run("http2.mjs", &[&server.url("")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_resumes_its_connection_on_a_restarted_gateway_that_kept_it() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&format!("[bus]\ndata_dir = {:?}\n", data.path()));
+    let base = server.url("");
+    let page = tokio::task::spawn_blocking(move || run("client_durable.mjs", &[&base]));
+    // Once the page has its first message (its browser may wait for another test's).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let history: Vec<serde_json::Value> = get_json(&server, "/channels/durable/messages").await;
+        if !history.is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The page got `before` when it was published: the stream wrote it at once.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let server = server.restart();
+    let published = client()
+        .post(server.url("/channels/durable/messages"))
+        .json(&json!({"data": "after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 201);
+    page.await.unwrap();
+}

@@ -71,8 +71,9 @@ async fn figures_tell_anyone_the_nodes_traffic_once_a_second() {
     let second = next_figures(&mut figures).await;
     let apart = second["time"].as_u64().unwrap() - first["time"].as_u64().unwrap();
     assert!((900..=1500).contains(&apart), "{apart} ms apart");
-    // The figures' own messages are not counted as published.
+    // The figures' own messages are not counted as published, nor as delivered.
     assert_eq!(second["publishedPerSecond"], 0.0, "{second}");
+    assert_eq!(second["deliveredPerSecond"], 0.0, "{second}");
     assert!(second["connections"].as_u64().unwrap() >= 1, "{second}");
 
     publish_as_app(&server, "orders", 5).await;

@@ -171,7 +171,10 @@ async fn resume_by_last_event_loses_and_repeats_nothing_across_channels() {
     // The header wins over the query parameter: a browser reconnecting by itself sends the
     // last id it got, newer than the one its page put in the URL.
     let mut headers = HeaderMap::new();
-    headers.insert("last-event-id", HeaderValue::from_str(&rest[12].id).unwrap());
+    headers.insert(
+        "last-event-id",
+        HeaderValue::from_str(&rest[12].id).unwrap(),
+    );
     let mut resumed =
         SseStream::open_with(&format!("{url}&lastEvent={}", rest[0].id), headers).await;
     assert_eq!(

@@ -214,6 +214,61 @@ async fn a_client_silent_through_the_handshake_loses_its_slot() {
     assert!(trusted_by(&server, &ca).await, "the slot is free again");
 }
 
+/// A TLS connection to `server` offering `alpn`, handshake done.
+async fn handshaken(
+    server: &Server,
+    ca: &str,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let address = server.base.trim_start_matches("https://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_client_silent_after_the_handshake_loses_its_slot_too() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = issue(certs.path());
+    let server = Server::start(&tls_config(
+        certs.path(),
+        "[limits]\nmax_connections = 1\nread_timeout_ms = 500\n",
+    ));
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let mut silent = handshaken(&server, &ca, alpn).await;
+        // HTTP/2 sends its settings first; then the connection ends, whatever was sent.
+        let mut buffer = [0u8; 1024];
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match silent.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "{alpn:?}: still open after 5 s");
+        assert!(
+            trusted_by(&server, &ca).await,
+            "{alpn:?}: the slot is free again"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_connection_over_the_limit_is_told_so_over_tls() {
     let certs = tempfile::tempdir().unwrap();

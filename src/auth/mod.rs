@@ -182,9 +182,9 @@ pub struct Principal {
     pub client_id: Option<String>,
     /// What the connections it opens are bound to: resuming or changing one takes a
     /// principal bound alike. A SHA-256 digest (kept with a connection's journal): of the
-    /// API key, of the signing key and `clientId` for a token that has one (a renewed token
-    /// of the same client resumes its connection, with the new token's capabilities checked
-    /// again), else of the token itself.
+    /// API key, of the key that verified a token and its `clientId` when it names one (a
+    /// renewed token of the same client resumes its connection, with the new token's
+    /// capabilities checked again), else of the token itself.
     pub binding: Vec<u8>,
 }
 
@@ -257,28 +257,17 @@ impl Rules {
     }
 
     fn principal(&self, credential: &Credential) -> Result<Principal, ErrorInfo> {
-        let mut principal = self.checked(credential)?;
-        principal.binding = match (credential, &principal.client_id) {
-            // `name`: the signing key's for HS256 tokens, the client's for tokens the
-            // configured public keys verify (one signer).
-            (Credential::Token(_), Some(client_id)) if self.enabled => {
-                let signer = principal.name.as_deref().unwrap_or("");
-                digest(&format!("c\0{signer}\0{client_id}"))
-            }
-            _ => credential.digest(),
-        };
-        Ok(principal)
-    }
-
-    /// The principal `credential` proves, without its binding.
-    fn checked(&self, credential: &Credential) -> Result<Principal, ErrorInfo> {
         if !self.enabled {
-            return Ok(Principal::default());
+            return Ok(Principal {
+                binding: credential.digest(),
+                ..Principal::default()
+            });
         }
         match credential {
             Credential::Anonymous => match &self.anonymous {
                 Some(caps) => Ok(Principal {
                     capabilities: vec![Arc::clone(caps)],
+                    binding: credential.digest(),
                     ..Principal::default()
                 }),
                 None => Err(ErrorInfo::new(
@@ -291,6 +280,7 @@ impl Rules {
                 Some((expected, caps)) if same_secret(expected, secret) => Ok(Principal {
                     capabilities: vec![Arc::clone(caps)],
                     name: Some(name.clone()),
+                    binding: credential.digest(),
                     ..Principal::default()
                 }),
                 // Neither the name nor the secret is echoed: either may be mistyped secret.
@@ -312,12 +302,20 @@ impl Rules {
                     }
                     None => verified.client_id.as_ref().map(|id| format!("token:{id}")),
                 };
+                // A client of one signer resumes its connection with any token that signer
+                // gives it: bound to both. A wildcard or empty client id names nobody.
+                let binding = match verified.client_id.as_deref() {
+                    Some(id) if id != "*" && !id.is_empty() => {
+                        digest(&format!("c\0{}\0{id}", verified.signer))
+                    }
+                    _ => credential.digest(),
+                };
                 let principal = Principal {
                     capabilities,
                     expires_at_ms: Some(verified.expires_at_ms),
                     name,
                     client_id: verified.client_id,
-                    binding: Vec::new(),
+                    binding,
                 };
                 principal.check_expiry()?;
                 Ok(principal)

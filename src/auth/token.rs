@@ -33,6 +33,9 @@ pub struct Verified {
     pub key: Option<(String, Arc<Capabilities>)>,
     pub expires_at_ms: u64,
     pub client_id: Option<String>,
+    /// Which configured key verified it: `key:{name}` (HS256), `jwk:{kid}`, or
+    /// `pem:{index}` (the `public_key_files` entry).
+    pub signer: String,
 }
 
 #[derive(Deserialize)]
@@ -114,7 +117,7 @@ impl TokenKeys {
             return Err(invalid(UNSUPPORTED));
         }
         let mut key = None;
-        let candidates: Vec<DecodingKey> = match header.alg.family() {
+        let candidates: Vec<(String, DecodingKey)> = match header.alg.family() {
             AlgorithmFamily::Hmac => {
                 let kid = header.kid.as_deref().ok_or_else(|| {
                     invalid("an HS256 token names the key that signed it in its kid header")
@@ -124,21 +127,21 @@ impl TokenKeys {
                     .get(kid)
                     .ok_or_else(|| invalid("the token's kid names no key"))?;
                 key = Some((kid.to_owned(), Arc::clone(caps)));
-                vec![secret.clone()]
+                vec![(format!("key:{kid}"), secret.clone())]
             }
             AlgorithmFamily::Rsa | AlgorithmFamily::Ec => {
-                let from_jwks = header
-                    .kid
-                    .as_deref()
-                    .and_then(|kid| self.jwks.as_ref()?.find(kid))
-                    .and_then(|jwk| DecodingKey::from_jwk(jwk).ok());
+                let from_jwks = header.kid.as_deref().and_then(|kid| {
+                    let jwk = self.jwks.as_ref()?.find(kid)?;
+                    Some((format!("jwk:{kid}"), DecodingKey::from_jwk(jwk).ok()?))
+                });
                 match from_jwks {
                     Some(key) => vec![key],
                     None => self
                         .public
                         .iter()
-                        .filter(|k| k.family() == header.alg.family())
-                        .cloned()
+                        .enumerate()
+                        .filter(|(_, k)| k.family() == header.alg.family())
+                        .map(|(i, k)| (format!("pem:{i}"), k.clone()))
                         .collect(),
                 }
             }
@@ -149,9 +152,9 @@ impl TokenKeys {
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
         let mut last = invalid("no configured key verifies this token");
-        for candidate in &candidates {
-            match jsonwebtoken::decode::<Claims>(token, candidate, &validation) {
-                Ok(data) => return verified(data.claims, key),
+        for (signer, candidate) in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &candidate, &validation) {
+                Ok(data) => return verified(data.claims, key, signer),
                 Err(e) if *e.kind() == ErrorKind::ExpiredSignature => return Err(expired()),
                 Err(e) if *e.kind() == ErrorKind::InvalidSignature => {}
                 Err(e) => last = invalid(&format!("the token is not valid: {e}")),
@@ -169,6 +172,7 @@ pub fn header(token: &str) -> Result<jsonwebtoken::Header, ErrorInfo> {
 fn verified(
     claims: Claims,
     key: Option<(String, Arc<Capabilities>)>,
+    signer: String,
 ) -> Result<Verified, ErrorInfo> {
     let claim = claims
         .capability
@@ -180,6 +184,7 @@ fn verified(
         key,
         expires_at_ms: claims.exp.saturating_mul(1000),
         client_id: claims.client_id.or(claims.ably_client_id),
+        signer,
     })
 }
 

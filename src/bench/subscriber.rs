@@ -30,6 +30,8 @@ use super::tls::BenchTls;
 
 /// What a TLS subscriber reads at once.
 const TLS_READ: usize = 16 * 1024;
+/// What an HTTP/2 stream may receive before the subscriber reads it.
+const STREAM_WINDOW: u32 = 1 << 20;
 
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; 64 * 1024].into_boxed_slice());
@@ -326,10 +328,15 @@ async fn run_h2(
     source: Option<SocketAddr>,
     tls: BenchTls,
 ) {
+    // Each stream may have a window's worth in flight; the connection, all of theirs.
+    let window = STREAM_WINDOW
+        .saturating_mul(streams.len() as u32)
+        .min(i32::MAX as u32);
     let connected = async {
         let stream = handshake(&tls, connect(&target, source).await?, &target).await?;
         let (send, connection) = h2::client::Builder::new()
-            .initial_window_size(1 << 20)
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(window)
             .handshake::<_, Bytes>(stream)
             .await
             .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
@@ -392,10 +399,12 @@ async fn send(
     stream: &mut (impl tokio::io::AsyncWrite + Unpin),
     request: &[u8],
 ) -> Result<(), String> {
-    stream
-        .write_all(request)
-        .await
-        .map_err(|e| format!("sending the request: {e}"))
+    // A TLS stream may hold the request's records until flushed.
+    let sent = async {
+        stream.write_all(request).await?;
+        stream.flush().await
+    };
+    sent.await.map_err(|e| format!("sending the request: {e}"))
 }
 
 #[cfg(test)]

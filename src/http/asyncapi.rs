@@ -101,7 +101,7 @@ pub fn document(config: &Config, host: &str) -> Value {
         "servers": {
             "gateway": {
                 "host": host,
-                "protocol": "http",
+                "protocol": if config.server.tls_files().is_some() { "https" } else { "http" },
                 "title": "This gateway",
                 "description": "Streams are answered as `text/event-stream` (or \
                     `application/x-ndjson` from `/event-stream` without \

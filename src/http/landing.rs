@@ -44,7 +44,7 @@ const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;mar
 const FIGURES: &str = concat!(
     "<h2>Live figures <span class=\"small\" id=\"figures-state\">connecting…</span></h2>\n\
      <dl id=\"figures\">\n\
-     <div><dt>Open connections</dt><dd data-figure=\"connections\">–</dd></div>\n\
+     <div><dt>Open streams</dt><dd data-figure=\"connections\">–</dd></div>\n\
      <div><dt>Published / s</dt><dd data-figure=\"publishedPerSecond\">–</dd></div>\n\
      <div><dt>Delivered / s</dt><dd data-figure=\"deliveredPerSecond\">–</dd></div>\n\
      <div><dt>Polls / s</dt><dd data-figure=\"pollsPerSecond\">–</dd></div>\n\
@@ -61,7 +61,7 @@ const FIGURES: &str = concat!(
      delivered</span> and <span style=\"color:#3158c9\">published</span>. This node only; \
      also at <a href=\"/figures\">/figures</a> (server-sent events, one a second).</p>\n\
      <h2>Detail</h2>\n<p class=\"small\">Channels, topics and connections one by one, with an \
-     admin key (<code>name:secret</code>) or token; it is kept in this tab only.</p>\n\
+     admin key (<code>name:secret</code>) or token, held by this page only.</p>\n\
      <form id=\"sign-in\"><input name=\"key\" type=\"password\" placeholder=\"admin key\" \
      autocomplete=\"off\" required> <button>Sign in</button> <span class=\"small\" \
      id=\"sign-in-state\"></span></form>\n<div id=\"detail\"></div>\n<script type=\"module\">\n",

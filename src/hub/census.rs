@@ -2,7 +2,7 @@
 //! gauge, the figures) and, for the admin stats, which: each one's channels and what it was
 //! sent. A card is made when an outlet opens and gone when it drops.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +16,8 @@ use crate::metrics::Metrics;
 pub struct Census {
     metrics: Metrics,
     next: AtomicU64,
-    cards: Mutex<HashMap<u64, Arc<Card>>>,
+    /// By number: oldest first.
+    cards: Mutex<BTreeMap<u64, Arc<Card>>>,
 }
 
 /// Kept small: every idle stream has one.
@@ -28,6 +29,8 @@ struct Card {
     /// Most streams read one channel: no allocation for it.
     channels: Mutex<SmallVec<[Arc<str>; 1]>>,
     delivered: AtomicU64,
+    /// What it is sent counts in the metrics (not a watcher of the node's own figures).
+    metered: bool,
 }
 
 /// One open stream, as the admin stats show it.
@@ -53,14 +56,16 @@ impl Census {
         }
     }
 
-    /// A card for a stream opening now, counted until the handle drops.
-    pub fn open(self: &Arc<Self>, connection: Option<String>) -> Counted {
+    /// A card for a stream opening now, counted until the handle drops; what it is sent
+    /// counts in the metrics when `metered`.
+    pub fn open(self: &Arc<Self>, connection: Option<String>, metered: bool) -> Counted {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let card = Arc::new(Card {
             opened_ms: crate::clock::now_ms(),
             connection: connection.map(String::into_boxed_str),
             channels: Mutex::default(),
             delivered: AtomicU64::new(0),
+            metered,
         });
         self.cards.lock().unwrap().insert(number, Arc::clone(&card));
         self.metrics.connections.increment(1.0);
@@ -78,15 +83,13 @@ impl Census {
 
     /// The open streams, oldest first, at most `most` of them.
     pub fn list(&self, most: usize) -> Vec<StreamStats> {
-        let mut cards: Vec<(u64, Arc<Card>)> = {
+        let cards: Vec<Arc<Card>> = {
             let cards = self.cards.lock().unwrap();
-            cards.iter().map(|(n, c)| (*n, Arc::clone(c))).collect()
+            cards.values().take(most).cloned().collect()
         };
-        cards.sort_unstable_by_key(|(number, _)| *number);
-        cards.truncate(most);
         cards
             .into_iter()
-            .map(|(_, card)| StreamStats {
+            .map(|card| StreamStats {
                 connection: card.connection.as_deref().map(str::to_owned),
                 opened_ms: card.opened_ms,
                 channels: card
@@ -127,7 +130,9 @@ impl Counted {
     /// `n` events were written to the stream.
     pub fn delivered(&self, n: u64) {
         self.card.delivered.fetch_add(n, Ordering::Relaxed);
-        self.census.metrics.delivered(n);
+        if self.card.metered {
+            self.census.metrics.delivered(n);
+        }
     }
 }
 

@@ -233,10 +233,11 @@ impl Hub {
         &self.metrics
     }
 
-    /// Counts an outlet opening now (addressed by `connection`, if it has an id) until the
-    /// card drops.
-    pub fn outlet_opened(&self, connection: Option<String>) -> census::Counted {
-        self.census.open(connection)
+    /// Counts an outlet opening now on `channels` (addressed by `connection`, if it has an
+    /// id) until the card drops. A watcher of the node's figures alone is not counted in the
+    /// deliveries: the figures would count their own.
+    pub fn outlet_opened(&self, channels: &[&str], connection: Option<String>) -> census::Counted {
+        self.census.open(connection, channels != [FIGURES])
     }
 
     pub fn outlets(&self) -> usize {

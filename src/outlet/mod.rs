@@ -191,7 +191,8 @@ impl Outlet {
         let journal_generation = link
             .as_ref()
             .map_or(0, |l| l.registration.journal.lock().unwrap().generation());
-        let card = hub.outlet_opened(link.as_ref().map(|l| l.registration.id.clone()));
+        let channels: Vec<&str> = streams.iter().map(|s| &*s.channel).collect();
+        let card = hub.outlet_opened(&channels, link.as_ref().map(|l| l.registration.id.clone()));
         let mut outlet = Outlet {
             hub: Arc::clone(&hub),
             card,

@@ -39,6 +39,9 @@ const HYPER_DEFAULT_HEADER_LIST: usize = 16 * 1024;
 const REFUSALS_IN_FLIGHT: usize = 256;
 /// How long a refused client gets to send its request and read the answer.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Streams one HTTP/2 connection carries at once at most (`[limits]
+/// max_streams_per_connection` if lower).
+const H2_STREAMS: u32 = 128;
 /// How often hyper pings an HTTP/2 client, and how long it waits for the answer: a client
 /// gone without a word (its machine off, its network changed) lets its streams go.
 const H2_PING_EVERY: Duration = Duration::from_secs(30);
@@ -58,6 +61,8 @@ pub async fn serve(
     let shared = Arc::new(http1::Shared {
         app,
         hyper: builder(limits),
+        tls_http1: builder(limits).http1_only(),
+        tls_http2: builder(limits).http2_only(),
         max_head: max_head(limits),
         read_timeout: limits.read_timeout(),
         write_timeout: limits.write_timeout(),
@@ -130,7 +135,11 @@ async fn secure(
         },
         _ = stop.wait_for(|stopping| *stopping) => return,
     };
-    http1::hand_over(&shared, stream, bytes::Bytes::new(), peer, stop).await;
+    let hyper = match stream.get_ref().1.alpn_protocol() {
+        Some(b"h2") => &shared.tls_http2,
+        _ => &shared.tls_http1,
+    };
+    http1::hand_over(&shared, hyper, stream, bytes::Bytes::new(), peer, stop).await;
 }
 
 /// The largest request head read, set above the gateway's own limit so that a head a little
@@ -164,9 +173,11 @@ fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
             )
             .unwrap_or(u32::MAX),
         )
-        // A stream is a request: one connection carries as many as the limit says.
+        // A stream is a request: one connection carries as many as the limit says, up to
+        // what browsers expect of a server (nginx allows 128).
         .max_concurrent_streams(
-            u32::try_from(limits.max_streams_per_connection).unwrap_or(u32::MAX),
+            u32::try_from(limits.max_streams_per_connection)
+                .map_or(H2_STREAMS, |n| n.min(H2_STREAMS)),
         )
         .timer(hyper_util::rt::TokioTimer::new())
         .keep_alive_interval(H2_PING_EVERY)

@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::head::{self, ChunkSize, Framing, Parsed};
+use super::idle::Activity;
 use super::rewind::Rewind;
 use super::write_deadline::{Deadlined, Socket, WriteDeadline};
 
@@ -47,6 +48,10 @@ pub struct Shared {
     pub app: Router,
     /// Serves the connections handed over.
     pub hyper: auto::Builder<TokioExecutor>,
+    /// Serves TLS connections, HTTP/1.1 or HTTP/2 as ALPN chose (no guess at the first
+    /// bytes, which hyper would wait for without a time limit).
+    pub tls_http1: auto::Builder<TokioExecutor>,
+    pub tls_http2: auto::Builder<TokioExecutor>,
     /// The largest request head read (hyper's own limit is the same).
     pub max_head: usize,
     /// `[limits] read_timeout_ms`: how long a request head may take to arrive, counted from
@@ -88,7 +93,8 @@ pub async fn serve(
         let answer = match step {
             Step::Answer(answer) => answer,
             Step::HandOver => {
-                return Box::pin(hand_over(&shared, stream, buf.freeze(), peer, stop)).await;
+                let hyper = &shared.hyper;
+                return Box::pin(hand_over(&shared, hyper, stream, buf.freeze(), peer, stop)).await;
             }
             Step::Close => return,
         };
@@ -473,11 +479,14 @@ async fn refuse(stream: &mut TcpStream, timeout: Duration, status: StatusCode) -
 /// Serves the rest of the connection with hyper, `read` (bytes already read) first.
 pub async fn hand_over<S: Socket>(
     shared: &Shared,
+    hyper: &auto::Builder<TokioExecutor>,
     stream: S,
     read: Bytes,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
+    let activity = Activity::new();
+    let requests = activity.clone();
     // Handlers that need the client's address read it as axum's `ConnectInfo`.
     let service = shared
         .app
@@ -485,20 +494,32 @@ pub async fn hand_over<S: Socket>(
         .map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             request
+        })
+        .map_future(move |answer| {
+            let open = requests.begin();
+            async move { answer.await.map(|response| open.attach(response)) }
         });
     let io = TokioIo::new(Rewind::new(
         read,
         Deadlined::new(stream, shared.write_timeout),
     ));
-    let connection = shared
-        .hyper
-        .serve_connection(io, TowerToHyperService::new(service));
+    let connection = hyper.serve_connection(io, TowerToHyperService::new(service));
     let mut connection = std::pin::pin!(connection);
     let ended = tokio::select! {
         ended = connection.as_mut() => ended,
         () = stopping(&mut stop) => {
             connection.as_mut().graceful_shutdown();
             connection.await
+        }
+        () = activity.idle_for(shared.read_timeout) => {
+            tracing::trace!("connection from {peer} idle; closing it");
+            // Nothing is open: a client still silent (an HTTP/2 one that never sent its
+            // preface) is not waited for long.
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(shared.read_timeout, connection.as_mut()).await {
+                Ok(ended) => ended,
+                Err(_) => Ok(()),
+            }
         }
     };
     if let Err(e) = ended {

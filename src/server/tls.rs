@@ -32,6 +32,8 @@ pub struct Certs {
     /// The files' contents last read, so an unchanged or still-bad pair is not read again
     /// into a certificate (nor logged) at every check.
     seen: Mutex<(Vec<u8>, Vec<u8>)>,
+    /// Why the files could not be read at the last check: logged once, not at every check.
+    unreadable: Mutex<Option<String>>,
 }
 
 impl Certs {
@@ -47,21 +49,29 @@ impl Certs {
             provider,
             current: RwLock::new(Arc::new(certified)),
             seen: Mutex::new((cert, key)),
+            unreadable: Mutex::new(None),
         }))
     }
 
     /// Takes the pair in the files if they changed since last read (or whenever `asked`),
     /// and are usable; otherwise says why not and keeps the current one.
     fn reload(&self, asked: bool) {
-        let (cert, key) = match read(&self.cert_file, &self.key_file) {
-            Ok(pair) => pair,
+        let read = read(&self.cert_file, &self.key_file);
+        let mut unreadable = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+        let (cert, key) = match read {
+            Ok(pair) => {
+                *unreadable = None;
+                pair
+            }
             Err(e) => {
-                if asked {
+                if asked || unreadable.as_ref() != Some(&e) {
                     tracing::error!("{e}; keeping the certificate in use");
                 }
+                *unreadable = Some(e);
                 return;
             }
         };
+        drop(unreadable);
         {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             if !asked && seen.0 == cert && seen.1 == key {
