@@ -42,20 +42,24 @@ export class Channel {
   publish(message: { name?: string; data: unknown; id?: string }): Promise<unknown>;
   /** The retained messages, oldest first. */
   history(): Promise<Message[]>;
-  unsubscribe(): Promise<void>;
+  /** Stops `listener` (every listener, without one); the last one gone, the channel is dropped. */
+  unsubscribe(listener?: (message: Message) => void): Promise<void>;
 }
 
 export class LiveDocument<T = unknown> {
   /** The document now (undefined until the first one arrived). */
   readonly value: T | undefined;
-  /** Calls `listener` with the first document (patch null) and after each change. */
+  /** Calls `listener` with the document (patch null) and after each change. */
   subscribe(listener: (value: T, patch: Operation[] | null) => void): Promise<string>;
-  unsubscribe(): Promise<void>;
+  /** Stops `listener` (every listener, without one); the last one gone, the document is dropped. */
+  unsubscribe(listener?: (value: T, patch: Operation[] | null) => void): Promise<void>;
 }
 
 export class Gateway {
   constructor(baseUrl: string, options?: GatewayOptions);
+  /** The channel `name`: the same object every time. */
   channel(name: string, options?: { rewind?: number }): Channel;
+  /** A live document: the same object for the same URL and options. */
   document<T = unknown>(
     pathOrUrl: string,
     options?: { select?: string; pollInterval?: number },

@@ -17,6 +17,8 @@
 
 const EXPIRED_TOKEN = 40142;
 const UNKNOWN_CONNECTION = 40410;
+/** Events of a stream not yet named kept at most (see `_open`). */
+const UNCLAIMED = 1000;
 
 /** A gateway, and the one streaming connection all its subscriptions share. */
 export class Gateway {
@@ -31,6 +33,8 @@ export class Gateway {
     this.authCallback = options.authCallback;
     /** Streams by their name on the connection: a channel's name, a document's URL. */
     this.streams = new Map();
+    /** Documents by what they follow: asked for twice, one document. */
+    this.documents = new Map();
     /** A document's first events may come before the answer that names its stream. */
     this.unclaimed = new Map();
     this.source = null;
@@ -64,7 +68,13 @@ export class Gateway {
    */
   document(pathOrUrl, options = {}) {
     const target = new URL(pathOrUrl, this.baseUrl + "/").href;
-    return new LiveDocument(this, target, options);
+    const key = JSON.stringify([target, options.select ?? null, options.pollInterval ?? null]);
+    let document = this.documents.get(key);
+    if (!document) {
+      document = new LiveDocument(this, target, options, key);
+      this.documents.set(key, document);
+    }
+    return document;
   }
 
   /** Ends every subscription and the connection. */
@@ -73,6 +83,7 @@ export class Gateway {
     if (this.source) this.source.close();
     this.source = null;
     this.streams.clear();
+    this.documents.clear();
     this.unclaimed.clear();
   }
 
@@ -130,9 +141,13 @@ export class Gateway {
         const document = this.streams.get(channel);
         if (document instanceof LiveDocument) document._apply(kind, data);
         else {
-          // Its stream's name is not known yet (the answer adding it is on its way).
-          const waiting = this.unclaimed.get(channel) || [];
-          if (waiting.length < 100) waiting.push([kind, data]);
+          // Its stream's name is not known yet (the answer adding it is on its way): a
+          // whole document replaces what came before it; past the bound, the patches
+          // kept are dropped and the document asks for a whole one once claimed.
+          let waiting = this.unclaimed.get(channel) || [];
+          if (kind === "data") waiting = [];
+          if (waiting.length < UNCLAIMED) waiting.push([kind, data]);
+          else waiting = [["overflow"]];
           this.unclaimed.set(channel, waiting);
         }
       });
@@ -273,9 +288,14 @@ export class Channel {
     return answer;
   }
 
-  /** Stops the messages, and drops the channel from the connection. */
-  unsubscribe() {
-    this.listeners.clear();
+  /**
+   * Stops calling `listener` (every listener, without one); once none is left, drops the
+   * channel from the connection.
+   */
+  unsubscribe(listener) {
+    if (listener) this.listeners.delete(listener);
+    else this.listeners.clear();
+    if (this.listeners.size > 0) return Promise.resolve();
     const attached = this.attached || Promise.resolve();
     this.attached = null;
     this.on = null;
@@ -307,26 +327,37 @@ export class Channel {
 
 /** A live JSON document: `value` is the document now; each change calls the listeners. */
 export class LiveDocument {
-  constructor(gateway, url, options) {
+  constructor(gateway, url, options, key) {
     this.gateway = gateway;
     this.url = url;
     this.options = options;
+    this.key = key;
     this.value = undefined;
     this.listeners = new Set();
     this.stream = null;
     this.attached = null;
   }
 
-  /** Calls `listener(value, patch)` on the first document (patch null) and each change. */
+  /**
+   * Calls `listener(value, patch)` with the document (patch null: the first one, or the one
+   * held already) and after each change.
+   */
   subscribe(listener) {
     this.listeners.add(listener);
     if (!this.attached) this._attach();
+    else if (this.value !== undefined && !this.stale) listener(this.value, null);
     return this.attached;
   }
 
-  /** Stops the changes, and drops the document from the connection. */
-  unsubscribe() {
-    this.listeners.clear();
+  /**
+   * Stops calling `listener` (every listener, without one); once none is left, drops the
+   * document from the connection.
+   */
+  unsubscribe(listener) {
+    if (listener) this.listeners.delete(listener);
+    else this.listeners.clear();
+    if (this.listeners.size > 0) return Promise.resolve();
+    if (this.gateway.documents.get(this.key) === this) this.gateway.documents.delete(this.key);
     this.on = null;
     const attached = this.attached;
     this.attached = null;
@@ -357,6 +388,10 @@ export class LiveDocument {
 
   _apply(kind, data) {
     let patch = null;
+    if (kind === "overflow") {
+      this._refetch(new Error("more early events than the client keeps"));
+      return;
+    }
     if (kind === "data") {
       // The whole document: a first one, or a fresh one after a gap.
       this.value = data;
@@ -369,16 +404,21 @@ export class LiveDocument {
         this.value = applyPatch(this.value, patch);
       } catch (error) {
         // Not applicable (a bug somewhere): ask for the document again, whole.
-        this.stale = true;
-        this.lastError = error;
-        if (this.stream && this.listeners.size > 0) {
-          this.on = null;
-          this.gateway._remove(this.stream).then(() => this.listeners.size > 0 && this._attach());
-        }
+        this._refetch(error);
         return;
       }
     }
     for (const listener of this.listeners) listener(this.value, patch);
+  }
+
+  /** Drops the document from the connection and adds it again, for a fresh whole one. */
+  _refetch(error) {
+    this.stale = true;
+    this.lastError = error;
+    if (this.stream && this.listeners.size > 0) {
+      this.on = null;
+      this.gateway._remove(this.stream).then(() => this.listeners.size > 0 && this._attach());
+    }
   }
 
   _error(error) {

@@ -68,12 +68,36 @@ await checkPage(async (page, check) => {
         });
       }), "five patches");
 
+      // The same document asked for again: the same one, whose value a new listener gets
+      // at once.
+      const again = gw.document(api, { pollInterval: 100 });
+      let firstSeen = null;
+      again.subscribe((value, patch) => {
+        if (firstSeen === null) firstSeen = { v: value.v, patch };
+      });
+      const shared = again === document && firstSeen !== null && firstSeen.patch === null;
+
+      // Two listeners of one channel: one stops, the other goes on.
+      const second = [];
+      const listener = (m) => second.push(m.data);
+      await a.subscribe(listener);
+      await a.publish({ data: "both" });
+      await within(5000, (async () => {
+        while (!second.includes("both")) await new Promise((r) => setTimeout(r, 20));
+      })(), "a message to both listeners");
+      await a.unsubscribe(listener);
+      await a.publish({ data: "first only" });
+      await within(5000, (async () => {
+        while (!got.a.includes("first only")) await new Promise((r) => setTimeout(r, 20));
+      })(), "a message after one listener left");
+      const listeners = { first: got.a.slice(-2), second };
+
       // Dropped: its messages stop; the other goes on, on the same connection.
       await b.unsubscribe();
       await b.publish({ data: "after" });
       await a.publish({ data: "after" });
       await within(5000, (async () => {
-        while (got.a.length < 11) await new Promise((r) => setTimeout(r, 20));
+        while (got.a.length < 13) await new Promise((r) => setTimeout(r, 20));
       })(), "a message after the other channel left");
       await new Promise((r) => setTimeout(r, 300));
       gw.close();
@@ -110,7 +134,7 @@ await checkPage(async (page, check) => {
       });
       const own = applyPatch({}, [{ op: "add", path: "/__proto__", value: { admin: true } }]);
       const ownMember = Object.hasOwn(own, "__proto__") && own.admin === undefined;
-      return { got, history, wrong, seen, patches, opened, patched, refused, ownMember };
+      return { got, history, wrong, seen, patches, opened, patched, refused, ownMember, shared, listeners };
     },
     { api },
   );
@@ -123,7 +147,7 @@ await checkPage(async (page, check) => {
         : x,
     );
   check(
-    JSON.stringify(result.got.a) === JSON.stringify([...range(10, 0), "after"]),
+    JSON.stringify(result.got.a) === JSON.stringify([...range(10, 0), "both", "first only", "after"]),
     "one channel's messages, in order",
     result.got.a,
   );
@@ -147,5 +171,11 @@ await checkPage(async (page, check) => {
     result.patched,
   );
   check(result.refused, "patches that cannot apply are refused whole", result.refused);
+  check(result.shared, "a document asked for twice is one, its value given at once", result.shared);
+  check(
+    JSON.stringify(result.listeners) === JSON.stringify({ first: ["both", "first only"], second: ["both"] }),
+    "a listener that unsubscribes alone stops alone",
+    result.listeners,
+  );
   check(result.ownMember, "a __proto__ member is an own member", result.ownMember);
 });
