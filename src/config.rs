@@ -13,12 +13,14 @@ mod auth;
 mod bus;
 mod http;
 mod limits;
+mod log;
 pub mod mercure;
 mod relay;
 pub use auth::{AuthConfig, CapabilityMap, KeyConfig};
 pub use bus::{Backend, BusConfig};
 pub use http::{HttpConfig, check_origin};
 pub use limits::LimitsConfig;
+pub use log::{LogConfig, LogFormat};
 pub use relay::{RelayConfig, RelayMode, Route};
 
 const ENV_PREFIX: &str = "STREAMGATE_";
@@ -42,6 +44,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub http: HttpConfig,
+    pub log: LogConfig,
     pub bus: BusConfig,
     /// The Mercure hub; off without the section.
     pub mercure: Option<mercure::MercureConfig>,

@@ -143,12 +143,7 @@ async fn serve(
     demo: bool,
     store: Option<std::path::PathBuf>,
 ) -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    log(&config.log);
     let tls = tls(&config).map_err(std::io::Error::other)?;
     if tls.is_some() && demo {
         return Err(std::io::Error::other(
@@ -164,8 +159,24 @@ async fn serve(
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("streamgate listening on {scheme}://{local}");
-    tracing::info!(addr = %local, tls = tls.is_some(), "listening");
     streamgate::server::run(config, listener, tls, demo, store, stop_signal()).await
+}
+
+/// Logs to stderr at `RUST_LOG`'s levels (`info` by default), as `[log] format` says; in
+/// colour only on a terminal (a file or a journal would get the escape codes).
+fn log(config: &streamgate::config::LogConfig) {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match config.format {
+        streamgate::config::LogFormat::Text => {
+            logs.with_ansi(std::io::stderr().is_terminal()).init()
+        }
+        streamgate::config::LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
 }
 
 /// The TLS certificate and key of `[server]`, loaded, when set.

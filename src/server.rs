@@ -2,6 +2,7 @@
 //! graceful shutdown.
 
 mod accept;
+mod announce;
 mod head;
 mod http1;
 mod idle;
@@ -174,8 +175,10 @@ pub async fn run(
     if demo {
         app = app.merge(crate::demo::start(Arc::clone(&hub)));
     }
-    let app = limits::apply(app, &config);
+    // The access log is outermost: it sees what the limits refuse too.
+    let app = crate::http::access::apply(limits::apply(app, &config), config.log.access);
     let (stopped_tx, mut stopped_rx) = watch::channel(false);
+    announce::announce(&config, listener.local_addr()?, tls.is_some(), demo);
     let watch = tls
         .as_ref()
         .map(|certs| tokio::spawn(Arc::clone(certs).watch()));

@@ -131,28 +131,50 @@ fn the_client_asks_for_a_new_token_when_its_token_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_subscribes_again_when_a_restarted_gateway_forgot_its_connection() {
-    let server = Server::start("");
+    // Without data_dir: the connection is forgotten.
+    restart_under_the_client("", "forgotten").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_resumes_its_connection_on_a_restarted_gateway_that_kept_it() {
+    let data = tempfile::tempdir().unwrap();
+    restart_under_the_client(&format!("[bus]\ndata_dir = {:?}\n", data.path()), "kept").await;
+}
+
+/// Runs `client_restart.mjs` in `mode` against a gateway with `config`, restarted once the
+/// page has its first message, then publishes `after`: once on a gateway that kept the
+/// connection, until the page has it on one that forgot it.
+async fn restart_under_the_client(config: &str, mode: &'static str) {
+    let server = Server::start(config);
     let base = server.url("");
-    let page = tokio::task::spawn_blocking(move || run("client_restart.mjs", &[&base]));
-    // Once the page had time to subscribe (its browser may wait for another test's).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page = tokio::task::spawn_blocking(move || run("client_restart.mjs", &[&base, mode]));
+    // Once the page has published (its browser may wait for another test's).
+    let history = format!("/channels/restarts-{mode}/messages");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let history: Vec<serde_json::Value> =
-            get_json(&server, "/channels/restarts/messages").await;
-        if !history.is_empty() || std::time::Instant::now() > deadline {
+        let kept: Vec<serde_json::Value> = get_json(&server, &history).await;
+        if !kept.is_empty() || std::time::Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    // Restarted without data_dir: the connection is forgotten.
+    // The page has `before` by now: the stream wrote it as it was published.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let server = server.restart();
-    let channel = server.url("/channels/restarts/messages");
-    while !page.is_finished() {
-        let _ = client()
+    let channel = server.url(&history);
+    loop {
+        let published = client()
             .post(&channel)
             .json(&json!({"data": "after"}))
             .send()
             .await;
+        if mode == "kept" {
+            assert_eq!(published.unwrap().status(), 201);
+            break;
+        }
+        if page.is_finished() {
+            break;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
     page.await.unwrap();
@@ -200,32 +222,4 @@ fn a_page_over_tls_opens_more_streams_than_http1_allows() {
     common::tls::issue(certs.path());
     let server = Server::start(&common::tls::config(certs.path(), ""));
     run("http2.mjs", &[&server.url("")]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_client_resumes_its_connection_on_a_restarted_gateway_that_kept_it() {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(&format!("[bus]\ndata_dir = {:?}\n", data.path()));
-    let base = server.url("");
-    let page = tokio::task::spawn_blocking(move || run("client_durable.mjs", &[&base]));
-    // Once the page has its first message (its browser may wait for another test's).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let history: Vec<serde_json::Value> = get_json(&server, "/channels/durable/messages").await;
-        if !history.is_empty() || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    // The page got `before` when it was published: the stream wrote it at once.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let server = server.restart();
-    let published = client()
-        .post(server.url("/channels/durable/messages"))
-        .json(&json!({"data": "after"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(published.status(), 201);
-    page.await.unwrap();
 }

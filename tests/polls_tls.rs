@@ -6,7 +6,6 @@ mod common;
 use std::sync::Arc;
 
 use common::Server;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
@@ -17,16 +16,9 @@ const BODY: &str = r#"{"secure":true}"#;
 
 /// A private CA and a certificate it signed for 127.0.0.1.
 fn pki() -> (String, CertificateDer<'static>, PrivateKeyDer<'static>) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let (ca, leaf, key) = common::tls::pair();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    (ca.pem(), leaf.der().clone(), key)
+    (ca, leaf.der().clone(), key)
 }
 
 /// An HTTPS server answering every request with `BODY`.

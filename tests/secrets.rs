@@ -23,8 +23,12 @@ const PLANTED: [&str; 6] = [
 async fn planted_secrets_appear_in_no_response_and_no_log() {
     let api = Upstream::start(json!({"n": 1})).await;
     let sse = SseUpstream::start().await;
+    // Every request is in the access log too.
     let server = Server::start_logged(&format!(
         r#"
+[log]
+access = true
+
 [[key]]
 name = "app"
 secret = "{key}"

@@ -11,7 +11,7 @@ use super::ApiError;
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Each page: its path under `/docs/`, what it is about, its text.
-pub const PAGES: [(&str, &str, &str); 13] = [
+pub const PAGES: [(&str, &str, &str); 14] = [
     (
         "channels",
         "pub/sub channels and streams",
@@ -48,6 +48,11 @@ pub const PAGES: [(&str, &str, &str); 13] = [
         include_str!("../../docs/LIMITS.md"),
     ),
     ("tls", "TLS and HTTP/2", include_str!("../../docs/TLS.md")),
+    (
+        "logs",
+        "what the gateway logs",
+        include_str!("../../docs/LOGS.md"),
+    ),
     (
         "admin",
         "the admin API and its stats",

@@ -1,5 +1,6 @@
 //! The HTTP surface: the router and one file per group of endpoints.
 
+pub mod access;
 mod admin;
 mod asyncapi;
 mod channels;
@@ -20,6 +21,7 @@ mod relays;
 mod request_body;
 mod stream_params;
 mod streams;
+pub mod watched;
 
 use std::sync::Arc;
 

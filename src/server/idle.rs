@@ -4,15 +4,13 @@
 //! one whose client answers pings and opens no stream: it would hold its connection slot
 //! for ever.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Response;
-use bytes::Bytes;
-use http_body::{Frame, SizeHint};
 use tokio::sync::watch;
+
+use crate::http::watched::{Watcher, watch};
 
 /// Requests open on one connection, and how many have begun (a request begun and done
 /// between two looks is activity too).
@@ -67,38 +65,14 @@ pub struct Open(watch::Sender<Busy>);
 impl Open {
     /// The request goes on as `response`'s body.
     pub fn attach(self, response: Response<Body>) -> Response<Body> {
-        response.map(|body| Body::new(Tracked { body, _open: self }))
+        watch(response, self)
     }
 }
+
+impl Watcher for Open {}
 
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.send_modify(|busy| busy.open -= 1);
-    }
-}
-
-/// A response body that keeps its request counted open.
-struct Tracked {
-    body: Body,
-    _open: Open,
-}
-
-impl http_body::Body for Tracked {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }

@@ -184,7 +184,7 @@ impl Pollers {
             let interval_ms = run.shared().interval_ms.load(Ordering::Relaxed);
             slot = match outcome {
                 Ok(fresh) => {
-                    run.recovered();
+                    run.recovered(&run.shared().url.clone());
                     let changed = fresh.is_some();
                     if let Some(document) = fresh {
                         state.whole = Some(Arc::new(document));
@@ -212,7 +212,7 @@ impl Pollers {
                     next
                 }
                 Err(failure) => {
-                    let failures = run.failed();
+                    let failures = run.failed(&failure, &run.shared().url.clone());
                     // Each part is told each failure once, a part asked for during the
                     // failure included.
                     for feed in &feeds {

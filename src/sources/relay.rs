@@ -244,12 +244,13 @@ impl Relays {
             run.shared()
                 .last_failure
                 .store(u64::from(failure.status), Ordering::Relaxed);
+            let shown = run.shared().url.clone();
             if relayed {
-                run.recovered();
+                run.recovered(&shown);
             }
             // The first reconnection waits the upstream's `retry:` time, as EventSource
             // does; only the attempts that keep failing back off.
-            let failures = run.failed();
+            let failures = run.failed(&failure, &shown);
             let delay = backoff(reconnect.retry_ms, failures - 1, topic.max_backoff_ms);
             if run.tell(&failure, &topic.channel) {
                 self.publish_error(&topic, &failure, &run.session, delay, run.lease())

@@ -100,6 +100,8 @@ pub struct Run<S, P> {
     retell: Tell,
     /// The failures told since the source last worked, each with the channels told it.
     told: Vec<(Failure, HashSet<String>)>,
+    /// The failure last logged: the log says each change of state once, not each attempt.
+    logged: Option<Failure>,
     lease: Lease,
 }
 
@@ -185,6 +187,7 @@ impl<S, P> Supervisor<S, P> {
             failures: 0,
             retell: self.retell,
             told: Vec::new(),
+            logged: None,
             lease: self.hub.lease(key),
         })
     }
@@ -356,14 +359,34 @@ impl<S, P: Clone> Run<S, P> {
         }
     }
 
-    /// Counts a failure; how many in a row, from which the source picks its backoff.
-    pub fn failed(&mut self) -> u32 {
+    /// Counts a failure of the upstream `shown` (a URL without its secrets); how many in a
+    /// row, from which the source picks its backoff. Logged when it is not the failure
+    /// logged last.
+    pub fn failed(&mut self, failure: &Failure, shown: &str) -> u32 {
         self.failures += 1;
+        if self.logged.as_ref() != Some(failure) {
+            let name = self.name;
+            let message = &failure.message;
+            // An upstream ending its stream is reconnected as EventSource would.
+            if failure.status == super::failure::status::CLOSED {
+                tracing::info!("{name} of {shown}: {message}; reconnecting");
+            } else {
+                tracing::warn!("{name} of {shown} failed: {message}; retrying, backing off");
+            }
+            self.logged = Some(failure.clone());
+        }
         self.failures
     }
 
-    /// The source works again: failures count from zero and are all told anew.
-    pub fn recovered(&mut self) {
+    /// The upstream `shown` works again: failures count from zero and are all told anew;
+    /// logged if a failure was.
+    pub fn recovered(&mut self, shown: &str) {
+        if let Some(failure) = self.logged.take()
+            && failure.status != super::failure::status::CLOSED
+        {
+            let (name, failures) = (self.name, self.failures);
+            tracing::info!("{name} of {shown} works again, after {failures} failed attempt(s)");
+        }
         self.failures = 0;
         self.told.clear();
     }
@@ -444,10 +467,10 @@ mod tests {
         assert!(!run.tell(&a, "one"), "told once");
         assert!(run.tell(&a, "two"), "each channel is told");
         assert!(run.tell(&b, "one"));
-        assert_eq!((run.failed(), run.failed()), (1, 2));
-        run.recovered();
+        assert_eq!((run.failed(&a, "a"), run.failed(&a, "a")), (1, 2));
+        run.recovered("a");
         assert!(run.tell(&b, "one"), "told anew after recovery");
-        assert_eq!(run.failed(), 1);
+        assert_eq!(run.failed(&b, "a"), 1);
     }
 
     #[test]

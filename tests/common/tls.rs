@@ -1,12 +1,11 @@
-//! Certificates for a gateway serving TLS: a CA of the test's own and a leaf it signed.
+//! Certificates of a test's own: a CA and a leaf for 127.0.0.1 it signed.
 
 use std::path::Path;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
-/// A new CA (its PEM) and a leaf for 127.0.0.1 it signed, written as `cert.pem` and
-/// `key.pem` in `dir` (replacing what was there).
-pub fn issue(dir: &Path) -> String {
+/// A new CA's certificate (PEM), and a leaf for 127.0.0.1 it signed with its key.
+pub fn pair() -> (String, rcgen::Certificate, KeyPair) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
@@ -15,9 +14,16 @@ pub fn issue(dir: &Path) -> String {
         .unwrap()
         .signed_by(&key, &ca)
         .unwrap();
+    (ca.pem(), leaf, key)
+}
+
+/// A new pair (see `pair`) written as `cert.pem` and `key.pem` in `dir` (replacing what was
+/// there); the CA's certificate (PEM).
+pub fn issue(dir: &Path) -> String {
+    let (ca, leaf, key) = pair();
     std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-    ca.pem()
+    ca
 }
 
 /// A config serving TLS with the pair `issue` wrote in `dir`, then `extra`.
