@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, as CI runs it: installs what the tests need and is missing (redis-server for
 # the many-node tests, Chromium and playwright-core for the browser tests, Symfony's Mercure
-# publisher for the Mercure tests), then formatting, lints and the whole test suite.
+# publisher for the Mercure tests, systemd-analyze for the unit in deploy/), then
+# formatting, lints and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,6 +27,11 @@ fi
 if ! command -v php >/dev/null || [ ! -f /usr/share/php/Symfony/Component/Mercure/autoload.php ]; then
     echo "test.sh: installing php-cli and php-symfony-mercure (the Mercure tests publish with them)" >&2
     apt_install php-cli php-symfony-mercure
+fi
+# systemd-analyze checks deploy/streamgate.service (tests/deploy.rs).
+if ! command -v systemd-analyze >/dev/null; then
+    echo "test.sh: installing systemd (tests/deploy.rs verifies the unit with systemd-analyze)" >&2
+    apt_install systemd
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
     echo "test.sh: installing the browser tests' packages (npm ci)" >&2
