@@ -54,6 +54,7 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on; `--listen` overrides it.
+    #[serde(deserialize_with = "socket_address")]
     pub listen: SocketAddr,
     /// TLS (HTTP/2 and HTTP/1.1 by ALPN): the certificate chain and its private key, PEM,
     /// read again on SIGHUP and when they change. Both or neither.
@@ -222,6 +223,91 @@ pub struct ApiConfig {
     pub interval_ms: Option<u64>,
 }
 
+/// An address `ip:port`; a host name is refused with the address to write instead (the
+/// gateway resolves no name to listen on: which of a name's addresses would it be?).
+fn socket_address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        let suggestion = match text.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => match host {
+                "localhost" => format!("\"127.0.0.1:{port}\" (or \"[::1]:{port}\")"),
+                _ => format!(
+                    "an IP address, e.g. \"0.0.0.0:{port}\" for every interface, or the \
+                     address {host:?} resolves to"
+                ),
+            },
+            _ => "\"ip:port\", e.g. \"127.0.0.1:8080\"".to_owned(),
+        };
+        serde::de::Error::custom(format!(
+            "{text:?} is not an address to listen on; write {suggestion}"
+        ))
+    })
+}
+
+/// Why a `[poll] allowed_targets` pattern can never match a URL, if it cannot: patterns are
+/// matched against whole URLs, which start with `http://` or `https://`.
+fn check_target_pattern(pattern: &str) -> Result<(), String> {
+    // A leading `*` matches any scheme, and more.
+    if pattern.starts_with('*') {
+        return Ok(());
+    }
+    let Some((scheme, rest)) = pattern.split_once("://") else {
+        return Err(
+            "can never match a URL: a pattern starts with the scheme, e.g. \
+             \"https://api.example.com/*\""
+                .into(),
+        );
+    };
+    if !["http", "https"]
+        .iter()
+        .any(|s| crate::glob::matches(scheme, s))
+    {
+        return Err(format!(
+            "can never match: only http and https URLs are polled, not {scheme}://"
+        ));
+    }
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("names no host: write scheme://host/path (the host may be *)".into());
+    }
+    if rest.contains(char::is_whitespace) {
+        return Err("can never match: URLs hold no spaces".into());
+    }
+    Ok(())
+}
+
+/// Files the config names, each checked to be readable before anything starts (serving
+/// would fail on them later, at start-up or at the first use).
+pub fn check_files(config: &Config) -> Result<(), String> {
+    let mut files: Vec<(String, &Path)> = Vec::new();
+    for file in &config.poll.extra_ca_files {
+        files.push(("[poll] extra_ca_files".into(), file));
+    }
+    for file in &config.auth.public_key_files {
+        files.push(("[auth] public_key_files".into(), file));
+    }
+    if let Some(file) = &config.auth.jwks_file {
+        files.push(("[auth] jwks_file".into(), file));
+    }
+    if let Some(file) = &config.bus.redis_ca_file {
+        files.push(("[bus] redis_ca_file".into(), file));
+    }
+    if let Some(mercure) = &config.mercure {
+        for (key, file) in [
+            ("publisher_jwt_key_file", &mercure.publisher_jwt_key_file),
+            ("subscriber_jwt_key_file", &mercure.subscriber_jwt_key_file),
+        ] {
+            if let Some(file) = file {
+                files.push((format!("[mercure] {key}"), file));
+            }
+        }
+    }
+    for (key, file) in files {
+        std::fs::File::open(file)
+            .map_err(|e| format!("{key}: {} cannot be read: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
 fn at_least_one<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -334,6 +420,10 @@ impl Config {
         let poll = &self.poll;
         if poll.min_interval_ms > poll.max_interval_ms {
             return Err("[poll] min_interval_ms is larger than max_interval_ms".into());
+        }
+        for pattern in &poll.allowed_targets {
+            check_target_pattern(pattern)
+                .map_err(|e| format!("[poll] allowed_targets: {pattern:?} {e}"))?;
         }
         if let Some(mercure) = &self.mercure {
             mercure.validate()?;
@@ -528,5 +618,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("<SECTION>__<KEY>"), "{err}");
+    }
+
+    #[test]
+    fn what_would_fail_later_is_refused_now() {
+        let err = |text: &str| load_text(text, &[]).unwrap_err().to_string();
+        let listen = err("[server]\nlisten = \"localhost:8080\"\n");
+        assert!(listen.contains("write \"127.0.0.1:8080\""), "{listen}");
+        let named = err("[server]\nlisten = \"gw.internal:9000\"\n");
+        assert!(named.contains("\"0.0.0.0:9000\""), "{named}");
+        for (pattern, why) in [
+            ("api.example.com/*", "starts with the scheme"),
+            ("ftp://files.example.com/*", "only http and https"),
+            ("https:///x", "names no host"),
+            ("https://a b/", "no spaces"),
+        ] {
+            let text = format!("[poll]\nallowed_targets = [{pattern:?}]\n");
+            let message = err(&text);
+            assert!(message.contains(why), "{pattern}: {message}");
+        }
+        for fine in [
+            "*",
+            "http*://*",
+            "https://*.example.com/*",
+            "http://127.0.0.1:*/*",
+        ] {
+            let text = format!("[poll]\nallowed_targets = [{fine:?}]\n");
+            assert!(load_text(&text, &[]).is_ok(), "{fine}");
+        }
+        let config = load_text("[poll]\nextra_ca_files = [\"/nowhere/ca.pem\"]\n", &[]).unwrap();
+        let missing = check_files(&config).unwrap_err();
+        assert!(
+            missing.starts_with("[poll] extra_ca_files: /nowhere/ca.pem cannot be read"),
+            "{missing}"
+        );
     }
 }

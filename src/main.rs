@@ -119,10 +119,12 @@ fn main() -> ExitCode {
 /// token keys' files: a config that cannot serve is refused before anything starts.
 fn load(file: Option<&Path>) -> Result<Config, String> {
     let config = Config::load(file, std::env::vars()).map_err(|e| e.to_string())?;
-    streamgate::auth::Auth::new(&config).map_err(|e| match file {
-        Some(file) => format!("{}: {e}", file.display()),
-        None => e,
-    })?;
+    streamgate::config::check_files(&config)
+        .and_then(|()| streamgate::auth::Auth::new(&config).map(drop))
+        .map_err(|e| match file {
+            Some(file) => format!("{}: {e}", file.display()),
+            None => e,
+        })?;
     Ok(config)
 }
 
