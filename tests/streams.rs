@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, SseStream, envelope, publish};
+use common::{Server, SseStream, client, envelope, expect_error, publish};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use streamgate::wire::sse_parser::SseFrame;
@@ -418,4 +418,32 @@ async fn too_many_streams_on_one_connection_is_a_clear_error() {
     );
     // At the limit is fine.
     SseStream::open(&server.url("/sse?channels=a,b,c")).await;
+}
+
+#[tokio::test]
+async fn a_message_id_given_as_lastevent_is_told_for_what_it_is() {
+    let server = Server::start("");
+    let ids = publish(&server, "ids", json!({"data": 1})).await;
+    let resp = client()
+        .get(server.url(&format!("/sse?channels=ids&lastEvent={}", ids[0])))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(resp, 400, 40000).await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("looks like a message id"), "{message}");
+    assert!(message.contains("SSE `id:` line"), "{message}");
+    // Anything else is not called a message id.
+    let resp = client()
+        .get(server.url("/sse?channels=ids&lastEvent=nonsense"))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(resp, 400, 40000).await;
+    assert!(
+        !body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("message id")
+    );
 }

@@ -138,12 +138,7 @@ pub(super) fn resume_cursor(
         return Ok(Some(ours));
     }
     if let Some(text) = query.get("lastEvent") {
-        let parsed = cursor::parse(text).ok_or_else(|| {
-            ErrorInfo::bad_request(format!(
-                "lastEvent {text:?} is not an event id this server issued; resume with the id \
-                 of the last event received"
-            ))
-        })?;
+        let parsed = cursor::parse(text).ok_or_else(|| not_an_event_id(text))?;
         if parsed.positions.len() != streams {
             return Err(ErrorInfo::bad_request(format!(
                 "lastEvent holds {} positions but the request names {streams} streams; resume \
@@ -154,6 +149,24 @@ pub(super) fn resume_cursor(
         return Ok(Some(Some(parsed)));
     }
     Ok(header.map(|_| None))
+}
+
+/// The error for a `lastEvent` that is no event id of this server's. A message's id
+/// (`{epoch}:{n}`, in `messageIds` and a message's `id`) is what clients mistake for one:
+/// said so, with where the event id is.
+fn not_an_event_id(text: &str) -> ErrorInfo {
+    let hint = match text.split_once(':') {
+        Some((epoch, n)) if !epoch.is_empty() && n.parse::<u64>().is_ok() => {
+            " It looks like a message id (the `id` of a message, as publishing answers it in \
+             `messageIds`); lastEvent takes an event id: the SSE `id:` line of an event \
+             (`lastEventId` in a browser), or the `id` of an NDJSON line, e.g. `k3x-41`."
+        }
+        _ => "",
+    };
+    ErrorInfo::bad_request(format!(
+        "lastEvent {text:?} is not an event id this server issued; resume with the id of the \
+         last event received.{hint}"
+    ))
 }
 
 /// Sets every channel's start from a cursor of the right length, or to `Unknown`.
