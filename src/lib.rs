@@ -29,6 +29,7 @@
 //! - [`auth`]: credentials (`key`, `accessToken`, `Authorization`), API keys and JWTs, and
 //!   capabilities: who may do what on which channel, API or relay.
 //! - [`metrics`]: Prometheus handles for the hot paths.
+//! - [`procfs`]: a process's memory, CPU and open files, from `/proc`.
 //! - [`names`]: what clients name, checked alike on every surface: channel names and the
 //!   gateway's own query parameters.
 //! - [`clock`]: the wall-clock milliseconds events, history and tokens are stamped with.
@@ -45,7 +46,7 @@
 //! Imports run one way: [`server`] → the surfaces ([`http`], [`demo`], [`tail`], [`bench`])
 //! → [`outlet`] and [`catalog`] → [`sources`] → [`hub`] → the leaves, which every layer may
 //! use ([`auth`] → [`config`] and [`patch`] → [`names`] → [`wire`], [`metrics`], [`clock`],
-//! [`glob`]). `tests/module_imports.rs` checks it.
+//! [`glob`] → [`procfs`]). `tests/module_imports.rs` checks it.
 
 pub mod auth;
 pub mod bench;
@@ -61,6 +62,7 @@ pub mod metrics;
 pub mod names;
 pub mod outlet;
 pub mod patch;
+pub mod procfs;
 pub mod server;
 pub mod sources;
 pub mod tail;

@@ -60,6 +60,23 @@ impl Metrics {
                     "streamgate_poll_skipped_slots_total",
                     "Poll slots skipped because the topic's previous poll was still running"
                 );
+                describe_gauge!(
+                    "streamgate_build_info",
+                    "1, with the version of the running build as a label"
+                );
+                describe_gauge!(
+                    "streamgate_process_resident_memory_bytes",
+                    "Resident memory of the gateway's process, in bytes"
+                );
+                describe_gauge!(
+                    "streamgate_process_cpu_seconds",
+                    "CPU time (user and system) the gateway's process has used, in seconds"
+                );
+                describe_gauge!(
+                    "streamgate_process_open_files",
+                    "Files, sockets included, the gateway's process holds open"
+                );
+                gauge!("streamgate_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
                 describe_counter!(
                     "streamgate_limit_refusals_total",
                     "Connections and requests refused or closed by a limit, by limit"
@@ -100,6 +117,21 @@ impl Metrics {
     pub fn polled(&self) {
         self.polls.increment(1);
         self.totals.polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads the process's figures into their gauges (at each scrape: read then, not kept
+    /// up to date in between).
+    pub fn observe_process() {
+        let pid = std::process::id();
+        if let Some(kib) = crate::procfs::rss_kib(pid) {
+            gauge!("streamgate_process_resident_memory_bytes").set((kib * 1024) as f64);
+        }
+        if let Some(micros) = crate::procfs::cpu_micros(pid) {
+            gauge!("streamgate_process_cpu_seconds").set(micros as f64 / 1e6);
+        }
+        if let Some(open) = crate::procfs::open_files(pid) {
+            gauge!("streamgate_process_open_files").set(open as f64);
+        }
     }
 
     /// The counts since the process started.

@@ -71,6 +71,11 @@ const LAYERS: &[Layer] = &[
         name: "base",
         modules: &["wire", "metrics", "clock", "glob"],
     },
+    // The process's own figures, read by the metrics and the load tool.
+    Layer {
+        name: "procfs",
+        modules: &["procfs"],
+    },
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -8,9 +8,9 @@ use reqwest::{Method, Url};
 
 use super::limits;
 use super::marker::RunId;
-use super::procfs;
 use super::target::{self, SubscribeTarget};
 use super::tls::BenchTls;
+use crate::procfs;
 
 /// File descriptors a process keeps for itself besides subscribers: stdio, the runtime's
 /// epoll and wakeup descriptors, pipes to worker processes, reqwest's DNS and pool.

@@ -11,12 +11,12 @@ use tokio::time::Instant;
 
 use super::args::Settings;
 use super::clock;
-use super::procfs;
 use super::publisher::{Pace, Published, Publisher};
 use super::report::{Latency, Report, Server};
 use super::subscriber::{self, Plan};
 use super::tally::{Progress, Summary, Tally};
 use super::worker::Worker;
+use crate::procfs;
 
 /// How often the coordinator looks at the counters.
 const POLL: Duration = Duration::from_millis(20);

@@ -28,7 +28,6 @@ mod limits;
 mod marker;
 mod poll;
 mod poll_report;
-mod procfs;
 mod publisher;
 mod report;
 mod response;

@@ -20,7 +20,8 @@ use super::histogram::Histogram;
 use super::poll_report::{Gateway, PollReport};
 use super::report::Latency;
 use super::upstream::{Shape, Topic, Upstream};
-use super::{clock, limits, procfs, target};
+use super::{clock, limits, target};
+use crate::procfs;
 use crate::wire::sse_parser::SseParser;
 
 /// File descriptors the bench keeps besides subscribers: stdio, the runtime, the simulated

@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::args::Settings;
-use super::procfs;
 use super::subscriber::{self, Plan};
 use super::tally::{Progress, Summary, Tally};
+use crate::procfs;
 
 /// How often a child reports progress: often enough that the parent sees the last delivery
 /// soon after it happens.

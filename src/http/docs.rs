@@ -11,7 +11,7 @@ use super::ApiError;
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Each page: its path under `/docs/`, what it is about, its text.
-pub const PAGES: [(&str, &str, &str); 14] = [
+pub const PAGES: [(&str, &str, &str); 15] = [
     (
         "channels",
         "pub/sub channels and streams",
@@ -52,6 +52,11 @@ pub const PAGES: [(&str, &str, &str); 14] = [
         "logs",
         "what the gateway logs",
         include_str!("../../docs/LOGS.md"),
+    ),
+    (
+        "metrics",
+        "the Prometheus metrics",
+        include_str!("../../docs/METRICS.md"),
     ),
     (
         "admin",

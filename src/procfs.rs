@@ -1,4 +1,5 @@
-//! The server's memory and CPU, read from `/proc/PID` (Linux).
+//! A process's memory, CPU and open files, read from `/proc/PID` (Linux): what `streamgate
+//! bench` reports of the server it measures, and the gateway's own process metrics.
 
 /// Clock ticks per second in `/proc/PID/stat`: the kernel's `USER_HZ`, 100 on every
 /// mainstream Linux architecture (it is part of the user-space ABI, not the kernel's HZ).
@@ -27,6 +28,12 @@ pub fn cpu_micros(pid: u32) -> Option<u64> {
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
     Some((user + system) * 1_000_000 / TICKS_PER_SECOND)
+}
+
+/// Files (sockets included) `pid` holds open; `None` if they cannot be listed.
+pub fn open_files(pid: u32) -> Option<u64> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(entries.count() as u64)
 }
 
 /// Resident memory of all `pids` together; `None` if any of them is gone.
@@ -67,6 +74,7 @@ mod tests {
         assert!(rss_kib(pid).unwrap() > 0);
         assert!(cpu_micros(pid).is_some());
         assert!(check(pid).is_ok());
+        assert!(open_files(pid).unwrap() >= 3);
         assert!(check(u32::MAX).is_err());
         assert_eq!(rss_kib_total(&[]), None);
         assert_eq!(rss_kib_total(&[pid, u32::MAX]), None);
