@@ -41,12 +41,10 @@ impl StreamParams {
     ) -> Result<Self, ErrorInfo> {
         let credential = query.credential(headers)?;
         let dynamic = query.flag("dynamic", false)?;
-        let header_id = headers
-            .get("last-event-id")
-            .filter(|h| !h.is_empty())
-            .map(|h| std::str::from_utf8(h.as_bytes()).ok());
         // The header wins when it is a token, as in `resume_cursor`.
-        let from_header = header_id.flatten().and_then(cursor::parse_token);
+        let from_header = last_event_id(headers)
+            .flatten()
+            .and_then(cursor::parse_token);
         let token = match (query.get("lastEvent"), from_header) {
             (_, Some(token)) => Some((token, false)),
             (Some(text), None) => cursor::parse_token(text).map(|t| (t, true)),
@@ -129,9 +127,9 @@ pub(super) fn resume_cursor(
     headers: &HeaderMap,
     streams: usize,
 ) -> Result<Option<Option<cursor::Cursor>>, ErrorInfo> {
-    let header = headers.get("last-event-id").filter(|h| !h.is_empty());
+    let header = last_event_id(headers);
     let ours = header
-        .and_then(|h| std::str::from_utf8(h.as_bytes()).ok())
+        .flatten()
         .and_then(cursor::parse)
         .filter(|c| c.positions.len() == streams);
     if ours.is_some() {
@@ -149,6 +147,13 @@ pub(super) fn resume_cursor(
         return Ok(Some(Some(parsed)));
     }
     Ok(header.map(|_| None))
+}
+
+/// The `Last-Event-ID` header, if not empty: its text, or `None` when it is not UTF-8
+/// (browsers send an id back as the raw bytes they got).
+fn last_event_id(headers: &HeaderMap) -> Option<Option<&str>> {
+    let header = headers.get("last-event-id").filter(|h| !h.is_empty())?;
+    Some(std::str::from_utf8(header.as_bytes()).ok())
 }
 
 /// The error for a `lastEvent` that is no event id of this server's. A message's id

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use super::query::Query;
 use super::stream_params::{self, StreamParams};
 use super::{ApiError, AppState};
-
 use crate::auth::{Operation, Principal};
 use crate::hub::cursor;
 use crate::hub::entered::{Entered, Entering};

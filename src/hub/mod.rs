@@ -236,8 +236,13 @@ impl Hub {
     /// Counts an outlet opening now on `channels` (addressed by `connection`, if it has an
     /// id) until the card drops. A watcher of the node's figures alone is not counted in the
     /// deliveries: the figures would count their own.
-    pub fn outlet_opened(&self, channels: &[&str], connection: Option<String>) -> census::Counted {
-        self.census.open(connection, channels != [FIGURES])
+    pub fn outlet_opened<'a>(
+        &self,
+        channels: impl IntoIterator<Item = &'a str>,
+        connection: Option<String>,
+    ) -> census::Counted {
+        self.census
+            .open(connection, !channels.into_iter().eq([FIGURES]))
     }
 
     pub fn outlets(&self) -> usize {

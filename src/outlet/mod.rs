@@ -191,8 +191,8 @@ impl Outlet {
         let journal_generation = link
             .as_ref()
             .map_or(0, |l| l.registration.journal.lock().unwrap().generation());
-        let channels: Vec<&str> = streams.iter().map(|s| &*s.channel).collect();
-        let card = hub.outlet_opened(&channels, link.as_ref().map(|l| l.registration.id.clone()));
+        let channels = streams.iter().map(|s| &*s.channel);
+        let card = hub.outlet_opened(channels, link.as_ref().map(|l| l.registration.id.clone()));
         let mut outlet = Outlet {
             hub: Arc::clone(&hub),
             card,

@@ -205,12 +205,11 @@ impl Connections {
             None => Journal::new(journal_capacity),
         };
         let journal = Arc::new(Mutex::new(journal));
-        let credential = binding;
         entries.insert(
             id.clone(),
             Entry {
                 journal: Arc::clone(&journal),
-                credential: credential.clone(),
+                credential: binding.clone(),
                 control: Some(tx),
                 presence: None,
                 closed_at: None,
@@ -221,7 +220,7 @@ impl Connections {
             id,
             generation: 0,
             journal,
-            credential,
+            credential: binding,
             control: rx,
         }
     }

@@ -51,6 +51,12 @@ struct Shared {
     interval_ms: AtomicU64,
 }
 
+impl super::supervisor::Shown for Shared {
+    fn shown(&self) -> &str {
+        &self.url
+    }
+}
+
 /// A selected part being streamed, the channel it feeds aside.
 #[derive(Clone)]
 pub(super) struct Part {
@@ -184,7 +190,7 @@ impl Pollers {
             let interval_ms = run.shared().interval_ms.load(Ordering::Relaxed);
             slot = match outcome {
                 Ok(fresh) => {
-                    run.recovered(&run.shared().url.clone());
+                    run.recovered();
                     let changed = fresh.is_some();
                     if let Some(document) = fresh {
                         state.whole = Some(Arc::new(document));
@@ -212,7 +218,7 @@ impl Pollers {
                     next
                 }
                 Err(failure) => {
-                    let failures = run.failed(&failure, &run.shared().url.clone());
+                    let failures = run.failed(&failure);
                     // Each part is told each failure once, a part asked for during the
                     // failure included.
                     for feed in &feeds {

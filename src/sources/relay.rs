@@ -125,6 +125,12 @@ struct RelayStats {
     last_failure: AtomicU64,
 }
 
+impl super::supervisor::Shown for RelayStats {
+    fn shown(&self) -> &str {
+        &self.url
+    }
+}
+
 /// How one upstream connection ended.
 enum Ended {
     /// Nobody has watched the topic for the linger time: the relay stops.
@@ -244,13 +250,12 @@ impl Relays {
             run.shared()
                 .last_failure
                 .store(u64::from(failure.status), Ordering::Relaxed);
-            let shown = run.shared().url.clone();
             if relayed {
-                run.recovered(&shown);
+                run.recovered();
             }
             // The first reconnection waits the upstream's `retry:` time, as EventSource
             // does; only the attempts that keep failing back off.
-            let failures = run.failed(&failure, &shown);
+            let failures = run.failed(&failure);
             let delay = backoff(reconnect.retry_ms, failures - 1, topic.max_backoff_ms);
             if run.tell(&failure, &topic.channel) {
                 self.publish_error(&topic, &failure, &run.session, delay, run.lease())

@@ -221,6 +221,44 @@ impl<S, P> Drop for Run<S, P> {
     }
 }
 
+/// What a run's logs call its upstream: its URL without secrets.
+pub trait Shown {
+    fn shown(&self) -> &str;
+}
+
+impl<S: Shown, P: Clone> Run<S, P> {
+    /// Counts a failure; how many in a row, from which the source picks its backoff.
+    /// Logged when it is not the failure logged last.
+    pub fn failed(&mut self, failure: &Failure) -> u32 {
+        self.failures += 1;
+        if self.logged.as_ref() != Some(failure) {
+            let (name, shown) = (self.name, self.shared().shown());
+            let message = &failure.message;
+            // An upstream ending its stream is reconnected as EventSource would.
+            if failure.status == super::failure::status::CLOSED {
+                tracing::info!("{name} of {shown}: {message}; reconnecting");
+            } else {
+                tracing::warn!("{name} of {shown} failed: {message}; retrying, backing off");
+            }
+            self.logged = Some(failure.clone());
+        }
+        self.failures
+    }
+
+    /// The upstream works again: failures count from zero and are all told anew; logged if
+    /// a failure was.
+    pub fn recovered(&mut self) {
+        if let Some(failure) = self.logged.take()
+            && failure.status != super::failure::status::CLOSED
+        {
+            let (name, shown, failures) = (self.name, self.shared().shown(), self.failures);
+            tracing::info!("{name} of {shown} works again, after {failures} failed attempt(s)");
+        }
+        self.failures = 0;
+        self.told.clear();
+    }
+}
+
 impl<S, P: Clone> Run<S, P> {
     /// What the run shares with `ensure` and the stats.
     pub fn shared(&self) -> &S {
@@ -359,38 +397,6 @@ impl<S, P: Clone> Run<S, P> {
         }
     }
 
-    /// Counts a failure of the upstream `shown` (a URL without its secrets); how many in a
-    /// row, from which the source picks its backoff. Logged when it is not the failure
-    /// logged last.
-    pub fn failed(&mut self, failure: &Failure, shown: &str) -> u32 {
-        self.failures += 1;
-        if self.logged.as_ref() != Some(failure) {
-            let name = self.name;
-            let message = &failure.message;
-            // An upstream ending its stream is reconnected as EventSource would.
-            if failure.status == super::failure::status::CLOSED {
-                tracing::info!("{name} of {shown}: {message}; reconnecting");
-            } else {
-                tracing::warn!("{name} of {shown} failed: {message}; retrying, backing off");
-            }
-            self.logged = Some(failure.clone());
-        }
-        self.failures
-    }
-
-    /// The upstream `shown` works again: failures count from zero and are all told anew;
-    /// logged if a failure was.
-    pub fn recovered(&mut self, shown: &str) {
-        if let Some(failure) = self.logged.take()
-            && failure.status != super::failure::status::CLOSED
-        {
-            let (name, failures) = (self.name, self.failures);
-            tracing::info!("{name} of {shown} works again, after {failures} failed attempt(s)");
-        }
-        self.failures = 0;
-        self.told.clear();
-    }
-
     /// Whether `channel` is yet to be told `failure` (see `Tell`); from now on it has been.
     pub fn tell(&mut self, failure: &Failure, channel: &str) -> bool {
         if self.retell == Tell::Changes && self.told.last().is_some_and(|(f, _)| f != failure) {
@@ -437,6 +443,12 @@ mod tests {
         supervisor.hub.subscribe(channel, ChannelKind::Log, wake)
     }
 
+    impl Shown for () {
+        fn shown(&self) -> &str {
+            "the test's upstream"
+        }
+    }
+
     fn failure(status: u16) -> Failure {
         Failure {
             status,
@@ -467,10 +479,10 @@ mod tests {
         assert!(!run.tell(&a, "one"), "told once");
         assert!(run.tell(&a, "two"), "each channel is told");
         assert!(run.tell(&b, "one"));
-        assert_eq!((run.failed(&a, "a"), run.failed(&a, "a")), (1, 2));
-        run.recovered("a");
+        assert_eq!((run.failed(&a), run.failed(&a)), (1, 2));
+        run.recovered();
         assert!(run.tell(&b, "one"), "told anew after recovery");
-        assert_eq!(run.failed(&b, "a"), 1);
+        assert_eq!(run.failed(&b), 1);
     }
 
     #[test]
