@@ -437,6 +437,16 @@ async fn resume_with(
     Ok((stream, data))
 }
 
+/// Asserts that resuming after `last` with `token` is refused with `status` and `code`.
+async fn expect_refused(server: &Server, token: &str, last: &str, status: u16, code: u64) {
+    let (answered, refused) = resume_with(server, token, last).await.err().unwrap();
+    assert_eq!(
+        (answered, &refused["code"]),
+        (status, &json!(code)),
+        "{refused}"
+    );
+}
+
 #[tokio::test]
 async fn a_renewed_token_of_the_same_client_resumes_its_connection() {
     let server = Server::start(KEYS);
@@ -461,25 +471,12 @@ async fn a_renewed_token_of_the_same_client_resumes_its_connection() {
         app_token(None, all.clone(), 600),
         app_token(Some("*"), all.clone(), 600),
     ] {
-        let (status, refused) = resume_with(&server, &other, &next.id).await.err().unwrap();
-        assert_eq!(
-            (status, &refused["code"]),
-            (404, &json!(40410)),
-            "{refused}"
-        );
+        expect_refused(&server, &other, &next.id, 404, 40410).await;
     }
     // A renewed token that no longer allows a stream of the connection: the resume is
     // refused, naming it.
     let narrower = app_token(Some("alice"), json!({"orders:b": ["subscribe"]}), 600);
-    let (status, refused) = resume_with(&server, &narrower, &next.id)
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(
-        (status, &refused["code"]),
-        (401, &json!(40160)),
-        "{refused}"
-    );
+    expect_refused(&server, &narrower, &next.id, 401, 40160).await;
 }
 
 #[tokio::test]
@@ -492,12 +489,7 @@ async fn a_token_without_a_client_id_resumes_only_with_itself() {
     let (_, again) = resume_with(&server, &token, &last).await.unwrap();
     assert_eq!(again["connectionId"], id, "{again}");
     let other = app_token(None, all, 601);
-    let (status, refused) = resume_with(&server, &other, &last).await.err().unwrap();
-    assert_eq!(
-        (status, &refused["code"]),
-        (404, &json!(40410)),
-        "{refused}"
-    );
+    expect_refused(&server, &other, &last, 404, 40410).await;
 }
 
 #[tokio::test]

@@ -182,19 +182,7 @@ async fn restart_under_the_client(config: &str, mode: &'static str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_landing_page_shows_live_figures_and_the_detail_to_an_admin() {
-    let server = Server::start(
-        r#"
-[[key]]
-name = "ops"
-secret = "ops-secret"
-capabilities = { "admin" = ["admin"] }
-
-[[key]]
-name = "app"
-secret = "app-secret"
-capabilities = { "*" = ["publish"] }
-"#,
-    );
+    let server = Server::start(common::OPS_AND_APP);
     let base = server.url("");
     let page = tokio::task::spawn_blocking(move || {
         run(

@@ -10,19 +10,6 @@ use common::{Server, SseStream, client, expect_error, get_text, last_event_id};
 use serde_json::{Value, json};
 use streamgate::wire::sse_parser::SseFrame;
 
-/// An admin key, and a key that may only use channels: figures need neither.
-const KEYS: &str = r#"
-[[key]]
-name = "ops"
-secret = "ops-secret"
-capabilities = { "admin" = ["admin"] }
-
-[[key]]
-name = "app"
-secret = "app-secret"
-capabilities = { "*" = ["publish", "subscribe"] }
-"#;
-
 const FIGURE_KEYS: [&str; 10] = [
     "channels",
     "connections",
@@ -64,7 +51,7 @@ async fn publish_as_app(server: &Server, channel: &str, count: usize) {
 
 #[tokio::test]
 async fn figures_tell_anyone_the_nodes_traffic_once_a_second() {
-    let server = Server::start(KEYS);
+    let server = Server::start(common::OPS_AND_APP);
     // Anonymous, on a gateway that asks credentials for everything else.
     let mut figures = SseStream::open(&server.url("/figures")).await;
     let first = next_figures(&mut figures).await;
@@ -135,7 +122,7 @@ async fn the_documentation_is_served_and_linked_from_the_landing_page() {
 
 #[tokio::test]
 async fn admin_stats_list_each_open_stream_with_its_channels() {
-    let server = Server::start(KEYS);
+    let server = Server::start(common::OPS_AND_APP);
     let read_stats = || async {
         let stats: Value = client()
             .get(server.url("/admin/stats?key=ops:ops-secret"))

@@ -17,6 +17,20 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use streamgate::wire::sse_parser::{SseEvent, SseFrame, SseParser};
 
+/// Keys of a gateway with an admin (`ops:ops-secret`, the admin API only) and an
+/// application (`app:app-secret`, every channel).
+pub const OPS_AND_APP: &str = r#"
+[[key]]
+name = "ops"
+secret = "ops-secret"
+capabilities = { "admin" = ["admin"] }
+
+[[key]]
+name = "app"
+secret = "app-secret"
+capabilities = { "*" = ["publish", "subscribe"] }
+"#;
+
 /// A gateway process, killed on drop.
 pub struct Server {
     child: Child,
