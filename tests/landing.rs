@@ -118,6 +118,8 @@ async fn the_documentation_is_served_and_linked_from_the_landing_page() {
     assert!(landing.contains("id=\"figures\""));
     let resp = client().get(server.url("/docs/nope")).send().await.unwrap();
     expect_error(resp, 404, 40400).await;
+    let resp = client().get(server.url("/docs/%ff")).send().await.unwrap();
+    expect_error(resp, 400, 40000).await;
 }
 
 #[tokio::test]

@@ -3,11 +3,10 @@
 //! `href` of every ErrorInfo (`/docs/errors#code`) leads to its code wherever the gateway
 //! runs.
 
-use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::ApiError;
+use super::{ApiError, Segments};
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Each page: its path under `/docs/`, what it is about, its text.
@@ -85,7 +84,7 @@ pub const PAGES: [(&str, &str, &str); 15] = [
     ),
 ];
 
-pub async fn page(Path(page): Path<String>) -> Result<Response, ApiError> {
+pub async fn page(Segments(page): Segments<String>) -> Result<Response, ApiError> {
     let (_, _, text) = PAGES.iter().find(|(p, _, _)| *p == page).ok_or_else(|| {
         ErrorInfo::new(
             codes::NOT_FOUND,
