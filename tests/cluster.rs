@@ -1038,6 +1038,8 @@ async fn nodes_reach_redis_over_tls_with_a_private_ca() {
         redis.port, ca_file
     );
     let nodes: Vec<Server> = (0..2).map(|_| Server::start(&config)).collect();
+    // Connected over TLS once ready (a loaded machine takes a while to start both).
+    until_ready(&nodes).await;
     let mut stream = SseStream::open(&nodes[1].url("/sse?channels=secure")).await;
     common::publish(&nodes[0], "secure", json!({"data": "over tls"})).await;
     assert_eq!(messages(&mut stream, 1).await[0].2, json!("over tls"));
