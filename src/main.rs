@@ -165,10 +165,19 @@ async fn serve(
 
 /// Logs to stderr at `RUST_LOG`'s levels (`info` by default), as `[log] format` says; in
 /// colour only on a terminal (a file or a journal would get the escape codes).
+///
+/// The Redis client's own lines only when `RUST_LOG` names `redis`: it logs every attempt
+/// (thousands a second while a cluster is down), where the bus says each change once.
 fn log(config: &streamgate::config::LogConfig) {
     use std::io::IsTerminal;
+    let wanted = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let named = wanted.split(',').any(|d| d.trim().starts_with("redis"));
+    let wanted = match named {
+        true => wanted,
+        false => format!("{wanted},redis=off"),
+    };
     let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        tracing_subscriber::EnvFilter::try_new(wanted).unwrap_or_else(|_| "info,redis=off".into());
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);

@@ -275,6 +275,36 @@ async fn without_redis_a_publish_is_refused_and_streams_recover_on(redis: &mut i
     assert_eq!(messages(&mut stream, 1).await[0].2, json!("after"));
 }
 
+/// While its Redis Cluster is down a node says so once, whatever its clients keep trying,
+/// and once that it is back: never a line per attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_down_is_logged_once_and_its_return_once() {
+    let mut redis = RedisCluster::start();
+    let node = Server::start_logged_with(&redis.bus_config(), &[("RUST_LOG", "info")]);
+    until_ready(std::slice::from_ref(&node)).await;
+    let _stream = SseStream::open(&node.url("/sse?channels=up")).await;
+    redis.kill();
+    for _ in 0..30 {
+        let resp = publish_status(&node, "up", json!({"data": "refused"})).await;
+        assert_eq!(resp.status(), 503);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.restart();
+    until_ready(std::slice::from_ref(&node)).await;
+    let logs = node.logs();
+    let warned: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+        .collect();
+    assert!(
+        (1..=4).contains(&warned.len()),
+        "{} lines:\n{}",
+        warned.len(),
+        warned[..warned.len().min(20)].join("\n")
+    );
+    assert!(logs.contains("reachable again"), "{logs}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_gone_back_to_an_older_state_never_reuses_an_id_a_client_saw() {
     let mut redis = Redis::start_saving();

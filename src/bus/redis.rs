@@ -442,7 +442,9 @@ impl RedisBus {
                     .use_protocol(redis::ProtocolVersion::RESP3)
                     .push_sender(pushes)
                     .connection_timeout(TIMEOUT)
-                    .response_timeout(TIMEOUT)
+                    // Shorter than the bus's own patience: a connection that stopped
+                    // answering fails its command itself, and is given up (see `link`).
+                    .response_timeout(TIMEOUT * 3 / 4)
                     .retries(1);
                 if let Some(certificates) = certificates()? {
                     builder = builder.certs(certificates);

@@ -6,13 +6,16 @@
 //! (classic `PUBLISH` is broadcast to every shard of a cluster).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager, PubSubSink};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, PushInfo, PushKind, RedisFuture, Value};
-use tokio::sync::{OnceCell, mpsc};
+use redis::{
+    Cmd, ErrorKind, Pipeline, PushInfo, PushKind, RedisError, RedisFuture, RedisResult, Value,
+};
+use tokio::sync::{Mutex, mpsc};
 
 /// Where commands and scripts go.
 #[derive(Clone)]
@@ -23,28 +26,93 @@ pub(super) enum Commands {
     Cluster(Cluster),
 }
 
-/// A Redis Cluster's connection, made on first use.
+/// A Redis Cluster's connection, made on first use and made again after it failed.
+///
+/// The cluster client repairs its connection by itself, but not always: left with no node
+/// to ask (all were unreachable at the moment it learnt the slots), it retries the slots at
+/// once, forever, never reaching the configured nodes again, and spins a core meanwhile. So
+/// a connection that failed for want of a node is given up (its task ends with its last
+/// handle), and the next command makes a new one from the configured nodes; an attempt
+/// that failed is not made again within `RETRY` (callers get its error meanwhile).
 #[derive(Clone)]
 pub(super) struct Cluster {
     client: Arc<ClusterClient>,
-    connection: Arc<OnceCell<ClusterConnection>>,
+    state: Arc<Mutex<State>>,
+}
+
+/// How soon a failed attempt to connect to the cluster is made again.
+const RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct State {
+    current: Option<Made>,
+    /// How many connections were made: each one's number.
+    made: u64,
+    /// The last attempt's failure, and when.
+    refused: Option<(Instant, RedisError)>,
+}
+
+/// One connection to the cluster, numbered: a failure seen late never gives up a newer one.
+#[derive(Clone)]
+pub(super) struct Made {
+    number: u64,
+    connection: ClusterConnection,
 }
 
 impl Cluster {
     pub(super) fn new(client: ClusterClient) -> Self {
         Cluster {
             client: Arc::new(client),
-            connection: Arc::default(),
+            state: Arc::default(),
         }
     }
 
-    /// The connection, made if it is not yet.
-    pub(super) async fn connection(&self) -> redis::RedisResult<ClusterConnection> {
-        let made = self
-            .connection
-            .get_or_try_init(|| self.client.get_async_connection())
-            .await?;
-        Ok(made.clone())
+    /// The connection, made if there is none.
+    async fn connection(&self) -> RedisResult<Made> {
+        let mut state = self.state.lock().await;
+        if let Some(made) = &state.current {
+            return Ok(made.clone());
+        }
+        if let Some((at, error)) = &state.refused
+            && at.elapsed() < RETRY
+        {
+            return Err(error.clone());
+        }
+        match self.client.get_async_connection().await {
+            Ok(connection) => {
+                state.made += 1;
+                let made = Made {
+                    number: state.made,
+                    connection,
+                };
+                state.current = Some(made.clone());
+                state.refused = None;
+                Ok(made)
+            }
+            Err(error) => {
+                state.refused = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
+    }
+
+    /// `answer` as it is, giving `made` up first if it failed for want of a node (not for
+    /// what a node said).
+    async fn checked<T>(&self, made: &Made, answer: RedisResult<T>) -> RedisResult<T> {
+        if let Err(error) = &answer
+            && (error.is_io_error() || error.kind() == ErrorKind::ClusterConnectionNotFound)
+        {
+            let mut state = self.state.lock().await;
+            if state
+                .current
+                .as_ref()
+                .is_some_and(|c| c.number == made.number)
+            {
+                tracing::debug!("the redis cluster connection failed ({error}); making a new one");
+                state.current = None;
+            }
+        }
+        answer
     }
 }
 
@@ -52,9 +120,11 @@ impl ConnectionLike for Commands {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Commands::Single(manager) => manager.req_packed_command(cmd),
-            Commands::Cluster(cluster) => {
-                Box::pin(async move { cluster.connection().await?.req_packed_command(cmd).await })
-            }
+            Commands::Cluster(cluster) => Box::pin(async move {
+                let made = cluster.connection().await?;
+                let answer = made.connection.clone().req_packed_command(cmd).await;
+                cluster.checked(&made, answer).await
+            }),
         }
     }
 
@@ -67,8 +137,10 @@ impl ConnectionLike for Commands {
         match self {
             Commands::Single(manager) => manager.req_packed_commands(cmd, offset, count),
             Commands::Cluster(cluster) => Box::pin(async move {
-                let mut connection = cluster.connection().await?;
-                connection.req_packed_commands(cmd, offset, count).await
+                let made = cluster.connection().await?;
+                let mut connection = made.connection.clone();
+                let answer = connection.req_packed_commands(cmd, offset, count).await;
+                cluster.checked(&made, answer).await
             }),
         }
     }
@@ -85,7 +157,7 @@ impl ConnectionLike for Commands {
 #[derive(Clone)]
 pub(super) enum Sink {
     Single(PubSubSink),
-    Cluster(ClusterConnection),
+    Cluster(Cluster, Made),
 }
 
 impl Sink {
@@ -100,7 +172,7 @@ impl Sink {
     pub(super) async fn subscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
         match self {
             Sink::Single(sink) => sink.subscribe(channel).await,
-            Sink::Cluster(connection) => connection.ssubscribe(channel).await,
+            Sink::Cluster(_, made) => made.connection.ssubscribe(channel).await,
         }
     }
 
@@ -109,7 +181,7 @@ impl Sink {
     pub(super) fn batch(&self) -> usize {
         match self {
             Sink::Single(_) => 512,
-            Sink::Cluster(_) => 1,
+            Sink::Cluster(..) => 1,
         }
     }
 
@@ -117,14 +189,14 @@ impl Sink {
     pub(super) async fn subscribe_batch(&mut self, channels: &[String]) -> redis::RedisResult<()> {
         match self {
             Sink::Single(sink) => sink.subscribe(channels).await,
-            Sink::Cluster(connection) => connection.ssubscribe(channels).await,
+            Sink::Cluster(_, made) => made.connection.ssubscribe(channels).await,
         }
     }
 
     pub(super) async fn unsubscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
         match self {
             Sink::Single(sink) => sink.unsubscribe(channel).await,
-            Sink::Cluster(connection) => connection.sunsubscribe(channel).await,
+            Sink::Cluster(_, made) => made.connection.sunsubscribe(channel).await,
         }
     }
 
@@ -133,10 +205,13 @@ impl Sink {
     pub(super) async fn probe(&mut self) -> redis::RedisResult<()> {
         match self {
             Sink::Single(sink) => sink.ping::<Value>().await.map(drop),
-            Sink::Cluster(connection) => redis::cmd("PING")
-                .query_async::<Value>(connection)
-                .await
-                .map(drop),
+            Sink::Cluster(cluster, made) => {
+                let mut connection = made.connection.clone();
+                let answer = redis::cmd("PING")
+                    .query_async::<Value>(&mut connection)
+                    .await;
+                cluster.checked(made, answer.map(drop)).await
+            }
         }
     }
 }
@@ -173,10 +248,13 @@ impl Listener {
                 Ok((Sink::Single(sink), Hearing::Single(stream)))
             }
             Listener::Cluster(cluster, pushes) => {
-                let connection = cluster.connection().await?;
+                let made = cluster.connection().await?;
                 // Heard on a connection given up: the hub reads back what it missed.
                 while pushes.try_recv().is_ok() {}
-                Ok((Sink::Cluster(connection), Hearing::Cluster(pushes)))
+                Ok((
+                    Sink::Cluster(cluster.clone(), made),
+                    Hearing::Cluster(pushes),
+                ))
             }
         }
     }
