@@ -175,8 +175,11 @@ pub async fn run(
     if demo {
         app = app.merge(crate::demo::start(Arc::clone(&hub)));
     }
-    // The access log is outermost: it sees what the limits refuse too.
-    let app = crate::http::access::apply(limits::apply(app, &config), config.log.access);
+    // The access log and the request counts are outermost: they see what the limits
+    // refuse too.
+    let app = limits::apply(app, &config);
+    let app = crate::http::requests::apply(app, hub.metrics().clone());
+    let app = crate::http::access::apply(app, config.log.access);
     let (stopped_tx, mut stopped_rx) = watch::channel(false);
     announce::announce(&config, listener.local_addr()?, tls.is_some(), demo);
     let watch = tls

@@ -80,13 +80,14 @@ async fn an_upstream_down_is_logged_once_and_its_recovery_once() {
     let _watching = SseStream::open(&server.url("/apis/down/doc")).await;
     until_logged(&server, "failed:").await;
     // Many attempts, one line.
+    let failed = "streamgate_poll_requests_total{api=\"down\",result=\"failed\"}";
     for _ in 0..50 {
-        if common::metric(&server, "streamgate_polls_total").await >= 5.0 {
+        if common::metric(&server, failed).await >= 5.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(common::metric(&server, "streamgate_polls_total").await >= 5.0);
+    assert!(common::metric(&server, failed).await >= 5.0);
     let logs = server.logs();
     assert_eq!(logs.matches("failed:").count(), 1, "{logs}");
     let line = logs.lines().find(|l| l.contains("failed:")).unwrap();

@@ -230,10 +230,11 @@ async fn polls_start_one_interval_apart_however_long_the_target_takes() {
     );
 
     // An answer longer than the interval: the slot due meanwhile is skipped, and counted.
-    let skipped_before = common::metric(&server, "streamgate_poll_skipped_slots_total").await;
+    let series = "streamgate_poll_skipped_slots_total{api=\"*\"}";
+    let skipped_before = common::metric(&server, series).await;
     upstream.behave(Behaviour::Slow(Duration::from_millis(450)));
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    let skipped = common::metric(&server, "streamgate_poll_skipped_slots_total").await;
+    let skipped = common::metric(&server, series).await;
     assert!(
         skipped - skipped_before >= 2.0,
         "{skipped_before} then {skipped} skipped slots"

@@ -129,6 +129,7 @@ pub async fn add(
             polls::stream(
                 &state,
                 target,
+                None,
                 &poll_query,
                 Vec::new(),
                 interval,

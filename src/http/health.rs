@@ -18,9 +18,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    crate::metrics::Metrics::observe_process();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.prometheus.render(),
+        state.hub.metrics().render(&state.prometheus),
     )
 }

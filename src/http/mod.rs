@@ -19,6 +19,7 @@ mod presence;
 pub(crate) mod query;
 mod relays;
 mod request_body;
+pub mod requests;
 mod stream_params;
 mod streams;
 pub mod watched;
@@ -122,18 +123,25 @@ pub fn router(state: AppState) -> Router {
 /// Unrouted requests: a path under a relay's listen path goes to the relay (relays are not
 /// routes, so the admin API can change them while serving); an embedded target URL
 /// (`GET /https://...`) is a poll; anything else is not found.
+///
+/// The metrics learn which of them served it (`requests::Route`).
 async fn not_found(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let config = state.catalog.config();
-    if let Some((relay, listen)) = relays::find(&config.relays, request.uri().path()) {
-        return relays::serve(&state, relay, &listen, request).await;
-    }
     let path = request.uri().path();
-    if request.method() == Method::GET
+    let (route, served) = if let Some((relay, listen)) = relays::find(&config.relays, path) {
+        let served = relays::serve(&state, relay, &listen, request).await;
+        (listen, served)
+    } else if request.method() == Method::GET
         && (path.starts_with("/http:") || path.starts_with("/https:"))
     {
-        return polls::adhoc(&state, request.uri(), request.headers()).await;
-    }
-    Err(ErrorInfo::new(codes::NOT_FOUND, "no such endpoint").into())
+        let served = polls::adhoc(&state, request.uri(), request.headers()).await;
+        ("/{target-url}".to_owned(), served)
+    } else {
+        return Err(ErrorInfo::new(codes::NOT_FOUND, "no such endpoint").into());
+    };
+    let mut response = axum::response::IntoResponse::into_response(served);
+    response.extensions_mut().insert(requests::Route(route));
+    Ok(response)
 }
 
 async fn method_not_allowed() -> ApiError {

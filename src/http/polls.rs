@@ -1,6 +1,7 @@
 //! Polled JSON APIs as delta streams (Streamdata.io / AMPLIFY Streams form):
 //! `GET /{target-url}` and `GET /apis/{api}/{path}`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -101,6 +102,7 @@ async fn open(
     let spec = stream(
         state,
         url,
+        resource.strip_prefix("api:"),
         query,
         injected,
         default_interval_ms,
@@ -126,12 +128,13 @@ pub(super) fn authorize(
     state.auth.authorize(&credential, Operation::Poll, resource)
 }
 
-/// The stream of a polled URL, with the topic its poller needs (ensure the poller after
-/// subscribing); authorize first. The stream's name is the target URL, as sent to the
-/// target.
+/// The stream of a polled URL (for the configured `api`, if any), with the topic its poller
+/// needs (ensure the poller after subscribing); authorize first. The stream's name is the
+/// target URL, as sent to the target.
 pub(super) fn stream(
     state: &AppState,
     url: Url,
+    api: Option<&str>,
     query: &Query,
     injected: Vec<(HeaderName, HeaderValue)>,
     default_interval_ms: u64,
@@ -159,7 +162,8 @@ pub(super) fn stream(
     }
     let mut forwarded = forwarded_headers(query, &injected)?;
     forwarded.extend(injected);
-    let topic = Topic::new(url, forwarded, select, Duration::from_millis(interval_ms));
+    let mut topic = Topic::new(url, forwarded, select, Duration::from_millis(interval_ms));
+    topic.api = api.map(Arc::from);
     Ok(StreamSpec {
         name: topic.stream.to_string(),
         channel: topic.channel.clone(),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use smallvec::SmallVec;
 
 use super::shown_name;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Tally};
 
 /// The cards of the open streams.
 #[derive(Debug)]
@@ -24,6 +24,8 @@ pub struct Census {
 #[derive(Debug)]
 struct Card {
     opened_ms: u64,
+    /// The same moment on the clock events are stamped with (`clock::mono_us`).
+    opened_us: u64,
     /// The id a client addresses and resumes the connection by, when it has one.
     connection: Option<Box<str>>,
     /// Most streams read one channel: no allocation for it.
@@ -62,6 +64,7 @@ impl Census {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let card = Arc::new(Card {
             opened_ms: crate::clock::now_ms(),
+            opened_us: crate::clock::mono_us(),
             connection: connection.map(String::into_boxed_str),
             channels: Mutex::default(),
             delivered: AtomicU64::new(0),
@@ -124,6 +127,18 @@ impl Counted {
         let mut channels = self.card.channels.lock().unwrap();
         if let Some(i) = channels.iter().position(|c| &**c == channel) {
             channels.remove(i);
+        }
+    }
+
+    /// When the stream opened, on the clock events are stamped with (`clock::mono_us`).
+    pub fn opened_us(&self) -> u64 {
+        self.card.opened_us
+    }
+
+    /// A chunk of `bytes` is written to the stream, its events' delivery latencies with it.
+    pub fn wrote(&self, bytes: usize, latencies: &Tally) {
+        if self.card.metered {
+            self.census.metrics.wrote(bytes, latencies);
         }
     }
 

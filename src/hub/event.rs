@@ -98,6 +98,9 @@ pub struct Event {
     pub order: u64,
     /// Milliseconds since the Unix epoch when the hub appended it (history ages by it).
     pub timestamp: u64,
+    /// When this node's hub appended it, on `clock::mono_us`: where its delivery latency
+    /// counts from.
+    pub appended_us: u64,
     pub body: Body,
     encoded: [OnceLock<Bytes>; WireFormat::COUNT],
 }
@@ -108,6 +111,7 @@ impl Event {
             seq,
             order,
             timestamp,
+            appended_us: crate::clock::mono_us(),
             body,
             encoded: Default::default(),
         }

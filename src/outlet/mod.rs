@@ -25,6 +25,7 @@ use std::sync::Mutex;
 use crate::config::Overflow;
 use crate::hub::census::Counted;
 use crate::hub::{Channel, ChannelKind, Event, Hub, Subscription, Wake, cursor};
+use crate::metrics::Tally;
 use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::{WireFormat, ndjson, sse};
 use journal::Journal;
@@ -307,6 +308,13 @@ impl Outlet {
 
     /// The next bytes to write; `None` ends the stream (server shutting down).
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        let mut written = Written::new(self.card.opened_us());
+        let chunk = self.compose(&mut written).await?;
+        self.card.wrote(chunk.len(), &written.latencies);
+        Some(chunk)
+    }
+
+    async fn compose(&mut self, written: &mut Written) -> Option<Bytes> {
         if let Some(greeting) = self.greeting.take() {
             return Some(greeting);
         }
@@ -318,7 +326,7 @@ impl Outlet {
             let mut buf = BytesMut::new();
             // Lag that built up while the previous chunk was being written is the client's
             // slowness; lag found after waking up is a burst, sent in batches.
-            let passed_over = self.drain(&mut buf, std::mem::take(&mut after_write));
+            let passed_over = self.drain(&mut buf, std::mem::take(&mut after_write), written);
             self.log_journal();
             if self.finished || !buf.is_empty() {
                 self.next_keepalive = Instant::now() + self.options.keepalive;
@@ -358,7 +366,7 @@ impl Outlet {
                 _ = self.shutdown.changed() => {
                     // What was published before the shutdown goes out first: a publish and
                     // the shutdown signal may wake the outlet together.
-                    self.drain(&mut buf, false);
+                    self.drain(&mut buf, false, written);
                     self.log_journal();
                     self.finished = true;
                     if self.options.format.is_sse() {
@@ -381,7 +389,8 @@ impl Outlet {
     /// Copies up to one batch of new events from the channels into `buf`, interleaving
     /// channels in publish order. True when the filter passed over events: there may be
     /// more to read at once, with nothing to wake the outlet for them.
-    fn drain(&mut self, buf: &mut BytesMut, after_write: bool) -> bool {
+    fn drain(&mut self, buf: &mut BytesMut, after_write: bool, written: &mut Written) -> bool {
+        written.now_us = crate::clock::mono_us();
         let budget = self.options.batch;
         let mut reads = Vec::new();
         for i in 0..self.subs.len() {
@@ -434,13 +443,13 @@ impl Outlet {
             }
             let sub = &self.subs[i];
             if sub.state_pending || sub.snapshots_only {
-                self.send_state(i, buf);
+                self.send_state(i, buf, written);
                 continue;
             }
             let read = channel.read_after(sub.cursor, budget);
             if read.gap && channel.kind() == ChannelKind::State {
                 // State-sync: the freshest document, not the patches that are gone.
-                self.send_state(i, buf);
+                self.send_state(i, buf, written);
                 continue;
             }
             if read.gap || sub.gap_pending {
@@ -494,7 +503,7 @@ impl Outlet {
                 self.subs[i].cursor = event.seq;
                 continue;
             }
-            self.put_positioned(buf, i, &event);
+            self.put_positioned(buf, i, &event, written);
             delivered += 1;
         }
         if delivered > 0 {
@@ -510,20 +519,20 @@ impl Outlet {
     /// source has not sent one, or the channel came back from the store with only the
     /// document its earlier clients hold) is told a newer error, and stays pending: the next
     /// event may be a patch it could not apply, and the document after it is what it gets.
-    fn send_state(&mut self, i: usize, buf: &mut BytesMut) {
+    fn send_state(&mut self, i: usize, buf: &mut BytesMut, written: &mut Written) {
         let view = self.subs[i].subscription.channel().state_view();
         let cursor = self.subs[i].cursor;
         let resync = self.subs[i].state_pending;
         if resync && view.snapshot.is_none() {
             if let Some(error) = view.error.filter(|e| e.seq > cursor) {
-                self.put_positioned(buf, i, &error);
+                self.put_positioned(buf, i, &error, written);
                 self.card.delivered(1);
             }
             return;
         }
         for event in [view.snapshot, view.error].into_iter().flatten() {
             if resync || event.seq > cursor {
-                self.put_positioned(buf, i, &event);
+                self.put_positioned(buf, i, &event, written);
                 self.card.delivered(1);
             }
         }
@@ -533,8 +542,15 @@ impl Outlet {
     }
 
     /// Writes an event of stream `i` with the connection's cursor after it as its id.
-    fn put_positioned(&mut self, buf: &mut BytesMut, i: usize, event: &Event) {
+    fn put_positioned(
+        &mut self,
+        buf: &mut BytesMut,
+        i: usize,
+        event: &Event,
+        written: &mut Written,
+    ) {
         self.subs[i].cursor = event.seq;
+        written.saw(event);
         let body = event.encoded(self.options.format);
         if self.options.format == WireFormat::Mercure {
             // The update's own id, in its encoding: what a Mercure client resumes with.
@@ -569,6 +585,33 @@ impl Outlet {
             (true, _) => self.put_event(buf, "heartbeat", "{}"),
             (false, true) => sse::put_keepalive(buf),
             (false, false) => ndjson::put_keepalive(buf),
+        }
+    }
+}
+
+/// What one chunk carries for the metrics: the delivery latency of each event in it
+/// appended since the stream opened (what a client asked to be replayed, history from
+/// before it opened, has no latency to speak of).
+struct Written {
+    opened_us: u64,
+    /// When the events were read (`clock::mono_us`): their bytes go to the socket next.
+    now_us: u64,
+    latencies: Tally,
+}
+
+impl Written {
+    fn new(opened_us: u64) -> Self {
+        Written {
+            opened_us,
+            now_us: 0,
+            latencies: Tally::default(),
+        }
+    }
+
+    fn saw(&mut self, event: &Event) {
+        if event.appended_us >= self.opened_us {
+            let latency = self.now_us.saturating_sub(event.appended_us);
+            self.latencies.add(latency);
         }
     }
 }

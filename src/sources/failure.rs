@@ -46,6 +46,14 @@ impl Failure {
         }
     }
 
+    /// What the metrics call it: the status an upstream answered, or the cause.
+    pub fn reason(&self) -> std::borrow::Cow<'static, str> {
+        match self.cause {
+            "status" => self.status.to_string().into(),
+            cause => cause.into(),
+        }
+    }
+
     /// The `select` pointer matches nothing in the target's document.
     pub fn select_missing(pointer: &str) -> Failure {
         Failure {

@@ -29,6 +29,7 @@ use super::upstream::Upstream;
 use super::wanted::Wanted;
 use crate::config::PollConfig;
 use crate::hub::{Append, Hub, Lease, StateData, StateKind, StateUpdate};
+use crate::metrics::{AD_HOC, PollMetrics};
 use crate::patch::{Delta, delta};
 use crate::wire::document::Document;
 
@@ -41,7 +42,6 @@ pub struct Pollers {
 }
 
 /// What a running poller shares with `ensure` and the stats.
-#[derive(Default)]
 struct Shared {
     /// The target without its query, for the stats.
     url: String,
@@ -49,6 +49,7 @@ struct Shared {
     requests: AtomicU64,
     last_status: AtomicU64,
     interval_ms: AtomicU64,
+    metrics: PollMetrics,
 }
 
 impl super::supervisor::Shown for Shared {
@@ -89,8 +90,10 @@ impl Pollers {
             Feed::new(topic.channel.clone(), part),
             || Shared {
                 url: super::target::redact(&topic.url),
+                requests: AtomicU64::new(0),
+                last_status: AtomicU64::new(0),
                 interval_ms: AtomicU64::new(interval_ms),
-                ..Shared::default()
+                metrics: PollMetrics::of(topic.api.as_deref().unwrap_or(AD_HOC)),
             },
             |shared| {
                 shared.interval_ms.fetch_min(interval_ms, Ordering::Relaxed);
@@ -176,9 +179,15 @@ impl Pollers {
             let elsewhere = elsewhere.filter(|f| !feeds.iter().any(|own| own.channel == f.channel));
             let elsewhere: Vec<_> = elsewhere.cloned().collect();
             feeds.extend(elsewhere);
+            let started = Instant::now();
             let Some(outcome) = run.holding(self.poll(&topic, &mut state)).await else {
                 continue;
             };
+            let metrics = &run.shared().metrics;
+            match &outcome {
+                Ok(fresh) => metrics.answered(fresh.as_ref().map(|f| f.1), started.elapsed()),
+                Err(failure) => metrics.failed(&failure.reason(), started.elapsed()),
+            }
             let status = match &outcome {
                 Ok(Some(_)) => 200,
                 Ok(None) => 304,
@@ -192,7 +201,7 @@ impl Pollers {
                 Ok(fresh) => {
                     run.recovered();
                     let changed = fresh.is_some();
-                    if let Some(document) = fresh {
+                    if let Some((document, _)) = fresh {
                         state.whole = Some(Arc::new(document));
                     }
                     // On a 304 only a part asked for since the last change has anything to
@@ -200,21 +209,18 @@ impl Pollers {
                     if let Some(whole) = state.whole.take() {
                         for feed in &feeds {
                             if changed || !state.documents.contains_key(&feed.channel) {
-                                self.publish_part(
-                                    feed,
-                                    &mut state,
-                                    &whole,
-                                    &run.session,
-                                    run.lease(),
-                                )
-                                .await;
+                                let session = &run.session;
+                                let published = self
+                                    .publish_part(feed, &mut state, &whole, session, run.lease())
+                                    .await;
+                                run.shared().metrics.patched(published);
                             }
                         }
                         state.whole = Some(whole);
                     }
                     let (next, skipped) =
                         next_slot(slot, Duration::from_millis(interval_ms), Instant::now());
-                    self.hub.metrics().poll_skipped_slots.increment(skipped);
+                    run.shared().metrics.skipped(skipped);
                     next
                 }
                 Err(failure) => {
@@ -241,12 +247,13 @@ impl Pollers {
         }
     }
 
-    /// One request; the new document, or `None` when the target says it is unchanged.
+    /// One request; the new document and its size in bytes, or `None` when the target
+    /// says it is unchanged.
     async fn poll(
         &self,
         topic: &Topic,
         state: &mut PollState,
-    ) -> Result<Option<Document>, Failure> {
+    ) -> Result<Option<(Document, usize)>, Failure> {
         let mut request = self
             .upstream
             .request(Method::GET, topic.url.clone())?
@@ -281,13 +288,14 @@ impl Pollers {
         })?;
         state.etag = etag;
         state.last_modified = last_modified;
-        Ok(Some(document))
+        Ok(Some((document, body.len())))
     }
 
     /// Publishes a selected part's change (`data` or `patch`), diffed against that part's
     /// previous value (after a restart, the value its channel's clients hold): subscribers
     /// of one part share the work. The whole document is shared, not copied, by the poller
-    /// and the channel's snapshot; a selected part is copied out.
+    /// and the channel's snapshot; a selected part is copied out. Returns the bytes of patch
+    /// published.
     async fn publish_part(
         &self,
         feed: &Feed<Part>,
@@ -295,7 +303,7 @@ impl Pollers {
         whole: &Arc<Document>,
         session: &str,
         lease: &Lease,
-    ) {
+    ) -> usize {
         let channel = &feed.channel;
         let document = match &feed.part.select {
             Some(pointer) => match whole.part(pointer) {
@@ -307,7 +315,7 @@ impl Pollers {
                         let failure = Failure::select_missing(pointer);
                         self.publish_error(feed, &failure, session, lease).await;
                     }
-                    return;
+                    return 0;
                 }
             },
             None => Arc::clone(whole),
@@ -321,7 +329,7 @@ impl Pollers {
             false => self.hub.held_document(channel),
         };
         let (kind, data, after) = match restored.as_ref().or(state.documents.get(channel)) {
-            Some(old) if *old == document && restored.is_none() => return,
+            Some(old) if *old == document && restored.is_none() => return 0,
             Some(old) => match delta(old, &document) {
                 Delta::Patch(text) => {
                     let after = Some(Arc::clone(&document));
@@ -331,9 +339,13 @@ impl Pollers {
             },
             None => (StateKind::Data, snapshot(), None),
         };
+        let patch_bytes = match (&kind, &data) {
+            (StateKind::Patch, StateData::Text(text)) => text.len(),
+            _ => 0,
+        };
         if self.publish(feed, kind, data, after, lease).await {
             state.documents.insert(channel.clone(), document);
-            return;
+            return patch_bytes;
         }
         if let Some(restored) = restored {
             state.documents.insert(channel.clone(), restored);
@@ -341,6 +353,7 @@ impl Pollers {
         // Not delivered: the next poll must not be answered "not modified".
         state.etag = None;
         state.last_modified = None;
+        0
     }
 
     async fn publish_error(

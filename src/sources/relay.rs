@@ -24,6 +24,7 @@ use super::supervisor::{Claim, Feed, LEASE_RETRY, Run, Supervisor, Tell, Tended,
 use super::upstream::Upstream;
 use crate::config::RelayConfig;
 use crate::hub::{Append, Hub, Lease, Relayed};
+use crate::metrics::RelayMetrics;
 use crate::wire::sse_parser::{SseFrame, SseParser};
 
 /// The reconnection delay until the upstream sends `retry:`.
@@ -43,6 +44,8 @@ pub struct RelayTopic {
     pub channel: String,
     /// What enveloped connections call the stream: `{relay}/{topic}`.
     pub stream: Arc<str>,
+    /// The relay's name.
+    pub relay: Arc<str>,
     pub url: Url,
     /// Injected headers, then forwarded ones.
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -89,6 +92,7 @@ impl RelayTopic {
         RelayTopic {
             channel,
             stream: Arc::from(format!("{}/{topic}", relay.name)),
+            relay: Arc::from(relay.name.as_str()),
             url,
             headers,
             linger: Duration::from_millis(relay.linger_ms),
@@ -112,8 +116,7 @@ pub struct Relays {
     supervisor: Supervisor<RelayStats, ()>,
 }
 
-/// What a running relay shows in the admin stats.
-#[derive(Default)]
+/// What a running relay shows in the admin stats, and its metrics.
 struct RelayStats {
     stream: String,
     /// The upstream URL without its query.
@@ -123,6 +126,7 @@ struct RelayStats {
     connected: AtomicBool,
     /// The last failure's status (0: none yet).
     last_failure: AtomicU64,
+    metrics: RelayMetrics,
 }
 
 impl super::supervisor::Shown for RelayStats {
@@ -173,7 +177,11 @@ impl Relays {
             || RelayStats {
                 stream: topic.stream.to_string(),
                 url: super::target::redact(&topic.url),
-                ..RelayStats::default()
+                connects: AtomicU64::new(0),
+                events: AtomicU64::new(0),
+                connected: AtomicBool::new(false),
+                last_failure: AtomicU64::new(0),
+                metrics: RelayMetrics::of(&topic.relay),
             },
             |_| {},
         );
@@ -250,6 +258,7 @@ impl Relays {
             run.shared()
                 .last_failure
                 .store(u64::from(failure.status), Ordering::Relaxed);
+            run.shared().metrics.reconnects.increment(1);
             if relayed {
                 run.recovered();
             }
@@ -314,6 +323,7 @@ impl Relays {
         }
         let mut relayed = false;
         run.shared().connects.fetch_add(1, Ordering::Relaxed);
+        run.shared().metrics.connections.increment(1);
         run.shared().connected.store(true, Ordering::Relaxed);
         let mut parser = SseParser::new();
         let mut frames = Vec::new();
@@ -400,6 +410,7 @@ impl Relays {
                 reconnect.last_id.clone_from(&upstream_id);
                 relayed = true;
                 run.shared().events.fetch_add(1, Ordering::Relaxed);
+                run.shared().metrics.events.increment(1);
                 let relayed = Relayed {
                     event: event.event,
                     data: event.data,

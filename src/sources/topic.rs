@@ -31,6 +31,8 @@ pub struct Topic {
     /// A JSON Pointer: stream only that part of the document.
     pub select: Option<String>,
     pub interval: Duration,
+    /// The configured API it was asked for through, if any: its poller's metrics say so.
+    pub api: Option<Arc<str>>,
 }
 
 impl Topic {
@@ -55,6 +57,7 @@ impl Topic {
             headers,
             select,
             interval,
+            api: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Streams are JSON (a polled stream's topic is kept as it was asked for, and made again
 //! when read back); entries and the base are fixed-size records, written often.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
@@ -28,6 +29,9 @@ struct KeptTopic {
     headers: Vec<(String, Vec<u8>)>,
     select: Option<String>,
     interval_ms: u64,
+    /// Journals kept before it was: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api: Option<String>,
 }
 
 pub(crate) fn spec(spec: &StreamSpec) -> Vec<u8> {
@@ -45,6 +49,7 @@ pub(crate) fn spec(spec: &StreamSpec) -> Vec<u8> {
                 .collect(),
             select: t.select.clone(),
             interval_ms: t.interval.as_millis() as u64,
+            api: t.api.as_deref().map(str::to_owned),
         }),
     };
     serde_json::to_vec(&kept).expect("a stream always serializes")
@@ -66,7 +71,9 @@ pub(crate) fn read_spec(bytes: &[u8]) -> Result<StreamSpec, String> {
                 })
                 .collect::<Result<_, String>>()?;
             let interval = Duration::from_millis(t.interval_ms);
-            Some(Topic::new(url, headers, t.select, interval))
+            let mut topic = Topic::new(url, headers, t.select, interval);
+            topic.api = t.api.map(Arc::from);
+            Some(topic)
         }
     };
     Ok(StreamSpec {

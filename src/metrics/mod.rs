@@ -1,5 +1,11 @@
 //! Prometheus metrics: the handles the hot paths bump, registered once per process.
 
+mod histogram;
+mod sources;
+
+pub use histogram::{Family, Histogram, Tally};
+pub use sources::{AD_HOC, PollMetrics, RelayMetrics};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -14,13 +20,14 @@ pub struct Metrics {
     pub channels: Gauge,
     published: Counter,
     delivered: Counter,
-    polls: Counter,
     /// The same counts, readable back (a Prometheus counter is not).
     totals: Arc<Totals>,
     /// Events a slow subscriber missed because they left history before it read them.
     pub drops: Counter,
-    /// Poll slots skipped because the topic's previous poll was still running.
-    pub poll_skipped_slots: Counter,
+    /// Bytes of streams written to clients.
+    written: Counter,
+    /// Delivery latency: from an event's append to its bytes going to a stream's socket.
+    latency: Arc<Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -49,17 +56,14 @@ impl Metrics {
                     "Messages written to streaming connections"
                 );
                 describe_counter!(
-                    "streamgate_polls_total",
-                    "Requests made to polled APIs, answered or failed"
-                );
-                describe_counter!(
                     "streamgate_queue_drops_total",
                     "Messages a slow subscriber missed because they left history first"
                 );
                 describe_counter!(
-                    "streamgate_poll_skipped_slots_total",
-                    "Poll slots skipped because the topic's previous poll was still running"
+                    "streamgate_bytes_written_total",
+                    "Bytes written to clients: streams, and responses of a known length"
                 );
+                sources::describe();
                 describe_gauge!(
                     "streamgate_build_info",
                     "1, with the version of the running build as a label"
@@ -93,10 +97,10 @@ impl Metrics {
             channels: gauge!("streamgate_channels"),
             published: counter!("streamgate_messages_published_total"),
             delivered: counter!("streamgate_messages_delivered_total"),
-            polls: counter!("streamgate_polls_total"),
             totals: Arc::default(),
             drops: counter!("streamgate_queue_drops_total"),
-            poll_skipped_slots: counter!("streamgate_poll_skipped_slots_total"),
+            written: counter!("streamgate_bytes_written_total"),
+            latency: Arc::default(),
         };
         (metrics, handle)
     }
@@ -113,15 +117,42 @@ impl Metrics {
         self.totals.delivered.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// A polled API was requested.
+    /// A chunk of `bytes` went to a stream, with `latencies` of the events in it.
+    pub fn wrote(&self, bytes: usize, latencies: &Tally) {
+        self.written.increment(bytes as u64);
+        if !latencies.is_empty() {
+            self.latency.add(latencies);
+        }
+    }
+
+    /// `bytes` of a response that is not a stream went to a client.
+    pub fn answered(&self, bytes: u64) {
+        self.written.increment(bytes);
+    }
+
+    /// What `/metrics` answers: the exporter's series, then the gateway's own histograms,
+    /// the process's figures read now.
+    pub fn render(&self, prometheus: &PrometheusHandle) -> String {
+        Self::observe_process();
+        let mut text = prometheus.render();
+        histogram::write(
+            "streamgate_delivery_latency_seconds",
+            "From an event's append on this node to its bytes going to a stream's socket",
+            &self.latency,
+            &mut text,
+        );
+        sources::write(&mut text);
+        text
+    }
+
+    /// A polled API was requested (its series are `PollMetrics`'s).
     pub fn polled(&self) {
-        self.polls.increment(1);
         self.totals.polls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reads the process's figures into their gauges (at each scrape: read then, not kept
     /// up to date in between).
-    pub fn observe_process() {
+    fn observe_process() {
         let pid = std::process::id();
         if let Some(kib) = crate::procfs::rss_kib(pid) {
             gauge!("streamgate_process_resident_memory_bytes").set((kib * 1024) as f64);
