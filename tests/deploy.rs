@@ -77,3 +77,38 @@ fn the_systemd_unit_is_one_systemd_accepts() {
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && said.trim().is_empty(), "{said}");
 }
+
+/// The Grafana dashboard charts every series docs/METRICS.md lists, and only those.
+#[test]
+fn the_dashboard_charts_every_documented_series() {
+    let dashboard = std::fs::read_to_string(deploy("grafana-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().unwrap())
+        .map(|target| target["expr"].as_str().unwrap())
+        .collect();
+    let charted: std::collections::BTreeSet<String> = exprs
+        .iter()
+        .flat_map(|expr| expr.match_indices("streamgate_").map(|(i, _)| &expr[i..]))
+        .map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            name.trim_end_matches("_bucket").to_owned()
+        })
+        .collect();
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/METRICS.md"))
+            .unwrap();
+    let documented: std::collections::BTreeSet<String> = docs
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(documented.len() >= 20, "{documented:?}");
+    assert_eq!(charted, documented);
+}
