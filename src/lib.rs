@@ -39,7 +39,8 @@
 //!   a body and HTTP/2), graceful shutdown.
 //! - [`patch`]: the JSON Patch (RFC 6902) diff engine and atomic apply.
 //! - [`demo`]: the built-in changing API behind `serve --demo`.
-//! - [`tail`]: `streamgate tail`, a terminal client that keeps a delta stream's document.
+//! - [`tail`]: `streamgate tail`, a terminal client: a delta stream's live document or a
+//!   channel's messages, on a screen fitted to the terminal, or as lines for scripts.
 //! - [`bench`]: `streamgate bench`, the load generator.
 //!
 //! ## Layers
