@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+pub mod asyncapi_import;
 mod auth;
 mod bus;
 mod http;

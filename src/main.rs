@@ -45,6 +45,9 @@ enum Command {
     },
     /// Validate a config file (and STREAMGATE_* overrides); exit non-zero with the reason.
     CheckConfig { file: PathBuf },
+    /// Read a document as config: `import asyncapi FILE`.
+    #[command(subcommand)]
+    Import(Import),
     /// Follow a stream: show a delta stream's live document, or a channel's messages.
     Tail {
         /// e.g. http://127.0.0.1:8080/apis/demo/quotes
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Bench(command) => streamgate::bench::run_command(*command),
         Command::Tail { url } => tail(&url),
+        Command::Import(Import::Asyncapi { file }) => import_asyncapi(&file),
         Command::CheckConfig { file } => match load(Some(&file)).and_then(|config| {
             // Serving would load the certificate too.
             tls(&config).map_err(|e| format!("{}: {e}", file.display()))
@@ -125,6 +129,61 @@ fn load(file: Option<&Path>) -> Result<Config, String> {
             None => e,
         })?;
     Ok(config)
+}
+
+#[derive(Subcommand)]
+enum Import {
+    /// The relays an AsyncAPI document (JSON, 2.x or 3.0) describes, printed as [[relay]]
+    /// tables for a config file; what cannot be mapped is said on stderr. To add them to a
+    /// running gateway: POST the document to /admin/import/asyncapi.
+    Asyncapi { file: PathBuf },
+}
+
+fn import_asyncapi(file: &Path) -> ExitCode {
+    #[derive(serde::Serialize)]
+    struct Relays {
+        relay: Vec<streamgate::config::RelayConfig>,
+    }
+    let imported = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))
+        .and_then(|text| {
+            serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{} is not JSON ({e}): give the document as JSON",
+                    file.display()
+                )
+            })
+        })
+        .and_then(|document| streamgate::config::asyncapi_import::relays(&document));
+    let imported = match imported {
+        Ok(imported) => imported,
+        Err(e) => {
+            eprintln!("streamgate import: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for skipped in &imported.skipped {
+        eprintln!("skipped: {skipped}");
+    }
+    if imported.relays.is_empty() {
+        eprintln!(
+            "streamgate import: nothing in {} maps to a relay",
+            file.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    match toml::to_string(&Relays {
+        relay: imported.relays,
+    }) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("streamgate import: cannot write the relays as TOML: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[tokio::main]

@@ -8,6 +8,7 @@
 //! headers and query parameters, and the query values of a relay's upstream URL. Sending an entry back with a redacted value keeps the
 //! stored one, so a client can read, edit and write an entry without knowing its secrets.
 
+mod import;
 mod openapi;
 mod stats;
 mod upstream_query;
@@ -20,6 +21,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+pub use import::asyncapi as import_asyncapi;
 pub use openapi::openapi;
 pub use stats::stats;
 
@@ -231,26 +233,34 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let kind = Kind::parse(&kind)?;
     let mut entry = entry_from(&body)?;
-    let name = name_of(&entry)
-        .ok_or_else(|| ErrorInfo::bad_request("the entry needs a \"name\""))?
-        .to_owned();
+    if name_of(&entry).is_none() {
+        return Err(ErrorInfo::bad_request("the entry needs a \"name\"").into());
+    }
     kind.unredact(&mut entry, None)
         .map_err(ErrorInfo::bad_request)?;
+    add(&state, kind, vec![entry.clone()]).await?;
+    Ok((StatusCode::CREATED, Json(kind.redact(entry))).into_response())
+}
+
+/// Adds `entries` in one change: all of them, or none when one's name is taken (409).
+async fn add(state: &AppState, kind: Kind, entries: Vec<Value>) -> Result<(), ErrorInfo> {
     let mut conflict = false;
-    change(&state, kind, |list| {
-        if list.iter().any(|e| name_of(e) == Some(name.as_str())) {
-            conflict = true;
-            return Err(format!("{name:?} exists; PUT replaces it"));
+    change(state, kind, |list| {
+        for entry in entries {
+            let name = name_of(&entry).unwrap_or_default();
+            if list.iter().any(|e| name_of(e) == Some(name)) {
+                conflict = true;
+                return Err(format!("{name:?} exists; PUT replaces it"));
+            }
+            list.push(entry);
         }
-        list.push(entry.clone());
         Ok(())
     })
     .await
     .map_err(|e| match conflict {
         true => ErrorInfo::new(codes::CONFLICT, e.message),
         false => e,
-    })?;
-    Ok((StatusCode::CREATED, Json(kind.redact(entry))).into_response())
+    })
 }
 
 /// `PUT /admin/{kind}/{name}`: creates or replaces the entry.

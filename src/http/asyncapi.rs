@@ -16,7 +16,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use crate::config::{ApiConfig, Config, RelayConfig, RelayMode};
+use crate::config::{ApiConfig, Config, RelayConfig, RelayMode, asyncapi_import};
 use crate::names::GATEWAY_PARAMETERS;
 use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::yaml::to_yaml;
@@ -419,6 +419,8 @@ impl Doc {
             if parameters.as_object().is_some_and(|p| !p.is_empty()) {
                 channel["parameters"] = parameters;
             }
+            // What `streamgate import asyncapi` reads back as this relay.
+            channel[asyncapi_import::EXTENSION] = public_relay(relay);
             // `news/*` → `relay.market.news`; no topics → `relay.raw`.
             let name = topic.trim_end_matches('*').replace('/', ".");
             let id = self.channel(&format!("relay.{}.{name}", relay.name), channel);
@@ -573,6 +575,17 @@ fn literal(text: &str) -> String {
 }
 
 /// A URL without userinfo, query or fragment: they may hold credentials.
+/// A relay's config as its channels carry it: without its headers, its upstream without
+/// user, password or query (where credentials go).
+fn public_relay(relay: &RelayConfig) -> Value {
+    let mut shown = serde_json::to_value(relay).unwrap_or_default();
+    if let Some(shown) = shown.as_object_mut() {
+        shown.remove("headers");
+        shown.insert("upstream".into(), public_url(&relay.upstream).into());
+    }
+    shown
+}
+
 fn public_url(url: &reqwest::Url) -> String {
     format!("{}{}", url.origin().ascii_serialization(), url.path())
 }

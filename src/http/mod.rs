@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/admin/openapi.json", get(admin::openapi))
         .route("/admin/stats", get(admin::stats))
+        .route("/admin/import/asyncapi", post(admin::import_asyncapi))
         .route("/admin/{kind}", get(admin::list).post(admin::create))
         .route(
             "/admin/{kind}/{name}",

@@ -103,6 +103,24 @@ fn document() -> Value {
                     },
                 },
             },
+            "/admin/import/asyncapi": {
+                "post": {
+                    "summary": "Add the relays an AsyncAPI document (JSON, 2.x or 3.0) describes, all or none",
+                    "requestBody": { "required": true,
+                        "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "responses": {
+                        "201": { "description": "The relays added, and what was skipped and why",
+                            "content": { "application/json": { "schema": { "type": "object",
+                                "properties": {
+                                    "relays": { "type": "array", "items": { "$ref": "#/components/schemas/Entry" } },
+                                    "skipped": { "type": "array", "items": { "type": "string" } },
+                                } } } } },
+                        "400": error("Not JSON, not AsyncAPI, nothing that maps to a relay, or a relay that is not valid (40000)"),
+                        "401": error("No, bad or insufficient credentials (40101, 40142, 40160)"),
+                        "409": error("A relay of that name exists (40930)"),
+                    },
+                },
+            },
             "/admin/openapi.json": {
                 "get": {
                     "summary": "This document",
