@@ -230,7 +230,12 @@ async fn serve(
 fn log(config: &streamgate::config::LogConfig) {
     use std::io::IsTerminal;
     let wanted = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
-    let named = wanted.split(',').any(|d| d.trim().starts_with("redis"));
+    let named = wanted.split(',').map(str::trim).any(|d| {
+        d == "redis"
+            || d.starts_with("redis=")
+            || d.starts_with("redis::")
+            || d.starts_with("redis[")
+    });
     let wanted = match named {
         true => wanted,
         false => format!("{wanted},redis=off"),

@@ -45,10 +45,29 @@ pub fn relays(document: &Value) -> Result<Imported, String> {
         true => own(channels)?,
         false => foreign(document, channels, three),
     };
-    for relay in &imported.relays {
-        relay.validate()?;
+    // A relay that would not be valid is skipped, and said why; each keeps a name of its own.
+    let Imported {
+        relays,
+        mut skipped,
+    } = imported;
+    let mut valid: Vec<RelayConfig> = Vec::new();
+    for mut relay in relays {
+        let base = relay.name.clone();
+        let mut n = 1;
+        while valid.iter().any(|r| r.name == relay.name) {
+            n += 1;
+            relay.name = format!("{base}-{n}");
+            relay.listen_path = format!("/{}", relay.name);
+        }
+        match relay.validate() {
+            Ok(()) => valid.push(relay),
+            Err(why) => skipped.push(format!("relay {}: {why}", relay.name)),
+        }
     }
-    Ok(imported)
+    Ok(Imported {
+        relays: valid,
+        skipped,
+    })
 }
 
 /// A document this gateway wrote: its relays as they were (without their secrets).
@@ -99,7 +118,15 @@ fn foreign(document: &Value, channels: &serde_json::Map<String, Value>, three: b
                 skipped.push(format!("channel {id}: it has no address"));
                 continue;
             };
+            // In 2.x a channel clients only publish to has nothing to relay.
+            if !three && channel.get("subscribe").is_none() && channel.get("publish").is_some() {
+                skipped.push(format!("channel {id}: clients only publish to it"));
+                continue;
+            }
             match topic(address) {
+                Ok((topic, _)) if topics.contains_key(&topic) => {
+                    skipped.push(format!("channel {id}: the topic {topic:?} is another's"));
+                }
                 Ok((topic, upstream)) => {
                     topics.insert(topic, upstream);
                 }
@@ -174,7 +201,7 @@ fn on_server(channel: &Value, key: &str, three: bool) -> bool {
         return true;
     };
     servers.iter().any(|s| match three {
-        true => s["$ref"].as_str() == Some(&format!("#/servers/{key}")),
+        true => s["$ref"].as_str() == Some(&format!("#/servers/{}", escape(key))),
         false => s.as_str() == Some(key),
     })
 }
@@ -198,6 +225,11 @@ fn topic(address: &str) -> Result<(String, String), String> {
             Ok((format!("{prefix}*"), format!("/{prefix}*")))
         }
     }
+}
+
+/// A key as a JSON Pointer token (RFC 6901).
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// A server key as a relay name and path segment: lower-case letters, digits and `-`.
@@ -249,6 +281,25 @@ mod tests {
             "{skipped}"
         );
         assert!(skipped.contains("channel odd: the address"), "{skipped}");
+    }
+
+    #[test]
+    fn names_stay_unique_and_an_invalid_relay_is_skipped() {
+        let server = |host: &str| json!({"host": host, "protocol": "http"});
+        let document = json!({
+            "asyncapi": "3.0.0",
+            "servers": {"prod": server("a.example"), "Prod": server("b.example"),
+                        "sse": server("c.example")},
+            "channels": {"ticks": {"address": "/ticks"}},
+        });
+        let imported = relays(&document).unwrap();
+        let names: Vec<&str> = imported.relays.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["prod", "prod-2"], "{imported:?}");
+        let skipped = imported.skipped.join("\n");
+        assert!(
+            skipped.contains("relay sse: "),
+            "the gateway's own /sse: {skipped}"
+        );
     }
 
     #[test]

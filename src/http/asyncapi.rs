@@ -574,7 +574,6 @@ fn literal(text: &str) -> String {
     utf8_percent_encode(text, PATH).to_string()
 }
 
-/// A URL without userinfo, query or fragment: they may hold credentials.
 /// A relay's config as its channels carry it: without its headers, its upstream without
 /// user, password or query (where credentials go).
 fn public_relay(relay: &RelayConfig) -> Value {
@@ -586,6 +585,7 @@ fn public_relay(relay: &RelayConfig) -> Value {
     shown
 }
 
+/// A URL without userinfo, query or fragment: they may hold credentials.
 fn public_url(url: &reqwest::Url) -> String {
     format!("{}{}", url.origin().ascii_serialization(), url.path())
 }

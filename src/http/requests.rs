@@ -24,6 +24,7 @@ pub fn apply(app: Router, metrics: Metrics) -> Router {
 }
 
 async fn count(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let head = request.method() == axum::http::Method::HEAD;
     let matched = request
         .extensions()
         .get::<MatchedPath>()
@@ -34,7 +35,7 @@ async fn count(State(metrics): State<Metrics>, request: Request, next: Next) -> 
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16().to_string();
     counter!("streamgate_http_requests_total", "route" => route, "status" => status).increment(1);
-    let length = response.headers().get(CONTENT_LENGTH);
+    let length = response.headers().get(CONTENT_LENGTH).filter(|_| !head);
     if let Some(bytes) = length.and_then(|l| l.to_str().ok()?.parse().ok()) {
         metrics.answered(bytes);
     }

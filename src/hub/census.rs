@@ -24,8 +24,6 @@ pub struct Census {
 #[derive(Debug)]
 struct Card {
     opened_ms: u64,
-    /// The same moment on the clock events are stamped with (`clock::mono_us`).
-    opened_us: u64,
     /// The id a client addresses and resumes the connection by, when it has one.
     connection: Option<Box<str>>,
     /// Most streams read one channel: no allocation for it.
@@ -64,7 +62,6 @@ impl Census {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let card = Arc::new(Card {
             opened_ms: crate::clock::now_ms(),
-            opened_us: crate::clock::mono_us(),
             connection: connection.map(String::into_boxed_str),
             channels: Mutex::default(),
             delivered: AtomicU64::new(0),
@@ -128,11 +125,6 @@ impl Counted {
         if let Some(i) = channels.iter().position(|c| &**c == channel) {
             channels.remove(i);
         }
-    }
-
-    /// When the stream opened, on the clock events are stamped with (`clock::mono_us`).
-    pub fn opened_us(&self) -> u64 {
-        self.card.opened_us
     }
 
     /// A chunk of `bytes` is written to the stream, its events' delivery latencies with it.

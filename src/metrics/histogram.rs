@@ -120,7 +120,10 @@ impl Family {
         }
         write_head(self.name, self.help, out);
         for (value, histogram) in members.iter() {
-            let value = value.replace('\\', "\\\\").replace('"', "\\\"");
+            let value = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
             let labels = format!("{}=\"{value}\",", self.label);
             histogram.write(self.name, &labels, out);
         }
@@ -163,12 +166,12 @@ mod tests {
     #[test]
     fn a_family_writes_one_histogram_per_label_value() {
         let family = Family::new("p", "polls", "api");
-        family.of("b\"").record_us(2_000);
+        family.of("b\"\n").record_us(2_000);
         family.of("a").record_us(2_000);
         let mut out = String::new();
         family.write(&mut out);
         let a = out.find("p_count{api=\"a\"} 1").expect(&out);
-        let b = out.find("p_count{api=\"b\\\"\"} 1").expect(&out);
+        let b = out.find("p_count{api=\"b\\\"\\n\"} 1").expect(&out);
         assert!(a < b, "{out}");
         assert_eq!(out.matches("# TYPE p histogram").count(), 1);
     }

@@ -308,7 +308,7 @@ impl Outlet {
 
     /// The next bytes to write; `None` ends the stream (server shutting down).
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
-        let mut written = Written::new(self.card.opened_us());
+        let mut written = Written::default();
         let chunk = self.compose(&mut written).await?;
         self.card.wrote(chunk.len(), &written.latencies);
         Some(chunk)
@@ -550,7 +550,9 @@ impl Outlet {
         written: &mut Written,
     ) {
         self.subs[i].cursor = event.seq;
-        written.saw(event);
+        if !self.subs[i].replaying {
+            written.saw(event);
+        }
         let body = event.encoded(self.options.format);
         if self.options.format == WireFormat::Mercure {
             // The update's own id, in its encoding: what a Mercure client resumes with.
@@ -589,30 +591,20 @@ impl Outlet {
     }
 }
 
-/// What one chunk carries for the metrics: the delivery latency of each event in it
-/// appended since the stream opened (what a client asked to be replayed, history from
-/// before it opened, has no latency to speak of).
+/// What one chunk carries for the metrics: the delivery latency of each live event in it
+/// (a backlog a client asked to be replayed, by rewind or resume, has no latency to speak
+/// of).
+#[derive(Default)]
 struct Written {
-    opened_us: u64,
     /// When the events were read (`clock::mono_us`): their bytes go to the socket next.
     now_us: u64,
     latencies: Tally,
 }
 
 impl Written {
-    fn new(opened_us: u64) -> Self {
-        Written {
-            opened_us,
-            now_us: 0,
-            latencies: Tally::default(),
-        }
-    }
-
     fn saw(&mut self, event: &Event) {
-        if event.appended_us >= self.opened_us {
-            let latency = self.now_us.saturating_sub(event.appended_us);
-            self.latencies.add(latency);
-        }
+        let latency = self.now_us.saturating_sub(event.appended_us);
+        self.latencies.add(latency);
     }
 }
 

@@ -36,7 +36,7 @@ pub async fn run(url: &str) -> Result<(), String> {
     let mut view = View::new(std::io::stdout().is_terminal().then(Screen::open));
     let followed = tokio::select! {
         followed = follow(&client, &url, &mut view) => followed,
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        () = stopped() => Ok(()),
     };
     view.close();
     followed
@@ -113,6 +113,30 @@ async fn read(mut response: reqwest::Response, view: &mut View, retry: &mut Dura
                 return "the document was out of step; asking for a fresh one".to_owned();
             }
         }
+    }
+}
+
+/// Ctrl-C, or a SIGTERM or SIGHUP (a terminal closed): the screen is given back either way.
+async fn stopped() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(term) => term.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    let hangup = async {
+        match hangup.as_mut() {
+            Some(hangup) => hangup.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+        _ = hangup => {}
     }
 }
 
@@ -221,8 +245,8 @@ impl View {
         self.said.clear();
         match self.document.apply(event) {
             Ok(true) => {
-                self.changed = match event.event.as_str() {
-                    "patch" => changed(&event.data),
+                self.changed = match (event.event.as_str(), self.document.get()) {
+                    ("patch", Some(document)) => changed(&event.data, document),
                     _ => Vec::new(),
                 };
                 match &self.screen {
@@ -335,14 +359,22 @@ impl View {
     }
 }
 
-/// The paths a patch (a JSON array of RFC 6902 operations) adds or replaces.
-fn changed(patch: &str) -> Vec<String> {
+/// The paths a patch (a JSON array of RFC 6902 operations) added or replaced in `document`
+/// (an append, `/items/-`, is the array's last element now).
+fn changed(patch: &str, document: &Value) -> Vec<String> {
     let Ok(Value::Array(ops)) = serde_json::from_str::<Value>(patch) else {
         return Vec::new();
     };
     ops.iter()
         .filter(|op| op["op"] != "remove" && op["op"] != "test")
-        .filter_map(|op| op["path"].as_str().map(str::to_owned))
+        .filter_map(|op| op["path"].as_str())
+        .map(|path| match path.strip_suffix("/-") {
+            Some(array) => match document.pointer(array).and_then(Value::as_array) {
+                Some(items) => format!("{array}/{}", items.len().saturating_sub(1)),
+                None => path.to_owned(),
+            },
+            None => path.to_owned(),
+        })
         .collect()
 }
 
@@ -372,5 +404,19 @@ fn print_line(line: &str) {
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
         std::process::exit(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changed;
+    use serde_json::json;
+
+    #[test]
+    fn a_patch_changes_what_it_adds_or_replaces_an_append_the_last_element() {
+        let document = json!({"items": [1, 2, 3], "n": 1});
+        let patch = r#"[{"op":"add","path":"/items/-","value":3},{"op":"replace","path":"/n","value":1},
+                        {"op":"remove","path":"/gone"}]"#;
+        assert_eq!(changed(patch, &document), ["/items/2", "/n"]);
     }
 }

@@ -7,9 +7,15 @@ use std::io::Write;
 pub struct Screen;
 
 impl Screen {
-    /// Takes the terminal: the alternate screen, the cursor hidden.
+    /// Takes the terminal: the alternate screen, the cursor hidden. A panic gives it back
+    /// first, so its message is seen.
     pub fn open() -> Screen {
         emit("\x1b[?1049h\x1b[?25l\x1b[2J");
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |panic| {
+            emit(RESTORE);
+            before(panic);
+        }));
         Screen
     }
 
@@ -47,18 +53,41 @@ impl Screen {
 
     /// Gives the terminal back as it was.
     pub fn close(self) {
-        emit("\x1b[?25h\x1b[?1049l");
+        emit(RESTORE);
     }
 }
 
-/// `text` in at most `cols` columns (characters), cut with `…`.
+/// The cursor shown, the main screen back.
+const RESTORE: &str = "\x1b[?25h\x1b[?1049l";
+
+/// `text` in at most `cols` columns of the terminal (wide characters take two), cut with
+/// `…`; control characters (a line break in an event's data, an escape sequence a stream
+/// sends) are shown as spaces, never sent to the terminal.
 pub fn fit(text: &str, cols: usize) -> String {
-    if text.chars().count() <= cols {
-        return text.to_owned();
+    use unicode_width::UnicodeWidthChar;
+    let mut fitted = String::with_capacity(text.len().min(cols * 4));
+    let mut width = 0;
+    let total: usize = text.chars().map(|c| c.width().unwrap_or(1)).sum();
+    let room = if total <= cols {
+        cols
+    } else {
+        cols.saturating_sub(1)
+    };
+    for c in text.chars() {
+        let (c, w) = match c.width() {
+            Some(w) if !c.is_control() => (c, w),
+            _ => (' ', 1),
+        };
+        if width + w > room {
+            break;
+        }
+        width += w;
+        fitted.push(c);
     }
-    let mut cut: String = text.chars().take(cols.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
+    if total > cols {
+        fitted.push('…');
+    }
+    fitted
 }
 
 fn emit(text: &str) {
@@ -82,5 +111,7 @@ mod tests {
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abcd", 4), "abcd");
         assert_eq!(fit("ééééé", 3), "éé…");
+        assert_eq!(fit("日本語", 4), "日…");
+        assert_eq!(fit("a\nb\x1b]0;x\x07", 80), "a b ]0;x ");
     }
 }

@@ -67,8 +67,22 @@ impl Cluster {
         }
     }
 
-    /// The connection, made if there is none.
+    /// The connection, made if there is none. The attempt runs as a task of its own: a
+    /// caller that gives up waiting (its command timed out) does not cut it short, and what
+    /// it found is kept for the next caller.
     async fn connection(&self) -> RedisResult<Made> {
+        let cluster = self.clone();
+        match tokio::spawn(async move { cluster.connect().await }).await {
+            Ok(made) => made,
+            Err(e) => Err(RedisError::from((
+                ErrorKind::Io,
+                "the attempt to connect to the cluster ended",
+                e.to_string(),
+            ))),
+        }
+    }
+
+    async fn connect(&self) -> RedisResult<Made> {
         let mut state = self.state.lock().await;
         if let Some(made) = &state.current {
             return Ok(made.clone());
@@ -172,7 +186,10 @@ impl Sink {
     pub(super) async fn subscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
         match self {
             Sink::Single(sink) => sink.subscribe(channel).await,
-            Sink::Cluster(_, made) => made.connection.ssubscribe(channel).await,
+            Sink::Cluster(cluster, made) => {
+                let answer = made.connection.ssubscribe(channel).await;
+                cluster.checked(made, answer).await
+            }
         }
     }
 
@@ -189,14 +206,20 @@ impl Sink {
     pub(super) async fn subscribe_batch(&mut self, channels: &[String]) -> redis::RedisResult<()> {
         match self {
             Sink::Single(sink) => sink.subscribe(channels).await,
-            Sink::Cluster(_, made) => made.connection.ssubscribe(channels).await,
+            Sink::Cluster(cluster, made) => {
+                let answer = made.connection.ssubscribe(channels).await;
+                cluster.checked(made, answer).await
+            }
         }
     }
 
     pub(super) async fn unsubscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
         match self {
             Sink::Single(sink) => sink.unsubscribe(channel).await,
-            Sink::Cluster(_, made) => made.connection.sunsubscribe(channel).await,
+            Sink::Cluster(cluster, made) => {
+                let answer = made.connection.sunsubscribe(channel).await;
+                cluster.checked(made, answer).await
+            }
         }
     }
 
