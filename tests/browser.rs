@@ -59,10 +59,12 @@ async fn the_javascript_client_keeps_channels_and_a_document_over_one_connection
         json!({"v": v, "price": v * 3, "key/with~": v % 3, "items": items})
     };
     let upstream = Upstream::start(version(1)).await;
-    let server = Server::start(
+    let server = Server::start(&format!(
         "[poll]\nallowed_targets = [\"http://127.0.0.1:*/*\"]\ninterval_ms = 100\n\
-         min_interval_ms = 50\n",
-    );
+         min_interval_ms = 50\n[[api]]\nname = \"market\"\nbase_url = \"{}\"\n\
+         query = {{ apikey = \"s3cret\" }}\n",
+        upstream.url("/")
+    ));
     let api = upstream.url("/quotes");
     // The API changes for as long as the page watches it (it may wait for its browser).
     let changing = tokio::spawn(async move {
@@ -72,7 +74,9 @@ async fn the_javascript_client_keeps_channels_and_a_document_over_one_connection
         }
     });
     let base = server.url("");
-    let page = tokio::task::spawn_blocking(move || run("client.mjs", &[&base, &api]));
+    let page = tokio::task::spawn_blocking(move || {
+        run("client.mjs", &[&base, &api, "/apis/market/quotes"])
+    });
     page.await.unwrap();
     changing.abort();
 }

@@ -357,3 +357,80 @@ async fn a_poll_added_with_parameters_in_the_body_uses_them() {
         expect_error(add(&server, &id, body).await, 400, 40000).await;
     }
 }
+
+/// A configured API joins a dynamic connection by its gateway path (as `GET /apis/...`
+/// takes it): the stream is named by that path, and a kept journal holds none of the API's
+/// secrets; after a restart the connection resumes it, made again from the config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_api_joins_a_dynamic_connection_by_its_gateway_path() {
+    let upstream = Upstream::start(json!({"v": 0, "items": [1, 2, 3]})).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&format!(
+        "[bus]\ndata_dir = {:?}\n[stream]\nkeepalive_ms = 60000\n\
+         [poll]\ninterval_ms = 50\nmin_interval_ms = 50\n\
+         [[api]]\nname = \"quotes\"\nbase_url = \"{}\"\n\
+         query = {{ apikey = \"q-s3cret\" }}\nheaders = {{ authorization = \"Bearer h-s3cret\" }}\n",
+        data.path(),
+        upstream.url("/v1")
+    ));
+    let (mut stream, id) = dynamic(&server, "").await;
+    let resp = add(
+        &server,
+        &id,
+        json!({"poll": "/apis/quotes/prices?region=eu", "pollInterval": 50}),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let added: Value = resp.json().await.unwrap();
+    assert_eq!(added["stream"], "/apis/quotes/prices?region=eu");
+    let first = stream.next_event().await.unwrap();
+    assert_eq!(first.event, "data");
+    let body: Value = serde_json::from_str(&first.data).unwrap();
+    assert_eq!(body["channel"], "/apis/quotes/prices?region=eu");
+    assert_eq!(body["data"]["v"], 0);
+    // The target was asked with the API's secrets injected.
+    let (headers, query) = upstream.last_request("/v1/prices");
+    assert_eq!(headers["authorization"], "Bearer h-s3cret");
+    let query = query.unwrap();
+    assert!(
+        query.contains("apikey=q-s3cret") && query.contains("region=eu"),
+        "{query}"
+    );
+    drop(stream);
+
+    // Kept on disk without the API's secrets.
+    let kept = read_all(data.path());
+    assert!(
+        !kept
+            .windows(8)
+            .any(|w| w == b"q-s3cret" || w == b"h-s3cret"),
+        "a secret on disk"
+    );
+
+    // A restart: the connection resumes, its API stream made again from the config.
+    let server = server.restart();
+    upstream.set(json!({"v": 1, "items": [1, 2, 3]}));
+    let mut resumed = common::resume_dynamic(&server, &first.id, &id).await;
+    let next = resumed.next_event().await.unwrap();
+    let body: Value = serde_json::from_str(&next.data).unwrap();
+    assert_eq!(body["channel"], "/apis/quotes/prices?region=eu", "{next:?}");
+    assert_ne!(next.event, "error", "{next:?}");
+
+    // An API that does not exist, or a credential that may not poll it, is refused.
+    let resp = add(&server, &id, json!({"poll": "/apis/nope/x"})).await;
+    expect_error(resp, 404, 40400).await;
+}
+
+/// Every byte of the files under `dir`.
+fn read_all(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(read_all(&path));
+        } else {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}

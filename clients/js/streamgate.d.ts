@@ -59,7 +59,10 @@ export class Gateway {
   constructor(baseUrl: string, options?: GatewayOptions);
   /** The channel `name`: the same object every time. */
   channel(name: string, options?: { rewind?: number }): Channel;
-  /** A live document: the same object for the same URL and options. */
+  /**
+   * A live document: a configured API by its gateway path (`/apis/{api}/...`), or a URL the
+   * gateway may poll; the same object for the same path or URL and options.
+   */
   document<T = unknown>(
     pathOrUrl: string,
     options?: { select?: string; pollInterval?: number },

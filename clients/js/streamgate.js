@@ -67,7 +67,14 @@ export class Gateway {
    * @param {{select?: string, pollInterval?: number}} [options]
    */
   document(pathOrUrl, options = {}) {
-    const target = new URL(pathOrUrl, this.baseUrl + "/").href;
+    // A configured API by its gateway path (`/apis/{api}/...`) is the gateway's to make
+    // (with the API's secrets, which stay there); anything else is a URL to poll.
+    const url = new URL(pathOrUrl, this.baseUrl + "/");
+    const gateway = new URL(this.baseUrl + "/");
+    const target =
+      url.origin === gateway.origin && url.pathname.startsWith("/apis/")
+        ? url.pathname + url.search
+        : url.href;
     const key = JSON.stringify([target, options.select ?? null, options.pollInterval ?? null]);
     let document = this.documents.get(key);
     if (!document) {

@@ -28,6 +28,7 @@ use crate::outlet::change::{Change, answer_bytes};
 use crate::outlet::journal::Journal;
 use crate::outlet::registry::Control;
 use crate::outlet::{Start, StreamSpec};
+use crate::sources::topic::ApiRef;
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// Other nodes' changes carried out at once at most (see `answer`).
@@ -115,6 +116,32 @@ pub async fn add(
             let start = add.rewind.map_or(Start::Live, Start::Rewind);
             StreamSpec::log(channel, start)
         }
+        // A configured API by its gateway path, as `GET /apis/{api}/{path}` takes it.
+        (None, Some(poll)) if poll.starts_with("/apis/") => {
+            let url = reqwest::Url::parse("http://gateway")
+                .and_then(|base| base.join(poll))
+                .map_err(|e| ErrorInfo::bad_request(format!("poll is not a path: {e}")))?;
+            let poll_query = add.poll_query(&url)?;
+            let rest = url.path().trim_start_matches("/apis/");
+            let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let decode = |part: &str| {
+                percent_encoding::percent_decode_str(part)
+                    .decode_utf8()
+                    .map(|p| p.into_owned())
+                    .map_err(|_| ErrorInfo::bad_request("poll: the path is not UTF-8"))
+            };
+            let api = ApiRef {
+                name: decode(name)?,
+                path: path
+                    .split('/')
+                    .map(decode)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join("/"),
+                query: polls::kept_query(&poll_query),
+            };
+            principal.check(Operation::Poll, &format!("api:{}", api.name))?;
+            polls::api_stream(&state, api, &poll_query, Start::Live)?
+        }
         (None, Some(poll)) => {
             let url: reqwest::Url = poll
                 .parse()
@@ -129,7 +156,6 @@ pub async fn add(
             polls::stream(
                 &state,
                 target,
-                None,
                 &poll_query,
                 Vec::new(),
                 interval,
@@ -208,6 +234,8 @@ async fn carry_out(
     let presence = state.connections.presence(id);
     match change {
         Change::Add(spec) => {
+            // Asked for through another node: a configured API's comes without its secrets.
+            let spec = Box::new(polls::resolve(state, *spec)?);
             let (name, kind, topic) = (spec.name.clone(), spec.kind, spec.topic.clone());
             let channel = spec.channel.to_string();
             state.hub.prepare(&[&channel]).await.map_err(unavailable)?;

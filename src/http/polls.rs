@@ -1,7 +1,6 @@
 //! Polled JSON APIs as delta streams (Streamdata.io / AMPLIFY Streams form):
 //! `GET /{target-url}` and `GET /apis/{api}/{path}`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -20,7 +19,7 @@ use crate::auth::{Operation, Principal};
 use crate::config::header_list;
 use crate::hub::ChannelKind;
 use crate::outlet::{Start, StreamSpec};
-use crate::sources::topic::{Topic, merge_query};
+use crate::sources::topic::{ApiRef, Topic, merge_query};
 use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
 
@@ -29,8 +28,10 @@ pub async fn adhoc(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<R
     let query = Query::parse(uri.query());
     let url = adhoc_target(state, &uri.path()[1..], &query)?;
     let interval = state.config.poll.interval_ms;
-    let resource = url.to_string();
-    open(state, url, &resource, &query, headers, Vec::new(), interval).await
+    let principal = authorize(state, url.as_str(), &query, headers)?;
+    let start = resume_start(&query, headers)?;
+    let spec = stream(state, url, &query, Vec::new(), interval, start)?;
+    open(state, spec, &principal).await
 }
 
 /// The URL an ad-hoc target names, with the request's forwarded parameters, checked against
@@ -56,58 +57,84 @@ pub(super) fn adhoc_target(state: &AppState, raw: &str, query: &Query) -> Result
 /// `GET /apis/{api}/{path}`: a configured API, with its headers and query injected.
 pub async fn named(
     State(state): State<AppState>,
-    Segments((api, path)): Segments<(String, String)>,
+    Segments((name, path)): Segments<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let query = Query::parse(uri.query());
+    let principal = authorize(&state, &format!("api:{name}"), &query, &headers)?;
+    let query_kept = kept_query(&query);
+    let api = ApiRef {
+        name,
+        path,
+        query: query_kept,
+    };
+    let spec = api_stream(&state, api, &query, resume_start(&query, &headers)?)?;
+    open(&state, spec, &principal).await
+}
+
+/// The stream of a configured API's `path`, asked for with `query` (the API's query and
+/// headers injected), named by its gateway path; authorize first.
+pub(super) fn api_stream(
+    state: &AppState,
+    api: ApiRef,
+    query: &Query,
+    start: Start,
+) -> Result<StreamSpec, ErrorInfo> {
     let config = state.catalog.config();
-    let api = config
+    let found = config
         .apis
         .iter()
-        .find(|a| a.name == api)
-        .ok_or_else(|| ErrorInfo::new(codes::NOT_FOUND, format!("no API named {api:?}")))?;
-    let mut url = api.base_url.clone();
+        .find(|a| a.name == api.name)
+        .ok_or_else(|| ErrorInfo::new(codes::NOT_FOUND, format!("no API named {:?}", api.name)))?;
+    let mut url = found.base_url.clone();
     url.path_segments_mut()
         .map_err(|_| ErrorInfo::bad_request("the API's base URL cannot take a path"))?
         .pop_if_empty()
-        .extend(path.split('/'));
-    let query = Query::parse(uri.query());
-    let injected: Vec<(String, String)> = api.query.clone().into_iter().collect();
+        .extend(api.path.split('/'));
+    let injected: Vec<(String, String)> = found.query.clone().into_iter().collect();
     merge_query(&mut url, query.upstream_pairs(), &injected);
-    let injected_headers = header_list(&api.headers);
-    let interval = api.interval_ms.unwrap_or(state.config.poll.interval_ms);
-    let resource = format!("api:{}", api.name);
-    open(
-        &state,
-        url,
-        &resource,
-        &query,
-        &headers,
-        injected_headers,
-        interval,
-    )
-    .await
+    let headers = header_list(&found.headers);
+    let interval = found.interval_ms.unwrap_or(state.config.poll.interval_ms);
+    let mut spec = stream(state, url, query, headers, interval, start)?;
+    let topic = spec.topic.take().expect("a polled stream has a topic");
+    let topic = topic.of_api(api, state.hub.secret());
+    spec.name = topic.stream.to_string();
+    spec.channel.clone_from(&topic.channel);
+    spec.topic = Some(topic);
+    Ok(spec)
+}
+
+/// A stream read back from a journal, whole: a configured API's made again from the
+/// catalog (see `StreamSpec::pending`); any other as it is.
+pub(super) fn resolve(state: &AppState, spec: StreamSpec) -> Result<StreamSpec, ErrorInfo> {
+    let Some(api) = spec.pending.clone() else {
+        return Ok(spec);
+    };
+    let query = Query::parse(Some(&api.query));
+    api_stream(state, api, &query, spec.start)
+}
+
+/// What a journal keeps of a request's query for a configured API's stream: the target's
+/// own parameters and the stream's (never a credential).
+pub(super) fn kept_query(query: &Query) -> String {
+    let mut kept = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in query.pairs() {
+        if ApiRef::STREAM_PARAMETERS.contains(&name.as_str()) {
+            kept.append_pair(name, value);
+        }
+    }
+    for (name, value) in query.upstream_pairs() {
+        kept.append_pair(&name, &value);
+    }
+    kept.finish()
 }
 
 async fn open(
     state: &AppState,
-    url: Url,
-    resource: &str,
-    query: &Query,
-    headers: &HeaderMap,
-    injected: Vec<(HeaderName, HeaderValue)>,
-    default_interval_ms: u64,
+    spec: StreamSpec,
+    principal: &Principal,
 ) -> Result<Response, ApiError> {
-    let principal = authorize(state, resource, query, headers)?;
-    let spec = stream(
-        state,
-        url,
-        resource.strip_prefix("api:"),
-        query,
-        injected,
-        default_interval_ms,
-        resume_start(query, headers)?,
-    )?;
     let topic = spec.topic.clone().expect("a polled stream has a topic");
     // The outlet subscribes before the poller is ensured, so a stopping poller sees it.
     let expires = principal.expires_at_ms;
@@ -128,13 +155,12 @@ pub(super) fn authorize(
     state.auth.authorize(&credential, Operation::Poll, resource)
 }
 
-/// The stream of a polled URL (for the configured `api`, if any), with the topic its poller
-/// needs (ensure the poller after subscribing); authorize first. The stream's name is the
-/// target URL, as sent to the target.
+/// The stream of a polled URL, with the topic its poller needs (ensure the poller after
+/// subscribing); authorize first. The stream's name is the target URL, as sent to the
+/// target.
 pub(super) fn stream(
     state: &AppState,
     url: Url,
-    api: Option<&str>,
     query: &Query,
     injected: Vec<(HeaderName, HeaderValue)>,
     default_interval_ms: u64,
@@ -162,8 +188,7 @@ pub(super) fn stream(
     }
     let mut forwarded = forwarded_headers(query, &injected)?;
     forwarded.extend(injected);
-    let mut topic = Topic::new(url, forwarded, select, Duration::from_millis(interval_ms));
-    topic.api = api.map(Arc::from);
+    let topic = Topic::new(url, forwarded, select, Duration::from_millis(interval_ms));
     Ok(StreamSpec {
         name: topic.stream.to_string(),
         channel: topic.channel.clone(),
@@ -171,6 +196,7 @@ pub(super) fn stream(
         start,
         snapshots_only,
         topic: Some(topic),
+        pending: None,
     })
 }
 

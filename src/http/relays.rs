@@ -118,6 +118,7 @@ async fn shared(
         start: start(query, headers)?,
         snapshots_only: false,
         topic: None,
+        pending: None,
     };
     // The outlet subscribes before the relay is ensured, so a stopping relay sees it.
     let delivery = Delivery::new(format, heartbeats, expires_at_ms);

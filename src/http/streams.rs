@@ -175,7 +175,16 @@ async fn link(
                 .at(token.entry)
                 .unwrap_or_else(|| journal.earliest());
             for r in &at {
-                match &r.spec.topic {
+                // A configured API's stream is made again from the catalog: it may be gone.
+                let made;
+                let spec = match &r.spec.pending {
+                    Some(_) => {
+                        made = super::polls::resolve(state, r.spec.clone())?;
+                        &made
+                    }
+                    None => &r.spec,
+                };
+                match &spec.topic {
                     Some(topic) => {
                         principal.check(Operation::Poll, &topic.requested)?;
                         state
@@ -184,10 +193,8 @@ async fn link(
                             .check(&topic.url)
                             .map_err(ErrorInfo::from)?;
                     }
-                    None => principal.check(
-                        Operation::Subscribe,
-                        stream_params::subject(&r.spec.channel),
-                    )?,
+                    None => principal
+                        .check(Operation::Subscribe, stream_params::subject(&spec.channel))?,
                 }
             }
             let (resumed, lost) = journal.restart(token.entry);
@@ -198,7 +205,8 @@ async fn link(
                     (false, None) => Start::Live,
                 };
                 streams.retain(|s| s.name != r.spec.name);
-                restored.push((index, StreamSpec { start, ..r.spec }));
+                let spec = super::polls::resolve(state, StreamSpec { start, ..r.spec })?;
+                restored.push((index, spec));
             }
             resume = Some(token.connection);
         }

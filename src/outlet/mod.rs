@@ -64,6 +64,10 @@ pub struct StreamSpec {
     pub snapshots_only: bool,
     /// A polled stream's topic, so a resumed connection can restart its poller.
     pub topic: Option<crate::sources::topic::Topic>,
+    /// A configured API's stream read back from a journal, which keeps none of the API's
+    /// secrets: made again from the catalog before it is opened (it has no channel nor
+    /// topic until then).
+    pub pending: Option<crate::sources::topic::ApiRef>,
 }
 
 impl StreamSpec {
@@ -76,6 +80,7 @@ impl StreamSpec {
             start,
             snapshots_only: false,
             topic: None,
+            pending: None,
         }
     }
 }

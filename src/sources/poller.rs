@@ -93,7 +93,7 @@ impl Pollers {
                 requests: AtomicU64::new(0),
                 last_status: AtomicU64::new(0),
                 interval_ms: AtomicU64::new(interval_ms),
-                metrics: PollMetrics::of(topic.api.as_deref().unwrap_or(AD_HOC)),
+                metrics: PollMetrics::of(topic.api.as_ref().map_or(AD_HOC, |a| &a.name)),
             },
             |shared| {
                 shared.interval_ms.fetch_min(interval_ms, Ordering::Relaxed);

@@ -10,7 +10,6 @@
 //! failing.
 
 use std::collections::{HashSet, VecDeque};
-use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -74,19 +73,11 @@ impl RelayTopic {
         // new subscribers are not served by a connection made with the old headers. Only a
         // digest of them is in the name, keyed with the gateway's secret (`Hub::secret`): the
         // values are secrets, and an unkeyed digest would let a weak one be guessed offline.
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-        let mut digest = aws_lc_rs::hmac::Context::with_key(&key);
-        for (name, value) in &injected {
-            digest.update(name.as_str().as_bytes());
-            digest.update(b"\0");
-            digest.update(value.as_bytes());
-            digest.update(b"\0");
-        }
-        let digest = digest.sign();
+        let parts = injected
+            .iter()
+            .flat_map(|(name, value)| [name.as_str().as_bytes(), value.as_bytes()]);
         channel.push_str("\ninjected ");
-        for byte in &digest.as_ref()[..8] {
-            write!(channel, "{byte:02x}").expect("writing to a String cannot fail");
-        }
+        channel.push_str(&super::topic::keyed_digest(secret, parts));
         let mut headers = injected;
         headers.extend(forwarded);
         RelayTopic {

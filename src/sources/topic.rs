@@ -31,8 +31,40 @@ pub struct Topic {
     /// A JSON Pointer: stream only that part of the document.
     pub select: Option<String>,
     pub interval: Duration,
-    /// The configured API it was asked for through, if any: its poller's metrics say so.
-    pub api: Option<Arc<str>>,
+    /// The configured API it was asked for through, if any: its poller's metrics say so,
+    /// and a journal keeps it as this (its URL and headers hold the API's secrets).
+    pub api: Option<Arc<ApiRef>>,
+}
+
+/// A polled stream of a configured API, as a client asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRef {
+    /// The API's name.
+    pub name: String,
+    /// The path after the API's base URL (`/apis/{name}/{path}`).
+    pub path: String,
+    /// The client's query (its own parameters and the gateway's: never the API's).
+    pub query: String,
+}
+
+impl ApiRef {
+    /// The parameters of `query` that are the stream's, not the target's.
+    pub const STREAM_PARAMETERS: [&str; 4] = ["pollInterval", "mode", "select", "X-Sd-Header"];
+
+    /// The gateway path clients name the stream by, with the target's own parameters.
+    pub fn shown(&self) -> String {
+        let mut shown = format!("/apis/{}/{}", self.name, self.path);
+        let mut target = form_urlencoded::Serializer::new(String::new());
+        let pairs = form_urlencoded::parse(self.query.as_bytes());
+        let own = pairs.filter(|(name, _)| !Self::STREAM_PARAMETERS.contains(&name.as_ref()));
+        target.extend_pairs(own);
+        let target = target.finish();
+        if !target.is_empty() {
+            shown.push('?');
+            shown.push_str(&target);
+        }
+        shown
+    }
 }
 
 impl Topic {
@@ -60,6 +92,49 @@ impl Topic {
             api: None,
         }
     }
+
+    /// The topic of `api`'s stream: named by its gateway path (and `#` the pointer), its
+    /// capability `api:{name}`. Its key and channel hold that path and a digest of what
+    /// the topic was (its URL and headers, keyed with the gateway's `secret`), never the
+    /// API's injected query or headers: channels are kept on disk and in Redis by name.
+    pub fn of_api(self, api: ApiRef, secret: &[u8]) -> Topic {
+        let shown = api.shown();
+        let digest = keyed_digest(secret, [self.key.as_bytes()]);
+        let key = format!("[poll]{shown} {digest}");
+        let (channel, stream) = match &self.select {
+            Some(select) => (
+                format!("{key}\nselect {select}"),
+                format!("{shown}#{select}"),
+            ),
+            None => (key.clone(), shown),
+        };
+        Topic {
+            key,
+            channel,
+            stream: Arc::from(stream),
+            requested: Arc::from(format!("api:{}", api.name)),
+            api: Some(Arc::new(api)),
+            ..self
+        }
+    }
+}
+
+/// The first 8 bytes of an HMAC-SHA256 of `parts` (each ended by a 0 byte) keyed with
+/// `secret` (`Hub::secret`), in hex: names that must tell secrets apart without holding them
+/// (an unkeyed digest would let a weak one be guessed offline).
+pub fn keyed_digest<'a>(secret: &[u8], parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let mut digest = aws_lc_rs::hmac::Context::with_key(&key);
+    for part in parts {
+        digest.update(part);
+        digest.update(b"\0");
+    }
+    let digest = digest.sign();
+    let mut hex = String::with_capacity(16);
+    for byte in &digest.as_ref()[..8] {
+        write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
+    }
+    hex
 }
 
 /// Puts a request in canonical form (fragment dropped, query pairs and headers sorted) and

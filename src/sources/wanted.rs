@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::poller::Part;
 use super::supervisor::Feed;
-use super::topic::Topic;
+use super::topic::{ApiRef, Topic};
 use crate::hub::{Hub, Lease};
 
 /// How often a node tells its wishes, and the holder reads them.
@@ -89,6 +89,11 @@ impl Wanted {
                 select,
                 topic.interval,
             );
+            // A configured API's part is named as its own clients name it.
+            let part = match &topic.api {
+                Some(api) => part.of_api(ApiRef::clone(api), hub.secret()),
+                None => part,
+            };
             let fed = |feeds: &[Feed<Part>]| feeds.iter().any(|f| f.channel == part.channel);
             if fed(local) || fed(&elsewhere) {
                 continue;

@@ -1,18 +1,19 @@
 // The JavaScript client (/client/streamgate.js) in a page of the gateway: channels in
 // order, publishing and history, a live document equal to the API's, everything over one
 // streaming connection. Run by tests/browser.rs:
-//   node tests/browser/client.mjs BASE_URL API_URL
-// (the API's version v is the document `version(v)` below, and changes every 150 ms)
+//   node tests/browser/client.mjs BASE_URL API_URL API_PATH
+// (the API's version v is the document `version(v)` below, and changes every 150 ms; the
+// gateway also serves it as a configured API at API_PATH, /apis/{name}/...)
 // Prints one line per check and exits 1 if any fails.
 
 import { checkPage } from "./chromium.mjs";
 
-const [base, api] = process.argv.slice(2);
+const [base, api, apiPath] = process.argv.slice(2);
 
 await checkPage(async (page, check) => {
   await page.goto(`${base}/`);
   const result = await page.evaluate(
-    async ({ api }) => {
+    async ({ api, apiPath }) => {
       // Count the streaming connections the client opens.
       const Native = window.EventSource;
       let opened = 0;
@@ -77,6 +78,19 @@ await checkPage(async (page, check) => {
       });
       const shared = again === document && firstSeen !== null && firstSeen.patch === null;
 
+      // The API as the gateway serves it, asked for by its gateway path: named by it.
+      const named = gw.document(apiPath, { pollInterval: 100 });
+      let namedPatches = 0;
+      let namedWrong = null;
+      await within(15000, new Promise((resolve) => {
+        named.subscribe((value, patch) => {
+          if (patch) namedPatches += 1;
+          if (canonical(value) !== canonical(version(value.v))) namedWrong = namedWrong || value;
+          if (namedPatches >= 2) resolve();
+        });
+      }), "two patches of the API by its gateway path");
+      const byPath = { stream: named.stream, wrong: namedWrong };
+
       // Two listeners of one channel: one stops, the other goes on.
       const second = [];
       const listener = (m) => second.push(m.data);
@@ -134,9 +148,9 @@ await checkPage(async (page, check) => {
       });
       const own = applyPatch({}, [{ op: "add", path: "/__proto__", value: { admin: true } }]);
       const ownMember = Object.hasOwn(own, "__proto__") && own.admin === undefined;
-      return { got, history, wrong, seen, patches, opened, patched, refused, ownMember, shared, listeners };
+      return { got, history, wrong, seen, patches, opened, patched, refused, ownMember, shared, listeners, byPath };
     },
-    { api },
+    { api, apiPath },
   );
   const range = (n, from) => Array.from({ length: n }, (_, i) => from + 2 * i);
   // JSON with its objects' keys sorted: equal documents, equal texts.
@@ -178,4 +192,9 @@ await checkPage(async (page, check) => {
     result.listeners,
   );
   check(result.ownMember, "a __proto__ member is an own member", result.ownMember);
+  check(
+    result.byPath.stream === apiPath && result.byPath.wrong === null,
+    "a configured API by its gateway path: named by it, every version whole",
+    result.byPath,
+  );
 });

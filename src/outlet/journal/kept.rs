@@ -1,9 +1,10 @@
 //! A journal as the bus keeps it: its streams, entries and base in bytes, and back.
 //!
 //! Streams are JSON (a polled stream's topic is kept as it was asked for, and made again
-//! when read back); entries and the base are fixed-size records, written often.
+//! when read back; a configured API's by its name, path and the client's query, never its
+//! URL, headers or channel, which hold the API's secrets: it is made again from the catalog,
+//! see `StreamSpec::pending`); entries and the base are fixed-size records, written often.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::Entry;
 use crate::hub::ChannelKind;
 use crate::outlet::{Start, StreamSpec};
-use crate::sources::topic::Topic;
+use crate::sources::topic::{ApiRef, Topic};
 
 #[derive(Serialize, Deserialize)]
 struct KeptSpec {
@@ -29,36 +30,75 @@ struct KeptTopic {
     headers: Vec<(String, Vec<u8>)>,
     select: Option<String>,
     interval_ms: u64,
-    /// Journals kept before it was: none.
+    /// A configured API's stream (then `requested` and `headers` are empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    api: Option<String>,
+    api: Option<KeptApi>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeptApi {
+    name: String,
+    path: String,
+    query: String,
 }
 
 pub(crate) fn spec(spec: &StreamSpec) -> Vec<u8> {
-    let kept = KeptSpec {
-        name: spec.name.clone(),
-        channel: spec.channel.clone(),
-        state: spec.kind == ChannelKind::State,
-        snapshots_only: spec.snapshots_only,
-        topic: spec.topic.as_ref().map(|t| KeptTopic {
-            requested: t.requested.to_string(),
-            headers: t
-                .headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-            select: t.select.clone(),
-            interval_ms: t.interval.as_millis() as u64,
-            api: t.api.as_deref().map(str::to_owned),
-        }),
+    let api = spec
+        .pending
+        .as_ref()
+        .or(spec.topic.as_ref().and_then(|t| t.api.as_deref()));
+    let kept = match api {
+        Some(api) => KeptSpec {
+            name: spec.name.clone(),
+            channel: String::new(),
+            state: true,
+            snapshots_only: spec.snapshots_only,
+            topic: Some(KeptTopic {
+                requested: String::new(),
+                headers: Vec::new(),
+                select: None,
+                interval_ms: 0,
+                api: Some(KeptApi {
+                    name: api.name.clone(),
+                    path: api.path.clone(),
+                    query: api.query.clone(),
+                }),
+            }),
+        },
+        None => KeptSpec {
+            name: spec.name.clone(),
+            channel: spec.channel.clone(),
+            state: spec.kind == ChannelKind::State,
+            snapshots_only: spec.snapshots_only,
+            topic: spec.topic.as_ref().map(|t| KeptTopic {
+                requested: t.requested.to_string(),
+                headers: t
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+                select: t.select.clone(),
+                interval_ms: t.interval.as_millis() as u64,
+                api: None,
+            }),
+        },
     };
     serde_json::to_vec(&kept).expect("a stream always serializes")
 }
 
 pub(crate) fn read_spec(bytes: &[u8]) -> Result<StreamSpec, String> {
     let kept: KeptSpec = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let mut pending = None;
     let topic = match kept.topic {
         None => None,
+        Some(KeptTopic { api: Some(api), .. }) => {
+            pending = Some(ApiRef {
+                name: api.name,
+                path: api.path,
+                query: api.query,
+            });
+            None
+        }
         Some(t) => {
             let url = t.requested.parse().map_err(|e| format!("{e}"))?;
             let headers = t
@@ -71,9 +111,7 @@ pub(crate) fn read_spec(bytes: &[u8]) -> Result<StreamSpec, String> {
                 })
                 .collect::<Result<_, String>>()?;
             let interval = Duration::from_millis(t.interval_ms);
-            let mut topic = Topic::new(url, headers, t.select, interval);
-            topic.api = t.api.map(Arc::from);
-            Some(topic)
+            Some(Topic::new(url, headers, t.select, interval))
         }
     };
     Ok(StreamSpec {
@@ -87,6 +125,7 @@ pub(crate) fn read_spec(bytes: &[u8]) -> Result<StreamSpec, String> {
         start: Start::Unknown,
         snapshots_only: kept.snapshots_only,
         topic,
+        pending,
     })
 }
 
