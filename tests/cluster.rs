@@ -859,6 +859,34 @@ async fn a_dynamic_connection_opened_empty_is_changed_through_any_node() {
     assert_eq!(envelope(&event)["data"], "b1");
 }
 
+/// A configured API's stream added through another node than the holder's travels without
+/// the API's secrets, and the holder makes it from its own config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_api_added_through_another_node_is_made_by_the_holder() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(quotes(0)).await;
+    let config = format!(
+        "{}[poll]\ninterval_ms = 100\nmin_interval_ms = 50\n\
+         [[api]]\nname = \"quotes\"\nbase_url = \"{}\"\nquery = {{ apikey = \"s3cret\" }}\n",
+        redis.bus_config(),
+        upstream.url("/")
+    );
+    let nodes: Vec<Server> = (0..2).map(|_| Server::start(&config)).collect();
+    until_ready(&nodes).await;
+    let (mut dynamic, id) = common::dynamic(&nodes[0], "").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let added = common::add(&nodes[1], &id, json!({"poll": "/apis/quotes/q"})).await;
+    assert_eq!(added.status(), 201);
+    let first = dynamic.next_event().await.unwrap();
+    assert_eq!(first.event, "data", "{first:?}");
+    let body: Value = serde_json::from_str(&first.data).unwrap();
+    assert_eq!(body["channel"], "/apis/quotes/q");
+    let (_, query) = upstream.last_request("/q");
+    assert_eq!(query.as_deref(), Some("apikey=s3cret"));
+    let keys = redis.cli(&["KEYS", "*"]);
+    assert!(!keys.contains("s3cret"), "a secret in a Redis key: {keys}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_holder_polls_a_stream_added_elsewhere_only_if_its_own_policy_allows() {
     let redis = Redis::start();
