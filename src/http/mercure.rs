@@ -40,7 +40,7 @@ use crate::wire::WireFormat;
 use crate::wire::envelope::{ErrorInfo, codes};
 
 /// The channel every update goes to.
-pub const CHANNEL: &str = "[mercure]";
+pub const CHANNEL: &str = crate::hub::MERCURE;
 
 /// Topics one update may have: each is a channel the update is copied to.
 const MAX_TOPICS: usize = 100;
@@ -49,7 +49,7 @@ const MAX_TOPIC_BYTES: usize = 2048;
 
 /// The channel of the updates of `topic`.
 fn topic_channel(topic: &str) -> String {
-    format!("{CHANNEL}\n{topic}")
+    crate::hub::mercure_topic(topic)
 }
 
 /// `POST /.well-known/mercure`: publishes an update; answers its id.

@@ -77,11 +77,26 @@ pub struct Hub {
 /// shared.
 pub const FIGURES: &str = "[figures]";
 
+/// The channel every update of the Mercure hub goes to (see `http::mercure`).
+pub const MERCURE: &str = "[mercure]";
+
+/// The channel the Mercure hub copies the updates of `topic` to (`topic` empty: the prefix
+/// of them all).
+pub fn mercure_topic(topic: &str) -> String {
+    format!("{MERCURE}\n{topic}")
+}
+
+/// Whether `name` is one of the Mercure hub's topic channels (or a selector's presence).
+fn is_mercure_topic(name: &str) -> bool {
+    name.strip_prefix(MERCURE)
+        .is_some_and(|rest| rest.starts_with('\n'))
+}
+
 /// Whether the channel `name`'s events are never kept beyond the process: presence streams
 /// (on one node, members are the process's own), the Mercure hub's topic channels (copies
 /// of `[mercure]`'s updates, made again from it when a node starts) and the node's figures.
 fn never_kept(name: &str) -> bool {
-    presence::is_stream(name) || name.starts_with("[mercure]\n") || name == FIGURES
+    presence::is_stream(name) || is_mercure_topic(name) || name == FIGURES
 }
 
 /// One channel, as the admin stats show it.

@@ -189,7 +189,7 @@ impl Hub {
     /// The shared bus, when it holds `channel`'s member set: a pub/sub channel's, or a
     /// Mercure selector's.
     pub(super) fn presence_bus(&self, channel: &str) -> Option<&Arc<crate::bus::redis::RedisBus>> {
-        let held = !channel.starts_with('[') || channel.starts_with("[mercure]\n");
+        let held = !channel.starts_with('[') || super::is_mercure_topic(channel);
         self.shared.as_ref().filter(|_| held)
     }
 

@@ -455,7 +455,7 @@ pub(super) fn is_shared(name: &str) -> bool {
             !name.starts_with('[')
                 || name.starts_with("[poll]")
                 || name.starts_with("[relay]")
-                || name == "[mercure]"
+                || name == super::MERCURE
         }
     }
 }

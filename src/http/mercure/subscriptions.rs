@@ -64,7 +64,7 @@ pub fn announce(hub: &Arc<Hub>) {
             dispatch(&hub, update).await.map(drop)
         })
     });
-    hub.announce_presence(&format!("{CHANNEL}\n"), announce);
+    hub.announce_presence(&crate::hub::mercure_topic(""), announce);
 }
 
 /// What a subscriber reading `selectors` enters: each selector's set, as a new subscriber
@@ -157,7 +157,7 @@ pub async fn subscriptions(
         .unwrap_or_else(|| "earliest".to_owned());
     let document = match segments.as_slice() {
         [] => {
-            let prefix = format!("{CHANNEL}\n");
+            let prefix = crate::hub::mercure_topic("");
             let channels = state.hub.present_channels(&prefix).await;
             let mut all = Vec::new();
             for channel in channels.map_err(unavailable)? {
