@@ -126,12 +126,10 @@ async fn secure(
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
-    let handshake = tokio::time::timeout(shared.read_timeout, tls.accept(stream));
     let stream = tokio::select! {
-        shaken = handshake => match shaken {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return tracing::debug!("TLS handshake with {peer} failed: {e}"),
-            Err(_) => return tracing::debug!("TLS handshake with {peer} timed out"),
+        shaken = handshake(&tls, stream, peer, shared.read_timeout) => match shaken {
+            Some(stream) => stream,
+            None => return,
         },
         _ = stop.wait_for(|stopping| *stopping) => return,
     };
@@ -140,6 +138,26 @@ async fn secure(
         _ => &shared.tls_http1,
     };
     http1::hand_over(&shared, hyper, stream, bytes::Bytes::new(), peer, stop).await;
+}
+
+/// The TLS handshake with `peer`, within `limit`; `None` (logged at debug) when it failed.
+async fn handshake(
+    tls: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    limit: Duration,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(limit, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake with {peer} failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake with {peer} timed out");
+            None
+        }
+    }
 }
 
 /// The largest request head read, set above the gateway's own limit so that a head a little
@@ -226,11 +244,12 @@ fn refuse(
             match tls {
                 None => answer_refused(stream, info).await,
                 Some(tls) => {
-                    if let Ok(stream) = tls.accept(stream).await {
-                        answer_refused::<TlsStream<TcpStream>>(stream, info).await;
-                    }
+                    let peer = stream.peer_addr().ok()?;
+                    let stream = handshake(&tls, stream, peer, REFUSAL_TIMEOUT).await?;
+                    answer_refused::<TlsStream<TcpStream>>(stream, info).await;
                 }
             }
+            Some(())
         };
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answered).await;
         drop(permit);
