@@ -86,7 +86,7 @@ fn tail_refuses_what_is_not_a_url() {
 struct Terminal {
     child: Box<dyn portable_pty::Child + Send + Sync>,
     screen: Arc<Mutex<vt100::Parser>>,
-    _master: Box<dyn portable_pty::MasterPty + Send>,
+    master: Box<dyn portable_pty::MasterPty + Send>,
 }
 
 impl Terminal {
@@ -117,8 +117,22 @@ impl Terminal {
         Terminal {
             child,
             screen,
-            _master: pair.master,
+            master: pair.master,
         }
+    }
+
+    /// Resizes the terminal, as a window resized does (SIGWINCH to the program).
+    fn resize(&self, rows: u16, cols: u16) {
+        let size = portable_pty::PtySize {
+            rows,
+            cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        };
+        let nonzero = |n| std::num::NonZeroU16::new(n).unwrap();
+        let mut parser = self.screen.lock().unwrap();
+        parser.screen_mut().set_size(nonzero(rows), nonzero(cols));
+        self.master.resize(size).unwrap();
     }
 
     /// The screen's rows once `check` holds for them (within 10 s).
@@ -132,7 +146,7 @@ impl Terminal {
             {
                 let parser = self.screen.lock().unwrap();
                 let screen = parser.screen();
-                let rows: Vec<String> = screen.rows(0, 80).collect();
+                let rows: Vec<String> = screen.rows(0, screen.size().1.get()).collect();
                 if check(&rows, screen) {
                     return rows;
                 }
@@ -196,25 +210,36 @@ async fn on_a_terminal_the_document_fits_the_screen_and_the_change_is_highlighte
         .iter()
         .position(|r| r.contains("\"id\": \"changed\""))
         .unwrap();
-    let parser = terminal.screen.lock().unwrap();
-    let screen = parser.screen();
-    let at = rows[row].find('"').unwrap() as u16;
-    assert!(
-        screen.cell(row as u16, at).unwrap().inverse(),
-        "the change is highlighted"
-    );
-    let other = rows.iter().position(|r| r.contains("\"about\"")).unwrap();
-    let at = rows[other].find('"').unwrap() as u16;
-    assert!(
-        !screen.cell(other as u16, at).unwrap().inverse(),
-        "what did not change is not"
-    );
-    assert!(rows[23].contains("events/s"), "{}", rows[23]);
-    assert!(
-        !rows[23].contains("lines 1–"),
-        "scrolled to the change: {}",
-        rows[23]
-    );
+    {
+        let parser = terminal.screen.lock().unwrap();
+        let screen = parser.screen();
+        let at = rows[row].find('"').unwrap() as u16;
+        assert!(
+            screen.cell(row as u16, at).unwrap().inverse(),
+            "the change is highlighted"
+        );
+        let other = rows.iter().position(|r| r.contains("\"about\"")).unwrap();
+        let at = rows[other].find('"').unwrap() as u16;
+        assert!(
+            !screen.cell(other as u16, at).unwrap().inverse(),
+            "what did not change is not"
+        );
+        assert!(rows[23].contains("events/s"), "{}", rows[23]);
+        assert!(
+            !rows[23].contains("lines 1–"),
+            "scrolled to the change: {}",
+            rows[23]
+        );
+    }
+
+    // The terminal grows: the screen follows, its status line on the new last row.
+    terminal.resize(40, 100);
+    let rows = terminal
+        .until("the screen redrawn to the new size", |rows, _| {
+            rows.len() == 40 && rows[39].contains("● live")
+        })
+        .await;
+    assert!(rows[39].contains("of 164"), "{}", rows[39]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

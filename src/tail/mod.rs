@@ -2,7 +2,8 @@
 //!
 //! A delta stream's live document (a `data` event replaces it, a `patch` event is applied),
 //! or a channel's messages as they come. On a terminal it draws one screen in place, on the
-//! alternate screen (the scrollback is left as it was), fitted to the terminal: the document
+//! alternate screen (the scrollback is left as it was), fitted to the terminal (and drawn
+//! again when it is resized): the document
 //! with the lines the last patch changed highlighted (scrolled to them when it is taller than
 //! the screen), or the latest messages; and a status line: connection state, events per
 //! second, the last event id. Otherwise (for scripts) one compact JSON document per change,
@@ -90,10 +91,23 @@ async fn read(mut response: reqwest::Response, view: &mut View, retry: &mut Dura
     let mut parser = SseParser::new();
     // The status line's rate and times move on while nothing comes.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // A resized terminal is drawn again at once.
+    let mut resized =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
     loop {
+        let resize = async {
+            match resized.as_mut() {
+                Some(resized) => resized.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let chunk = tokio::select! {
             chunk = response.chunk() => chunk,
             _ = tick.tick() => {
+                view.draw();
+                continue;
+            }
+            _ = resize => {
                 view.draw();
                 continue;
             }
