@@ -67,10 +67,14 @@ impl Cluster {
         }
     }
 
-    /// The connection, made if there is none. The attempt runs as a task of its own: a
+    /// The connection, made if there is none. An attempt runs as a task of its own: a
     /// caller that gives up waiting (its command timed out) does not cut it short, and what
     /// it found is kept for the next caller.
     async fn connection(&self) -> RedisResult<Made> {
+        // Every command passes here: no task for the one already made.
+        if let Some(made) = &self.state.lock().await.current {
+            return Ok(made.clone());
+        }
         let cluster = self.clone();
         match tokio::spawn(async move { cluster.connect().await }).await {
             Ok(made) => made,
