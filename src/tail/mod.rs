@@ -304,7 +304,8 @@ impl View {
         let Some(screen) = &self.screen else {
             return;
         };
-        let room = Screen::size().0 - 1;
+        let size = Screen::size();
+        let room = size.0 - 1;
         let lines: Vec<pretty::Line>;
         let (body, extent): (Vec<(&str, bool)>, String) = match self.document.get() {
             Some(document) => {
@@ -341,7 +342,7 @@ impl View {
                 (body.map(|m| (m.as_str(), false)).collect(), String::new())
             }
         };
-        screen.draw(&body, &self.status(&extent));
+        screen.draw(size, &body, &self.status(&extent));
     }
 
     fn status(&self, extent: &str) -> String {

@@ -31,9 +31,8 @@ impl Screen {
 
     /// Draws `body` (at most the rows above the status line; wider lines cut with `…`;
     /// those marked in reverse video: what the last change touched) and `status` on the last
-    /// row.
-    pub fn draw(&self, body: &[(&str, bool)], status: &str) {
-        let (rows, cols) = Self::size();
+    /// row, on a terminal of `rows` and `cols` (`size`, read once for the whole frame).
+    pub fn draw(&self, (rows, cols): (usize, usize), body: &[(&str, bool)], status: &str) {
         let mut frame = String::from("\x1b[H");
         for row in 0..rows - 1 {
             if let Some(&(text, highlight)) = body.get(row) {
