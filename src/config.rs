@@ -150,6 +150,10 @@ pub struct StreamConfig {
     /// about 24 bytes each): how far back such a connection resumes exactly.
     #[serde(deserialize_with = "at_least_one")]
     pub journal_entries: usize,
+    /// The longest a stream on a busy server holds a write to gather the events that follow
+    /// into it (0: never). A stream whose socket was idle writes at once.
+    #[serde(deserialize_with = "window_ms")]
+    pub write_window_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -158,6 +162,7 @@ impl Default for StreamConfig {
             keepalive_ms: 15_000,
             retry_ms: 1_000,
             journal_entries: 10_000,
+            write_window_ms: 20,
         }
     }
 }
@@ -317,6 +322,17 @@ where
     let value = T::deserialize(deserializer)?;
     if value < T::from(1) {
         return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(value)
+}
+
+/// `[stream] write_window_ms`: a hold longer than a second would be a stall, not a window.
+fn window_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    if value > 1_000 {
+        return Err(serde::de::Error::custom(
+            "must be at most 1000 (milliseconds; 0 never holds a write)",
+        ));
     }
     Ok(value)
 }
@@ -569,7 +585,26 @@ mod tests {
         assert_eq!(c.channels.state_history_bytes, 4 * 1024 * 1024);
         assert_eq!(c.channels.max_message_bytes, 65536);
         assert_eq!(c.stream.keepalive_ms, 15000);
+        assert_eq!(c.stream.write_window_ms, 20);
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_write_window_over_a_second_is_refused() {
+        assert_eq!(
+            load_text("[stream]\nwrite_window_ms = 0\n", &[])
+                .unwrap()
+                .stream
+                .write_window_ms,
+            0
+        );
+        let err = load_text("[stream]\nwrite_window_ms = 5000\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("write_window_ms") && err.contains("at most 1000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn the_example_names_every_section() {
         "node_timeout_ms",
         "publish_burst",
         "jwks_file",
+        "write_window_ms",
     ] {
         assert!(example.contains(key), "{key} missing");
     }

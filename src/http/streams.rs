@@ -320,6 +320,7 @@ pub(super) async fn respond(
         heartbeats,
         keepalive: Duration::from_millis(keepalive_ms.unwrap_or(config.stream.keepalive_ms)),
         batch: config.channels.subscriber_queue.min(WRITE_BATCH),
+        write_window: Duration::from_millis(config.stream.write_window_ms),
         queue: config.channels.subscriber_queue as u64,
         overflow: config.channels.overflow,
         retry_ms: config.stream.retry_ms,

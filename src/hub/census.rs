@@ -134,6 +134,13 @@ impl Counted {
         }
     }
 
+    /// The write window held the stream's next write.
+    pub fn held(&self) {
+        if self.card.metered {
+            self.census.metrics.held();
+        }
+    }
+
     /// `n` events were written to the stream.
     pub fn delivered(&self, n: u64) {
         self.card.delivered.fetch_add(n, Ordering::Relaxed);

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub drops: Counter,
     /// Bytes of streams written to clients.
     written: Counter,
+    /// Writes to streams, and those the write window held (see `outlet::window`).
+    writes: Counter,
+    held: Counter,
     /// Delivery latency: from an event's append to its bytes going to a stream's socket.
     latency: Arc<Histogram>,
 }
@@ -62,6 +65,14 @@ impl Metrics {
                 describe_counter!(
                     "streamgate_bytes_written_total",
                     "Bytes written to clients: streams, and responses of a known length"
+                );
+                describe_counter!(
+                    "streamgate_stream_writes_total",
+                    "Writes to streams' sockets: each carries every event that waited"
+                );
+                describe_counter!(
+                    "streamgate_stream_writes_held_total",
+                    "Writes to streams held by the write window to gather more events"
                 );
                 sources::describe();
                 describe_gauge!(
@@ -100,6 +111,8 @@ impl Metrics {
             totals: Arc::default(),
             drops: counter!("streamgate_queue_drops_total"),
             written: counter!("streamgate_bytes_written_total"),
+            writes: counter!("streamgate_stream_writes_total"),
+            held: counter!("streamgate_stream_writes_held_total"),
             latency: Arc::default(),
         };
         (metrics, handle)
@@ -120,9 +133,15 @@ impl Metrics {
     /// A chunk of `bytes` went to a stream, with `latencies` of the events in it.
     pub fn wrote(&self, bytes: usize, latencies: &Tally) {
         self.written.increment(bytes as u64);
+        self.writes.increment(1);
         if !latencies.is_empty() {
             self.latency.add(latencies);
         }
+    }
+
+    /// The write window held a stream's write.
+    pub fn held(&self) {
+        self.held.increment(1);
     }
 
     /// `bytes` of a response that is not a stream went to a client.

@@ -9,16 +9,18 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 pub mod change;
 pub mod journal;
 pub mod registry;
+mod window;
 
 use std::sync::Mutex;
 
@@ -30,6 +32,7 @@ use crate::wire::envelope::{ErrorInfo, codes};
 use crate::wire::{WireFormat, ndjson, sse};
 use journal::Journal;
 use registry::{Connections, Control, Registration};
+use window::WriteWindow;
 
 /// A write stops taking events past this many bytes (one event always fits).
 const WRITE_BYTES: usize = 64 * 1024;
@@ -104,6 +107,8 @@ pub struct OutletOptions {
     pub heartbeats: bool,
     pub keepalive: Duration,
     pub batch: usize,
+    /// `[stream] write_window_ms`: the longest a busy stream holds a write (see `window`).
+    pub write_window: Duration,
     /// How far a stream may fall behind while the client is not reading (see `Overflow`).
     pub queue: u64,
     pub overflow: Overflow,
@@ -142,6 +147,11 @@ pub struct Outlet {
     options: OutletOptions,
     shutdown: watch::Receiver<bool>,
     next_keepalive: Instant,
+    /// Fires at the next keepalive or expiry (see `next_deadline`), or at the end of a held
+    /// write. Kept, not made per wait: a write moves the keepalive later, and the timer is
+    /// set again only when it fires early.
+    timer: Pin<Box<Sleep>>,
+    window: WriteWindow,
     /// When the token the connection was opened with expires.
     expires: Option<Instant>,
     id: String,
@@ -199,12 +209,15 @@ impl Outlet {
             .map_or(0, |l| l.registration.journal.lock().unwrap().generation());
         let channels = streams.iter().map(|s| &*s.channel);
         let card = hub.outlet_opened(channels, link.as_ref().map(|l| l.registration.id.clone()));
+        let next_keepalive = Instant::now() + options.keepalive;
         let mut outlet = Outlet {
             hub: Arc::clone(&hub),
             card,
             subs: Vec::with_capacity(streams.len()),
             waker,
-            next_keepalive: Instant::now() + options.keepalive,
+            next_keepalive,
+            timer: Box::pin(tokio::time::sleep_until(next_keepalive)),
+            window: WriteWindow::new(options.write_window),
             expires: options.expires_at_ms.map(|at| {
                 Instant::now() + Duration::from_millis(at.saturating_sub(crate::clock::now_ms()))
             }),
@@ -216,6 +229,8 @@ impl Outlet {
             journal_generation,
             greeting,
         };
+        // The token's expiry may come before the first keepalive.
+        outlet.rearm();
         for (index, spec) in restored {
             outlet.add(spec, Some(index));
         }
@@ -311,11 +326,18 @@ impl Outlet {
         }
     }
 
+    /// Sets the timer to the next keepalive or expiry.
+    fn rearm(&mut self) {
+        let deadline = self.next_deadline();
+        self.timer.as_mut().reset(deadline);
+    }
+
     /// The next bytes to write; `None` ends the stream (server shutting down).
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
         let mut written = Written::default();
         let chunk = self.compose(&mut written).await?;
         self.card.wrote(chunk.len(), &written.latencies);
+        self.window.wrote(crate::clock::mono_us());
         Some(chunk)
     }
 
@@ -328,6 +350,7 @@ impl Outlet {
             if self.finished {
                 return None;
             }
+            self.hold().await;
             let mut buf = BytesMut::new();
             // Lag that built up while the previous chunk was being written is the client's
             // slowness; lag found after waking up is a burst, sent in batches.
@@ -340,7 +363,6 @@ impl Outlet {
             if passed_over {
                 continue;
             }
-            let deadline = self.next_deadline();
             let control = async {
                 match self.link.as_mut() {
                     Some(link) => link.registration.control.recv().await,
@@ -357,15 +379,21 @@ impl Outlet {
                     None => self.finished = true,
                 },
                 // One timer for both deadlines: every idle connection carries it.
-                _ = tokio::time::sleep_until(deadline) => {
-                    if self.expires.is_some_and(|at| at <= Instant::now()) {
+                () = self.timer.as_mut() => {
+                    let now = Instant::now();
+                    if self.expires.is_some_and(|at| at <= now) {
                         self.finished = true;
                         let error = crate::auth::token_expired();
                         self.put_event(&mut buf, "error", &error.to_json());
-                    } else {
+                    } else if self.next_keepalive <= now {
                         self.put_keepalive(&mut buf);
-                        self.next_keepalive = Instant::now() + self.options.keepalive;
+                        self.next_keepalive = now + self.options.keepalive;
+                    } else {
+                        // Writes moved the keepalive since the timer was set.
+                        self.rearm();
+                        continue;
                     }
+                    self.rearm();
                     return Some(buf.freeze());
                 }
                 _ = self.shutdown.changed() => {
@@ -381,6 +409,39 @@ impl Outlet {
                 }
             }
         }
+    }
+
+    /// Waits while the write window holds the next write (see `window`): only with events
+    /// waiting, fewer than a whole write's worth.
+    async fn hold(&mut self) {
+        let waiting = self.waiting();
+        if waiting == 0 || waiting >= self.options.batch as u64 {
+            return;
+        }
+        let Some(hold) = self.window.hold(crate::clock::mono_us()) else {
+            return;
+        };
+        self.card.held();
+        self.timer.as_mut().reset(Instant::now() + hold);
+        self.timer.as_mut().await;
+        self.rearm();
+    }
+
+    /// How many events the streams have to send (at least 1 for a notice or a document
+    /// owed; `u64::MAX` for a channel gone on in another epoch).
+    fn waiting(&self) -> u64 {
+        let mut waiting: u64 = 0;
+        for sub in &self.subs {
+            let head = sub.subscription.channel().head();
+            let news = if cursor::split(head).0 != cursor::split(sub.cursor).0 {
+                u64::MAX
+            } else {
+                head.saturating_sub(sub.cursor)
+            };
+            let owed = u64::from(sub.gap_pending || sub.state_pending);
+            waiting = waiting.saturating_add(news.max(owed));
+        }
+        waiting
     }
 
     /// Logs what the journal recorded, before the bytes whose ids name it go out (see
@@ -557,6 +618,7 @@ impl Outlet {
         self.subs[i].cursor = event.seq;
         if !self.subs[i].replaying {
             written.saw(event);
+            self.window.saw(event.appended_us, written.now_us);
         }
         let body = event.encoded(self.options.format);
         if self.options.format == WireFormat::Mercure {

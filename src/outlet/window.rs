@@ -1,0 +1,195 @@
+//! The write window: how long a stream on a busy server holds a write to gather what comes
+//! next into it.
+//!
+//! A write to a subscriber's socket costs a system call and, on loopback or a busy host, a
+//! wake-up of the reader; when one publish wakes thousands of streams those, not encoding,
+//! are most of what a delivery costs (docs/BENCHMARKS.md). So a stream holds its write, for
+//! up to `[stream] write_window_ms` after its last one, when three things say it pays:
+//! - it wrote less than a window ago: a socket that was idle gets its write at once, so a
+//!   lone message is never held;
+//! - its last events waited in line before it read them (`BUSY`): on a server with time to
+//!   spare nothing is held;
+//! - events come often enough that another is due before the window ends: a write held for
+//!   nothing would only be late.
+//!
+//! Windows of a few milliseconds gather nothing: a busy server's streams already write what
+//! piled up while they waited their turn, and a window only pays once it spans several
+//! events (docs/BENCHMARKS.md, "Gathering writes"). Fewer writes leave the CPU to the ones
+//! that remain, so a busy server's line shortens: the hold takes the place of queueing.
+
+use std::time::Duration;
+
+/// A wait in line (from an event's append to its stream reading it) that says the server is
+/// busy: an idle one reads a publish in tens of microseconds.
+const BUSY_US: u32 = 1_000;
+
+/// What a stream knows of its own writes and of the events it sent. Times in microseconds
+/// of `clock::mono_us`; durations kept in u32 (71 minutes), as an idle stream holds this.
+#[derive(Debug)]
+pub struct WriteWindow {
+    /// `[stream] write_window_ms`; 0 never holds.
+    max_us: u32,
+    /// When the last write was handed to the socket.
+    last_write_us: u64,
+    /// The window after the last write: `max_us` if its events waited in line, else 0.
+    window_us: u32,
+    /// The longest wait in line of the events of the write being composed.
+    waited_us: u32,
+    /// How long the write being composed was held: part of its events' age, not a wait in
+    /// line.
+    held_us: u32,
+    /// When the newest event seen was appended, and a moving average of the time between
+    /// events (u32::MAX until two were seen).
+    last_event_us: u64,
+    interval_us: u32,
+}
+
+impl WriteWindow {
+    pub fn new(max: Duration) -> WriteWindow {
+        WriteWindow {
+            max_us: clamp(max.as_micros().try_into().unwrap_or(u64::MAX)),
+            last_write_us: 0,
+            window_us: 0,
+            waited_us: 0,
+            held_us: 0,
+            last_event_us: 0,
+            interval_us: u32::MAX,
+        }
+    }
+
+    /// An event appended at `appended_us` goes into the write being composed, read at
+    /// `now_us`.
+    pub fn saw(&mut self, appended_us: u64, now_us: u64) {
+        let age = now_us.saturating_sub(appended_us);
+        let waited = clamp(age).saturating_sub(self.held_us);
+        self.waited_us = self.waited_us.max(waited);
+        if appended_us > self.last_event_us {
+            if self.last_event_us > 0 {
+                let gap = clamp(appended_us - self.last_event_us);
+                self.interval_us = match self.interval_us {
+                    u32::MAX => gap,
+                    average => ((u64::from(average) * 3 + u64::from(gap)) / 4) as u32,
+                };
+            }
+            self.last_event_us = appended_us;
+        }
+    }
+
+    /// The write went to the socket at `now_us`.
+    pub fn wrote(&mut self, now_us: u64) {
+        self.last_write_us = now_us;
+        self.window_us = if self.waited_us >= BUSY_US {
+            self.max_us
+        } else {
+            0
+        };
+        self.waited_us = 0;
+        self.held_us = 0;
+    }
+
+    /// Events are waiting at `now_us`: how long to hold them, or None to write at once.
+    pub fn hold(&mut self, now_us: u64) -> Option<Duration> {
+        let until = self.last_write_us + u64::from(self.window_us);
+        if self.window_us == 0 || now_us >= until {
+            return None;
+        }
+        let left = until - now_us;
+        if u64::from(self.interval_us) >= left {
+            return None;
+        }
+        self.held_us = self.held_us.saturating_add(clamp(left));
+        Some(Duration::from_micros(left))
+    }
+}
+
+fn clamp(us: u64) -> u32 {
+    us.min(u64::from(u32::MAX - 1)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000;
+
+    /// A 20 ms window that last wrote at `at` events that waited `waited` in line,
+    /// `interval` apart.
+    fn busy(at: u64, waited: u64, interval: u64) -> WriteWindow {
+        let mut window = WriteWindow::new(Duration::from_millis(20));
+        window.saw(at - interval - waited, at - interval);
+        window.saw(at - waited, at);
+        window.wrote(at);
+        window
+    }
+
+    #[test]
+    fn a_stream_idle_for_longer_than_its_window_writes_at_once() {
+        let mut window = busy(100 * MS, 5 * MS, MS);
+        assert_eq!(window.hold(121 * MS), None);
+    }
+
+    #[test]
+    fn a_fresh_stream_never_holds() {
+        let mut window = WriteWindow::new(Duration::from_millis(20));
+        assert_eq!(window.hold(5 * MS), None);
+        window.saw(MS, 5 * MS);
+        window.wrote(5 * MS);
+        // One event seen: no interval known yet.
+        assert_eq!(window.hold(6 * MS), None);
+    }
+
+    #[test]
+    fn a_busy_stream_holds_until_its_window_ends() {
+        let mut window = busy(100 * MS, 5 * MS, MS);
+        assert_eq!(window.hold(104 * MS), Some(Duration::from_millis(16)));
+    }
+
+    #[test]
+    fn events_that_did_not_wait_in_line_are_not_held() {
+        let mut window = busy(100 * MS, 200, MS);
+        assert_eq!(window.hold(101 * MS), None);
+    }
+
+    #[test]
+    fn no_hold_when_the_next_event_is_not_due_within_the_window() {
+        // Events 30 ms apart: nothing more comes within the window.
+        let mut window = busy(100 * MS, 5 * MS, 30 * MS);
+        assert_eq!(window.hold(102 * MS), None);
+        // 5 ms apart, 17 ms after the last write: 3 ms left, none due.
+        let mut window = busy(100 * MS, 5 * MS, 5 * MS);
+        assert_eq!(window.hold(117 * MS), None);
+    }
+
+    #[test]
+    fn a_window_of_zero_never_holds() {
+        let mut window = WriteWindow::new(Duration::ZERO);
+        window.saw(MS, 50 * MS);
+        window.saw(2 * MS, 50 * MS);
+        window.wrote(50 * MS);
+        assert_eq!(window.hold(50 * MS + 1), None);
+    }
+
+    #[test]
+    fn time_held_does_not_count_as_waiting_in_line() {
+        let mut window = busy(100 * MS, 2 * MS, MS);
+        assert_eq!(window.hold(101 * MS), Some(Duration::from_millis(19)));
+        // Read at the end of the hold: all of their age but 0.5 ms was the hold.
+        window.saw(100 * MS + 500, 120 * MS);
+        window.saw(101 * MS, 120 * MS);
+        window.wrote(120 * MS);
+        assert_eq!(window.hold(121 * MS), None);
+    }
+
+    #[test]
+    fn the_interval_follows_the_events_as_they_slow_down() {
+        let mut window = busy(100 * MS, 5 * MS, MS);
+        let mut at = 100 * MS;
+        for _ in 0..8 {
+            at += 30 * MS;
+            window.saw(at - 5 * MS, at);
+            window.wrote(at);
+        }
+        // Events now 30 ms apart: none is due within the window.
+        assert_eq!(window.hold(at + MS), None);
+    }
+}
