@@ -5,6 +5,8 @@
 #   bench/ab.sh BEFORE_BINARY AFTER_BINARY [ROUNDS]      (after cargo build --release)
 # Build the one before in a worktree: git worktree add /tmp/before REV, then
 # CARGO_TARGET_DIR=/tmp/before-target cargo build --release there.
+# BEFORE_TOML / AFTER_TOML: lines added to that one's configuration, e.g. one binary twice
+# with AFTER_TOML='stream.write_window_ms = 0' (dotted keys: the file has no sections).
 set -eu
 BEFORE=$1
 AFTER=$2
@@ -16,12 +18,13 @@ RATE=${RATE:-1000}
 PORT=${PORT:-18090}
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
-printf '[server]\nlisten = "127.0.0.1:%s"\n' "$PORT" > "$DIR/ab.toml"
+printf 'server.listen = "127.0.0.1:%s"\n%s\n' "$PORT" "${BEFORE_TOML:-}" > "$DIR/before.toml"
+printf 'server.listen = "127.0.0.1:%s"\n%s\n' "$PORT" "${AFTER_TOML:-}" > "$DIR/after.toml"
 round=1
 while [ "$round" -le "$ROUNDS" ]; do
   for which in before after; do
     if [ "$which" = before ]; then BIN=$BEFORE; else BIN=$AFTER; fi
-    "$BIN" serve --config "$DIR/ab.toml" > /dev/null 2>&1 &
+    "$BIN" serve --config "$DIR/$which.toml" > /dev/null 2>&1 &
     PID=$!
     sleep 1
     "$BENCH" bench --subscribe-url "http://127.0.0.1:$PORT/sse?channels=bench" \

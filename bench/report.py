@@ -179,9 +179,10 @@ def markdown(meta, runs, command):
         "Every server runs on 127.0.0.1 with the configuration in `bench/`, and is started "
         "afresh for each scenario. Server memory and CPU are summed over all of its processes "
         "(nginx master and worker; Pushpin's runner, condure, zurl, pushpin-proxy and "
-        "pushpin-handler, not its backend). Payload 64 B, publish concurrency 64, subscribers "
-        f"opened at most {p['connect_window']} at a time. Latency is publish request sent → "
-        "marker read by the subscriber."
+        "pushpin-handler, not its backend). Payload 64 B, publish concurrency "
+        f"{p.get('publish_concurrency', 64)} (requests in flight, on kept-alive connections), "
+        f"subscribers opened at most {p['connect_window']} at a time. Latency is publish "
+        "request sent → marker read by the subscriber."
     )
     out.append("")
 
@@ -221,13 +222,16 @@ def markdown(meta, runs, command):
 
     # Fan-out.
     rates = ", ".join(str(x) for x in p["fanout_rates"])
+    misses = p.get("fanout_misses", 1)
     out.append(
-        f"**Fan-out**: {p['fanout_subscribers']:,} subscribers on one channel; publish rate "
-        f"rising through {rates} msg/s, {p['step_secs']} s per step, each step with fresh "
-        f"subscribers on the same server process. A step is kept up when nothing is lost "
-        f"and both the publish rate reached and the deliveries per second (first publish to "
-        f"last delivery) are at least {KEEP_UP:.0%} of the target; the first step missed "
-        "ends the series."
+        f"**Fan-out**: {p['fanout_subscribers']:,} subscribers on one channel; every server "
+        f"offered the same publish rates, {rates} msg/s, {p['step_secs']} s per step, each "
+        f"step with fresh subscribers on the same server process. A step is kept up when "
+        f"nothing is lost and both the publish rate reached and the deliveries per second "
+        f"(first publish to last delivery) are at least {KEEP_UP:.0%} of the target; a "
+        f"server's series ends after {misses} steps missed in a row. The publish round trip "
+        "is how long the server took to answer a publish: a server that keeps its publishers "
+        "waiting sets the rate it is offered."
     )
     out.append("")
     rows = []
@@ -255,35 +259,48 @@ def markdown(meta, runs, command):
         )
     )
     out.append("")
-    out.append("Every step:")
+    out.append("At equal offered rates (CPU per delivery against Nchan's at the same rate, same run):")
     out.append("")
     rows = []
     for run, per in runs.items():
-        for name in servers:
-            for rate, r in per[name]["fanout"]:
+        offered = sorted({rate for name in servers for rate, _ in per[name]["fanout"]})
+        for rate in offered:
+            steps = {name: dict(per[name]["fanout"]).get(rate, "skipped") for name in servers}
+            nchan = steps.get("nchan")
+            nchan_cpu = server(nchan, "cpu_us_per_delivery") if isinstance(nchan, dict) else None
+            for name in servers:
+                r = steps[name]
+                cells = [f"{rate:,}"] + label(name, run)
+                if r == "skipped":
+                    rows.append(cells + [f"not run: missed {misses} steps before"] + ["–"] * 8)
+                    continue
                 if r is None:
-                    rows.append(label(name, run) + [f"{rate:,}", "no report"] + ["–"] * 6)
+                    rows.append(cells + ["no report"] + ["–"] * 8)
                     continue
                 why = verdict(r, rate)
+                cpu = server(r, "cpu_us_per_delivery")
+                ratio = "–" if name == "nchan" or not (cpu and nchan_cpu) else f"{cpu / nchan_cpu:.2f}×"
                 rows.append(
-                    label(name, run)
+                    cells
                     + [
-                        f"{rate:,}",
                         fmt(achieved_rate(r)),
+                        ms(r.get("publish_latency_us", {}).get("p50", 0) / 1000 if r.get("publish_latency_us") else None),
                         fmt(r.get("delivered_per_sec")),
                         ms(latency(r, "p50")),
-                        ms(latency(r, "p99")),
+                        "**" + ms(latency(r, "p99")) + "**",
                         f"{r['lost']:,}",
-                        fmt(server(r, "cpu_us_per_delivery"), ".2f", " µs"),
+                        "**" + fmt(cpu, ".2f", " µs") + "**",
+                        ratio,
                         "yes" if why is None else f"no: {why}",
                     ]
                 )
     out.append(
         table(
-            ["server"] + run_col
-            + ["msg/s asked", "msg/s reached", "deliveries/s", "p50", "p99", "lost", "CPU / delivery", "kept up"],
+            ["msg/s offered", "server"] + run_col
+            + ["msg/s reached", "publish round trip p50", "deliveries/s", "p50", "p99", "lost",
+               "CPU / delivery", "CPU vs Nchan", "kept up"],
             rows,
-            ["---"] + run_align + ["---:"] * 7 + ["---"],
+            ["---:", "---"] + run_align + ["---:"] * 8 + ["---"],
         )
     )
     out.append("")

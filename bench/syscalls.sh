@@ -3,6 +3,7 @@
 # for 8 s; the gateway's system calls counted (perf, syscall tracepoints) over 4 s in the
 # middle, divided by the deliveries /metrics counted over the same window.
 #   bench/syscalls.sh [SUBSCRIBERS] [RATE]      (after cargo build --release; needs perf)
+# WINDOW=MS sets [stream] write_window_ms (the default otherwise).
 set -eu
 BIN=${BIN:-./target/release/streamgate}
 SUBSCRIBERS=${1:-1000}
@@ -11,6 +12,7 @@ PORT=${PORT:-18091}
 DIR=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; rm -rf "$DIR"' EXIT
 printf '[server]\nlisten = "127.0.0.1:%s"\n' "$PORT" > "$DIR/g.toml"
+if [ -n "${WINDOW:-}" ]; then printf '[stream]\nwrite_window_ms = %s\n' "$WINDOW" >> "$DIR/g.toml"; fi
 "$BIN" serve --config "$DIR/g.toml" > /dev/null 2>&1 &
 PID=$!
 sleep 1

@@ -140,6 +140,8 @@ pub async fn run(
     let connections = Arc::new(connections);
     let keep = Duration::from_secs(config.channels.history_ttl_s);
     let sweeper = tokio::spawn(sweep(Arc::clone(&hub), Arc::clone(&connections), keep));
+    // How busy the runtime is: streams hold writes only on a busy server.
+    let load = tokio::spawn(crate::outlet::window::watch_load());
     let publish_rate = Arc::new(PublishRate::new(&config));
     let mercure = match &config.mercure {
         Some(mercure) => {
@@ -203,6 +205,7 @@ pub async fn run(
         }
     }
     sweeper.abort();
+    load.abort();
     figures.abort();
     if let Some(watch) = watch {
         watch.abort();

@@ -64,7 +64,8 @@ async fn a_busy_server_gathers_writes_and_a_lone_message_is_never_held() {
     )
     .await;
 
-    // A publish every 5 ms: each wakes every subscriber, the last of them after a wait.
+    // A publish every 2 ms: each wakes every subscriber, the last of them after a wait
+    // longer than that.
     let http = client();
     let url = server.url("/channels/load/messages");
     for i in 0..MESSAGES {
@@ -75,7 +76,7 @@ async fn a_busy_server_gathers_writes_and_a_lone_message_is_never_held() {
         };
         let resp = http.post(&url).json(&json!({ "data": data })).send().await;
         assert_eq!(resp.unwrap().status(), 201);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     until(
         "every subscriber got the last message",

@@ -20,7 +20,7 @@ use tokio::time::{Instant, Sleep};
 pub mod change;
 pub mod journal;
 pub mod registry;
-mod window;
+pub mod window;
 
 use std::sync::Mutex;
 
@@ -337,7 +337,8 @@ impl Outlet {
         let mut written = Written::default();
         let chunk = self.compose(&mut written).await?;
         self.card.wrote(chunk.len(), &written.latencies);
-        self.window.wrote(crate::clock::mono_us());
+        self.window
+            .wrote(crate::clock::mono_us(), window::runtime_busy());
         Some(chunk)
     }
 

@@ -7,8 +7,10 @@
 //! up to `[stream] write_window_ms` after its last one, when three things say it pays:
 //! - it wrote less than a window ago: a socket that was idle gets its write at once, so a
 //!   lone message is never held;
-//! - its last events waited in line before it read them (`BUSY`): on a server with time to
-//!   spare nothing is held;
+//! - the server is busy: its runtime's workers spent at least 40% of the last 100 ms
+//!   running tasks (`watch_load`), and this stream's last events waited in line before it
+//!   read them (`BUSY_US`); on a server with time to spare nothing is held, however many
+//!   streams one publish wakes;
 //! - events come often enough that another is due before the window ends: a write held for
 //!   nothing would only be late.
 //!
@@ -17,11 +19,50 @@
 //! events (docs/BENCHMARKS.md, "Gathering writes"). Fewer writes leave the CPU to the ones
 //! that remain, so a busy server's line shortens: the hold takes the place of queueing.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-/// A wait in line (from an event's append to its stream reading it) that says the server is
-/// busy: an idle one reads a publish in tens of microseconds.
+/// The least wait in line (from an event's append to its stream reading it) that says the
+/// server is busy: an idle one reads a publish in tens of microseconds.
 const BUSY_US: u32 = 1_000;
+
+/// The share of its workers' time the runtime spent running tasks over the last sample, in
+/// thousandths; written by `watch_load`, read at every stream's write.
+static LOAD: AtomicU32 = AtomicU32::new(0);
+const LOAD_SAMPLE: Duration = Duration::from_millis(100);
+/// From this load on the runtime is busy (thousandths): below it, holding writes would
+/// only add latency to a server with time to spare. Measured (docs/BENCHMARKS.md): at 30%
+/// a fan-out to 100 streams at 500 msg/s was held (p99 1.8 to 16 ms); at 40% it was not,
+/// and 1,000 streams at 200 msg/s saved as much as at 30%.
+const BUSY_LOAD: u32 = 400;
+
+/// Samples the runtime's load for the windows, for as long as the server runs.
+pub async fn watch_load() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let workers = metrics.num_workers().max(1);
+    let busy = || -> Duration {
+        (0..workers)
+            .map(|w| metrics.worker_total_busy_duration(w))
+            .sum()
+    };
+    let mut last = (tokio::time::Instant::now(), busy());
+    let mut tick = tokio::time::interval(LOAD_SAMPLE);
+    loop {
+        tick.tick().await;
+        let now = (tokio::time::Instant::now(), busy());
+        let spent = now.1.saturating_sub(last.1).as_secs_f64();
+        let available = now.0.duration_since(last.0).as_secs_f64() * workers as f64;
+        if available > 0.0 {
+            LOAD.store((spent / available * 1000.0) as u32, Ordering::Relaxed);
+        }
+        last = now;
+    }
+}
+
+/// Whether the runtime was busy over the last sample.
+pub fn runtime_busy() -> bool {
+    LOAD.load(Ordering::Relaxed) >= BUSY_LOAD
+}
 
 /// What a stream knows of its own writes and of the events it sent. Times in microseconds
 /// of `clock::mono_us`; durations kept in u32 (71 minutes), as an idle stream holds this.
@@ -31,7 +72,9 @@ pub struct WriteWindow {
     max_us: u32,
     /// When the last write was handed to the socket.
     last_write_us: u64,
-    /// The window after the last write: `max_us` if its events waited in line, else 0.
+    /// The window after the last write: `max_us` if the runtime was busy and its events
+    /// waited in line, else 0. A fan-out to many streams makes the last ones wait, busy or
+    /// not: the wait alone does not say the server is short of time.
     window_us: u32,
     /// The longest wait in line of the events of the write being composed.
     waited_us: u32,
@@ -75,14 +118,11 @@ impl WriteWindow {
         }
     }
 
-    /// The write went to the socket at `now_us`.
-    pub fn wrote(&mut self, now_us: u64) {
+    /// The write went to the socket at `now_us`; `busy`: the runtime was (`runtime_busy`).
+    pub fn wrote(&mut self, now_us: u64, busy: bool) {
         self.last_write_us = now_us;
-        self.window_us = if self.waited_us >= BUSY_US {
-            self.max_us
-        } else {
-            0
-        };
+        let busy = busy && self.waited_us >= BUSY_US;
+        self.window_us = if busy { self.max_us } else { 0 };
         self.waited_us = 0;
         self.held_us = 0;
     }
@@ -118,7 +158,7 @@ mod tests {
         let mut window = WriteWindow::new(Duration::from_millis(20));
         window.saw(at - interval - waited, at - interval);
         window.saw(at - waited, at);
-        window.wrote(at);
+        window.wrote(at, true);
         window
     }
 
@@ -133,7 +173,7 @@ mod tests {
         let mut window = WriteWindow::new(Duration::from_millis(20));
         assert_eq!(window.hold(5 * MS), None);
         window.saw(MS, 5 * MS);
-        window.wrote(5 * MS);
+        window.wrote(5 * MS, true);
         // One event seen: no interval known yet.
         assert_eq!(window.hold(6 * MS), None);
     }
@@ -161,11 +201,20 @@ mod tests {
     }
 
     #[test]
+    fn a_runtime_with_time_to_spare_holds_nothing() {
+        let mut window = WriteWindow::new(Duration::from_millis(20));
+        window.saw(90 * MS, 95 * MS);
+        window.saw(95 * MS, 100 * MS);
+        window.wrote(100 * MS, false);
+        assert_eq!(window.hold(105 * MS), None);
+    }
+
+    #[test]
     fn a_window_of_zero_never_holds() {
         let mut window = WriteWindow::new(Duration::ZERO);
         window.saw(MS, 50 * MS);
         window.saw(2 * MS, 50 * MS);
-        window.wrote(50 * MS);
+        window.wrote(50 * MS, true);
         assert_eq!(window.hold(50 * MS + 1), None);
     }
 
@@ -176,7 +225,7 @@ mod tests {
         // Read at the end of the hold: all of their age but 0.5 ms was the hold.
         window.saw(100 * MS + 500, 120 * MS);
         window.saw(101 * MS, 120 * MS);
-        window.wrote(120 * MS);
+        window.wrote(120 * MS, true);
         assert_eq!(window.hold(121 * MS), None);
     }
 
@@ -187,7 +236,7 @@ mod tests {
         for _ in 0..8 {
             at += 30 * MS;
             window.saw(at - 5 * MS, at);
-            window.wrote(at);
+            window.wrote(at, true);
         }
         // Events now 30 ms apart: none is due within the window.
         assert_eq!(window.hold(at + MS), None);
