@@ -188,7 +188,8 @@ start_server() { # NAME DIR
     case $name in
         streamgate)
             ports_free "$SG_PORT"
-            start_group "$dir/server.log" env RUST_LOG=warn "$RUN_DIR/bin/streamgate" serve \
+            # The server reads STREAMGATE_* variables as configuration: this script's own are not.
+            start_group "$dir/server.log" env -u STREAMGATE_BIN RUST_LOG=warn "$RUN_DIR/bin/streamgate" serve \
                 --listen "127.0.0.1:$SG_PORT"
             SERVER_PGID=$STARTED_PID
             wait_port "$SG_PORT" 20 "$SERVER_PGID" || server_failed "$name" "$dir/server.log"

@@ -9,13 +9,12 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 pub mod change;
 pub mod journal;
@@ -147,11 +146,9 @@ pub struct Outlet {
     options: OutletOptions,
     shutdown: watch::Receiver<bool>,
     next_keepalive: Instant,
-    /// Fires at the next keepalive or expiry (see `next_deadline`), or at the end of a held
-    /// write. Kept, not made per wait: a write moves the keepalive later, and the timer is
-    /// set again only when it fires early.
-    timer: Pin<Box<Sleep>>,
-    window: WriteWindow,
+    /// Made at the first write: an idle stream that never wrote keeps none, nor does any
+    /// stream with `write_window_ms = 0`.
+    window: Option<Box<WriteWindow>>,
     /// When the token the connection was opened with expires.
     expires: Option<Instant>,
     id: String,
@@ -209,15 +206,13 @@ impl Outlet {
             .map_or(0, |l| l.registration.journal.lock().unwrap().generation());
         let channels = streams.iter().map(|s| &*s.channel);
         let card = hub.outlet_opened(channels, link.as_ref().map(|l| l.registration.id.clone()));
-        let next_keepalive = Instant::now() + options.keepalive;
         let mut outlet = Outlet {
             hub: Arc::clone(&hub),
             card,
             subs: Vec::with_capacity(streams.len()),
             waker,
-            next_keepalive,
-            timer: Box::pin(tokio::time::sleep_until(next_keepalive)),
-            window: WriteWindow::new(options.write_window),
+            next_keepalive: Instant::now() + options.keepalive,
+            window: None,
             expires: options.expires_at_ms.map(|at| {
                 Instant::now() + Duration::from_millis(at.saturating_sub(crate::clock::now_ms()))
             }),
@@ -229,8 +224,6 @@ impl Outlet {
             journal_generation,
             greeting,
         };
-        // The token's expiry may come before the first keepalive.
-        outlet.rearm();
         for (index, spec) in restored {
             outlet.add(spec, Some(index));
         }
@@ -326,19 +319,17 @@ impl Outlet {
         }
     }
 
-    /// Sets the timer to the next keepalive or expiry.
-    fn rearm(&mut self) {
-        let deadline = self.next_deadline();
-        self.timer.as_mut().reset(deadline);
-    }
-
     /// The next bytes to write; `None` ends the stream (server shutting down).
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
         let mut written = Written::default();
         let chunk = self.compose(&mut written).await?;
         self.card.wrote(chunk.len(), &written.latencies);
-        self.window
-            .wrote(crate::clock::mono_us(), window::runtime_busy());
+        let max = self.options.write_window;
+        if !max.is_zero() {
+            self.window
+                .get_or_insert_with(|| Box::new(WriteWindow::new(max)))
+                .wrote(crate::clock::mono_us(), window::runtime_busy());
+        }
         Some(chunk)
     }
 
@@ -351,11 +342,20 @@ impl Outlet {
             if self.finished {
                 return None;
             }
-            self.hold().await;
+            let held = self.hold();
+            if let Some(hold) = held {
+                // Deaf meanwhile to control, shutdown and expiry: they wait for the hold's
+                // end, at most a window (at most a second). Boxed: the stream's future keeps
+                // room for its largest state all its life, and an idle stream waits in
+                // another.
+                Box::pin(tokio::time::sleep(hold)).await;
+            }
             let mut buf = BytesMut::new();
             // Lag that built up while the previous chunk was being written is the client's
-            // slowness; lag found after waking up is a burst, sent in batches.
-            let passed_over = self.drain(&mut buf, std::mem::take(&mut after_write), written);
+            // slowness; lag found after waking up, or gathered by a hold, is a burst, sent in
+            // batches.
+            let after_write = std::mem::take(&mut after_write) && held.is_none();
+            let passed_over = self.drain(&mut buf, after_write, written);
             self.log_journal();
             if self.finished || !buf.is_empty() {
                 self.next_keepalive = Instant::now() + self.options.keepalive;
@@ -364,6 +364,7 @@ impl Outlet {
             if passed_over {
                 continue;
             }
+            let deadline = self.next_deadline();
             let control = async {
                 match self.link.as_mut() {
                     Some(link) => link.registration.control.recv().await,
@@ -380,21 +381,15 @@ impl Outlet {
                     None => self.finished = true,
                 },
                 // One timer for both deadlines: every idle connection carries it.
-                () = self.timer.as_mut() => {
-                    let now = Instant::now();
-                    if self.expires.is_some_and(|at| at <= now) {
+                _ = tokio::time::sleep_until(deadline) => {
+                    if self.expires.is_some_and(|at| at <= Instant::now()) {
                         self.finished = true;
                         let error = crate::auth::token_expired();
                         self.put_event(&mut buf, "error", &error.to_json());
-                    } else if self.next_keepalive <= now {
-                        self.put_keepalive(&mut buf);
-                        self.next_keepalive = now + self.options.keepalive;
                     } else {
-                        // Writes moved the keepalive since the timer was set.
-                        self.rearm();
-                        continue;
+                        self.put_keepalive(&mut buf);
+                        self.next_keepalive = Instant::now() + self.options.keepalive;
                     }
-                    self.rearm();
                     return Some(buf.freeze());
                 }
                 _ = self.shutdown.changed() => {
@@ -412,27 +407,35 @@ impl Outlet {
         }
     }
 
-    /// Waits while the write window holds the next write (see `window`): only with events
+    /// How long the write window holds the next write (see `window`): only with events
     /// waiting, fewer than a whole write's worth.
-    async fn hold(&mut self) {
-        let waiting = self.waiting();
-        if waiting == 0 || waiting >= self.options.batch as u64 {
-            return;
+    fn hold(&mut self) -> Option<Duration> {
+        let now = crate::clock::mono_us();
+        let window = self.window.as_deref_mut()?;
+        if !window.open(now) {
+            return None;
         }
-        let Some(hold) = self.window.hold(crate::clock::mono_us()) else {
-            return;
-        };
+        let batch = self.options.batch as u64;
+        let waiting = self.waiting(batch);
+        if waiting == 0 {
+            return None;
+        }
+        let hold = self
+            .window
+            .as_deref_mut()?
+            .hold(now, batch.saturating_sub(waiting))?;
         self.card.held();
-        self.timer.as_mut().reset(Instant::now() + hold);
-        self.timer.as_mut().await;
-        self.rearm();
+        Some(hold)
     }
 
-    /// How many events the streams have to send (at least 1 for a notice or a document
-    /// owed; `u64::MAX` for a channel gone on in another epoch).
-    fn waiting(&self) -> u64 {
+    /// How many events the streams have to send, counted up to `enough` (at least 1 for a
+    /// notice or a document owed; `u64::MAX` for a channel gone on in another epoch).
+    fn waiting(&self, enough: u64) -> u64 {
         let mut waiting: u64 = 0;
         for sub in &self.subs {
+            if waiting >= enough {
+                break;
+            }
             let head = sub.subscription.channel().head();
             let news = if cursor::split(head).0 != cursor::split(sub.cursor).0 {
                 u64::MAX
@@ -619,7 +622,9 @@ impl Outlet {
         self.subs[i].cursor = event.seq;
         if !self.subs[i].replaying {
             written.saw(event);
-            self.window.saw(event.appended_us, written.now_us);
+            if let Some(window) = self.window.as_deref_mut() {
+                window.saw(event.appended_us, written.now_us);
+            }
         }
         let body = event.encoded(self.options.format);
         if self.options.format == WireFormat::Mercure {

@@ -46,15 +46,20 @@ pub async fn watch_load() {
             .sum()
     };
     let mut last = (tokio::time::Instant::now(), busy());
-    let mut tick = tokio::time::interval(LOAD_SAMPLE);
+    let mut tick = tokio::time::interval_at(last.0 + LOAD_SAMPLE, LOAD_SAMPLE);
+    // A late tick is not followed by the ones missed: tokio files busy time in batches, and
+    // a sample of a few microseconds would read 0 or many times the truth.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now = (tokio::time::Instant::now(), busy());
-        let spent = now.1.saturating_sub(last.1).as_secs_f64();
-        let available = now.0.duration_since(last.0).as_secs_f64() * workers as f64;
-        if available > 0.0 {
-            LOAD.store((spent / available * 1000.0) as u32, Ordering::Relaxed);
+        let elapsed = now.0.duration_since(last.0);
+        if elapsed < LOAD_SAMPLE / 2 {
+            continue;
         }
+        let spent = now.1.saturating_sub(last.1).as_secs_f64();
+        let available = elapsed.as_secs_f64() * workers as f64;
+        LOAD.store((spent / available * 1000.0) as u32, Ordering::Relaxed);
         last = now;
     }
 }
@@ -127,16 +132,26 @@ impl WriteWindow {
         self.held_us = 0;
     }
 
-    /// Events are waiting at `now_us`: how long to hold them, or None to write at once.
-    pub fn hold(&mut self, now_us: u64) -> Option<Duration> {
-        let until = self.last_write_us + u64::from(self.window_us);
-        if self.window_us == 0 || now_us >= until {
+    /// Whether a write at `now_us` falls within the window (cheap: say so before counting
+    /// what waits).
+    pub fn open(&self, now_us: u64) -> bool {
+        self.window_us != 0 && now_us < self.last_write_us + u64::from(self.window_us)
+    }
+
+    /// Events are waiting at `now_us`, and `room` more fit in the write: how long to hold
+    /// them, or None to write at once. The hold ends before the room is expected to fill:
+    /// a write carries at most a batch, and what is left over would count as the client's
+    /// lag.
+    pub fn hold(&mut self, now_us: u64, room: u64) -> Option<Duration> {
+        if !self.open(now_us) {
             return None;
         }
-        let left = until - now_us;
-        if u64::from(self.interval_us) >= left {
+        let left = self.last_write_us + u64::from(self.window_us) - now_us;
+        let interval = u64::from(self.interval_us);
+        if interval >= left || room == 0 {
             return None;
         }
+        let left = left.min(room.saturating_mul(interval));
         self.held_us = self.held_us.saturating_add(clamp(left));
         Some(Duration::from_micros(left))
     }
@@ -165,39 +180,39 @@ mod tests {
     #[test]
     fn a_stream_idle_for_longer_than_its_window_writes_at_once() {
         let mut window = busy(100 * MS, 5 * MS, MS);
-        assert_eq!(window.hold(121 * MS), None);
+        assert_eq!(window.hold(121 * MS, 100), None);
     }
 
     #[test]
     fn a_fresh_stream_never_holds() {
         let mut window = WriteWindow::new(Duration::from_millis(20));
-        assert_eq!(window.hold(5 * MS), None);
+        assert_eq!(window.hold(5 * MS, 100), None);
         window.saw(MS, 5 * MS);
         window.wrote(5 * MS, true);
         // One event seen: no interval known yet.
-        assert_eq!(window.hold(6 * MS), None);
+        assert_eq!(window.hold(6 * MS, 100), None);
     }
 
     #[test]
     fn a_busy_stream_holds_until_its_window_ends() {
         let mut window = busy(100 * MS, 5 * MS, MS);
-        assert_eq!(window.hold(104 * MS), Some(Duration::from_millis(16)));
+        assert_eq!(window.hold(104 * MS, 100), Some(Duration::from_millis(16)));
     }
 
     #[test]
     fn events_that_did_not_wait_in_line_are_not_held() {
         let mut window = busy(100 * MS, 200, MS);
-        assert_eq!(window.hold(101 * MS), None);
+        assert_eq!(window.hold(101 * MS, 100), None);
     }
 
     #[test]
     fn no_hold_when_the_next_event_is_not_due_within_the_window() {
         // Events 30 ms apart: nothing more comes within the window.
         let mut window = busy(100 * MS, 5 * MS, 30 * MS);
-        assert_eq!(window.hold(102 * MS), None);
+        assert_eq!(window.hold(102 * MS, 100), None);
         // 5 ms apart, 17 ms after the last write: 3 ms left, none due.
         let mut window = busy(100 * MS, 5 * MS, 5 * MS);
-        assert_eq!(window.hold(117 * MS), None);
+        assert_eq!(window.hold(117 * MS, 100), None);
     }
 
     #[test]
@@ -206,7 +221,16 @@ mod tests {
         window.saw(90 * MS, 95 * MS);
         window.saw(95 * MS, 100 * MS);
         window.wrote(100 * MS, false);
-        assert_eq!(window.hold(105 * MS), None);
+        assert_eq!(window.hold(105 * MS, 100), None);
+    }
+
+    #[test]
+    fn a_hold_ends_before_the_write_is_full() {
+        // 1 ms apart, room for 3 more: 3 ms, not the 16 left of the window.
+        let mut window = busy(100 * MS, 5 * MS, MS);
+        assert_eq!(window.hold(104 * MS, 3), Some(Duration::from_millis(3)));
+        let mut window = busy(100 * MS, 5 * MS, MS);
+        assert_eq!(window.hold(104 * MS, 0), None);
     }
 
     #[test]
@@ -215,18 +239,18 @@ mod tests {
         window.saw(MS, 50 * MS);
         window.saw(2 * MS, 50 * MS);
         window.wrote(50 * MS, true);
-        assert_eq!(window.hold(50 * MS + 1), None);
+        assert_eq!(window.hold(50 * MS + 1, 100), None);
     }
 
     #[test]
     fn time_held_does_not_count_as_waiting_in_line() {
         let mut window = busy(100 * MS, 2 * MS, MS);
-        assert_eq!(window.hold(101 * MS), Some(Duration::from_millis(19)));
+        assert_eq!(window.hold(101 * MS, 100), Some(Duration::from_millis(19)));
         // Read at the end of the hold: all of their age but 0.5 ms was the hold.
         window.saw(100 * MS + 500, 120 * MS);
         window.saw(101 * MS, 120 * MS);
         window.wrote(120 * MS, true);
-        assert_eq!(window.hold(121 * MS), None);
+        assert_eq!(window.hold(121 * MS, 100), None);
     }
 
     #[test]
@@ -239,6 +263,6 @@ mod tests {
             window.wrote(at, true);
         }
         // Events now 30 ms apart: none is due within the window.
-        assert_eq!(window.hold(at + MS), None);
+        assert_eq!(window.hold(at + MS, 100), None);
     }
 }
